@@ -1,0 +1,71 @@
+"""Exception classes of nasforge.
+
+Every error nasforge raises on bad input is a :class:`NasforgeError`. Each message says what
+was wrong, what was received and how to fix it; the command-line interface prints it as one
+line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "InfeasibleConstraintError",
+    "InvalidArchitectureError",
+    "InvalidConfigError",
+    "NasforgeError",
+    "StorageError",
+    "StudyConflictError",
+    "UnknownNameError",
+    "UnsupportedOperationError",
+]
+
+
+class NasforgeError(Exception):
+    """Base class of every error nasforge raises on purpose."""
+
+
+class InvalidArchitectureError(NasforgeError, ValueError):
+    """An architecture string, tuple or index is not a member of the search space."""
+
+
+class UnknownNameError(NasforgeError, ValueError):
+    """A name (space, strategy, dataset, metric, ...) is not one of the known names.
+
+    The message lists the valid names and the closest match.
+    """
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.valid = sorted(valid)
+        super().__init__(unknown_name_message(kind, name, self.valid))
+
+
+class InvalidConfigError(NasforgeError, ValueError):
+    """A parameter value is out of range or inconsistent with another one."""
+
+
+class StorageError(NasforgeError):
+    """The study storage cannot be opened, read or written (bad URL, corrupt database...)."""
+
+
+class StudyConflictError(StorageError):
+    """A study exists under this name with other settings (space, strategy, seed, ...)."""
+
+
+class InfeasibleConstraintError(NasforgeError, ValueError):
+    """No architecture seen meets a constraint; the message gives the tightest value found."""
+
+
+class UnsupportedOperationError(NasforgeError, TypeError):
+    """A component was asked for something it does not provide (e.g. a space without a model)."""
+
+
+def unknown_name_message(kind: str, name: str, valid: Iterable[str]) -> str:
+    """Build the message for an unknown name: the valid names and the closest match."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"Unknown {kind} {name!r}; choose from {', '.join(valid)}.{hint}"

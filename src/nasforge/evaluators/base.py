@@ -1,0 +1,42 @@
+"""The :class:`Evaluator` contract: how good is an architecture?"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+from nasforge.architecture import Architecture
+from nasforge.trial import Direction, Result
+
+__all__ = ["Evaluator"]
+
+
+class Evaluator(ABC):
+    """Scores architectures. Subclasses implement :meth:`evaluate` and :attr:`metrics`.
+
+    Attributes:
+        space: Registry name of the space whose architectures it accepts (``None``: any).
+        cost_unit: Unit of ``Result.cost`` (``"queries"`` for a tabular benchmark, where one
+            full-fidelity look-up costs 1, or ``"seconds"``).
+    """
+
+    space: str | None = None
+    cost_unit: str = "queries"
+
+    @property
+    @abstractmethod
+    def metrics(self) -> Mapping[str, Direction]:
+        """The metrics :meth:`evaluate` returns and whether larger or smaller is better."""
+
+    @abstractmethod
+    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
+        """Evaluate ``arch`` at ``fidelity`` (``None``: the evaluator's full fidelity)."""
+
+    def spec(self) -> dict[str, Any] | None:
+        """Registry name and keyword arguments that rebuild this evaluator, or ``None``.
+
+        A study stores the spec so that ``load_study(...).optimize()`` resumes with the same
+        evaluator, and refuses a different one.
+        """
+        return None

@@ -1,0 +1,104 @@
+"""Evaluate architectures by looking them up in a tabular benchmark (instant, offline)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nasforge import evaluators, tabular
+from nasforge.architecture import Architecture
+from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.evaluators.base import Evaluator
+from nasforge.trial import Direction, Result
+
+__all__ = ["TabularEvaluator"]
+
+
+@evaluators.register("tabular")
+class TabularEvaluator(Evaluator):
+    """Answers each proposal from a :class:`~nasforge.tabular.TabularBenchmark`.
+
+    Args:
+        benchmark: Registry name of the benchmark (``"nb201"``).
+        dataset: One of the benchmark's datasets (``"cifar10"``).
+        metrics: The metrics to return; ``None`` returns every metric the benchmark has.
+        fidelity: Default training budget (epochs) when a proposal names none; ``None`` is
+            the benchmark's highest.
+
+    A proposal may ask for another fidelity with ``{"epochs": 12}``; its cost is then
+    ``12 / 200`` of a full query (``cost_unit`` is ``"queries"``).
+
+    Example:
+        >>> from nasforge import spaces
+        >>> ev = TabularEvaluator("nb201", "cifar10", metrics=["valid_acc", "test_acc"])
+        >>> r = ev.evaluate(spaces.create("nb201").from_index(6111))
+        >>> round(r.metrics["test_acc"], 2), r.cost
+        (94.37, 1.0)
+    """
+
+    cost_unit = "queries"
+
+    def __init__(
+        self,
+        benchmark: str = "nb201",
+        dataset: str = "cifar10",
+        *,
+        metrics: Sequence[str] | None = None,
+        fidelity: int | None = None,
+    ) -> None:
+        self.benchmark = tabular.create(benchmark)
+        self.space = self.benchmark.space
+        catalogue = self.benchmark.metrics(dataset, fidelity)  # validates dataset and fidelity
+        self.dataset = dataset.lower()
+        self.fidelity = fidelity
+        self._benchmark_name = benchmark
+        known = {m.name: m.direction for m in catalogue}
+        if metrics is not None:
+            if isinstance(metrics, str):
+                metrics = [metrics]
+            for name in metrics:
+                if name not in known:
+                    raise UnknownNameError(f"metric of {benchmark} {dataset}", name, known)
+            known = {name: known[name] for name in metrics}
+        self._selected = None if metrics is None else tuple(metrics)
+        self._metrics = known
+
+    @property
+    def metrics(self) -> Mapping[str, Direction]:
+        return self._metrics
+
+    def _epochs(self, fidelity: Mapping[str, Any] | None) -> int | None:
+        if not fidelity:
+            return self.fidelity
+        unknown = set(fidelity) - {"epochs"}
+        if unknown:
+            raise InvalidConfigError(
+                f"A tabular benchmark fidelity has only 'epochs' (one of "
+                f"{list(self.benchmark.fidelities)}), got {dict(fidelity)!r}."
+            )
+        return int(fidelity["epochs"])
+
+    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
+        epochs = self._epochs(fidelity)
+        if self._selected is None:
+            values = self.benchmark.query_all(arch, self.dataset, epochs)
+        else:
+            values = {}
+            for name in self._selected:
+                value = self.benchmark.query(arch, self.dataset, name, epochs)
+                if not math.isnan(value):
+                    values[name] = value
+        return Result(values, cost=self.benchmark.cost(self.dataset, epochs))
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "name": "tabular",
+            "benchmark": self._benchmark_name,
+            "dataset": self.dataset,
+            "metrics": None if self._selected is None else list(self._selected),
+            "fidelity": self.fidelity,
+        }
+
+    def __repr__(self) -> str:
+        return f"TabularEvaluator({self._benchmark_name!r}, {self.dataset!r})"

@@ -1,0 +1,115 @@
+"""The :class:`SearchSpace` contract that every space implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from nasforge.architecture import Architecture
+from nasforge.errors import InvalidArchitectureError, UnknownNameError, UnsupportedOperationError
+
+__all__ = ["SearchSpace"]
+
+
+class SearchSpace(ABC):
+    """What can be built: a set of architectures with ways to sample, vary and encode them.
+
+    Subclasses implement :meth:`sample`, :meth:`parse` and :meth:`from_choices`; the other
+    methods have defaults built on those or raise :class:`UnsupportedOperationError` naming the
+    missing capability. A strategy states what it needs in ``Strategy.requires`` and the study
+    checks it with :meth:`supports` before the search starts.
+
+    Attributes:
+        name: The registry name of the space.
+        encodings: Names accepted by :meth:`encode`.
+    """
+
+    name: str = ""
+    encodings: tuple[str, ...] = ()
+
+    # -- required ---------------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """A random architecture drawn with ``rng``."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Architecture:
+        """The architecture written as ``text``; :class:`InvalidArchitectureError` if malformed."""
+
+    @abstractmethod
+    def from_choices(self, choices: Sequence[int]) -> Architecture:
+        """The architecture making ``choices``; :class:`InvalidArchitectureError` if invalid."""
+
+    # -- optional capabilities ---------------------------------------------------------------
+    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
+        """A random neighbour of ``arch`` (one decision changed)."""
+        options = self.neighbours(arch)
+        return options[int(rng.integers(len(options)))]
+
+    def neighbours(self, arch: Architecture) -> list[Architecture]:
+        """Every architecture one elementary move away from ``arch``, in a fixed order."""
+        raise UnsupportedOperationError(f"Search space {self.name!r} does not define neighbours().")
+
+    def encode(self, arch: Architecture, kind: str = "onehot") -> np.ndarray:
+        """A numeric vector describing ``arch`` (for predictors); ``kind`` in :attr:`encodings`."""
+        raise UnsupportedOperationError(f"Search space {self.name!r} does not define encodings.")
+
+    def canonical(self, arch: Architecture) -> Architecture:
+        """One representative of the architectures that compute the same function as ``arch``.
+
+        The default treats every architecture as its own class.
+        """
+        return arch
+
+    def build(self, arch: Architecture, **kwargs: Any) -> Any:
+        """The PyTorch module of ``arch`` (``torch.nn.Module``)."""
+        raise UnsupportedOperationError(
+            f"Search space {self.name!r} has no model builder (build()); it can be searched on "
+            "a tabular benchmark but not trained."
+        )
+
+    @property
+    def size(self) -> int | None:
+        """The number of architectures, or ``None`` when the space is not finite."""
+        return None
+
+    def __iter__(self) -> Iterator[Architecture]:
+        raise UnsupportedOperationError(f"Search space {self.name!r} cannot be enumerated.")
+
+    # -- conveniences ------------------------------------------------------------------------
+    def supports(self, capability: str) -> bool:
+        """Whether the space overrides ``capability`` (``"mutate"``, ``"neighbours"``...)."""
+        if capability in ("sample", "parse", "from_choices"):
+            return True
+        if capability == "mutate":
+            return self.supports("neighbours") or type(self).mutate is not SearchSpace.mutate
+        if capability == "size":
+            return self.size is not None
+        if capability == "iter":
+            return type(self).__iter__ is not SearchSpace.__iter__
+        own = getattr(type(self), capability, None)
+        base = getattr(SearchSpace, capability, None)
+        return own is not None and own is not base
+
+    def check(self, arch: Architecture) -> Architecture:
+        """Return ``arch`` if it belongs to this space, else raise a clear error."""
+        if not isinstance(arch, Architecture):
+            raise InvalidArchitectureError(
+                f"Expected an Architecture of space {self.name!r}, got {type(arch).__name__}; "
+                f"build one with nasforge.spaces.create({self.name!r}).parse(text)."
+            )
+        if arch.space != self.name:
+            raise InvalidArchitectureError(
+                f"Architecture {arch.text!r} belongs to space {arch.space!r}, not {self.name!r}."
+            )
+        return arch
+
+    def check_encoding(self, kind: str) -> None:
+        if kind not in self.encodings:
+            raise UnknownNameError(f"encoding of space {self.name!r}", kind, self.encodings)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,77 @@
+"""The :class:`Strategy` contract: what to try next?"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.spaces.base import SearchSpace
+from nasforge.trial import Proposal, Trial
+
+__all__ = ["Strategy", "check_params"]
+
+
+class Strategy(ABC):
+    """Proposes architectures (:meth:`ask`) and learns from their results (:meth:`tell`).
+
+    A strategy's state is a function of its seed and of the trials told to it, in order:
+    given the same seed and the same tells it proposes the same architectures. Studies rely
+    on this to resume: they rebuild the strategy and replay the stored trials (a replay calls
+    ``ask`` and ``tell`` exactly as the original run did). A strategy must therefore draw all
+    randomness from ``self.rng`` and never depend on wall-clock time.
+
+    Trials told are COMPLETE (``trial.score`` is the study's first objective, larger is
+    better) or FAILED (``trial.score`` is ``None``).
+
+    Attributes:
+        requires: The capabilities of the space the strategy uses (``"sample"``,
+            ``"mutate"``, ``"neighbours"``, ``"encode"``...); checked at construction.
+    """
+
+    requires: ClassVar[tuple[str, ...]] = ("sample",)
+
+    def __init__(self, space: SearchSpace, *, seed: int | None = 0) -> None:
+        missing = [c for c in self.requires if not space.supports(c)]
+        if missing:
+            raise UnsupportedOperationError(
+                f"Strategy {type(self).__name__} needs a search space with "
+                f"{', '.join(missing)}(); space {space.name!r} does not provide "
+                f"{'it' if len(missing) == 1 else 'them'}."
+            )
+        self.space = space
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    @abstractmethod
+    def ask(self) -> Proposal:
+        """The next architecture (and fidelity) to evaluate."""
+
+    def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook
+        """Learn from a finished trial (COMPLETE or FAILED). No-op by default."""
+
+
+def check_params(cls: type, params: dict[str, Any]) -> None:
+    """Raise :class:`InvalidConfigError` naming the valid parameters if ``params`` has others."""
+    signature = inspect.signature(cls)
+    accepted = [
+        name
+        for name, p in signature.parameters.items()
+        if name not in ("space", "seed") and p.kind is p.KEYWORD_ONLY
+    ]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        import difflib
+
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        valid = ", ".join(accepted) if accepted else "none"
+        raise InvalidConfigError(
+            f"Unknown parameter {', '.join(hints)} for strategy "
+            f"{getattr(cls, 'registry_name', cls.__name__)!r}; its parameters are: {valid}."
+        )

@@ -1,0 +1,558 @@
+"""The :class:`Study`: the search loop and its durable record."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+
+from nasforge import evaluators, spaces, strategies
+from nasforge.errors import (
+    InvalidConfigError,
+    StorageError,
+    StudyConflictError,
+    UnknownNameError,
+)
+from nasforge.evaluators.base import Evaluator
+from nasforge.execution.base import Executor
+from nasforge.execution.inprocess import InProcessExecutor
+from nasforge.spaces.base import SearchSpace
+from nasforge.storage import Storage, StudyRecord, get_storage
+from nasforge.strategies.base import Strategy
+from nasforge.trial import Objective, Proposal, Result, Trial, TrialState
+
+__all__ = ["Study", "create_study", "load_study"]
+
+logger = logging.getLogger(__name__)
+
+Callback = Callable[["Study", Trial], None]
+
+#: Trials whose worker is in this set are being evaluated by this process right now.
+_LIVE_WORKERS: set[str] = set()
+_HOST = socket.gethostname()
+
+
+class Study:
+    """A search: a space, a strategy with its seed, objectives, and the trials recorded so far.
+
+    Build one with :func:`create_study` or :func:`load_study`. Opening a study replays its
+    stored trials through a fresh strategy built from the stored seed (no live object is ever
+    pickled), so a resumed study continues exactly where it stopped: an interrupted search
+    that is resumed ends with the same completed trials as one that never stopped.
+
+    Trials that a dead worker left RUNNING (its process is gone, or its heartbeat is older
+    than ``heartbeat_grace`` seconds) and trials interrupted with Ctrl-C are marked FAILED
+    with ``retryable=True``; their proposal is evaluated again (at most ``max_retries`` times)
+    before the strategy is asked for anything new. Failures of the evaluation itself are told
+    to the strategy and not retried.
+    """
+
+    heartbeat_interval: float = 10.0
+    heartbeat_grace: float = 60.0
+    max_retries: int = 3
+
+    def __init__(self, record: StudyRecord, storage: Storage) -> None:
+        assert record.study_id is not None
+        self._record = record
+        self._storage = storage
+        self.space: SearchSpace = spaces.create(record.space, **record.space_params)
+        self.objectives: tuple[Objective, ...] = tuple(
+            Objective.parse(o) for o in record.objectives
+        )
+        self._strategy: Strategy = strategies.create(
+            record.strategy, self.space, seed=record.seed, **record.strategy_params
+        )
+        self._trials: list[Trial] = []
+        self._retry: deque[Trial] = deque()
+        self._attempts: dict[int, int] = {}
+        self._pending: dict[int, Trial] = {}
+        self._n_done = 0
+        self._spent = 0.0
+        self._worker = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._sync()
+
+    # -- read-only views --------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def seed(self) -> int:
+        return self._record.seed
+
+    @property
+    def strategy_name(self) -> str:
+        return self._record.strategy
+
+    @property
+    def strategy_params(self) -> dict[str, Any]:
+        return dict(self._record.strategy_params)
+
+    @property
+    def record(self) -> StudyRecord:
+        """The stored settings of this study."""
+        return self._record
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def trials(self) -> list[Trial]:
+        """All trials in the order they started."""
+        return list(self._trials)
+
+    @property
+    def completed_trials(self) -> list[Trial]:
+        return [t for t in self._trials if t.state is TrialState.COMPLETE]
+
+    @property
+    def n_finished(self) -> int:
+        """Trials that count towards ``n_trials``: COMPLETE, and FAILED ones not retried."""
+        return self._n_done
+
+    @property
+    def spent(self) -> float:
+        """Total cost of the finished trials, in the evaluator's cost unit."""
+        return self._spent
+
+    @property
+    def best_trial(self) -> Trial:
+        """The COMPLETE trial with the best first objective (the earliest among equals)."""
+        best: Trial | None = None
+        for trial in self._trials:
+            if trial.score is not None and (best is None or trial.score > best.score):  # type: ignore[operator]
+                best = trial
+        if best is None:
+            raise StorageError(f"Study {self.name!r} has no completed trial yet.")
+        return best
+
+    def best_so_far(self) -> list[Trial]:
+        """For each finished trial in order, the best trial up to it (a trajectory)."""
+        out: list[Trial] = []
+        best: Trial | None = None
+        for trial in self._trials:
+            if trial.score is not None and (best is None or trial.score > best.score):  # type: ignore[operator]
+                best = trial
+            if trial.state.finished and best is not None:
+                out.append(best)
+        return out
+
+    # -- replay -----------------------------------------------------------------------------
+    def _sync(self) -> None:
+        """Read trials that are in storage but not here, and replay them through the strategy."""
+        assert self._record.study_id is not None
+        for trial in self._storage.get_trials(self._record.study_id, since=len(self._trials)):
+            self._replay(trial)
+
+    def _replay(self, trial: Trial) -> None:
+        expected = self._next_proposal(trial.retry_of)
+        if expected.arch != trial.arch or _fidelity(expected) != _fidelity(trial.proposal):
+            raise StorageError(
+                f"Study {self.name!r} cannot be replayed: its trial {trial.number} evaluated "
+                f"{trial.arch.text!r}, but strategy {self.strategy_name!r} with seed "
+                f"{self.seed} proposes {expected.arch.text!r} at that point. The study was "
+                "written by a different version of this strategy; start a new study."
+            )
+        self._trials.append(trial)
+        if trial.state is TrialState.RUNNING:
+            if not self._is_stale(trial):
+                self._pending[trial.number] = trial
+                return
+            trial.state = TrialState.FAILED
+            trial.retryable = True
+            trial.fail_reason = f"worker {trial.worker} stopped while evaluating this trial"
+            trial.finished_at = datetime.now(timezone.utc)
+            self._storage.finish_trial(self._study_id, trial)
+            logger.info("trial %d was left running by a dead worker; retrying it", trial.number)
+        self._settle(trial)
+
+    def _next_proposal(self, retry_of: int | None) -> Proposal:
+        if retry_of is None:
+            return self._strategy.ask()
+        for i, waiting in enumerate(self._retry):
+            if waiting.number == retry_of:
+                del self._retry[i]
+                return waiting.proposal
+        raise StorageError(
+            f"Study {self.name!r} is inconsistent: a trial retries trial {retry_of}, which did "
+            "not fail in a retryable way."
+        )
+
+    def _settle(self, trial: Trial) -> None:
+        """Bookkeeping once a trial is COMPLETE or FAILED (same code live and in replay)."""
+        self._attempts[trial.number] = (
+            1 if trial.retry_of is None else self._attempts.get(trial.retry_of, 1) + 1
+        )
+        if trial.state is TrialState.COMPLETE:
+            trial.scores = self._scores(trial.metrics)
+        retry = trial.state is TrialState.FAILED and trial.retryable
+        if retry and self._attempts[trial.number] <= self.max_retries:
+            self._retry.append(trial)
+            return
+        self._n_done += 1
+        self._spent += trial.cost
+        self._strategy.tell(trial)
+
+    def _scores(self, metrics: Mapping[str, float]) -> tuple[float, ...] | None:
+        out = []
+        for objective in self.objectives:
+            value = metrics.get(objective.metric)
+            if value is None or math.isnan(value):
+                return None
+            out.append(objective.oriented(float(value)))
+        return tuple(out)
+
+    def _is_stale(self, trial: Trial) -> bool:
+        host, _, rest = (trial.worker or "").partition(":")
+        pid_text, _, _ = rest.partition(":")
+        if host == _HOST and pid_text.isdigit():
+            pid = int(pid_text)
+            if pid == os.getpid():
+                return trial.worker not in _LIVE_WORKERS
+            if not _pid_alive(pid):
+                return True
+        beat = trial.heartbeat_at or trial.started_at
+        if beat is None:
+            return True
+        return datetime.now(timezone.utc) - beat > timedelta(seconds=self.heartbeat_grace)
+
+    @property
+    def _study_id(self) -> int:
+        assert self._record.study_id is not None
+        return self._record.study_id
+
+    # -- the search loop --------------------------------------------------------------------
+    def optimize(
+        self,
+        evaluator: Evaluator | None = None,
+        *,
+        n_trials: int | None = None,
+        budget: float | None = None,
+        timeout: float | None = None,
+        executor: Executor | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> Study:
+        """Run the search until the study holds ``n_trials`` finished trials or has spent
+        ``budget``.
+
+        Both limits count the whole study, not this call: resuming an interrupted study with
+        the same call finishes the remaining trials.
+
+        Args:
+            evaluator: Scores architectures. ``None`` rebuilds the evaluator the study was
+                first optimised with. A different evaluator than the stored one is refused.
+            n_trials: Stop once this many trials are finished (COMPLETE, or FAILED for good).
+            budget: Stop once the finished trials cost this much, in the evaluator's unit
+                (queries for a tabular benchmark).
+            timeout: Stop starting new trials after this many seconds of this call.
+            executor: Where evaluations run; in this process by default.
+            callbacks: Called as ``callback(study, trial)`` after each finished trial.
+
+        Returns:
+            The study itself.
+
+        Raises:
+            InvalidConfigError: No limit given, or a limit is not positive.
+            StudyConflictError: ``evaluator`` differs from the one stored with the study.
+            UnknownNameError: An objective names a metric the evaluator does not return.
+        """
+        if n_trials is None and budget is None and timeout is None:
+            raise InvalidConfigError("Give optimize() a limit: n_trials=, budget= or timeout=.")
+        for label, value in (("n_trials", n_trials), ("budget", budget), ("timeout", timeout)):
+            if value is not None and (isinstance(value, bool) or not value > 0):
+                raise InvalidConfigError(f"{label} must be a positive number, got {value!r}.")
+        evaluator = self._resolve_evaluator(evaluator)
+        executor = executor or InProcessExecutor()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._sync()
+        with _live(self._worker):
+            while True:
+                if n_trials is not None and self._n_done >= n_trials:
+                    break
+                if budget is not None and self._spent >= budget - 1e-9:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                trial = self._run_one(evaluator, executor)
+                for callback in callbacks:
+                    callback(self, trial)
+        return self
+
+    def _run_one(self, evaluator: Evaluator, executor: Executor) -> Trial:
+        retry_of = self._retry[0].number if self._retry else None
+        proposal = self._next_proposal(retry_of)
+        trial = Trial(
+            number=-1,
+            arch=proposal.arch,
+            fidelity=None if proposal.fidelity is None else dict(proposal.fidelity),
+            retry_of=retry_of,
+            worker=self._worker,
+            started_at=datetime.now(timezone.utc),
+        )
+        trial.number = self._storage.add_trial(self._study_id, trial)
+        if trial.number != len(self._trials):
+            raise StudyConflictError(
+                f"Another process is writing trials of study {self.name!r} at the same time; "
+                "run one search per study (concurrent workers come with `nasforge worker`)."
+            )
+        self._trials.append(trial)
+        try:
+            with _heartbeat(self, trial):
+                result = executor.submit(_evaluate, evaluator, proposal).result()
+        except KeyboardInterrupt:
+            self._finish(trial, None, "interrupted (KeyboardInterrupt)", retryable=True)
+            raise
+        except Exception as exc:  # the evaluation failed: record why, go on
+            logger.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+            self._finish(trial, None, f"{type(exc).__name__}: {exc}")
+        else:
+            self._finish(trial, result, None)
+        return trial
+
+    def _finish(
+        self, trial: Trial, result: Result | None, reason: str | None, *, retryable: bool = False
+    ) -> None:
+        trial.finished_at = datetime.now(timezone.utc)
+        if result is not None:
+            trial.metrics = dict(result.metrics)
+            trial.cost = float(result.cost)
+            trial.seconds = float(result.seconds)
+            if self._scores(trial.metrics) is None:
+                missing = [o.metric for o in self.objectives if o.metric not in trial.metrics]
+                reason = f"the evaluator returned no value for objective {', '.join(missing)}"
+        trial.state = TrialState.FAILED if reason is not None else TrialState.COMPLETE
+        trial.fail_reason = reason
+        trial.retryable = retryable
+        self._storage.finish_trial(self._study_id, trial)
+        self._settle(trial)
+
+    def _resolve_evaluator(self, evaluator: Evaluator | None) -> Evaluator:
+        stored = self._record.evaluator
+        if evaluator is None:
+            if stored is None:
+                raise InvalidConfigError(
+                    f"Study {self.name!r} has no evaluator yet; pass one to optimize(), e.g. "
+                    "nasforge.evaluators.create('tabular', dataset='cifar10')."
+                )
+            params = dict(stored)
+            evaluator = evaluators.create(params.pop("name"), **params)
+        else:
+            spec = evaluator.spec()
+            if stored is not None and spec is not None and spec != stored:
+                raise StudyConflictError(
+                    f"Study {self.name!r} was run with evaluator {stored}; this call passes "
+                    f"{spec}. Use a new study name for another evaluator."
+                )
+            if stored is None and spec is not None:
+                self._storage.set_evaluator(self._study_id, spec)
+                self._record = _replace(self._record, evaluator=spec)
+        if evaluator.space is not None and evaluator.space != self.space.name:
+            raise InvalidConfigError(
+                f"Evaluator {evaluator!r} scores {evaluator.space!r} architectures, but study "
+                f"{self.name!r} searches space {self.space.name!r}."
+            )
+        for objective in self.objectives:
+            if objective.metric not in evaluator.metrics:
+                raise UnknownNameError(
+                    f"objective metric (of {evaluator!r})", objective.metric, evaluator.metrics
+                )
+        return evaluator
+
+    # -- export -----------------------------------------------------------------------------
+    def to_dataframe(self) -> Any:
+        """The trials as a ``pandas.DataFrame``: one row per trial, one column per metric."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "to_dataframe() needs pandas: pip install 'nasforge[pandas]'"
+            ) from None
+        return pd.DataFrame([trial_row(t) for t in self._trials])
+
+    def __repr__(self) -> str:
+        return (
+            f"Study({self.name!r}, space={self.space.name!r}, strategy={self.strategy_name!r}, "
+            f"seed={self.seed}, trials={len(self._trials)})"
+        )
+
+
+def trial_row(trial: Trial) -> dict[str, Any]:
+    """A flat dictionary describing ``trial`` (for tables and CSV files)."""
+    row: dict[str, Any] = {
+        "number": trial.number,
+        "state": trial.state.value,
+        "arch": trial.arch.text,
+        "score": trial.score,
+        "cost": trial.cost,
+        "seconds": trial.seconds,
+        "retry_of": trial.retry_of,
+        "fail_reason": trial.fail_reason,
+    }
+    row.update(trial.metrics)
+    return row
+
+
+def _evaluate(evaluator: Evaluator, proposal: Proposal) -> Result:
+    start = time.perf_counter()
+    result = evaluator.evaluate(proposal.arch, proposal.fidelity)
+    if result.seconds:
+        return result
+    return Result(result.metrics, result.cost, time.perf_counter() - start)
+
+
+def _fidelity(proposal: Proposal) -> dict[str, Any] | None:
+    return None if not proposal.fidelity else dict(proposal.fidelity)
+
+
+def _replace(record: StudyRecord, **changes: Any) -> StudyRecord:
+    import dataclasses
+
+    return dataclasses.replace(record, **changes)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _live(worker: str) -> Iterator[None]:
+    _LIVE_WORKERS.add(worker)
+    try:
+        yield
+    finally:
+        _LIVE_WORKERS.discard(worker)
+
+
+@contextlib.contextmanager
+def _heartbeat(study: Study, trial: Trial) -> Iterator[None]:
+    """Beat every ``heartbeat_interval`` seconds while a trial of a persistent study runs."""
+    if not study.storage.persistent:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(study.heartbeat_interval):
+            try:
+                study.storage.heartbeat(study._study_id, trial.number)
+            except Exception:  # a missed beat is not fatal; the next one may succeed
+                logger.debug("heartbeat failed", exc_info=True)
+
+    thread = threading.Thread(target=beat, name="nasforge-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+# -- public constructors ----------------------------------------------------------------------
+def create_study(
+    *,
+    space: str = "nb201",
+    strategy: str = "random",
+    seed: int | None = 0,
+    storage: str | Storage | None = None,
+    study_name: str | None = None,
+    objectives: Sequence[str | Objective] = ("valid_acc:max",),
+    strategy_params: Mapping[str, Any] | None = None,
+    space_params: Mapping[str, Any] | None = None,
+    load_if_exists: bool = False,
+) -> Study:
+    """Create a study (or, with ``load_if_exists``, open one with the same settings).
+
+    Args:
+        space: Registry name of the search space (see ``nasforge.spaces.names()``).
+        strategy: Registry name of the strategy (see ``nasforge.strategies.names()``).
+        seed: Seed of the strategy; ``None`` draws one, which is stored with the study.
+        storage: ``None`` (memory), a URL such as ``"sqlite:///study.db"``, or a storage.
+        study_name: Name of the study in the storage; generated when ``None``.
+        objectives: Metrics to optimise, first is primary, e.g. ``["valid_acc:max"]``.
+        strategy_params: Keyword arguments of the strategy (``{"population_size": 20}``).
+        space_params: Keyword arguments of the space.
+        load_if_exists: Open the study if one with this name and the same settings exists.
+
+    Raises:
+        StudyConflictError: A study of that name exists (with other settings, or
+            ``load_if_exists`` is false).
+        UnknownNameError, InvalidConfigError: A name or parameter is not valid.
+
+    Example:
+        >>> import nasforge
+        >>> study = nasforge.create_study(strategy="regularized-evolution", seed=0)
+        >>> ev = nasforge.evaluators.create("tabular", dataset="cifar10")
+        >>> study.optimize(ev, n_trials=50).best_trial.metrics["valid_acc"] > 85
+        True
+    """
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidConfigError(f"seed must be a non-negative integer, got {seed!r}.")
+    objective_texts = tuple(str(Objective.parse(o)) for o in objectives)
+    if not objective_texts:
+        raise InvalidConfigError("Give at least one objective, e.g. 'valid_acc:max'.")
+    # build once to validate names and parameters before anything is written
+    space_obj = spaces.create(space, **dict(space_params or {}))
+    strategies.create(strategy, space_obj, seed=int(seed), **dict(strategy_params or {}))
+    store = get_storage(storage)
+    name = study_name or f"{space}-{strategy}-seed{seed}-{uuid.uuid4().hex[:8]}"
+    record = StudyRecord(
+        name=name,
+        space=space,
+        strategy=strategy,
+        seed=int(seed),
+        objectives=objective_texts,
+        strategy_params=dict(strategy_params or {}),
+        space_params=dict(space_params or {}),
+    )
+    existing = store.get_study(name)
+    if existing is not None:
+        diffs = existing.differences(record)
+        if diffs:
+            raise StudyConflictError(
+                f"Study {name!r} already exists with other settings ({'; '.join(diffs)}). "
+                "Use another study name, or the stored settings to resume it."
+            )
+        if not load_if_exists:
+            raise StudyConflictError(
+                f"Study {name!r} already exists; resume it with nasforge.load_study({name!r}, "
+                "storage) or create_study(..., load_if_exists=True), or choose another name."
+            )
+        return Study(existing, store)
+    return Study(store.create_study(record), store)
+
+
+def load_study(study_name: str, storage: str | Storage) -> Study:
+    """Open a stored study and replay its trials, ready to :meth:`Study.optimize` further.
+
+    Raises:
+        UnknownNameError: No study of that name (the message lists the stored ones).
+        StorageError: The storage cannot be opened or is not a nasforge database.
+    """
+    store = get_storage(storage)
+    record = store.get_study(study_name)
+    if record is None:
+        names = [r.name for r in store.list_studies()]
+        if not names:
+            raise StorageError(f"No study named {study_name!r}: the storage holds no studies.")
+        raise UnknownNameError("study", study_name, names)
+    return Study(record, store)
