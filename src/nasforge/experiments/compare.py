@@ -1,0 +1,655 @@
+"""Compare search strategies honestly: strategies × seeds × datasets on a tabular benchmark.
+
+The protocol follows Yang, A., Esperança, P. M. and Carlucci, F. M. "NAS evaluation is
+frustratingly hard." ICLR 2020, arXiv:1912.12522: every strategy is run with many seeds under
+the same query budget, each run is judged by the *test* accuracy of the architecture it would
+pick (the best by *validation* accuracy among the queries it made within the budget), and a
+strategy is reported against random search of the same space by its relative improvement
+
+    RI = 100 · (Acc_m − Acc_r) / Acc_r,
+
+where ``Acc_m`` and ``Acc_r`` are the mean test accuracies (over seeds) of the method and of
+random search. Unlike the paper, which compares methods trained under their own protocols,
+here every run queries the same tabular benchmark, so RI measures search quality alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import numbers
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, as_completed
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasforge import evaluators, spaces, tabular
+from nasforge import strategies as strategy_registry
+from nasforge.errors import InvalidConfigError
+from nasforge.execution import ProcessPool
+from nasforge.study import create_study
+
+__all__ = ["TRIAL_COLUMNS", "Comparison", "SummaryRow", "run_comparison"]
+
+logger = logging.getLogger(__name__)
+
+#: The baseline strategy of the relative improvement; always run.
+BASELINE = "random"
+#: Budgets (queries) reported by default, where they do not exceed the comparison's budget.
+DEFAULT_BUDGETS = (10, 25, 50, 100, 200)
+#: Columns of the tidy trial table (:meth:`Comparison.trial_rows`, ``trials.csv``).
+TRIAL_COLUMNS = (
+    "benchmark",
+    "dataset",
+    "strategy",
+    "seed",
+    "trial",
+    "arch",
+    "valid_acc",
+    "test_acc",
+    "cost",
+    "cum_cost",
+    "best_valid",
+    "best_test",
+)
+#: Most seeds one worker task runs (amortises process overhead, keeps progress fine-grained).
+_MAX_CHUNK = 25
+#: Two accuracies closer than this are equal (the "optimum found" test).
+_TOL = 1e-9
+#: What each run records: the objective and the metric it is judged by.
+_METRICS = ("valid_acc", "test_acc")
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """How one strategy did on one dataset within a budget, over all seeds.
+
+    Attributes:
+        dataset: Dataset of the benchmark.
+        strategy: Registry name of the strategy.
+        budget: Queries (cost units) each run had; trials beyond it are left out.
+        n_runs: Runs (seeds) that completed at least one trial within the budget.
+        mean_test: Mean over runs of the test accuracy of the run's best-by-validation
+            architecture among its queries within the budget.
+        std_test: Sample standard deviation (``ddof=1``) of that accuracy; 0 for one run.
+        mean_valid: Mean over runs of the best validation accuracy within the budget.
+        optimum_rate: Share of runs (0..1) whose best validation accuracy equals the best
+            validation accuracy of any architecture of the dataset.
+        ri: Relative improvement over random search at the same dataset and budget,
+            ``100 * (mean_test - random_mean_test) / random_mean_test`` (Yang et al., 2020).
+    """
+
+    dataset: str
+    strategy: str
+    budget: int
+    n_runs: int
+    mean_test: float
+    std_test: float
+    mean_valid: float
+    optimum_rate: float
+    ri: float
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The compact record of one search run, cheap to send back from a worker process."""
+
+    seed: int
+    archs: tuple[str, ...]
+    valid: np.ndarray
+    test: np.ndarray
+    cost: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Task:
+    """Some seeds of one (strategy, dataset) pair: one unit of work for a worker."""
+
+    index: int
+    benchmark: str
+    space: str
+    strategy: str
+    params: Mapping[str, Any]
+    dataset: str
+    budget: int
+    seeds: tuple[int, ...]
+
+
+@dataclass
+class _Curves:
+    """Best-so-far accuracies of every seed at each whole number of queries ``1..budget``."""
+
+    valid: np.ndarray  # (n_seeds, budget), NaN before the first completed trial
+    test: np.ndarray
+
+
+class Comparison:
+    """The outcome of :func:`run_comparison`: every trial of every run, and their summaries.
+
+    Built by :func:`run_comparison`; not meant to be constructed by hand.
+
+    Attributes:
+        strategies: The strategies compared, in the order asked for, followed by ``"random"``
+            when it was not asked for (it is always run as the baseline of RI).
+        datasets: The datasets searched.
+        seeds: The seeds of the runs; each strategy and dataset was run once per seed.
+        budget: Queries (cost units of the tabular evaluator) of each run.
+        benchmark: Registry name of the tabular benchmark.
+        strategy_params: The parameters each strategy was built with.
+        optima: For each dataset, the best validation accuracy of any architecture.
+    """
+
+    def __init__(
+        self,
+        *,
+        strategies: tuple[str, ...],
+        datasets: tuple[str, ...],
+        seeds: tuple[int, ...],
+        budget: int,
+        benchmark: str,
+        strategy_params: Mapping[str, Mapping[str, Any]],
+        optima: Mapping[str, float],
+        runs: Mapping[tuple[str, str], Sequence[_Run]],
+    ) -> None:
+        self.strategies = strategies
+        self.datasets = datasets
+        self.seeds = seeds
+        self.budget = budget
+        self.benchmark = benchmark
+        self.strategy_params = {k: dict(v) for k, v in strategy_params.items()}
+        self.optima = dict(optima)
+        self._runs = {key: tuple(value) for key, value in runs.items()}
+        self._curves: dict[tuple[str, str], _Curves] = {}
+
+    # -- per-run trajectories ---------------------------------------------------------------
+    def trajectories(self, strategy: str, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+        """Best-so-far validation and test accuracy of each seed after ``1..budget`` queries.
+
+        Returns:
+            ``(best_valid, best_test)``, each of shape ``(len(seeds), budget)``: column ``q``
+            holds, for each seed, the accuracies of the best-by-validation architecture among
+            the trials whose cumulative cost is at most ``q + 1`` (NaN before the first
+            completed trial).
+        """
+        key = (strategy, dataset)
+        if key not in self._runs:
+            raise InvalidConfigError(
+                f"This comparison has no runs of strategy {strategy!r} on dataset {dataset!r}; "
+                f"its strategies are {list(self.strategies)} and datasets {list(self.datasets)}."
+            )
+        curves = self._curves.get(key)
+        if curves is None:
+            grid = np.arange(1, self.budget + 1, dtype=np.float64)
+            valid = np.full((len(self.seeds), self.budget), np.nan)
+            test = np.full((len(self.seeds), self.budget), np.nan)
+            for i, run in enumerate(self._runs[key]):
+                best_valid, best_test = _best_so_far(run.valid, run.test)
+                last = np.searchsorted(np.cumsum(run.cost), grid + _TOL, side="right") - 1
+                seen = last >= 0
+                valid[i, seen] = best_valid[last[seen]]
+                test[i, seen] = best_test[last[seen]]
+            curves = self._curves[key] = _Curves(valid, test)
+        return curves.valid, curves.test
+
+    # -- summaries ----------------------------------------------------------------------------
+    def default_budgets(self) -> list[int]:
+        """Those of 10, 25, 50, 100, 200 queries within the budget, and the budget itself."""
+        return sorted({b for b in DEFAULT_BUDGETS if b <= self.budget} | {self.budget})
+
+    def summary(self, budgets: Sequence[int] | None = None) -> list[SummaryRow]:
+        """One row per dataset, budget and strategy (in that order of nesting).
+
+        Args:
+            budgets: Query budgets to summarise at, each between 1 and :attr:`budget`;
+                ``None`` gives :meth:`default_budgets`.
+
+        Raises:
+            InvalidConfigError: A budget is not a whole number between 1 and :attr:`budget`.
+        """
+        chosen = self.default_budgets() if budgets is None else _check_budgets(budgets, self)
+        rows = []
+        for dataset in self.datasets:
+            optimum = self.optima[dataset]
+            for b in chosen:
+                stats = {s: self._stats(s, dataset, b, optimum) for s in self.strategies}
+                baseline = stats[BASELINE]["mean_test"]
+                for strategy in self.strategies:
+                    s = stats[strategy]
+                    ri = 100.0 * (s["mean_test"] - baseline) / baseline
+                    rows.append(SummaryRow(dataset, strategy, b, ri=ri, **s))
+        return rows
+
+    def _stats(self, strategy: str, dataset: str, budget: int, optimum: float) -> dict[str, Any]:
+        valid_all, test_all = self.trajectories(strategy, dataset)
+        valid, test = valid_all[:, budget - 1], test_all[:, budget - 1]
+        ok = ~np.isnan(valid)
+        valid, test = valid[ok], test[ok]
+        n = int(ok.sum())
+        if n == 0:
+            nan = math.nan
+            return {
+                "n_runs": 0,
+                "mean_test": nan,
+                "std_test": nan,
+                "mean_valid": nan,
+                "optimum_rate": nan,
+            }
+        return {
+            "n_runs": n,
+            "mean_test": float(np.mean(test)),
+            "std_test": float(np.std(test, ddof=1)) if n > 1 else 0.0,
+            "mean_valid": float(np.mean(valid)),
+            "optimum_rate": float(np.mean(valid >= optimum - _TOL)),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as plain JSON data (NaN written as ``None``).
+
+        ``{"benchmark", "budget", "n_seeds", "seeds", "strategy_params", "datasets":
+        {dataset: {strategy: {"mean_test", "std_test", "mean_valid", "optimum_rate", "ri",
+        "n_runs", "by_budget": {"10": {...same keys...}, ...}}}}, "strategies": ...}``, where
+        the top-level values are at :attr:`budget`, ``by_budget`` holds every budget of
+        :meth:`default_budgets`, and ``"strategies"`` repeats the first dataset's entry.
+        """
+        per_dataset: dict[str, dict[str, dict[str, Any]]] = {
+            d: {s: {} for s in self.strategies} for d in self.datasets
+        }
+        by_budget: dict[str, dict[str, dict[str, Any]]] = {
+            d: {s: {} for s in self.strategies} for d in self.datasets
+        }
+        for row in self.summary():
+            values = _json_values(row)
+            by_budget[row.dataset][row.strategy][str(row.budget)] = values
+            if row.budget == self.budget:
+                per_dataset[row.dataset][row.strategy].update(values)
+        for dataset, entries in per_dataset.items():
+            for strategy, entry in entries.items():
+                entry["by_budget"] = by_budget[dataset][strategy]
+        return {
+            "benchmark": self.benchmark,
+            "budget": self.budget,
+            "n_seeds": len(self.seeds),
+            "seeds": list(self.seeds),
+            "strategy_params": self.strategy_params,
+            "datasets": per_dataset,
+            "strategies": per_dataset[self.datasets[0]],
+        }
+
+    # -- the tidy table -----------------------------------------------------------------------
+    def trial_rows(self) -> Iterator[dict[str, Any]]:
+        """One dictionary per trial, with the keys of :data:`TRIAL_COLUMNS`.
+
+        Ordered by strategy, dataset, seed and trial number. ``best_valid``/``best_test`` are
+        the accuracies of the best-by-validation trial so far (NaN before the first completed
+        trial); metrics a trial lacks are NaN.
+        """
+        for strategy in self.strategies:
+            for dataset in self.datasets:
+                for run in self._runs[(strategy, dataset)]:
+                    best_valid, best_test = _best_so_far(run.valid, run.test)
+                    cum_cost = np.cumsum(run.cost)
+                    for i, arch in enumerate(run.archs):
+                        yield {
+                            "benchmark": self.benchmark,
+                            "dataset": dataset,
+                            "strategy": strategy,
+                            "seed": run.seed,
+                            "trial": i,
+                            "arch": arch,
+                            "valid_acc": float(run.valid[i]),
+                            "test_acc": float(run.test[i]),
+                            "cost": float(run.cost[i]),
+                            "cum_cost": float(cum_cost[i]),
+                            "best_valid": float(best_valid[i]),
+                            "best_test": float(best_test[i]),
+                        }
+
+    # -- files --------------------------------------------------------------------------------
+    def write(self, out: str | Path) -> dict[str, Path]:
+        """Write the comparison into the folder ``out`` (created if needed).
+
+        Files: ``trials.csv`` (the tidy table, missing values empty), ``summary.csv`` (one
+        :class:`SummaryRow` per line, default budgets), ``summary.json`` (:meth:`to_json`) and
+        ``trajectories.png`` (mean best-so-far test accuracy with 95% confidence bands).
+
+        Returns:
+            The paths, keyed ``"trials"``, ``"summary"``, ``"json"`` and ``"plot"``.
+        """
+        from nasforge.experiments.plot import plot_trajectories
+
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "trials": folder / "trials.csv",
+            "summary": folder / "summary.csv",
+            "json": folder / "summary.json",
+            "plot": folder / "trajectories.png",
+        }
+        with paths["trials"].open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(TRIAL_COLUMNS)
+            for row in self.trial_rows():
+                writer.writerow([_csv_value(row[c]) for c in TRIAL_COLUMNS])
+        with paths["summary"].open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            columns = [f.name for f in fields(SummaryRow)]
+            writer.writerow(columns)
+            for summary_row in self.summary():
+                values = asdict(summary_row)
+                writer.writerow([_csv_value(values[c]) for c in columns])
+        paths["json"].write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        plot_trajectories(self, paths["plot"])
+        return paths
+
+    def __repr__(self) -> str:
+        return (
+            f"Comparison(benchmark={self.benchmark!r}, strategies={list(self.strategies)}, "
+            f"datasets={list(self.datasets)}, seeds={len(self.seeds)}, budget={self.budget})"
+        )
+
+
+# -- running ----------------------------------------------------------------------------------
+def run_comparison(
+    strategies: Sequence[str],
+    *,
+    datasets: Sequence[str] = ("cifar10",),
+    seeds: int | Sequence[int] = 100,
+    budget: int = 100,
+    benchmark: str = "nb201",
+    strategy_params: Mapping[str, Mapping[str, Any]] | None = None,
+    n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Comparison:
+    """Run every strategy with every seed on every dataset of a tabular benchmark.
+
+    One run is an in-memory study of one strategy and seed that spends ``budget`` queries of
+    the benchmark's ``valid_acc`` (the objective) on one dataset; its ``test_acc`` is recorded
+    for the summary only. Runs are independent, so the result is the same, bit for bit,
+    whatever ``n_jobs`` is, and the run of strategy ``s`` with seed ``k`` is exactly the study
+    ``nasforge.create_study(strategy=s, seed=k)`` optimised with ``budget=budget``, so any
+    single run can be replayed on its own. All strategies use the same seeds (a paired
+    design: strategies that start by sampling at random share those first samples with
+    random search of the same seed). The protocol and the relative improvement (RI) over
+    random search follow Yang, Esperança and Carlucci, "NAS evaluation is frustratingly
+    hard", ICLR 2020, arXiv:1912.12522 (see the module docstring).
+
+    Random search is the baseline of RI: when ``"random"`` is not in ``strategies`` it is run
+    anyway, appended as the last strategy, and appears in every output.
+
+    Args:
+        strategies: Registry names of the strategies (``nasforge.strategies.names()``).
+        datasets: Datasets of the benchmark.
+        seeds: ``n`` for seeds ``0..n-1``, or the seeds themselves (non-negative, distinct).
+        budget: Queries per run, in the tabular evaluator's cost unit.
+        benchmark: Registry name of the tabular benchmark (``nasforge.tabular.names()``).
+        strategy_params: Keyword arguments of each strategy, keyed by strategy name, e.g.
+            ``{"regularized-evolution": {"population_size": 20}}``.
+        n_jobs: Worker processes; ``None`` uses one per CPU core, ``1`` runs everything in
+            this process. Work is sent in chunks of up to 25 seeds of one strategy and dataset.
+        progress: Called in this process as ``progress(runs_done, runs_total)`` whenever runs
+            finish (and once with ``runs_done=0`` before the first starts).
+
+    Returns:
+        The :class:`Comparison`, ready to :meth:`~Comparison.summary` or
+        :meth:`~Comparison.write`.
+
+    Raises:
+        InvalidConfigError: No strategy, no seed, a non-positive budget or ``n_jobs``,
+            duplicated names or seeds, or parameters for a strategy that is not compared.
+        UnknownNameError: An unknown strategy, dataset or benchmark name (raised before any
+            run starts).
+
+    Example:
+        >>> from nasforge.experiments import run_comparison
+        >>> comparison = run_comparison(["regularized-evolution"], seeds=3, budget=20, n_jobs=1)
+        >>> comparison.strategies
+        ('regularized-evolution', 'random')
+        >>> [(r.strategy, r.budget) for r in comparison.summary([20])]
+        [('regularized-evolution', 20), ('random', 20)]
+    """
+    names = _names(strategies, "strategies", "strategies=['random', 'regularized-evolution']")
+    dataset_names = _names(datasets, "datasets", "datasets=['cifar10']")
+    seed_list = _check_seeds(seeds)
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget <= 0:
+        raise InvalidConfigError(
+            f"budget must be a positive whole number of queries, got {budget!r}; e.g. budget=100."
+        )
+    budget = int(budget)
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1
+    ):
+        raise InvalidConfigError(
+            f"n_jobs must be a positive number of processes (or None for one per CPU core), "
+            f"got {n_jobs!r}."
+        )
+    params = {name: dict(value) for name, value in (strategy_params or {}).items()}
+    if BASELINE not in names:
+        names = (*names, BASELINE)
+    stray = sorted(set(params) - set(names))
+    if stray:
+        raise InvalidConfigError(
+            f"strategy_params names {stray}, which {'is' if len(stray) == 1 else 'are'} not "
+            f"compared; the strategies are {list(names)}. Add it to strategies or drop its "
+            "parameters."
+        )
+
+    # validate every name and parameter before any run or process starts
+    bench = tabular.create(benchmark)
+    space = spaces.create(bench.space)
+    for name in names:
+        strategy_registry.create(name, space, seed=0, **params.get(name, {}))
+    resolved = []
+    optima: dict[str, float] = {}
+    for dataset in dataset_names:
+        evaluator = evaluators.create(
+            "tabular", benchmark=benchmark, dataset=dataset, metrics=list(_METRICS)
+        )
+        canonical = str(getattr(evaluator, "dataset", dataset))
+        resolved.append(canonical)
+        optima[canonical] = float(np.nanmax(bench.column(canonical, "valid_acc")))
+    if len(set(resolved)) != len(resolved):
+        raise InvalidConfigError(f"datasets lists a dataset twice: {list(dataset_names)}.")
+    dataset_names = tuple(resolved)
+
+    n_workers = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
+    pairs = [(s, d) for s in names for d in dataset_names]
+    total = len(pairs) * len(seed_list)
+    # about four tasks per worker balances the load; at most _MAX_CHUNK seeds per task
+    chunk = max(1, min(_MAX_CHUNK, math.ceil(total / (4 * n_workers))))
+    groups = [
+        (strategy, dataset, seed_list[i : i + chunk])
+        for strategy, dataset in pairs
+        for i in range(0, len(seed_list), chunk)
+    ]
+    tasks = [
+        _Task(
+            index=index,
+            benchmark=benchmark,
+            space=bench.space,
+            strategy=strategy,
+            params=params.get(strategy, {}),
+            dataset=dataset,
+            budget=budget,
+            seeds=chunk_seeds,
+        )
+        for index, (strategy, dataset, chunk_seeds) in enumerate(groups)
+    ]
+    logger.info(
+        "comparing %s on %s %s: %d seeds, budget %d, %d tasks on %d process(es)",
+        list(names),
+        benchmark,
+        list(dataset_names),
+        len(seed_list),
+        budget,
+        len(tasks),
+        min(n_workers, len(tasks)),
+    )
+
+    results: list[list[_Run] | None] = [None] * len(tasks)
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    if min(n_workers, len(tasks)) <= 1:
+        for task in tasks:
+            results[task.index] = _run_chunk(task)
+            done += len(task.seeds)
+            if progress is not None:
+                progress(done, total)
+    else:
+        with ProcessPool(min(n_workers, len(tasks))) as pool:
+            futures: dict[Future[list[_Run]], _Task] = {
+                pool.submit(_run_chunk, task): task for task in tasks
+            }
+            for future in as_completed(futures):
+                task = futures[future]
+                results[task.index] = future.result()
+                done += len(task.seeds)
+                if progress is not None:
+                    progress(done, total)
+
+    runs: dict[tuple[str, str], list[_Run]] = {pair: [] for pair in pairs}
+    for task, chunk_runs in zip(tasks, results, strict=True):
+        assert chunk_runs is not None
+        runs[(task.strategy, task.dataset)].extend(chunk_runs)
+    return Comparison(
+        strategies=names,
+        datasets=dataset_names,
+        seeds=seed_list,
+        budget=budget,
+        benchmark=benchmark,
+        strategy_params={name: params.get(name, {}) for name in names},
+        optima=optima,
+        runs=runs,
+    )
+
+
+def _run_chunk(task: _Task) -> list[_Run]:
+    """Run the seeds of one task (in a worker process, or in this one)."""
+    evaluator = evaluators.create(
+        "tabular",
+        benchmark=task.benchmark,
+        dataset=task.dataset,
+        metrics=list(_METRICS),
+    )
+    out = []
+    for seed in task.seeds:
+        study = create_study(
+            space=task.space,
+            strategy=task.strategy,
+            seed=seed,
+            study_name=f"compare-{task.strategy}-{task.dataset}-seed{seed}",
+            strategy_params=task.params,
+        )
+        study.optimize(evaluator, budget=task.budget)
+        trials = study.trials
+        out.append(
+            _Run(
+                seed=seed,
+                archs=tuple(t.arch.text for t in trials),
+                valid=np.array([t.value("valid_acc") for t in trials], dtype=np.float64),
+                test=np.array([t.value("test_acc") for t in trials], dtype=np.float64),
+                cost=np.array([t.cost for t in trials], dtype=np.float64),
+            )
+        )
+    return out
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _best_so_far(valid: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running best validation accuracy and the test accuracy of the trial that holds it.
+
+    Ties go to the earliest trial (as in ``Study.best_trial``); NaN validation values never
+    win; both outputs are NaN until the first trial with a validation value.
+    """
+    if len(valid) == 0:
+        return valid.copy(), test.copy()
+    scores = np.where(np.isnan(valid), -np.inf, valid)
+    running = np.maximum.accumulate(scores)
+    improved = np.empty(len(scores), dtype=bool)
+    improved[0] = True
+    improved[1:] = running[1:] > running[:-1]
+    holder = np.maximum.accumulate(np.where(improved, np.arange(len(scores)), 0))
+    best_valid = valid[holder].astype(np.float64)
+    best_test = test[holder].astype(np.float64)
+    none_yet = running == -np.inf
+    best_valid[none_yet] = np.nan
+    best_test[none_yet] = np.nan
+    return best_valid, best_test
+
+
+def _names(values: Sequence[str], label: str, example: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = [values]
+    out = tuple(str(v) for v in values)
+    if not out:
+        raise InvalidConfigError(f"Give at least one name in {label}, e.g. {example}.")
+    if len(set(out)) != len(out):
+        twice = sorted({v for v in out if out.count(v) > 1})
+        raise InvalidConfigError(f"{label} lists {twice} more than once; name each once.")
+    return out
+
+
+def _check_seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds <= 0:
+            raise InvalidConfigError(
+                f"seeds must be a positive number of seeds (or a list of seeds), got {seeds}; "
+                "e.g. seeds=100 runs seeds 0..99."
+            )
+        return tuple(range(int(seeds)))
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
+        raise InvalidConfigError(
+            f"seeds must be a number of seeds or a list of seeds, got {seeds!r}; e.g. seeds=100."
+        )
+    out: list[int] = []
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise InvalidConfigError(f"Each seed must be a non-negative integer, got {seed!r}.")
+        out.append(int(seed))
+    if not out:
+        raise InvalidConfigError("seeds is empty; give a number of seeds (seeds=100) or a list.")
+    if len(set(out)) != len(out):
+        raise InvalidConfigError(f"seeds lists a seed more than once: {out}; list each once.")
+    return tuple(out)
+
+
+def _check_budgets(budgets: Sequence[int], comparison: Comparison) -> list[int]:
+    out: list[int] = []
+    for b in budgets:
+        if isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1:
+            raise InvalidConfigError(f"Each budget must be a positive whole number, got {b!r}.")
+        if b > comparison.budget:
+            raise InvalidConfigError(
+                f"Budget {b} exceeds the {comparison.budget} queries each run had; summarise at "
+                f"budgets up to {comparison.budget}, or run the comparison with budget={b}."
+            )
+        out.append(int(b))
+    if not out:
+        raise InvalidConfigError("budgets is empty; give at least one, or None for the defaults.")
+    return sorted(set(out))
+
+
+def _json_values(row: SummaryRow) -> dict[str, Any]:
+    def clean(value: float) -> float | None:
+        return None if math.isnan(value) else value
+
+    return {
+        "mean_test": clean(row.mean_test),
+        "std_test": clean(row.std_test),
+        "mean_valid": clean(row.mean_valid),
+        "optimum_rate": clean(row.optimum_rate),
+        "ri": clean(row.ri),
+        "n_runs": row.n_runs,
+    }
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value
