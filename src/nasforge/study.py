@@ -504,7 +504,7 @@ def create_study(
         True
     """
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**63))
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidConfigError(f"seed must be a non-negative integer, got {seed!r}.")
     objective_texts = tuple(str(Objective.parse(o)) for o in objectives)

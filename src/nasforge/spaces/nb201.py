@@ -38,7 +38,7 @@ OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", 
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 N_OPS = len(OPS)
 N_EDGES = len(EDGES)
-SIZE = N_OPS**N_EDGES
+SIZE: int = N_OPS**N_EDGES
 _OP_INDEX = {name: i for i, name in enumerate(OPS)}
 _EDGE_RE = re.compile(r"^([A-Za-z0-9_]+)~(\d+)$")
 

@@ -70,6 +70,7 @@ class InMemoryStorage(Storage):
     def finish_trial(self, study_id: int, trial: Trial) -> None:
         stored = copy.copy(trial)
         stored.scores = None
+        stored.finished_at = trial.finished_at or datetime.now(timezone.utc)
         self._trials[study_id][trial.number] = stored
 
     def heartbeat(self, study_id: int, number: int) -> None:

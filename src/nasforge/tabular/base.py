@@ -23,7 +23,7 @@ def load_table(name: str) -> Mapping[str, np.ndarray]:
 
     The file is opened once; each array is decompressed on first access and then kept.
     """
-    path = resources.files("nasforge.tabular").joinpath("data", f"{name}.npz")
+    path = resources.files("nasforge.tabular").joinpath("data").joinpath(f"{name}.npz")
     with resources.as_file(path) as real:
         return _LazyArrays(np.load(real))
 

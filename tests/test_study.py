@@ -1,0 +1,336 @@
+"""Studies: determinism, resume after interruption at any trial, crash recovery, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import nasforge
+from nasforge.errors import (
+    InvalidConfigError,
+    StorageError,
+    StudyConflictError,
+    UnknownNameError,
+)
+from nasforge.evaluators.base import Evaluator
+from nasforge.storage import InMemoryStorage
+from nasforge.trial import Objective, Result, TrialState
+
+STRATEGIES = {
+    "random": {},
+    "regularized-evolution": {"population_size": 10, "tournament_size": 3},
+}
+
+
+def evaluator(dataset: str = "cifar10") -> Evaluator:
+    return nasforge.evaluators.create("tabular", dataset=dataset, metrics=["valid_acc", "test_acc"])
+
+
+def signature(study: nasforge.Study) -> list[tuple[str, float]]:
+    """What a run found: the completed trials in order, architecture and result."""
+    return [(t.arch.text, t.metrics["valid_acc"]) for t in study.completed_trials]
+
+
+def run(strategy: str, n: int, seed: int = 0, storage=None, name: str = "s") -> nasforge.Study:
+    study = nasforge.create_study(
+        strategy=strategy,
+        seed=seed,
+        storage=storage,
+        study_name=name,
+        strategy_params=STRATEGIES[strategy],
+    )
+    return study.optimize(evaluator(), n_trials=n)
+
+
+class Interrupting(Evaluator):
+    """Delegates to the tabular evaluator and raises KeyboardInterrupt on call ``at``."""
+
+    def __init__(self, at: int) -> None:
+        self.inner = evaluator()
+        self.space = self.inner.space
+        self.calls = 0
+        self.at = at
+
+    @property
+    def metrics(self):
+        return self.inner.metrics
+
+    def evaluate(self, arch, fidelity=None):
+        self.calls += 1
+        if self.calls - 1 == self.at:
+            raise KeyboardInterrupt
+        return self.inner.evaluate(arch, fidelity)
+
+    def spec(self):
+        return self.inner.spec()
+
+
+class Failing(Evaluator):
+    """Raises for every architecture whose first edge is ``none``."""
+
+    space = "nb201"
+
+    def __init__(self) -> None:
+        self.inner = evaluator()
+
+    @property
+    def metrics(self):
+        return self.inner.metrics
+
+    def evaluate(self, arch, fidelity=None):
+        if arch.choices[0] == 0:
+            raise RuntimeError("loss is NaN")
+        return self.inner.evaluate(arch, fidelity)
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_same_seed_same_trials_other_seed_other_trials(strategy):
+    a, b, c = run(strategy, 60, 0), run(strategy, 60, 0), run(strategy, 60, 1)
+    assert signature(a) == signature(b)
+    assert signature(a) != signature(c)
+    assert len(a.trials) == 60 and all(t.state is TrialState.COMPLETE for t in a.trials)
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_resume_after_stopping_at_any_trial_equals_uninterrupted_run(strategy):
+    n = 40
+    reference = signature(run(strategy, n))
+    for k in range(1, n):
+        storage = InMemoryStorage()
+        run(strategy, k, storage=storage)
+        resumed = nasforge.load_study("s", storage).optimize(n_trials=n)
+        assert signature(resumed) == reference, f"stopped after {k} trials"
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_ctrl_c_during_any_trial_then_resume_equals_uninterrupted_run(strategy):
+    n = 30
+    reference = signature(run(strategy, n))
+    for k in range(n):
+        storage = InMemoryStorage()
+        study = nasforge.create_study(
+            strategy=strategy, storage=storage, study_name="s", strategy_params=STRATEGIES[strategy]
+        )
+        with pytest.raises(KeyboardInterrupt):
+            study.optimize(Interrupting(at=k), n_trials=n)
+        interrupted = study.trials[-1]
+        assert interrupted.state is TrialState.FAILED and interrupted.retryable
+        resumed = nasforge.load_study("s", storage).optimize(n_trials=n)
+        assert signature(resumed) == reference, f"interrupted in trial {k}"
+        # nothing recorded is lost: the interrupted attempt stays, and is retried once
+        assert resumed.trials[k].state is TrialState.FAILED
+        assert resumed.trials[k + 1].retry_of == k
+        assert resumed.n_finished == n
+
+
+def test_sqlite_resume_after_stopping(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    reference = signature(run("regularized-evolution", 50))
+    run("regularized-evolution", 17, storage=url)
+    resumed = nasforge.load_study("s", url)
+    assert len(resumed.trials) == 17
+    resumed.optimize(n_trials=50)
+    assert signature(nasforge.load_study("s", url)) == reference
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import nasforge
+    from nasforge.evaluators.tabular import TabularEvaluator
+
+    class Slow(TabularEvaluator):
+        def evaluate(self, arch, fidelity=None):
+            time.sleep(0.01)
+            return super().evaluate(arch, fidelity)
+
+    study = nasforge.create_study(strategy="regularized-evolution", seed=3,
+        storage=sys.argv[1], study_name="k", load_if_exists=True,
+        strategy_params={"population_size": 10, "tournament_size": 3})
+    ev = Slow("nb201", "cifar10", metrics=["valid_acc", "test_acc"])
+    study.optimize(ev, n_trials=int(sys.argv[2]))
+    """
+)
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_resumes_to_the_same_trials(tmp_path):
+    script = tmp_path / "search.py"
+    script.write_text(KILL_SCRIPT)
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    n = 60
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    finished_before = 0
+    for delay in (0.9, 1.1, 1.3):
+        proc = subprocess.Popen([sys.executable, str(script), url, str(n)], env=env)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        study = nasforge.load_study("k", url)
+        finished = [t for t in study.trials if t.state is TrialState.COMPLETE]
+        assert len(finished) >= finished_before  # no finished trial lost
+        finished_before = len(finished)
+    subprocess.run([sys.executable, str(script), url, str(n)], env=env, check=True)
+    study = nasforge.load_study("k", url)
+    reference = nasforge.create_study(
+        strategy="regularized-evolution",
+        seed=3,
+        strategy_params={"population_size": 10, "tournament_size": 3},
+    ).optimize(evaluator(), n_trials=n)
+    assert signature(study) == signature(reference)
+    assert study.n_finished == n
+
+
+def test_trial_left_running_by_a_dead_worker_is_failed_and_retried():
+    storage = InMemoryStorage()
+    study = nasforge.create_study(strategy="random", storage=storage, study_name="s")
+    study.optimize(evaluator(), n_trials=3)
+    # forge a trial that a dead process left RUNNING
+    ghost = study.trials[0].__class__(
+        number=-1, arch=study.space.from_index(42), worker="elsewhere:1:x", started_at=None
+    )
+    assert ghost.state is TrialState.RUNNING
+    storage.add_trial(study.record.study_id, ghost)
+    # the ghost is not what the strategy would propose, so replay reports the mismatch
+    with pytest.raises(StorageError, match="cannot be replayed"):
+        nasforge.load_study("s", storage)
+
+
+def test_stale_running_trial_is_retried_with_the_same_architecture():
+    storage = InMemoryStorage()
+    study = nasforge.create_study(strategy="random", storage=storage, study_name="s")
+    study.optimize(evaluator(), n_trials=3)
+    proposal = nasforge.strategies.create("random", study.space, seed=0)
+    archs = [proposal.ask().arch for _ in range(4)]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs, on this host
+    worker = f"{socket.gethostname()}:{dead.pid}:x"
+    ghost = study.trials[0].__class__(number=-1, arch=archs[3], worker=worker)
+    storage.add_trial(study.record.study_id, ghost)
+    # a trial of a live worker elsewhere (fresh heartbeat) is left alone
+    assert nasforge.load_study("s", storage).trials[3].state is TrialState.FAILED
+    resumed = nasforge.load_study("s", storage)
+    assert resumed.trials[3].state is TrialState.FAILED and resumed.trials[3].retryable
+    resumed.optimize(n_trials=4)
+    assert resumed.trials[4].arch == archs[3] and resumed.trials[4].retry_of == 3
+    assert resumed.trials[4].state is TrialState.COMPLETE
+
+
+def test_failed_evaluation_is_recorded_and_the_search_goes_on():
+    study = nasforge.create_study(strategy="random", seed=0)
+    study.optimize(Failing(), n_trials=50)
+    failed = [t for t in study.trials if t.state is TrialState.FAILED]
+    assert failed and all(t.fail_reason == "RuntimeError: loss is NaN" for t in failed)
+    assert all(not t.retryable for t in failed)
+    assert study.n_finished == 50 == len(study.trials)
+    assert study.best_trial.arch.choices[0] != 0
+
+
+def test_budget_counts_cost():
+    study = nasforge.create_study(strategy="random")
+    study.optimize(evaluator(), budget=25)
+    assert study.spent == pytest.approx(25) and len(study.trials) == 25
+
+
+def test_best_trial_follows_the_objective_direction():
+    study = nasforge.create_study(strategy="random", objectives=["params_M:min"])
+    ev = nasforge.evaluators.create("tabular", dataset="cifar10", metrics=["params_M"])
+    study.optimize(ev, n_trials=40)
+    smallest = min(t.metrics["params_M"] for t in study.trials)
+    assert study.best_trial.metrics["params_M"] == smallest
+    assert study.best_trial.score == -smallest
+
+
+def test_objective_parsing():
+    assert Objective.parse("valid_acc") == Objective("valid_acc", "max")
+    assert Objective.parse("latency_ms[pixel3]:min").metric == "latency_ms[pixel3]"
+    assert str(Objective.parse("params_M:MIN")) == "params_M:min"
+    with pytest.raises(InvalidConfigError, match="'max'"):
+        Objective.parse("valid_acc:up")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"n_trials": 0}, InvalidConfigError, "positive"),
+        ({"budget": -5}, InvalidConfigError, "positive"),
+        ({}, InvalidConfigError, "limit"),
+    ],
+)
+def test_bad_limits(kwargs, error, message):
+    study = nasforge.create_study()
+    with pytest.raises(error, match=message):
+        study.optimize(evaluator(), **kwargs)
+
+
+def test_unknown_objective_metric():
+    study = nasforge.create_study(objectives=["valid_accuracy:max"])
+    with pytest.raises(UnknownNameError, match="valid_acc"):
+        study.optimize(evaluator(), n_trials=1)
+
+
+def test_unknown_names_and_parameters():
+    with pytest.raises(UnknownNameError, match="regularized-evolution"):
+        nasforge.create_study(strategy="evolution")
+    with pytest.raises(UnknownNameError, match="nb201"):
+        nasforge.create_study(space="nb-201")
+    with pytest.raises(InvalidConfigError, match="population_size"):
+        nasforge.create_study(strategy="regularized-evolution", strategy_params={"size": 3})
+    with pytest.raises(InvalidConfigError, match="tournament_size"):
+        nasforge.create_study(
+            strategy="regularized-evolution",
+            strategy_params={"population_size": 3, "tournament_size": 5},
+        )
+    with pytest.raises(InvalidConfigError, match="seed"):
+        nasforge.create_study(seed=-1)
+
+
+def test_existing_name_is_refused_unless_resumed_with_same_settings(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    run("random", 5, storage=url)
+    with pytest.raises(StudyConflictError, match="load_study"):
+        nasforge.create_study(strategy="random", storage=url, study_name="s")
+    with pytest.raises(StudyConflictError, match="seed: stored 0, requested 1"):
+        nasforge.create_study(strategy="random", seed=1, storage=url, study_name="s")
+    with pytest.raises(StudyConflictError, match="strategy: stored 'random'"):
+        nasforge.create_study(
+            strategy="regularized-evolution", storage=url, study_name="s", load_if_exists=True
+        )
+    same = nasforge.create_study(strategy="random", storage=url, study_name="s", load_if_exists=True)
+    assert len(same.trials) == 5
+    with pytest.raises(StudyConflictError, match="evaluator"):
+        same.optimize(evaluator("cifar100"), n_trials=6)
+
+
+def test_load_unknown_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    run("random", 2, storage=url, name="alpha")
+    with pytest.raises(UnknownNameError, match="alpha"):
+        nasforge.load_study("alpah", url)
+
+
+def test_to_dataframe_has_one_row_per_trial():
+    pd = pytest.importorskip("pandas")
+    study = run("random", 12)
+    frame = study.to_dataframe()
+    assert isinstance(frame, pd.DataFrame)
+    assert len(frame) == 12 and {"arch", "valid_acc", "test_acc", "state"} <= set(frame.columns)
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, nasforge; nasforge.spaces.names(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_database_path_is_kept_relative_to_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run("random", 2, storage="sqlite:///rel.db")
+    assert Path("rel.db").exists()
