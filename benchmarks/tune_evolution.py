@@ -4,7 +4,7 @@ Prints, for each (population_size, tournament_size), the mean test accuracy of t
 best-by-validation architecture and the share of runs that found the dataset's validation
 optimum, at 100 and 200 queries, averaged over seeds and the three datasets.
 
-Usage: python benchmarks/tune_evolution.py [--seeds 100] [--datasets cifar10,cifar100,imagenet16-120]
+Usage: python benchmarks/tune_evolution.py [--seeds 100] [--grid 10x10,30x20]
 """
 
 from __future__ import annotations

@@ -31,5 +31,7 @@ with tempfile.TemporaryDirectory() as tmp:
     bench = nasforge.tabular.create("nb201")
     optimum = bench.column("cifar10", "test_acc").max()
     print(f"{len(study.trials)} trials; best by validation: {best.arch}")
-    print(f"  valid {best.metrics['valid_acc']:.2f}  test {best.metrics['test_acc']:.2f}  "
-          f"(benchmark optimum test {optimum:.2f}), params {best.metrics['params_M']:.2f} M")
+    print(
+        f"  valid {best.metrics['valid_acc']:.2f}  test {best.metrics['test_acc']:.2f}  "
+        f"(benchmark optimum test {optimum:.2f}), params {best.metrics['params_M']:.2f} M"
+    )

@@ -22,7 +22,7 @@ from nasforge.errors import (
 )
 from nasforge.evaluators.base import Evaluator
 from nasforge.storage import InMemoryStorage
-from nasforge.trial import Objective, Result, TrialState
+from nasforge.trial import Objective, TrialState
 
 STRATEGIES = {
     "random": {},
@@ -303,7 +303,9 @@ def test_existing_name_is_refused_unless_resumed_with_same_settings(tmp_path):
         nasforge.create_study(
             strategy="regularized-evolution", storage=url, study_name="s", load_if_exists=True
         )
-    same = nasforge.create_study(strategy="random", storage=url, study_name="s", load_if_exists=True)
+    same = nasforge.create_study(
+        strategy="random", storage=url, study_name="s", load_if_exists=True
+    )
     assert len(same.trials) == 5
     with pytest.raises(StudyConflictError, match="evaluator"):
         same.optimize(evaluator("cifar100"), n_trials=6)

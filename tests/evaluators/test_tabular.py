@@ -42,7 +42,9 @@ def test_spec_rebuilds_the_same_evaluator(nb201):
 
 
 def test_bad_input():
-    with pytest.raises(UnknownNameError, match="cifar10, cifar100, imagenet16-120. Did you mean 'cifar100'"):
+    with pytest.raises(
+        UnknownNameError, match=r"cifar10, cifar100, imagenet16-120\. Did you mean 'cifar100'"
+    ):
         nasforge.evaluators.create("tabular", dataset="cifar-100")
     with pytest.raises(UnknownNameError, match="Did you mean 'test_acc'"):
         nasforge.evaluators.create("tabular", dataset="cifar10", metrics=["test-acc"])

@@ -102,7 +102,7 @@ def test_foreign_sqlite_database(tmp_path):
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE customers (id INTEGER)")
-    with pytest.raises(StorageError, match="not a nasforge study database.*customers"):
+    with pytest.raises(StorageError, match=r"not a nasforge study database.*customers"):
         get_storage(f"sqlite:///{path}")
 
 
@@ -111,7 +111,7 @@ def test_database_from_a_newer_nasforge(tmp_path):
     get_storage(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE nasforge_schema SET schema_version = ?", (SCHEMA_VERSION + 1,))
-    with pytest.raises(StorageError, match="newer nasforge.*pip install -U nasforge"):
+    with pytest.raises(StorageError, match=r"newer nasforge.*pip install -U nasforge"):
         RDBStorage(f"sqlite:///{path}")
 
 
