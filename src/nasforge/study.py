@@ -29,7 +29,7 @@ from nasforge.execution.base import Executor
 from nasforge.execution.inprocess import InProcessExecutor
 from nasforge.spaces.base import SearchSpace
 from nasforge.storage import Storage, StudyRecord, get_storage
-from nasforge.strategies.base import Strategy
+from nasforge.strategies.base import Strategy, check_params
 from nasforge.trial import Objective, Proposal, Result, Trial, TrialState
 
 __all__ = ["Study", "create_study", "load_study"]
@@ -79,6 +79,7 @@ class Study:
         self._pending: dict[int, Trial] = {}
         self._n_done = 0
         self._spent = 0.0
+        self._best: Trial | None = None
         self._worker = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._sync()
 
@@ -130,13 +131,9 @@ class Study:
     @property
     def best_trial(self) -> Trial:
         """The COMPLETE trial with the best first objective (the earliest among equals)."""
-        best: Trial | None = None
-        for trial in self._trials:
-            if trial.score is not None and (best is None or trial.score > best.score):  # type: ignore[operator]
-                best = trial
-        if best is None:
+        if self._best is None:
             raise StorageError(f"Study {self.name!r} has no completed trial yet.")
-        return best
+        return self._best
 
     def best_so_far(self) -> list[Trial]:
         """For each finished trial in order, the best trial up to it (a trajectory)."""
@@ -197,6 +194,8 @@ class Study:
         )
         if trial.state is TrialState.COMPLETE:
             trial.scores = self._scores(trial.metrics)
+            if trial.score is not None and (self._best is None or trial.score > self._best.score):  # type: ignore[operator]
+                self._best = trial
         retry = trial.state is TrialState.FAILED and trial.retryable
         if retry and self._attempts[trial.number] <= self.max_retries:
             self._retry.append(trial)
@@ -358,16 +357,7 @@ class Study:
             if stored is None and spec is not None:
                 self._storage.set_evaluator(self._study_id, spec)
                 self._record = _replace(self._record, evaluator=spec)
-        if evaluator.space is not None and evaluator.space != self.space.name:
-            raise InvalidConfigError(
-                f"Evaluator {evaluator!r} scores {evaluator.space!r} architectures, but study "
-                f"{self.name!r} searches space {self.space.name!r}."
-            )
-        for objective in self.objectives:
-            if objective.metric not in evaluator.metrics:
-                raise UnknownNameError(
-                    f"objective metric (of {evaluator!r})", objective.metric, evaluator.metrics
-                )
+        check_evaluator(evaluator, self.space.name, self.objectives)
         return evaluator
 
     # -- export -----------------------------------------------------------------------------
@@ -386,6 +376,20 @@ class Study:
             f"Study({self.name!r}, space={self.space.name!r}, strategy={self.strategy_name!r}, "
             f"seed={self.seed}, trials={len(self._trials)})"
         )
+
+
+def check_evaluator(evaluator: Evaluator, space: str, objectives: Sequence[Objective]) -> None:
+    """Refuse an evaluator that scores another space or lacks an objective's metric."""
+    if evaluator.space is not None and evaluator.space != space:
+        raise InvalidConfigError(
+            f"Evaluator {evaluator!r} scores {evaluator.space!r} architectures, but the study "
+            f"searches space {space!r}."
+        )
+    for objective in objectives:
+        if objective.metric not in evaluator.metrics:
+            raise UnknownNameError(
+                f"objective metric (of {evaluator!r})", objective.metric, evaluator.metrics
+            )
 
 
 def trial_row(trial: Trial) -> dict[str, Any]:
@@ -476,6 +480,7 @@ def create_study(
     objectives: Sequence[str | Objective] = ("valid_acc:max",),
     strategy_params: Mapping[str, Any] | None = None,
     space_params: Mapping[str, Any] | None = None,
+    evaluator: Evaluator | None = None,
     load_if_exists: bool = False,
 ) -> Study:
     """Create a study (or, with ``load_if_exists``, open one with the same settings).
@@ -489,6 +494,9 @@ def create_study(
         objectives: Metrics to optimise, first is primary, e.g. ``["valid_acc:max"]``.
         strategy_params: Keyword arguments of the strategy (``{"population_size": 20}``).
         space_params: Keyword arguments of the space.
+        evaluator: The evaluator the study will use. Optional here (``optimize`` takes it),
+            but given here it is checked before anything is written: it must score this
+            space and return every objective's metric, and it is stored with the study.
         load_if_exists: Open the study if one with this name and the same settings exists.
 
     Raises:
@@ -507,12 +515,20 @@ def create_study(
         seed = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidConfigError(f"seed must be a non-negative integer, got {seed!r}.")
-    objective_texts = tuple(str(Objective.parse(o)) for o in objectives)
-    if not objective_texts:
+    parsed = tuple(Objective.parse(o) for o in objectives)
+    if not parsed:
         raise InvalidConfigError("Give at least one objective, e.g. 'valid_acc:max'.")
     # build once to validate names and parameters before anything is written
     space_obj = spaces.create(space, **dict(space_params or {}))
-    strategies.create(strategy, space_obj, seed=int(seed), **dict(strategy_params or {}))
+    factory = strategies.get(strategy)
+    params = dict(strategy_params or {})
+    if isinstance(factory, type):
+        params = check_params(factory, params)
+    factory(space_obj, seed=int(seed), **params)
+    spec = None
+    if evaluator is not None:
+        check_evaluator(evaluator, space, parsed)
+        spec = evaluator.spec()
     store = get_storage(storage)
     name = study_name or f"{space}-{strategy}-seed{seed}-{uuid.uuid4().hex[:8]}"
     record = StudyRecord(
@@ -520,9 +536,10 @@ def create_study(
         space=space,
         strategy=strategy,
         seed=int(seed),
-        objectives=objective_texts,
-        strategy_params=dict(strategy_params or {}),
+        objectives=tuple(str(o) for o in parsed),
+        strategy_params=params,
         space_params=dict(space_params or {}),
+        evaluator=spec,
     )
     existing = store.get_study(name)
     if existing is not None:
@@ -548,7 +565,7 @@ def load_study(study_name: str, storage: str | Storage) -> Study:
         UnknownNameError: No study of that name (the message lists the stored ones).
         StorageError: The storage cannot be opened or is not a nasforge database.
     """
-    store = get_storage(storage)
+    store = get_storage(storage, create=False)
     record = store.get_study(study_name)
     if record is None:
         names = [r.name for r in store.list_studies()]

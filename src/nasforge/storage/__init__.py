@@ -10,8 +10,12 @@ from nasforge.storage.memory import InMemoryStorage
 __all__ = ["SCHEMA_VERSION", "InMemoryStorage", "Storage", "StudyRecord", "get_storage"]
 
 
-def get_storage(storage: str | Storage | None) -> Storage:
-    """A storage from a URL, an existing storage, or ``None`` (a new in-memory storage)."""
+def get_storage(storage: str | Storage | None, *, create: bool = True) -> Storage:
+    """A storage from a URL, an existing storage, or ``None`` (a new in-memory storage).
+
+    With ``create=False`` a SQLite file that does not exist is an error instead of a new,
+    empty study database (for commands that only read).
+    """
     if storage is None:
         return InMemoryStorage()
     if isinstance(storage, Storage):
@@ -23,4 +27,4 @@ def get_storage(storage: str | Storage | None) -> Storage:
         )
     from nasforge.storage.rdb import RDBStorage
 
-    return RDBStorage(storage)
+    return RDBStorage(storage, create=create)

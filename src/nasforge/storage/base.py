@@ -41,6 +41,8 @@ class StudyRecord:
             mine, theirs = getattr(self, key), getattr(other, key)
             if mine != theirs:
                 out.append(f"{key}: stored {mine!r}, requested {theirs!r}")
+        if None not in (self.evaluator, other.evaluator) and self.evaluator != other.evaluator:
+            out.append(f"evaluator: stored {self.evaluator!r}, requested {other.evaluator!r}")
         return out
 
 
@@ -90,6 +92,16 @@ class Storage(ABC):
     @abstractmethod
     def get_trials(self, study_id: int, *, since: int = 0) -> list[Trial]:
         """Trials of the study numbered ``since`` and later, in order (``scores`` unset)."""
+
+    def study_counts(self) -> dict[int, dict[str, int]]:
+        """Number of trials per state (``"COMPLETE"``...) for every study, by study id."""
+        out: dict[int, dict[str, int]] = {}
+        for record in self.list_studies():
+            assert record.study_id is not None
+            counts = out.setdefault(record.study_id, {})
+            for trial in self.get_trials(record.study_id):
+                counts[trial.state.value] = counts.get(trial.state.value, 0) + 1
+        return out
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

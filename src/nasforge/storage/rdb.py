@@ -42,6 +42,8 @@ class RDBStorage(Storage):
 
     Args:
         url: A SQLAlchemy URL. SQLite: ``sqlite:///relative.db`` or ``sqlite:////abs.db``.
+        create: Create the SQLite file if it does not exist; if false, a missing file is an
+            error (for read-only uses such as ``load_study``).
 
     Raises:
         StorageError: The URL is malformed or names an unsupported database, the file is not
@@ -51,7 +53,7 @@ class RDBStorage(Storage):
 
     persistent = True
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         import sqlalchemy as sa
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -81,6 +83,11 @@ class RDBStorage(Storage):
             if not os.path.isdir(folder):
                 raise StorageError(
                     f"Cannot create study database {path!r}: folder {folder!r} does not exist."
+                )
+            if not create and not os.path.exists(path):
+                raise StorageError(
+                    f"No study database at {path!r}; check the storage path (running a search "
+                    "with this storage creates it)."
                 )
             if os.path.isdir(path):
                 raise StorageError(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
+import typing
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -54,24 +56,52 @@ class Strategy(ABC):
         """Learn from a finished trial (COMPLETE or FAILED). No-op by default."""
 
 
-def check_params(cls: type, params: dict[str, Any]) -> None:
-    """Raise :class:`InvalidConfigError` naming the valid parameters if ``params`` has others."""
+def check_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate strategy parameters by name and by type; return them, converted.
+
+    Names must be keyword-only parameters of ``cls``; values are checked against the type
+    hints of ``cls.__init__`` with pydantic (strict for booleans, so ``True`` is no ``1``;
+    ``"3"`` from a config file becomes ``3``, ``"abc"`` is refused).
+
+    Raises:
+        InvalidConfigError: An unknown name (the valid ones and the closest match are listed)
+            or a value of the wrong type.
+    """
     signature = inspect.signature(cls)
     accepted = [
         name
         for name, p in signature.parameters.items()
         if name not in ("space", "seed") and p.kind is p.KEYWORD_ONLY
     ]
+    label = getattr(cls, "registry_name", cls.__name__)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
-        import difflib
-
         hints = []
         for name in unknown:
             close = difflib.get_close_matches(name, accepted, n=1)
             hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         valid = ", ".join(accepted) if accepted else "none"
         raise InvalidConfigError(
-            f"Unknown parameter {', '.join(hints)} for strategy "
-            f"{getattr(cls, 'registry_name', cls.__name__)!r}; its parameters are: {valid}."
+            f"Unknown parameter {', '.join(hints)} for strategy {label!r}; its parameters "
+            f"are: {valid}."
         )
+    if not params:
+        return {}
+    types = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
+    from pydantic import TypeAdapter, ValidationError
+
+    out = dict(params)
+    for name, value in params.items():
+        if name not in types:
+            continue
+        strict = isinstance(value, (bool, float)) and types[name] is int
+        try:
+            out[name] = TypeAdapter(types[name]).validate_python(value, strict=strict)
+        except ValidationError as exc:
+            reason = "; ".join(err["msg"] for err in exc.errors())
+            expected = getattr(types[name], "__name__", None) or str(types[name])
+            raise InvalidConfigError(
+                f"Invalid value {value!r} for parameter {name!r} of strategy {label!r}: "
+                f"{reason.lower()} (expected {expected.replace('typing.', '')})."
+            ) from None
+    return out

@@ -38,7 +38,8 @@ class RegularizedEvolution(Strategy):
 
     Example:
         >>> from nasforge import spaces
-        >>> evo = RegularizedEvolution(spaces.create("nb201"), seed=0, population_size=10)
+        >>> space = spaces.create("nb201")
+        >>> evo = RegularizedEvolution(space, seed=0, population_size=10, tournament_size=3)
         >>> len({evo.ask().arch for _ in range(3)})
         3
     """

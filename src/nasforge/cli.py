@@ -1,0 +1,1071 @@
+"""The ``nasforge`` command line: search, compare, list and show, from a shell.
+
+The CLI is thin: each command parses its options, calls the Python API and prints. Every
+option maps onto a keyword argument of that API::
+
+    nasforge search --strategy regularized-evolution --dataset cifar10 --budget 100 --seed 0
+    nasforge search --storage sqlite:///runs.db --budget 200      # persisted, resumable
+    nasforge compare --strategies random,regularized-evolution --seeds 100 --out results/
+    nasforge list metrics --dataset cifar100
+    nasforge show --storage sqlite:///runs.db                     # the studies stored there
+
+Errors that nasforge raises on bad input (:class:`~nasforge.errors.NasforgeError`) are printed
+as one line, ``error: <what was wrong and how to fix it>``, with exit code 2; an interrupted
+search exits with code 130. Result tables go to stdout, progress and notes to stderr, and
+``--json`` prints exactly one JSON object on stdout.
+
+Only typer (and nasforge's error classes) are imported when this module loads, so that
+``nasforge --help`` starts quickly; rich and the parts of nasforge a command needs are
+imported inside the command, and nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from nasforge.errors import (
+    InvalidConfigError,
+    NasforgeError,
+    UnknownNameError,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nasforge.evaluators.base import Evaluator
+    from nasforge.spaces.base import SearchSpace
+    from nasforge.study import Study
+    from nasforge.trial import Trial
+
+__all__ = ["app", "main"]
+
+#: Exit code of a run stopped by bad input (as click uses for usage errors).
+EXIT_USAGE = 2
+#: Exit code of a run stopped with Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+LIST_TARGETS = ("benchmarks", "datasets", "evaluators", "metrics", "spaces", "strategies")
+
+
+class _Group(TyperGroup):
+    """The root command group; it reports usage errors (bad option, bad value) in one line."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(
+                args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra
+            )
+        ClickException, UsageError = _click_errors()
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _echo_error(exc.format_message() + hint)
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            _echo_error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_errors() -> tuple[Any, Any]:
+    """click's ``ClickException`` and ``UsageError`` (typer vendors click from 0.22)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # typer < 0.22 runs on the click package
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions.ClickException, exceptions.UsageError
+
+
+app = typer.Typer(
+    name="nasforge",
+    cls=_Group,
+    help="Neural architecture search: run, compare and inspect searches.",
+    add_completion=False,
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# -- output helpers ----------------------------------------------------------------------------
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _echo_error(message: str) -> None:
+    typer.echo(typer.style("error:", fg="red", bold=True) + " " + _one_line(message), err=True)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    _echo_error(message)
+    raise typer.Exit(code)
+
+
+def _note(message: str, quiet: bool) -> None:
+    if not quiet:
+        typer.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn nasforge's errors into one line on stderr and exit code 2."""
+    try:
+        yield
+    except NasforgeError as exc:
+        _fail(str(exc))
+
+
+def _show_progress(quiet: bool) -> bool:
+    """A progress bar is drawn on stderr when it is a terminal, unless ``--quiet``."""
+    return not quiet and _console(stderr=True).is_terminal
+
+
+def _clean(value: Any) -> Any:
+    """``value`` made JSON-safe: non-finite floats become ``null``, paths and tuples plain."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def _print_json(obj: Any) -> None:
+    typer.echo(json.dumps(_clean(obj), indent=2, allow_nan=False))
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _add_row(table: Any, *cells: Any) -> None:
+    """Add a row of plain text to a rich table (no markup: metric names hold brackets)."""
+    from rich.text import Text
+
+    table.add_row(*(Text(str(cell)) for cell in cells))
+
+
+def _split(text: str) -> list[str]:
+    """``"a,b, c"`` -> ``["a", "b", "c"]`` (empty items dropped)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+# -- option parsing ----------------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """A ``--param`` value: an int, else a float, else ``true``/``false``, else the text."""
+    stripped = text.strip()
+    if stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    for convert in (int, float):
+        try:
+            return convert(stripped)
+        except ValueError:
+            pass
+    return stripped
+
+
+def parse_params(items: Sequence[str], *, option: str = "--param") -> dict[str, Any]:
+    """Parse repeated ``key=value`` options into a dictionary (values via :func:`parse_value`)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise InvalidConfigError(
+                f"Malformed {option} {item!r}; write it as key=value, e.g. "
+                f"{option} population_size=20."
+            )
+        if key in params:
+            raise InvalidConfigError(f"{option} {key!r} is given twice; give it once.")
+        params[key] = parse_value(value)
+    return params
+
+
+def _check_positive(label: str, value: float) -> None:
+    if not value > 0:
+        raise InvalidConfigError(f"{label} must be a positive number, got {value!r}.")
+
+
+def _safe_url(url: str) -> str:
+    """The storage URL with any password hidden."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return str(make_url(url).render_as_string(hide_password=True))
+    except Exception:
+        return url
+
+
+# -- root --------------------------------------------------------------------------------------
+def _version(value: bool) -> None:
+    if value:
+        from nasforge import __version__
+
+        typer.echo(f"nasforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Neural architecture search: run, compare and inspect searches."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+
+
+# -- search ------------------------------------------------------------------------------------
+@app.command()
+def search(
+    space: Annotated[str, typer.Option(help="Search space (nasforge list spaces).")] = "nb201",
+    strategy: Annotated[
+        str, typer.Option(help="Search strategy (nasforge list strategies).")
+    ] = "regularized-evolution",
+    dataset: Annotated[str, typer.Option(help="Dataset of the benchmark.")] = "cifar10",
+    budget: Annotated[
+        int, typer.Option(help="Queries to spend (whole study, resumes included).")
+    ] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the strategy.")] = 0,
+    benchmark: Annotated[str, typer.Option(help="Tabular benchmark that scores.")] = "nb201",
+    fidelity: Annotated[
+        int | None, typer.Option(help="Training epochs to look up (default: the highest).")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Persist the study, e.g. sqlite:///runs.db; a rerun resumes it."),
+    ] = None,
+    study_name: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            help="Study name (default with --storage: SPACE-STRATEGY-DATASET-seedSEED).",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            help="Strategy parameter (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    objective: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="METRIC:max|min",
+            help="Objective, first is primary (repeatable; default valid_acc:max).",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Search a space with a strategy on a tabular benchmark and print the best architecture."""
+    started = time.perf_counter()
+    study: Study | None = None
+    try:
+        with _errors():
+            study, evaluator, resumed = _open_search(
+                space=space,
+                strategy=strategy,
+                dataset=dataset,
+                budget=budget,
+                seed=seed,
+                benchmark=benchmark,
+                fidelity=fidelity,
+                storage=storage,
+                study_name=study_name,
+                params=parse_params(param or []),
+                objectives=objective or ["valid_acc:max"],
+            )
+            if resumed:
+                _note(f"resuming study {study.name} ({len(study.trials)} trials recorded)", quiet)
+            _run_search(study, evaluator, budget, show_progress=_show_progress(quiet))
+    except KeyboardInterrupt:
+        if study is None:
+            _fail_plain("interrupted before the search started")
+        if study.storage.persistent:
+            _fail_plain(
+                f"interrupted: {len(study.trials)} trials recorded; run the same command to resume"
+            )
+        _fail_plain(
+            f"interrupted: {len(study.trials)} trials evaluated and not saved; "
+            "add --storage sqlite:///FILE.db to make a search resumable"
+        )
+    seconds = time.perf_counter() - started
+    summary = search_summary(study, evaluator, budget=budget, seconds=seconds, storage=storage)
+    study.storage.close()
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_search_summary(summary)
+    if summary["best"] is None:
+        failed = [t for t in study.trials if t.fail_reason]
+        reason = f"; first failure: {failed[0].fail_reason}" if failed else ""
+        _fail(f"no trial completed{reason}", 1)
+
+
+def _fail_plain(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _open_search(
+    *,
+    space: str,
+    strategy: str,
+    dataset: str,
+    budget: int,
+    seed: int,
+    benchmark: str,
+    fidelity: int | None,
+    storage: str | None,
+    study_name: str | None,
+    params: dict[str, Any],
+    objectives: Sequence[str],
+) -> tuple[Study, Evaluator, bool]:
+    """Validate everything, then create or resume the study (nothing is written before)."""
+    import nasforge
+    from nasforge.storage import get_storage
+
+    _check_positive("budget", budget)
+    evaluator = nasforge.evaluators.create(
+        "tabular", benchmark=benchmark, dataset=dataset, fidelity=fidelity
+    )
+    store = get_storage(storage) if storage is not None else None
+    if study_name is None and store is not None:
+        # the dataset as the benchmark spells it
+        dataset = str((evaluator.spec() or {}).get("dataset", dataset))
+        study_name = f"{space}-{strategy}-{dataset}-seed{seed}"
+    existing = None
+    if store is not None and study_name is not None:
+        existing = store.get_study(study_name)
+    study = nasforge.create_study(
+        space=space,
+        strategy=strategy,
+        seed=seed,
+        storage=store,
+        study_name=study_name,
+        strategy_params=params,
+        objectives=list(objectives),
+        evaluator=evaluator,
+        load_if_exists=True,
+    )
+    return study, evaluator, existing is not None
+
+
+def _run_search(study: Study, evaluator: Evaluator, budget: int, *, show_progress: bool) -> None:
+    if not show_progress:
+        study.optimize(evaluator, budget=budget)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+    )
+    metric = study.objectives[0].metric
+    best = _best(study)
+    state = {"score": None if best is None else best.score}
+    shown = "–" if best is None else _fmt(best.metrics.get(metric))
+    task = progress.add_task(
+        study.strategy_name,
+        total=budget,
+        completed=min(study.spent, budget),  # type: ignore[arg-type]  # rich takes floats
+        best=shown,
+    )
+
+    def advance(_study: Study, trial: Trial) -> None:
+        score = trial.score
+        if score is not None and (state["score"] is None or score > state["score"]):
+            state["score"] = score
+            progress.update(task, best=_fmt(trial.metrics.get(metric)))
+        progress.update(task, advance=trial.cost)
+
+    with progress:
+        study.optimize(evaluator, budget=budget, callbacks=[advance])
+
+
+def _arch_index(space: SearchSpace, trial: Trial) -> int | None:
+    index = getattr(space, "index", None)
+    if index is None:
+        return None
+    try:
+        return int(index(trial.arch))
+    except NasforgeError:
+        return None
+
+
+def _trial_json(study: Study, trial: Trial) -> dict[str, Any]:
+    return {
+        "number": trial.number,
+        "arch": trial.arch.text,
+        "index": _arch_index(study.space, trial),
+        "score": trial.score,
+        "metrics": dict(trial.metrics),
+    }
+
+
+def _best(study: Study) -> Trial | None:
+    try:
+        return study.best_trial
+    except NasforgeError:
+        return None
+
+
+def search_summary(
+    study: Study, evaluator: Evaluator, *, budget: int, seconds: float, storage: str | None
+) -> dict[str, Any]:
+    """The result of ``nasforge search`` as a JSON-ready dictionary."""
+    spec = evaluator.spec() or {}
+    best = _best(study)
+    return {
+        "study": study.name,
+        "space": study.space.name,
+        "strategy": study.strategy_name,
+        "strategy_params": study.strategy_params,
+        "benchmark": spec.get("benchmark"),
+        "dataset": spec.get("dataset"),
+        "fidelity": spec.get("fidelity"),
+        "objectives": [str(o) for o in study.objectives],
+        "seed": study.seed,
+        "budget": budget,
+        "storage": None if storage is None else _safe_url(storage),
+        "n_trials": len(study.trials),
+        "n_complete": len(study.completed_trials),
+        "spent": study.spent,
+        "best": None if best is None else _trial_json(study, best),
+        "seconds": seconds,
+    }
+
+
+def _print_fields(rows: Sequence[tuple[str, str]]) -> None:
+    """Print ``label  value`` lines; long values (architectures) are never wrapped."""
+    from rich.markup import escape
+
+    console = _console()
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        console.print(f"[bold]{escape(label.ljust(width))}[/bold]  {escape(value)}", soft_wrap=True)
+
+
+def _shown_metrics(objectives: Sequence[str]) -> list[str]:
+    """The objective metrics, then the usual accuracy and size metrics."""
+    out = [text.rpartition(":")[0] or text for text in objectives]
+    out += [m for m in ("valid_acc", "test_acc", "params_M", "flops_M") if m not in out]
+    return out
+
+
+def _best_rows(best: Mapping[str, Any] | None, objectives: Sequence[str]) -> list[tuple[str, str]]:
+    if best is None:
+        return [("best", "no completed trial")]
+    index = f", benchmark index {best['index']}" if best["index"] is not None else ""
+    rows = [("best", best["arch"]), ("", f"trial {best['number']}{index}")]
+    for metric in _shown_metrics(objectives):
+        if metric in best["metrics"]:
+            rows.append((metric, _fmt(best["metrics"][metric], 3)))
+    return rows
+
+
+def _print_search_summary(summary: Mapping[str, Any]) -> None:
+    params = ", ".join(f"{k}={v}" for k, v in summary["strategy_params"].items())
+    _print_fields(
+        [
+            ("study", summary["study"]),
+            (
+                "strategy",
+                f"{summary['strategy']} (seed {summary['seed']}{', ' * bool(params)}{params})",
+            ),
+            ("benchmark", f"{summary['benchmark']} {summary['dataset']} ({summary['space']})"),
+            (
+                "trials",
+                f"{summary['n_trials']} ({summary['n_complete']} complete), "
+                f"cost {summary['spent']:g} of budget {summary['budget']}",
+            ),
+            *_best_rows(summary["best"], summary["objectives"]),
+            ("wall time", f"{summary['seconds']:.2f} s"),
+        ]
+    )
+
+
+# -- compare -----------------------------------------------------------------------------------
+@app.command()
+def compare(
+    strategies: Annotated[
+        str, typer.Option(help="Comma-separated strategies to compare.")
+    ] = "random,regularized-evolution",
+    dataset: Annotated[str, typer.Option(help="Dataset, or a comma-separated list.")] = "cifar10",
+    budget: Annotated[int, typer.Option(help="Queries per run.")] = 100,
+    seeds: Annotated[
+        str, typer.Option(help="Number of seeds (N: seeds 0..N-1) or a comma list of seeds.")
+    ] = "100",
+    benchmark: Annotated[str, typer.Option(help="Tabular benchmark.")] = "nb201",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="STRATEGY.KEY=VALUE",
+            help="Strategy parameter (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write trials.csv, summary.csv/json and plots to this folder."),
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="Parallel worker processes.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Compare strategies over many seeds (and datasets) on a tabular benchmark."""
+    try:
+        with _errors():
+            names = _split(strategies)
+            datasets = _split(dataset)
+            params = _compare_params(param or [])
+            seed_arg = _parse_seeds(seeds)
+            if jobs is not None and jobs < 1:
+                raise InvalidConfigError(f"--jobs must be at least 1, got {jobs}.")
+            try:
+                from nasforge.experiments import run_comparison
+            except ImportError as exc:
+                _fail(
+                    f"the comparison harness (nasforge.experiments) cannot be imported: {exc}; "
+                    "reinstall nasforge"
+                )
+            comp = _run_comparison(
+                run_comparison,
+                names,
+                datasets=datasets,
+                seeds=seed_arg,
+                budget=budget,
+                benchmark=benchmark,
+                params=params,
+                jobs=jobs,
+                show_progress=_show_progress(quiet),
+            )
+            written: dict[str, Path] = {}
+            if out is not None:
+                if out.exists() and not out.is_dir():
+                    raise InvalidConfigError(f"--out {str(out)!r} is a file; give a folder.")
+                try:
+                    out.mkdir(parents=True, exist_ok=True)
+                    written = dict(comp.write(out))
+                except OSError as exc:
+                    _fail(f"cannot write the results to {str(out)!r}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        _fail_plain("interrupted: the comparison was stopped; nothing was written")
+    if as_json:
+        _print_json(comp.to_json())
+        for label, path in written.items():
+            _note(f"wrote {label}: {path}", quiet)
+        return
+    _print_compare_table(comp.summary())
+    for label, path in written.items():
+        typer.echo(f"wrote {label}: {path}")
+
+
+def _compare_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    flat = parse_params(items)
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        strategy, dot, name = key.partition(".")
+        if not dot or not strategy or not name:
+            raise InvalidConfigError(
+                f"Malformed --param {key}={value!r}; for compare write STRATEGY.key=value, "
+                "e.g. --param regularized-evolution.population_size=20."
+            )
+        out.setdefault(strategy, {})[name] = value
+    return out
+
+
+def _parse_seeds(text: str) -> int | list[int]:
+    parts = _split(text)
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if not values:
+        raise InvalidConfigError(
+            f"--seeds {text!r} is not a number of seeds or a comma list of seeds; e.g. "
+            "--seeds 100 or --seeds 0,1,2."
+        )
+    if len(values) == 1 and "," not in text:
+        _check_positive("--seeds", values[0])
+        return values[0]
+    if any(v < 0 for v in values):
+        raise InvalidConfigError(f"Seeds must be non-negative integers, got {text!r}.")
+    return values
+
+
+def _run_comparison(
+    run: Callable[..., Any],
+    names: Sequence[str],
+    *,
+    datasets: Sequence[str],
+    seeds: int | list[int],
+    budget: int,
+    benchmark: str,
+    params: dict[str, dict[str, Any]],
+    jobs: int | None,
+    show_progress: bool,
+) -> Any:
+    kwargs: dict[str, Any] = {
+        "datasets": list(datasets),
+        "seeds": seeds,
+        "budget": budget,
+        "benchmark": benchmark,
+        "strategy_params": params or None,
+        "n_jobs": jobs,
+    }
+    if not show_progress:
+        return run(list(names), **kwargs)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+    )
+    task = progress.add_task("runs", total=None)
+
+    def report(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        return run(list(names), progress=report, **kwargs)
+
+
+def _print_compare_table(rows: Sequence[Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    runs = sorted({int(row.n_runs) for row in rows if getattr(row, "n_runs", None) is not None})
+    seeds = f", {'/'.join(str(r) for r in runs)} runs each" if runs else ""
+    table = Table(
+        title=f"test accuracy (mean ± std) of the best-by-validation architecture{seeds}",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for label in ("dataset", "strategy"):
+        table.add_column(label, no_wrap=True)
+    for label in ("budget", "test acc", "valid", "opt %", "RI %"):
+        table.add_column(label, justify="right", no_wrap=True)
+    previous: tuple[Any, Any] | None = None
+    for row in rows:
+        if previous is not None and previous != (row.dataset, row.budget):
+            table.add_section()
+        previous = (row.dataset, row.budget)
+        rate = row.optimum_rate
+        _add_row(
+            table,
+            str(row.dataset),
+            str(row.strategy),
+            _fmt(row.budget),
+            f"{_fmt(row.mean_test)} ± {_fmt(row.std_test)}",
+            _fmt(row.mean_valid),
+            _fmt(None if rate is None else 100.0 * rate, 1),
+            _fmt(row.ri),
+        )
+    _console().print(table)
+
+
+# -- list --------------------------------------------------------------------------------------
+@app.command("list")
+def list_(
+    what: Annotated[
+        str,
+        typer.Argument(help=f"What to list: {', '.join(LIST_TARGETS)}.", show_default=False),
+    ],
+    benchmark: Annotated[str, typer.Option(help="Benchmark (metrics, datasets).")] = "nb201",
+    dataset: Annotated[str, typer.Option(help="Dataset (metrics).")] = "cifar10",
+    fidelity: Annotated[
+        int | None, typer.Option(help="Training epochs (metrics; default the highest).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List spaces, strategies, benchmarks or evaluators, or a benchmark's metrics or datasets."""
+    with _errors():
+        if what not in LIST_TARGETS:
+            raise UnknownNameError("thing to list", what, LIST_TARGETS)
+        data = _LISTERS[what](benchmark=benchmark, dataset=dataset, fidelity=fidelity)
+    if as_json:
+        _print_json(data)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows: list[dict[str, Any]] = data[what]
+    title = what if "benchmark" not in data else f"{what} of {data['benchmark']}"
+    if what == "metrics":
+        title += f" on {data['dataset']} ({data['fidelity']} epochs)"
+    table = Table(title=escape(title))
+    columns = list(rows[0]) if rows else ["name"]
+    for column in columns:
+        table.add_column(escape(column), overflow="fold")
+    for row in rows:
+        _add_row(table, *(_cell(row.get(c)) for c in columns))
+    _console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+    return "–" if value is None else str(value)
+
+
+def _doc(obj: Any) -> str:
+    import inspect
+
+    doc = inspect.getdoc(type(obj)) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def _list_spaces(**_: Any) -> dict[str, Any]:
+    import nasforge
+
+    rows = []
+    for name in nasforge.spaces.names():
+        row: dict[str, Any] = {"name": name, "size": None, "description": ""}
+        with contextlib.suppress(Exception):  # a listing never fails on one entry
+            space = nasforge.spaces.create(name)
+            row.update(size=space.size, description=_doc(space))
+        rows.append(row)
+    return {"spaces": rows}
+
+
+def _list_strategies(**_: Any) -> dict[str, Any]:
+    import inspect
+
+    import nasforge
+
+    spaces = [nasforge.spaces.create(n) for n in nasforge.spaces.names()]
+    rows = []
+    for name in nasforge.strategies.names():
+        row: dict[str, Any] = {"name": name, "parameters": {}, "description": ""}
+        for space in spaces:
+            try:
+                strategy = nasforge.strategies.create(name, space, seed=0)
+            except Exception:  # needs a capability this space lacks: try the next space
+                continue
+            signature = inspect.signature(type(strategy))
+            row["parameters"] = {
+                p.name: p.default
+                for p in signature.parameters.values()
+                if p.kind is p.KEYWORD_ONLY and p.name != "seed"
+            }
+            row["description"] = _doc(strategy)
+            break
+        rows.append(row)
+    return {"strategies": rows}
+
+
+def _list_benchmarks(**_: Any) -> dict[str, Any]:
+    import nasforge
+
+    rows = []
+    for name in nasforge.tabular.names():
+        bench = nasforge.tabular.create(name)
+        rows.append(
+            {
+                "name": name,
+                "space": bench.space,
+                "datasets": list(bench.datasets),
+                "fidelities": list(bench.fidelities),
+            }
+        )
+    return {"benchmarks": rows}
+
+
+def _list_evaluators(**_: Any) -> dict[str, Any]:
+    import nasforge
+
+    return {"evaluators": [{"name": name} for name in nasforge.evaluators.names()]}
+
+
+def _list_datasets(*, benchmark: str, **_: Any) -> dict[str, Any]:
+    import nasforge
+
+    bench = nasforge.tabular.create(benchmark)
+    rows = [
+        {"name": name, "fidelities": list(bench.fidelities), "metrics": len(bench.metrics(name))}
+        for name in bench.datasets
+    ]
+    return {"benchmark": benchmark, "datasets": rows}
+
+
+def _list_metrics(*, benchmark: str, dataset: str, fidelity: int | None) -> dict[str, Any]:
+    import nasforge
+
+    bench = nasforge.tabular.create(benchmark)
+    infos = bench.metrics(dataset, fidelity)
+    rows = [
+        {
+            "name": info.name,
+            "direction": "max" if info.direction.value == "maximize" else "min",
+            "unit": info.unit,
+            "description": info.description,
+        }
+        for info in infos
+    ]
+    used = (
+        fidelity if fidelity is not None else (max(bench.fidelities) if bench.fidelities else None)
+    )
+    return {
+        "benchmark": benchmark,
+        "dataset": dataset.lower(),
+        "fidelity": used,
+        "metrics": rows,
+    }
+
+
+_LISTERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "benchmarks": _list_benchmarks,
+    "datasets": _list_datasets,
+    "evaluators": _list_evaluators,
+    "metrics": _list_metrics,
+    "spaces": _list_spaces,
+    "strategies": _list_strategies,
+}
+
+
+# -- show --------------------------------------------------------------------------------------
+@app.command()
+def show(
+    study_name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[STUDY]", help="Study to show; leave out to list the stored studies."
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Storage URL, e.g. sqlite:///runs.db.", show_default=False)
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many of the best trials to list.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a stored study (settings, trial counts, best trials), or list the stored studies."""
+    with _errors():
+        if storage is None:
+            raise InvalidConfigError(
+                "Give the storage to read with --storage URL, e.g. --storage sqlite:///runs.db."
+            )
+        if top < 0:
+            raise InvalidConfigError(f"--top must be 0 or more, got {top}.")
+        if study_name is None:
+            data = _studies_json(storage)
+        else:
+            import nasforge
+
+            data = _study_json(nasforge.load_study(study_name, storage), top)
+    if as_json:
+        _print_json(data)
+    elif study_name is None:
+        _print_studies(data)
+    else:
+        _print_study(data)
+
+
+def _studies_json(storage: str) -> dict[str, Any]:
+    from nasforge.storage import get_storage
+
+    store = get_storage(storage, create=False)
+    records = store.list_studies()
+    counts = store.study_counts()
+    rows = []
+    for record in records:
+        assert record.study_id is not None
+        states = counts.get(record.study_id, {})
+        evaluator = record.evaluator or {}
+        rows.append(
+            {
+                "name": record.name,
+                "space": record.space,
+                "strategy": record.strategy,
+                "seed": record.seed,
+                "dataset": evaluator.get("dataset"),
+                "n_trials": sum(states.values()),
+                "n_complete": states.get("COMPLETE", 0),
+                "created_at": None if record.created_at is None else str(record.created_at),
+            }
+        )
+    return {"storage": _safe_url(storage), "studies": rows}
+
+
+def _study_json(study: Study, top: int) -> dict[str, Any]:
+    record = study.record
+    states: dict[str, int] = {}
+    for trial in study.trials:
+        states[trial.state.value] = states.get(trial.state.value, 0) + 1
+    ranked = sorted(study.completed_trials, key=lambda t: (-(t.score or -math.inf), t.number))
+    best = _best(study)
+    return {
+        "study": study.name,
+        "space": record.space,
+        "space_params": dict(record.space_params),
+        "strategy": record.strategy,
+        "strategy_params": dict(record.strategy_params),
+        "seed": record.seed,
+        "objectives": list(record.objectives),
+        "evaluator": record.evaluator,
+        "created_at": None if record.created_at is None else str(record.created_at),
+        "n_trials": len(study.trials),
+        "states": states,
+        "spent": study.spent,
+        "best": None if best is None else _trial_json(study, best),
+        "top": [_trial_json(study, t) for t in ranked[:top]],
+    }
+
+
+def _print_studies(data: Mapping[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = data["studies"]
+    if not rows:
+        typer.echo(f"no studies in {data['storage']}")
+        return
+    table = Table(title=escape(f"studies in {data['storage']}"))
+    for column in ("name", "strategy", "seed", "dataset", "trials", "complete"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        _add_row(
+            table,
+            row["name"],
+            row["strategy"],
+            str(row["seed"]),
+            _cell(row["dataset"]),
+            str(row["n_trials"]),
+            str(row["n_complete"]),
+        )
+    _console().print(table)
+
+
+def _print_study(data: Mapping[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(data["states"].items()))
+    space_params = f" ({_cell(data['space_params'])})" if data["space_params"] else ""
+    _print_fields(
+        [
+            ("study", data["study"]),
+            ("space", data["space"] + space_params),
+            ("strategy", f"{data['strategy']} (seed {data['seed']})"),
+            ("parameters", _cell(data["strategy_params"]) or "defaults"),
+            ("objectives", ", ".join(data["objectives"])),
+            ("evaluator", _cell(data["evaluator"]) if data["evaluator"] else "not run yet"),
+            ("created", _cell(data["created_at"])),
+            ("trials", f"{data['n_trials']}" + (f" ({states})" if states else "")),
+            ("cost", f"{data['spent']:g}"),
+            *_best_rows(data["best"], data["objectives"]),
+        ]
+    )
+    if not data["top"]:
+        return
+    n_objectives = len(data["objectives"])
+    metrics = [
+        m
+        for i, m in enumerate(_shown_metrics(data["objectives"])[: n_objectives + 2])
+        if i < n_objectives or any(m in t["metrics"] for t in data["top"])
+    ]
+    with_index = any(t["index"] is not None for t in data["top"])
+    table = Table(title=escape(f"top {len(data['top'])} trials by {data['objectives'][0]}"))
+    table.add_column("#", justify="right")
+    if with_index:
+        table.add_column("index", justify="right")
+    table.add_column("arch", overflow="fold")
+    for metric in metrics:
+        table.add_column(escape(metric), justify="right")
+    for trial in data["top"]:
+        _add_row(
+            table,
+            str(trial["number"]),
+            *([_cell(trial["index"])] if with_index else []),
+            trial["arch"],
+            *(_fmt(trial["metrics"].get(m), 3) for m in metrics),
+        )
+    _console().print(table)
+
+
+# -- entry point -------------------------------------------------------------------------------
+def main(args: Sequence[str] | None = None) -> None:
+    """Run the ``nasforge`` command (``args`` defaults to ``sys.argv[1:]``); exits the process."""
+    app(args=None if args is None else list(args), prog_name="nasforge")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
