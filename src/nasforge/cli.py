@@ -400,10 +400,8 @@ def _open_search(
     return study, evaluator, existing is not None
 
 
-def _run_search(study: Study, evaluator: Evaluator, budget: int, *, show_progress: bool) -> None:
-    if not show_progress:
-        study.optimize(evaluator, budget=budget)
-        return
+def _progress_bar(label: str, *extra: Any) -> Any:
+    """A rich progress bar on stderr: label, bar, done/total, extra columns, times."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -413,30 +411,35 @@ def _run_search(study: Study, evaluator: Evaluator, budget: int, *, show_progres
         TimeRemainingColumn,
     )
 
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
+    return Progress(
+        TextColumn(f"[bold]{label}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("best {task.fields[best]}"),
+        *extra,
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=_console(stderr=True),
     )
+
+
+def _run_search(study: Study, evaluator: Evaluator, budget: int, *, show_progress: bool) -> None:
+    if not show_progress:
+        study.optimize(evaluator, budget=budget)
+        return
+    from rich.progress import TextColumn
+
+    progress = _progress_bar(study.strategy_name, TextColumn("best {task.fields[best]}"))
     metric = study.objectives[0].metric
     best = _best(study)
-    state = {"score": None if best is None else best.score}
-    shown = "–" if best is None else _fmt(best.metrics.get(metric))
     task = progress.add_task(
         study.strategy_name,
         total=budget,
-        completed=min(study.spent, budget),  # type: ignore[arg-type]  # rich takes floats
-        best=shown,
+        completed=min(study.spent, budget),  # rich takes floats
+        best="–" if best is None else _fmt(best.metrics.get(metric)),
     )
 
-    def advance(_study: Study, trial: Trial) -> None:
-        score = trial.score
-        if score is not None and (state["score"] is None or score > state["score"]):
-            state["score"] = score
+    def advance(study: Study, trial: Trial) -> None:
+        if trial is _best(study):
             progress.update(task, best=_fmt(trial.metrics.get(metric)))
         progress.update(task, advance=trial.cost)
 
@@ -679,23 +682,7 @@ def _run_comparison(
     }
     if not show_progress:
         return run(list(names), **kwargs)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("[bold]runs"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=_console(stderr=True),
-    )
+    progress = _progress_bar("runs")
     task = progress.add_task("runs", total=None)
 
     def report(done: int, total: int) -> None:
