@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nasforge import evaluators, spaces, strategies
+from nasforge.architecture import Architecture
 from nasforge.errors import (
     InvalidConfigError,
     StorageError,
@@ -56,11 +57,18 @@ class Study:
     with ``retryable=True``; their proposal is evaluated again (at most ``max_retries`` times)
     before the strategy is asked for anything new. Failures of the evaluation itself are told
     to the strategy and not retried.
+
+    With the option ``dedupe`` (functional hashing, after Gillard et al., "Unified Functional
+    Hashing in Automatic Machine Learning", arXiv:2302.05433), a proposal whose canonical form
+    (``space.canonical``) and fidelity equal those of a finished trial is answered from that
+    trial's record at no cost; the trial names it in ``duplicate_of``.
     """
 
     heartbeat_interval: float = 10.0
     heartbeat_grace: float = 60.0
     max_retries: int = 3
+    #: With ``dedupe``, stop after this many free answers in a row (a converged strategy).
+    max_duplicate_streak: int = 1000
 
     def __init__(self, record: StudyRecord, storage: Storage) -> None:
         assert record.study_id is not None
@@ -80,6 +88,9 @@ class Study:
         self._n_done = 0
         self._spent = 0.0
         self._best: Trial | None = None
+        self.dedupe = bool(record.options.get("dedupe", False))
+        self._seen: dict[tuple[Any, ...], Trial] = {}
+        self._strategy.free_metrics = self._stored_free_metrics()
         self._worker = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._sync()
 
@@ -202,7 +213,29 @@ class Study:
             return
         self._n_done += 1
         self._spent += trial.cost
+        if self.dedupe and trial.duplicate_of is None:
+            self._seen.setdefault(self._key(trial.proposal), trial)
         self._strategy.tell(trial)
+
+    def _key(self, proposal: Proposal) -> tuple[Any, ...]:
+        """Functional identity of a proposal: canonical architecture and fidelity."""
+        fidelity = tuple(sorted((proposal.fidelity or {}).items()))
+        return (self.space.canonical(proposal.arch).choices, fidelity)
+
+    def _stored_free_metrics(self) -> Callable[[Architecture], Mapping[str, float]] | None:
+        """Free metrics from the stored evaluator, built on first use (for replays)."""
+        spec = self._record.evaluator
+        if spec is None:
+            return None
+        built: list[Evaluator] = []
+
+        def free(arch: Architecture) -> Mapping[str, float]:
+            if not built:
+                params = dict(spec)
+                built.append(evaluators.create(params.pop("name"), **params))
+            return built[0].free_metrics(arch)
+
+        return free
 
     def _scores(self, metrics: Mapping[str, float]) -> tuple[float, ...] | None:
         out = []
@@ -273,9 +306,11 @@ class Study:
             if value is not None and (isinstance(value, bool) or not value > 0):
                 raise InvalidConfigError(f"{label} must be a positive number, got {value!r}.")
         evaluator = self._resolve_evaluator(evaluator)
+        self._strategy.free_metrics = evaluator.free_metrics
         executor = executor or InProcessExecutor()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._sync()
+        streak = 0
         with _live(self._worker):
             while True:
                 if n_trials is not None and self._n_done >= n_trials:
@@ -287,6 +322,15 @@ class Study:
                 trial = self._run_one(evaluator, executor)
                 for callback in callbacks:
                     callback(self, trial)
+                streak = streak + 1 if trial.duplicate_of is not None else 0
+                if streak >= self.max_duplicate_streak:
+                    logger.warning(
+                        "stopping: strategy %r proposed %d architectures in a row that were "
+                        "already evaluated (dedupe answers them for free)",
+                        self.strategy_name,
+                        streak,
+                    )
+                    break
         return self
 
     def _run_one(self, evaluator: Evaluator, executor: Executor) -> Trial:
@@ -300,6 +344,13 @@ class Study:
             worker=self._worker,
             started_at=datetime.now(timezone.utc),
         )
+        twin = self._seen.get(self._key(proposal)) if self.dedupe else None
+        if twin is not None:  # answered from the record, at no cost
+            trial.state = twin.state
+            trial.metrics = dict(twin.metrics)
+            trial.fail_reason = twin.fail_reason
+            trial.duplicate_of = twin.number
+            trial.finished_at = trial.started_at
         trial.number = self._storage.add_trial(self._study_id, trial)
         if trial.number != len(self._trials):
             raise StudyConflictError(
@@ -307,6 +358,9 @@ class Study:
                 "run one search per study (concurrent workers come with `nasforge worker`)."
             )
         self._trials.append(trial)
+        if twin is not None:
+            self._settle(trial)
+            return trial
         try:
             with _heartbeat(self, trial):
                 result = executor.submit(_evaluate, evaluator, proposal).result()
@@ -481,6 +535,7 @@ def create_study(
     strategy_params: Mapping[str, Any] | None = None,
     space_params: Mapping[str, Any] | None = None,
     evaluator: Evaluator | None = None,
+    dedupe: bool = False,
     load_if_exists: bool = False,
 ) -> Study:
     """Create a study (or, with ``load_if_exists``, open one with the same settings).
@@ -497,6 +552,8 @@ def create_study(
         evaluator: The evaluator the study will use. Optional here (``optimize`` takes it),
             but given here it is checked before anything is written: it must score this
             space and return every objective's metric, and it is stored with the study.
+        dedupe: Answer proposals that are functionally identical to an evaluated
+            architecture from the record, at no cost (see :class:`Study`).
         load_if_exists: Open the study if one with this name and the same settings exists.
 
     Raises:
@@ -540,6 +597,7 @@ def create_study(
         strategy_params=params,
         space_params=dict(space_params or {}),
         evaluator=spec,
+        options={"dedupe": True} if dedupe else {},
     )
     existing = store.get_study(name)
     if existing is not None:

@@ -113,7 +113,9 @@ class Trial:
 
     ``number`` counts the trials of a study from 0 in the order they were started.
     ``scores`` are the study's objective values turned so that larger is better (``None``
-    until the trial is COMPLETE); strategies read ``score`` (the first one).
+    until the trial is COMPLETE); strategies read ``score`` (the first one). A trial answered
+    from the record of a functionally identical one (``dedupe``) names it in
+    ``duplicate_of`` and cost nothing.
     """
 
     number: int
@@ -127,6 +129,7 @@ class Trial:
     fail_reason: str | None = None
     retryable: bool = False
     retry_of: int | None = None
+    duplicate_of: int | None = None
     worker: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -33,6 +33,14 @@ class Evaluator(ABC):
     def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
         """Evaluate ``arch`` at ``fidelity`` (``None``: the evaluator's full fidelity)."""
 
+    def free_metrics(self, arch: Architecture) -> Mapping[str, float]:
+        """Metrics known without evaluating ``arch`` (parameters, FLOPs, table latency...).
+
+        Strategies use them to reject candidates before spending a query (constraint-aware
+        initialisation) or to pretrain predictors (NARS). Empty by default.
+        """
+        return {}
+
     def spec(self) -> dict[str, Any] | None:
         """Registry name and keyword arguments that rebuild this evaluator, or ``None``.
 

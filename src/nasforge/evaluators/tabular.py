@@ -62,6 +62,9 @@ class TabularEvaluator(Evaluator):
                     raise UnknownNameError(f"metric of {benchmark} {dataset}", name, known)
             known = {name: known[name] for name in metrics}
         self._selected = None if metrics is None else tuple(metrics)
+        self._free = tuple(
+            m.name for m in catalogue if not m.name.endswith("_acc") and "_acc_" not in m.name
+        )
         self._metrics = known
 
     @property
@@ -90,6 +93,17 @@ class TabularEvaluator(Evaluator):
                 if not math.isnan(value):
                     values[name] = value
         return Result(values, cost=self.benchmark.cost(self.dataset, epochs))
+
+    def free_metrics(self, arch: Architecture) -> dict[str, float]:
+        """Cost metrics of the table (``params_M``, ``flops_M``, latency and energy): what a
+        model builder or a device lookup table gives without training."""
+        epochs = self.fidelity
+        out = {}
+        for name in self._free:
+            value = self.benchmark.query(arch, self.dataset, name, epochs)
+            if not math.isnan(value):
+                out[name] = value
+        return out
 
     def spec(self) -> dict[str, Any]:
         return {

@@ -20,7 +20,8 @@ class StudyRecord:
     """The settings that define a study; two runs with equal settings give equal trials.
 
     ``evaluator`` is the evaluator's spec (see ``Evaluator.spec``), filled in when the study
-    is first optimised; ``objectives`` are written ``"metric:max"``.
+    is first optimised; ``objectives`` are written ``"metric:max"``; ``options`` holds study
+    behaviour that changes the trials (``{"dedupe": True}``).
     """
 
     name: str
@@ -31,13 +32,15 @@ class StudyRecord:
     strategy_params: dict[str, Any] = field(default_factory=dict)
     space_params: dict[str, Any] = field(default_factory=dict)
     evaluator: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
     study_id: int | None = field(default=None, compare=False)
     created_at: datetime | None = field(default=None, compare=False)
 
     def differences(self, other: StudyRecord) -> list[str]:
         """Human-readable list of the settings that differ from ``other``."""
         out = []
-        for key in ("space", "space_params", "strategy", "strategy_params", "seed", "objectives"):
+        keys = ("space", "space_params", "strategy", "strategy_params", "seed", "objectives")
+        for key in (*keys, "options"):
             mine, theirs = getattr(self, key), getattr(other, key)
             if mine != theirs:
                 out.append(f"{key}: stored {mine!r}, requested {theirs!r}")

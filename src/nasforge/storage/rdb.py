@@ -193,6 +193,7 @@ class RDBStorage(Storage):
                     seed=record.seed,
                     objectives=_dumps(list(record.objectives)),
                     evaluator=None if record.evaluator is None else _dumps(record.evaluator),
+                    options=_dumps(record.options),
                     created_at=now,
                 )
             )
@@ -216,6 +217,7 @@ class RDBStorage(Storage):
             strategy_params=json.loads(row.strategy_params),
             space_params=json.loads(row.space_params),
             evaluator=None if row.evaluator is None else json.loads(row.evaluator),
+            options=json.loads(row.options),
             study_id=int(row.study_id),
             created_at=row.created_at,
         )
@@ -323,6 +325,7 @@ class RDBStorage(Storage):
                     fail_reason=trial.fail_reason,
                     retryable=trial.retryable,
                     retry_of=trial.retry_of,
+                    duplicate_of=trial.duplicate_of,
                     worker=trial.worker,
                     started_at=_naive(trial.started_at) or now,
                     finished_at=_naive(trial.finished_at),
@@ -394,6 +397,7 @@ class RDBStorage(Storage):
                     fail_reason=r.fail_reason,
                     retryable=bool(r.retryable),
                     retry_of=None if r.retry_of is None else int(r.retry_of),
+                    duplicate_of=None if r.duplicate_of is None else int(r.duplicate_of),
                     worker=r.worker,
                     started_at=_aware(r.started_at),
                     finished_at=_aware(r.finished_at),
@@ -464,6 +468,7 @@ def _tables(sa: Any) -> dict[str, Any]:
         sa.Column("seed", sa.BigInteger, nullable=False),
         sa.Column("objectives", sa.Text, nullable=False),
         sa.Column("evaluator", sa.Text, nullable=True),
+        sa.Column("options", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False),
     )
     trials = sa.Table(
@@ -487,6 +492,7 @@ def _tables(sa: Any) -> dict[str, Any]:
         sa.Column("fail_reason", sa.Text, nullable=True),
         sa.Column("retryable", sa.Boolean, nullable=False),
         sa.Column("retry_of", sa.Integer, nullable=True),
+        sa.Column("duplicate_of", sa.Integer, nullable=True),
         sa.Column("worker", sa.String(256), nullable=True),
         sa.Column("started_at", sa.DateTime, nullable=True),
         sa.Column("finished_at", sa.DateTime, nullable=True),

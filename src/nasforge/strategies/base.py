@@ -6,10 +6,12 @@ import difflib
 import inspect
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
+from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
 from nasforge.spaces.base import SearchSpace
 from nasforge.trial import Proposal, Trial
@@ -36,6 +38,10 @@ class Strategy(ABC):
 
     requires: ClassVar[tuple[str, ...]] = ("sample",)
 
+    #: Set by the study: metrics of an architecture that cost no evaluation (see
+    #: ``Evaluator.free_metrics``); ``None`` when the evaluator is not known.
+    free_metrics: Callable[[Architecture], Mapping[str, float]] | None = None
+
     def __init__(self, space: SearchSpace, *, seed: int | None = 0) -> None:
         missing = [c for c in self.requires if not space.supports(c)]
         if missing:
@@ -54,6 +60,16 @@ class Strategy(ABC):
 
     def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook
         """Learn from a finished trial (COMPLETE or FAILED). No-op by default."""
+
+    def free(self, arch: Architecture) -> Mapping[str, float]:
+        """``free_metrics(arch)``, or a clear error when the study gave the strategy none."""
+        if self.free_metrics is None:
+            raise InvalidConfigError(
+                f"Strategy {type(self).__name__} needs metrics that cost no evaluation (params, "
+                "FLOPs, table latency) from the evaluator; create the study with "
+                "create_study(..., evaluator=...) or pass the evaluator to optimize()."
+            )
+        return self.free_metrics(arch)
 
 
 def check_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
