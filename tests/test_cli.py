@@ -417,6 +417,7 @@ def test_compare_calls_the_harness(fake_harness: list[dict[str, Any]], tmp_path:
         "benchmark": "nb201",
         "strategy_params": {"regularized-evolution": {"population_size": 10, "tournament_size": 3}},
         "n_jobs": 2,
+        "dedupe": False,
     }
     text = result.stdout
     assert "regularized-evolution" in text and "cifar100" in text

@@ -336,3 +336,43 @@ def test_database_path_is_kept_relative_to_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run("random", 2, storage="sqlite:///rel.db")
     assert Path("rel.db").exists()
+
+
+def test_dedupe_answers_functional_twins_for_free_and_replays():
+    storage = InMemoryStorage()
+    study = nasforge.create_study(
+        strategy="regularized-evolution", seed=2, dedupe=True, storage=storage, study_name="d"
+    )
+    study.optimize(evaluator(), budget=60)
+    twins = [t for t in study.trials if t.duplicate_of is not None]
+    assert twins, "evolution re-proposes equivalent cells within 60 queries"
+    for t in twins:
+        original = study.trials[t.duplicate_of]
+        assert study.space.canonical(t.arch) == study.space.canonical(original.arch)
+        assert t.metrics == original.metrics and t.cost == 0.0
+    assert study.spent == pytest.approx(60)
+    resumed = nasforge.load_study("d", storage)
+    assert [(t.arch, t.duplicate_of) for t in resumed.trials] == [
+        (t.arch, t.duplicate_of) for t in study.trials
+    ]
+    with pytest.raises(StudyConflictError, match="options"):
+        nasforge.create_study(
+            strategy="regularized-evolution",
+            seed=2,
+            storage=storage,
+            study_name="d",
+            load_if_exists=True,
+        )
+
+
+def test_a_proposal_that_does_not_fit_the_budget_waits_for_the_next_call():
+    storage = InMemoryStorage()
+    ev = evaluator()
+    study = nasforge.create_study(storage=storage, study_name="h", strategy="successive-halving")
+    study.optimize(ev, budget=10)
+    assert study.spent <= 10
+    study.optimize(ev, budget=40)
+    resumed_later = nasforge.load_study("h", storage)
+    one_go = nasforge.create_study(strategy="successive-halving").optimize(ev, budget=40)
+    assert [t.arch for t in study.trials] == [t.arch for t in one_go.trials]
+    assert len(resumed_later.trials) == len(one_go.trials)

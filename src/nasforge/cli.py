@@ -303,6 +303,13 @@ def search(
             show_default=False,
         ),
     ] = None,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            "--dedupe",
+            help="Answer proposals equal in function to an evaluated cell from the record, free.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -323,6 +330,7 @@ def search(
                 study_name=study_name,
                 params=parse_params(param or []),
                 objectives=objective or ["valid_acc:max"],
+                dedupe=dedupe,
             )
             if resumed:
                 _note(f"resuming study {study.name} ({len(study.trials)} trials recorded)", quiet)
@@ -369,6 +377,7 @@ def _open_search(
     study_name: str | None,
     params: dict[str, Any],
     objectives: Sequence[str],
+    dedupe: bool = False,
 ) -> tuple[Study, Evaluator, bool]:
     """Validate everything, then create or resume the study (nothing is written before)."""
     import nasforge
@@ -395,6 +404,7 @@ def _open_search(
         strategy_params=params,
         objectives=list(objectives),
         evaluator=evaluator,
+        dedupe=dedupe,
         load_if_exists=True,
     )
     return study, evaluator, existing is not None
@@ -576,6 +586,13 @@ def compare(
         typer.Option(help="Write trials.csv, summary.csv/json and plots to this folder."),
     ] = None,
     jobs: Annotated[int | None, typer.Option(help="Parallel worker processes.")] = None,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            "--dedupe",
+            help="Answer proposals equal in function to an evaluated cell from the record, free.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -604,6 +621,7 @@ def compare(
                 benchmark=benchmark,
                 params=params,
                 jobs=jobs,
+                dedupe=dedupe,
                 show_progress=_show_progress(quiet),
             )
             written: dict[str, Path] = {}
@@ -671,6 +689,7 @@ def _run_comparison(
     params: dict[str, dict[str, Any]],
     jobs: int | None,
     show_progress: bool,
+    dedupe: bool = False,
 ) -> Any:
     kwargs: dict[str, Any] = {
         "datasets": list(datasets),
@@ -679,6 +698,7 @@ def _run_comparison(
         "benchmark": benchmark,
         "strategy_params": params or None,
         "n_jobs": jobs,
+        "dedupe": dedupe,
     }
     if not show_progress:
         return run(list(names), **kwargs)

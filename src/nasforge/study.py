@@ -88,6 +88,7 @@ class Study:
         self._n_done = 0
         self._spent = 0.0
         self._best: Trial | None = None
+        self._held: tuple[Proposal, int | None] | None = None
         self.dedupe = bool(record.options.get("dedupe", False))
         self._seen: dict[tuple[Any, ...], Trial] = {}
         self._strategy.free_metrics = self._stored_free_metrics()
@@ -141,7 +142,9 @@ class Study:
 
     @property
     def best_trial(self) -> Trial:
-        """The COMPLETE trial with the best first objective (the earliest among equals)."""
+        """The COMPLETE full-fidelity trial with the best first objective (the earliest among
+        equals). Trials at a reduced fidelity (``{"epochs": 12}``) are screening results and
+        are not candidates."""
         if self._best is None:
             raise StorageError(f"Study {self.name!r} has no completed trial yet.")
         return self._best
@@ -151,7 +154,8 @@ class Study:
         out: list[Trial] = []
         best: Trial | None = None
         for trial in self._trials:
-            if trial.score is not None and (best is None or trial.score > best.score):  # type: ignore[operator]
+            better = best is None or trial.score > best.score  # type: ignore[operator]
+            if trial.score is not None and not trial.fidelity and better:
                 best = trial
             if trial.state.finished and best is not None:
                 out.append(best)
@@ -205,7 +209,8 @@ class Study:
         )
         if trial.state is TrialState.COMPLETE:
             trial.scores = self._scores(trial.metrics)
-            if trial.score is not None and (self._best is None or trial.score > self._best.score):  # type: ignore[operator]
+            better = self._best is None or trial.score > self._best.score  # type: ignore[operator]
+            if trial.score is not None and not trial.fidelity and better:
                 self._best = trial
         retry = trial.state is TrialState.FAILED and trial.retryable
         if retry and self._attempts[trial.number] <= self.max_retries:
@@ -319,7 +324,13 @@ class Study:
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                trial = self._run_one(evaluator, executor)
+                proposal, retry_of = self._take_proposal()
+                if budget is not None:
+                    cost = evaluator.expected_cost(proposal.arch, proposal.fidelity)
+                    if cost is not None and self._spent + cost > budget + 1e-9:
+                        self._held = (proposal, retry_of)  # first in line when resumed
+                        break
+                trial = self._run_one(evaluator, executor, proposal, retry_of)
                 for callback in callbacks:
                     callback(self, trial)
                 streak = streak + 1 if trial.duplicate_of is not None else 0
@@ -333,9 +344,17 @@ class Study:
                     break
         return self
 
-    def _run_one(self, evaluator: Evaluator, executor: Executor) -> Trial:
+    def _take_proposal(self) -> tuple[Proposal, int | None]:
+        """The next proposal: a held one, a retry, or a new one from the strategy."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            return held
         retry_of = self._retry[0].number if self._retry else None
-        proposal = self._next_proposal(retry_of)
+        return self._next_proposal(retry_of), retry_of
+
+    def _run_one(
+        self, evaluator: Evaluator, executor: Executor, proposal: Proposal, retry_of: int | None
+    ) -> Trial:
         trial = Trial(
             number=-1,
             arch=proposal.arch,

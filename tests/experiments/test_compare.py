@@ -231,3 +231,22 @@ def test_summary_rejects_budgets_beyond_the_runs(small: Comparison) -> None:
         small.summary([31])
     with pytest.raises(InvalidConfigError, match="positive"):
         small.summary([0])
+
+
+def test_screening_trials_are_never_a_runs_best_and_are_marked_in_the_csv():
+    comparison = run_comparison(["successive-halving"], seeds=2, budget=30, n_jobs=1)
+    rows = [r for r in comparison.trial_rows() if r["strategy"] == "successive-halving"]
+    screened = [r for r in rows if r["fidelity"] == "epochs=12"]
+    assert screened and len(screened) < len(rows)
+    full_valid = {r["valid_acc"] for r in rows if r["fidelity"] == ""}
+    assert all(r["best_valid"] in full_valid for r in rows if r["best_valid"] == r["best_valid"])
+    assert rows[-1]["cum_cost"] <= 30 + 1e-9
+
+
+def test_dedupe_option_reaches_every_run():
+    plain = run_comparison(["regularized-evolution"], seeds=3, budget=60, n_jobs=1)
+    deduped = run_comparison(["regularized-evolution"], seeds=3, budget=60, n_jobs=1, dedupe=True)
+    n_plain = sum(1 for r in plain.trial_rows() if r["strategy"] == "regularized-evolution")
+    n_dedup = sum(1 for r in deduped.trial_rows() if r["strategy"] == "regularized-evolution")
+    assert n_dedup > n_plain  # free answers let the same budget see more proposals
+    assert deduped.to_json()["dedupe"] is True

@@ -100,3 +100,46 @@ def test_needs_a_space_that_mutates():
 
     with pytest.raises(UnsupportedOperationError, match="mutate"):
         RegularizedEvolution(OnlySample())
+
+
+def test_early_exit_population_initialisation_rejects_over_budget_candidates():
+    ev = nasforge.evaluators.create(
+        "tabular", dataset="cifar10", metrics=["valid_acc", "test_acc", "params_M"]
+    )
+    study = nasforge.create_study(
+        strategy="regularized-evolution",
+        strategy_params={"constraint": "params_M<=0.3", "population_size": 20},
+        evaluator=ev,
+    ).optimize(ev, n_trials=40)
+    initial = study.trials[:20]
+    assert all(t.metrics["params_M"] <= 0.3 for t in initial)
+    assert study._strategy.rejected > 0
+    # the children are not filtered (as in EEEA-Net): evolution may grow past the threshold
+    plain = nasforge.create_study(
+        strategy="regularized-evolution", strategy_params={"population_size": 20}
+    )
+    plain.optimize(ev, n_trials=20)
+    assert max(t.metrics["params_M"] for t in plain.trials) > 0.3
+
+
+def test_infeasible_constraint_reports_the_tightest_value():
+    from nasforge.errors import InfeasibleConstraintError
+
+    ev = nasforge.evaluators.create("tabular", dataset="cifar10", metrics=["valid_acc"])
+    study = nasforge.create_study(
+        strategy="regularized-evolution",
+        strategy_params={"constraint": "params_M<=0.01", "max_rejections": 200},
+    )
+    with pytest.raises(InfeasibleConstraintError, match=r"smallest params_M seen was 0\.07"):
+        study.optimize(ev, n_trials=5)
+
+
+def test_constraint_on_an_unknown_metric():
+    from nasforge.errors import UnknownNameError
+
+    ev = nasforge.evaluators.create("tabular", dataset="cifar10", metrics=["valid_acc"])
+    study = nasforge.create_study(
+        strategy="regularized-evolution", strategy_params={"constraint": "weights_M<=1"}
+    )
+    with pytest.raises(UnknownNameError, match="params_M"):
+        study.optimize(ev, n_trials=5)

@@ -41,6 +41,16 @@ class Evaluator(ABC):
         """
         return {}
 
+    def expected_cost(
+        self, arch: Architecture, fidelity: Mapping[str, Any] | None = None
+    ) -> float | None:
+        """What evaluating ``arch`` at ``fidelity`` will cost, if known in advance.
+
+        A study with a budget does not start an evaluation whose known cost would exceed
+        what is left. ``None`` (the default) means unknown: the last evaluation may overshoot.
+        """
+        return None
+
     def spec(self) -> dict[str, Any] | None:
         """Registry name and keyword arguments that rebuild this evaluator, or ``None``.
 

@@ -94,6 +94,9 @@ class TabularEvaluator(Evaluator):
                     values[name] = value
         return Result(values, cost=self.benchmark.cost(self.dataset, epochs))
 
+    def expected_cost(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> float:
+        return self.benchmark.cost(self.dataset, self._epochs(fidelity))
+
     def free_metrics(self, arch: Architecture) -> dict[str, float]:
         """Cost metrics of the table (``params_M``, ``flops_M``, latency and energy): what a
         model builder or a device lookup table gives without training."""

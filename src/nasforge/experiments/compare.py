@@ -51,6 +51,7 @@ TRIAL_COLUMNS = (
     "seed",
     "trial",
     "arch",
+    "fidelity",
     "valid_acc",
     "test_acc",
     "cost",
@@ -102,9 +103,15 @@ class _Run:
 
     seed: int
     archs: tuple[str, ...]
+    fidelity: tuple[str, ...]  # "" for full fidelity, else e.g. "epochs=12"
     valid: np.ndarray
     test: np.ndarray
     cost: np.ndarray
+
+    @property
+    def full(self) -> np.ndarray:
+        """Which trials ran at full fidelity (only those can be a run's best)."""
+        return np.array([not f for f in self.fidelity], dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ class _Task:
     dataset: str
     budget: int
     seeds: tuple[int, ...]
+    dedupe: bool
 
 
 @dataclass
@@ -156,6 +164,7 @@ class Comparison:
         strategy_params: Mapping[str, Mapping[str, Any]],
         optima: Mapping[str, float],
         runs: Mapping[tuple[str, str], Sequence[_Run]],
+        dedupe: bool = False,
     ) -> None:
         self.strategies = strategies
         self.datasets = datasets
@@ -164,6 +173,7 @@ class Comparison:
         self.benchmark = benchmark
         self.strategy_params = {k: dict(v) for k, v in strategy_params.items()}
         self.optima = dict(optima)
+        self.dedupe = dedupe
         self._runs = {key: tuple(value) for key, value in runs.items()}
         self._curves: dict[tuple[str, str], _Curves] = {}
 
@@ -189,7 +199,7 @@ class Comparison:
             valid = np.full((len(self.seeds), self.budget), np.nan)
             test = np.full((len(self.seeds), self.budget), np.nan)
             for i, run in enumerate(self._runs[key]):
-                best_valid, best_test = _best_so_far(run.valid, run.test)
+                best_valid, best_test = _best_so_far(run.valid, run.test, run.full)
                 last = np.searchsorted(np.cumsum(run.cost), grid + _TOL, side="right") - 1
                 seen = last >= 0
                 valid[i, seen] = best_valid[last[seen]]
@@ -277,6 +287,7 @@ class Comparison:
             "n_seeds": len(self.seeds),
             "seeds": list(self.seeds),
             "strategy_params": self.strategy_params,
+            "dedupe": self.dedupe,
             "datasets": per_dataset,
             "strategies": per_dataset[self.datasets[0]],
         }
@@ -292,7 +303,7 @@ class Comparison:
         for strategy in self.strategies:
             for dataset in self.datasets:
                 for run in self._runs[(strategy, dataset)]:
-                    best_valid, best_test = _best_so_far(run.valid, run.test)
+                    best_valid, best_test = _best_so_far(run.valid, run.test, run.full)
                     cum_cost = np.cumsum(run.cost)
                     for i, arch in enumerate(run.archs):
                         yield {
@@ -302,6 +313,7 @@ class Comparison:
                             "seed": run.seed,
                             "trial": i,
                             "arch": arch,
+                            "fidelity": run.fidelity[i],
                             "valid_acc": float(run.valid[i]),
                             "test_acc": float(run.test[i]),
                             "cost": float(run.cost[i]),
@@ -365,6 +377,7 @@ def run_comparison(
     strategy_params: Mapping[str, Mapping[str, Any]] | None = None,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    dedupe: bool = False,
 ) -> Comparison:
     """Run every strategy with every seed on every dataset of a tabular benchmark.
 
@@ -394,6 +407,12 @@ def run_comparison(
             this process. Work is sent in chunks of up to 25 seeds of one strategy and dataset.
         progress: Called in this process as ``progress(runs_done, runs_total)`` whenever runs
             finish (and once with ``runs_done=0`` before the first starts).
+        dedupe: Run every study with functional-hash deduplication (``create_study(...,
+            dedupe=True)``): proposals equal in function to an evaluated architecture are
+            answered from the record at no cost.
+
+    Trials at a reduced fidelity (``{"epochs": 12}``, e.g. from ``successive-halving``) cost
+    their share of a query and are never a run's best-by-validation architecture.
 
     Returns:
         The :class:`Comparison`, ready to :meth:`~Comparison.summary` or
@@ -477,6 +496,7 @@ def run_comparison(
             dataset=dataset,
             budget=budget,
             seeds=chunk_seeds,
+            dedupe=dedupe,
         )
         for index, (strategy, dataset, chunk_seeds) in enumerate(groups)
     ]
@@ -524,6 +544,7 @@ def run_comparison(
         budget=budget,
         benchmark=benchmark,
         strategy_params={name: params.get(name, {}) for name in names},
+        dedupe=dedupe,
         optima=optima,
         runs=runs,
     )
@@ -545,6 +566,7 @@ def _run_chunk(task: _Task) -> list[_Run]:
             seed=seed,
             study_name=f"compare-{task.strategy}-{task.dataset}-seed{seed}",
             strategy_params=task.params,
+            dedupe=task.dedupe,
         )
         study.optimize(evaluator, budget=task.budget)
         trials = study.trials
@@ -552,6 +574,10 @@ def _run_chunk(task: _Task) -> list[_Run]:
             _Run(
                 seed=seed,
                 archs=tuple(t.arch.text for t in trials),
+                fidelity=tuple(
+                    ",".join(f"{k}={v}" for k, v in sorted((t.fidelity or {}).items()))
+                    for t in trials
+                ),
                 valid=np.array([t.value("valid_acc") for t in trials], dtype=np.float64),
                 test=np.array([t.value("test_acc") for t in trials], dtype=np.float64),
                 cost=np.array([t.cost for t in trials], dtype=np.float64),
@@ -561,12 +587,17 @@ def _run_chunk(task: _Task) -> list[_Run]:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def _best_so_far(valid: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _best_so_far(
+    valid: np.ndarray, test: np.ndarray, full: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Running best validation accuracy and the test accuracy of the trial that holds it.
 
-    Ties go to the earliest trial (as in ``Study.best_trial``); NaN validation values never
-    win; both outputs are NaN until the first trial with a validation value.
+    Ties go to the earliest trial (as in ``Study.best_trial``); NaN validation values and
+    trials at a reduced fidelity (``full`` false: screening results) never win; both outputs
+    are NaN until the first eligible trial.
     """
+    if full is not None:
+        valid = np.where(full, valid, np.nan)
     if len(valid) == 0:
         return valid.copy(), test.copy()
     scores = np.where(np.isnan(valid), -np.inf, valid)
