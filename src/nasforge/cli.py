@@ -189,16 +189,15 @@ def _split(text: str) -> list[str]:
 
 # -- option parsing ----------------------------------------------------------------------------
 def parse_value(text: str) -> Any:
-    """A ``--param`` value: an int, else a float, else ``true``/``false``, else the text."""
+    """A ``--param`` value: JSON where it parses (``3``, ``0.5``, ``true``, ``[12, 200]``,
+    ``{"popsize": 12}``), ``True``/``False`` in any case, else the text itself."""
     stripped = text.strip()
     if stripped.lower() in ("true", "false"):
         return stripped.lower() == "true"
-    for convert in (int, float):
-        try:
-            return convert(stripped)
-        except ValueError:
-            pass
-    return stripped
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        return stripped
 
 
 def parse_params(items: Sequence[str], *, option: str = "--param") -> dict[str, Any]:

@@ -14,6 +14,7 @@ __all__ = [
     "InfeasibleConstraintError",
     "InvalidArchitectureError",
     "InvalidConfigError",
+    "MissingDependencyError",
     "NasforgeError",
     "StorageError",
     "StudyConflictError",
@@ -61,6 +62,10 @@ class InfeasibleConstraintError(NasforgeError, ValueError):
 
 class UnsupportedOperationError(NasforgeError, TypeError):
     """A component was asked for something it does not provide (e.g. a space without a model)."""
+
+
+class MissingDependencyError(NasforgeError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
 
 
 def unknown_name_message(kind: str, name: str, valid: Iterable[str]) -> str:
