@@ -12,7 +12,7 @@ import nasforge
 from nasforge import strategies
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, NasforgeError, UnsupportedOperationError
-from nasforge.spaces.base import SearchSpace
+from nasforge.spaces.base import Decision, SearchSpace
 from nasforge.strategies.optuna_samplers import (
     MissingDependencyError,
     OptunaCmaEsSearch,
@@ -158,10 +158,12 @@ def test_cmaes_suggests_integers_tpe_categories(nb201):
 
 
 class Toy(SearchSpace):
-    """Two decisions (3 widths, 2 booleans), described through ``decisions``."""
+    """Two decisions (3 widths, 2 booleans), described through ``decisions()``."""
 
     name = "toy"
-    decisions = (("width", (16, 32, 64)), ("residual", (False, True)))
+
+    def decisions(self):
+        return (Decision("width", (16, 32, 64)), Decision("residual", (False, True)))
 
     def sample(self, rng):
         return self.from_choices([int(rng.integers(3)), int(rng.integers(2))])
@@ -182,32 +184,20 @@ def test_a_space_that_describes_its_decisions(nb201):
     params = tpe.optuna_study.trials[0].params
     assert set(params) == {"width", "residual"} and params["width"] in (16, 32, 64)
     assert tpe.optuna_study.best_trial.params == {"width": 64, "residual": True}
+    cma = OptunaCmaEsSearch(Toy(), seed=0)
+    width, residual = cma.ask().arch.choices
+    assert cma.optuna_study.trials[0].params == {"width": width, "residual": residual}
 
 
 def test_a_space_without_decisions_is_refused():
-    class Plain(Toy):
-        decisions = None
+    class Plain(SearchSpace):
+        name = "plain"
+        sample = Toy.sample
+        parse = Toy.parse
+        from_choices = Toy.from_choices
 
-    with pytest.raises(UnsupportedOperationError, match="'decisions' attribute"):
+    with pytest.raises(UnsupportedOperationError, match="decisions"):
         OptunaTPESearch(Plain())
-
-    for bad in [(("width", ()),), (("width", 3),)]:
-
-        class Bad(Toy):
-            decisions = bad
-
-        with pytest.raises(UnsupportedOperationError, match="at least one option"):
-            OptunaRandomSearch(Bad())
-
-
-def test_decisions_may_be_a_method():
-    class Described(Toy):
-        def decisions(self):
-            return Toy.decisions
-
-    cma = OptunaCmaEsSearch(Described(), seed=0)
-    width, residual = cma.ask().arch.choices
-    assert cma.optuna_study.trials[0].params == {"width": width, "residual": residual}
 
 
 def test_sampler_params_are_checked(nb201):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,16 @@ import numpy as np
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, UnknownNameError, UnsupportedOperationError
 
-__all__ = ["SearchSpace"]
+__all__ = ["Decision", "SearchSpace"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One entry of ``Architecture.choices``: its name and its options (choice ``i`` is
+    ``options[i]``)."""
+
+    name: str
+    options: tuple[str | int | float | bool, ...]
 
 
 class SearchSpace(ABC):
@@ -56,6 +66,19 @@ class SearchSpace(ABC):
     def encode(self, arch: Architecture, kind: str = "onehot") -> np.ndarray:
         """A numeric vector describing ``arch`` (for predictors); ``kind`` in :attr:`encodings`."""
         raise UnsupportedOperationError(f"Search space {self.name!r} does not define encodings.")
+
+    def decisions(self) -> tuple[Decision, ...]:
+        """The decisions of a product space: entry ``i`` of ``choices`` takes the values
+        ``0..len(decisions()[i].options) - 1`` and every combination is an architecture.
+
+        Strategies that learn one distribution per decision (``reinforce``, ``manas``, the
+        Optuna samplers) need it. Spaces with constraints between decisions (e.g. DARTS,
+        where a node's two inputs differ) do not define it.
+        """
+        raise UnsupportedOperationError(
+            f"Search space {self.name!r} is not a product of independent decisions "
+            "(decisions()); strategies that sample each decision on its own cannot search it."
+        )
 
     def canonical(self, arch: Architecture) -> Architecture:
         """One representative of the architectures that compute the same function as ``arch``.

@@ -27,10 +27,10 @@ import numpy as np
 from nasforge import spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, unknown_name_message
-from nasforge.spaces.base import SearchSpace
+from nasforge.spaces.base import Decision, SearchSpace
 from nasforge.tabular.base import row_lookup
 
-__all__ = ["EDGES", "OPS", "NB201Space"]
+__all__ = ["EDGES", "N_PATHS", "OPS", "PATH_ROUTES", "NB201Space", "path_encoding"]
 
 #: Operation names, in the order of the benchmark's search space definition.
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -57,7 +57,8 @@ class NB201Space(SearchSpace):
 
     ``mutate`` changes the operation of one edge to another operation, chosen uniformly;
     ``neighbours`` lists all 24 such cells. Encodings: ``"onehot"`` (30 values, one block of
-    5 per edge) and ``"ops"`` (the 6 operation indices).
+    5 per edge), ``"ops"`` (the 6 operation indices) and ``"path"`` (84 indicators, one per
+    possible input-to-output path; see :func:`path_encoding`).
 
     Example:
         >>> space = NB201Space()
@@ -73,7 +74,7 @@ class NB201Space(SearchSpace):
     """
 
     name = "nb201"
-    encodings = ("onehot", "ops")
+    encodings = ("onehot", "ops", "path")
 
     # -- construction ------------------------------------------------------------------------
     def from_choices(self, choices: Sequence[int]) -> Architecture:
@@ -180,9 +181,15 @@ class NB201Space(SearchSpace):
         ops = np.asarray(self.check(arch).choices)
         if kind == "ops":
             return ops.astype(np.float64)
+        if kind == "path":
+            return path_encoding(ops)
         onehot = np.zeros((N_EDGES, N_OPS))
         onehot[np.arange(N_EDGES), ops] = 1.0
         return onehot.ravel()
+
+    def decisions(self) -> tuple[Decision, ...]:
+        """Six decisions ``edge0``..``edge5`` (the edges of :data:`EDGES`) over :data:`OPS`."""
+        return tuple(Decision(f"edge{i}", OPS) for i in range(N_EDGES))
 
     def canonical(self, arch: Architecture) -> Architecture:
         """The representative of the cells that compute the same function as ``arch``.
@@ -201,6 +208,56 @@ class NB201Space(SearchSpace):
         """The cells in benchmark index order."""
         for index in range(SIZE):
             yield self.from_index(index)
+
+
+#: The four routes from the input (node 0) to the output (node 3), as positions in
+#: ``Architecture.choices``: 0->3, 0->1->3, 0->2->3 and 0->1->2->3.
+PATH_ROUTES: tuple[tuple[int, ...], ...] = ((3,), (0, 4), (1, 5), (0, 2, 5))
+#: Operations a path can be made of: every operation but ``none``, which cuts the edge.
+_PATH_OPS = N_OPS - 1
+#: Number of path features: 4 paths of one operation, 4**2 of two, 4**3 of three.
+N_PATHS: int = sum(_PATH_OPS**length for length in (1, 2, 3))
+_PATH_OFFSET = {1: 0, 2: _PATH_OPS, 3: _PATH_OPS + _PATH_OPS**2}
+
+
+def path_encoding(choices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The BANANAS path encoding of a cell: which input-to-output paths it contains.
+
+    White, C., Neiswanger, W. and Savani, Y. "BANANAS: Bayesian Optimization with Neural
+    Architectures for Neural Architecture Search." AAAI 2021, arXiv:1910.11858, Section 4
+    (path encoding). A path is the sequence of operations met from the input to the output;
+    the encoding holds one indicator per possible sequence. An NB201 cell has four routes
+    from node 0 to node 3 (:data:`PATH_ROUTES`), of one, two, two and three edges; a route
+    whose edges include ``none`` carries no signal and is not a path. With the 4 other
+    operations there are ``4 + 4**2 + 4**3 = 84`` possible paths (:data:`N_PATHS`), so the
+    vector has 84 entries: first the 4 one-operation paths, then the 16 two-operation paths,
+    then the 64 three-operation paths, each block in lexicographic order of the operation
+    indices (``skip_connect`` < ``nor_conv_1x1`` < ``nor_conv_3x3`` < ``avg_pool_3x3``, as in
+    :data:`OPS`). The two two-edge routes share their features: two cells that differ only by
+    which of them holds a sequence have the same encoding (as in the paper, the encoding is
+    not one-to-one). Edges on no path, and cells without any path, encode as zeros.
+
+    The reference implementations (naszilla's ``Cell201.encode_paths``, NASLib's
+    ``encode_paths`` for NAS-Bench-201) count ``none`` as a fifth operation and always set
+    the four routes' indicators, giving ``5 + 25 + 125 = 155`` features of which paths
+    through ``none`` are some; nasforge leaves those out, as the paper's definition does.
+
+    Args:
+        choices: The 6 operation indices of a cell (``Architecture.choices``).
+
+    Returns:
+        A float vector of :data:`N_PATHS` zeros and ones.
+    """
+    encoding = np.zeros(N_PATHS)
+    for route in PATH_ROUTES:
+        ops = [int(choices[edge]) for edge in route]
+        if 0 in ops:  # a none edge: no path along this route
+            continue
+        index = 0
+        for op in ops:
+            index = index * _PATH_OPS + (op - 1)
+        encoding[_PATH_OFFSET[len(route)] + index] = 1.0
+    return encoding
 
 
 def _decode(code: int) -> tuple[int, ...]:

@@ -11,14 +11,11 @@ trial, or ``state=FAIL`` for a failed one. Optuna's sampler thus runs unchanged 
 nasforge's study loop (storage, resume, budgets, executors and comparisons), so it can be
 compared with nasforge's own strategies in the same harness.
 
-**Decisions.** Optuna needs the decisions of the space and their options. A space describes
-them with a ``decisions`` attribute (a property, or a method without arguments): a sequence
-with one ``(name, options)`` pair per entry of ``Architecture.choices``, where ``options``
-lists the values of that decision (strings, numbers or booleans, all different) and
-``choices[i]`` is the index of the chosen option in ``options``. NAS-Bench-201 is described from
-:mod:`nasforge.spaces.nb201`: six parameters ``edge0``..``edge5`` (in the edge order of
-``Architecture.choices``) over the operation names of ``OPS``. Other spaces are refused
-with :class:`~nasforge.errors.UnsupportedOperationError`.
+**Decisions.** Optuna needs the decisions of the space and their options:
+``SearchSpace.decisions()``, one named decision per entry of ``Architecture.choices``, for
+spaces where every combination of options is an architecture (NAS-Bench-201: ``edge0`` ..
+``edge5`` over its five operations). Other spaces are refused with
+:class:`~nasforge.errors.UnsupportedOperationError` when the strategy is built.
 
 **Logging.** Optuna logs one INFO line per trial. While a strategy calls Optuna it lowers
 Optuna's verbosity to WARNING (``optuna.logging.set_verbosity``) and restores the previous
@@ -66,7 +63,6 @@ __all__ = [
 #: The extra that installs Optuna (and ``cmaes``) for these strategies.
 INSTALL_HINT = "pip install 'nasforge[optuna]'"
 #: Values Optuna accepts as options of a categorical parameter.
-_CHOICE_TYPES = (str, int, float, bool)
 #: Optuna's samplers take seeds of ``numpy.random.RandomState``: 0..2**32 - 1.
 _MAX_SEED = 2**32
 
@@ -123,7 +119,7 @@ class OptunaSamplerStrategy(Strategy):
             or the sampler refuses a value.
     """
 
-    requires = ("from_choices",)
+    requires = ("decisions",)
     #: How each decision is suggested to Optuna: ``"categorical"`` or ``"integer"``.
     encoding: ClassVar[Literal["categorical", "integer"]] = "categorical"
     #: Parameters of the sampler that the strategy sets itself and ``sampler_params`` may not.
@@ -141,7 +137,7 @@ class OptunaSamplerStrategy(Strategy):
         import optuna
 
         super().__init__(space, seed=seed)
-        self._decisions = _decisions(space, label)
+        self._decisions = _decisions(space)
         self._index = [{value: i for i, value in enumerate(d.options)} for d in self._decisions]
         if seed is not None and 0 <= seed < _MAX_SEED:
             self.sampler_seed = int(seed)
@@ -435,65 +431,9 @@ class OptunaCmaEsSearch(OptunaSamplerStrategy):
 
 
 # -- module helpers ---------------------------------------------------------------------------
-def _decisions(space: SearchSpace, strategy: str) -> tuple[_Decision, ...]:
-    """The decisions of ``space``, from its ``decisions`` attribute or, for NB201, its module."""
-    described = getattr(space, "decisions", None)
-    if callable(described):
-        described = described()
-    if described is not None:
-        return _parse_decisions(space, described)
-    if space.name == "nb201":
-        from nasforge.spaces import nb201
-
-        if isinstance(space, nb201.NB201Space):
-            return tuple(_Decision(f"edge{i}", nb201.OPS) for i in range(nb201.N_EDGES))
-    raise UnsupportedOperationError(
-        f"Strategy {strategy!r} needs to know the decisions of space {space.name!r} and their "
-        "options, and the space does not describe them: give it a 'decisions' attribute, one "
-        "(name, options) pair per entry of Architecture.choices (see "
-        "nasforge.strategies.optuna_samplers)."
-    )
-
-
-def _parse_decisions(space: SearchSpace, described: Any) -> tuple[_Decision, ...]:
-    where = f"the decisions of space {space.name!r}"
-    try:
-        pairs = [tuple(pair) for pair in described]
-    except TypeError:
-        raise UnsupportedOperationError(
-            f"Expected {where} to be a sequence of (name, options) pairs, got {described!r}."
-        ) from None
-    out: list[_Decision] = []
-    for pair in pairs:
-        if len(pair) != 2 or not isinstance(pair[0], str) or isinstance(pair[1], (str, bytes)):
-            raise UnsupportedOperationError(
-                f"Expected each of {where} to be a (name, options) pair, got {pair!r}."
-            )
-        name, options = pair[0], tuple(pair[1]) if _iterable(pair[1]) else ()
-        if not options or not all(isinstance(o, _CHOICE_TYPES) for o in options):
-            raise UnsupportedOperationError(
-                f"Decision {name!r} of space {space.name!r} must list at least one option, "
-                f"each a string, number or boolean; got {options!r}."
-            )
-        if len(set(options)) != len(options):
-            raise UnsupportedOperationError(
-                f"Decision {name!r} of space {space.name!r} lists an option twice: {options!r}."
-            )
-        out.append(_Decision(name, options))
-    names = [d.name for d in out]
-    if not out or len(set(names)) != len(names):
-        raise UnsupportedOperationError(
-            f"Expected {where} to have at least one decision, with distinct names; got {names}."
-        )
-    return tuple(out)
-
-
-def _iterable(value: Any) -> bool:
-    try:
-        iter(value)
-    except TypeError:
-        return False
-    return True
+def _decisions(space: SearchSpace) -> tuple[_Decision, ...]:
+    """The decisions of ``space`` (``SearchSpace.decisions``) as Optuna parameters."""
+    return tuple(_Decision(d.name, tuple(d.options)) for d in space.decisions())
 
 
 @contextlib.contextmanager
