@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from nasforge import spaces
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidArchitectureError, unknown_name_message
+from nasforge.errors import InvalidArchitectureError, InvalidConfigError, unknown_name_message
 from nasforge.spaces.base import Decision, SearchSpace
 from nasforge.tabular.base import row_lookup
 
@@ -199,6 +200,37 @@ class NB201Space(SearchSpace):
         from nasforge.spaces._nb201_canonical import canonical_ops
 
         return self.from_choices(canonical_ops(self.check(arch).choices))
+
+    def build(
+        self,
+        arch: Architecture,
+        num_classes: int = 10,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        **kwargs: Any,
+    ) -> Any:
+        """The benchmark's network of ``arch`` (:class:`nasforge.ops.nb201.NB201Network`).
+
+        With the defaults (16 channels, 5 cells per stage) its parameters and FLOPs equal the
+        table's ``params_M`` and ``flops_M`` (``benchmarks/nb201_params_flops.py``); smaller
+        ``channels`` / ``cells_per_stage`` give EcoNAS-style reduced-cost proxies.
+
+        Raises:
+            InvalidConfigError: An unknown keyword, or a setting that leaves a layer empty.
+        """
+        if kwargs:
+            raise InvalidConfigError(
+                f"NB201Space.build() got unknown argument(s) {sorted(kwargs)}; it takes "
+                "num_classes, channels, cells_per_stage."
+            )
+        from nasforge.ops.nb201 import NB201Network
+
+        return NB201Network(
+            self.check(arch).choices,
+            num_classes=num_classes,
+            channels=channels,
+            cells_per_stage=cells_per_stage,
+        )
 
     @property
     def size(self) -> int:

@@ -1,0 +1,808 @@
+"""The DARTS (NASNet-style) cell search space and its published genotypes.
+
+Liu, H., Simonyan, K. and Yang, Y. "DARTS: Differentiable Architecture Search." ICLR 2019,
+arXiv:1806.09055. The cell is the one of NASNet (Zoph et al., CVPR 2018, arXiv:1707.07012) as
+DARTS restricts it: two input nodes (0: the output of the cell two back, 1: of the previous
+cell), four intermediate nodes 2..5, each the sum of two operations applied to two *different*
+earlier nodes, and the cell's output the concatenation of nodes 2..5. An architecture is a
+*normal* cell (stride 1) and a *reduction* cell (stride 2 on the edges from nodes 0 and 1),
+each repeated through the network (:mod:`nasforge.ops.darts`).
+
+Operations
+----------
+DARTS searches over 8 operations (:data:`OPS`, the order of its ``PRIMITIVES``); the ``none``
+(zero) operation only takes part in the continuous relaxation and is never kept in a derived
+genotype, so a discrete architecture uses the other 7, :data:`GENOTYPE_OPS`, numbered 0..6::
+
+    0 max_pool_3x3  1 avg_pool_3x3  2 skip_connect  3 sep_conv_3x3  4 sep_conv_5x5
+    5 dil_conv_3x3  6 dil_conv_5x5
+
+Choices
+-------
+``Architecture.choices`` holds 32 integers: for each cell (normal, then reduce), for each
+intermediate node ``k = 0..3`` (node index ``k + 2``), its two edges, each as
+``(input, op)``::
+
+    choices[16 * cell + 4 * k + 2 * edge]     = input of that edge, in 0..k+1
+    choices[16 * cell + 4 * k + 2 * edge + 1] = operation, index into GENOTYPE_OPS (0..6)
+
+The two inputs of a node must differ (as in every DARTS-derived genotype, and in the random
+search baseline below). The order of a node's two edges is kept as given, so a published
+genotype reads back exactly; :meth:`DartsSpace.canonical` merges the orders.
+
+Text
+----
+``str(arch)`` writes each cell as its nodes separated by ``|``, each node as its two edges
+``operation~input`` separated by ``,``, the two cells as ``normal=...;reduce=...``. DARTS V2
+begins::
+
+    normal=sep_conv_3x3~0,sep_conv_3x3~1|sep_conv_3x3~0,sep_conv_3x3~1|...;reduce=...
+
+:meth:`DartsSpace.parse` reads that form (spaces around the separators are allowed), and
+also the ``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5],
+reduce=[...], reduce_concat=[2, 3, 4, 5])`` text of the reference implementations: flat
+lists of 8 pairs (quark0/darts, PC-DARTS) or lists of 4 pairs of pairs (D-X-Y/AutoDL-Projects,
+whose ``connectN=None, connects=None`` are accepted), with the concat lists (or
+``range(2, 6)``) equal to nodes 2..5. ``repr(space.to_genotype(arch))`` writes that text.
+
+Size
+----
+Node ``k`` has ``(k + 2)(k + 1)`` ordered pairs of different inputs and ``7**2`` operation
+pairs, so a cell has ``2880 * 7**8 = 16,602,626,880`` choice tuples and the space
+``(2880 * 7**8)**2 = 275,647,219,316,498,534,400`` (about 2.8e20, :data:`SIZE`). Counting a
+node's two edges as an unordered pair gives ``(180 * 7**8)**2``, about 1.08e18;
+:meth:`DartsSpace.canonical` also merges relabellings of the
+intermediate nodes, which leaves 382,128,166 classes per cell and about 1.46e17 in all
+(counted with Burnside's lemma over the 24 relabellings; the test suite checks the count on
+the cell topologies).
+
+Sampling and mutation
+---------------------
+:meth:`DartsSpace.sample` draws, for each cell and node, two different inputs uniformly
+without replacement and two operations uniformly and independently, as the random search
+baseline of Li, L. and Talwalkar, A. "Random Search and Reproducibility for Neural
+Architecture Search." UAI 2019, arXiv:1902.07638 (``sample_arch`` in liamcli/randomNAS_release
+``benchmarks/cnn/darts/darts_wrapper_discrete.py`` @14b86a49859b7c6fe38d1169abb64d0cc268c212)
+does. That code draws the operations from all 8 ``PRIMITIVES`` of its DARTS copy, ``none``
+included; nasforge draws them from the 7 of a genotype.
+:meth:`DartsSpace.mutate` applies one of the two mutations of AmoebaNet (Real, E., Aggarwal,
+A., Huang, Y. and Le, Q. V. "Regularized Evolution for Image Classifier Architecture Search."
+AAAI 2019, arXiv:1802.01548, Section 2.3), chosen with equal probability: the *hidden state
+mutation* picks a cell, a node and one of its two edges, and moves the edge to another input
+(one the node does not already read; node 2 reads both cell inputs, so the nodes 3..5 are
+picked); the *op mutation* picks a cell, a node and an edge and replaces the operation by
+another one. AmoebaNet's third, the identity mutation, is left out: ``mutate`` always changes
+the architecture. :meth:`DartsSpace.neighbours` lists all 120 single changes (96 operation
+changes, 24 input changes).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections.abc import Mapping, Sequence
+from itertools import permutations
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from nasforge import spaces
+from nasforge.architecture import Architecture
+from nasforge.errors import (
+    InvalidArchitectureError,
+    InvalidConfigError,
+    UnknownNameError,
+    unknown_name_message,
+)
+from nasforge.spaces.base import SearchSpace
+
+if TYPE_CHECKING:
+    from nasforge.ops.darts import GenotypeLike, NetworkCIFAR
+
+__all__ = [
+    "CELLS",
+    "CONCAT",
+    "GENOTYPES",
+    "GENOTYPE_OPS",
+    "OPS",
+    "PUBLISHED_PARAMS_M",
+    "SIZE",
+    "DartsSpace",
+    "Genotype",
+]
+
+#: The 8 operations of DARTS, in the order of its ``PRIMITIVES`` (``none`` first).
+OPS: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+#: The 7 operations of a discrete genotype; ``choices`` index into this tuple.
+GENOTYPE_OPS: tuple[str, ...] = OPS[1:]
+#: The two cell types, in the order of ``choices`` and of the text.
+CELLS: tuple[str, ...] = ("normal", "reduce")
+#: The concatenated nodes of every cell: all four intermediate nodes.
+CONCAT: tuple[int, ...] = (2, 3, 4, 5)
+N_NODES = 4
+N_OPS = len(GENOTYPE_OPS)
+_PER_CELL = 4 * N_NODES
+N_CHOICES = len(CELLS) * _PER_CELL
+_CELL_SIZE = math.prod((k + 2) * (k + 1) for k in range(N_NODES)) * N_OPS ** (2 * N_NODES)
+#: The number of architectures (choice tuples) of the space.
+SIZE: int = _CELL_SIZE ** len(CELLS)
+#: First row of node ``k`` in the per-cell edge list of the one-hot encoding (14 edges).
+_EDGE_OFFSET: tuple[int, ...] = tuple(sum(j + 2 for j in range(k)) for k in range(N_NODES))
+_N_EDGES = sum(k + 2 for k in range(N_NODES))
+_OP_INDEX = {name: i for i, name in enumerate(GENOTYPE_OPS)}
+_EDGE_RE = re.compile(r"^([A-Za-z0-9_]+)\s*~\s*(\d+)$")
+_EXTRA_FIELDS = ("connectN", "connects")  # AutoDL-Projects' Genotype; accepted when None
+
+
+class Genotype(NamedTuple):
+    """A genotype in the form of the DARTS reference implementation.
+
+    ``normal`` and ``reduce`` hold two ``(operation, input)`` pairs per intermediate node,
+    node by node; ``*_concat`` the nodes concatenated into the cell's output. ``repr`` of a
+    genotype is the classic text, which :meth:`DartsSpace.parse` reads.
+    """
+
+    normal: tuple[tuple[str, int], ...]
+    normal_concat: tuple[int, ...]
+    reduce: tuple[tuple[str, int], ...]
+    reduce_concat: tuple[int, ...]
+
+
+def _genotype(normal: Sequence[tuple[str, int]], reduce: Sequence[tuple[str, int]]) -> Genotype:
+    return Genotype(tuple(normal), CONCAT, tuple(reduce), CONCAT)
+
+
+# The published genotypes, verified against the reference repositories (read through the
+# project's code search; commits are the ones stored there):
+# * darts-v1 (first order) and darts-v2 (second order): ``DARTS_V1`` and ``DARTS_V2`` of
+#   quark0/darts ``cnn/genotypes.py`` (the stored commit 8876e793763398e3ee62ac1823fa0a3c14e8c2c5
+#   holds V1 under the name ``DARTS``); the same two in yuhuixu1993/PC-DARTS ``genotypes.py``
+#   @283b086cc3d567aacf448511cd0b28d13a728f49 and liamcli/darts ``cnn/genotypes.py``
+#   @17bd21d43a8088fbef4894bbdd306f4b9f407271. DARTS Table 1: 3.3M parameters each,
+#   3.00 +- 0.14 % (first order) and 2.76 +- 0.09 % (second order) test error on CIFAR-10.
+# * pc-darts: ``PC_DARTS_cifar`` of yuhuixu1993/PC-DARTS ``genotypes.py``
+#   @283b086cc3d567aacf448511cd0b28d13a728f49 (Xu et al., ICLR 2020, arXiv:1907.05737,
+#   Table 1: 3.6M, 2.57 +- 0.07 %).
+# * gdas: ``GDAS_V1`` of D-X-Y/AutoDL-Projects ``lib/nas_infer_model/DXYs/genotypes.py``
+#   @bb2f405961d73b5bf3a757178793aa1fc7038ca2, flattened from its pairs-per-node form; it
+#   matches the search output ``DMS_V1`` in ``lib/nas/genotypes.py``
+#   @13e908f4df865fc3bb7415e52bce72731154c45a (Dong and Yang, CVPR 2019, arXiv:1910.04465:
+#   3.4M, 2.93 %). xiaomi-automl/FairDARTS ``fairdarts/genotypes.py`` copies it with the last
+#   reduce edge reading node 2 instead of node 1; nasforge follows the authors' repository.
+# Built at 36 channels and 20 layers (auxiliary head excluded), darts-v2, pc-darts and gdas
+# have the published counts (3.35M, 3.63M, 3.37M); darts-v1 has 3.17M where DARTS reports
+# 3.3M for its first-order cell (benchmarks/darts_params.py prints the counts).
+_DARTS_V1 = _genotype(
+    normal=[
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("skip_connect", 2),
+    ],
+    reduce=[
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("skip_connect", 2),
+        ("avg_pool_3x3", 0),
+    ],
+)
+_DARTS_V2 = _genotype(
+    normal=[
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("skip_connect", 0),
+        ("dil_conv_3x3", 2),
+    ],
+    reduce=[
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+    ],
+)
+_PC_DARTS = _genotype(
+    normal=[
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 0),
+        ("dil_conv_3x3", 1),
+        ("sep_conv_5x5", 0),
+        ("sep_conv_3x3", 1),
+        ("avg_pool_3x3", 0),
+        ("dil_conv_3x3", 1),
+    ],
+    reduce=[
+        ("sep_conv_5x5", 1),
+        ("max_pool_3x3", 0),
+        ("sep_conv_5x5", 1),
+        ("sep_conv_5x5", 2),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 3),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 2),
+    ],
+)
+_GDAS = _genotype(
+    normal=[
+        ("skip_connect", 0),
+        ("skip_connect", 1),
+        ("skip_connect", 0),
+        ("sep_conv_5x5", 2),
+        ("sep_conv_3x3", 3),
+        ("skip_connect", 0),
+        ("sep_conv_5x5", 4),
+        ("sep_conv_3x3", 3),
+    ],
+    reduce=[
+        ("sep_conv_5x5", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_5x5", 2),
+        ("sep_conv_5x5", 1),
+        ("dil_conv_5x5", 2),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_5x5", 0),
+        ("sep_conv_5x5", 1),
+    ],
+)
+
+#: The published genotypes by name (sources in the comment above this mapping's definition).
+GENOTYPES: Mapping[str, Genotype] = MappingProxyType(
+    {"darts-v1": _DARTS_V1, "darts-v2": _DARTS_V2, "pc-darts": _PC_DARTS, "gdas": _GDAS}
+)
+#: Parameters (millions, auxiliary head excluded) that the papers report for each genotype
+#: at 36 channels and 20 layers on CIFAR-10.
+PUBLISHED_PARAMS_M: Mapping[str, float] = MappingProxyType(
+    {"darts-v1": 3.3, "darts-v2": 3.3, "pc-darts": 3.6, "gdas": 3.4}
+)
+
+
+@spaces.register("darts")
+class DartsSpace(SearchSpace):
+    """The DARTS cell space (see the module docstring for choices, text, size and moves).
+
+    Encodings: ``"onehot"``, 196 values: for each cell, the 14 candidate edges of the DARTS
+    supernet (node 2: inputs 0, 1; node 3: 0, 1, 2; ...) times the 7 operations, 1 where the
+    genotype keeps that edge with that operation (the layout of DARTS' architecture weights
+    without the ``none`` column). It does not depend on the order of a node's two edges.
+
+    Example:
+        >>> space = DartsSpace()
+        >>> arch = space.named("darts-v2")
+        >>> str(arch).split("|")[:2]
+        ['normal=sep_conv_3x3~0,sep_conv_3x3~1', 'sep_conv_3x3~0,sep_conv_3x3~1']
+        >>> arch.choices[:8]
+        (0, 3, 1, 3, 0, 3, 1, 3)
+        >>> space.parse(str(arch)) == arch
+        True
+        >>> len(space.neighbours(arch)), space.encode(arch).shape
+        (120, (196,))
+        >>> swapped = space.parse(str(arch).replace(
+        ...     "sep_conv_3x3~0,sep_conv_3x3~1", "sep_conv_3x3~1,sep_conv_3x3~0", 1))
+        >>> swapped == arch, space.canonical(swapped) == space.canonical(arch)
+        (False, True)
+    """
+
+    name = "darts"
+    encodings = ("onehot",)
+
+    # -- construction ------------------------------------------------------------------------
+    def from_choices(self, choices: Sequence[int]) -> Architecture:
+        values = _as_ints(choices)
+        if values is None or len(values) != N_CHOICES:
+            raise InvalidArchitectureError(
+                f"A DARTS architecture is {N_CHOICES} integers (for the normal then the reduce "
+                "cell, for nodes 2..5, two (input, operation) pairs), got "
+                f"{_short(choices)}."
+            )
+        for cell, name in enumerate(CELLS):
+            for k in range(N_NODES):
+                base = cell * _PER_CELL + 4 * k
+                for edge in range(2):
+                    op = values[base + 2 * edge + 1]
+                    if not 0 <= op < N_OPS:
+                        raise InvalidArchitectureError(
+                            f"In the {name} cell, edge {edge} of node {k + 2} has operation "
+                            f"index {op}; valid indices are 0..{N_OPS - 1} "
+                            f"({_op_legend()})."
+                        )
+                _check_inputs(name, k, values[base], values[base + 2])
+        return Architecture(self.name, values, _text(values))
+
+    def parse(self, text: str) -> Architecture:
+        """The architecture written as ``text``: the compact form of ``str(arch)`` or the
+        classic ``Genotype(...)`` text (see the module docstring).
+
+        Raises:
+            InvalidArchitectureError: The text is malformed; the message says where.
+        """
+        if not isinstance(text, str):
+            raise InvalidArchitectureError(
+                f"Expected a DARTS architecture string like {_EXAMPLE!r}, got "
+                f"{type(text).__name__}."
+            )
+        stripped = text.strip()
+        try:
+            if stripped.startswith("Genotype"):
+                normal, reduce = _parse_classic(stripped)
+                return self.from_choices(_choices_from_pairs(normal, reduce))
+            return self.from_choices(_parse_compact(stripped))
+        except InvalidArchitectureError as error:
+            message = str(error)
+            raise InvalidArchitectureError(
+                f"In DARTS architecture {_short(text)}: {message[:1].lower()}{message[1:]}"
+            ) from None
+
+    def from_genotype(self, genotype: GenotypeLike) -> Architecture:
+        """The architecture of a genotype object (this module's :class:`Genotype`, or the
+        ``Genotype`` namedtuple of the DARTS reference code).
+
+        Raises:
+            InvalidArchitectureError: Its cells are not 4 nodes of 2 edges over the 7
+                operations, or it does not concatenate exactly nodes 2..5.
+        """
+        fields = ("normal", "normal_concat", "reduce", "reduce_concat")
+        missing = [field for field in fields if not hasattr(genotype, field)]
+        if missing:
+            raise InvalidArchitectureError(
+                f"Expected a genotype with fields {', '.join(fields)}; {_short(genotype)} has "
+                f"no {', '.join(missing)}."
+            )
+        try:
+            for cell in CELLS:
+                _check_concat(cell, getattr(genotype, f"{cell}_concat"))
+            normal = _pairs_of("normal", genotype.normal)
+            reduce = _pairs_of("reduce", genotype.reduce)
+            return self.from_choices(_choices_from_pairs(normal, reduce))
+        except InvalidArchitectureError as error:
+            message = str(error)
+            raise InvalidArchitectureError(
+                f"In genotype {_short(genotype)}: {message[:1].lower()}{message[1:]}"
+            ) from None
+
+    def to_genotype(self, arch: Architecture) -> Genotype:
+        """The genotype of ``arch`` in the reference implementation's form."""
+        values = self.check(arch).choices
+        cells = []
+        for cell in range(len(CELLS)):
+            part = values[cell * _PER_CELL : (cell + 1) * _PER_CELL]
+            cells.append([(GENOTYPE_OPS[part[i + 1]], part[i]) for i in range(0, _PER_CELL, 2)])
+        return _genotype(cells[0], cells[1])
+
+    def named(self, name: str) -> Architecture:
+        """A published genotype by name: ``"darts-v1"``, ``"darts-v2"``, ``"pc-darts"``,
+        ``"gdas"`` (see :data:`GENOTYPES`).
+
+        Raises:
+            UnknownNameError: ``name`` is not one of them.
+        """
+        if name not in GENOTYPES:
+            raise UnknownNameError("DARTS genotype", name, GENOTYPES)
+        return self.from_genotype(GENOTYPES[name])
+
+    # -- the SearchSpace contract ----------------------------------------------------------
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        values: list[int] = []
+        for _cell in CELLS:
+            for k in range(N_NODES):
+                inputs = rng.choice(k + 2, size=2, replace=False)
+                ops = rng.integers(N_OPS, size=2)
+                values += [int(inputs[0]), int(ops[0]), int(inputs[1]), int(ops[1])]
+        return self.from_choices(values)
+
+    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
+        values = list(self.check(arch).choices)
+        cell = int(rng.integers(len(CELLS)))
+        if rng.random() < 0.5:  # hidden state mutation: move one edge to another input
+            k = int(rng.integers(1, N_NODES))
+            edge = int(rng.integers(2))
+            base = cell * _PER_CELL + 4 * k
+            used = (values[base], values[base + 2])
+            options = [i for i in range(k + 2) if i not in used]
+            values[base + 2 * edge] = options[int(rng.integers(len(options)))]
+        else:  # op mutation: another operation on one edge
+            k = int(rng.integers(N_NODES))
+            edge = int(rng.integers(2))
+            position = cell * _PER_CELL + 4 * k + 2 * edge + 1
+            new = int(rng.integers(N_OPS - 1))
+            values[position] = new if new < values[position] else new + 1
+        return self.from_choices(values)
+
+    def neighbours(self, arch: Architecture) -> list[Architecture]:
+        """The 120 architectures one operation or one input away from ``arch``: for each cell,
+        node and edge, first the other operations, then the other inputs, in increasing order.
+        """
+        values = self.check(arch).choices
+        result = []
+        for cell in range(len(CELLS)):
+            for k in range(N_NODES):
+                base = cell * _PER_CELL + 4 * k
+                used = (values[base], values[base + 2])
+                for edge in range(2):
+                    position = base + 2 * edge
+                    for op in range(N_OPS):
+                        if op != values[position + 1]:
+                            result.append(self._replace(values, position + 1, op))
+                    for source in range(k + 2):
+                        if source not in used:
+                            result.append(self._replace(values, position, source))
+        return result
+
+    def encode(self, arch: Architecture, kind: str = "onehot") -> np.ndarray:
+        self.check_encoding(kind)
+        values = self.check(arch).choices
+        onehot = np.zeros((len(CELLS), _N_EDGES, N_OPS))
+        for cell in range(len(CELLS)):
+            for k in range(N_NODES):
+                base = cell * _PER_CELL + 4 * k
+                for edge in range(2):
+                    source, op = values[base + 2 * edge], values[base + 2 * edge + 1]
+                    onehot[cell, _EDGE_OFFSET[k] + source, op] = 1.0
+        return onehot.ravel()
+
+    def canonical(self, arch: Architecture) -> Architecture:
+        """One representative of the architectures that compute the same functions as ``arch``.
+
+        Merged, in each cell separately:
+
+        * the order of a node's two edges (the node is their sum); the edges are sorted by
+          input;
+        * relabellings of the intermediate nodes that keep every node after its inputs (nodes
+          that do not read each other can trade places). The cell's output then concatenates
+          the same tensors in another order; every consumer of a cell output (the next cells'
+          1x1 preprocessing or FactorizedReduce, the auxiliary head, global pooling and the
+          classifier) applies a channel-wise map and then a linear map over channels, which
+          absorbs the permutation, so the network computes the same set of functions with the
+          same initial distribution of weights, its weights permuted.
+
+        The representative is the smallest choice tuple of the class. Not merged: different
+        operations, even where they coincide for special weights; nodes computing the same
+        expression (two modules, two sets of weights); anything across the two cells (the
+        normal and the reduction cell play different roles); the layout of the network
+        around the cells. Parameters and FLOPs are the same within a class.
+        """
+        values = self.check(arch).choices
+        out: list[int] = []
+        for cell in range(len(CELLS)):
+            out += _canonical_cell(values[cell * _PER_CELL : (cell + 1) * _PER_CELL])
+        return self.from_choices(out)
+
+    def build(
+        self,
+        arch: Architecture,
+        num_classes: int = 10,
+        channels: int = 36,
+        layers: int = 20,
+        auxiliary: bool = True,
+        drop_path_prob: float = 0.0,
+        **kwargs: Any,
+    ) -> NetworkCIFAR:
+        """The DARTS evaluation network of ``arch`` for 32x32 images
+        (:class:`nasforge.ops.darts.NetworkCIFAR`; DARTS trains 36 channels, 20 layers, with
+        the auxiliary head, drop-path 0.2).
+
+        Raises:
+            InvalidConfigError: A stage would be empty (``layers < 5``), ``channels < 1``...
+            InvalidConfigError: An unknown keyword argument.
+        """
+        if kwargs:
+            raise InvalidConfigError(
+                f"DartsSpace.build() got unexpected keyword argument(s) {sorted(kwargs)}; "
+                "it takes num_classes, channels, layers, auxiliary, drop_path_prob."
+            )
+        from nasforge.ops.darts import NetworkCIFAR
+
+        return NetworkCIFAR(
+            self.to_genotype(arch),
+            channels=channels,
+            num_classes=num_classes,
+            layers=layers,
+            auxiliary=auxiliary,
+            drop_path_prob=drop_path_prob,
+        )
+
+    @property
+    def size(self) -> int:
+        return SIZE
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _replace(self, values: tuple[int, ...], position: int, value: int) -> Architecture:
+        return self.from_choices((*values[:position], value, *values[position + 1 :]))
+
+
+def _canonical_cell(part: Sequence[int]) -> list[int]:
+    """The smallest choice tuple of one cell over edge orders and node relabellings."""
+    nodes = [((part[4 * k], part[4 * k + 1]), (part[4 * k + 2], part[4 * k + 3])) for k in range(4)]
+    best: list[int] | None = None
+    for order in permutations(range(N_NODES)):  # order[p]: the old node placed at position p
+        position = {old: new for new, old in enumerate(order)}
+        if any(
+            source >= 2 and position[source - 2] >= position[k]
+            for k in range(N_NODES)
+            for source, _ in nodes[k]
+        ):
+            continue
+        candidate: list[int] = []
+        for old in order:
+            edges = sorted(
+                (source if source < 2 else position[source - 2] + 2, op)
+                for source, op in nodes[old]
+            )
+            candidate += [edges[0][0], edges[0][1], edges[1][0], edges[1][1]]
+        if best is None or candidate < best:
+            best = candidate
+    assert best is not None  # the identity relabelling is always valid
+    return best
+
+
+def _check_inputs(cell: str, k: int, first: int, second: int) -> None:
+    node = k + 2
+    for source in (first, second):
+        if not 0 <= source <= k + 1:
+            raise InvalidArchitectureError(
+                f"In the {cell} cell, node {node} takes input {source}, but node {node} can "
+                f"only read nodes 0..{node - 1} (0 and 1 are the cell's inputs"
+                + (f", 2..{node - 1} earlier intermediate nodes)." if node > 2 else ").")
+            )
+    if first == second:
+        raise InvalidArchitectureError(
+            f"In the {cell} cell, both edges of node {node} read node {first}; the two inputs "
+            "of a DARTS node must differ."
+        )
+
+
+def _parse_compact(text: str) -> list[int]:
+    bodies: dict[str, str] = {}
+    for part in text.split(";"):
+        key, sep, body = part.partition("=")
+        key = key.strip()
+        if not sep:
+            raise InvalidArchitectureError(
+                f"expected 'normal=...;reduce=...', but {part.strip()!r} has no '='. "
+                f"Example: {_EXAMPLE!r}."
+            )
+        if key not in CELLS:
+            raise InvalidArchitectureError(
+                unknown_name_message("cell type", key, CELLS) + " Write 'normal=...;reduce=...'."
+            )
+        if key in bodies:
+            raise InvalidArchitectureError(f"the {key} cell is given twice.")
+        bodies[key] = body
+    missing = [cell for cell in CELLS if cell not in bodies]
+    if missing:
+        raise InvalidArchitectureError(
+            f"the {' and '.join(missing)} cell is missing; write 'normal=...;reduce=...', "
+            f"e.g. {_EXAMPLE!r}."
+        )
+    pairs: dict[str, list[tuple[str, int]]] = {}
+    for cell in CELLS:
+        nodes = bodies[cell].split("|")
+        if len(nodes) != N_NODES:
+            raise InvalidArchitectureError(
+                f"the {cell} cell has {len(nodes)} node(s) separated by '|'; a DARTS cell has "
+                f"{N_NODES} intermediate nodes (2..5)."
+            )
+        pairs[cell] = []
+        for k, node in enumerate(nodes):
+            edges = node.split(",")
+            if len(edges) != 2:
+                raise InvalidArchitectureError(
+                    f"node {k + 2} of the {cell} cell has {len(edges)} edge(s) in "
+                    f"{node.strip()!r}; each node has exactly 2, 'op~input,op~input'."
+                )
+            for edge in edges:
+                match = _EDGE_RE.match(edge.strip())
+                if match is None:
+                    raise InvalidArchitectureError(
+                        f"malformed edge {edge.strip()!r} in node {k + 2} of the {cell} cell: "
+                        f"write 'operation~input', e.g. 'sep_conv_3x3~{k + 1}'."
+                    )
+                pairs[cell].append((match.group(1), int(match.group(2))))
+    return _choices_from_pairs(pairs["normal"], pairs["reduce"])
+
+
+def _parse_classic(text: str) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The normal and reduce pairs of a ``Genotype(...)`` text."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as error:
+        raise InvalidArchitectureError(
+            f"it is not a valid Genotype(...) expression ({error.msg}, column "
+            f"{error.offset}); write e.g. {repr(_DARTS_V2)[:60]!r}..."
+        ) from None
+    call = tree.body
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "Genotype"
+    ):
+        raise InvalidArchitectureError("expected one call Genotype(normal=..., reduce=...).")
+    order = ("normal", "normal_concat", "reduce", "reduce_concat")
+    if len(call.args) > len(order):
+        raise InvalidArchitectureError(
+            f"Genotype takes at most {len(order)} positional fields ({', '.join(order)}), "
+            f"got {len(call.args)}."
+        )
+    fields: dict[str, ast.expr] = dict(zip(order, call.args, strict=False))
+    for keyword in call.keywords:
+        if keyword.arg is None or keyword.arg in fields:
+            raise InvalidArchitectureError(
+                f"Genotype field {keyword.arg or '**'!r} is given twice or unpacked."
+            )
+        fields[keyword.arg] = keyword.value
+    unknown = [name for name in fields if name not in order + _EXTRA_FIELDS]
+    if unknown:
+        raise InvalidArchitectureError(
+            unknown_name_message("Genotype field", unknown[0], order + _EXTRA_FIELDS)
+        )
+    for name in _EXTRA_FIELDS:
+        if name in fields and _literal(fields[name], name) is not None:
+            raise InvalidArchitectureError(
+                f"Genotype field {name} must be None (its cell wiring is not part of the DARTS "
+                "space)."
+            )
+    for cell in CELLS:
+        if cell not in fields:
+            raise InvalidArchitectureError(f"the Genotype has no {cell} cell.")
+        concat = f"{cell}_concat"
+        _check_concat(cell, _concat_value(fields[concat]) if concat in fields else CONCAT)
+    normal = _pairs_of("normal", _literal(fields["normal"], "normal"))
+    reduce = _pairs_of("reduce", _literal(fields["reduce"], "reduce"))
+    return normal, reduce
+
+
+def _literal(node: ast.expr, field: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise InvalidArchitectureError(
+            f"Genotype field {field} must be a literal (lists, tuples, strings, integers), got "
+            f"{ast.unparse(node)[:60]!r}."
+        ) from None
+
+
+def _concat_value(node: ast.expr) -> Any:
+    """The value of a concat field: a literal list, or ``range(a, b)``."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "range"
+        and not node.keywords
+    ):
+        bounds = [_literal(arg, "range") for arg in node.args]
+        if 1 <= len(bounds) <= 3 and all(type(b) is int for b in bounds):
+            return list(range(*bounds))
+    return _literal(node, "concat")
+
+
+def _check_concat(cell: str, value: Any) -> None:
+    try:
+        nodes = tuple(value)
+    except TypeError:
+        nodes = None
+    if nodes != CONCAT:
+        raise InvalidArchitectureError(
+            f"the {cell} cell concatenates nodes {value!r}; in the DARTS space every cell "
+            f"concatenates all its intermediate nodes, {list(CONCAT)}."
+        )
+
+
+def _pairs_of(cell: str, value: Any) -> list[tuple[str, int]]:
+    """Check and flatten a cell's ``(op, input)`` pairs: 8 pairs, or 4 pairs of pairs."""
+    if not isinstance(value, (list, tuple)):
+        raise InvalidArchitectureError(
+            f"the {cell} cell must be a list of (operation, input) pairs, got {_short(value)}."
+        )
+    items = list(value)
+    if len(items) == N_NODES and all(
+        isinstance(node, (list, tuple)) and len(node) == 2 and not isinstance(node[0], str)
+        for node in items
+    ):
+        items = [edge for node in items for edge in node]  # AutoDL-Projects: pairs per node
+    pairs: list[tuple[str, int]] = []
+    for edge in items:
+        if not (
+            isinstance(edge, (list, tuple))
+            and len(edge) == 2
+            and isinstance(edge[0], str)
+            and type(edge[1]) is int
+        ):
+            raise InvalidArchitectureError(
+                f"each edge of the {cell} cell is a pair ('operation', input), got {_short(edge)}."
+            )
+        pairs.append((edge[0], edge[1]))
+    if len(pairs) != 2 * N_NODES:
+        raise InvalidArchitectureError(
+            f"the {cell} cell lists {len(pairs)} (operation, input) pair(s); a DARTS cell has "
+            f"{N_NODES} nodes of 2 edges each, {2 * N_NODES} pairs."
+        )
+    return pairs
+
+
+def _choices_from_pairs(
+    normal: Sequence[tuple[str, int]], reduce: Sequence[tuple[str, int]]
+) -> list[int]:
+    values: list[int] = []
+    for cell, pairs in zip(CELLS, (normal, reduce), strict=True):
+        for position, (op, source) in enumerate(pairs):
+            values += [source, _op_index(op, cell, position // 2 + 2)]
+    return values
+
+
+def _op_index(name: str, cell: str, node: int) -> int:
+    if name in _OP_INDEX:
+        return _OP_INDEX[name]
+    where = f"node {node} of the {cell} cell: "
+    if name == "none":
+        raise InvalidArchitectureError(
+            where + "'none' (the zero operation) takes part in DARTS' continuous relaxation "
+            "only and is never kept in a discrete genotype; choose from "
+            f"{', '.join(GENOTYPE_OPS)}."
+        )
+    message = unknown_name_message("operation", name, GENOTYPE_OPS)
+    raise InvalidArchitectureError(where + message[:1].lower() + message[1:])
+
+
+def _as_ints(choices: Any) -> tuple[int, ...] | None:
+    try:
+        items = list(choices)
+    except TypeError:
+        return None
+    out = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            return None
+        out.append(int(item))
+    return tuple(out)
+
+
+def _text(values: Sequence[int]) -> str:
+    cells = []
+    for cell, name in enumerate(CELLS):
+        nodes = []
+        for k in range(N_NODES):
+            base = cell * _PER_CELL + 4 * k
+            nodes.append(
+                f"{GENOTYPE_OPS[values[base + 1]]}~{values[base]},"
+                f"{GENOTYPE_OPS[values[base + 3]]}~{values[base + 2]}"
+            )
+        cells.append(f"{name}={'|'.join(nodes)}")
+    return ";".join(cells)
+
+
+def _op_legend() -> str:
+    return ", ".join(f"{i}={name}" for i, name in enumerate(GENOTYPE_OPS))
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_EXAMPLE = _text(_choices_from_pairs(_DARTS_V2.normal, _DARTS_V2.reduce))
