@@ -29,6 +29,8 @@ def test_params_and_flops_equal_the_table(nb201, bench, index, dataset, classes,
     flops = (counter.get_total_flops() / 2 + classes) / 1e6
     assert params == pytest.approx(bench.query(arch, dataset, "params_M"), abs=5e-7)
     assert flops == pytest.approx(bench.query(arch, dataset, "flops_M"), abs=5e-6)
+    macs = counter.get_total_flops() / 2 / 1e6
+    assert macs == pytest.approx(bench.query(arch, dataset, "macs_M"), abs=5e-7)
 
 
 def test_forward_shapes_and_reduced_settings(nb201):

@@ -35,6 +35,7 @@ __all__ = ["NB201Benchmark"]
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 _PREFIX = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16"}
+_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet16": 120}
 _N_OPS = 5
 _POWERS = _N_OPS ** np.arange(5, -1, -1)
 
@@ -66,7 +67,8 @@ class NB201Benchmark(TabularBenchmark):
 
     Datasets: ``cifar10``, ``cifar100``, ``imagenet16-120``. Fidelities: 200 epochs (the
     default) and 12 epochs. Metrics (list them with :meth:`metrics`): ``valid_acc``,
-    ``test_acc``, ``train_acc`` (200 epochs only), ``params_M``, ``flops_M``, HW-NAS-Bench
+    ``test_acc``, ``train_acc`` (200 epochs only), ``params_M``, ``flops_M`` (NAS-Bench-201's
+    definition), ``macs_M`` (the same count without the classifier's bias adds), HW-NAS-Bench
     ``latency_ms[device]`` / ``energy_mJ[device]`` for the dataset's input size, and HELP
     latencies ``latency_ms[device]`` of further devices.
 
@@ -87,6 +89,7 @@ class NB201Benchmark(TabularBenchmark):
 
     def __init__(self) -> None:
         self._table = load_table("nb201")
+        self._derived: dict[str, np.ndarray] = {}
 
     # -- metric catalogue -------------------------------------------------------------------
     @functools.cache  # noqa: B019 - one instance per process in practice
@@ -148,7 +151,16 @@ class NB201Benchmark(TabularBenchmark):
             f"acc/flops_M_{p}",
             MIN,
             "M",
-            "FLOPs as NAS-Bench-201 counts them (conv/linear multiply-accumulates), millions",
+            "FLOPs as NAS-Bench-201 counts them: conv/linear multiply-accumulates plus the "
+            "classifier's bias additions, millions (not 2 x MACs)",
+        )
+        add(
+            "macs_M",
+            f"derived/macs_M_{p}",
+            MIN,
+            "M",
+            "multiply-accumulates of conv/linear layers, millions (comparable with "
+            "nasforge.hardware's macs_M; hardware's flops_M is 2 x MACs)",
         )
         for metric, suffix, unit, text in _HW:
             add(metric, f"hw/{p}_{suffix}", MIN, unit, f"{text} (HW-NAS-Bench, {dataset} input)")
@@ -178,6 +190,19 @@ class NB201Benchmark(TabularBenchmark):
     def metrics(self, dataset: str, fidelity: int | None = None) -> list[MetricInfo]:
         return [info for _, info in self._columns(*self._resolve(dataset, fidelity)).values()]
 
+    def _array(self, key: str) -> np.ndarray:
+        """A stored column, or a derived one (``derived/macs_M_<prefix>``), cached."""
+        if not key.startswith("derived/"):
+            return self._table[key]
+        array = self._derived.get(key)
+        if array is None:
+            prefix = key.removeprefix("derived/macs_M_")
+            classes = _CLASSES[prefix]
+            array = np.round(self._table[f"acc/flops_M_{prefix}"] - classes / 1e6, 6)
+            array.setflags(write=False)
+            self._derived[key] = array
+        return array
+
     def devices(self) -> list[str]:
         """Names usable in ``latency_ms[...]``."""
         cols = self._columns("cifar10", 200)
@@ -196,7 +221,7 @@ class NB201Benchmark(TabularBenchmark):
         columns = self._columns(*self._resolve(dataset, fidelity))
         if metric not in columns:
             raise UnknownNameError(f"metric of NB201 {dataset}", metric, columns)
-        return self._table[columns[metric][0]]
+        return self._array(columns[metric][0])
 
     def query(
         self, arch: Architecture, dataset: str, metric: str, fidelity: int | None = None
@@ -210,7 +235,7 @@ class NB201Benchmark(TabularBenchmark):
         columns = self._columns(*self._resolve(dataset, fidelity))
         out = {}
         for metric, (key, _) in columns.items():
-            value = float(self._table[key][row])
+            value = float(self._array(key)[row])
             if not math.isnan(value):
                 out[metric] = value
         return out
