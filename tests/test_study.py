@@ -399,3 +399,53 @@ def test_a_proposal_that_does_not_fit_the_budget_waits_for_the_next_call():
     one_go = nasforge.create_study(strategy="successive-halving").optimize(ev, budget=40)
     assert [t.arch for t in study.trials] == [t.arch for t in one_go.trials]
     assert len(resumed_later.trials) == len(one_go.trials)
+
+
+def test_constraints_on_free_metrics_reject_before_evaluation_and_bind_the_best():
+    ev = evaluator()
+    bound = 0.3
+    study = nasforge.create_study(
+        strategy="regularized-evolution", constraints=[f"params_M<={bound}"], evaluator=ev
+    ).optimize(ev, budget=60)
+    rejected = [t for t in study.trials if t.fail_reason]
+    assert rejected and all(t.cost == 0 and t.metrics["params_M"] > bound for t in rejected)
+    assert all("infeasible before evaluation" in t.fail_reason for t in rejected)
+    evaluated = [t for t in study.trials if not t.fail_reason]
+    assert all(t.metrics["params_M"] <= bound for t in evaluated)
+    assert study.best_trial.metrics["params_M"] <= bound
+    assert study.spent == pytest.approx(60)
+
+
+def test_constraint_checked_after_evaluation_when_not_free():
+    ev = evaluator()
+    study = nasforge.create_study(strategy="random", constraints=["test_acc<=90"], evaluator=ev)
+    study.optimize(ev, budget=40)
+    good = [t for t in study.trials if t.metrics["test_acc"] > 90]
+    assert good and all(t.score is None and t.state is TrialState.COMPLETE for t in good)
+    assert study.best_trial.metrics["test_acc"] <= 90
+
+
+def test_infeasible_constraint_reports_the_tightest_value_seen():
+    from nasforge.errors import InfeasibleConstraintError
+
+    study = nasforge.create_study(strategy="random", constraints=["params_M<=0.01"])
+    study.max_rejected_streak = 200
+    with pytest.raises(InfeasibleConstraintError, match=r"smallest params_M seen was 0\.073306"):
+        study.optimize(evaluator(), budget=10)
+
+
+def test_constraint_errors():
+    with pytest.raises(UnknownNameError, match="params_M"):
+        nasforge.create_study(constraints=["param_M<=1"], evaluator=evaluator())
+    with pytest.raises(InvalidConfigError, match="metric<=value"):
+        nasforge.create_study(constraints=["params_M=<1"])
+
+
+def test_constrained_studies_resume_to_the_same_trials():
+    storage = InMemoryStorage()
+    ev = evaluator()
+    kwargs = dict(strategy="regularized-evolution", constraints=["params_M<=0.4"], evaluator=ev)
+    one_go = nasforge.create_study(**kwargs).optimize(ev, budget=50)
+    nasforge.create_study(storage=storage, study_name="c", **kwargs).optimize(ev, budget=20)
+    resumed = nasforge.load_study("c", storage).optimize(budget=50)
+    assert [t.arch for t in resumed.trials] == [t.arch for t in one_go.trials]

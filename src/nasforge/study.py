@@ -19,7 +19,9 @@ import numpy as np
 
 from nasforge import evaluators, spaces, strategies
 from nasforge.architecture import Architecture
+from nasforge.constraints import Constraint
 from nasforge.errors import (
+    InfeasibleConstraintError,
     InvalidConfigError,
     StorageError,
     StudyConflictError,
@@ -69,6 +71,8 @@ class Study:
     max_retries: int = 3
     #: With ``dedupe``, stop after this many free answers in a row (a converged strategy).
     max_duplicate_streak: int = 1000
+    #: With constraints, give up (InfeasibleConstraintError) after this many rejections in a row.
+    max_rejected_streak: int = 1000
 
     def __init__(self, record: StudyRecord, storage: Storage) -> None:
         assert record.study_id is not None
@@ -90,6 +94,8 @@ class Study:
         self._best: Trial | None = None
         self._held: tuple[Proposal, int | None] | None = None
         self.dedupe = bool(record.options.get("dedupe", False))
+        self.constraints = tuple(Constraint.parse(c) for c in record.options.get("constraints", ()))
+        self._tightest: dict[Constraint, float] = {}
         self._seen: dict[tuple[Any, ...], Trial] = {}
         self._strategy.free_metrics = self._stored_free_metrics()
         self._worker = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -154,8 +160,7 @@ class Study:
         out: list[Trial] = []
         best: Trial | None = None
         for trial in self._trials:
-            better = best is None or trial.score > best.score  # type: ignore[operator]
-            if trial.score is not None and not trial.fidelity and better:
+            if _improves(trial, best):
                 best = trial
             if trial.state.finished and best is not None:
                 out.append(best)
@@ -208,9 +213,8 @@ class Study:
             1 if trial.retry_of is None else self._attempts.get(trial.retry_of, 1) + 1
         )
         if trial.state is TrialState.COMPLETE:
-            trial.scores = self._scores(trial.metrics)
-            better = self._best is None or trial.score > self._best.score  # type: ignore[operator]
-            if trial.score is not None and not trial.fidelity and better:
+            trial.scores = self._scores(trial.metrics) if self.feasible(trial) else None
+            if _improves(trial, self._best):
                 self._best = trial
         retry = trial.state is TrialState.FAILED and trial.retryable
         if retry and self._attempts[trial.number] <= self.max_retries:
@@ -221,6 +225,22 @@ class Study:
         if self.dedupe and trial.duplicate_of is None:
             self._seen.setdefault(self._key(trial.proposal), trial)
         self._strategy.tell(trial)
+
+    def feasible(self, trial: Trial) -> bool:
+        """Whether a trial's metrics meet every constraint of the study."""
+        return all(c.satisfied(trial.metrics) for c in self.constraints)
+
+    def _reject(self, free: Mapping[str, float]) -> str | None:
+        """Why a proposal with these free metrics violates a constraint, or ``None``."""
+        for c in self.constraints:
+            if c.metric in free and not c.satisfied(free):
+                value = free[c.metric]
+                seen = self._tightest.get(c)
+                better = seen is None or (value < seen if c.upper else value > seen)
+                if better:
+                    self._tightest[c] = value
+                return f"infeasible before evaluation: {c.metric}={value:g} violates {c}"
+        return None
 
     def _key(self, proposal: Proposal) -> tuple[Any, ...]:
         """Functional identity of a proposal: canonical architecture and fidelity."""
@@ -315,7 +335,7 @@ class Study:
         executor = executor or InProcessExecutor()
         deadline = None if timeout is None else time.monotonic() + timeout
         self._sync()
-        streak = 0
+        streak = rejected = 0
         with _live(self._worker):
             while True:
                 if n_trials is not None and self._n_done >= n_trials:
@@ -333,6 +353,15 @@ class Study:
                 trial = self._run_one(evaluator, executor, proposal, retry_of)
                 for callback in callbacks:
                     callback(self, trial)
+                rejected = (
+                    rejected + 1
+                    if trial.cost == 0
+                    and trial.fail_reason
+                    and (trial.fail_reason.startswith("infeasible before evaluation"))
+                    else 0
+                )
+                if rejected >= self.max_rejected_streak:
+                    self._raise_infeasible(rejected)
                 streak = streak + 1 if trial.duplicate_of is not None else 0
                 if streak >= self.max_duplicate_streak:
                     logger.warning(
@@ -343,6 +372,17 @@ class Study:
                     )
                     break
         return self
+
+    def _raise_infeasible(self, count: int) -> None:
+        parts = []
+        for c in self.constraints:
+            if c in self._tightest:
+                word = "smallest" if c.upper else "largest"
+                parts.append(f"{c}: the {word} {c.metric} seen was {self._tightest[c]:g}")
+        raise InfeasibleConstraintError(
+            f"Study {self.name!r}: {count} proposals in a row violated the constraints before "
+            f"evaluation ({'; '.join(parts)}). Loosen the bound or change the strategy."
+        )
 
     def _take_proposal(self) -> tuple[Proposal, int | None]:
         """The next proposal: a held one, a retry, or a new one from the strategy."""
@@ -363,7 +403,19 @@ class Study:
             worker=self._worker,
             started_at=datetime.now(timezone.utc),
         )
-        twin = self._seen.get(self._key(proposal)) if self.dedupe else None
+        rejection = None
+        free: dict[str, float] = {}
+        if self.constraints:
+            free = dict(evaluator.free_metrics(proposal.arch))
+            rejection = self._reject(free)
+            if rejection is not None:  # recorded, never evaluated, at no cost
+                trial.state = TrialState.FAILED
+                trial.metrics = free
+                trial.fail_reason = rejection
+                trial.finished_at = trial.started_at
+        twin = None
+        if self.dedupe and rejection is None:
+            twin = self._seen.get(self._key(proposal))
         if twin is not None:  # answered from the record, at no cost
             trial.state = twin.state
             trial.metrics = dict(twin.metrics)
@@ -377,7 +429,7 @@ class Study:
                 "run one search per study (concurrent workers come with `nasforge worker`)."
             )
         self._trials.append(trial)
-        if twin is not None:
+        if twin is not None or rejection is not None:
             self._settle(trial)
             return trial
         try:
@@ -390,7 +442,11 @@ class Study:
             logger.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
             self._finish(trial, None, f"{type(exc).__name__}: {exc}")
         else:
-            self._finish(trial, result, None)
+            # the constrained values known for free are part of the record
+            known = {c.metric: free[c.metric] for c in self.constraints if c.metric in free}
+            self._finish(
+                trial, Result({**known, **result.metrics}, result.cost, result.seconds), None
+            )
         return trial
 
     def _finish(
@@ -430,7 +486,7 @@ class Study:
             if stored is None and spec is not None:
                 self._storage.set_evaluator(self._study_id, spec)
                 self._record = _replace(self._record, evaluator=spec)
-        check_evaluator(evaluator, self.space.name, self.objectives)
+        check_evaluator(evaluator, self.space.name, self.objectives, self.constraints)
         return evaluator
 
     # -- export -----------------------------------------------------------------------------
@@ -451,8 +507,14 @@ class Study:
         )
 
 
-def check_evaluator(evaluator: Evaluator, space: str, objectives: Sequence[Objective]) -> None:
-    """Refuse an evaluator that scores another space or lacks an objective's metric."""
+def check_evaluator(
+    evaluator: Evaluator,
+    space: str,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint] = (),
+) -> None:
+    """Refuse an evaluator that scores another space or lacks an objective's or a
+    constraint's metric."""
     if evaluator.space is not None and evaluator.space != space:
         raise InvalidConfigError(
             f"Evaluator {evaluator!r} scores {evaluator.space!r} architectures, but the study "
@@ -463,6 +525,20 @@ def check_evaluator(evaluator: Evaluator, space: str, objectives: Sequence[Objec
             raise UnknownNameError(
                 f"objective metric (of {evaluator!r})", objective.metric, evaluator.metrics
             )
+    known = set(evaluator.metrics) | set(evaluator.free_metric_names)
+    for constraint in constraints:
+        if constraint.metric not in known:
+            raise UnknownNameError(
+                f"constraint metric (of {evaluator!r})", constraint.metric, known
+            )
+
+
+def _improves(trial: Trial, best: Trial | None) -> bool:
+    """Whether ``trial`` is a better candidate than ``best``: scored (COMPLETE, feasible),
+    at full fidelity, and strictly better (the earliest wins ties)."""
+    if trial.score is None or trial.fidelity:
+        return False
+    return best is None or best.score is None or trial.score > best.score
 
 
 def trial_row(trial: Trial) -> dict[str, Any]:
@@ -555,6 +631,7 @@ def create_study(
     space_params: Mapping[str, Any] | None = None,
     evaluator: Evaluator | None = None,
     dedupe: bool = False,
+    constraints: Sequence[str | Constraint] = (),
     load_if_exists: bool = False,
 ) -> Study:
     """Create a study (or, with ``load_if_exists``, open one with the same settings).
@@ -573,6 +650,11 @@ def create_study(
             space and return every objective's metric, and it is stored with the study.
         dedupe: Answer proposals that are functionally identical to an evaluated
             architecture from the record, at no cost (see :class:`Study`).
+        constraints: Bounds such as ``"params_M<=1.0"`` or ``"latency_ms[edgegpu]<=5"``. A
+            bound on a metric the evaluator knows without evaluating (parameters, FLOPs, table
+            latency) is checked before evaluation: the proposal is recorded as FAILED at no
+            cost. Others are checked after: the trial is COMPLETE but never a best and is told
+            to the strategy without a score.
         load_if_exists: Open the study if one with this name and the same settings exists.
 
     Raises:
@@ -601,9 +683,10 @@ def create_study(
     if isinstance(factory, type):
         params = check_params(factory, params)
     factory(space_obj, seed=int(seed), **params)
+    parsed_constraints = tuple(Constraint.parse(c) for c in constraints)
     spec = None
     if evaluator is not None:
-        check_evaluator(evaluator, space, parsed)
+        check_evaluator(evaluator, space, parsed, parsed_constraints)
         spec = evaluator.spec()
     store = get_storage(storage)
     name = study_name or f"{space}-{strategy}-seed{seed}-{uuid.uuid4().hex[:8]}"
@@ -616,7 +699,7 @@ def create_study(
         strategy_params=params,
         space_params=dict(space_params or {}),
         evaluator=spec,
-        options={"dedupe": True} if dedupe else {},
+        options=_options(dedupe, parsed_constraints),
     )
     existing = store.get_study(name)
     if existing is not None:
@@ -633,6 +716,15 @@ def create_study(
             )
         return Study(existing, store)
     return Study(store.create_study(record), store)
+
+
+def _options(dedupe: bool, constraints: Sequence[Constraint]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if dedupe:
+        options["dedupe"] = True
+    if constraints:
+        options["constraints"] = [str(c) for c in constraints]
+    return options
 
 
 def load_study(study_name: str, storage: str | Storage) -> Study:

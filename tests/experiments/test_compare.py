@@ -250,3 +250,31 @@ def test_dedupe_option_reaches_every_run():
     n_dedup = sum(1 for r in deduped.trial_rows() if r["strategy"] == "regularized-evolution")
     assert n_dedup > n_plain  # free answers let the same budget see more proposals
     assert deduped.to_json()["dedupe"] is True
+
+
+def test_constrained_comparison_uses_the_feasible_optimum_and_never_reports_infeasible():
+    import nasforge
+    from nasforge.errors import InfeasibleConstraintError
+
+    bench = nasforge.tabular.create("nb201")
+    bound = float(np.median(bench.column("cifar10", "latency_ms[edgegpu]")))
+    comparison = run_comparison(
+        ["regularized-evolution"],
+        seeds=3,
+        budget=40,
+        n_jobs=1,
+        constraints=[f"latency_ms[edgegpu]<={bound}"],
+    )
+    feasible = bench.column("cifar10", "latency_ms[edgegpu]") <= bound
+    assert comparison.optima["cifar10"] == pytest.approx(
+        bench.column("cifar10", "valid_acc")[feasible].max()
+    )
+    space = nasforge.spaces.create("nb201")
+    for row in comparison.trial_rows():
+        if row["best_valid"] == row["best_valid"]:  # not NaN
+            best = [r for r in comparison.trial_rows() if r["valid_acc"] == row["best_valid"]]
+            arch = space.parse(best[0]["arch"])
+            assert bench.query(arch, "cifar10", "latency_ms[edgegpu]") <= bound
+            break
+    with pytest.raises(InfeasibleConstraintError):
+        run_comparison(["random"], seeds=1, budget=5, n_jobs=1, constraints=["params_M<=0.01"])

@@ -33,6 +33,11 @@ class Evaluator(ABC):
     def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
         """Evaluate ``arch`` at ``fidelity`` (``None``: the evaluator's full fidelity)."""
 
+    @property
+    def free_metric_names(self) -> tuple[str, ...]:
+        """Names :meth:`free_metrics` can return (for validating constraints up front)."""
+        return ()
+
     def free_metrics(self, arch: Architecture) -> Mapping[str, float]:
         """Metrics known without evaluating ``arch`` (parameters, FLOPs, table latency...).
 

@@ -97,6 +97,10 @@ class TabularEvaluator(Evaluator):
     def expected_cost(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> float:
         return self.benchmark.cost(self.dataset, self._epochs(fidelity))
 
+    @property
+    def free_metric_names(self) -> tuple[str, ...]:
+        return self._free
+
     def free_metrics(self, arch: Architecture) -> dict[str, float]:
         """Cost metrics of the table (``params_M``, ``flops_M``, latency and energy): what a
         model builder or a device lookup table gives without training."""

@@ -31,9 +31,10 @@ import numpy as np
 
 from nasforge import evaluators, spaces, tabular
 from nasforge import strategies as strategy_registry
-from nasforge.errors import InvalidConfigError
+from nasforge.constraints import Constraint
+from nasforge.errors import InfeasibleConstraintError, InvalidConfigError
 from nasforge.execution import ProcessPool
-from nasforge.study import create_study
+from nasforge.study import check_evaluator, create_study
 
 __all__ = ["TRIAL_COLUMNS", "Comparison", "SummaryRow", "run_comparison"]
 
@@ -107,11 +108,7 @@ class _Run:
     valid: np.ndarray
     test: np.ndarray
     cost: np.ndarray
-
-    @property
-    def full(self) -> np.ndarray:
-        """Which trials ran at full fidelity (only those can be a run's best)."""
-        return np.array([not f for f in self.fidelity], dtype=bool)
+    eligible: np.ndarray  # scored at full fidelity (not failed, screened or infeasible)
 
 
 @dataclass(frozen=True)
@@ -127,6 +124,7 @@ class _Task:
     budget: int
     seeds: tuple[int, ...]
     dedupe: bool
+    constraints: tuple[str, ...]
 
 
 @dataclass
@@ -199,7 +197,7 @@ class Comparison:
             valid = np.full((len(self.seeds), self.budget), np.nan)
             test = np.full((len(self.seeds), self.budget), np.nan)
             for i, run in enumerate(self._runs[key]):
-                best_valid, best_test = _best_so_far(run.valid, run.test, run.full)
+                best_valid, best_test = _best_so_far(run.valid, run.test, run.eligible)
                 last = np.searchsorted(np.cumsum(run.cost), grid + _TOL, side="right") - 1
                 seen = last >= 0
                 valid[i, seen] = best_valid[last[seen]]
@@ -303,7 +301,7 @@ class Comparison:
         for strategy in self.strategies:
             for dataset in self.datasets:
                 for run in self._runs[(strategy, dataset)]:
-                    best_valid, best_test = _best_so_far(run.valid, run.test, run.full)
+                    best_valid, best_test = _best_so_far(run.valid, run.test, run.eligible)
                     cum_cost = np.cumsum(run.cost)
                     for i, arch in enumerate(run.archs):
                         yield {
@@ -378,6 +376,7 @@ def run_comparison(
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     dedupe: bool = False,
+    constraints: Sequence[str] = (),
 ) -> Comparison:
     """Run every strategy with every seed on every dataset of a tabular benchmark.
 
@@ -410,6 +409,10 @@ def run_comparison(
         dedupe: Run every study with functional-hash deduplication (``create_study(...,
             dedupe=True)``): proposals equal in function to an evaluated architecture are
             answered from the record at no cost.
+
+    With ``constraints`` (``["latency_ms[edgegpu]<=5.3"]``) every study is constrained (see
+    ``create_study``); infeasible trials are never a run's best, and the optimum of the
+    optimum rate is the best validation accuracy among the feasible cells.
 
     Trials at a reduced fidelity (``{"epochs": 12}``, e.g. from ``successive-halving``) cost
     their share of a query and are never a run's best-by-validation architecture.
@@ -458,6 +461,7 @@ def run_comparison(
             "parameters."
         )
 
+    parsed_constraints = tuple(Constraint.parse(c) for c in constraints)
     # validate every name and parameter before any run or process starts
     bench = tabular.create(benchmark)
     space = spaces.create(bench.space)
@@ -471,7 +475,18 @@ def run_comparison(
         )
         canonical = str(getattr(evaluator, "dataset", dataset))
         resolved.append(canonical)
-        optima[canonical] = float(np.nanmax(bench.column(canonical, "valid_acc")))
+        check_evaluator(evaluator, space.name, (), parsed_constraints)
+        feasible = np.ones(len(bench.column(canonical, "valid_acc")), dtype=bool)
+        for constraint in parsed_constraints:
+            column = bench.column(canonical, constraint.metric)
+            feasible &= _satisfied(constraint, column)
+        if not feasible.any():
+            raise InfeasibleConstraintError(
+                f"No {benchmark} architecture meets {', '.join(map(str, parsed_constraints))} "
+                f"on {canonical}."
+            )
+        valid = np.where(feasible, bench.column(canonical, "valid_acc"), np.nan)
+        optima[canonical] = float(np.nanmax(valid))
     if len(set(resolved)) != len(resolved):
         raise InvalidConfigError(f"datasets lists a dataset twice: {list(dataset_names)}.")
     dataset_names = tuple(resolved)
@@ -497,6 +512,7 @@ def run_comparison(
             budget=budget,
             seeds=chunk_seeds,
             dedupe=dedupe,
+            constraints=tuple(str(c) for c in parsed_constraints),
         )
         for index, (strategy, dataset, chunk_seeds) in enumerate(groups)
     ]
@@ -567,6 +583,7 @@ def _run_chunk(task: _Task) -> list[_Run]:
             study_name=f"compare-{task.strategy}-{task.dataset}-seed{seed}",
             strategy_params=task.params,
             dedupe=task.dedupe,
+            constraints=task.constraints,
         )
         study.optimize(evaluator, budget=task.budget)
         trials = study.trials
@@ -581,12 +598,27 @@ def _run_chunk(task: _Task) -> list[_Run]:
                 valid=np.array([t.value("valid_acc") for t in trials], dtype=np.float64),
                 test=np.array([t.value("test_acc") for t in trials], dtype=np.float64),
                 cost=np.array([t.cost for t in trials], dtype=np.float64),
+                eligible=np.array(
+                    [t.score is not None and not t.fidelity for t in trials], dtype=bool
+                ),
             )
         )
     return out
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _satisfied(constraint: Constraint, column: np.ndarray) -> np.ndarray:
+    """Which entries of a benchmark column meet ``constraint`` (NaN never does)."""
+    with np.errstate(invalid="ignore"):
+        if constraint.op == "<=":
+            return column <= constraint.bound
+        if constraint.op == "<":
+            return column < constraint.bound
+        if constraint.op == ">=":
+            return column >= constraint.bound
+        return column > constraint.bound
+
+
 def _best_so_far(
     valid: np.ndarray, test: np.ndarray, full: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
