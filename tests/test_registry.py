@@ -38,3 +38,24 @@ def test_register_and_refuse_a_second_owner_of_a_name():
         @registry.register("a")
         class B:
             pass
+
+
+def test_a_broken_leaf_module_does_not_hide_the_others(tmp_path, monkeypatch):
+    package = tmp_path / "fakeleaves"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "good.py").write_text(
+        "from tests_registry_target import REGISTRY\n"
+        "@REGISTRY.register('good')\nclass Good:\n    pass\n"
+    )
+    (package / "broken.py").write_text("import a_module_that_does_not_exist\n")
+    registry: Registry[object] = Registry("widget", "fakeleaves")
+    target = tmp_path / "tests_registry_target.py"
+    target.write_text("REGISTRY = None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import tests_registry_target
+
+    tests_registry_target.REGISTRY = registry
+    assert registry.names() == ["good"]
+    with pytest.raises(UnknownNameError, match="fakeleaves.broken.*a_module_that_does_not_exist"):
+        registry.get("broken")

@@ -9,6 +9,7 @@ modules therefore must not import heavy libraries (torch, ray) at module level.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -16,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from nasforge.errors import UnknownNameError
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 __all__ = ["Registry"]
 
@@ -33,6 +35,7 @@ class Registry(Generic[T]):
         self._package = package
         self._entries: dict[str, Callable[..., T]] = {}
         self._discovered = package is None
+        self._broken: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Class or function decorator that registers a factory under ``name``."""
@@ -60,7 +63,14 @@ class Registry(Generic[T]):
         for module in pkgutil.iter_modules(package.__path__):
             if module.name.startswith("_") or module.name == "base":
                 continue
-            importlib.import_module(f"{self._package}.{module.name}")
+            name = f"{self._package}.{module.name}"
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # one broken leaf must not hide the others
+                self._broken[name] = f"{type(exc).__name__}: {exc}"
+                logger.warning(
+                    "could not import %s, its %s is unavailable: %s", name, self.kind, exc
+                )
 
     def get(self, name: str) -> Callable[..., T]:
         """The factory registered under ``name``; :class:`UnknownNameError` lists valid ones."""
@@ -68,7 +78,11 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(self.kind, name, self._entries) from None
+            error = UnknownNameError(self.kind, name, self._entries)
+            if self._broken:
+                failed = "; ".join(f"{m} ({reason})" for m, reason in self._broken.items())
+                error.args = (f"{error.args[0]} Modules that failed to import: {failed}.",)
+            raise error from None
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> T:
         """Build the component registered under ``name`` with the given arguments."""
