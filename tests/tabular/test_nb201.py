@@ -105,3 +105,20 @@ def test_bundled_table_equals_the_shared_csv(shared_nb201, nb201, bench):
         assert bench.query(arch, "cifar10", "test_acc") == float(row["cifar10_test_acc"])
         assert bench.query(arch, "imagenet16-120", "test_acc") == float(row["imagenet16_test_acc"])
         assert bench.query(arch, "cifar100", "flops_M") == float(row["flops_M_cifar100"])
+
+
+def _read_columns_in_child(_: int) -> float:
+    import nasforge
+
+    bench = nasforge.tabular.create("nb201")
+    return float(sum(bench.column(d, "valid_acc").sum() for d in ("cifar10", "cifar100")))
+
+
+def test_table_reads_are_safe_in_forked_processes(bench):
+    import multiprocessing
+
+    bench.column("cifar10", "test_acc")  # the parent has the archive open
+    expected = _read_columns_in_child(0)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(_read_columns_in_child, range(8))
+    assert results == [expected] * 8

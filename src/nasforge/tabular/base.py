@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def load_table(name: str) -> Mapping[str, np.ndarray]:
     """
     path = resources.files("nasforge.tabular").joinpath("data").joinpath(f"{name}.npz")
     with resources.as_file(path) as real:
-        return _LazyArrays(np.load(real))
+        return _LazyArrays(Path(real))
 
 
 @functools.cache
@@ -47,22 +48,35 @@ def row_lookup(name: str, radix: int, key: str = "ops") -> tuple[np.ndarray, np.
 
 
 class _LazyArrays(Mapping[str, np.ndarray]):
-    def __init__(self, npz: Any) -> None:
-        self._npz = npz
+    """Arrays of an ``.npz`` file, each read on first use.
+
+    The open archive is private to the process that opened it: a forked child (a process
+    pool) shares the parent's file offset, so concurrent reads would corrupt each other; the
+    child reopens the file instead.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pid = os.getpid()
+        self._npz = np.load(path)
+        self._files = tuple(self._npz.files)
         self._cache: dict[str, np.ndarray] = {}
 
     def __getitem__(self, key: str) -> np.ndarray:
         array = self._cache.get(key)
         if array is None:
+            if os.getpid() != self._pid:  # forked: never read through the parent's handle
+                self._npz = np.load(self._path)
+                self._pid = os.getpid()
             array = self._cache[key] = self._npz[key]
             array.setflags(write=False)
         return array
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._npz.files)
+        return iter(self._files)
 
     def __len__(self) -> int:
-        return len(self._npz.files)
+        return len(self._files)
 
 
 class MetricInfo:
