@@ -1,4 +1,5 @@
-"""Optuna's samplers as nasforge strategies: ``optuna-tpe``, ``optuna-random``, ``optuna-cmaes``.
+"""Optuna's samplers as nasforge strategies: ``optuna-tpe``, ``optuna-random``, ``optuna-cmaes``
+and, for several objectives, ``optuna-nsga2``.
 
 Akiba, T., Sano, S., Yanase, T., Ohta, T. and Koyama, M. "Optuna: A Next-generation
 Hyperparameter Optimization Framework." KDD 2019, arXiv:1907.10902.
@@ -7,7 +8,10 @@ Each strategy owns an in-memory Optuna study (``direction="maximize"``, since na
 are oriented so that larger is better) and drives it through Optuna's ask-and-tell interface:
 :meth:`~OptunaSamplerStrategy.ask` asks Optuna for a trial and suggests one parameter per
 decision of the space, :meth:`~OptunaSamplerStrategy.tell` tells Optuna the score of that
-trial, or ``state=FAIL`` for a failed one. Optuna's sampler thus runs unchanged inside
+trial, or ``state=FAIL`` for a failed one (or one without scores, infeasible under a study
+constraint). A multi-objective strategy (``optuna-nsga2``) owns a study with
+``directions=["maximize"] * n_objectives`` and tells the list of all of the trial's oriented
+objective values (``Trial.scores``). Optuna's sampler thus runs unchanged inside
 nasforge's study loop (storage, resume, budgets, executors and comparisons), so it can be
 compared with nasforge's own strategies in the same harness.
 
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OptunaCmaEsSearch",
+    "OptunaNSGAIISearch",
     "OptunaRandomSearch",
     "OptunaSamplerStrategy",
     "OptunaTPESearch",
@@ -124,6 +129,9 @@ class OptunaSamplerStrategy(Strategy):
     encoding: ClassVar[Literal["categorical", "integer"]] = "categorical"
     #: Parameters of the sampler that the strategy sets itself and ``sampler_params`` may not.
     reserved: ClassVar[tuple[str, ...]] = ("seed",)
+    #: Objectives the Optuna study optimises: 1 tells ``trial.score``, more tell
+    #: ``trial.scores`` (multi-objective samplers set it before ``__init__`` runs).
+    n_objectives: int = 1
 
     def __init__(
         self,
@@ -146,7 +154,9 @@ class OptunaSamplerStrategy(Strategy):
         params = dict(sampler_params or {})
         with _quiet():
             sampler = self.make_sampler(self.sampler_seed, params)
-            self._study = optuna.create_study(direction="maximize", sampler=sampler)
+            self._study = optuna.create_study(
+                directions=["maximize"] * self.n_objectives, sampler=sampler
+            )
         self._distributions = self._make_distributions()
         self._asked: list[tuple[Architecture, optuna.trial.Trial]] = []
 
@@ -216,27 +226,43 @@ class OptunaSamplerStrategy(Strategy):
     def tell(self, trial: Trial) -> None:
         import optuna
 
-        value = trial.score if trial.state is TrialState.COMPLETE else None
+        values = self._values(trial)
         state = optuna.trial.TrialState
         with _quiet():
             for position, (arch, asked) in enumerate(self._asked):
                 if arch == trial.arch:
                     del self._asked[position]
-                    if value is None:
+                    if values is None:
                         self._study.tell(asked, state=state.FAIL)
                     else:
-                        self._study.tell(asked, float(value))
+                        self._study.tell(asked, values if len(values) > 1 else values[0])
                     return
             self._study.add_trial(
                 optuna.trial.create_trial(
                     params=self._params(self.space.check(trial.arch)),
                     distributions=self._distributions,
-                    value=None if value is None else float(value),
-                    state=state.FAIL if value is None else state.COMPLETE,
+                    values=values,
+                    state=state.FAIL if values is None else state.COMPLETE,
                 )
             )
 
     # -- helpers -------------------------------------------------------------------------------
+    def _values(self, trial: Trial) -> list[float] | None:
+        """What Optuna is told: ``[score]``, or every score for a multi-objective study;
+        ``None`` for a trial without scores (FAILED, or infeasible)."""
+        if trial.state is not TrialState.COMPLETE or trial.scores is None:
+            return None
+        if self.n_objectives == 1:
+            return [float(trial.scores[0])]
+        if len(trial.scores) != self.n_objectives:
+            label = getattr(type(self), "registry_name", type(self).__name__)
+            raise InvalidConfigError(
+                f"Strategy {label!r} optimises {self.n_objectives} objectives, but trial "
+                f"{trial.number} has {len(trial.scores)}; create it with "
+                f"strategy_params={{'n_objectives': {len(trial.scores)}}}."
+            )
+        return [float(v) for v in trial.scores]
+
     def _suggest(self, trial: optuna.trial.Trial, position: int, decision: _Decision) -> int:
         n = len(decision.options)
         if self.encoding == "integer":
@@ -428,6 +454,77 @@ class OptunaCmaEsSearch(OptunaSamplerStrategy):
         import optuna
 
         return self.build_sampler(optuna.samplers.CmaEsSampler, params, seed=seed)
+
+
+@strategies.register("optuna-nsga2")
+class OptunaNSGAIISearch(OptunaSamplerStrategy):
+    """Optuna's NSGA-II sampler (NSGAIISampler) on all the study's objectives.
+
+    Deb, K., Pratap, A., Agarwal, S. and Meyarivan, T. "A Fast and Elitist Multiobjective
+    Genetic Algorithm: NSGA-II." IEEE Transactions on Evolutionary Computation 6(2), 2002.
+
+    ``optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)`` with
+    Optuna's other defaults (uniform crossover with probability 0.9, each parameter resampled
+    with probability ``1 / n_decisions``; for categorical decisions a child takes each
+    decision from one of its parents), in an Optuna study with
+    ``directions=["maximize"] * n_objectives``; each finished trial is told with the list of
+    its oriented objective values (``Trial.scores``), so minimised metrics arrive negated and
+    every direction is "maximize". It is the reference implementation to compare nasforge's
+    own ``nsga2`` with.
+
+    **Number of objectives.** Optuna fixes the directions when its study is created, before
+    any trial, so the strategy must know how many objectives the study has: pass
+    ``n_objectives`` (``None`` means 1, unless the study fills it in from its objectives;
+    ``nasforge.experiments.run_pareto_comparison`` does). A study whose trials carry another
+    number of objective values is refused at the first tell with a message naming the fix.
+
+    Args:
+        space: A space whose decisions are known (see :class:`OptunaSamplerStrategy`).
+        seed: Seed of the sampler.
+        n_objectives: Number of objectives of the study (see above).
+        population_size: Optuna's ``population_size`` (its default: 50).
+        sampler_params: Other ``NSGAIISampler`` arguments (``mutation_prob``,
+            ``crossover_prob``, ``swapping_prob``...).
+
+    Example:
+        >>> from nasforge import spaces
+        >>> nsga = OptunaNSGAIISearch(spaces.create("nb201"), seed=0, n_objectives=2)
+        >>> nsga.optuna_study.directions[1].name
+        'MAXIMIZE'
+    """
+
+    reserved = ("seed", "population_size")
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        seed: int | None = 0,
+        n_objectives: int | None = None,
+        population_size: int = 50,
+        sampler_params: dict[str, Any] | None = None,
+    ) -> None:
+        if n_objectives is not None and (isinstance(n_objectives, bool) or n_objectives < 1):
+            raise InvalidConfigError(
+                f"n_objectives must be a positive number of objectives, got {n_objectives!r}."
+            )
+        if isinstance(population_size, bool) or population_size < 2:
+            raise InvalidConfigError(
+                f"population_size must be at least 2, got {population_size!r}."
+            )
+        self.n_objectives = 1 if n_objectives is None else int(n_objectives)
+        self.population_size = population_size
+        super().__init__(space, seed=seed, sampler_params=sampler_params)
+
+    def make_sampler(self, seed: int, params: dict[str, Any]) -> optuna.samplers.BaseSampler:
+        import optuna
+
+        return self.build_sampler(
+            optuna.samplers.NSGAIISampler,
+            params,
+            seed=seed,
+            population_size=self.population_size,
+        )
 
 
 # -- module helpers ---------------------------------------------------------------------------
