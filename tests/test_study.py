@@ -449,3 +449,30 @@ def test_constrained_studies_resume_to_the_same_trials():
     nasforge.create_study(storage=storage, study_name="c", **kwargs).optimize(ev, budget=20)
     resumed = nasforge.load_study("c", storage).optimize(budget=50)
     assert [t.arch for t in resumed.trials] == [t.arch for t in one_go.trials]
+
+
+def test_pareto_front_of_a_two_objective_study():
+    from nasforge.pareto import dominates
+
+    ev = nasforge.evaluators.create("tabular", metrics=["test_acc", "latency_ms[edgegpu]"])
+    study = nasforge.create_study(
+        strategy="optuna-nsga2" if _has("optuna") else "random",
+        objectives=["test_acc:max", "latency_ms[edgegpu]:min"],
+        evaluator=ev,
+    ).optimize(ev, budget=60)
+    front = study.pareto_front()
+    assert front
+    scored = [t for t in study.trials if t.scores is not None]
+    for t in front:  # nothing dominates a member of the front
+        assert not any(dominates(o.scores, t.scores) for o in scored)
+    for t in scored:  # everything else is dominated by a member
+        if t not in front:
+            assert any(dominates(f.scores, t.scores) for f in front) or any(
+                f.scores == t.scores for f in front
+            )
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import os
@@ -83,7 +84,10 @@ class Study:
             Objective.parse(o) for o in record.objectives
         )
         self._strategy: Strategy = strategies.create(
-            record.strategy, self.space, seed=record.seed, **record.strategy_params
+            record.strategy,
+            self.space,
+            seed=record.seed,
+            **_with_objective_count(record.strategy, record.strategy_params, len(self.objectives)),
         )
         self._trials: list[Trial] = []
         self._retry: deque[Trial] = deque()
@@ -154,6 +158,13 @@ class Study:
         if self._best is None:
             raise StorageError(f"Study {self.name!r} has no completed trial yet.")
         return self._best
+
+    def pareto_front(self) -> list[Trial]:
+        """The COMPLETE, feasible, full-fidelity trials that no other such trial dominates on
+        the study's objectives (for one objective: the best trials)."""
+        from nasforge.pareto import front_trials
+
+        return front_trials([t for t in self._trials if t.scores is not None and not t.fidelity])
 
     def best_so_far(self) -> list[Trial]:
         """For each finished trial in order, the best trial up to it (a trajectory)."""
@@ -679,7 +690,7 @@ def create_study(
     # build once to validate names and parameters before anything is written
     space_obj = spaces.create(space, **dict(space_params or {}))
     factory = strategies.get(strategy)
-    params = dict(strategy_params or {})
+    params = _with_objective_count(strategy, dict(strategy_params or {}), len(parsed))
     if isinstance(factory, type):
         params = check_params(factory, params)
     factory(space_obj, seed=int(seed), **params)
@@ -716,6 +727,17 @@ def create_study(
             )
         return Study(existing, store)
     return Study(store.create_study(record), store)
+
+
+def _with_objective_count(
+    strategy: str, params: Mapping[str, Any], n_objectives: int
+) -> dict[str, Any]:
+    """``params`` plus ``n_objectives`` for strategies that take it (multi-objective ones)."""
+    out = dict(params)
+    factory = strategies.get(strategy)
+    if "n_objectives" not in out and "n_objectives" in inspect.signature(factory).parameters:
+        out["n_objectives"] = n_objectives
+    return out
 
 
 def _options(dedupe: bool, constraints: Sequence[Constraint]) -> dict[str, Any]:
