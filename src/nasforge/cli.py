@@ -1,13 +1,17 @@
-"""The ``nasforge`` command line: search, compare, list and show, from a shell.
+"""The ``nasforge`` command line: search, compare, list, show, profile and export, from a shell.
 
 The CLI is thin: each command parses its options, calls the Python API and prints. Every
 option maps onto a keyword argument of that API::
 
     nasforge search --strategy regularized-evolution --dataset cifar10 --budget 100 --seed 0
     nasforge search --storage sqlite:///runs.db --budget 200      # persisted, resumable
+    nasforge search --evaluator train --data cifar10-jpeg.tar.gz --trials 10 --epochs 6 \
+        --channels 8 --cells 1 --resolution 16 --data-fraction 0.2 --storage sqlite:///t.db
     nasforge compare --strategies random,regularized-evolution --seeds 100 --out results/
     nasforge list metrics --dataset cifar100
     nasforge show --storage sqlite:///runs.db                     # the studies stored there
+    nasforge profile 6111 --latency                               # params, MACs, latency
+    nasforge export STUDY --storage sqlite:///t.db --format onnx --out best.onnx
 
 Errors that nasforge raises on bad input (:class:`~nasforge.errors.NasforgeError`) are printed
 as one line, ``error: <what was wrong and how to fix it>``, with exit code 2; an interrupted
@@ -258,17 +262,40 @@ def _root(
 
 
 # -- search ------------------------------------------------------------------------------------
+_TRAIN_PANEL = "Training (--evaluator train)"
+
+
 @app.command()
 def search(
     space: Annotated[str, typer.Option(help="Search space (nasforge list spaces).")] = "nb201",
     strategy: Annotated[
         str, typer.Option(help="Search strategy (nasforge list strategies).")
     ] = "regularized-evolution",
-    dataset: Annotated[str, typer.Option(help="Dataset of the benchmark.")] = "cifar10",
+    dataset: Annotated[
+        str,
+        typer.Option(help="Dataset: of the benchmark, or for train cifar10, folder, synthetic."),
+    ] = "cifar10",
     budget: Annotated[
-        int, typer.Option(help="Queries to spend (whole study, resumes included).")
-    ] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the strategy.")] = 0,
+        int | None,
+        typer.Option(
+            help="Cost to spend, whole study (resumes included): queries of a tabular "
+            "benchmark (default 100), or seconds of training with --evaluator train.",
+            show_default=False,
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop after this many finished trials (whole study).", show_default=False
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the strategy (and of the training).")] = 0,
+    evaluator_name: Annotated[
+        str,
+        typer.Option(
+            "--evaluator", help="tabular (look results up in a benchmark) or train (train each)."
+        ),
+    ] = "tabular",
     benchmark: Annotated[str, typer.Option(help="Tabular benchmark that scores.")] = "nb201",
     fidelity: Annotated[
         int | None, typer.Option(help="Training epochs to look up (default: the highest).")
@@ -309,31 +336,233 @@ def search(
             help="Answer proposals equal in function to an evaluated cell from the record, free.",
         ),
     ] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="The data: CIFAR-10 python release folder, image-folder tree, or a .tar.gz.",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="Epochs per trial.", rich_help_panel=_TRAIN_PANEL, show_default=False),
+    ] = None,
+    channels: Annotated[
+        int | None,
+        typer.Option(
+            help="Width C (NB201 16, DARTS 36).", rich_help_panel=_TRAIN_PANEL, show_default=False
+        ),
+    ] = None,
+    cells: Annotated[
+        int | None,
+        typer.Option(
+            help="Depth: cells per stage N (NB201, 5) or layers (DARTS, 20).",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(
+            help="Image size (default the data's).",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    data_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the training split used (0-1].",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            help="Base recipe: nb201 (default) or darts; the options below change it.",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    optimizer: Annotated[
+        str | None,
+        typer.Option(help="sgd, adamw or lion.", rich_help_panel=_TRAIN_PANEL, show_default=False),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Peak learning rate.", rich_help_panel=_TRAIN_PANEL, show_default=False),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Batch size.", rich_help_panel=_TRAIN_PANEL, show_default=False),
+    ] = None,
+    weight_decay: Annotated[
+        float | None,
+        typer.Option(help="Weight decay.", rich_help_panel=_TRAIN_PANEL, show_default=False),
+    ] = None,
+    warmup: Annotated[
+        float | None,
+        typer.Option(
+            help="Epochs of linear warm-up.", rich_help_panel=_TRAIN_PANEL, show_default=False
+        ),
+    ] = None,
+    label_smoothing: Annotated[
+        float | None,
+        typer.Option(help="Label smoothing.", rich_help_panel=_TRAIN_PANEL, show_default=False),
+    ] = None,
+    cutout: Annotated[
+        int | None,
+        typer.Option(
+            help="Cutout side in pixels of a 32x32 image (0: off).",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    grad_clip: Annotated[
+        float | None,
+        typer.Option(
+            help="Clip the gradients' global norm.",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    valid_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Validation images cut from the training set (default half).",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    eval_limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Measure accuracy on at most this many validation/test images.",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads (default all).", rich_help_panel=_TRAIN_PANEL, show_default=False
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (default: CUDA if present), cpu or cuda.",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    checkpoints: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder for the trained weights (for nasforge export); 'none' keeps none. "
+            "Default with a SQLite storage: DB-checkpoints/STUDY next to the database.",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to extract archives and cache decoded images if not next to the data.",
+            rich_help_panel=_TRAIN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Search a space with a strategy on a tabular benchmark and print the best architecture."""
+    """Search a space with a strategy, scored by a tabular benchmark or by training each
+    network, and print the best architecture."""
     started = time.perf_counter()
     study: Study | None = None
+    training = {
+        "data": data,
+        "epochs": epochs,
+        "channels": channels,
+        "cells": cells,
+        "resolution": resolution,
+        "data_fraction": data_fraction,
+        "recipe": recipe,
+        "optimizer": optimizer,
+        "lr": lr,
+        "batch_size": batch_size,
+        "weight_decay": weight_decay,
+        "warmup": warmup,
+        "label_smoothing": label_smoothing,
+        "cutout": cutout,
+        "grad_clip": grad_clip,
+        "valid_size": valid_size,
+        "eval_limit": eval_limit,
+        "threads": threads,
+        "device": device,
+        "checkpoints": checkpoints,
+        "cache_dir": cache_dir,
+    }
     try:
         with _errors():
-            study, evaluator, resumed = _open_search(
-                space=space,
-                strategy=strategy,
-                dataset=dataset,
-                budget=budget,
-                seed=seed,
-                benchmark=benchmark,
-                fidelity=fidelity,
-                storage=storage,
-                study_name=study_name,
-                params=parse_params(param or []),
-                objectives=objective or ["valid_acc:max"],
-                dedupe=dedupe,
-            )
+            if evaluator_name not in ("tabular", "train"):
+                raise UnknownNameError("evaluator", evaluator_name, ("tabular", "train"))
+            if trials is not None:
+                _check_positive("trials", trials)
+            if evaluator_name == "tabular":
+                given = [f"--{k.replace('_', '-')}" for k, v in training.items() if v is not None]
+                if given:
+                    raise InvalidConfigError(
+                        f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                        "--evaluator train; the tabular evaluator looks results up."
+                    )
+                if budget is None and trials is None:
+                    budget = 100
+                study, evaluator, resumed = _open_search(
+                    space=space,
+                    strategy=strategy,
+                    dataset=dataset,
+                    budget=budget,
+                    seed=seed,
+                    benchmark=benchmark,
+                    fidelity=fidelity,
+                    storage=storage,
+                    study_name=study_name,
+                    params=parse_params(param or []),
+                    objectives=objective or ["valid_acc:max"],
+                    dedupe=dedupe,
+                )
+            else:
+                if fidelity is not None:
+                    raise InvalidConfigError(
+                        "--fidelity looks up a tabular benchmark; with --evaluator train "
+                        "give --epochs."
+                    )
+                if budget is None and trials is None:
+                    raise InvalidConfigError(
+                        "Give --trials N (trials to train) or --budget SECONDS (training time) "
+                        "for a search with --evaluator train."
+                    )
+                study, evaluator, resumed = _open_training_search(
+                    space=space,
+                    strategy=strategy,
+                    dataset=dataset,
+                    budget=budget,
+                    seed=seed,
+                    storage=storage,
+                    study_name=study_name,
+                    params=parse_params(param or []),
+                    objectives=objective or ["valid_acc:max"],
+                    dedupe=dedupe,
+                    options=training,
+                )
             if resumed:
                 _note(f"resuming study {study.name} ({len(study.trials)} trials recorded)", quiet)
-            _run_search(study, evaluator, budget, show_progress=_show_progress(quiet))
+            _run_search(
+                study, evaluator, budget, trials=trials, show_progress=_show_progress(quiet)
+            )
     except KeyboardInterrupt:
         if study is None:
             _fail_plain("interrupted before the search started")
@@ -346,7 +575,9 @@ def search(
             "add --storage sqlite:///FILE.db to make a search resumable"
         )
     seconds = time.perf_counter() - started
-    summary = search_summary(study, evaluator, budget=budget, seconds=seconds, storage=storage)
+    summary = search_summary(
+        study, evaluator, budget=budget, seconds=seconds, storage=storage, trials=trials
+    )
     study.storage.close()
     if as_json:
         _print_json(summary)
@@ -368,7 +599,7 @@ def _open_search(
     space: str,
     strategy: str,
     dataset: str,
-    budget: int,
+    budget: int | None,
     seed: int,
     benchmark: str,
     fidelity: int | None,
@@ -382,7 +613,8 @@ def _open_search(
     import nasforge
     from nasforge.storage import get_storage
 
-    _check_positive("budget", budget)
+    if budget is not None:
+        _check_positive("budget", budget)
     evaluator = nasforge.evaluators.create(
         "tabular", benchmark=benchmark, dataset=dataset, fidelity=fidelity
     )
@@ -431,29 +663,217 @@ def _progress_bar(label: str, *extra: Any) -> Any:
     )
 
 
-def _run_search(study: Study, evaluator: Evaluator, budget: int, *, show_progress: bool) -> None:
+def _open_training_search(
+    *,
+    space: str,
+    strategy: str,
+    dataset: str,
+    budget: int | None,
+    seed: int,
+    storage: str | None,
+    study_name: str | None,
+    params: dict[str, Any],
+    objectives: Sequence[str],
+    dedupe: bool,
+    options: Mapping[str, Any],
+) -> tuple[Study, Evaluator, bool]:
+    """The training evaluator from the options, and the study (created or resumed)."""
+    import nasforge
+    from nasforge.storage import get_storage
+
+    if budget is not None:
+        _check_positive("budget", budget)
+    store = get_storage(storage) if storage is not None else None
+    if study_name is None and store is not None:
+        study_name = f"{space}-{strategy}-train-{dataset}-seed{seed}"
+    evaluator = _training_evaluator(space, dataset, seed, options, storage, study_name)
+    evaluator.check()  # data and setting errors now, as one line, not as failed trials
+    existing = None
+    if store is not None and study_name is not None:
+        existing = store.get_study(study_name)
+    study = nasforge.create_study(
+        space=space,
+        strategy=strategy,
+        seed=seed,
+        storage=store,
+        study_name=study_name,
+        strategy_params=params,
+        objectives=list(objectives),
+        evaluator=evaluator,
+        dedupe=dedupe,
+        load_if_exists=True,
+    )
+    return study, evaluator, existing is not None
+
+
+def _training_evaluator(
+    space: str,
+    dataset: str,
+    seed: int,
+    options: Mapping[str, Any],
+    storage: str | None,
+    study_name: str | None,
+) -> Any:
+    """The ``train`` evaluator that ``nasforge search --evaluator train`` options describe."""
+    import nasforge
+    from nasforge.evaluators.training import SPACE_SETTINGS
+    from nasforge.train import Recipe
+
+    recipe = Recipe.named(options["recipe"]) if options.get("recipe") else Recipe()
+    fields = {
+        "optimizer": "optimizer",
+        "lr": "lr",
+        "batch_size": "batch_size",
+        "weight_decay": "weight_decay",
+        "warmup": "warmup_epochs",
+        "label_smoothing": "label_smoothing",
+        "cutout": "cutout",
+        "grad_clip": "grad_clip",
+    }
+    changes = {field: options[key] for key, field in fields.items() if options.get(key) is not None}
+    if changes:
+        recipe = recipe.replace(**changes)
+    kwargs: dict[str, Any] = {
+        "dataset": dataset,
+        "space": space,
+        "recipe": recipe,
+        "seed": seed,
+        "data": options.get("data"),
+    }
+    for key in ("epochs", "channels", "resolution", "data_fraction", "valid_size", "eval_limit"):
+        if options.get(key) is not None:
+            kwargs[key] = options[key]
+    if options.get("cells") is not None:
+        depth_key = SPACE_SETTINGS.get(space, {}).get("depth_key")
+        if depth_key is None:
+            raise InvalidConfigError(f"--cells is not a setting of space {space!r}.")
+        kwargs[depth_key] = options["cells"]
+    if options.get("threads") is not None:
+        kwargs["threads"] = options["threads"]
+    if options.get("device") is not None:
+        kwargs["device"] = options["device"]
+    if options.get("cache_dir") is not None:
+        kwargs["cache_dir"] = options["cache_dir"]
+    kwargs["checkpoint_dir"] = _checkpoint_dir(options.get("checkpoints"), storage, study_name)
+    if dataset == "synthetic" and kwargs["data"] is not None:
+        raise InvalidConfigError("--data is not used with --dataset synthetic; leave it out.")
+    if dataset == "synthetic":
+        del kwargs["data"]
+    elif kwargs["data"] is None:
+        raise InvalidConfigError(
+            f"--evaluator train needs --data PATH: the {dataset} data (CIFAR-10's python "
+            "release folder, an image-folder tree train/<class>/, test/<class>/, or a .tar.gz "
+            "of either); nasforge never downloads data."
+        )
+    return nasforge.evaluators.create("train", **kwargs)
+
+
+def _checkpoint_dir(value: str | None, storage: str | None, study_name: str | None) -> str | None:
+    """``--checkpoints``: a folder, ``none``, or (not given) next to a SQLite database."""
+    if value is not None:
+        return None if value.strip().lower() == "none" else value
+    if storage is None or study_name is None or not storage.startswith("sqlite:///"):
+        return None
+    database = storage[len("sqlite:///") :].split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return str(Path(database).with_name(Path(database).name + "-checkpoints") / study_name)
+
+
+def _run_search(
+    study: Study,
+    evaluator: Evaluator,
+    budget: int | None,
+    *,
+    trials: int | None = None,
+    show_progress: bool,
+) -> None:
+    limits: dict[str, Any] = {"budget": budget, "n_trials": trials}
     if not show_progress:
-        study.optimize(evaluator, budget=budget)
+        study.optimize(evaluator, **limits)
+        return
+    if hasattr(evaluator, "on_epoch"):  # a training evaluator: a bar over each trial's epochs
+        _run_training_search(study, evaluator, limits)
         return
     from rich.progress import TextColumn
 
     progress = _progress_bar(study.strategy_name, TextColumn("best {task.fields[best]}"))
     metric = study.objectives[0].metric
     best = _best(study)
+    by_trials = budget is None
+    total = trials if by_trials else budget
+    done = study.n_finished if by_trials else study.spent
     task = progress.add_task(
         study.strategy_name,
-        total=budget,
-        completed=min(study.spent, budget),  # rich takes floats
+        total=total,
+        completed=min(done, total or 0),  # rich takes floats
         best="–" if best is None else _fmt(best.metrics.get(metric)),
     )
 
     def advance(study: Study, trial: Trial) -> None:
         if trial is _best(study):
             progress.update(task, best=_fmt(trial.metrics.get(metric)))
-        progress.update(task, advance=trial.cost)
+        progress.update(task, advance=1 if by_trials else trial.cost)
 
     with progress:
-        study.optimize(evaluator, budget=budget, callbacks=[advance])
+        study.optimize(evaluator, callbacks=[advance], **limits)
+
+
+def _run_training_search(study: Study, evaluator: Any, limits: Mapping[str, Any]) -> None:
+    """A search with two bars: trials done (or seconds spent) and the epochs of the trial
+    being trained."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+    )
+    metric = study.objectives[0].metric
+    by_trials = limits["n_trials"] is not None
+    total = limits["n_trials"] if by_trials else limits["budget"]
+    done = study.n_finished if by_trials else study.spent
+    best = _best(study)
+    search_task = progress.add_task(
+        "trials" if by_trials else "seconds",
+        total=total,
+        completed=min(done, total),
+        info="best –" if best is None else f"best {_fmt(best.metrics.get(metric))}",
+    )
+    epoch_task = progress.add_task("epochs", total=1, info="", visible=False)
+
+    def on_epoch(arch: Any, report: Any) -> None:
+        label = f"trial {len(study.trials) - 1}"
+        if report.epoch == 0:
+            progress.reset(epoch_task, total=report.epochs, description=label, info="")
+            progress.update(epoch_task, visible=True)
+        else:
+            info = f"loss {report.train_loss:.3f} acc {report.train_acc:.1f}"
+            progress.update(epoch_task, completed=report.epoch, info=info)
+
+    def advance(study: Study, trial: Trial) -> None:
+        if trial is _best(study):
+            progress.update(search_task, info=f"best {_fmt(trial.metrics.get(metric))}")
+        progress.update(search_task, advance=1 if by_trials else trial.cost)
+
+    previous = evaluator.on_epoch
+    evaluator.on_epoch = on_epoch
+    try:
+        with progress:
+            study.optimize(evaluator, callbacks=[advance], **limits)
+    finally:
+        evaluator.on_epoch = previous
 
 
 def _arch_index(space: SearchSpace, trial: Trial) -> int | None:
@@ -484,12 +904,18 @@ def _best(study: Study) -> Trial | None:
 
 
 def search_summary(
-    study: Study, evaluator: Evaluator, *, budget: int, seconds: float, storage: str | None
+    study: Study,
+    evaluator: Evaluator,
+    *,
+    budget: int | None,
+    seconds: float,
+    storage: str | None,
+    trials: int | None = None,
 ) -> dict[str, Any]:
     """The result of ``nasforge search`` as a JSON-ready dictionary."""
     spec = evaluator.spec() or {}
     best = _best(study)
-    return {
+    summary: dict[str, Any] = {
         "study": study.name,
         "space": study.space.name,
         "strategy": study.strategy_name,
@@ -507,6 +933,28 @@ def search_summary(
         "best": None if best is None else _trial_json(study, best),
         "seconds": seconds,
     }
+    if trials is not None:
+        summary["trials"] = trials
+    if spec.get("name") == "train":
+        summary["evaluator"] = "train"
+        summary["cost_unit"] = evaluator.cost_unit
+        summary["training"] = {
+            key: spec.get(key)
+            for key in (
+                "data",
+                "channels",
+                "cells_per_stage",
+                "layers",
+                "resolution",
+                "data_fraction",
+                "checkpoint_dir",
+            )
+            if key in spec
+        }
+        summary["training"]["epochs"] = spec["recipe"]["epochs"]
+        summary["training"]["optimizer"] = spec["recipe"]["optimizer"]
+        summary["training"]["lr"] = spec["recipe"]["lr"]
+    return summary
 
 
 def _print_fields(rows: Sequence[tuple[str, str]]) -> None:
@@ -539,6 +987,30 @@ def _best_rows(best: Mapping[str, Any] | None, objectives: Sequence[str]) -> lis
 
 def _print_search_summary(summary: Mapping[str, Any]) -> None:
     params = ", ".join(f"{k}={v}" for k, v in summary["strategy_params"].items())
+    limit = []
+    if summary.get("budget") is not None:
+        unit = " s" if summary.get("cost_unit") == "seconds" else ""
+        limit.append(f"of budget {summary['budget']}{unit}")
+    if summary.get("trials") is not None:
+        limit.append(f"(limit {summary['trials']} trials)")
+    if summary.get("cost_unit") == "seconds":
+        cost = f"cost {summary['spent']:.1f} s"
+    else:
+        cost = f"cost {summary['spent']:g}"
+    if summary.get("evaluator") == "train":
+        train = summary["training"]
+        epochs = f"{train['epochs']} epoch{'s' * (train['epochs'] != 1)}"
+        shown = [epochs, f"{train['optimizer']} lr {train['lr']:g}"]
+        for key, label in (("channels", "C"), ("cells_per_stage", "N"), ("layers", "layers")):
+            if train.get(key) is not None:
+                shown.append(f"{label}={train[key]}")
+        if train.get("resolution") is not None:
+            shown.append(f"{train['resolution']}px")
+        if train.get("data_fraction") not in (None, 1.0):
+            shown.append(f"{train['data_fraction']:g} of the data")
+        scored = ("training", f"{summary['dataset']} ({summary['space']}; {', '.join(shown)})")
+    else:
+        scored = ("benchmark", f"{summary['benchmark']} {summary['dataset']} ({summary['space']})")
     _print_fields(
         [
             ("study", summary["study"]),
@@ -546,11 +1018,11 @@ def _print_search_summary(summary: Mapping[str, Any]) -> None:
                 "strategy",
                 f"{summary['strategy']} (seed {summary['seed']}{', ' * bool(params)}{params})",
             ),
-            ("benchmark", f"{summary['benchmark']} {summary['dataset']} ({summary['space']})"),
+            scored,
             (
                 "trials",
                 f"{summary['n_trials']} ({summary['n_complete']} complete), "
-                f"cost {summary['spent']:g} of budget {summary['budget']}",
+                f"{' '.join([cost, *limit])}",
             ),
             *_best_rows(summary["best"], summary["objectives"]),
             ("wall time", f"{summary['seconds']:.2f} s"),
@@ -1065,6 +1537,291 @@ def _print_study(data: Mapping[str, Any]) -> None:
             *(_fmt(trial["metrics"].get(m), 3) for m in metrics),
         )
     _console().print(table)
+
+
+# -- profile -----------------------------------------------------------------------------------
+#: Classes and image size of the datasets ``nasforge profile --dataset`` knows.
+PROFILE_DATASETS: dict[str, tuple[int, int]] = {
+    "cifar10": (10, 32),
+    "cifar100": (100, 32),
+    "imagenet16-120": (120, 16),
+}
+
+
+@app.command()
+def profile(
+    arch: Annotated[
+        str,
+        typer.Argument(
+            metavar="ARCH",
+            help="Architecture text, an NB201 benchmark index, or a DARTS genotype name.",
+            show_default=False,
+        ),
+    ],
+    space: Annotated[str, typer.Option(help="Search space of ARCH.")] = "nb201",
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Classes and input size of a dataset: {', '.join(PROFILE_DATASETS)} "
+            "(default cifar10).",
+            show_default=False,
+        ),
+    ] = None,
+    num_classes: Annotated[
+        int | None, typer.Option(help="Classes (instead of --dataset).", show_default=False)
+    ] = None,
+    input_size: Annotated[
+        int | None,
+        typer.Option(help="Image side in pixels (instead of --dataset).", show_default=False),
+    ] = None,
+    channels: Annotated[
+        int | None, typer.Option(help="Width C (default the space's).", show_default=False)
+    ] = None,
+    cells: Annotated[
+        int | None,
+        typer.Option(help="Depth: NB201 cells per stage, DARTS layers.", show_default=False),
+    ] = None,
+    latency: Annotated[
+        bool, typer.Option("--latency", help="Also measure the latency on this machine.")
+    ] = False,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="Latency backends, comma-separated: torch, onnxruntime (default: both, "
+            "ONNX Runtime where installed).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per timed pass.")] = 1,
+    runs: Annotated[int, typer.Option(help="Timed passes.")] = 50,
+    threads: Annotated[int, typer.Option(help="Threads of the runtime.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Print the parameters, MACs, FLOPs and (with --latency) the measured latency of an
+    architecture's network."""
+    with _errors():
+        data = _profile(
+            arch,
+            space=space,
+            dataset=dataset,
+            num_classes=num_classes,
+            input_size=input_size,
+            channels=channels,
+            cells=cells,
+            latency=latency,
+            backend=backend,
+            batch_size=batch_size,
+            runs=runs,
+            threads=threads,
+        )
+    for note in data.pop("notes"):
+        typer.echo(f"note: {note}", err=True)
+    if as_json:
+        _print_json(data)
+        return
+    rows = [
+        ("arch", data["arch"]),
+        ("space", f"{data['space']} ({_cell(data['build'])})"),
+        ("input", "x".join(str(d) for d in data["input_shape"])),
+        ("params_M", _fmt(data["metrics"]["params_M"], 4)),
+        ("macs_M", _fmt(data["metrics"]["macs_M"], 3)),
+        ("flops_M", _fmt(data["metrics"]["flops_M"], 3)),
+    ]
+    for name, result in data["latency"].items():
+        spread = f"p10 {result['p10_ms']:.3f}, p90 {result['p90_ms']:.3f}"
+        rows.append(
+            (
+                f"latency {name}",
+                f"{result['median_ms']:.3f} ms median ({spread}; batch {result['batch_size']}, "
+                f"{result['threads']} thread(s), {result['runs']} runs)",
+            )
+        )
+    _print_fields(rows)
+
+
+def _profile(
+    text: str,
+    *,
+    space: str,
+    dataset: str | None,
+    num_classes: int | None,
+    input_size: int | None,
+    channels: int | None,
+    cells: int | None,
+    latency: bool,
+    backend: str | None,
+    batch_size: int,
+    runs: int,
+    threads: int,
+) -> dict[str, Any]:
+    import importlib.util
+
+    import nasforge
+    from nasforge.evaluators.training import SPACE_SETTINGS
+
+    if dataset is not None and (num_classes is not None or input_size is not None):
+        raise InvalidConfigError("Give --dataset, or --num-classes and --input-size, not both.")
+    classes, size = PROFILE_DATASETS["cifar10"]
+    if dataset is not None:
+        key = dataset.lower()
+        if key not in PROFILE_DATASETS:
+            raise UnknownNameError("dataset", dataset, PROFILE_DATASETS)
+        classes, size = PROFILE_DATASETS[key]
+    if num_classes is not None:
+        _check_positive("--num-classes", num_classes)
+        classes = num_classes
+    if input_size is not None:
+        _check_positive("--input-size", input_size)
+        size = input_size
+    space_obj = nasforge.spaces.create(space)
+    arch = _parse_arch(space_obj, text)
+    build: dict[str, Any] = {"num_classes": classes}
+    settings = SPACE_SETTINGS.get(space, {})
+    if channels is not None:
+        if not settings:
+            raise InvalidConfigError(f"--channels is not a setting of space {space!r}.")
+        build["channels"] = channels
+    if cells is not None:
+        if not settings:
+            raise InvalidConfigError(f"--cells is not a setting of space {space!r}.")
+        build[settings["depth_key"]] = cells
+    if space == "darts":
+        build["auxiliary"] = False  # what is deployed; the head only trains
+    try:
+        from nasforge import hardware
+    except ImportError as exc:  # pragma: no cover - ships with nasforge
+        raise InvalidConfigError(f"nasforge.hardware cannot be imported: {exc}") from None
+    module = space_obj.build(arch, **build)
+    shape = (3, size, size)
+    try:
+        metrics = hardware.count_flops(module, shape).as_metrics()
+    except NasforgeError:
+        raise
+    except Exception as exc:  # a layer that is empty at this size
+        raise InvalidConfigError(
+            f"The {space} network of {arch.text!r} cannot run on {size}x{size} images: {exc}"
+        ) from None
+    notes: list[str] = []
+    timings: dict[str, Any] = {}
+    if latency:
+        if backend is None:
+            names = ["torch"]
+            if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
+                names.append("onnxruntime")
+            else:
+                notes.append(
+                    "ONNX Runtime is not installed, so only PyTorch is timed: "
+                    "pip install 'nasforge[onnx]'"
+                )
+        else:
+            names = _split(backend)
+        for name in names:
+            result = hardware.measure_latency(
+                module, shape, backend=name, batch_size=batch_size, runs=runs, threads=threads
+            )
+            timings[name] = {
+                "median_ms": result.median_ms,
+                "p10_ms": result.p10_ms,
+                "p90_ms": result.p90_ms,
+                "runs": result.runs,
+                "batch_size": result.batch_size,
+                "threads": result.threads,
+                "max_abs_diff": result.max_abs_diff,
+                "metric": result.metric,
+            }
+    return {
+        "arch": arch.text,
+        "space": space,
+        "build": build,
+        "input_shape": list(shape),
+        "metrics": metrics,
+        "latency": timings,
+        "notes": notes,
+    }
+
+
+def _parse_arch(space: SearchSpace, text: str) -> Any:
+    """An architecture from its text, a benchmark index (NB201) or a published name (DARTS)."""
+    stripped = text.strip()
+    from_index = getattr(space, "from_index", None)
+    if from_index is not None and stripped.isdigit():
+        return from_index(int(stripped))
+    named = getattr(space, "named", None)
+    if named is not None and not any(c in stripped for c in "|~=("):
+        return named(stripped)
+    return space.parse(stripped)
+
+
+# -- export ------------------------------------------------------------------------------------
+@app.command("export")
+def export_command(
+    study_name: Annotated[
+        str, typer.Argument(metavar="STUDY", help="The study to export from.", show_default=False)
+    ],
+    storage: Annotated[
+        str | None, typer.Option(help="Storage URL, e.g. sqlite:///runs.db.", show_default=False)
+    ] = None,
+    export_format: Annotated[
+        str, typer.Option("--format", help="pytorch (a .pt file) or onnx.")
+    ] = "pytorch",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="File (.pt or .onnx) or folder to write.", show_default=False),
+    ] = None,
+    trial: Annotated[
+        int | None,
+        typer.Option(help="Trial number to export (default: the best).", show_default=False),
+    ] = None,
+    untrained: Annotated[
+        bool,
+        typer.Option(
+            "--untrained",
+            help="Export a freshly initialised network when the trial has no saved weights.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Write the network of a study's best (or chosen) trial as a PyTorch file or ONNX model."""
+    with _errors():
+        if storage is None:
+            raise InvalidConfigError(
+                "Give the storage of the study with --storage URL, e.g. --storage "
+                "sqlite:///runs.db."
+            )
+        if out is None:
+            raise InvalidConfigError("Give the file or folder to write with --out PATH.")
+        import nasforge
+        from nasforge.export import export_trial
+
+        study = nasforge.load_study(study_name, storage)
+        result = export_trial(study, out, format=export_format, trial=trial, untrained=untrained)
+        study.storage.close()
+    if result.note:
+        typer.echo(f"note: {result.note}", err=True)
+    data = {
+        "path": str(result.path),
+        "format": result.format,
+        "trial": result.trial,
+        "arch": result.arch,
+        "trained": result.trained,
+        "note": result.note,
+        "max_abs_diff": result.max_abs_diff,
+    }
+    if as_json:
+        _print_json(data)
+        return
+    rows = [
+        ("wrote", str(result.path)),
+        ("format", result.format),
+        ("trial", str(result.trial)),
+        ("arch", result.arch),
+        ("weights", "trained" if result.trained else "untrained (freshly initialised)"),
+    ]
+    if result.max_abs_diff is not None:
+        rows.append(
+            ("onnx check", f"ONNX Runtime vs PyTorch max abs diff {result.max_abs_diff:.2e}")
+        )
+    _print_fields(rows)
 
 
 # -- entry point -------------------------------------------------------------------------------

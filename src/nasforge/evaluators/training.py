@@ -1,0 +1,703 @@
+"""Evaluate architectures by training them: build, train with a recipe, measure accuracy.
+
+EcoNAS's reduced-cost settings are the fidelity parameters (Zhou, D., Zhou, X., Zhang, W.,
+Loy, C. C., Yi, S., Zhang, X. and Ouyang, W. "EcoNAS: Finding Proxies for Economical Neural
+Architecture Search." CVPR 2020, arXiv:2001.01233): a proposal's fidelity may lower the
+training epochs (``epochs``), the width (``channels``, EcoNAS's ``c``), the image size
+(``resolution``, its ``r``), the share of the training images (``data_fraction``, its ``s``)
+and the depth (``cells_per_stage`` for NB201, ``layers`` for DARTS). Left out, each is the
+evaluator's full setting. ``benchmarks/econas_proxy.py`` measures how well such settings
+rank NAS-Bench-201 cells.
+
+Torch is imported when an architecture is evaluated, not when this module loads (the
+registry imports every evaluator module, and a tabular search must not load torch).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nasforge import evaluators, spaces
+from nasforge.architecture import Architecture
+from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
+from nasforge.evaluators.base import Evaluator
+from nasforge.train.recipe import Recipe
+from nasforge.trial import Direction, Result
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nasforge.train.data import DataSplits, ImageData
+    from nasforge.train.trainer import EpochReport
+
+__all__ = ["DATASETS", "SPACE_SETTINGS", "Setting", "TrainingEvaluator"]
+
+logger = logging.getLogger(__name__)
+
+#: Datasets the evaluator reads: ``cifar10`` (python release, image folder or archive of
+#: either), ``folder`` (any image-folder tree or its archive), ``synthetic``
+#: (:class:`~nasforge.train.data.SyntheticImages`, for tests and demos).
+DATASETS: tuple[str, ...] = ("cifar10", "folder", "synthetic")
+
+#: Per space: the build argument of the depth and the full (paper) width and depth.
+SPACE_SETTINGS: Mapping[str, Mapping[str, Any]] = {
+    "nb201": {"depth_key": "cells_per_stage", "channels": 16, "depth": 5},
+    "darts": {"depth_key": "layers", "channels": 36, "depth": 20},
+}
+
+_COST_METRICS = ("params_M", "macs_M", "flops_M")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The resolved setting of one training run (a fidelity merged into the defaults)."""
+
+    epochs: int
+    channels: int | None
+    depth: int | None
+    resolution: int
+    data_fraction: float
+
+
+@evaluators.register("train")
+class TrainingEvaluator(Evaluator):
+    """Trains each architecture and returns its accuracies, costs and the seconds it took.
+
+    Each evaluation builds ``space.build(arch, ...)`` with weights drawn from a seed derived
+    from ``seed`` and the architecture (the same architecture gets the same initial weights,
+    batch order and augmentation at every fidelity), trains it on the training split with
+    ``recipe``, and measures top-1 accuracy (percent) on the validation split (cut from the
+    training images, class-balanced, fixed by ``split_seed``) and on the test set.
+
+    Metrics: ``valid_acc``, ``test_acc``, ``train_acc`` (last epoch, augmented images),
+    ``train_loss`` (last epoch), ``epochs``, and the costs ``params_M``, ``macs_M`` and
+    ``flops_M`` of the network at the evaluator's full setting (what the architecture costs
+    to deploy, the same at every fidelity; via :mod:`nasforge.hardware`). ``Result.cost`` is
+    the seconds spent building, training and evaluating (``cost_unit="seconds"``); loading
+    the data set, done once per evaluator, is not counted.
+
+    Args:
+        data: Path of the data (see :mod:`nasforge.train.data`); not used for ``synthetic``.
+        dataset: One of :data:`DATASETS`.
+        space: The search space whose architectures it trains (its ``build`` is used).
+        recipe: A :class:`~nasforge.train.recipe.Recipe`, its ``to_dict()``, or a name of
+            :data:`~nasforge.train.recipe.RECIPES`; default NAS-Bench-201's.
+        epochs: Full-fidelity epochs (default ``recipe.epochs``).
+        channels: Full width (default the space's: 16 for NB201, 36 for DARTS).
+        cells_per_stage: Full depth of NB201 networks (default 5).
+        layers: Full depth of DARTS networks (default 20).
+        resolution: Full image size (default the data's, 32 for CIFAR-10).
+        data_fraction: Share of the training split used at full fidelity (default 1).
+        valid_size: Validation images cut from the training images (default half of them:
+            25,000 of CIFAR-10's 50,000, as NAS-Bench-201's ``cifar10-valid``).
+        split_seed: Seed of the validation split and of the data subsets.
+        eval_limit: Measure accuracies on at most this many validation and test images (a
+            fixed class-balanced subset); ``None``: all.
+        test: Also measure the test accuracy.
+        seed: Seed of the weights, batch order and augmentation (with the architecture).
+        synthetic: Keyword arguments of :class:`~nasforge.train.data.SyntheticImages`.
+        cache_dir: Where archives are extracted and decoded images cached when the folder
+            next to the data is not writable.
+        checkpoint_dir: Save each trained network here (a :mod:`nasforge.train.checkpoint`
+            record per architecture and fidelity) for ``nasforge export``; ``None``: none.
+        threads: CPU threads for training (default: every CPU this process may use); set for
+            each evaluation and restored after it. On a machine shared with other jobs, fewer
+            threads can be much faster: every operator waits for its slowest thread
+            (``benchmarks/training_throughput.py`` measured 2 threads 2-60x slower than 1 on a
+            loaded 2-core machine).
+        device: ``"auto"`` (CUDA when available, with mixed precision), ``"cpu"``, ``"cuda"``.
+        deterministic: Ask PyTorch for deterministic kernels during each evaluation (see
+            :func:`nasforge.train.trainer.deterministic_algorithms`); CPU runs are
+            reproducible without it.
+        on_epoch: Called as ``on_epoch(arch, report)`` before and after each epoch (progress
+            bars); not part of :meth:`spec`.
+
+    ``threads``, ``device``, ``deterministic`` and ``on_epoch`` say how to run, not what to
+    compute, and are not part of :meth:`spec`: a study resumes on another machine.
+
+    Raises:
+        UnknownNameError: Unknown dataset, space or recipe name.
+        InvalidConfigError: A setting out of range, or a depth keyword of another space.
+        DatasetError: No data at ``data`` (the message says what to put there).
+        UnsupportedOperationError: The space has no model builder.
+
+    Example:
+        >>> ev = TrainingEvaluator(dataset="synthetic", synthetic={"n_train": 200, "n_test": 50,
+        ...     "size": 8}, recipe={"epochs": 1, "batch_size": 50, "lr": 0.05},
+        ...     channels=4, cells_per_stage=1, threads=1, hardware=False)
+        >>> arch = spaces.create("nb201").from_index(6111)
+        >>> r = ev.evaluate(arch, {"data_fraction": 0.5})
+        >>> sorted(r.metrics)
+        ['epochs', 'test_acc', 'train_acc', 'train_loss', 'valid_acc']
+        >>> ev.evaluate(arch, {"width": 8})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        nasforge.errors.InvalidConfigError: Unknown fidelity key(s) ['width'] ...
+    """
+
+    cost_unit = "seconds"
+
+    def __init__(
+        self,
+        data: str | os.PathLike[str] | None = None,
+        *,
+        dataset: str = "cifar10",
+        space: str = "nb201",
+        recipe: Recipe | Mapping[str, Any] | str | None = None,
+        epochs: int | None = None,
+        channels: int | None = None,
+        cells_per_stage: int | None = None,
+        layers: int | None = None,
+        resolution: int | None = None,
+        data_fraction: float = 1.0,
+        valid_size: int | None = None,
+        split_seed: int = 0,
+        eval_limit: int | None = None,
+        test: bool = True,
+        seed: int = 0,
+        synthetic: Mapping[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        hardware: bool = True,
+        threads: int | None = None,
+        device: str = "auto",
+        deterministic: bool = False,
+        on_epoch: Callable[[Architecture, EpochReport], None] | None = None,
+    ) -> None:
+        if dataset not in DATASETS:
+            raise UnknownNameError("dataset of the training evaluator", dataset, DATASETS)
+        self.dataset = dataset
+        self._space = spaces.create(space)
+        if not self._space.supports("build"):
+            raise UnsupportedOperationError(
+                f"Search space {space!r} has no model builder (build()); the training "
+                f"evaluator trains spaces {', '.join(sorted(SPACE_SETTINGS))}."
+            )
+        self.space = space
+        self.recipe = _recipe(recipe)
+        if epochs is not None:
+            self.recipe = self.recipe.replace(epochs=_positive_int("epochs", epochs))
+        known = SPACE_SETTINGS.get(space, {})
+        self._depth_key: str | None = known.get("depth_key")
+        depth_args = {"cells_per_stage": cells_per_stage, "layers": layers}
+        for key, value in depth_args.items():
+            if value is not None and key != self._depth_key:
+                raise InvalidConfigError(
+                    f"{key}= is not a setting of space {space!r}"
+                    + (f"; its depth is {self._depth_key}=." if self._depth_key else ".")
+                )
+        self.channels: int | None = (
+            None if not known else _positive_int("channels", channels or known["channels"])
+        )
+        if channels is not None and not known:
+            raise InvalidConfigError(f"channels= is not a setting of space {space!r}.")
+        depth = depth_args.get(self._depth_key or "")
+        self.depth: int | None = (
+            None if not known else _count("depth", known["depth"] if depth is None else depth)
+        )
+        self.resolution = None if resolution is None else _positive_int("resolution", resolution)
+        self.data_fraction = _fraction(data_fraction)
+        self.valid_size = None if valid_size is None else _positive_int("valid_size", valid_size)
+        self.split_seed = _count("split_seed", split_seed)
+        self.eval_limit = None if eval_limit is None else _positive_int("eval_limit", eval_limit)
+        self.test = bool(test)
+        self.seed = _count("seed", seed)
+        self.synthetic = None if synthetic is None else dict(synthetic)
+        if dataset == "synthetic":
+            from nasforge.train.data import SyntheticImages
+
+            try:
+                self._synthetic = SyntheticImages(**(self.synthetic or {}))
+            except TypeError as err:
+                raise InvalidConfigError(f"synthetic={synthetic!r}: {err}") from None
+            self.data: Path | None = None
+        else:
+            if self.synthetic is not None:
+                raise InvalidConfigError("synthetic= applies only to dataset='synthetic'.")
+            if data is None:
+                raise InvalidConfigError(
+                    f"The training evaluator needs the path of the {dataset} data (data=...); "
+                    "nasforge never downloads data."
+                )
+            self.data = Path(data).expanduser().resolve()
+            if not self.data.exists():
+                from nasforge.train.data import MISSING_DATA_HINT, DatasetError
+
+                raise DatasetError(f"No data at {str(self.data)!r}. {MISSING_DATA_HINT}")
+        self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser().resolve()
+        self.checkpoint_dir = (
+            None if checkpoint_dir is None else Path(checkpoint_dir).expanduser().resolve()
+        )
+        self.hardware = bool(hardware)
+        if threads is not None:
+            _positive_int("threads", threads)
+        self.threads = threads
+        self.device = device
+        self.deterministic = bool(deterministic)
+        self.on_epoch = on_epoch
+        self._splits: DataSplits | None = None
+        self._base: tuple[ImageData, ImageData, ImageData] | None = None
+        self._prepared: OrderedDict[tuple[int, float], tuple[ImageData, ImageData, ImageData]]
+        self._prepared = OrderedDict()
+        self._free: dict[Architecture, dict[str, float]] = {}
+        metrics = {
+            "valid_acc": Direction.MAXIMIZE,
+            "train_acc": Direction.MAXIMIZE,
+            "train_loss": Direction.MINIMIZE,
+            "epochs": Direction.MINIMIZE,
+        }
+        if self.test:
+            metrics["test_acc"] = Direction.MAXIMIZE
+        if self.hardware:
+            metrics.update(dict.fromkeys(_COST_METRICS, Direction.MINIMIZE))
+        self._metrics = metrics
+        self._check_build()
+
+    # -- the Evaluator contract --------------------------------------------------------------
+    @property
+    def metrics(self) -> Mapping[str, Direction]:
+        return self._metrics
+
+    @property
+    def fidelity_keys(self) -> tuple[str, ...]:
+        """The keys a proposal's fidelity may hold."""
+        keys = ["epochs"]
+        if self.channels is not None:
+            keys.append("channels")
+        if self._depth_key is not None:
+            keys.append(self._depth_key)
+        return (*keys, "resolution", "data_fraction")
+
+    def setting(self, fidelity: Mapping[str, Any] | None = None) -> Setting:
+        """The full setting with ``fidelity`` applied.
+
+        Raises:
+            InvalidConfigError: A key not in :attr:`fidelity_keys` (the message lists them),
+                or a value out of range.
+        """
+        fidelity = dict(fidelity or {})
+        unknown = sorted(set(fidelity) - set(self.fidelity_keys))
+        if unknown:
+            raise InvalidConfigError(
+                f"Unknown fidelity key(s) {unknown} for the training evaluator of space "
+                f"{self.space!r}; valid keys: {', '.join(self.fidelity_keys)}."
+            )
+        depth = self.depth
+        if self._depth_key is not None and self._depth_key in fidelity:
+            depth = _count(self._depth_key, fidelity[self._depth_key])
+        return Setting(
+            epochs=_positive_int("epochs", fidelity.get("epochs", self.recipe.epochs)),
+            channels=(
+                None
+                if self.channels is None
+                else _positive_int("channels", fidelity.get("channels", self.channels))
+            ),
+            depth=depth,
+            resolution=_positive_int(
+                "resolution", fidelity.get("resolution", self._full_resolution())
+            ),
+            data_fraction=_fraction(fidelity.get("data_fraction", self.data_fraction)),
+        )
+
+    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
+        """Train ``arch`` at ``fidelity`` and measure it (see the class docstring).
+
+        Raises:
+            InvalidArchitectureError: ``arch`` is not of this evaluator's space.
+            InvalidConfigError: A bad fidelity, or a setting whose network has an empty
+                layer (too small a resolution for its reductions, no channels...).
+            TrainingDivergedError: The loss became NaN or infinite.
+        """
+        from nasforge.train.trainer import (
+            derive_seeds,
+            deterministic_algorithms,
+            evaluate_accuracy,
+            num_threads,
+            select_device,
+            train,
+        )
+
+        arch = self._space.check(arch)
+        setting = self.setting(fidelity)
+        device = select_device(self.device)
+        init_seed, train_seed = derive_seeds(self.trial_seed(arch), 2)
+        with num_threads(self.threads), deterministic_algorithms(self.deterministic):
+            splits = self.load()
+            train_data, valid_data, test_data = self._data(setting)
+            started = time.perf_counter()
+            model = self._build(arch, setting, splits.num_classes, init_seed)
+            hook = None
+            if self.on_epoch is not None:
+                callback = self.on_epoch
+
+                def hook(report: EpochReport) -> None:
+                    callback(arch, report)
+
+            result = train(
+                model,
+                train_data,
+                self.recipe.replace(epochs=setting.epochs),
+                mean=splits.mean,
+                std=splits.std,
+                seed=train_seed,
+                device=device,
+                on_epoch=hook,
+            )
+            metrics: dict[str, float] = {}
+            for label, part in (("valid_acc", valid_data), ("test_acc", test_data)):
+                if label == "test_acc" and not self.test:
+                    continue
+                metrics[label] = evaluate_accuracy(
+                    model,
+                    part,
+                    mean=splits.mean,
+                    std=splits.std,
+                    device=device,
+                    batch_size=self.recipe.eval_batch_size,
+                )
+            seconds = time.perf_counter() - started
+        metrics.update(
+            train_acc=result.train_acc, train_loss=result.train_loss, epochs=float(setting.epochs)
+        )
+        if self.hardware:
+            metrics.update(self.free_metrics(arch))
+        if self.checkpoint_dir is not None:
+            self._save(arch, fidelity, setting, model, splits, metrics)
+        return Result(metrics, cost=seconds, seconds=seconds)
+
+    def free_metrics(self, arch: Architecture) -> dict[str, float]:
+        """``params_M``, ``macs_M`` and ``flops_M`` of ``arch``'s network at the full setting,
+        counted on PyTorch's meta device (no weights, no arithmetic); empty without
+        ``hardware``."""
+        if not self.hardware:
+            return {}
+        arch = self._space.check(arch)
+        cached = self._free.get(arch)
+        if cached is None:
+            cached = self._count_costs(arch)
+            self._free[arch] = cached
+        return dict(cached)
+
+    def spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "name": "train",
+            "data": None if self.data is None else str(self.data),
+            "dataset": self.dataset,
+            "space": self.space,
+            "recipe": self.recipe.to_dict(),
+        }
+        if self.channels is not None:
+            spec["channels"] = self.channels
+        if self._depth_key is not None:
+            spec[self._depth_key] = self.depth
+        spec.update(
+            resolution=self.resolution,
+            data_fraction=self.data_fraction,
+            valid_size=self.valid_size,
+            split_seed=self.split_seed,
+            eval_limit=self.eval_limit,
+            test=self.test,
+            seed=self.seed,
+            synthetic=self.synthetic,
+            cache_dir=None if self.cache_dir is None else str(self.cache_dir),
+            checkpoint_dir=None if self.checkpoint_dir is None else str(self.checkpoint_dir),
+            hardware=self.hardware,
+        )
+        return spec
+
+    # -- data ------------------------------------------------------------------------------
+    def load(self) -> DataSplits:
+        """Load (once) and return the data set; call it before a search to see data errors
+        at once rather than as failed trials.
+
+        Raises:
+            DatasetError: Missing data, a wrong layout or an unreadable image (named).
+        """
+        if self._splits is None:
+            from nasforge.train.data import load_cifar10, load_image_folder
+
+            if self.dataset == "synthetic":
+                self._splits = self._synthetic.load()
+            else:
+                assert self.data is not None
+                loader = load_cifar10 if self.dataset == "cifar10" else load_image_folder
+                self._splits = loader(self.data, cache_dir=self.cache_dir)
+            logger.info(
+                "loaded %s: %d training and %d test images of %d classes",
+                self.dataset,
+                len(self._splits.train),
+                len(self._splits.test),
+                self._splits.num_classes,
+            )
+        return self._splits
+
+    def _data(self, setting: Setting) -> tuple[ImageData, ImageData, ImageData]:
+        """Training subset, validation and test images at the setting's resolution."""
+        from nasforge.train.data import split_train_valid, stratified_indices
+
+        splits = self.load()
+        if self._base is None:
+            n = len(splits.train)
+            valid_size = self.valid_size if self.valid_size is not None else n // 2
+            if not 0 < valid_size < n:
+                raise InvalidConfigError(
+                    f"valid_size={valid_size} leaves no training image: the {self.dataset} "
+                    f"training set has {n} images."
+                )
+            train, valid = split_train_valid(splits.train, valid_size, self.split_seed)
+            test = splits.test
+            if self.eval_limit is not None:
+                if self.eval_limit < len(valid):
+                    valid = valid.subset(
+                        stratified_indices(valid.labels, self.eval_limit, self.split_seed + 1)
+                    )
+                if self.eval_limit < len(test):
+                    test = test.subset(
+                        stratified_indices(test.labels, self.eval_limit, self.split_seed + 2)
+                    )
+            self._base = (train, valid, test)
+        key = (setting.resolution, setting.data_fraction)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            train, valid, test = self._base
+            if setting.data_fraction < 1.0:
+                count = max(2, round(setting.data_fraction * len(train)))
+                train = train.subset(stratified_indices(train.labels, count, self.split_seed + 3))
+            size = setting.resolution
+            prepared = (train.resized(size), valid.resized(size), test.resized(size))
+            self._prepared[key] = prepared
+            while len(self._prepared) > 4:
+                self._prepared.popitem(last=False)
+        self._prepared.move_to_end(key)
+        return prepared
+
+    def _full_resolution(self) -> int:
+        if self.resolution is not None:
+            return self.resolution
+        if self.dataset == "cifar10":
+            return 32
+        if self.dataset == "synthetic":
+            return self._synthetic.size
+        return self.load().resolution
+
+    def num_classes(self) -> int:
+        """Classes of the dataset (loads an image folder to count them)."""
+        if self.dataset == "cifar10":
+            return 10
+        if self.dataset == "synthetic":
+            return self._synthetic.num_classes
+        return self.load().num_classes
+
+    # -- models ----------------------------------------------------------------------------
+    def _check_build(self) -> None:
+        """Build a sample network of the full setting on the meta device (no weights, no
+        time): a width or depth that leaves a layer empty is an error now, not a failed trial."""
+        import torch
+
+        kwargs: dict[str, Any] = {"num_classes": 2}
+        if self.channels is not None:
+            kwargs["channels"] = self.channels
+        if self._depth_key is not None:
+            kwargs[self._depth_key] = self.depth
+        sample = self._space.sample(np.random.default_rng(0))
+        with torch.device("meta"):
+            self._space.build(sample, **kwargs)
+
+    def check(self) -> None:
+        """Check that the full setting trains: load the data and run a sample network on two
+        images of the full resolution (cheap). Raises what :meth:`evaluate` would."""
+        splits = self.load()
+        sample = self._space.sample(np.random.default_rng(0))
+        self._build(sample, self.setting(None), splits.num_classes, 0)
+
+    def trial_seed(self, arch: Architecture) -> int:
+        """The seed of ``arch``'s training runs: a hash of ``seed`` and the architecture."""
+        entropy = [self.seed, zlib.crc32(arch.space.encode()), *(int(c) for c in arch.choices)]
+        return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
+
+    def build_kwargs(self, setting: Setting, num_classes: int) -> dict[str, Any]:
+        """The keyword arguments of ``space.build`` for ``setting``."""
+        kwargs: dict[str, Any] = {"num_classes": num_classes}
+        if setting.channels is not None:
+            kwargs["channels"] = setting.channels
+        if self._depth_key is not None:
+            kwargs[self._depth_key] = setting.depth
+        if self.space == "darts":
+            kwargs["auxiliary"] = self.recipe.auxiliary_weight > 0
+        return kwargs
+
+    def _build(
+        self, arch: Architecture, setting: Setting, num_classes: int, seed: int
+    ) -> nn.Module:
+        """The network, initialised from ``seed``, checked on an input of the resolution."""
+        import torch
+
+        from nasforge.train.trainer import seeded
+
+        kwargs = self.build_kwargs(setting, num_classes)
+        with seeded(seed):
+            model: nn.Module = self._space.build(arch, **kwargs)
+        state = copy.deepcopy(model.state_dict())
+        probe = torch.zeros((2, 3, setting.resolution, setting.resolution))
+        try:
+            with torch.no_grad():
+                model.train()  # training mode also runs auxiliary heads
+                model(probe)
+        except (RuntimeError, ValueError, IndexError) as err:
+            raise InvalidConfigError(
+                f"The {self.space} network of {arch.text!r} with {_describe(kwargs)} cannot run "
+                f"on {setting.resolution}x{setting.resolution} images (a layer would be "
+                f"empty): {_first_line(err)}. Use a larger resolution or more channels."
+            ) from None
+        model.load_state_dict(state)  # the probe moved the batch-norm statistics
+        return model
+
+    def _count_costs(self, arch: Architecture) -> dict[str, float]:
+        import torch
+
+        setting = self.setting(None)
+        kwargs = self.build_kwargs(setting, self.num_classes())
+        with torch.device("meta"):
+            model: nn.Module = self._space.build(arch, **kwargs)
+        shape = (3, setting.resolution, setting.resolution)
+        try:
+            from nasforge.hardware import count_flops
+        except ImportError:  # pragma: no cover - the hardware package ships with nasforge
+            params = sum(p.numel() for n, p in model.named_parameters() if "auxiliary" not in n)
+            return {"params_M": params / 1e6}
+        exclude = ("auxiliary_head",) if kwargs.get("auxiliary") else ()
+        return count_flops(model, shape, exclude=exclude).as_metrics()
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def checkpoint_path(
+        self, arch: Architecture, fidelity: Mapping[str, Any] | None = None
+    ) -> Path | None:
+        """Where the network trained for ``arch`` at ``fidelity`` is saved (``None`` without
+        a ``checkpoint_dir``)."""
+        if self.checkpoint_dir is None:
+            return None
+        items = sorted((str(k), v) for k, v in (fidelity or {}).items())
+        key = json.dumps([arch.space, arch.text, items], default=str)
+        digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+        return self.checkpoint_dir / f"{arch.space}-{digest}.pt"
+
+    def _save(
+        self,
+        arch: Architecture,
+        fidelity: Mapping[str, Any] | None,
+        setting: Setting,
+        model: nn.Module,
+        splits: DataSplits,
+        metrics: Mapping[str, float],
+    ) -> None:
+        from nasforge.train.checkpoint import ModelRecord, save_record
+
+        path = self.checkpoint_path(arch, fidelity)
+        assert path is not None
+        record = ModelRecord(
+            space=self._space.name,
+            arch=arch.text,
+            build=self.build_kwargs(setting, splits.num_classes),
+            state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+            input_shape=(3, setting.resolution, setting.resolution),
+            mean=tuple(splits.mean),
+            std=tuple(splits.std),
+            classes=tuple(splits.classes),
+            trained=True,
+            info={
+                "metrics": {k: float(v) for k, v in metrics.items()},
+                "fidelity": {str(k): v for k, v in (fidelity or {}).items()},
+                "seed": self.seed,
+                "trial_seed": self.trial_seed(arch),
+                "recipe": self.recipe.replace(epochs=setting.epochs).to_dict(),
+                "dataset": self.dataset,
+            },
+        )
+        try:
+            save_record(record, path)
+        except OSError as err:
+            raise InvalidConfigError(
+                f"Cannot write the checkpoint {str(path)!r}: {err.strerror or err}; give a "
+                "writable checkpoint_dir."
+            ) from err
+
+    # -- pickling (process pools) ----------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_splits=None, _base=None, _prepared=OrderedDict(), on_epoch=None)
+        return state
+
+    def __repr__(self) -> str:
+        where = "" if self.data is None else f"{str(self.data)!r}, "
+        return (
+            f"TrainingEvaluator({where}dataset={self.dataset!r}, space={self.space!r}, "
+            f"epochs={self.recipe.epochs})"
+        )
+
+
+def _recipe(value: Recipe | Mapping[str, Any] | str | None) -> Recipe:
+    if value is None:
+        return Recipe()
+    if isinstance(value, Recipe):
+        return value
+    if isinstance(value, str):
+        return Recipe.named(value)
+    if isinstance(value, Mapping):
+        return Recipe.from_dict(value)
+    raise InvalidConfigError(
+        f"recipe must be a Recipe, a mapping of its fields or a recipe name, got {value!r}."
+    )
+
+
+def _int_like(label: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise InvalidConfigError(f"{label} must be an integer, got {value!r}.")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, (int, np.integer)):
+        raise InvalidConfigError(f"{label} must be an integer, got {value!r}.")
+    return int(value)
+
+
+def _positive_int(label: str, value: Any) -> int:
+    number = _int_like(label, value)
+    if number < 1:
+        raise InvalidConfigError(f"{label} must be at least 1, got {value!r}.")
+    return number
+
+
+def _count(label: str, value: Any) -> int:
+    number = _int_like(label, value)
+    if number < 0:
+        raise InvalidConfigError(f"{label} must be 0 or more, got {value!r}.")
+    return number
+
+
+def _fraction(value: Any) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise InvalidConfigError(f"data_fraction must be in (0, 1], got {value!r}.")
+    return float(value)
+
+
+def _describe(kwargs: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in kwargs.items())
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
