@@ -1,0 +1,340 @@
+"""WeakNAS: a sequence of weak predictors that narrows the search onto the promising region."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+import numpy as np
+
+from nasforge import strategies
+from nasforge.architecture import Architecture
+from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.predictors import MLPEnsemble
+from nasforge.predictors.nars import pretrain, random_pool
+from nasforge.spaces.base import SearchSpace
+from nasforge.strategies.base import Strategy
+from nasforge.trial import Proposal, Trial, TrialState
+
+__all__ = ["WeakNAS"]
+
+#: A finite space up to this size is ranked whole; a larger one through a sampled pool.
+MAX_ENUMERATED = 200_000
+#: Random architectures whose free statistics pretrain the predictor (``pretrain=True``).
+PRETRAIN_POOL = 500
+#: Rows per predictor call when ranking the pool: small products stay on one BLAS thread,
+#: which is several times faster than OpenBLAS threading them on a two-core machine.
+_CHUNK = 256
+#: Draws of ``space.sample`` tried for an architecture not proposed yet, once the pool is used up.
+_FALLBACK_TRIES = 1000
+
+
+@strategies.register("weaknas")
+class WeakNAS(Strategy):
+    """Fit a weak predictor, sample the next batch from its top-N, refit, with N shrinking.
+
+    Wu, J., Dai, X., Chen, D., Chen, Y., Liu, M., Yu, Y., Wang, Z., Liu, Z., Chen, M. and
+    Yuan, L. "Stronger NAS with Weaker Predictors." NeurIPS 2021, arXiv:2102.10490
+    (Algorithm 1; reference code github.com/VITA-Group/WeakNAS).
+
+    The idea: a predictor fitted on few samples cannot rank the whole space, but it can say
+    where the good architectures are more likely to be. Sampling there and refitting gives a
+    sequence of weak predictors, each fitted on a better region, that closes in on the best
+    architectures. As run here:
+
+    1. Draw ``initial_samples`` architectures uniformly from the pool (``M0``).
+    2. Fit a predictor on every architecture evaluated so far (``keep_old='all'`` in the
+       reference code) and rank the whole pool with it.
+    3. Draw ``batch_size`` architectures (``M``) uniformly among the not yet evaluated members
+       of the predicted top-N: exploration inside the promising region rather than taking
+       the predicted best (the paper's exploitation/exploration study; ``sampling="greedy"``
+       takes the best). As in the reference code the top-N is taken over the whole pool, so
+       it holds more evaluated members as the predictor settles; when fewer than
+       ``batch_size`` unevaluated ones are left in it, the best-predicted unevaluated
+       architectures fill the batch. Go back to 2.
+
+    N shrinks with the ranking ``t`` (0 for the first):
+    ``N_t = max(top_n_end, floor(top_n_start * top_n_decay**t))``. The reference code decays
+    N exponentially between two bounds over a number of iterations fixed in advance by the
+    total budget (``sample_scheduler``); a strategy here does not know the budget, so the
+    decay is per iteration. Its published NAS-Bench-201 commands use ``M0 = M = 10`` and a
+    fixed N of 100 (``top_start = top_end = 100``). On the bundled NB201 table a shrinking N
+    finds the validation optimum far more often within 100 queries (cifar10, 100 seeds:
+    52% with N fixed at 100, 90% with the defaults), so the defaults shrink it from 200 to
+    10 by a factor 0.6 per iteration (tuned over the three datasets, 60 to 100 seeds).
+
+    Where nasforge differs from the reference code:
+
+    * The pool is the whole space when it is finite and small enough to enumerate
+      (:data:`MAX_ENUMERATED`), else ``pool_size`` distinct architectures sampled once with
+      the strategy's generator.
+    * With ``canonical=True`` the pool holds one architecture per functional class
+      (``space.canonical``; the 15,625 NB201 cells form 5,234 classes), so no proposal
+      computes the same function as an earlier one (functional hashing, Gillard et al.,
+      arXiv:2302.05433). On NB201 this raised the optimum rate at 100 queries on cifar10 from
+      38% to 52% with the paper's fixed N.
+    * The predictor is :class:`~nasforge.predictors.MLPEnsemble` (``n_members`` MLPs with two
+      hidden layers of 32, NumPy) on the space's ``encoding``, ranking by the mean, instead
+      of one scikit-learn MLP with four hidden layers of 1,000. The paper finds the choice
+      of predictor secondary to the iterative sampling; the small ensemble keeps a
+      100-query search near a second (one fit per batch, the pool's encodings computed
+      once per process). On NB201 the one-hot encoding ranked better than the path encoding.
+    * ``pretrain=True`` first fits the predictor to free statistics (params, FLOPs) of
+      :data:`PRETRAIN_POOL` random architectures (FBNetV3's NARS,
+      :mod:`nasforge.predictors.nars`); the first batch is then drawn from the top-N of
+      that pretrained ranking instead of uniformly, and each refit fine-tunes a copy of the
+      pretrained predictor (``fit(..., warm_start=True)``). It needs an evaluator with free
+      metrics (the study passes them).
+    * No architecture is proposed twice, whether evaluated, failed or waiting in the batch.
+      Once the pool is used up, random architectures not proposed yet are drawn.
+
+    Args:
+        space: Any space with ``sample`` and ``encode``; finite spaces are ranked whole.
+        seed: Seed of all random choices (sampling, pool, predictor initialisation).
+        initial_samples: Architectures drawn uniformly before the first fit (``M0``).
+        batch_size: Architectures proposed per iteration (``M``); the predictor is refitted
+            once per batch, not per query.
+        top_n_start: N at the first ranking.
+        top_n_end: The smallest N; at most ``top_n_start``.
+        top_n_decay: Factor applied to N at each ranking, in ``(0, 1]``; 1 keeps N fixed.
+        sampling: ``"uniform"`` (draw from the unevaluated top-N, the paper's method) or
+            ``"greedy"`` (the best-predicted unevaluated architectures).
+        encoding: The space encoding the predictor reads (one of ``space.encodings``).
+        canonical: Rank and propose one architecture per functional class.
+        pool_size: Architectures in the sampled pool of a space too large to enumerate.
+        n_members: Networks in the predictor ensemble.
+        epochs: Full-batch Adam epochs of each fit from scratch.
+        pretrain: Pretrain the predictor on free statistics (NARS) and fine-tune it.
+
+    Raises:
+        InvalidConfigError: A parameter is out of range.
+        UnknownNameError: ``encoding`` is not an encoding of the space.
+
+    Example:
+        >>> from nasforge import spaces
+        >>> weak = WeakNAS(spaces.create("nb201"), seed=0, initial_samples=4, top_n_start=50)
+        >>> first = [weak.ask().arch for _ in range(4)]  # drawn uniformly, before any fit
+        >>> len(set(first)), weak.predictor is None, weak.top_n(0), weak.top_n(1)
+        (4, True, 50, 30)
+    """
+
+    requires = ("sample", "encode")
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        seed: int | None = 0,
+        initial_samples: int = 10,
+        batch_size: int = 10,
+        top_n_start: int = 200,
+        top_n_end: int = 10,
+        top_n_decay: float = 0.6,
+        sampling: str = "uniform",
+        encoding: str = "onehot",
+        canonical: bool = True,
+        pool_size: int = 20_000,
+        n_members: int = 5,
+        epochs: int = 100,
+        pretrain: bool = False,
+    ) -> None:
+        for name, value in (
+            ("initial_samples", initial_samples),
+            ("batch_size", batch_size),
+            ("top_n_end", top_n_end),
+            ("pool_size", pool_size),
+            ("n_members", n_members),
+            ("epochs", epochs),
+        ):
+            if value < 1:
+                raise InvalidConfigError(f"{name} must be at least 1, got {value}.")
+        if top_n_start < top_n_end:
+            raise InvalidConfigError(
+                f"top_n_start ({top_n_start}) must be at least top_n_end ({top_n_end}): N "
+                "only shrinks; raise top_n_start or lower top_n_end."
+            )
+        if not 0.0 < top_n_decay <= 1.0:
+            raise InvalidConfigError(
+                f"top_n_decay must be in (0, 1] (1 keeps N fixed), got {top_n_decay}."
+            )
+        if sampling not in ("uniform", "greedy"):
+            raise InvalidConfigError(
+                f"sampling must be 'uniform' (from the predicted top-N) or 'greedy' (the "
+                f"best-predicted first), got {sampling!r}."
+            )
+        super().__init__(space, seed=seed)
+        if encoding not in space.encodings:
+            raise UnknownNameError(f"encoding of space {space.name!r}", encoding, space.encodings)
+        self.initial_samples = initial_samples
+        self.batch_size = batch_size
+        self.top_n_start = top_n_start
+        self.top_n_end = top_n_end
+        self.top_n_decay = top_n_decay
+        self.sampling = sampling
+        self.encoding = encoding
+        self.canonical = canonical
+        self.n_members = n_members
+        self.epochs = epochs
+        self.pretrain = pretrain
+        self._base: MLPEnsemble | None = None
+        self.pool = _pool(space, encoding, canonical, pool_size, self.rng)
+        #: The predictor of the last batch (``None`` before the first fit).
+        self.predictor: MLPEnsemble | None = None
+        #: Rankings done so far (``t`` of the top-N schedule for the next one).
+        self.iteration = 0
+        self._fresh = np.ones(len(self.pool.archs), dtype=bool)  # pool members not proposed
+        self._proposed: set[Hashable] = set()
+        self._queue: deque[Architecture] = deque()
+        self._X: list[np.ndarray] = []
+        self._y: list[float] = []
+
+    # -- the schedule -------------------------------------------------------------------------
+    def top_n(self, iteration: int) -> int:
+        """N at ranking ``iteration`` (0 for the first ranking after the initial samples)."""
+        shrunk = math.floor(self.top_n_start * self.top_n_decay**iteration)
+        return max(self.top_n_end, shrunk)
+
+    # -- ask / tell ---------------------------------------------------------------------------
+    def ask(self) -> Proposal:
+        while True:
+            if not self._queue:
+                self._queue.extend(self._next_batch())
+            arch = self._queue.popleft()
+            if self._key(arch) not in self._proposed:
+                break
+        self._mark(arch)
+        return Proposal(arch)
+
+    def tell(self, trial: Trial) -> None:
+        self._mark(trial.arch)
+        if trial.state is not TrialState.COMPLETE or trial.score is None:
+            return
+        self._X.append(self._encode(trial.arch))
+        self._y.append(float(trial.score))
+
+    # -- internals ----------------------------------------------------------------------------
+    def _key(self, arch: Architecture) -> Hashable:
+        return self.space.canonical(arch) if self.canonical else arch
+
+    def _mark(self, arch: Architecture) -> None:
+        key = self._key(arch)
+        self._proposed.add(key)
+        row = self.pool.rows.get(key) if isinstance(key, Architecture) else None
+        if row is not None:
+            self._fresh[row] = False
+
+    def _encode(self, arch: Architecture) -> np.ndarray:
+        row = self.pool.rows.get(arch)
+        if row is not None:
+            vector: np.ndarray = self.pool.X[row]
+            return vector
+        return np.asarray(self.space.encode(arch, self.encoding), dtype=np.float64)
+
+    def _next_batch(self) -> list[Architecture]:
+        fresh = np.flatnonzero(self._fresh)
+        if len(fresh) == 0:
+            return [self._fallback()]
+        if not self._y:  # the initial batch, or another one if every trial so far failed
+            size = self.initial_samples if not self._proposed else self.batch_size
+            if self.pretrain and not self._proposed:
+                self.predictor = self._pretrained()
+                return self._from_ranking(self.predictor, size)
+            take = self.rng.choice(fresh, size=min(size, len(fresh)), replace=False)
+            return [self.pool.archs[int(i)] for i in take]
+        X, y = np.stack(self._X), np.asarray(self._y)
+        if self.pretrain:
+            predictor = copy.deepcopy(self._pretrained())
+            predictor.fit(X, y, warm_start=True)
+        else:
+            predictor = self._new_predictor()
+            predictor.fit(X, y)
+        self.predictor = predictor
+        return self._from_ranking(predictor, self.batch_size)
+
+    def _from_ranking(self, predictor: MLPEnsemble, size: int) -> list[Architecture]:
+        """``size`` pool members drawn from the predicted top-N (the schedule's next N)."""
+        mean = _predict(predictor, self.pool.X)
+        order = np.argsort(-mean, kind="stable")
+        n = self.top_n(self.iteration)
+        self.iteration += 1
+        ranked_fresh = order[self._fresh[order]]
+        if self.sampling == "greedy":
+            picks = ranked_fresh[:size]
+        else:
+            top = order[:n]
+            region = top[self._fresh[top]]
+            if len(region) > size:
+                picks = self.rng.choice(region, size=size, replace=False)
+            else:  # the region is used up: the best-predicted others fill the batch
+                picks = ranked_fresh[:size]
+        return [self.pool.archs[int(i)] for i in picks]
+
+    def _new_predictor(self) -> MLPEnsemble:
+        return MLPEnsemble(
+            n_members=self.n_members, epochs=self.epochs, seed=int(self.rng.integers(2**63))
+        )
+
+    def _pretrained(self) -> MLPEnsemble:
+        """The predictor pretrained on free statistics (NARS), built on first use."""
+        if self._base is None:
+            archs = random_pool(self.space, self.rng, PRETRAIN_POOL)
+            self._base = pretrain(self._new_predictor(), archs, self._encode, self.free)
+        return self._base
+
+    def _fallback(self) -> Architecture:
+        """A random architecture not proposed yet (the pool is used up); a repeat if none."""
+        arch = self.space.sample(self.rng)
+        for _ in range(_FALLBACK_TRIES):
+            candidate = self.space.canonical(arch) if self.canonical else arch
+            if self._key(candidate) not in self._proposed:
+                return candidate
+            arch = self.space.sample(self.rng)
+        return arch
+
+
+def _predict(predictor: MLPEnsemble, X: np.ndarray) -> np.ndarray:
+    """Mean prediction for each row of ``X``, computed in chunks of :data:`_CHUNK` rows."""
+    parts = [predictor.predict(X[i : i + _CHUNK])[0] for i in range(0, len(X), _CHUNK)]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """The candidates a strategy ranks: architectures, their encodings, and row lookup."""
+
+    archs: tuple[Architecture, ...]
+    X: np.ndarray
+    rows: dict[Architecture, int]
+
+
+_ENUMERATED: dict[tuple[object, ...], _Pool] = {}
+
+
+def _pool(
+    space: SearchSpace, encoding: str, canonical: bool, pool_size: int, rng: np.random.Generator
+) -> _Pool:
+    """The whole space (cached per space and encoding) if small enough, else a sampled pool."""
+    size = space.size
+    if size is not None and size <= MAX_ENUMERATED and space.supports("iter"):
+        key = (type(space), repr(sorted(vars(space).items())), encoding, canonical)
+        pool = _ENUMERATED.get(key)
+        if pool is None:
+            archs = [a for a in space if not canonical or space.canonical(a) == a]
+            pool = _ENUMERATED[key] = _build(space, archs, encoding)
+        return pool
+    seen: dict[Architecture, None] = {}
+    for _ in range(pool_size * 5):
+        arch = space.sample(rng)
+        seen.setdefault(space.canonical(arch) if canonical else arch, None)
+        if len(seen) >= pool_size:
+            break
+    return _build(space, list(seen), encoding)
+
+
+def _build(space: SearchSpace, archs: list[Architecture], encoding: str) -> _Pool:
+    X = np.stack([np.asarray(space.encode(a, encoding), dtype=np.float64) for a in archs])
+    X.setflags(write=False)
+    return _Pool(tuple(archs), X, {a: i for i, a in enumerate(archs)})
