@@ -515,3 +515,16 @@ def test_python_m_nasforge_runs_without_torch() -> None:
         [sys.executable, "-m", "nasforge", "search", "--space", "x"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: Unknown search space 'x'")
+
+
+def test_search_with_constraints_and_list_devices() -> None:
+    result = invoke(
+        "search", "--budget", "60", "--constraint", "latency_ms[edgegpu]<=5", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    best = json.loads(result.stdout)["best"]["metrics"]
+    assert best["latency_ms[edgegpu]"] <= 5
+    bad = invoke("search", "--budget", "10", "--constraint", "weight<=1")
+    assert_usage_error(bad, "constraint metric", "params_M")
+    listed = invoke("list", "devices", "--json")
+    assert listed.exit_code == 0 and "edgegpu" in listed.stdout

@@ -58,7 +58,15 @@ EXIT_USAGE = 2
 #: Exit code of a run stopped with Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
 
-LIST_TARGETS = ("benchmarks", "datasets", "evaluators", "metrics", "spaces", "strategies")
+LIST_TARGETS = (
+    "benchmarks",
+    "datasets",
+    "devices",
+    "evaluators",
+    "metrics",
+    "spaces",
+    "strategies",
+)
 
 
 class _Group(TyperGroup):
@@ -329,6 +337,16 @@ def search(
             show_default=False,
         ),
     ] = None,
+    constraint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--constraint",
+            metavar="METRIC<=VALUE",
+            help="Bound a metric, e.g. 'latency_ms[edgegpu]<=5' (repeatable); free metrics are "
+            "checked before evaluation.",
+            show_default=False,
+        ),
+    ] = None,
     dedupe: Annotated[
         bool,
         typer.Option(
@@ -533,6 +551,7 @@ def search(
                     params=parse_params(param or []),
                     objectives=objective or ["valid_acc:max"],
                     dedupe=dedupe,
+                    constraints=constraint or [],
                 )
             else:
                 if fidelity is not None:
@@ -556,6 +575,7 @@ def search(
                     params=parse_params(param or []),
                     objectives=objective or ["valid_acc:max"],
                     dedupe=dedupe,
+                    constraints=constraint or [],
                     options=training,
                 )
             if resumed:
@@ -608,6 +628,7 @@ def _open_search(
     params: dict[str, Any],
     objectives: Sequence[str],
     dedupe: bool = False,
+    constraints: Sequence[str] = (),
 ) -> tuple[Study, Evaluator, bool]:
     """Validate everything, then create or resume the study (nothing is written before)."""
     import nasforge
@@ -636,6 +657,7 @@ def _open_search(
         objectives=list(objectives),
         evaluator=evaluator,
         dedupe=dedupe,
+        constraints=list(constraints),
         load_if_exists=True,
     )
     return study, evaluator, existing is not None
@@ -676,6 +698,7 @@ def _open_training_search(
     objectives: Sequence[str],
     dedupe: bool,
     options: Mapping[str, Any],
+    constraints: Sequence[str] = (),
 ) -> tuple[Study, Evaluator, bool]:
     """The training evaluator from the options, and the study (created or resumed)."""
     import nasforge
@@ -701,6 +724,7 @@ def _open_training_search(
         objectives=list(objectives),
         evaluator=evaluator,
         dedupe=dedupe,
+        constraints=list(constraints),
         load_if_exists=True,
     )
     return study, evaluator, existing is not None
@@ -1334,6 +1358,15 @@ def _list_evaluators(**_: Any) -> dict[str, Any]:
     return {"evaluators": [{"name": name} for name in nasforge.evaluators.names()]}
 
 
+def _list_devices(*, benchmark: str, **_: Any) -> dict[str, Any]:
+    import nasforge
+
+    bench = nasforge.tabular.create(benchmark)
+    devices: list[str] = list(getattr(bench, "devices", list)())
+    rows = [{"name": d, "metric": f"latency_ms[{d}]"} for d in devices]
+    return {"benchmark": benchmark, "devices": rows}
+
+
 def _list_datasets(*, benchmark: str, **_: Any) -> dict[str, Any]:
     import nasforge
 
@@ -1373,6 +1406,7 @@ def _list_metrics(*, benchmark: str, dataset: str, fidelity: int | None) -> dict
 _LISTERS: dict[str, Callable[..., dict[str, Any]]] = {
     "benchmarks": _list_benchmarks,
     "datasets": _list_datasets,
+    "devices": _list_devices,
     "evaluators": _list_evaluators,
     "metrics": _list_metrics,
     "spaces": _list_spaces,
