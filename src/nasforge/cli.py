@@ -644,21 +644,35 @@ def _open_search(
         # the dataset as the benchmark spells it
         dataset = str((evaluator.spec() or {}).get("dataset", dataset))
         study_name = f"{space}-{strategy}-{dataset}-seed{seed}"
+    return _create_or_resume(
+        store,
+        study_name,
+        evaluator,
+        space=space,
+        strategy=strategy,
+        seed=seed,
+        strategy_params=params,
+        objectives=list(objectives),
+        dedupe=dedupe,
+        constraints=list(constraints),
+    )
+
+
+def _create_or_resume(
+    store: Any, study_name: str | None, evaluator: Evaluator, **settings: Any
+) -> tuple[Study, Evaluator, bool]:
+    """The study with these settings: resumed when it exists (the third value says so)."""
+    import nasforge
+
     existing = None
     if store is not None and study_name is not None:
         existing = store.get_study(study_name)
     study = nasforge.create_study(
-        space=space,
-        strategy=strategy,
-        seed=seed,
         storage=store,
         study_name=study_name,
-        strategy_params=params,
-        objectives=list(objectives),
         evaluator=evaluator,
-        dedupe=dedupe,
-        constraints=list(constraints),
         load_if_exists=True,
+        **settings,
     )
     return study, evaluator, existing is not None
 
@@ -701,7 +715,6 @@ def _open_training_search(
     constraints: Sequence[str] = (),
 ) -> tuple[Study, Evaluator, bool]:
     """The training evaluator from the options, and the study (created or resumed)."""
-    import nasforge
     from nasforge.storage import get_storage
 
     if budget is not None:
@@ -711,23 +724,18 @@ def _open_training_search(
         study_name = f"{space}-{strategy}-train-{dataset}-seed{seed}"
     evaluator = _training_evaluator(space, dataset, seed, options, storage, study_name)
     evaluator.check()  # data and setting errors now, as one line, not as failed trials
-    existing = None
-    if store is not None and study_name is not None:
-        existing = store.get_study(study_name)
-    study = nasforge.create_study(
+    return _create_or_resume(
+        store,
+        study_name,
+        evaluator,
         space=space,
         strategy=strategy,
         seed=seed,
-        storage=store,
-        study_name=study_name,
         strategy_params=params,
         objectives=list(objectives),
-        evaluator=evaluator,
         dedupe=dedupe,
         constraints=list(constraints),
-        load_if_exists=True,
     )
-    return study, evaluator, existing is not None
 
 
 def _training_evaluator(
