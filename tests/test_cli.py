@@ -518,9 +518,7 @@ def test_python_m_nasforge_runs_without_torch() -> None:
 
 
 def test_search_with_constraints_and_list_devices() -> None:
-    result = invoke(
-        "search", "--budget", "60", "--constraint", "latency_ms[edgegpu]<=5", "--json"
-    )
+    result = invoke("search", "--budget", "60", "--constraint", "latency_ms[edgegpu]<=5", "--json")
     assert result.exit_code == 0, result.stderr
     best = json.loads(result.stdout)["best"]["metrics"]
     assert best["latency_ms[edgegpu]"] <= 5

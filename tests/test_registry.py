@@ -57,5 +57,5 @@ def test_a_broken_leaf_module_does_not_hide_the_others(tmp_path, monkeypatch):
 
     tests_registry_target.REGISTRY = registry
     assert registry.names() == ["good"]
-    with pytest.raises(UnknownNameError, match="fakeleaves.broken.*a_module_that_does_not_exist"):
+    with pytest.raises(UnknownNameError, match=r"fakeleaves\.broken.*a_module_that_does_not_exist"):
         registry.get("broken")

@@ -337,6 +337,15 @@ def search(
             show_default=False,
         ),
     ] = None,
+    objectives: Annotated[
+        str | None,
+        typer.Option(
+            metavar="M:max|min,...",
+            help="All objectives at once, comma-separated, e.g. "
+            "'test_acc:max,latency_ms[pixel3]:min' (instead of repeating --objective).",
+            show_default=False,
+        ),
+    ] = None,
     constraint: Annotated[
         list[str] | None,
         typer.Option(
@@ -529,6 +538,14 @@ def search(
                 raise UnknownNameError("evaluator", evaluator_name, ("tabular", "train"))
             if trials is not None:
                 _check_positive("trials", trials)
+            if objective and objectives:
+                raise InvalidConfigError(
+                    "Give the objectives either with --objectives A,B or with repeated "
+                    "--objective, not both."
+                )
+            chosen_objectives = (
+                _split(objectives) if objectives else list(objective or ["valid_acc:max"])
+            )
             if evaluator_name == "tabular":
                 given = [f"--{k.replace('_', '-')}" for k, v in training.items() if v is not None]
                 if given:
@@ -549,7 +566,7 @@ def search(
                     storage=storage,
                     study_name=study_name,
                     params=parse_params(param or []),
-                    objectives=objective or ["valid_acc:max"],
+                    objectives=chosen_objectives,
                     dedupe=dedupe,
                     constraints=constraint or [],
                 )
@@ -573,7 +590,7 @@ def search(
                     storage=storage,
                     study_name=study_name,
                     params=parse_params(param or []),
-                    objectives=objective or ["valid_acc:max"],
+                    objectives=chosen_objectives,
                     dedupe=dedupe,
                     constraints=constraint or [],
                     options=training,
@@ -1863,6 +1880,92 @@ def export_command(
         rows.append(
             ("onnx check", f"ONNX Runtime vs PyTorch max abs diff {result.max_abs_diff:.2e}")
         )
+    _print_fields(rows)
+
+
+@app.command()
+def pareto(
+    study_name: Annotated[
+        str, typer.Argument(metavar="STUDY", help="A multi-objective study.", show_default=False)
+    ],
+    storage: Annotated[
+        str | None, typer.Option(help="Storage URL, e.g. sqlite:///runs.db.", show_default=False)
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Draw the front against the true front into this image (.png, .svg, .pdf).",
+            show_default=False,
+        ),
+    ] = None,
+    reference: Annotated[
+        str,
+        typer.Option(
+            help="Hypervolume reference point: nadir (of the true front, +10%) or median "
+            "(of the table)."
+        ),
+    ] = "nadir",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """A study's Pareto front, its hypervolume and its ratio to the benchmark's true front."""
+    with _errors():
+        if storage is None:
+            raise InvalidConfigError(
+                "Give the storage of the study with --storage URL, e.g. --storage "
+                "sqlite:///runs.db."
+            )
+        if reference not in ("nadir", "median"):
+            raise InvalidConfigError(f"--reference must be 'nadir' or 'median', got {reference!r}.")
+        import nasforge
+        from nasforge.pareto import study_front
+
+        study = nasforge.load_study(study_name, storage)
+        if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise InvalidConfigError(f"--plot {str(plot)!r}: give a .png, .svg or .pdf file name.")
+        report = study_front(study, reference=reference, plot=plot)  # type: ignore[arg-type]
+        study.storage.close()
+    metrics = [o.metric for o in report.objectives]
+    true = report.true
+    data = {
+        "study": study_name,
+        "objectives": [str(o) for o in report.objectives],
+        "n_scored": report.n_scored,
+        "front": [
+            {
+                "number": t.number,
+                "arch": t.arch.text,
+                **{m: _clean(t.metrics.get(m)) for m in metrics},
+            }
+            for t in report.trials
+        ],
+        "hypervolume": _clean(report.hypervolume),
+        "true_front_size": None if true is None else len(true.rows),
+        "true_hypervolume": None if true is None else _clean(true.hypervolume),
+        "ratio": _clean(report.ratio),
+        "reference": None if true is None else reference,
+        "plot": None if report.plot is None else str(report.plot),
+    }
+    if as_json:
+        _print_json(data)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"Pareto front of {study_name} ({', '.join(data['objectives'])})"))
+    for column in ("trial", *metrics, "architecture"):
+        table.add_column(escape(column))
+    for row in data["front"]:
+        _add_row(table, row["number"], *(_fmt(row[m], 3) for m in metrics), row["arch"])
+    _console().print(table)
+    rows = [("front", f"{len(data['front'])} of {report.n_scored} scored trials")]
+    if true is not None:
+        rows += [
+            ("true front", f"{len(true.rows)} cells (benchmark {true.benchmark}/{true.dataset})"),
+            ("hypervolume", f"{_fmt(report.hypervolume, 4)} of {_fmt(true.hypervolume, 4)}"),
+            ("ratio", f"{_fmt(report.ratio, 4)} (reference: {reference})"),
+        ]
+    if report.plot is not None:
+        rows.append(("plot", str(report.plot)))
     _print_fields(rows)
 
 

@@ -7,6 +7,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from nasforge.errors import InvalidConfigError
 
@@ -68,6 +69,16 @@ class Constraint:
         if value is None or math.isnan(value):
             return False
         return _OPS[self.op](value, self.bound)
+
+    def satisfied_array(self, values: Any) -> Any:
+        """Element-wise :meth:`satisfied` for a NumPy array of the metric (NaN never meets it).
+
+        Example:
+            >>> import numpy as np
+            >>> Constraint.parse("params_M<0.5").satisfied_array(np.array([0.4, 0.5, np.nan]))
+            array([ True, False, False])
+        """
+        return _OPS[self.op](values, self.bound)
 
     def violation(self, metrics: Mapping[str, float]) -> float:
         """How far ``metrics`` are from meeting the constraint (0 when met, inf if missing)."""

@@ -61,7 +61,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from nasforge.errors import InvalidConfigError, MissingDependencyError
+from nasforge.errors import InvalidConfigError, MissingDependencyError, UnsupportedOperationError
 from nasforge.trial import Direction, Objective, Trial, TrialState
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "pareto_ranks",
     "plot_front",
     "reference_point",
+    "study_front",
     "true_front",
 ]
 
@@ -606,3 +607,117 @@ def plot_front(
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=dpi)
     return out
+
+
+# -- a study's front against the true one -------------------------------------------------------
+@dataclass(frozen=True)
+class StudyFront:
+    """What :func:`study_front` reports about a stored multi-objective study.
+
+    Attributes:
+        objectives: The study's objectives, in order.
+        trials: The front's trials (``Study.pareto_front()``), best first by the first
+            objective.
+        points: Their oriented values, shape ``(len(trials), k)``.
+        n_scored: Scored full-fidelity trials the front was taken from.
+        true: The benchmark's true front over the cells that meet the study's constraints,
+            when the study ran on a tabular evaluator; ``None`` otherwise.
+        hypervolume: Of the study's front at ``true.reference`` (NaN without ``true`` or
+            without ``moocore``).
+        ratio: ``hypervolume / true.hypervolume`` (NaN when either is unknown).
+        plot: The image written, if one was asked for.
+    """
+
+    objectives: tuple[Objective, ...]
+    trials: list[Trial]
+    points: np.ndarray
+    n_scored: int
+    true: TrueFront | None
+    hypervolume: float
+    ratio: float
+    plot: Path | None
+
+
+class _FeasibleColumns:
+    """A benchmark's columns with the cells that break a constraint set to NaN (dropped)."""
+
+    def __init__(self, bench: Any, dataset: str, constraints: Sequence[Any]) -> None:
+        self._bench = bench
+        self.name = getattr(bench, "name", "benchmark")
+        self._mask: np.ndarray | None = None
+        for c in constraints:
+            column = np.asarray(bench.column(dataset, c.metric), dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                ok = np.asarray(c.satisfied_array(column))
+            self._mask = ok if self._mask is None else self._mask & ok
+
+    def column(self, dataset: str, metric: str, fidelity: int | None = None) -> np.ndarray:
+        values = np.array(self._bench.column(dataset, metric, fidelity), dtype=np.float64)
+        if self._mask is not None:
+            values[~self._mask] = np.nan
+        return values
+
+
+def study_front(
+    study: Any,
+    *,
+    reference: ReferenceKind = "nadir",
+    plot: str | Path | None = None,
+) -> StudyFront:
+    """A study's Pareto front, and, on a tabular benchmark, how close it is to the true one.
+
+    The true front is taken over the benchmark's cells that meet the study's constraints, at
+    the fidelity of the study's evaluator; the hypervolume ratio uses its reference point
+    (see :func:`reference_point`). With ``plot`` the front is drawn against the true front
+    (the other scored trials faintly), one panel per pair of objectives.
+
+    Args:
+        study: A :class:`~nasforge.Study` (e.g. from ``nasforge.load_study``).
+        reference: ``"nadir"`` or ``"median"``.
+        plot: Image to write (PNG, SVG or PDF by its suffix), optional.
+
+    Raises:
+        UnsupportedOperationError: ``plot`` for a study of one objective.
+    """
+    objectives = tuple(study.objectives)
+    trials = sorted(study.pareto_front(), key=lambda t: (-t.scores[0], t.number))
+    scored = [
+        t
+        for t in study.trials
+        if t.state is TrialState.COMPLETE and t.scores is not None and not t.fidelity
+    ]
+    k = len(objectives)
+    points = np.array([t.scores for t in trials], dtype=np.float64).reshape(len(trials), k)
+    others = np.array([t.scores for t in scored], dtype=np.float64).reshape(len(scored), k)
+    true: TrueFront | None = None
+    spec = dict(study.record.evaluator or {})
+    if spec.get("name") == "tabular" and k >= 2:
+        from nasforge import tabular
+
+        bench = tabular.create(spec.get("benchmark") or "nb201")
+        dataset = str(spec["dataset"])
+        source = _FeasibleColumns(bench, dataset, study.constraints)
+        true = true_front(
+            source, dataset, objectives, fidelity=spec.get("fidelity"), reference=reference
+        )
+    hv = ratio = float("nan")
+    if true is not None and len(points):
+        hv = _safe_hypervolume(points, true.reference)
+        ratio = hv / true.hypervolume if true.hypervolume > 0 else float("nan")
+    written = None
+    if plot is not None:
+        if k < 2:
+            raise UnsupportedOperationError(
+                f"Study {study.name!r} has one objective ({objectives[0]}); a front plot needs "
+                "two or more. Use `nasforge show` for a single-objective study."
+            )
+        reference_points = true.points if true is not None else points
+        written = plot_front(
+            points,
+            reference_points if true is not None else np.empty((0, k)),
+            plot,
+            objectives=objectives,
+            others=others,
+            title=f"{study.name}: {len(trials)} on the front of {len(scored)} trials",
+        )
+    return StudyFront(objectives, trials, points, len(scored), true, hv, ratio, written)

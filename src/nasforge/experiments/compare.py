@@ -610,13 +610,7 @@ def _run_chunk(task: _Task) -> list[_Run]:
 def _satisfied(constraint: Constraint, column: np.ndarray) -> np.ndarray:
     """Which entries of a benchmark column meet ``constraint`` (NaN never does)."""
     with np.errstate(invalid="ignore"):
-        if constraint.op == "<=":
-            return column <= constraint.bound
-        if constraint.op == "<":
-            return column < constraint.bound
-        if constraint.op == ">=":
-            return column >= constraint.bound
-        return column > constraint.bound
+        return np.asarray(constraint.satisfied_array(column))
 
 
 def _best_so_far(
