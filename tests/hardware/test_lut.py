@@ -109,3 +109,18 @@ def test_tables_of_nb201_devices():
     assert fit.lut.entries[0, 0] == 0.0 and fit.metric == "latency_ms[fpga]"
     with pytest.raises(InvalidConfigError):
         fit_table("nb201", "cifar10", "latency_ms[fpga]", n_train=0)
+
+
+def test_lookup_tables_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nasforge.hardware as h, nasforge.hardware.lut\n"
+        "assert 'torch' not in sys.modules, 'lut pulled torch in'\n"
+        "h.count_params\n"
+        "assert 'torch' in sys.modules\n"
+        "try:\n    h.nope\nexcept AttributeError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "has no attribute 'nope'" in out.stdout

@@ -9,32 +9,43 @@ Example:
     Costs(params_M=1.073466, macs_M=153.27296, flops_M=306.54592)
 
 ONNX Runtime is optional: ``pip install 'nasforge[onnx]'``.
+
+The names below are loaded on first use (PEP 562), so ``nasforge.hardware.lut`` (latency
+lookup tables fitted from a benchmark's device columns) works without importing PyTorch.
 """
 
 from __future__ import annotations
 
-from nasforge.hardware.costs import Costs, count_flops, count_params
-from nasforge.hardware.latency import (
-    BACKENDS,
-    DEVICES,
-    Latency,
-    export_onnx,
-    latency_metric_name,
-    measure_latency,
-)
-from nasforge.hardware.summary import COST_METRICS, metric_names, metrics
+import importlib
+from typing import Any
 
-__all__ = [
-    "BACKENDS",
-    "COST_METRICS",
-    "DEVICES",
-    "Costs",
-    "Latency",
-    "count_flops",
-    "count_params",
-    "export_onnx",
-    "latency_metric_name",
-    "measure_latency",
-    "metric_names",
-    "metrics",
-]
+#: Public name -> the submodule that defines it.
+_WHERE = {
+    "Costs": "costs",
+    "count_flops": "costs",
+    "count_params": "costs",
+    "BACKENDS": "latency",
+    "DEVICES": "latency",
+    "Latency": "latency",
+    "export_onnx": "latency",
+    "latency_metric_name": "latency",
+    "measure_latency": "latency",
+    "COST_METRICS": "summary",
+    "metric_names": "summary",
+    "metrics": "summary",
+}
+
+__all__ = sorted(_WHERE, key=str.lower)
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'nasforge.hardware' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"nasforge.hardware.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
