@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,27 @@ def shared_nb201() -> Path:
     if not (path / "nb201_accuracy.csv.gz").exists():
         pytest.skip(f"needs the shared NB201 tables in {path} (absent in this checkout)")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the session (skipped where it cannot run; CI sets
+    NASFORGE_REQUIRE_POSTGRES=1 so that it fails instead of skipping)."""
+    from nasforge.testing.postgres import TemporaryPostgres, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("NASFORGE_REQUIRE_POSTGRES"):
+            pytest.fail(f"NASFORGE_REQUIRE_POSTGRES is set but {reason}")
+        pytest.skip(f"needs a PostgreSQL server: {reason}")
+    server = TemporaryPostgres()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of an empty database on the session's PostgreSQL server."""
+    postgres_server.reset()
+    return postgres_server.url

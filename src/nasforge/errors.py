@@ -18,6 +18,7 @@ __all__ = [
     "NasforgeError",
     "StorageError",
     "StudyConflictError",
+    "StudyDeletedError",
     "UnknownNameError",
     "UnsupportedOperationError",
 ]
@@ -54,6 +55,10 @@ class StorageError(NasforgeError):
 
 class StudyConflictError(StorageError):
     """A study exists under this name with other settings (space, strategy, seed, ...)."""
+
+
+class StudyDeletedError(StorageError):
+    """The study was deleted from its storage while a worker was running it."""
 
 
 class InfeasibleConstraintError(NasforgeError, ValueError):

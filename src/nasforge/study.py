@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import math
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -29,7 +31,7 @@ from nasforge.errors import (
     UnknownNameError,
 )
 from nasforge.evaluators.base import Evaluator
-from nasforge.execution.base import Executor
+from nasforge.execution.base import Executor, WorkerLost
 from nasforge.execution.inprocess import InProcessExecutor
 from nasforge.spaces.base import SearchSpace
 from nasforge.storage import Storage, StudyRecord, get_storage
@@ -45,6 +47,20 @@ Callback = Callable[["Study", Trial], None]
 #: Trials whose worker is in this set are being evaluated by this process right now.
 _LIVE_WORKERS: set[str] = set()
 _HOST = socket.gethostname()
+#: Returned by ``Study._next_step`` while the last trials run in other workers.
+_WAIT = object()
+#: What finishing a trial changes in its record.
+_FINISH_FIELDS = (
+    "state",
+    "metrics",
+    "cost",
+    "seconds",
+    "fail_reason",
+    "retryable",
+    "finished_at",
+    "heartbeat_at",
+    "finish_seq",
+)
 
 
 class Study:
@@ -70,6 +86,8 @@ class Study:
     heartbeat_interval: float = 10.0
     heartbeat_grace: float = 60.0
     max_retries: int = 3
+    #: Seconds between looks at the storage while the last trials run in other workers.
+    poll_interval: float = 0.2
     #: With ``dedupe``, stop after this many free answers in a row (a converged strategy).
     max_duplicate_streak: int = 1000
     #: With constraints, give up (InfeasibleConstraintError) after this many rejections in a row.
@@ -93,10 +111,16 @@ class Study:
         self._retry: deque[Trial] = deque()
         self._attempts: dict[int, int] = {}
         self._pending: dict[int, Trial] = {}
+        self._mine: set[int] = set()
+        self._finished: dict[int, Trial] = {}
+        self._told = 0
         self._n_done = 0
         self._spent = 0.0
         self._best: Trial | None = None
         self._held: tuple[Proposal, int | None] | None = None
+        self.max_retries = int(record.options.get("max_retries", Study.max_retries))
+        self.heartbeat_grace = float(record.options.get("heartbeat_grace", Study.heartbeat_grace))
+        self.heartbeat_interval = min(Study.heartbeat_interval, self.heartbeat_grace / 4)
         self.dedupe = bool(record.options.get("dedupe", False))
         self.constraints = tuple(Constraint.parse(c) for c in record.options.get("constraints", ()))
         self._tightest: dict[Constraint, float] = {}
@@ -178,11 +202,73 @@ class Study:
         return out
 
     # -- replay -----------------------------------------------------------------------------
-    def _sync(self) -> None:
-        """Read trials that are in storage but not here, and replay them through the strategy."""
-        assert self._record.study_id is not None
-        for trial in self._storage.get_trials(self._record.study_id, since=len(self._trials)):
-            self._replay(trial)
+    def _sync(self, *, mark_stale: bool = True) -> None:
+        """Read what changed in storage since the last look (new trials, finishes) in one
+        snapshot and replay it; then declare dead the RUNNING trials of stopped workers."""
+        self._apply(
+            self._storage.get_trials(
+                self._study_id, since=len(self._trials), finished_since=self._told
+            )
+        )
+        if not mark_stale:
+            return
+        stale = [
+            t for t in self._pending.values() if t.number not in self._mine and self._is_stale(t)
+        ]
+        if not stale:
+            return
+        with self._storage.locked(self._study_id):
+            for trial in stale:
+                dead = dataclasses.replace(
+                    trial,
+                    state=TrialState.FAILED,
+                    retryable=True,
+                    fail_reason=f"worker {trial.worker} stopped while evaluating this trial "
+                    f"(no heartbeat for {self.heartbeat_grace:g} s, or its process is gone)",
+                    finished_at=datetime.now(timezone.utc),
+                )
+                if self._storage.finish_trial(self._study_id, dead):
+                    logger.info(
+                        "trial %d was left running by a dead worker; retrying it", trial.number
+                    )
+            self._sync(mark_stale=False)
+
+    def _apply(self, fresh: Sequence[Trial]) -> None:
+        """Replay stored trials: asks in the order of trial numbers, each after the finishes
+        it was proposed after (``asked_after``), and tells in the order of ``finish_seq``."""
+        known = len(self._trials)
+        for stored in fresh:
+            if stored.number < known:  # a trial seen before: it finished, or it beat
+                local = self._trials[stored.number]
+                if stored.finish_seq is not None and local.finish_seq is None:
+                    self._finished[stored.finish_seq] = stored
+                elif stored.state is TrialState.RUNNING:
+                    local.heartbeat_at = stored.heartbeat_at
+                continue
+            if stored.number != len(self._trials):
+                raise StorageError(
+                    f"Study {self.name!r} is inconsistent: trial {stored.number} follows trial "
+                    f"{len(self._trials) - 1}."
+                )
+            self._tell_until(stored.asked_after if stored.asked_after is not None else 0)
+            self._replay(stored)
+        if self._finished:
+            self._tell_until(max(self._finished))
+
+    def _tell_until(self, seq: int) -> None:
+        """Settle (tell the strategy) the finishes numbered up to ``seq``, in order."""
+        while self._told < seq:
+            stored = self._finished.pop(self._told + 1, None)
+            if stored is None:
+                raise StorageError(
+                    f"Study {self.name!r} is inconsistent: finish {self._told + 1} is missing."
+                )
+            local = self._trials[stored.number]
+            for name in _FINISH_FIELDS:
+                setattr(local, name, getattr(stored, name))
+            self._pending.pop(local.number, None)
+            self._told += 1
+            self._settle(local)
 
     def _replay(self, trial: Trial) -> None:
         expected = self._next_proposal(trial.retry_of)
@@ -195,18 +281,21 @@ class Study:
             )
         self._trials.append(trial)
         if trial.state is TrialState.RUNNING:
-            if not self._is_stale(trial):
-                self._pending[trial.number] = trial
-                return
-            trial.state = TrialState.FAILED
-            trial.retryable = True
-            trial.fail_reason = f"worker {trial.worker} stopped while evaluating this trial"
-            trial.finished_at = datetime.now(timezone.utc)
-            self._storage.finish_trial(self._study_id, trial)
-            logger.info("trial %d was left running by a dead worker; retrying it", trial.number)
-        self._settle(trial)
+            self._pending[trial.number] = trial
+        else:
+            assert trial.finish_seq is not None
+            finish_seq, trial.finish_seq = trial.finish_seq, None
+            self._finished[finish_seq] = dataclasses.replace(trial, finish_seq=finish_seq)
 
     def _next_proposal(self, retry_of: int | None) -> Proposal:
+        if self._held is not None:  # asked before but not recorded (it did not fit the budget)
+            held, held_retry = self._held
+            if held_retry == retry_of:
+                self._held = None
+                return held
+            if held_retry is not None:  # give the retry back; it stays first in line
+                self._held = None
+                self._retry.appendleft(self._trials[held_retry])
         if retry_of is None:
             return self._strategy.ask()
         for i, waiting in enumerate(self._retry):
@@ -344,45 +433,170 @@ class Study:
         evaluator = self._resolve_evaluator(evaluator)
         self._strategy.free_metrics = evaluator.free_metrics
         executor = executor or InProcessExecutor()
+        slots = max(1, int(getattr(executor, "max_workers", 1) or 1))
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._sync()
+        in_flight: dict[Future[Result], tuple[Trial, dict[str, float]]] = {}
         streak = rejected = 0
-        with _live(self._worker):
-            while True:
-                if n_trials is not None and self._n_done >= n_trials:
-                    break
-                if budget is not None and self._spent >= budget - 1e-9:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                proposal, retry_of = self._take_proposal()
-                if budget is not None:
-                    cost = evaluator.expected_cost(proposal.arch, proposal.fidelity)
-                    if cost is not None and self._spent + cost > budget + 1e-9:
-                        self._held = (proposal, retry_of)  # first in line when resumed
-                        break
-                trial = self._run_one(evaluator, executor, proposal, retry_of)
-                for callback in callbacks:
-                    callback(self, trial)
-                rejected = (
-                    rejected + 1
-                    if trial.cost == 0
-                    and trial.fail_reason
-                    and (trial.fail_reason.startswith("infeasible before evaluation"))
-                    else 0
-                )
-                if rejected >= self.max_rejected_streak:
-                    self._raise_infeasible(rejected)
-                streak = streak + 1 if trial.duplicate_of is not None else 0
-                if streak >= self.max_duplicate_streak:
-                    logger.warning(
-                        "stopping: strategy %r proposed %d architectures in a row that were "
-                        "already evaluated (dedupe answers them for free)",
-                        self.strategy_name,
-                        streak,
+        stop = False
+        with _live(self._worker), _Heartbeats(self) as beats:
+            try:
+                while True:
+                    waiting = False
+                    while not stop and len(in_flight) < slots:
+                        if deadline is not None and time.monotonic() >= deadline:
+                            stop = True
+                            break
+                        step = self._next_step(evaluator, n_trials, budget)
+                        if step is None:
+                            stop = True
+                            break
+                        if step is _WAIT:
+                            waiting = True
+                            break
+                        trial, free = step
+                        if trial.state.finished:  # answered without evaluation
+                            finished = [trial]
+                        else:
+                            beats.add(trial)
+                            try:
+                                future = executor.submit(_evaluate, evaluator, trial.proposal)
+                            except BaseException as exc:  # Ctrl-C in an in-process evaluation
+                                self._abandon({Future(): (trial, free)}, exc)
+                                raise
+                            in_flight[future] = (trial, free)
+                            finished = []
+                            if not future.done():
+                                continue
+                            finished = self._collect([future], in_flight, beats)
+                        for done in finished:
+                            rejected, streak, stop = self._after(
+                                done, callbacks, rejected, streak, stop
+                            )
+                    if not in_flight:
+                        if stop or not waiting:
+                            break
+                        time.sleep(self.poll_interval)  # other workers run the last trials
+                        continue
+                    ready, _ = wait(
+                        list(in_flight),
+                        timeout=self.poll_interval if waiting else None,
+                        return_when=FIRST_COMPLETED,
                     )
-                    break
+                    for done in self._collect(ready, in_flight, beats):
+                        rejected, streak, stop = self._after(
+                            done, callbacks, rejected, streak, stop
+                        )
+            except BaseException as exc:
+                self._abandon(in_flight, exc)
+                raise
         return self
+
+    def _next_step(
+        self, evaluator: Evaluator, n_trials: int | None, budget: float | None
+    ) -> tuple[Trial, dict[str, float]] | object | None:
+        """Under the study's lock: catch up with the other workers, then reserve the next
+        trial (a retry or the strategy's next proposal). ``None`` when the study is done,
+        ``_WAIT`` when the last trials run elsewhere (their workers may die)."""
+        with self._storage.locked(self._study_id):
+            self._sync()
+            running = len(self._pending)
+            if n_trials is not None and self._n_done + running >= n_trials:
+                return _WAIT if running else None
+            committed = 0.0
+            if budget is not None:
+                for trial in self._pending.values():
+                    committed += evaluator.expected_cost(trial.arch, trial.fidelity) or 0.0
+                if self._spent + committed >= budget - 1e-9:
+                    return _WAIT if running else None
+            proposal, retry_of = self._take_proposal()
+            if budget is not None:
+                cost = evaluator.expected_cost(proposal.arch, proposal.fidelity)
+                if cost is not None and self._spent + committed + cost > budget + 1e-9:
+                    self._held = (proposal, retry_of)  # first in line when resumed
+                    return _WAIT if running else None
+            return self._reserve(evaluator, proposal, retry_of)
+
+    def _after(
+        self,
+        trial: Trial,
+        callbacks: Sequence[Callback],
+        rejected: int,
+        streak: int,
+        stop: bool,
+    ) -> tuple[int, int, bool]:
+        """Callbacks and the stopping rules after a finished trial of this process."""
+        for callback in callbacks:
+            callback(self, trial)
+        rejected = (
+            rejected + 1
+            if trial.cost == 0
+            and trial.fail_reason
+            and (trial.fail_reason.startswith("infeasible before evaluation"))
+            else 0
+        )
+        if rejected >= self.max_rejected_streak:
+            self._raise_infeasible(rejected)
+        streak = streak + 1 if trial.duplicate_of is not None else 0
+        if streak >= self.max_duplicate_streak and not stop:
+            logger.warning(
+                "stopping: strategy %r proposed %d architectures in a row that were "
+                "already evaluated (dedupe answers them for free)",
+                self.strategy_name,
+                streak,
+            )
+            stop = True
+        return rejected, streak, stop
+
+    def _collect(
+        self,
+        ready: Sequence[Future[Result]] | set[Future[Result]],
+        in_flight: dict[Future[Result], tuple[Trial, dict[str, float]]],
+        beats: _Heartbeats,
+    ) -> list[Trial]:
+        """Record the evaluations that are done; the trials, finished."""
+        out = []
+        for future in ready:
+            trial, free = in_flight.pop(future)
+            beats.discard(trial)
+            try:
+                result = future.result()
+            except KeyboardInterrupt:
+                raise
+            except WorkerLost as exc:  # the machine or process died, not the architecture
+                logger.warning("trial %d lost its worker: %s", trial.number, exc)
+                self._finish(trial, None, f"worker lost: {exc}", retryable=True)
+            except Exception as exc:  # the evaluation failed: record why, go on
+                logger.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+                self._finish(trial, None, f"{type(exc).__name__}: {exc}")
+            else:
+                self._finish(trial, self._with_free(result, free), None)
+            out.append(trial)
+        return out
+
+    def _with_free(
+        self, result: Result, free: Mapping[str, float], extra: Mapping[str, float] | None = None
+    ) -> Result:
+        """The result with the constrained values known for free (part of the record)."""
+        known = {c.metric: free[c.metric] for c in self.constraints if c.metric in free}
+        return Result({**known, **result.metrics, **(extra or {})}, result.cost, result.seconds)
+
+    def _abandon(
+        self,
+        in_flight: dict[Future[Result], tuple[Trial, dict[str, float]]],
+        exc: BaseException,
+    ) -> None:
+        """On Ctrl-C or an error of the loop: the trials still running are FAILED, retryable
+        (their proposal is evaluated again when the study resumes)."""
+        reason = (
+            "interrupted (KeyboardInterrupt)"
+            if isinstance(exc, KeyboardInterrupt)
+            else f"the search stopped: {type(exc).__name__}"
+        )
+        for future, (trial, _) in list(in_flight.items()):
+            future.cancel()
+            with contextlib.suppress(Exception):
+                self._finish(trial, None, reason, retryable=True)
+        in_flight.clear()
 
     def _raise_infeasible(self, count: int) -> None:
         parts = []
@@ -403,9 +617,11 @@ class Study:
         retry_of = self._retry[0].number if self._retry else None
         return self._next_proposal(retry_of), retry_of
 
-    def _run_one(
-        self, evaluator: Evaluator, executor: Executor, proposal: Proposal, retry_of: int | None
-    ) -> Trial:
+    def _reserve(
+        self, evaluator: Evaluator, proposal: Proposal, retry_of: int | None
+    ) -> tuple[Trial, dict[str, float]]:
+        """Record ``proposal`` as the study's next trial (under the study's lock, right after
+        a sync); answered at once when a constraint rejects it or ``dedupe`` knows it."""
         trial = Trial(
             number=-1,
             arch=proposal.arch,
@@ -413,38 +629,75 @@ class Study:
             retry_of=retry_of,
             worker=self._worker,
             started_at=datetime.now(timezone.utc),
+            asked_after=self._told,
         )
-        rejection = None
-        free: dict[str, float] = {}
-        if self.constraints:
-            free = dict(evaluator.free_metrics(proposal.arch))
-            rejection = self._reject(free)
-            if rejection is not None:  # recorded, never evaluated, at no cost
-                trial.state = TrialState.FAILED
-                trial.metrics = free
-                trial.fail_reason = rejection
+        try:
+            rejection = None
+            free: dict[str, float] = {}
+            if self.constraints:
+                free = dict(evaluator.free_metrics(proposal.arch))
+                rejection = self._reject(free)
+                if rejection is not None:  # recorded, never evaluated, at no cost
+                    trial.state = TrialState.FAILED
+                    trial.metrics = free
+                    trial.fail_reason = rejection
+                    trial.finished_at = trial.started_at
+            twin = None
+            if self.dedupe and rejection is None:
+                twin = self._seen.get(self._key(proposal))
+            if twin is not None:  # answered from the record, at no cost
+                trial.state = twin.state
+                trial.metrics = dict(twin.metrics)
+                trial.fail_reason = twin.fail_reason
+                trial.duplicate_of = twin.number
                 trial.finished_at = trial.started_at
-        twin = None
-        if self.dedupe and rejection is None:
-            twin = self._seen.get(self._key(proposal))
-        if twin is not None:  # answered from the record, at no cost
-            trial.state = twin.state
-            trial.metrics = dict(twin.metrics)
-            trial.fail_reason = twin.fail_reason
-            trial.duplicate_of = twin.number
-            trial.finished_at = trial.started_at
-        trial.number = self._storage.add_trial(self._study_id, trial)
-        if trial.number != len(self._trials):
+            number = self._storage.add_trial(self._study_id, trial)
+        except BaseException:
+            # the strategy was asked but nothing was recorded: rebuild it from the record
+            self._rebuild()
+            raise
+        if number != len(self._trials):
             raise StudyConflictError(
-                f"Another process is writing trials of study {self.name!r} at the same time; "
-                "run one search per study (concurrent workers come with `nasforge worker`)."
+                f"Another process wrote trial {len(self._trials)} of study {self.name!r} "
+                "without taking the study's lock; is an older nasforge running on it?"
             )
+        trial.number = number
         self._trials.append(trial)
-        if twin is not None or rejection is not None:
-            self._settle(trial)
+        if trial.state.finished:
+            self._finished[self._told + 1] = dataclasses.replace(trial, finish_seq=self._told + 1)
+            self._tell_until(self._told + 1)
+        else:
+            self._pending[number] = trial
+            self._mine.add(number)
+        return trial, free
+
+    def _rebuild(self) -> None:
+        """Forget the replayed state and replay the stored trials again."""
+        mine = self._mine
+        fresh = Study(self._record, self._storage)
+        for name, value in vars(fresh).items():
+            if name != "_worker":
+                setattr(self, name, value)
+        self._mine = {n for n in mine if n < len(self._trials)}
+
+    def _run_one(
+        self,
+        evaluator: Evaluator,
+        executor: Executor,
+        proposal: Proposal,
+        retry_of: int | None,
+        extra: Mapping[str, float] | None = None,
+        seconds: float = 0.0,
+    ) -> Trial:
+        """Reserve ``proposal`` and evaluate it at once (one trial, in this thread)."""
+        with self._storage.locked(self._study_id):
+            self._sync()
+            trial, free = self._reserve(evaluator, proposal, retry_of)
+        if trial.state.finished:
             return trial
         try:
-            with _heartbeat(self, trial):
+            with _Heartbeats(self) as beats:
+                beats.add(trial)
                 result = executor.submit(_evaluate, evaluator, proposal).result()
         except KeyboardInterrupt:
             self._finish(trial, None, "interrupted (KeyboardInterrupt)", retryable=True)
@@ -453,29 +706,35 @@ class Study:
             logger.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
             self._finish(trial, None, f"{type(exc).__name__}: {exc}")
         else:
-            # the constrained values known for free are part of the record
-            known = {c.metric: free[c.metric] for c in self.constraints if c.metric in free}
-            self._finish(
-                trial, Result({**known, **result.metrics}, result.cost, result.seconds), None
-            )
+            result = self._with_free(result, free, extra)
+            self._finish(trial, Result(result.metrics, result.cost, result.seconds + seconds), None)
         return trial
 
     def _finish(
         self, trial: Trial, result: Result | None, reason: str | None, *, retryable: bool = False
     ) -> None:
-        trial.finished_at = datetime.now(timezone.utc)
+        """Write the outcome of a trial of this process, then read it back in the study's
+        order of finishes (which tells the strategy)."""
+        done = dataclasses.replace(trial, finished_at=datetime.now(timezone.utc))
         if result is not None:
-            trial.metrics = dict(result.metrics)
-            trial.cost = float(result.cost)
-            trial.seconds = float(result.seconds)
-            if self._scores(trial.metrics) is None:
-                missing = [o.metric for o in self.objectives if o.metric not in trial.metrics]
+            done.metrics = dict(result.metrics)
+            done.cost = float(result.cost)
+            done.seconds = float(result.seconds)
+            if self._scores(done.metrics) is None:
+                missing = [o.metric for o in self.objectives if o.metric not in done.metrics]
                 reason = f"the evaluator returned no value for objective {', '.join(missing)}"
-        trial.state = TrialState.FAILED if reason is not None else TrialState.COMPLETE
-        trial.fail_reason = reason
-        trial.retryable = retryable
-        self._storage.finish_trial(self._study_id, trial)
-        self._settle(trial)
+        done.state = TrialState.FAILED if reason is not None else TrialState.COMPLETE
+        done.fail_reason = reason
+        done.retryable = retryable
+        self._mine.discard(trial.number)
+        if not self._storage.finish_trial(self._study_id, done):
+            logger.warning(
+                "trial %d was declared dead by another worker (no heartbeat for %g s) and is "
+                "retried; this result is dropped",
+                trial.number,
+                self.heartbeat_grace,
+            )
+        self._sync()
 
     def _resolve_evaluator(self, evaluator: Evaluator | None) -> Evaluator:
         stored = self._record.evaluator
@@ -605,28 +864,47 @@ def _live(worker: str) -> Iterator[None]:
         _LIVE_WORKERS.discard(worker)
 
 
-@contextlib.contextmanager
-def _heartbeat(study: Study, trial: Trial) -> Iterator[None]:
-    """Beat every ``heartbeat_interval`` seconds while a trial of a persistent study runs."""
-    if not study.storage.persistent:
-        yield
-        return
-    stop = threading.Event()
+class _Heartbeats:
+    """One thread that beats, every ``heartbeat_interval`` seconds, for each trial this
+    process is evaluating (persistent storages only)."""
 
-    def beat() -> None:
-        while not stop.wait(study.heartbeat_interval):
-            try:
-                study.storage.heartbeat(study._study_id, trial.number)
-            except Exception:  # a missed beat is not fatal; the next one may succeed
-                logger.debug("heartbeat failed", exc_info=True)
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self.numbers: set[int] = set()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
 
-    thread = threading.Thread(target=beat, name="nasforge-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    def add(self, trial: Trial) -> None:
+        with self.lock:
+            self.numbers.add(trial.number)
+
+    def discard(self, trial: Trial) -> None:
+        with self.lock:
+            self.numbers.discard(trial.number)
+
+    def _beat(self) -> None:
+        study = self.study
+        while not self.stop.wait(study.heartbeat_interval):
+            with self.lock:
+                numbers = sorted(self.numbers)
+            for number in numbers:
+                try:
+                    study.storage.heartbeat(study._study_id, number)
+                except Exception:  # a missed beat is not fatal; the next one may succeed
+                    logger.debug("heartbeat failed", exc_info=True)
+
+    def __enter__(self) -> _Heartbeats:
+        if self.study.storage.persistent:
+            self.thread = threading.Thread(target=self._beat, name="nasforge-heartbeat")
+            self.thread.daemon = True
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
 
 
 # -- public constructors ----------------------------------------------------------------------
@@ -644,6 +922,8 @@ def create_study(
     dedupe: bool = False,
     constraints: Sequence[str | Constraint] = (),
     load_if_exists: bool = False,
+    max_retries: int = 3,
+    heartbeat_grace: float = 60.0,
 ) -> Study:
     """Create a study (or, with ``load_if_exists``, open one with the same settings).
 
@@ -666,7 +946,12 @@ def create_study(
             latency) is checked before evaluation: the proposal is recorded as FAILED at no
             cost. Others are checked after: the trial is COMPLETE but never a best and is told
             to the strategy without a score.
-        load_if_exists: Open the study if one with this name and the same settings exists.
+        load_if_exists: Open the study if one with this name and the same settings exists
+            (workers started together may all call this: one creates, the others open).
+        max_retries: How many times the proposal of a trial whose worker died is evaluated
+            again before it counts as FAILED (stored with the study: every worker agrees).
+        heartbeat_grace: Seconds without a heartbeat after which another worker declares a
+            RUNNING trial dead (same host: at once when its process is gone).
 
     Raises:
         StudyConflictError: A study of that name exists (with other settings, or
@@ -695,6 +980,17 @@ def create_study(
         params = check_params(factory, params)
     factory(space_obj, seed=int(seed), **params)
     parsed_constraints = tuple(Constraint.parse(c) for c in constraints)
+    options = _options(dedupe, parsed_constraints)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise InvalidConfigError(f"max_retries must be an integer >= 0, got {max_retries!r}.")
+    if max_retries != Study.max_retries:
+        options["max_retries"] = max_retries
+    if not isinstance(heartbeat_grace, (int, float)) or not heartbeat_grace > 0:
+        raise InvalidConfigError(
+            f"heartbeat_grace must be a positive number of seconds, got {heartbeat_grace!r}."
+        )
+    if heartbeat_grace != Study.heartbeat_grace:
+        options["heartbeat_grace"] = float(heartbeat_grace)
     spec = None
     if evaluator is not None:
         check_evaluator(evaluator, space, parsed, parsed_constraints)
@@ -710,23 +1006,28 @@ def create_study(
         strategy_params=params,
         space_params=dict(space_params or {}),
         evaluator=spec,
-        options=_options(dedupe, parsed_constraints),
+        options=options,
     )
     existing = store.get_study(name)
-    if existing is not None:
-        diffs = existing.differences(record)
-        if diffs:
-            raise StudyConflictError(
-                f"Study {name!r} already exists with other settings ({'; '.join(diffs)}). "
-                "Use another study name, or the stored settings to resume it."
-            )
-        if not load_if_exists:
-            raise StudyConflictError(
-                f"Study {name!r} already exists; resume it with nasforge.load_study({name!r}, "
-                "storage) or create_study(..., load_if_exists=True), or choose another name."
-            )
-        return Study(existing, store)
-    return Study(store.create_study(record), store)
+    if existing is None:
+        try:
+            return Study(store.create_study(record), store)
+        except StudyConflictError:  # another worker created it a moment ago
+            existing = store.get_study(name)
+            if existing is None:
+                raise
+    diffs = existing.differences(record)
+    if diffs:
+        raise StudyConflictError(
+            f"Study {name!r} already exists with other settings ({'; '.join(diffs)}). "
+            "Use another study name, or the stored settings to resume it."
+        )
+    if not load_if_exists:
+        raise StudyConflictError(
+            f"Study {name!r} already exists; resume it with nasforge.load_study({name!r}, "
+            "storage) or create_study(..., load_if_exists=True), or choose another name."
+        )
+    return Study(existing, store)
 
 
 def _with_objective_count(

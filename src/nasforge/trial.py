@@ -116,6 +116,12 @@ class Trial:
     until the trial is COMPLETE); strategies read ``score`` (the first one). A trial answered
     from the record of a functionally identical one (``dedupe``) names it in
     ``duplicate_of`` and cost nothing.
+
+    ``asked_after`` and ``finish_seq`` order the study's history when several workers share
+    it: trials finish in a study-wide sequence (``finish_seq`` 1, 2, ...), and a trial was
+    proposed after the finishes numbered up to ``asked_after`` had been told to the strategy.
+    Replaying asks (by ``number``) and tells (by ``finish_seq``) in that interleaving rebuilds
+    the strategy exactly as the workers saw it.
     """
 
     number: int
@@ -134,6 +140,8 @@ class Trial:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
+    asked_after: int | None = None
+    finish_seq: int | None = None
 
     @property
     def score(self) -> float | None:

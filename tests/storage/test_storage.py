@@ -1,13 +1,16 @@
-"""Storages: the same contract in memory and in SQLite, and clear errors on bad databases."""
+"""Storages: the same contract in memory, SQLite and PostgreSQL, and clear errors on bad
+databases (unreachable, foreign, newer, corrupt)."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from datetime import datetime, timezone
 
 import pytest
 
-from nasforge.errors import StorageError, StudyConflictError
+from nasforge.errors import StorageError, StudyConflictError, StudyDeletedError
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.storage import SCHEMA_VERSION, InMemoryStorage, StudyRecord, get_storage
 from nasforge.storage.rdb import RDBStorage
@@ -23,11 +26,20 @@ RECORD = StudyRecord(
 )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def storage(request, tmp_path):
     if request.param == "memory":
         return InMemoryStorage()
+    if request.param == "postgresql":
+        return get_storage(request.getfixturevalue("postgres_url"))
     return get_storage(f"sqlite:///{tmp_path / 's.db'}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 's.db'}"
 
 
 def test_study_and_trial_round_trip(storage):
@@ -118,3 +130,124 @@ def test_database_from_a_newer_nasforge(tmp_path):
 def test_folder_instead_of_file(tmp_path):
     with pytest.raises(StorageError, match="is a folder"):
         get_storage(f"sqlite:///{tmp_path}")
+
+
+def _trial(index: int) -> Trial:
+    return Trial(number=-1, arch=NB201Space().from_index(index), worker="w")
+
+
+def test_finish_sequence_orders_the_history_of_many_workers(storage):
+    study_id = storage.create_study(RECORD).study_id
+    for i in range(3):
+        storage.add_trial(study_id, _trial(i))
+    stored = storage.get_trials(study_id)
+    assert [t.asked_after for t in stored] == [0, 0, 0]
+    assert all(t.finish_seq is None for t in stored)
+    for number in (2, 0):  # finished out of order
+        done = stored[number]
+        done.state = TrialState.COMPLETE
+        assert storage.finish_trial(study_id, done)
+    # a trial declared dead elsewhere is not overwritten by its late result
+    assert not storage.finish_trial(study_id, stored[2])
+    twin = _trial(7)
+    twin.state = TrialState.COMPLETE  # answered from the record: finished when added
+    storage.add_trial(study_id, twin)
+    by_number = {t.number: t for t in storage.get_trials(study_id)}
+    assert by_number[2].finish_seq == 1 and by_number[0].finish_seq == 2
+    assert by_number[3].asked_after == 2 and by_number[3].finish_seq == 3
+    assert by_number[1].finish_seq is None
+    # what changed since a reader saw trials 0-3 and finishes up to 1
+    changed = storage.get_trials(study_id, since=4, finished_since=1)
+    assert [t.number for t in changed] == [0, 1, 3]
+
+
+def test_locked_block_is_atomic_and_excludes_other_writers(db_url):
+    storage = get_storage(db_url)
+    study_id = storage.create_study(RECORD).study_id
+    other = get_storage(db_url)
+    entered = threading.Event()
+    done: list[int] = []
+
+    def writer() -> None:
+        entered.wait()
+        done.append(other.add_trial(study_id, _trial(9)))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    with storage.locked(study_id):
+        number = storage.add_trial(study_id, _trial(1))
+        entered.set()
+        thread.join(0.5)
+        assert thread.is_alive() and not done  # waits for the lock
+        assert [t.number for t in storage.get_trials(study_id)] == [number]
+    thread.join(30)
+    assert done == [1]
+    # an error inside the block writes nothing
+    with pytest.raises(RuntimeError), storage.locked(study_id):
+        storage.add_trial(study_id, _trial(2))
+        raise RuntimeError("boom")
+    assert len(storage.get_trials(study_id)) == 2
+
+
+def test_deleted_study_is_reported_to_its_workers(storage):
+    study_id = storage.create_study(RECORD).study_id
+    storage.add_trial(study_id, _trial(0))
+    running = storage.get_trials(study_id)[0]
+    storage.delete_study("s")
+    with pytest.raises(StudyDeletedError, match="deleted"), storage.locked(study_id):
+        pass
+    running.state = TrialState.COMPLETE
+    with pytest.raises(StudyDeletedError):
+        storage.finish_trial(study_id, running)
+
+
+def test_schema_1_database_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    first = get_storage(url)
+    study_id = first.create_study(RECORD).study_id
+    for i in range(3):
+        first.add_trial(study_id, _trial(i))
+    for trial in first.get_trials(study_id)[:2]:
+        trial.state = TrialState.COMPLETE
+        first.finish_trial(study_id, trial)
+    first.close()
+    with sqlite3.connect(path) as conn:  # what nasforge 0.1 wrote
+        conn.execute("DROP INDEX ix_nasforge_trials_finish")
+        conn.execute("ALTER TABLE nasforge_trials DROP COLUMN asked_after")
+        conn.execute("ALTER TABLE nasforge_trials DROP COLUMN finish_seq")
+        conn.execute("UPDATE nasforge_schema SET schema_version = 1")
+    trials = get_storage(url).get_trials(study_id)
+    assert [(t.asked_after, t.finish_seq) for t in trials] == [(0, 1), (1, 2), (2, None)]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT schema_version FROM nasforge_schema").fetchone() == (2,)
+
+
+def test_postgres_database_from_a_newer_nasforge(postgres_url):
+    import sqlalchemy as sa
+
+    get_storage(postgres_url).close()
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE nasforge_schema SET schema_version = {SCHEMA_VERSION + 1}"))
+    engine.dispose()
+    with pytest.raises(StorageError, match=r"newer nasforge.*pip install -U nasforge"):
+        get_storage(postgres_url)
+
+
+def test_unreachable_database_is_retried_then_named_without_its_password(caplog):
+    pytest.importorskip("psycopg")
+    import socket
+
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+psycopg://alice:s3cret-pw@127.0.0.1:{port}/studies"
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(StorageError) as info:
+        RDBStorage(url, retries=2, backoff=0.01)
+    message = str(info.value)
+    assert "Cannot reach study database" in message and "after 3 attempts" in message
+    assert f"alice:***@127.0.0.1:{port}/studies" in message
+    assert "s3cret" not in message and "s3cret" not in caplog.text
+    assert caplog.text.count("retrying in") == 2

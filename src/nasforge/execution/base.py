@@ -7,9 +7,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "WorkerLost"]
 
 R = TypeVar("R")
+
+
+class WorkerLost(RuntimeError):
+    """The process or machine running an evaluation died (not the evaluation's fault): the
+    study marks the trial FAILED, retryable, and evaluates its proposal again."""
 
 
 class Executor(ABC):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,7 +14,12 @@ from nasforge.trial import Trial
 __all__ = ["SCHEMA_VERSION", "Storage", "StudyRecord"]
 
 #: Version of the database layout; bumped with every change to the tables.
-SCHEMA_VERSION = 1
+#: 2: trials record ``asked_after`` and ``finish_seq`` (the order of events of many workers).
+SCHEMA_VERSION = 2
+
+#: Option keys that describe how a study is run, not which trials it produces; a study
+#: resumed or joined with other values of these is the same study.
+RUN_OPTIONS = ("limits", "heartbeat_grace")
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,9 @@ class StudyRecord:
         keys = ("space", "space_params", "strategy", "strategy_params", "seed", "objectives")
         for key in (*keys, "options"):
             mine, theirs = getattr(self, key), getattr(other, key)
+            if key == "options":
+                mine = {k: v for k, v in mine.items() if k not in RUN_OPTIONS}
+                theirs = {k: v for k, v in theirs.items() if k not in RUN_OPTIONS}
             if mine != theirs:
                 out.append(f"{key}: stored {mine!r}, requested {theirs!r}")
         if None not in (self.evaluator, other.evaluator) and self.evaluator != other.evaluator:
@@ -55,6 +65,12 @@ class Storage(ABC):
     Trials are numbered from 0 within a study in the order they were added. ``add_trial``
     writes a RUNNING trial and returns its number; ``finish_trial`` writes its final state.
     Implementations must make both atomic: a trial is either fully written or absent.
+
+    Finishing gives a trial the next number of the study's finish sequence (``finish_seq``);
+    adding one records in ``asked_after`` the last finish number at that moment (unless the
+    caller set it). Everything done inside ``with storage.locked(study_id):`` is one atomic
+    step that no other worker of the study interleaves with: workers read the study, ask the
+    strategy and reserve the proposal there.
     """
 
     #: Whether the record outlives the process (False for memory).
@@ -80,21 +96,54 @@ class Storage(ABC):
     def delete_study(self, name: str) -> None:
         """Remove a study and its trials."""
 
-    @abstractmethod
-    def add_trial(self, study_id: int, trial: Trial) -> int:
-        """Write ``trial`` (usually RUNNING) as the next trial of the study; its number."""
+    def update_options(self, study_id: int, options: dict[str, Any]) -> None:
+        """Merge ``options`` into the stored options of a study (run settings such as its
+        limits; see :data:`RUN_OPTIONS`)."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def locked(self, study_id: int) -> Iterator[None]:
+        """Hold the study's lock: reads and writes inside are one atomic step.
+
+        Raises:
+            StudyDeletedError: The study no longer exists.
+        """
+        yield
 
     @abstractmethod
-    def finish_trial(self, study_id: int, trial: Trial) -> None:
-        """Write the final state, metrics, cost and failure reason of trial ``trial.number``."""
+    def add_trial(self, study_id: int, trial: Trial) -> int:
+        """Write ``trial`` (usually RUNNING) as the next trial of the study; its number.
+
+        A trial written already finished (answered from the record) gets its ``finish_seq``.
+        """
+
+    @abstractmethod
+    def finish_trial(self, study_id: int, trial: Trial) -> bool:
+        """Write the final state, metrics, cost and failure reason of trial ``trial.number``
+        and give it the next ``finish_seq``.
+
+        Returns:
+            False (and writes nothing) when the stored trial is no longer RUNNING: another
+            worker declared it dead (its heartbeat stopped) and it is being retried.
+
+        Raises:
+            StudyDeletedError: The study was deleted.
+        """
 
     @abstractmethod
     def heartbeat(self, study_id: int, number: int) -> None:
         """Record that the worker running trial ``number`` is alive."""
 
     @abstractmethod
-    def get_trials(self, study_id: int, *, since: int = 0) -> list[Trial]:
-        """Trials of the study numbered ``since`` and later, in order (``scores`` unset)."""
+    def get_trials(
+        self, study_id: int, *, since: int = 0, finished_since: int | None = None
+    ) -> list[Trial]:
+        """Trials of the study numbered ``since`` and later, in order (``scores`` unset).
+
+        With ``finished_since``, also the earlier trials that are RUNNING or whose
+        ``finish_seq`` is above it: what changed since a reader's last look, read at one
+        instant (one consistent snapshot).
+        """
 
     def study_counts(self) -> dict[int, dict[str, int]]:
         """Number of trials per state (``"COMPLETE"``...) for every study, by study id."""

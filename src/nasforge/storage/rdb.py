@@ -3,24 +3,42 @@ code (``postgresql+psycopg://user@host/db``).
 
 SQLite files are opened in WAL mode with ``synchronous=NORMAL``: a committed trial survives the
 process being killed at any moment; writes take an immediate lock so that concurrent writers
-wait (``busy_timeout``) instead of failing with "database is locked".
+wait (``busy_timeout``) instead of failing with "database is locked". SQLite suits several
+processes of one machine; PostgreSQL (``pip install 'nasforge[postgres]'``) many machines.
+
+A study's lock is its row in ``nasforge_studies`` (``SELECT ... FOR UPDATE`` in PostgreSQL;
+SQLite's write lock serialises every write anyway). Connections that fail are retried with
+exponential back-off before a :class:`~nasforge.errors.StorageError` names the database (its
+URL with the password hidden: credentials are never printed nor logged).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 from nasforge.architecture import Architecture
-from nasforge.errors import StorageError, StudyConflictError
+from nasforge.errors import (
+    MissingDependencyError,
+    StorageError,
+    StudyConflictError,
+    StudyDeletedError,
+)
 from nasforge.storage.base import SCHEMA_VERSION, Storage, StudyRecord
 from nasforge.trial import Trial, TrialState
 
 __all__ = ["RDBStorage"]
+
+logger = logging.getLogger(__name__)
 
 _SUPPORTED = ("sqlite", "postgresql")
 _EXAMPLES = (
@@ -44,21 +62,29 @@ class RDBStorage(Storage):
         url: A SQLAlchemy URL. SQLite: ``sqlite:///relative.db`` or ``sqlite:////abs.db``.
         create: Create the SQLite file if it does not exist; if false, a missing file is an
             error (for read-only uses such as ``load_study``).
+        retries: How many times a database that cannot be reached is tried again.
+        backoff: Seconds before the first retry; doubled after each (at most 30 s).
 
     Raises:
-        StorageError: The URL is malformed or names an unsupported database, the file is not
-            a database or is corrupt, the database holds other tables than nasforge's, or was
-            written by a newer nasforge.
+        StorageError: The URL is malformed or names an unsupported database, the database
+            cannot be reached after the retries, the file is not a database or is corrupt,
+            the database holds other tables than nasforge's, or was written by a newer
+            nasforge.
+        MissingDependencyError: The PostgreSQL driver (psycopg 3) is not installed.
     """
 
     persistent = True
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(
+        self, url: str, *, create: bool = True, retries: int = 5, backoff: float = 0.5
+    ) -> None:
         import sqlalchemy as sa
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
-        self.url = url
+        self.retries = max(0, int(retries))
+        self.backoff = float(backoff)
+        self._local = threading.local()
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -98,8 +124,20 @@ class RDBStorage(Storage):
             sa.event.listen(self._engine, "connect", _sqlite_on_connect)
             sa.event.listen(self._engine, "begin", _sqlite_on_begin)
         else:
-            self._engine = sa.create_engine(parsed, pool_pre_ping=True)
+            if parsed.drivername in ("postgresql", "postgres"):
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            try:
+                self._engine = sa.create_engine(
+                    parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+                )
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    f"PostgreSQL storage {self._safe_url(parsed)!r} needs the psycopg driver "
+                    f"({exc}); install it with: pip install 'nasforge[postgres]'. Write URLs "
+                    "as 'postgresql+psycopg://user:password@host:5432/database'."
+                ) from None
         self._display = self._safe_url(parsed)
+        self.url = self._display
         self._tables = _tables(sa)
         self._space_of: dict[int, str] = {}
         self._check_or_create()
@@ -108,64 +146,181 @@ class RDBStorage(Storage):
     def _safe_url(parsed: Any) -> str:
         return str(parsed.render_as_string(hide_password=True))
 
+    def _retrying(self, fn: Callable[[], Any], what: str) -> Any:
+        """``fn()``, tried again with exponential back-off while the database is unreachable
+        (a connection refused or dropped, a deadlock); other errors pass through."""
+        from sqlalchemy.exc import DBAPIError, OperationalError
+
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except (OperationalError, DBAPIError) as exc:
+                if not _transient(exc, self._sqlite) or attempt == self.retries:
+                    raise
+                logger.warning(
+                    "%s %s failed (%s); retrying in %.1f s (%d/%d)",
+                    what,
+                    self._display,
+                    _reason(exc).splitlines()[0],
+                    delay,
+                    attempt + 1,
+                    self.retries,
+                )
+                time.sleep(delay)
+                delay = min(2 * delay, 30.0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # -- schema -----------------------------------------------------------------------------
     def _check_or_create(self) -> None:
-        import sqlalchemy as sa
         from sqlalchemy.exc import DatabaseError, OperationalError
 
-        meta, schema = self._tables["meta"], self._tables["schema"]
         try:
-            with self._engine.begin() as conn:
-                existing = set(sa.inspect(conn).get_table_names())
-                ours = {t.name for t in meta.sorted_tables}
-                if not existing:
-                    meta.create_all(conn)
-                    conn.execute(
-                        schema.insert().values(
-                            id=1, schema_version=SCHEMA_VERSION, library_version=_version()
-                        )
-                    )
-                    return
-                if schema.name not in existing:
-                    raise StorageError(
-                        f"{self._display} is a database but not a nasforge study database (it "
-                        f"has tables {', '.join(sorted(existing))}); use another file or database."
-                    )
-                row = conn.execute(sa.select(schema.c.schema_version)).first()
-                version = None if row is None else int(row[0])
-                if version is None:
-                    raise StorageError(
-                        f"{self._display} has no nasforge schema version; it is damaged. Move "
-                        "it away and start a new study database."
-                    )
-                if version > SCHEMA_VERSION:
-                    raise StorageError(
-                        f"{self._display} was written by a newer nasforge (schema {version}; "
-                        f"this nasforge reads schema {SCHEMA_VERSION}). Upgrade nasforge: "
-                        "pip install -U nasforge."
-                    )
-                if not ours <= existing:
-                    meta.create_all(conn)
+            self._retrying(self._check_or_create_once, "connecting to")
         except (DatabaseError, OperationalError) as exc:
-            reason = str(getattr(exc, "orig", exc)).strip()
+            reason = _reason(exc)
+            if self._sqlite:
+                raise StorageError(
+                    f"Cannot open study database {self._display}: {reason}. The file is "
+                    "corrupt or not a SQLite database; move it away or choose another "
+                    "--storage path."
+                ) from None
+            tries = f" after {self.retries + 1} attempts" if _transient(exc, False) else ""
             raise StorageError(
-                f"Cannot open study database {self._display}: {reason}. The file is corrupt or "
-                "not a SQLite database; move it away or choose another --storage path."
-                if self._sqlite
-                else f"Cannot open study database {self._display}: {reason}."
+                f"Cannot reach study database {self._display}{tries}: {reason}. Check that the "
+                "server runs and that host, port, user, password and database name are right."
             ) from None
 
+    def _check_or_create_once(self) -> None:
+        import sqlalchemy as sa
+
+        meta, schema = self._tables["meta"], self._tables["schema"]
+        with self._engine.begin() as conn:
+            if not self._sqlite:  # workers starting together: one creates or migrates
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7306571)"))
+            existing = set(sa.inspect(conn).get_table_names())
+            ours = {t.name for t in meta.sorted_tables}
+            if not existing:
+                meta.create_all(conn)
+                conn.execute(
+                    schema.insert().values(
+                        id=1, schema_version=SCHEMA_VERSION, library_version=_version()
+                    )
+                )
+                return
+            if schema.name not in existing:
+                raise StorageError(
+                    f"{self._display} is a database but not a nasforge study database (it "
+                    f"has tables {', '.join(sorted(existing))}); use another file or database."
+                )
+            row = conn.execute(sa.select(schema.c.schema_version)).first()
+            version = None if row is None else int(row[0])
+            if version is None:
+                raise StorageError(
+                    f"{self._display} has no nasforge schema version; it is damaged. Move "
+                    "it away and start a new study database."
+                )
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"{self._display} was written by a newer nasforge (schema {version}; "
+                    f"this nasforge reads schema {SCHEMA_VERSION}). Upgrade nasforge: "
+                    "pip install -U nasforge."
+                )
+            if version < SCHEMA_VERSION:
+                self._migrate(conn, version)
+            if not ours <= existing:
+                meta.create_all(conn)
+
+    def _migrate(self, conn: Any, version: int) -> None:
+        """Bring a database of an older schema up to date, in the caller's transaction."""
+        import sqlalchemy as sa
+
+        if version < 2:
+            # schema 1 was written by one process at a time: each trial was proposed after
+            # every earlier trial had finished, and trials finished in the order of numbers
+            for column in ("asked_after", "finish_seq"):
+                conn.execute(sa.text(f"ALTER TABLE nasforge_trials ADD COLUMN {column} INTEGER"))
+            conn.execute(sa.text("UPDATE nasforge_trials SET asked_after = number"))
+            conn.execute(
+                sa.text(
+                    "UPDATE nasforge_trials SET finish_seq = number + 1 WHERE state <> 'RUNNING'"
+                )
+            )
+            self._tables["finish_index"].create(conn, checkfirst=True)
+        schema = self._tables["schema"]
+        conn.execute(
+            schema.update().values(schema_version=SCHEMA_VERSION, library_version=_version())
+        )
+        logger.info("upgraded %s from schema %d to %d", self._display, version, SCHEMA_VERSION)
+
     def _run(self, fn: Any) -> Any:
+        """``fn(connection)`` in a transaction: the study lock's when one is held, else a new
+        one (retried while the database is unreachable)."""
         from sqlalchemy.exc import DatabaseError, OperationalError
 
-        try:
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            return fn(held)
+
+        def once() -> Any:
             with self._engine.begin() as conn:
                 return fn(conn)
+
+        try:
+            return self._retrying(once, "writing to")
         except (DatabaseError, OperationalError) as exc:
             if getattr(exc, "orig", None) is not None and "UNIQUE" in str(exc.orig).upper():
                 raise
-            reason = str(getattr(exc, "orig", exc)).strip()
-            raise StorageError(f"Study database {self._display} failed: {reason}.") from None
+            raise StorageError(f"Study database {self._display} failed: {_reason(exc)}.") from None
+
+    @contextlib.contextmanager
+    def locked(self, study_id: int) -> Iterator[None]:
+        """One transaction holding the study's row lock; nested calls join it."""
+        import sqlalchemy as sa
+        from sqlalchemy.exc import DatabaseError, OperationalError
+
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        studies = self._tables["studies"]
+        query = sa.select(studies.c.study_id).where(studies.c.study_id == study_id)
+        if not self._sqlite:
+            query = query.with_for_update()
+
+        def begin() -> Any:
+            conn = self._engine.connect()
+            try:
+                transaction = conn.begin()
+                row = conn.execute(query).first()
+            except BaseException:
+                conn.close()
+                raise
+            return conn, transaction, row
+
+        try:
+            conn, transaction, row = self._retrying(begin, "locking a study in")
+        except (DatabaseError, OperationalError) as exc:
+            raise StorageError(f"Study database {self._display} failed: {_reason(exc)}.") from None
+        try:
+            if row is None:
+                raise StudyDeletedError(
+                    f"Study {study_id} no longer exists in {self._display}: it was deleted "
+                    "while this worker ran."
+                )
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+            transaction.commit()
+        except (DatabaseError, OperationalError) as exc:
+            transaction.rollback()
+            raise StorageError(f"Study database {self._display} failed: {_reason(exc)}.") from None
+        except BaseException:
+            transaction.rollback()
+            raise
+        finally:
+            conn.close()
 
     # -- studies ----------------------------------------------------------------------------
     def create_study(self, record: StudyRecord) -> StudyRecord:
@@ -241,6 +396,26 @@ class RDBStorage(Storage):
             )
         )
 
+    def update_options(self, study_id: int, options: dict[str, Any]) -> None:
+        import sqlalchemy as sa
+
+        studies = self._tables["studies"]
+
+        def update(conn: Any) -> None:
+            row = conn.execute(
+                sa.select(studies.c.options).where(studies.c.study_id == study_id)
+            ).first()
+            if row is None:
+                raise StudyDeletedError(f"Study {study_id} no longer exists in {self._display}.")
+            merged = {**json.loads(row[0]), **options}
+            conn.execute(
+                studies.update()
+                .where(studies.c.study_id == study_id)
+                .values(options=_dumps(merged))
+            )
+
+        self._run(update)
+
     def list_studies(self) -> list[StudyRecord]:
         import sqlalchemy as sa
 
@@ -292,15 +467,26 @@ class RDBStorage(Storage):
                 ).first()
             )
             if row is None:
-                raise StorageError(
+                raise StudyDeletedError(
                     f"Study {study_id} no longer exists in {self._display}; it was deleted."
                 )
             space = self._space_of[study_id] = str(row[0])
         return space
 
+    def _last_finish(self, conn: Any, study_id: int) -> int:
+        import sqlalchemy as sa
+
+        trials = self._tables["trials"]
+        return int(
+            conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(trials.c.finish_seq), 0)).where(
+                    trials.c.study_id == study_id
+                )
+            ).scalar_one()
+        )
+
     def add_trial(self, study_id: int, trial: Trial) -> int:
         import sqlalchemy as sa
-        from sqlalchemy.exc import IntegrityError
 
         trials = self._tables["trials"]
         now = _utcnow()
@@ -311,6 +497,8 @@ class RDBStorage(Storage):
                     trials.c.study_id == study_id
                 )
             ).scalar_one()
+            last = self._last_finish(conn, study_id)
+            finished = trial.state is not TrialState.RUNNING
             conn.execute(
                 trials.insert().values(
                     study_id=study_id,
@@ -320,29 +508,29 @@ class RDBStorage(Storage):
                     choices=_dumps(list(trial.arch.choices)),
                     fidelity=None if trial.fidelity is None else _dumps(dict(trial.fidelity)),
                     metrics=_dumps(trial.metrics),
-                    cost=trial.cost,
-                    seconds=trial.seconds,
+                    cost=_finite(trial.cost),
+                    seconds=_finite(trial.seconds),
                     fail_reason=trial.fail_reason,
                     retryable=trial.retryable,
                     retry_of=trial.retry_of,
                     duplicate_of=trial.duplicate_of,
                     worker=trial.worker,
                     started_at=_naive(trial.started_at) or now,
-                    finished_at=_naive(trial.finished_at),
+                    finished_at=_naive(trial.finished_at) if finished else None,
                     heartbeat_at=now,
+                    asked_after=last if trial.asked_after is None else trial.asked_after,
+                    finish_seq=last + 1 if finished else None,
                 )
             )
             return int(number)
 
         self._space(study_id)
-        for _ in range(20):
-            try:
-                return int(self._run(insert))
-            except IntegrityError:  # another worker took the number; take the next
-                continue
-        raise StorageError(f"Could not allocate a trial number in {self._display}.")
+        with self.locked(study_id):
+            return int(self._run(insert))
 
-    def finish_trial(self, study_id: int, trial: Trial) -> None:
+    def finish_trial(self, study_id: int, trial: Trial) -> bool:
+        import sqlalchemy as sa
+
         trials = self._tables["trials"]
         values = {
             "state": trial.state.value,
@@ -353,13 +541,33 @@ class RDBStorage(Storage):
             "retryable": trial.retryable,
             "finished_at": _naive(trial.finished_at) or _utcnow(),
         }
-        self._run(
-            lambda c: c.execute(
+
+        def update(conn: Any) -> bool:
+            seq = self._last_finish(conn, study_id) + 1
+            result = conn.execute(
                 trials.update()
-                .where(trials.c.study_id == study_id, trials.c.number == trial.number)
-                .values(**values)
+                .where(
+                    trials.c.study_id == study_id,
+                    trials.c.number == trial.number,
+                    trials.c.state == TrialState.RUNNING.value,
+                )
+                .values(finish_seq=seq, **values)
             )
-        )
+            if result.rowcount == 0:
+                exists = conn.execute(
+                    sa.select(trials.c.state).where(
+                        trials.c.study_id == study_id, trials.c.number == trial.number
+                    )
+                ).first()
+                if exists is None:
+                    raise StorageError(
+                        f"Trial {trial.number} of study {study_id} is not in {self._display}."
+                    )
+                return False
+            return True
+
+        with self.locked(study_id):
+            return bool(self._run(update))
 
     def heartbeat(self, study_id: int, number: int) -> None:
         trials = self._tables["trials"]
@@ -371,15 +579,24 @@ class RDBStorage(Storage):
             )
         )
 
-    def get_trials(self, study_id: int, *, since: int = 0) -> list[Trial]:
+    def get_trials(
+        self, study_id: int, *, since: int = 0, finished_since: int | None = None
+    ) -> list[Trial]:
         import sqlalchemy as sa
 
         trials = self._tables["trials"]
         space = self._space(study_id)
+        where = trials.c.number >= since
+        if finished_since is not None and since > 0:
+            where = sa.or_(
+                where,
+                trials.c.finish_seq > finished_since,
+                trials.c.state == TrialState.RUNNING.value,
+            )
         rows = self._run(
             lambda c: c.execute(
                 sa.select(trials)
-                .where(trials.c.study_id == study_id, trials.c.number >= since)
+                .where(trials.c.study_id == study_id, where)
                 .order_by(trials.c.number)
             ).all()
         )
@@ -401,6 +618,8 @@ class RDBStorage(Storage):
                     worker=r.worker,
                     started_at=_aware(r.started_at),
                     finished_at=_aware(r.finished_at),
+                    asked_after=None if r.asked_after is None else int(r.asked_after),
+                    finish_seq=None if r.finish_seq is None else int(r.finish_seq),
                     heartbeat_at=_aware(r.heartbeat_at),
                 )
             )
@@ -411,6 +630,30 @@ class RDBStorage(Storage):
 
     def __repr__(self) -> str:
         return f"RDBStorage({self._display!r})"
+
+
+def _reason(exc: BaseException) -> str:
+    """The database's own message of an error (never the URL: it may hold a password)."""
+    return str(getattr(exc, "orig", None) or exc).strip()
+
+
+def _transient(exc: BaseException, sqlite: bool) -> bool:
+    """Whether an error may go away when tried again (unreachable server, dropped
+    connection, deadlock, serialisation failure, locked SQLite file)."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is not None:
+        # 08: connection exceptions, 57P0x: server shutting down, 40001/40P01: retry
+        return str(code).startswith(("08", "57P0", "40001", "40P01"))
+    text = str(orig or exc).lower()
+    if sqlite:
+        return "database is locked" in text
+    return any(
+        key in text
+        for key in ("connection refused", "could not connect", "connection failed", "timeout")
+    )
 
 
 def _finite(x: float) -> float:
@@ -497,6 +740,15 @@ def _tables(sa: Any) -> dict[str, Any]:
         sa.Column("started_at", sa.DateTime, nullable=True),
         sa.Column("finished_at", sa.DateTime, nullable=True),
         sa.Column("heartbeat_at", sa.DateTime, nullable=True),
+        sa.Column("asked_after", sa.Integer, nullable=True),
+        sa.Column("finish_seq", sa.Integer, nullable=True),
         sa.UniqueConstraint("study_id", "number", name="uq_nasforge_trial_number"),
     )
-    return {"meta": meta, "schema": schema, "studies": studies, "trials": trials}
+    finish_index = sa.Index("ix_nasforge_trials_finish", trials.c.study_id, trials.c.finish_seq)
+    return {
+        "meta": meta,
+        "schema": schema,
+        "studies": studies,
+        "trials": trials,
+        "finish_index": finish_index,
+    }
