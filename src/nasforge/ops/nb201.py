@@ -26,13 +26,18 @@ EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU, convolution without bias, batch norm: the benchmark's convolution operation."""
+    """ReLU, convolution without bias, batch norm: the benchmark's convolution operation.
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
+    ``affine=False`` drops the batch norm's scale and shift, as the search networks
+    (supernets) of DARTS and NAS-Bench-201 do (:mod:`nasforge.ops.supernet`)."""
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, affine: bool = True
+    ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(c_out),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
 
@@ -43,16 +48,17 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-def make_op(name: str, channels: int) -> nn.Module:
-    """One cell operation on ``channels`` channels, stride 1."""
+def make_op(name: str, channels: int, affine: bool = True) -> nn.Module:
+    """One cell operation on ``channels`` channels, stride 1 (``affine``: see
+    :class:`ReLUConvBN`)."""
     if name == "none":
         return Zero()
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1)
+        return ReLUConvBN(channels, channels, 1, affine=affine)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3)
+        return ReLUConvBN(channels, channels, 3, affine=affine)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     raise ValueError(f"unknown NB201 operation {name!r}; choose from {', '.join(OPS)}")
