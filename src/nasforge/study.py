@@ -29,6 +29,7 @@ from nasforge.errors import (
     StorageError,
     StudyConflictError,
     UnknownNameError,
+    UnsupportedOperationError,
 )
 from nasforge.evaluators.base import Evaluator
 from nasforge.execution.base import Executor, WorkerLost
@@ -101,11 +102,21 @@ class Study:
         self.objectives: tuple[Objective, ...] = tuple(
             Objective.parse(o) for o in record.objectives
         )
-        self._strategy: Strategy = strategies.create(
-            record.strategy,
-            self.space,
-            seed=record.seed,
-            **_with_objective_count(record.strategy, record.strategy_params, len(self.objectives)),
+        #: Whether a one-shot method (``nasforge.oneshot``) chooses the architectures: the
+        #: study then records what :meth:`record_architecture` is given instead of asking a
+        #: strategy, and a resume reads the trials back without replaying them.
+        self.external = bool(record.options.get("oneshot", False))
+        self._strategy: Strategy = (
+            _ExternalProposals(self.space, seed=record.seed)
+            if self.external
+            else strategies.create(
+                record.strategy,
+                self.space,
+                seed=record.seed,
+                **_with_objective_count(
+                    record.strategy, record.strategy_params, len(self.objectives)
+                ),
+            )
         )
         self._trials: list[Trial] = []
         self._retry: deque[Trial] = deque()
@@ -271,7 +282,8 @@ class Study:
             self._settle(local)
 
     def _replay(self, trial: Trial) -> None:
-        expected = self._next_proposal(trial.retry_of)
+        # a one-shot study's architectures came from its method: nothing to ask again
+        expected = trial.proposal if self.external else self._next_proposal(trial.retry_of)
         if expected.arch != trial.arch or _fidelity(expected) != _fidelity(trial.proposal):
             raise StorageError(
                 f"Study {self.name!r} cannot be replayed: its trial {trial.number} evaluated "
@@ -598,6 +610,52 @@ class Study:
                 self._finish(trial, None, reason, retryable=True)
         in_flight.clear()
 
+    def record_architecture(
+        self,
+        arch: Architecture,
+        evaluator: Evaluator | None = None,
+        *,
+        extra: Mapping[str, float] | None = None,
+        seconds: float = 0.0,
+        failed: str | None = None,
+    ) -> Trial:
+        """Evaluate an architecture that a one-shot method derived and record it as a trial.
+
+        Only for studies created by :func:`nasforge.oneshot.search` (``study.external``),
+        whose architectures come from a supernet rather than from a strategy.
+
+        Args:
+            arch: The derived architecture.
+            evaluator: Scores it (``None``: the study's stored evaluator).
+            extra: Metrics the method measured (epoch, wall time so far, supernet loss,
+                share of parameter-free edges...), recorded beside the evaluator's.
+            seconds: Search time spent to derive ``arch``; added to the evaluation's.
+            failed: Record the trial as FAILED with this reason, without evaluating it.
+
+        Raises:
+            UnsupportedOperationError: The study asks a strategy for its architectures.
+        """
+        if not self.external:
+            raise UnsupportedOperationError(
+                f"Study {self.name!r} asks strategy {self.strategy_name!r} for architectures; "
+                "record_architecture() is for studies of one-shot methods (nasforge.oneshot)."
+            )
+        self.space.check(arch)
+        evaluator = self._resolve_evaluator(evaluator)
+        if failed is not None:
+            with _live(self._worker):
+                with self._storage.locked(self._study_id):
+                    self._sync()
+                    trial, _ = self._reserve(evaluator, Proposal(arch), None)
+                trial.metrics = dict(extra or {})
+                trial.seconds = float(seconds)
+                self._finish(trial, None, failed)
+            return trial
+        with _live(self._worker):
+            return self._run_one(
+                evaluator, InProcessExecutor(), Proposal(arch), None, extra, float(seconds)
+            )
+
     def _raise_infeasible(self, count: int) -> None:
         parts = []
         for c in self.constraints:
@@ -774,6 +832,18 @@ class Study:
         return (
             f"Study({self.name!r}, space={self.space.name!r}, strategy={self.strategy_name!r}, "
             f"seed={self.seed}, trials={len(self._trials)})"
+        )
+
+
+class _ExternalProposals(Strategy):
+    """The stand-in strategy of a one-shot study: architectures come from the method."""
+
+    requires = ()
+
+    def ask(self) -> Proposal:
+        raise UnsupportedOperationError(
+            "This study records the architectures a one-shot method derives; run it with "
+            "nasforge.oneshot.search(...), not optimize()."
         )
 
 

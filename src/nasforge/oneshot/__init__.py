@@ -1,0 +1,173 @@
+"""One-shot and differentiable search: train one supernet, derive an architecture each epoch.
+
+Methods (one file each, registered by name; ``nasforge.oneshot.names()``):
+
+* ``darts`` — DARTS, first or second order (Liu et al., ICLR 2019, arXiv:1806.09055);
+* ``single-level-darts`` — weights and architecture on the same batch (Hou et al. 2021);
+* ``gdas`` — Gumbel-softmax sampling with a hard forward (Dong and Yang, CVPR 2019);
+* ``pc-darts`` — partial channels and edge normalisation (Xu et al., ICLR 2020);
+* ``spos`` — uniform single-path training, then evolution on the supernet (Guo et al. 2020);
+* ``darts-pt`` — perturbation-based selection on a DARTS supernet (Wang et al., ICLR 2021).
+
+:func:`search` runs one on a supernet of the ``nb201`` or ``darts`` space and records every
+epoch's derived architecture as a trial of a study (looked up in the bundled table when the
+space has one, else scored by the evaluator given), with the wall time spent so far, and
+saves a checkpoint per epoch from which an interrupted search resumes.
+
+Importing this package does not import torch; :func:`search` does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from nasforge.oneshot.base import (
+    SUPERNET_SPACES,
+    NonFiniteLossError,
+    OneShotMethod,
+    SupernetSettings,
+)
+from nasforge.registry import Registry
+
+if TYPE_CHECKING:
+    from nasforge.evaluators.base import Evaluator
+    from nasforge.oneshot._engine import OneShotResult
+    from nasforge.study import Study
+    from nasforge.train.data import DataSplits
+    from nasforge.trial import Trial
+
+__all__ = [
+    "SUPERNET_SPACES",
+    "NonFiniteLossError",
+    "OneShotMethod",
+    "SupernetSettings",
+    "create",
+    "get",
+    "names",
+    "register",
+    "search",
+]
+
+_REGISTRY: Registry[OneShotMethod] = Registry("one-shot method", __name__)
+register = _REGISTRY.register
+
+
+def create(name: str, **params: Any) -> OneShotMethod:
+    """The one-shot method registered as ``name``, built with its hyperparameters.
+
+    Raises:
+        UnknownNameError: No method of that name (the valid ones and the closest are listed).
+        InvalidConfigError: An unknown hyperparameter or a value out of range.
+    """
+    from nasforge.strategies.base import check_params
+
+    factory = _REGISTRY.get(name)
+    if isinstance(factory, type):
+        params = check_params(factory, dict(params))
+    return factory(**params)
+
+
+def get(name: str) -> Any:
+    """The class registered as ``name``."""
+    return _REGISTRY.get(name)
+
+
+def names() -> list[str]:
+    """Names of the registered one-shot methods."""
+    return _REGISTRY.names()
+
+
+def search(
+    method: str,
+    data: DataSplits,
+    *,
+    space: str = "nb201",
+    params: Mapping[str, Any] | None = None,
+    settings: SupernetSettings | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    evaluator: Evaluator | None = None,
+    storage: Any = None,
+    study_name: str | None = None,
+    objectives: Sequence[str] = ("valid_acc:max",),
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    callbacks: Sequence[Callable[[Study, Trial], None]] = (),
+) -> OneShotResult:
+    """Run one-shot method ``method`` and record each epoch's architecture in a study.
+
+    Every epoch trains the supernet (and the architecture, for differentiable methods),
+    derives the architecture it stands for and records it as a trial: its metrics are the
+    evaluator's (the bundled table's for ``nb201``: ``valid_acc``, ``test_acc``...) plus
+    ``epoch``, ``search_seconds`` (wall time of the search so far, resumes included),
+    ``param_free_share`` (share of the cell's edges that carry none, skip or pooling),
+    ``param_free_weight`` (the architecture weights' mean mass on those operations) and the
+    method's statistics (``train_loss``, ``train_acc``...). A trial's ``seconds`` is the
+    epoch's search time plus its evaluation. With ``checkpoint_dir`` the supernet, the
+    architecture parameters, the optimisers and the generators are saved after each epoch;
+    running the same search again (same study in a persistent ``storage``) resumes from the
+    last saved epoch and, on the CPU, continues exactly as an uninterrupted run.
+
+    Args:
+        method: Registry name (:func:`names`).
+        data: The images (``nasforge.train.load_cifar10(path)``, or ``SyntheticImages``):
+            the training images are split in halves, weights and architecture.
+        space: ``"nb201"`` or ``"darts"``.
+        params: Hyperparameters of the method (``{"order": 2}`` for second-order DARTS).
+        settings: Supernet shape and data (default :meth:`SupernetSettings.standard`; a CPU
+            fits :meth:`SupernetSettings.reduced`).
+        epochs: Supernet training epochs (default the method's published protocol).
+        seed: Seed of every random draw (weights, batches, augmentation, sampling).
+        evaluator: Scores derived architectures (default: the bundled table of the space on
+            the data's dataset; the DARTS space has none, pass e.g. the ``train`` evaluator).
+        storage: ``None`` (memory), a URL (``"sqlite:///runs.db"``) or a storage.
+        study_name: Name of the study; an existing study of that name with the same settings
+            is continued.
+        objectives: The study's objectives (the evaluator must return their metrics).
+        checkpoint_dir: Folder of the per-epoch checkpoint (``oneshot.pt``).
+        device: ``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda[:N]"``.
+        threads: CPU threads (default all this process may use).
+        callbacks: Called as ``callback(study, trial)`` after each recorded trial.
+
+    Returns:
+        A :class:`~nasforge.oneshot._engine.OneShotResult`. A non-finite loss does not
+        raise: the epoch is recorded as a FAILED trial with the reason, the search stops and
+        ``result.failed`` says why; the checkpoint of the last good epoch is kept.
+
+    Raises:
+        UnknownNameError: An unknown method.
+        UnsupportedOperationError: A space without a supernet.
+        InvalidConfigError: Bad settings, data too small for the split, a checkpoint of
+            another search.
+
+    Example:
+        >>> from nasforge.train import SyntheticImages
+        >>> data = SyntheticImages(n_train=256, n_test=10, size=8).load()
+        >>> settings = SupernetSettings(channels=4, cells=1, batch_size=32)
+        >>> result = search("darts", data, settings=settings, epochs=2, device="cpu")
+        >>> [t.metrics["epoch"] for t in result.study.trials]
+        [0.0, 1.0]
+    """
+    from nasforge.oneshot import _engine
+
+    built = create(method, **dict(params or {}))
+    return _engine.search(
+        built,
+        method,
+        data,
+        space=space,
+        settings=settings,
+        epochs=epochs,
+        seed=seed,
+        evaluator=evaluator,
+        storage=storage,
+        study_name=study_name,
+        objectives=objectives,
+        checkpoint_dir=checkpoint_dir,
+        device=device,
+        threads=threads,
+        callbacks=callbacks,
+    )

@@ -1,0 +1,687 @@
+"""The machinery one-shot methods share: data halves, optimisers, derivation, checkpoints,
+and the search loop that records every epoch's architecture in a study.
+
+Private (imports torch); the public names are re-exported by :mod:`nasforge.oneshot`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge import evaluators, tabular
+from nasforge.architecture import Architecture
+from nasforge.errors import InvalidConfigError, StudyConflictError
+from nasforge.evaluators.base import Evaluator
+from nasforge.oneshot.base import (
+    NonFiniteLossError,
+    OneShotMethod,
+    SupernetSettings,
+    check_space,
+)
+from nasforge.ops.supernet import DartsSupernet, NB201Supernet, Supernet
+from nasforge.spaces.base import SearchSpace
+from nasforge.storage import StudyRecord, get_storage
+from nasforge.study import Study
+from nasforge.train.augment import Augment, normalize
+from nasforge.train.data import DataSplits, ImageData, split_train_valid, stratified_indices
+from nasforge.train.trainer import num_threads, seeded, select_device
+from nasforge.trial import Objective, Trial
+
+__all__ = [
+    "OneShotResult",
+    "SearchData",
+    "SearchState",
+    "build_supernet",
+    "derive_choices",
+    "load_checkpoint",
+    "search",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "nasforge-oneshot"
+CHECKPOINT_VERSION = 1
+CHECKPOINT_NAME = "oneshot.pt"
+#: Operations without parameters, whose growing share is DARTS's failure mode.
+PARAM_FREE = frozenset({"none", "skip_connect", "avg_pool_3x3", "max_pool_3x3"})
+
+
+# -- data -------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class SearchData:
+    """The two halves of the search data: ``train`` fits the weights, ``valid`` the
+    architecture (NAS-Bench-201's ``cifar10-valid`` protocol: CIFAR-10's training images
+    split in two halves), with the CIFAR augmentation (random crop, flip) on both.
+
+    Build it with :meth:`from_splits`.
+    """
+
+    train: ImageData
+    valid: ImageData
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    batch_size: int
+    augment: Augment
+    num_classes: int
+
+    @classmethod
+    def from_splits(cls, data: DataSplits, settings: SupernetSettings, seed: int = 0) -> SearchData:
+        """Take ``settings.data_fraction`` of ``data.train`` (class-balanced), resize it to
+        ``settings.resolution`` and split it in halves.
+
+        Raises:
+            InvalidConfigError: Either half would hold fewer than one batch of images.
+        """
+        images = data.train
+        if settings.data_fraction < 1.0:
+            count = max(1, round(len(images) * settings.data_fraction))
+            images = images.subset(stratified_indices(images.labels, count, seed))
+        needed = 2 * settings.batch_size
+        if len(images) < needed:
+            raise InvalidConfigError(
+                f"The search data is too small for the split: {len(images)} training images "
+                f"(data_fraction={settings.data_fraction}) cannot give two halves of at least "
+                f"one batch of {settings.batch_size} images each (the weights train on one "
+                f"half, the architecture on the other); use at least {needed} images, a "
+                "larger data_fraction or a smaller batch_size."
+            )
+        if settings.resolution is not None:
+            images = images.resized(settings.resolution)
+        train, valid = split_train_valid(images, len(images) // 2, seed)
+        padding = max(1, round(4 * images.resolution / 32))
+        return cls(
+            train=train,
+            valid=valid,
+            mean=tuple(data.mean),
+            std=tuple(data.std),
+            batch_size=settings.batch_size,
+            augment=Augment(padding=padding, mean=tuple(data.mean), std=tuple(data.std)),
+            num_classes=data.num_classes,
+        )
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps of one epoch: full batches of the smaller half."""
+        return min(len(self.train), len(self.valid)) // self.batch_size
+
+    def batches(
+        self, split: str, generator: torch.Generator, device: torch.device, steps: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Augmented batches of ``split`` (``"train"`` or ``"valid"``) in a random order."""
+        part = self.train if split == "train" else self.valid
+        order = torch.randperm(len(part), generator=generator)
+        total = self.steps_per_epoch if steps is None else steps
+        for step in range(total):
+            start = (step * self.batch_size) % max(1, len(part) - self.batch_size + 1)
+            index = order[start : start + self.batch_size]
+            x = self.augment(part.images[index].to(device), generator)
+            yield x, part.labels[index].to(device)
+
+    def paired(
+        self, generator: torch.Generator, device: torch.device
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One epoch of ``(x_train, y_train, x_valid, y_valid)`` steps."""
+        train = self.batches("train", generator, device)
+        valid = self.batches("valid", generator, device)
+        for (xt, yt), (xv, yv) in zip(train, valid, strict=True):
+            yield xt, yt, xv, yv
+
+    def fixed(
+        self, split: str, count: int, device: torch.device
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``count`` images of ``split`` (normalised, not augmented) in batches:
+        the same images every time, for comparing candidates on the supernet."""
+        part = self.train if split == "train" else self.valid
+        count = min(count, len(part))
+        out = []
+        for start in range(0, count, self.batch_size):
+            stop = min(start + self.batch_size, count)
+            x = normalize(part.images[start:stop].to(device), self.mean, self.std)
+            out.append((x, part.labels[start:stop].to(device)))
+        return out
+
+
+# -- state ------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class SearchState:
+    """What a method works with: the supernet, the data, the device and the generators.
+
+    Attributes:
+        supernet: The supernet (on ``device``).
+        data: The search data halves.
+        device: Where tensors live.
+        generator: The CPU generator of every random draw (batch order, augmentation,
+            Gumbel noise, sampled paths); saved in checkpoints.
+        rng: A numpy generator for methods that search over architectures (SPOS's
+            evolution); saved in checkpoints.
+        epochs: Supernet training epochs of the search (for schedules).
+        space: The search space the architectures belong to.
+    """
+
+    supernet: Supernet
+    data: SearchData
+    device: torch.device
+    generator: torch.Generator
+    rng: np.random.Generator
+    epochs: int
+    space: SearchSpace
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def build_supernet(
+    space: str, settings: SupernetSettings, num_classes: int = 10, partial_channels: int = 1
+) -> Supernet:
+    """The supernet of ``space`` with ``settings``' channels and depth.
+
+    Raises:
+        UnsupportedOperationError: The space has no supernet (the message says which do).
+        InvalidConfigError: The settings leave a layer empty or channels indivisible by ``K``.
+    """
+    check_space(space)
+    if space == "nb201":
+        return NB201Supernet(
+            num_classes=num_classes,
+            channels=settings.channels,
+            cells_per_stage=settings.cells,
+            partial_channels=partial_channels,
+        )
+    return DartsSupernet(
+        num_classes=num_classes,
+        channels=settings.channels,
+        layers=settings.cells,
+        partial_channels=partial_channels,
+    )
+
+
+# -- shared helpers of the methods -------------------------------------------------------------
+def init_alphas(
+    shapes: Sequence[tuple[int, ...]], generator: torch.Generator, device: torch.device
+) -> list[torch.Tensor]:
+    """Architecture parameters ``1e-3 * N(0, 1)`` of each shape (as DARTS initialises them),
+    drawn on the CPU from ``generator`` and moved to ``device``."""
+    return [
+        (1e-3 * torch.randn(shape, generator=generator)).to(device).requires_grad_(True)
+        for shape in shapes
+    ]
+
+
+def weight_optimizer(
+    supernet: nn.Module, lr: float, momentum: float, weight_decay: float, nesterov: bool
+) -> torch.optim.SGD:
+    """SGD over the supernet's weights."""
+    return torch.optim.SGD(
+        supernet.parameters(),
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        nesterov=nesterov and momentum > 0,
+    )
+
+
+def cosine_lr(base: float, minimum: float, epoch: int, epochs: int) -> float:
+    """Cosine annealing from ``base`` to ``minimum`` over ``epochs`` (value at ``epoch``)."""
+    if epochs <= 1:
+        return base
+    return minimum + (base - minimum) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def check_finite(loss: torch.Tensor, what: str, epoch: int, step: int, choices: Any) -> None:
+    """Raise :class:`NonFiniteLossError` when ``loss`` is NaN or infinite."""
+    if not bool(torch.isfinite(loss.detach()).all()):
+        raise NonFiniteLossError(
+            f"the {what} loss became {float(loss.detach())} in epoch {epoch + 1}, step "
+            f"{step + 1}; lower the learning rate or check the data",
+            None if choices is None else tuple(int(c) for c in choices),
+        )
+
+
+def correct(logits: torch.Tensor, y: torch.Tensor) -> int:
+    return int((logits.argmax(1) == y).sum())
+
+
+def derive_choices(
+    supernet: Supernet, weights: Sequence[torch.Tensor], edge_weights: Sequence[Any] | None = None
+) -> tuple[int, ...]:
+    """The discrete architecture of the supernet's weights (``Architecture.choices``).
+
+    NB201: the operation of largest weight on each edge, ``none`` included (as NAS-Bench-201
+    derives DARTS's and GDAS's cells). DARTS: for each node the two incoming edges of
+    largest non-``none`` weight (times the edge weight where edge normalisation is on, as in
+    PC-DARTS), each with its largest non-``none`` operation (DARTS's ``genotype()``).
+    """
+    with torch.no_grad():
+        if supernet.space == "nb201":
+            return tuple(int(i) for i in weights[0].detach().argmax(dim=-1).tolist())
+        out: list[int] = []
+        for kind, w in enumerate(weights):
+            w = w.detach().cpu().float()
+            if edge_weights is not None and edge_weights[kind] is not None:
+                w = w * edge_weights[kind].detach().cpu().float()[:, None]
+            real = w[:, 1:]  # every operation but none
+            for edges in supernet.node_edges[kind]:
+                first = edges[0]
+                strength = [(-float(real[e].max()), e) for e in edges]
+                for _, e in sorted(strength)[:2]:
+                    out.extend((e - first, int(real[e].argmax())))
+        return tuple(out)
+
+
+def op_names_of(space: str, choices: Sequence[int]) -> list[str]:
+    """The operation name of every edge of an architecture's choices."""
+    if space == "nb201":
+        from nasforge.spaces.nb201 import OPS
+
+        return [OPS[c] for c in choices]
+    from nasforge.spaces.darts import GENOTYPE_OPS
+
+    return [GENOTYPE_OPS[c] for c in choices[1::2]]
+
+
+def param_free_share(space: str, choices: Sequence[int]) -> float:
+    """Share of an architecture's edges that carry a parameter-free operation (none, skip,
+    pooling)."""
+    names = op_names_of(space, choices)
+    return sum(name in PARAM_FREE for name in names) / len(names)
+
+
+def param_free_mass(supernet: Supernet, weights: Sequence[torch.Tensor]) -> float:
+    """Mean, over edges, of the weight on parameter-free operations (``none`` included)."""
+    free = torch.tensor([name in PARAM_FREE for name in supernet.op_names], dtype=torch.float32)
+    with torch.no_grad():
+        shares = [
+            (w.detach().cpu().float() * free).sum(-1) / w.detach().cpu().float().sum(-1)
+            for w in weights
+        ]
+        return float(torch.cat(shares).mean())
+
+
+@torch.no_grad()
+def supernet_accuracy(
+    supernet: Supernet,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    weights: Sequence[Any] | None = None,
+    index: Sequence[Sequence[int]] | None = None,
+    edge_weights: Sequence[Any] | None = None,
+    train_mode: bool = True,
+) -> tuple[float, float]:
+    """Accuracy (percent) and mean loss of the supernet on ``batches``."""
+    before = supernet.training
+    supernet.train(train_mode)
+    hits = seen = 0
+    loss = 0.0
+    try:
+        for x, y in batches:
+            logits = supernet(x, weights, index, edge_weights)
+            loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+            hits += correct(logits, y)
+            seen += int(y.shape[0])
+    finally:
+        supernet.train(before)
+    return 100.0 * hits / max(1, seen), loss / max(1, seen)
+
+
+def rng_state(rng: np.random.Generator) -> str:
+    """A numpy generator's state as text (its 128-bit integers do not fit tensors)."""
+    import json
+
+    return json.dumps(rng.bit_generator.state)
+
+
+def set_rng_state(rng: np.random.Generator, text: str) -> None:
+    import json
+
+    rng.bit_generator.state = json.loads(text)
+
+
+# -- the study ---------------------------------------------------------------------------------
+def open_study(
+    *,
+    method: str,
+    method_params: Mapping[str, Any],
+    space: str,
+    seed: int,
+    storage: Any,
+    study_name: str | None,
+    evaluator: Evaluator,
+    objectives: Sequence[str],
+) -> tuple[Study, bool]:
+    """Create the study of a one-shot search, or open it when it exists with equal settings
+    (the second value says whether it existed)."""
+    from nasforge.study import check_evaluator
+
+    parsed = tuple(Objective.parse(o) for o in objectives)
+    if not parsed:
+        raise InvalidConfigError("Give at least one objective, e.g. 'valid_acc:max'.")
+    check_evaluator(evaluator, space, parsed)
+    store = get_storage(storage)
+    name = study_name or f"{space}-{method}-seed{seed}-{os.urandom(4).hex()}"
+    record = StudyRecord(
+        name=name,
+        space=space,
+        strategy=method,
+        seed=int(seed),
+        objectives=tuple(str(o) for o in parsed),
+        strategy_params=dict(method_params),
+        space_params={},
+        evaluator=evaluator.spec(),
+        options={"oneshot": True},
+    )
+    existing = store.get_study(name)
+    if existing is not None:
+        diffs = existing.differences(record)
+        if diffs:
+            raise StudyConflictError(
+                f"Study {name!r} already exists with other settings ({'; '.join(diffs)}). "
+                "Use another study name, or the stored settings to resume it."
+            )
+        return Study(existing, store), True
+    return Study(store.create_study(record), store), False
+
+
+def default_evaluator(space: str, data: DataSplits) -> Evaluator:
+    """The bundled table of ``space`` on the data's dataset (CIFAR-10 for other data)."""
+    if space not in tabular.names():
+        raise InvalidConfigError(
+            f"Space {space!r} has no bundled table to look derived architectures up in; pass "
+            "an evaluator, e.g. nasforge.evaluators.create('train', space="
+            f"{space!r}, data=PATH) (or --evaluator train on the command line)."
+        )
+    dataset = data.name if data.name in ("cifar10", "cifar100") else "cifar10"
+    return evaluators.create("tabular", benchmark=space, dataset=dataset)
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` atomically (a partial file never has the final name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a one-shot checkpoint (``torch.load(weights_only=True)``: plain data only).
+
+    Raises:
+        InvalidConfigError: Not a readable one-shot checkpoint.
+    """
+    source = Path(path)
+    try:
+        data = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise InvalidConfigError(f"Cannot read {str(source)!r} as a checkpoint: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise InvalidConfigError(f"{str(source)!r} is not a nasforge one-shot checkpoint.")
+    if int(data.get("version", 0)) > CHECKPOINT_VERSION:
+        raise InvalidConfigError(
+            f"{str(source)!r} was written by a newer nasforge; upgrade nasforge to resume it."
+        )
+    return data
+
+
+# -- the search loop ---------------------------------------------------------------------------
+@dataclass
+class OneShotResult:
+    """What :func:`search` did.
+
+    Attributes:
+        study: The study holding one trial per recorded epoch.
+        arch: The architecture derived last (``None`` if none was).
+        epochs_done: Epochs finished, resumed ones included.
+        failed: Why the search stopped early (a non-finite loss), or ``None``.
+        checkpoint: The checkpoint file, or ``None`` without ``checkpoint_dir``.
+        resumed_from: The epoch the run resumed at (0 for a fresh run).
+        seconds: Wall time of the search, across resumes.
+    """
+
+    study: Study
+    arch: Architecture | None
+    epochs_done: int
+    failed: str | None
+    checkpoint: Path | None
+    resumed_from: int
+    seconds: float
+
+
+def search(
+    method: OneShotMethod,
+    method_name: str,
+    data: DataSplits,
+    *,
+    space: str = "nb201",
+    settings: SupernetSettings | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    evaluator: Evaluator | None = None,
+    storage: Any = None,
+    study_name: str | None = None,
+    objectives: Sequence[str] = ("valid_acc:max",),
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    callbacks: Sequence[Callable[[Study, Trial], None]] = (),
+) -> OneShotResult:
+    """See :func:`nasforge.oneshot.search`."""
+    check_space(space)
+    settings = settings or SupernetSettings.standard(space)
+    epochs = method.default_epochs if epochs is None else epochs
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise InvalidConfigError(f"epochs must be a positive integer, got {epochs!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidConfigError(f"seed must be a non-negative integer, got {seed!r}.")
+    search_data = SearchData.from_splits(data, settings, seed)
+    evaluator = evaluator or default_evaluator(space, data)
+    params = {**method.params(), "epochs": epochs, **settings.to_dict()}
+    study, _ = open_study(
+        method=method_name,
+        method_params=params,
+        space=space,
+        seed=seed,
+        storage=storage,
+        study_name=study_name,
+        evaluator=evaluator,
+        objectives=objectives,
+    )
+    target = select_device(device)
+    path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
+    with num_threads(threads):
+        with seeded(seed):
+            supernet = build_supernet(
+                space, settings, search_data.num_classes, method.partial_channels
+            )
+        supernet.to(target)
+        state = SearchState(
+            supernet=supernet,
+            data=search_data,
+            device=target,
+            generator=torch.Generator().manual_seed(int(seed)),
+            rng=np.random.default_rng(seed),
+            epochs=epochs,
+            space=study.space,
+        )
+        with seeded(seed + 1):
+            method.setup(state)
+        total = method.total_epochs(epochs)
+        start, elapsed, last = 0, 0.0, None
+        if path is not None and path.exists():
+            start, elapsed, last = _restore(path, state, method, method_name, space, seed, params)
+            logger.info("resuming %s from epoch %d (%s)", method_name, start, path)
+        recorded = {int(t.metrics["epoch"]) for t in study.trials if "epoch" in t.metrics}
+        failed = None
+        epoch = start
+        for epoch in range(start, total):
+            began = time.perf_counter()
+            try:
+                stats = method.train_epoch(state, epoch)
+                choices = method.derive(state)
+            except NonFiniteLossError as error:
+                failed = str(error)
+                seconds = time.perf_counter() - began
+                fallback = error.choices or last
+                if fallback is None:
+                    fallback = derive_choices(
+                        supernet, [torch.zeros(s) for s in supernet.arch_shapes]
+                    )
+                trial = study.record_architecture(
+                    study.space.from_choices(fallback),
+                    evaluator,
+                    extra={"epoch": float(epoch), "search_seconds": elapsed + seconds},
+                    seconds=seconds,
+                    failed=f"non-finite loss: {failed}",
+                )
+                for callback in callbacks:
+                    callback(study, trial)
+                logger.warning("%s stopped in epoch %d: %s", method_name, epoch + 1, failed)
+                break
+            seconds = time.perf_counter() - began
+            elapsed += seconds
+            trial = None
+            if choices is not None:
+                last = tuple(choices)
+            if choices is not None and epoch not in recorded:
+                arch = study.space.from_choices(choices)
+                extra = {
+                    "epoch": float(epoch),
+                    "search_seconds": elapsed,
+                    "param_free_share": param_free_share(space, choices),
+                    **stats,
+                }
+                weights = method.arch_weights(state) if method.share_weights else None
+                if weights is not None:
+                    extra["param_free_weight"] = param_free_mass(supernet, weights)
+                trial = study.record_architecture(arch, evaluator, extra=extra, seconds=seconds)
+            if path is not None:
+                save_checkpoint(
+                    path,
+                    {
+                        "format": CHECKPOINT_FORMAT,
+                        "version": CHECKPOINT_VERSION,
+                        "method": method_name,
+                        "space": space,
+                        "seed": int(seed),
+                        "params": _plain(params),
+                        "epoch": epoch + 1,
+                        "elapsed": elapsed,
+                        "last": None if last is None else list(last),
+                        "supernet": supernet.state_dict(),
+                        "method_state": method.state_dict(),
+                        "generator": state.generator.get_state(),
+                        "rng": rng_state(state.rng),
+                    },
+                )
+            if trial is not None:  # after the checkpoint: a callback may stop the search
+                for callback in callbacks:
+                    callback(study, trial)
+        else:
+            epoch = total
+    done = epoch if failed is not None else total
+    return OneShotResult(
+        study=study,
+        arch=None if last is None else study.space.from_choices(last),
+        epochs_done=done,
+        failed=failed,
+        checkpoint=path,
+        resumed_from=start,
+        seconds=elapsed,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _restore(
+    path: Path,
+    state: SearchState,
+    method: OneShotMethod,
+    name: str,
+    space: str,
+    seed: int,
+    params: Mapping[str, Any],
+) -> tuple[int, float, tuple[int, ...] | None]:
+    data = load_checkpoint(path)
+    mine = {"method": name, "space": space, "seed": int(seed), "params": _plain(params)}
+    theirs = {key: data.get(key) for key in mine}
+    if mine != theirs:
+        diffs = [
+            f"{k}: checkpoint {theirs[k]!r}, this search {mine[k]!r}"
+            for k in mine
+            if mine[k] != theirs[k]
+        ]
+        raise InvalidConfigError(
+            f"The checkpoint {str(path)!r} belongs to another search ({'; '.join(diffs)}); "
+            "use another checkpoint folder or the same settings."
+        )
+    state.supernet.load_state_dict(data["supernet"])
+    method.load_state_dict(data["method_state"])
+    state.generator.set_state(data["generator"])
+    set_rng_state(state.rng, data["rng"])
+    last = None if data.get("last") is None else tuple(int(c) for c in data["last"])
+    return int(data["epoch"]), float(data["elapsed"]), last
+
+
+def choices_to_index(space: str, choices: Sequence[int]) -> list[list[int]]:
+    """The supernet path of an architecture: the operation index of every edge of each cell
+    type (DARTS: the unused edges get ``none``)."""
+    if space == "nb201":
+        return [[int(c) for c in choices]]
+    out = []
+    for kind in range(2):
+        part = choices[16 * kind : 16 * (kind + 1)]
+        index = [0] * 14
+        for k in range(4):
+            offset = sum(j + 2 for j in range(k))
+            for edge in range(2):
+                source, op = part[4 * k + 2 * edge], part[4 * k + 2 * edge + 1]
+                index[offset + int(source)] = int(op) + 1  # GENOTYPE_OPS is OPS[1:]
+        out.append(index)
+    return out
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    supernet: nn.Module,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    index: Sequence[Sequence[int]],
+) -> None:
+    """Recompute every batch norm's running statistics for one path (SPOS's batch-norm
+    recalibration): reset them, then average over ``batches`` in training mode."""
+    norms = [
+        m
+        for m in supernet.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    before = supernet.training
+    supernet.train()
+    try:
+        for x, _ in batches:
+            supernet(x, None, index)
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        supernet.train(before)

@@ -1,0 +1,370 @@
+"""The :class:`OneShotMethod` contract and the settings every one-shot search shares.
+
+A one-shot method trains one supernet (:mod:`nasforge.ops.supernet`) whose edges hold every
+candidate operation with shared weights, and derives a discrete architecture from it after
+every epoch. :func:`nasforge.oneshot.search` runs a method and records each derived
+architecture as a trial of a study, so one-shot and black-box searches share one record.
+
+This module imports no torch: methods import it (through ``nasforge.oneshot._engine``)
+inside their functions, so listing the methods stays cheap.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from nasforge.errors import InvalidConfigError, NasforgeError, UnsupportedOperationError
+
+if TYPE_CHECKING:
+    from nasforge.oneshot._engine import SearchState
+
+__all__ = [
+    "SUPERNET_SPACES",
+    "DifferentiableMethod",
+    "NonFiniteLossError",
+    "OneShotMethod",
+    "SupernetSettings",
+]
+
+#: The spaces that have a supernet, and the argument of their depth.
+SUPERNET_SPACES: dict[str, str] = {"nb201": "cells_per_stage", "darts": "layers"}
+
+
+class NonFiniteLossError(NasforgeError, ArithmeticError):
+    """The loss of a search step was NaN or infinite; the search records the epoch as FAILED
+    and stops, keeping the checkpoint of the last good epoch.
+
+    Attributes:
+        choices: The architecture being trained when it happened (its choices), if known.
+    """
+
+    def __init__(self, message: str, choices: tuple[int, ...] | None = None) -> None:
+        super().__init__(message)
+        self.choices = choices
+
+
+@dataclass(frozen=True)
+class SupernetSettings:
+    """The supernet's shape and the data it trains on.
+
+    Attributes:
+        channels: ``C``, the channels of the first stage.
+        cells: Depth: cells per stage ``N`` (NB201) or cells in all (``layers``, DARTS).
+        resolution: Image side the data is resized to (``None``: the data's own).
+        data_fraction: Share of the training images used (stratified by class); the search
+            splits them in halves, one for the weights and one for the architecture (the
+            ``cifar10-valid`` protocol of NAS-Bench-201).
+        batch_size: Images per step on each half.
+
+    :meth:`standard` gives the published search-time settings; :meth:`reduced` a setting a
+    CPU trains in minutes (fewer channels and cells, 16x16 images, a tenth of the data).
+    """
+
+    channels: int = 16
+    cells: int = 5
+    resolution: int | None = None
+    data_fraction: float = 1.0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "cells", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}.")
+        if self.resolution is not None and (
+            isinstance(self.resolution, bool)
+            or not isinstance(self.resolution, int)
+            or self.resolution < 4
+        ):
+            raise InvalidConfigError(
+                f"resolution must be an integer of at least 4 pixels, got {self.resolution!r}."
+            )
+        if not 0.0 < float(self.data_fraction) <= 1.0:
+            raise InvalidConfigError(
+                f"data_fraction must be in (0, 1], got {self.data_fraction!r}."
+            )
+
+    @classmethod
+    def standard(cls, space: str) -> SupernetSettings:
+        """The search-time settings of the papers: NB201 16 channels, 5 cells per stage;
+        DARTS 16 channels, 8 layers; batch 64, full resolution, all the data."""
+        check_space(space)
+        return cls(channels=16, cells=5 if space == "nb201" else 8)
+
+    @classmethod
+    def reduced(cls, space: str) -> SupernetSettings:
+        """A CPU setting: 8 channels, 1 cell per stage (NB201) or 5 layers (DARTS), 16x16
+        images, 10% of the training images, batch 64."""
+        check_space(space)
+        return cls(channels=8, cells=1 if space == "nb201" else 5, resolution=16, data_fraction=0.1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_space(space: str) -> None:
+    """Refuse a space without a supernet, naming what is missing."""
+    if space not in SUPERNET_SPACES:
+        raise UnsupportedOperationError(
+            f"Search space {space!r} has no supernet: a one-shot method needs a network with "
+            "a mixed operation on every edge of the space, and nasforge builds one for "
+            f"{', '.join(sorted(SUPERNET_SPACES))} only. Search {space!r} with a black-box "
+            "strategy (nasforge list strategies) instead."
+        )
+
+
+class OneShotMethod(ABC):
+    """Trains a supernet and derives an architecture from it (one file per method).
+
+    A method is built from plain keyword arguments (its hyperparameters) and driven by
+    :func:`nasforge.oneshot.search`, which calls :meth:`setup` once, then for every epoch
+    :meth:`train_epoch` and :meth:`derive`, and saves :meth:`state_dict` after each. All
+    randomness comes from the generators in the :class:`~nasforge.oneshot._engine.SearchState`
+    (seeded by the search), so a run is a function of its seed on the CPU, and a resumed run
+    continues bit for bit.
+
+    Attributes:
+        default_epochs: Epochs of the published protocol (on NAS-Bench-201 where it has one).
+        partial_channels: ``K`` of PC-DARTS's partial channels (1: every channel).
+        share_weights: The supernet's architecture weights are meaningful (softmax of the
+            architecture parameters), so the search records the parameter-free share of their
+            mass; ``False`` for methods without them (SPOS).
+    """
+
+    default_epochs: ClassVar[int] = 50
+    partial_channels: ClassVar[int] = 1
+    share_weights: ClassVar[bool] = True
+
+    def params(self) -> dict[str, Any]:
+        """The hyperparameters it was built with (stored with the study)."""
+        return {}
+
+    def total_epochs(self, epochs: int) -> int:
+        """How many recorded epochs a search of ``epochs`` supernet epochs takes (methods with
+        a selection phase after training add its steps)."""
+        return epochs
+
+    @abstractmethod
+    def setup(self, state: SearchState) -> None:
+        """Create the architecture parameters and optimisers for ``state.supernet``."""
+
+    @abstractmethod
+    def train_epoch(self, state: SearchState, epoch: int) -> dict[str, float]:
+        """Run epoch ``epoch`` (0-based); return statistics (``train_loss``, ``train_acc``...).
+
+        Raises:
+            NonFiniteLossError: A loss became NaN or infinite.
+        """
+
+    @abstractmethod
+    def derive(self, state: SearchState) -> tuple[int, ...] | None:
+        """The choices of the architecture the supernet stands for now (``None``: none yet)."""
+
+    def arch_weights(self, state: SearchState) -> list[Any] | None:
+        """The operation weights of each cell type (for statistics), or ``None``."""
+        return None
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything beyond the supernet's weights needed to resume (tensors, numbers)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class DifferentiableMethod(OneShotMethod):
+    """Shared machinery of the DARTS family: architecture parameters ``alpha`` (one
+    ``(edges, operations)`` tensor per cell type, ``1e-3 N(0, 1)`` at the start), the weights'
+    SGD with cosine annealing and gradient clipping, the architecture's Adam, the per-epoch
+    loop over paired batches of the two data halves, derivation by argmax and the state a
+    checkpoint needs. Subclasses define :meth:`step` (what one step updates) and may change
+    :meth:`op_weights` (how ``alpha`` weighs the operations) and :meth:`edge_weights`.
+
+    Defaults are NAS-Bench-201's search protocol for DARTS (its ``DARTS.config``: SGD lr
+    0.025 annealed to 0.001 over 50 epochs, momentum 0.9, Nesterov, weight decay 5e-4, batch
+    64, gradient norm clipped at 5; Adam for ``alpha`` with lr 3e-4, betas (0.5, 0.999),
+    weight decay 1e-3). The DARTS paper itself used weight decay 3e-4 without Nesterov.
+    """
+
+    def __init__(
+        self,
+        *,
+        lr: float = 0.025,
+        lr_min: float = 0.001,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        nesterov: bool = True,
+        grad_clip: float = 5.0,
+        arch_lr: float = 3e-4,
+        arch_weight_decay: float = 1e-3,
+    ) -> None:
+        values = {
+            "lr": lr,
+            "lr_min": lr_min,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "grad_clip": grad_clip,
+            "arch_lr": arch_lr,
+            "arch_weight_decay": arch_weight_decay,
+        }
+        for name, value in values.items():
+            if not (isinstance(value, (int, float)) and value >= 0.0):
+                raise InvalidConfigError(f"{name} must be a number >= 0, got {value!r}.")
+        if lr <= 0 or arch_lr < 0:
+            raise InvalidConfigError(f"lr must be positive, got {lr!r}.")
+        self.lr = float(lr)
+        self.lr_min = float(lr_min)
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.nesterov = bool(nesterov)
+        self.grad_clip = float(grad_clip)
+        self.arch_lr = float(arch_lr)
+        self.arch_weight_decay = float(arch_weight_decay)
+        self.alphas: list[Any] = []
+        self.w_optimizer: Any = None
+        self.a_optimizer: Any = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "lr_min": self.lr_min,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "nesterov": self.nesterov,
+            "grad_clip": self.grad_clip,
+            "arch_lr": self.arch_lr,
+            "arch_weight_decay": self.arch_weight_decay,
+        }
+
+    # -- hooks --------------------------------------------------------------------------------
+    def extra_shapes(self, state: SearchState) -> tuple[tuple[int, ...], ...]:
+        """Shapes of further architecture parameters (PC-DARTS's edge weights)."""
+        return ()
+
+    def op_weights(self, state: SearchState, detach: bool = False) -> list[Any]:
+        """The operations' weights of each cell type: ``softmax(alpha)``."""
+        shapes = len(state.supernet.arch_shapes)
+        return [(a.detach() if detach else a).softmax(dim=-1) for a in self.alphas[:shapes]]
+
+    def edge_weights(self, state: SearchState, detach: bool = False) -> list[Any] | None:
+        """Per-edge multipliers of each cell type, or ``None``."""
+        return None
+
+    def forward(self, state: SearchState, x: Any, detach: bool = False) -> Any:
+        """The supernet's logits on ``x`` with the current architecture weights."""
+        return state.supernet(
+            x, self.op_weights(state, detach), None, self.edge_weights(state, detach)
+        )
+
+    def step(self, state: SearchState, batch: tuple[Any, ...], epoch: int, step: int) -> Any:
+        """One search step on ``(x_train, y_train, x_valid, y_valid)``; returns the training
+        logits and loss (for statistics)."""
+        raise NotImplementedError  # pragma: no cover - every method defines it
+
+    # -- the loop -----------------------------------------------------------------------------
+    def setup(self, state: SearchState) -> None:
+        import torch
+
+        from nasforge.oneshot import _engine
+
+        shapes = (*state.supernet.arch_shapes, *self.extra_shapes(state))
+        self.alphas = _engine.init_alphas(shapes, state.generator, state.device)
+        self.w_optimizer = _engine.weight_optimizer(
+            state.supernet, self.lr, self.momentum, self.weight_decay, self.nesterov
+        )
+        self.a_optimizer = torch.optim.Adam(
+            self.alphas, lr=self.arch_lr, betas=(0.5, 0.999), weight_decay=self.arch_weight_decay
+        )
+
+    def schedule(self, state: SearchState, epoch: int) -> float:
+        """The weights' learning rate in ``epoch``: cosine from ``lr`` to ``lr_min``."""
+        from nasforge.oneshot import _engine
+
+        return _engine.cosine_lr(self.lr, self.lr_min, epoch, state.epochs)
+
+    def train_epoch(self, state: SearchState, epoch: int) -> dict[str, float]:
+        from nasforge.oneshot import _engine
+
+        _engine.set_lr(self.w_optimizer, self.schedule(state, epoch))
+        state.supernet.train()
+        total_loss, hits, seen = 0.0, 0, 0
+        for step, batch in enumerate(state.data.paired(state.generator, state.device)):
+            logits, loss = self.step(state, batch, epoch, step)
+            total_loss += float(loss.detach()) * int(batch[1].shape[0])
+            hits += _engine.correct(logits.detach(), batch[1])
+            seen += int(batch[1].shape[0])
+        return {"train_loss": total_loss / max(1, seen), "train_acc": 100.0 * hits / max(1, seen)}
+
+    def weight_step(
+        self, state: SearchState, x: Any, y: Any, epoch: int, step: int, detach: bool = True
+    ) -> tuple[Any, Any]:
+        """Update the supernet's weights on one batch (architecture held fixed)."""
+        import torch
+
+        from nasforge.oneshot import _engine
+
+        self.w_optimizer.zero_grad(set_to_none=True)
+        logits = self.forward(state, x, detach=detach)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        _engine.check_finite(loss, "weight", epoch, step, self.current(state))
+        loss.backward()
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(state.supernet.parameters(), self.grad_clip)
+        self.w_optimizer.step()
+        return logits, loss
+
+    def arch_step(self, state: SearchState, x: Any, y: Any, epoch: int, step: int) -> Any:
+        """Update the architecture parameters on one batch by the first-order gradient."""
+        import torch
+
+        from nasforge.oneshot import _engine
+
+        self.a_optimizer.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(self.forward(state, x), y)
+        _engine.check_finite(loss, "architecture", epoch, step, self.current(state))
+        grads = torch.autograd.grad(loss, self.alphas, allow_unused=True)
+        for a, g in zip(self.alphas, grads, strict=True):
+            a.grad = torch.zeros_like(a) if g is None else g
+        self.a_optimizer.step()
+        return loss
+
+    def current(self, state: SearchState) -> tuple[int, ...] | None:
+        """The architecture derived now, or ``None`` when the weights are not finite."""
+        import torch
+
+        if not all(bool(torch.isfinite(a.detach()).all()) for a in self.alphas):
+            return None
+        return self.derive(state)
+
+    def derive(self, state: SearchState) -> tuple[int, ...] | None:
+        from nasforge.oneshot import _engine
+
+        return _engine.derive_choices(
+            state.supernet, self.op_weights(state, True), self.edge_weights(state, True)
+        )
+
+    def arch_weights(self, state: SearchState) -> list[Any] | None:
+        return self.op_weights(state, detach=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "alphas": [a.detach().cpu().clone() for a in self.alphas],
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "a_optimizer": self.a_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        import torch
+
+        with torch.no_grad():
+            for a, saved in zip(self.alphas, state["alphas"], strict=True):
+                a.copy_(saved)
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.a_optimizer.load_state_dict(state["a_optimizer"])

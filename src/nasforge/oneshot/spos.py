@@ -1,0 +1,247 @@
+"""SPOS: single-path one-shot training with uniform sampling, then evolutionary search.
+
+Guo, Z., Zhang, X., Mu, H., Heng, W., Liu, Z., Wei, Y. and Sun, J. "Single Path One-Shot
+Neural Architecture Search with Uniform Sampling." ECCV 2020, arXiv:1904.00420. The supernet
+is trained on one path per step, drawn uniformly from the space (Section 3.2), with no
+architecture parameters, so every path is trained alike. Afterwards an evolutionary search
+(Section 3.4, Algorithm 1) uses the supernet as a free evaluator: a candidate's score is the
+validation accuracy of its path after *batch-norm recalibration* (the running statistics
+recomputed on training images for that path). Each generation makes ``population / 2``
+children by mutation (each decision re-drawn with probability ``mutation_prob`` = 0.1) and
+``population / 2`` by crossover (each node from either parent) of the ``top_k`` best
+candidates seen; generation 0 is random.
+
+Recorded epochs: the training epochs derive no architecture (SPOS has none before the
+evolution) and record no trial; each generation records the best candidate so far.
+
+Adaptation: the paper trains on ImageNet (120 epochs) and recalibrates on 20,000 images;
+nasforge trains with the NAS-Bench-201 protocol (50 epochs, SGD lr 0.025 cosine, batch 64)
+on the training half and scores on the validation half, with ``recal_images`` and
+``eval_images`` settable for a CPU. Candidates already scored are not scored again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nasforge import oneshot
+from nasforge.errors import InvalidConfigError
+from nasforge.oneshot.base import OneShotMethod
+
+if TYPE_CHECKING:
+    from nasforge.oneshot._engine import SearchState
+
+__all__ = ["SPOS"]
+
+
+@oneshot.register("spos")
+class SPOS(OneShotMethod):
+    """SPOS (Guo et al. 2020).
+
+    Args:
+        lr, lr_min, momentum, weight_decay, nesterov, grad_clip: The weights' SGD (cosine).
+        population: Candidates per generation (50).
+        generations: Generations of the evolution (20).
+        top_k: Parents: the best candidates seen (10).
+        mutation_prob: Probability that mutation re-draws a decision (0.1).
+        recal_images: Training images that recalibrate batch norm per candidate.
+        eval_images: Validation images that score a candidate.
+    """
+
+    default_epochs = 50
+    share_weights = False
+
+    def __init__(
+        self,
+        *,
+        lr: float = 0.025,
+        lr_min: float = 0.001,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        nesterov: bool = True,
+        grad_clip: float = 5.0,
+        population: int = 50,
+        generations: int = 20,
+        top_k: int = 10,
+        mutation_prob: float = 0.1,
+        recal_images: int = 2048,
+        eval_images: int = 10000,
+    ) -> None:
+        for name, value in (
+            ("population", population),
+            ("generations", generations),
+            ("top_k", top_k),
+            ("recal_images", recal_images),
+            ("eval_images", eval_images),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidConfigError(f"SPOS {name} must be a positive integer, got {value!r}.")
+        if not 0.0 <= mutation_prob <= 1.0:
+            raise InvalidConfigError(f"mutation_prob must be in [0, 1], got {mutation_prob!r}.")
+        if lr <= 0:
+            raise InvalidConfigError(f"lr must be positive, got {lr!r}.")
+        self.lr, self.lr_min, self.momentum = float(lr), float(lr_min), float(momentum)
+        self.weight_decay, self.nesterov = float(weight_decay), bool(nesterov)
+        self.grad_clip = float(grad_clip)
+        self.population, self.generations, self.top_k = population, generations, top_k
+        self.mutation_prob = float(mutation_prob)
+        self.recal_images, self.eval_images = recal_images, eval_images
+        self.history: list[tuple[tuple[int, ...], float]] = []
+        self.w_optimizer: Any = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "lr_min": self.lr_min,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "nesterov": self.nesterov,
+            "grad_clip": self.grad_clip,
+            "population": self.population,
+            "generations": self.generations,
+            "top_k": self.top_k,
+            "mutation_prob": self.mutation_prob,
+            "recal_images": self.recal_images,
+            "eval_images": self.eval_images,
+        }
+
+    def total_epochs(self, epochs: int) -> int:
+        return epochs + self.generations
+
+    def setup(self, state: SearchState) -> None:
+        from nasforge.oneshot import _engine
+
+        self.w_optimizer = _engine.weight_optimizer(
+            state.supernet, self.lr, self.momentum, self.weight_decay, self.nesterov
+        )
+
+    # -- training -------------------------------------------------------------------------------
+    def train_epoch(self, state: SearchState, epoch: int) -> dict[str, float]:
+        if epoch >= state.epochs:
+            return self.generation(state, epoch - state.epochs)
+        import torch
+
+        from nasforge.oneshot import _engine
+
+        _engine.set_lr(
+            self.w_optimizer, _engine.cosine_lr(self.lr, self.lr_min, epoch, state.epochs)
+        )
+        net = state.supernet
+        net.train()
+        total, hits, seen = 0.0, 0, 0
+        for step, (x, y) in enumerate(state.data.batches("train", state.generator, state.device)):
+            arch = state.space.sample(state.rng)
+            index = _engine.choices_to_index(state.space.name, arch.choices)
+            self.w_optimizer.zero_grad(set_to_none=True)
+            logits = net(x, None, index)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            _engine.check_finite(loss, "weight", epoch, step, arch.choices)
+            loss.backward()
+            if self.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
+            self.w_optimizer.step()
+            total += float(loss.detach()) * int(y.shape[0])
+            hits += _engine.correct(logits.detach(), y)
+            seen += int(y.shape[0])
+        return {"train_loss": total / max(1, seen), "train_acc": 100.0 * hits / max(1, seen)}
+
+    # -- evaluation and evolution ---------------------------------------------------------------
+    def estimate(self, state: SearchState, choices: tuple[int, ...]) -> float:
+        """Supernet accuracy (percent) of an architecture on ``eval_images`` validation
+        images, after recalibrating batch norm on ``recal_images`` training images."""
+        from nasforge.oneshot import _engine
+
+        index = _engine.choices_to_index(state.space.name, choices)
+        _engine.recalibrate_bn(
+            state.supernet, state.data.fixed("train", self.recal_images, state.device), index
+        )
+        batches = state.data.fixed("valid", self.eval_images, state.device)
+        accuracy, _ = _engine.supernet_accuracy(
+            state.supernet, batches, index=index, train_mode=False
+        )
+        return accuracy
+
+    def generation(self, state: SearchState, number: int) -> dict[str, float]:
+        """Score one generation of candidates; return the best score so far."""
+        seen = {c for c, _ in self.history}
+        wanted = self.population
+        fresh: list[tuple[int, ...]] = []
+        rng = state.rng
+        parents = [c for c, _ in sorted(self.history, key=lambda h: -h[1])[: self.top_k]]
+        attempts = 0
+        while len(fresh) < wanted and attempts < 20 * wanted:
+            attempts += 1
+            if number == 0 or not parents:
+                child = state.space.sample(rng).choices
+            elif len(fresh) < wanted // 2:
+                child = self._mutate(state, parents[int(rng.integers(len(parents)))], rng)
+            else:
+                a, b = (parents[int(i)] for i in rng.integers(len(parents), size=2))
+                child = self._crossover(state, a, b, rng)
+            if child not in seen:
+                seen.add(child)
+                fresh.append(child)
+        for child in fresh:
+            self.history.append((child, self.estimate(state, child)))
+        best = max(score for _, score in self.history)
+        return {"supernet_acc": best, "generation": float(number), "candidates": float(len(fresh))}
+
+    def _groups(self, space: str) -> int:
+        return 1 if space == "nb201" else 4
+
+    def _mutate(
+        self, state: SearchState, parent: tuple[int, ...], rng: np.random.Generator
+    ) -> tuple[int, ...]:
+        values = list(parent)
+        if state.space.name == "nb201":
+            for i in range(len(values)):
+                if rng.random() < self.mutation_prob:
+                    values[i] = int(rng.integers(5))
+            return tuple(values)
+        for node in range(8):  # 4 nodes per cell, 2 cells; 4 values per node
+            k, base = node % 4, 4 * node
+            if rng.random() < self.mutation_prob:
+                inputs = rng.choice(k + 2, size=2, replace=False)
+                values[base], values[base + 2] = int(inputs[0]), int(inputs[1])
+            for edge in range(2):
+                if rng.random() < self.mutation_prob:
+                    values[base + 2 * edge + 1] = int(rng.integers(7))
+        return state.space.from_choices(values).choices
+
+    def _crossover(
+        self,
+        state: SearchState,
+        a: tuple[int, ...],
+        b: tuple[int, ...],
+        rng: np.random.Generator,
+    ) -> tuple[int, ...]:
+        size = self._groups(state.space.name)
+        out: list[int] = []
+        for start in range(0, len(a), size):
+            source = a if rng.random() < 0.5 else b
+            out.extend(source[start : start + size])
+        return state.space.from_choices(out).choices
+
+    def derive(self, state: SearchState) -> tuple[int, ...] | None:
+        if not self.history:
+            return None
+        return max(self.history, key=lambda h: h[1])[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "history_choices": torch.tensor([list(c) for c, _ in self.history], dtype=torch.long),
+            "history_scores": torch.tensor([s for _, s in self.history], dtype=torch.float64),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        choices = state["history_choices"].tolist()
+        scores = state["history_scores"].tolist()
+        self.history = [
+            (tuple(int(v) for v in c), float(s)) for c, s in zip(choices, scores, strict=True)
+        ]
