@@ -1969,6 +1969,199 @@ def pareto(
     _print_fields(rows)
 
 
+# -- worker ------------------------------------------------------------------------------------
+_CREATE_PANEL = "Creating the study (first worker only; later workers are checked against it)"
+_RUN_PANEL = "Execution"
+
+
+@app.command()
+def worker(
+    storage: Annotated[
+        str,
+        typer.Option(
+            help="Storage URL shared by the workers: sqlite:///runs.db (one machine) or "
+            "postgresql+psycopg://user:password@host/db (many machines).",
+            show_default=False,
+        ),
+    ],
+    study_name: Annotated[
+        str, typer.Option("--study", help="Name of the shared study.", show_default=False)
+    ],
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop when the study has this many finished trials (stored for later workers).",
+            show_default=False,
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop when the study has spent this cost (stored for later workers).",
+            show_default=False,
+        ),
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="Strategy; creates the study when absent, must match it when present.",
+            rich_help_panel=_CREATE_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    space: Annotated[
+        str | None,
+        typer.Option(
+            help="Search space (default nb201); must match the study when present.",
+            rich_help_panel=_CREATE_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="Dataset of the tabular benchmark.", rich_help_panel=_CREATE_PANEL)
+    ] = "cifar10",
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the strategy (default 0).",
+            rich_help_panel=_CREATE_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Strategy parameter KEY=VALUE (repeatable).", rich_help_panel=_CREATE_PANEL
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int,
+        typer.Option(
+            help="Evaluations of the proposal of a trial whose worker died, beyond the first.",
+            rich_help_panel=_CREATE_PANEL,
+        ),
+    ] = 3,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where evaluations run: inprocess, pool (local processes) or ray.",
+            rich_help_panel=_RUN_PANEL,
+        ),
+    ] = "inprocess",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Evaluations running at once (pool: processes; ray: default what the cluster "
+            "fits).",
+            rich_help_panel=_RUN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join (auto, ray://host:10001); default: start Ray here.",
+            rich_help_panel=_RUN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_trial: Annotated[
+        float, typer.Option(help="CPUs each Ray task reserves.", rich_help_panel=_RUN_PANEL)
+    ] = 1.0,
+    gpus_per_trial: Annotated[
+        float, typer.Option(help="GPUs each Ray task reserves.", rich_help_panel=_RUN_PANEL)
+    ] = 0.0,
+    heartbeat_grace: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds without a heartbeat before a RUNNING trial of another worker is "
+            "declared dead and retried (default: the study's, 60).",
+            rich_help_panel=_RUN_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No messages on stderr.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Work on a shared study until its limit is reached; start it on as many machines as
+    you like. The first worker creates the study (give --strategy) and stores its limit."""
+    from nasforge.errors import StudyDeletedError
+    from nasforge.execution.worker import join_study, make_executor, run_worker
+
+    safe = _safe_url(storage)
+    study = None
+    ex = None
+    try:
+        with _errors():
+            if workers is not None:
+                _check_positive("workers", workers)
+            create = None
+            if strategy is not None:
+                import nasforge
+
+                create = {
+                    "strategy": strategy,
+                    "space": space or "nb201",
+                    "seed": 0 if seed is None else seed,
+                    "strategy_params": parse_params(param or []),
+                    "evaluator": nasforge.evaluators.create("tabular", dataset=dataset),
+                    "max_retries": max_retries,
+                }
+            expect = {"strategy": strategy, "space": space, "seed": seed}
+            study = join_study(storage, study_name, create=create, expect=expect)
+            ex = make_executor(
+                executor,
+                workers=workers,
+                ray_address=ray_address,
+                cpus_per_trial=cpus_per_trial,
+                gpus_per_trial=gpus_per_trial,
+            )
+            _note(
+                f"worker on study {study.name} in {safe}: {len(study.trials)} trials recorded, "
+                f"{executor} executor with {ex.max_workers} slot(s)",
+                quiet,
+            )
+            try:
+                report = run_worker(
+                    study,
+                    n_trials=trials,
+                    budget=budget,
+                    executor=ex,
+                    executor_name=executor,
+                    heartbeat_grace=heartbeat_grace,
+                )
+            except StudyDeletedError:
+                _fail(
+                    f"study {study_name!r} was deleted from {safe} while this worker ran; stopping",
+                    1,
+                )
+    except KeyboardInterrupt:
+        _fail_plain(
+            "interrupted: this worker's running trials are marked for retry; the other "
+            "workers go on"
+        )
+    finally:
+        if ex is not None:
+            ex.shutdown()
+        if study is not None:
+            study.storage.close()
+    data = {
+        "study": report.study,
+        "storage": safe,
+        "worker": report.worker,
+        "executor": report.executor,
+        "trials_by_this_worker": report.trials,
+        "study_trials": report.study_trials,
+        "study_finished": report.study_finished,
+        "limits": report.limits,
+        "seconds": round(report.seconds, 3),
+    }
+    if as_json:
+        _print_json(data)
+    else:
+        _print_fields([(k.replace("_", " "), str(v)) for k, v in data.items()])
+
+
 # -- entry point -------------------------------------------------------------------------------
 def main(args: Sequence[str] | None = None) -> None:
     """Run the ``nasforge`` command (``args`` defaults to ``sys.argv[1:]``); exits the process."""

@@ -9,7 +9,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from nasforge.errors import InvalidConfigError
-from nasforge.execution.base import Executor
+from nasforge.execution.base import Executor, call_shipped, ship
 
 __all__ = ["ProcessPool"]
 
@@ -20,7 +20,8 @@ class ProcessPool(Executor):
     """A pool of ``max_workers`` local processes (``None``: one per CPU core).
 
     Processes are started with ``spawn`` (``forkserver`` on Linux) so that a pool is safe in
-    programs that hold threads or a database connection.
+    programs that hold threads or a database connection. Evaluators of the registry travel
+    as their spec and are rebuilt once per process (see :func:`~nasforge.execution.base.ship`).
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
@@ -32,7 +33,7 @@ class ProcessPool(Executor):
         self._pool = ProcessPoolExecutor(self.max_workers, mp_context=context)
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
-        return self._pool.submit(fn, *args, **kwargs)
+        return self._pool.submit(call_shipped, fn, *(ship(a) for a in args), **kwargs)
 
     def shutdown(self) -> None:
         self._pool.shutdown(cancel_futures=True)
