@@ -524,6 +524,15 @@ def search(
             start, elapsed, last = _restore(path, state, method, method_name, space, seed, params)
             logger.info("resuming %s from epoch %d (%s)", method_name, start, path)
         recorded = {int(t.metrics["epoch"]) for t in study.trials if "epoch" in t.metrics}
+        if recorded and start == 0:
+            logger.warning(
+                "study %s already holds %d epochs but there is no checkpoint to resume from "
+                "(checkpoint_dir=%s): the supernet is trained again from the start and the "
+                "recorded epochs are not recorded twice",
+                study.name,
+                len(recorded),
+                checkpoint_dir,
+            )
         failed = None
         epoch = start
         for epoch in range(start, total):

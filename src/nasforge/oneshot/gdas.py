@@ -12,8 +12,9 @@ code (D-X-Y/AutoDL-Projects ``exps/NAS-Bench-201-algos/GDAS.py``), and the deriv
 architecture is the argmax of ``alpha`` per edge.
 
 Adaptation: the Gumbel noise is drawn from the search's seeded CPU generator (redrawn, as in
-the reference, in the rare case it makes a weight non-finite). NAS-Bench-201 ran GDAS for 250
-epochs (``default_epochs``); the optimisers are DARTS's. In the DARTS space the reduction
+the reference, in the rare case it makes a weight non-finite). The NAS-Bench-201 paper reports
+GDAS searched for 250 epochs (``default_epochs``; its repository's ``GDAS.config`` says 240);
+the optimisers are DARTS's. In the DARTS space the reduction
 cell is searched too (the paper fixes it by hand).
 """
 
