@@ -454,36 +454,29 @@ class Study:
             try:
                 while True:
                     waiting = False
-                    while not stop and len(in_flight) < slots:
-                        if deadline is not None and time.monotonic() >= deadline:
-                            stop = True
-                            break
-                        step = self._next_step(evaluator, n_trials, budget)
-                        if step is None:
-                            stop = True
-                            break
-                        if step is _WAIT:
-                            waiting = True
-                            break
-                        trial, free = step
-                        if trial.state.finished:  # answered without evaluation
-                            finished = [trial]
-                        else:
-                            beats.add(trial)
-                            try:
-                                future = executor.submit(_evaluate, evaluator, trial.proposal)
-                            except BaseException as exc:  # Ctrl-C in an in-process evaluation
-                                self._abandon({Future(): (trial, free)}, exc)
-                                raise
-                            in_flight[future] = (trial, free)
-                            finished = []
-                            if not future.done():
-                                continue
-                            finished = self._collect([future], in_flight, beats)
-                        for done in finished:
-                            rejected, streak, stop = self._after(
-                                done, callbacks, rejected, streak, stop
+                    # several free slots (an asynchronous executor): reserve them in one
+                    # transaction of the study's lock instead of one each
+                    batch = slots - len(in_flight) > 1 and not stop
+                    try:
+                        with self._storage.locked(self._study_id) if batch else _nothing():
+                            stop, waiting, rejected, streak = self._fill(
+                                evaluator,
+                                executor,
+                                n_trials,
+                                budget,
+                                deadline,
+                                slots,
+                                in_flight,
+                                beats,
+                                callbacks,
+                                stop,
+                                rejected,
+                                streak,
                             )
+                    except BaseException:
+                        if batch:  # the reservations of the batch were rolled back
+                            self._rebuild()
+                        raise
                     if not in_flight:
                         if stop or not waiting:
                             break
@@ -502,6 +495,54 @@ class Study:
                 self._abandon(in_flight, exc)
                 raise
         return self
+
+    def _fill(
+        self,
+        evaluator: Evaluator,
+        executor: Executor,
+        n_trials: int | None,
+        budget: float | None,
+        deadline: float | None,
+        slots: int,
+        in_flight: dict[Future[Result], tuple[Trial, dict[str, float]]],
+        beats: _Heartbeats,
+        callbacks: Sequence[Callback],
+        stop: bool,
+        rejected: int,
+        streak: int,
+    ) -> tuple[bool, bool, int, int]:
+        """Reserve trials and submit them until every slot is busy; whether to stop, whether
+        the last trials run in other workers, and the streak counters."""
+        waiting = False
+        while not stop and len(in_flight) < slots:
+            if deadline is not None and time.monotonic() >= deadline:
+                stop = True
+                break
+            step = self._next_step(evaluator, n_trials, budget)
+            if step is None:
+                stop = True
+                break
+            if step is _WAIT:
+                waiting = True
+                break
+            trial, free = step
+            if trial.state.finished:  # answered without evaluation
+                finished = [trial]
+            else:
+                beats.add(trial)
+                try:
+                    future = executor.submit(_evaluate, evaluator, trial.proposal)
+                except BaseException as exc:  # Ctrl-C in an in-process evaluation
+                    self._abandon({Future(): (trial, free)}, exc)
+                    raise
+                in_flight[future] = (trial, free)
+                finished = []
+                if not future.done():
+                    continue
+                finished = self._collect([future], in_flight, beats)
+            for done in finished:
+                rejected, streak, stop = self._after(done, callbacks, rejected, streak, stop)
+        return stop, waiting, rejected, streak
 
     def _next_step(
         self, evaluator: Evaluator, n_trials: int | None, budget: float | None
@@ -565,8 +606,20 @@ class Study:
         in_flight: dict[Future[Result], tuple[Trial, dict[str, float]]],
         beats: _Heartbeats,
     ) -> list[Trial]:
-        """Record the evaluations that are done; the trials, finished."""
+        """Record the evaluations that are done (in one transaction); the trials, finished."""
         out = []
+        with self._storage.locked(self._study_id):
+            self._record_results(ready, in_flight, beats, out)
+        self._sync()
+        return out
+
+    def _record_results(
+        self,
+        ready: Sequence[Future[Result]] | set[Future[Result]],
+        in_flight: dict[Future[Result], tuple[Trial, dict[str, float]]],
+        beats: _Heartbeats,
+        out: list[Trial],
+    ) -> None:
         for future in ready:
             trial, free = in_flight.pop(future)
             beats.discard(trial)
@@ -576,14 +629,13 @@ class Study:
                 raise
             except WorkerLost as exc:  # the machine or process died, not the architecture
                 logger.warning("trial %d lost its worker: %s", trial.number, exc)
-                self._finish(trial, None, f"worker lost: {exc}", retryable=True)
+                self._finish(trial, None, f"worker lost: {exc}", retryable=True, sync=False)
             except Exception as exc:  # the evaluation failed: record why, go on
                 logger.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
-                self._finish(trial, None, f"{type(exc).__name__}: {exc}")
+                self._finish(trial, None, f"{type(exc).__name__}: {exc}", sync=False)
             else:
-                self._finish(trial, self._with_free(result, free), None)
+                self._finish(trial, self._with_free(result, free), None, sync=False)
             out.append(trial)
-        return out
 
     def _with_free(
         self, result: Result, free: Mapping[str, float], extra: Mapping[str, float] | None = None
@@ -769,7 +821,13 @@ class Study:
         return trial
 
     def _finish(
-        self, trial: Trial, result: Result | None, reason: str | None, *, retryable: bool = False
+        self,
+        trial: Trial,
+        result: Result | None,
+        reason: str | None,
+        *,
+        retryable: bool = False,
+        sync: bool = True,
     ) -> None:
         """Write the outcome of a trial of this process, then read it back in the study's
         order of finishes (which tells the strategy)."""
@@ -792,7 +850,8 @@ class Study:
                 trial.number,
                 self.heartbeat_grace,
             )
-        self._sync()
+        if sync:
+            self._sync()
 
     def _resolve_evaluator(self, evaluator: Evaluator | None) -> Evaluator:
         stored = self._record.evaluator
@@ -923,6 +982,11 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 @contextlib.contextmanager
