@@ -252,3 +252,15 @@ def test_non_finite_loss_fails_the_epoch_and_keeps_the_checkpoint(data, tmp_path
     assert "non-finite loss" in trials[1].fail_reason and "epoch 2" in trials[1].fail_reason
     assert result.failed is not None and result.epochs_done == 1
     assert _engine.load_checkpoint(tmp_path / "oneshot.pt")["epoch"] == 1
+
+
+def test_fixed_evaluation_images_mix_the_classes_of_sorted_data():
+    from nasforge.train.data import DataSplits, ImageData
+
+    labels = torch.arange(4).repeat_interleave(32)  # sorted by class, as image folders are
+    images = torch.zeros(128, 3, 8, 8, dtype=torch.uint8)
+    part = ImageData(images, labels, ("a", "b", "c", "d"))
+    splits = DataSplits("folder", part, part, (0.5,) * 3, (0.25,) * 3)
+    search_data = _engine.SearchData.from_splits(splits, TINY, 0)
+    seen = torch.cat([y for _, y in search_data.fixed("valid", 16, torch.device("cpu"))])
+    assert len(set(seen.tolist())) >= 3

@@ -99,6 +99,11 @@ class SearchData:
         if settings.resolution is not None:
             images = images.resized(settings.resolution)
         train, valid = split_train_valid(images, len(images) // 2, seed)
+        # a fixed random order, so that the first images of a half (``fixed``) are a sample
+        # of every class: image-folder data comes sorted by class
+        order = torch.Generator().manual_seed(int(seed) + 1)
+        train = train.subset(torch.randperm(len(train), generator=order))
+        valid = valid.subset(torch.randperm(len(valid), generator=order))
         padding = max(1, round(4 * images.resolution / 32))
         return cls(
             train=train,
@@ -141,7 +146,8 @@ class SearchData:
         self, split: str, count: int, device: torch.device
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The first ``count`` images of ``split`` (normalised, not augmented) in batches:
-        the same images every time, for comparing candidates on the supernet."""
+        the same images every time, for comparing candidates on the supernet. The halves are
+        in a fixed random order, so these are a class-balanced sample in expectation."""
         part = self.train if split == "train" else self.valid
         count = min(count, len(part))
         out = []
