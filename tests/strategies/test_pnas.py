@@ -171,5 +171,23 @@ def test_parameter_errors(nb201):
         PNAS(nb201, beam_size=0)
     with pytest.raises(InvalidConfigError, match="exploration must be"):
         PNAS(nb201, exploration=-1.0)
+    with pytest.raises(InvalidConfigError, match="local_radius must be at least 1"):
+        PNAS(nb201, local_radius=0)
+    with pytest.raises(InvalidConfigError, match=r"floor_quantile must be in \[0, 1\)"):
+        PNAS(nb201, floor_quantile=-0.1)
     with pytest.raises(UnknownNameError, match="encoding"):
         PNAS(nb201, encoding="adjacency")
+
+
+def test_pretrained_surrogate_is_fine_tuned_and_resumes():
+    from nasforge.testing import check_strategy
+
+    ev = nasforge.evaluators.create("tabular", dataset="cifar10", metrics=["valid_acc"])
+    space = nasforge.spaces.create("nb201")
+    pnas = PNAS(space, seed=0, pretrain=True)
+    pnas.free_metrics = ev.free_metrics
+    valid = ev.benchmark.column("cifar10", "valid_acc")
+    run(pnas, space, valid, 13)  # step 1, then the first ranked step
+    assert pnas.predictor is not None and pnas._base is not None
+    assert pnas.predictor is not pnas._base  # each step fine-tunes a copy
+    check_strategy("pnas", n_trials=12, params={"pretrain": True})

@@ -106,6 +106,8 @@ def test_parameter_errors(nb201):
         WeakNAS(nb201, top_n_decay=0.0)
     with pytest.raises(InvalidConfigError, match="sampling must be"):
         WeakNAS(nb201, sampling="best")
+    with pytest.raises(InvalidConfigError, match=r"floor_quantile must be in \[0, 1\)"):
+        WeakNAS(nb201, floor_quantile=1.0)
     with pytest.raises(UnknownNameError, match="encoding"):
         WeakNAS(nb201, encoding="adjacency")
 
@@ -163,3 +165,30 @@ def test_sampled_pool_for_a_space_that_cannot_be_enumerated():
     assert len(set(seen)) == 60
     ones = [sum(a.choices) for a in seen]
     assert np.mean(ones[-20:]) > np.mean(ones[:10])
+
+
+def test_scores_below_the_floor_quantile_are_raised_before_fitting():
+    from nasforge.strategies.weaknas import _floored
+
+    y = np.array([10.0, 80.0, 85.0, 90.0, 91.0])
+    assert _floored(y, 0.25).tolist() == [80.0, 80.0, 85.0, 90.0, 91.0]
+    assert _floored(y, 0.0) is y
+
+
+def test_pretrained_predictor_picks_the_first_batch_and_resumes():
+    import nasforge
+    from nasforge.testing import check_strategy
+
+    ev = nasforge.evaluators.create("tabular", dataset="cifar10", metrics=["valid_acc"])
+    weak = WeakNAS(nasforge.spaces.create("nb201"), seed=0, pretrain=True, top_n_start=50)
+    with pytest.raises(InvalidConfigError, match="metrics that cost no evaluation"):
+        weak.ask()
+    weak.free_metrics = ev.free_metrics
+    first = [weak.ask().arch for _ in range(10)]
+    assert weak.predictor is not None and weak.iteration == 1
+    mean, _ = weak.predictor.predict(weak.pool.X)
+    threshold = np.sort(mean)[-50]
+    assert all(mean[weak.pool.rows[a]] >= threshold - 1e-9 for a in first)
+    # pretrained on parameters and FLOPs: the first cells are large ones, few "none" edges
+    assert np.mean([sum(op == 0 for op in a.choices) for a in first]) < 1.0
+    check_strategy("weaknas", n_trials=12, params={"pretrain": True})

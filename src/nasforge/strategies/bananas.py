@@ -77,6 +77,7 @@ class Bananas(Strategy):
             their neighbours to the candidates (0: none).
         max_mutations: Mutants take 1 to this many successive mutation steps.
         n_members: Ensemble size (paper: 5).
+        epochs: Training epochs of each fit (half of them to fine-tune a pretrained ensemble).
         encoding: Encoding fed to the predictor; ``None`` uses ``"path"`` where the space
             has it, else ``"onehot"`` (else the space's first encoding).
         loss: ``"mape"`` (paper) or ``"mse"``.
@@ -111,6 +112,7 @@ class Bananas(Strategy):
         neighbour_depth: int = 1,
         max_mutations: int = 2,
         n_members: int = 5,
+        epochs: int = 200,
         encoding: str | None = None,
         loss: str = "mape",
         pretrain: bool = False,
@@ -125,6 +127,7 @@ class Bananas(Strategy):
             ("neighbour_depth", neighbour_depth, 1),
             ("max_mutations", max_mutations, 1),
             ("n_members", n_members, 1),
+            ("epochs", epochs, 2),
             ("pretrain_pool", pretrain_pool, 2),
         ):
             if value < low:
@@ -150,6 +153,7 @@ class Bananas(Strategy):
         self.neighbour_depth = neighbour_depth
         self.max_mutations = max_mutations
         self.n_members = n_members
+        self.epochs = epochs
         self.encoding = encoding
         self.loss = loss
         self.pretrain = pretrain
@@ -259,6 +263,8 @@ class Bananas(Strategy):
     def _new_model(self) -> MLPEnsemble:
         return MLPEnsemble(
             n_members=self.n_members,
+            epochs=self.epochs,
+            finetune_epochs=self.epochs // 2,
             loss=self.loss,
             seed=int(self.rng.integers(2**31)),
         )

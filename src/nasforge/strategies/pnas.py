@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -81,10 +81,15 @@ class PNAS(Strategy):
     them (:class:`~nasforge.errors.UnsupportedOperationError`) rather than guess one; use
     ``"weaknas"`` or ``"regularized-evolution"`` there.
 
-    The defaults (``K = 8``, the mean as ranking, one-hot encoding) were chosen with
-    :func:`~nasforge.experiments.run_comparison` on NB201 (60 to 100 seeds, three datasets,
-    100 queries): a small beam reaches complexity 6 after 45 queries and leaves half of a
-    100-query budget to the local search. The paper's ``K = 256`` suits its larger space.
+    The defaults were chosen with :func:`~nasforge.experiments.run_comparison` on NB201
+    (60 to 100 seeds, three datasets, 100 queries): ``K = 8`` reaches complexity 6 after
+    45 queries (5 + 5 x 8) and leaves the rest of a 100-query budget to the local search
+    (the paper's ``K = 256`` suits its far larger space), and raising the scores below the
+    first quartile before each fit (``floor_quantile``) took the share of runs that found
+    the validation optimum from 86% / 92% / 4% to 100% / 100% / 23% on cifar10 / cifar100 /
+    imagenet16-120 (100 seeds). PNAS is close to deterministic across seeds, since step 1 is
+    exhaustive and the surrogates of different seeds mostly agree, so these rates are nearly
+    all or nothing for a dataset.
 
     Args:
         space: A space with ``decisions``, ``encode`` and an empty option in each decision.
@@ -97,6 +102,9 @@ class PNAS(Strategy):
         empty_option: The option that means "no operation" in every decision.
         n_members: Networks in the surrogate ensemble (the paper uses 5).
         epochs: Full-batch Adam epochs of each fit from scratch.
+        floor_quantile: Scores below this quantile of the evaluated ones are raised to it
+            before fitting (chance-level cells would otherwise dominate a squared loss); 0
+            fits them as they are.
         pretrain: Pretrain the surrogate on free statistics (NARS) and fine-tune it.
         local_radius: How many decision changes from the best cells the local search ranks.
 
@@ -127,7 +135,8 @@ class PNAS(Strategy):
         canonical: bool = True,
         empty_option: str = "none",
         n_members: int = 5,
-        epochs: int = 200,
+        epochs: int = 100,
+        floor_quantile: float = 0.25,
         pretrain: bool = False,
         local_radius: int = 1,
     ) -> None:
@@ -143,6 +152,11 @@ class PNAS(Strategy):
             raise InvalidConfigError(
                 f"exploration must be a non-negative weight of the ensemble's spread, got "
                 f"{exploration}."
+            )
+        if not 0.0 <= floor_quantile < 1.0:
+            raise InvalidConfigError(
+                f"floor_quantile must be in [0, 1) (0 fits the scores as they are), got "
+                f"{floor_quantile}."
             )
         super().__init__(space, seed=seed)
         if encoding not in space.encodings:
@@ -167,6 +181,7 @@ class PNAS(Strategy):
         self.empty_option = empty_option
         self.n_members = n_members
         self.epochs = epochs
+        self.floor_quantile = floor_quantile
         self.pretrain = pretrain
         self.local_radius = local_radius
         self._base: MLPEnsemble | None = None
@@ -179,8 +194,8 @@ class PNAS(Strategy):
         self.predictor: MLPEnsemble | None = None
         self._batch: list[Architecture] = []  # the last batch proposed (the beam to expand)
         self._queue: deque[Architecture] = deque()
-        self._proposed: set[Hashable] = set()
-        self._failed: set[Hashable] = set()
+        self._proposed: set[Architecture] = set()
+        self._failed: set[Architecture] = set()
         self._encodings: dict[Architecture, np.ndarray] = {}
         self._around: dict[tuple[Architecture, bool], list[Architecture]] = {}
         self._done: list[tuple[Architecture, float]] = []
@@ -196,13 +211,13 @@ class PNAS(Strategy):
                 self._batch = self._next_batch()
                 self._queue.extend(self._batch)
             arch = self._queue.popleft()
-            if self._key(arch) not in self._proposed:
+            if self._form(arch) not in self._proposed:
                 break
-        self._proposed.add(self._key(arch))
+        self._proposed.add(self._form(arch))
         return Proposal(arch)
 
     def tell(self, trial: Trial) -> None:
-        key = self._key(trial.arch)
+        key = self._form(trial.arch)
         self._proposed.add(key)
         if trial.state is not TrialState.COMPLETE or trial.score is None:
             self._failed.add(key)
@@ -210,10 +225,8 @@ class PNAS(Strategy):
         self._done.append((trial.arch, float(trial.score)))
 
     # -- the steps ----------------------------------------------------------------------------
-    def _key(self, arch: Architecture) -> Hashable:
-        return self.space.canonical(arch) if self.canonical else arch
-
     def _form(self, arch: Architecture) -> Architecture:
+        """``arch`` as proposed and remembered: its functional representative if canonical."""
         return self.space.canonical(arch) if self.canonical else arch
 
     def _next_batch(self) -> list[Architecture]:
@@ -224,7 +237,7 @@ class PNAS(Strategy):
                 order = self.rng.permutation(len(cells))
                 return [cells[int(i)] for i in order]
         while self.progressive and self.level < self.max_complexity:
-            beam = [a for a in self._batch if self._key(a) not in self._failed]
+            beam = [a for a in self._batch if self._form(a) not in self._failed]
             self.level += 1
             expansions = self._fresh(
                 (n for cell in beam for n in self._expand(cell)), complexity=self.level
@@ -271,7 +284,7 @@ class PNAS(Strategy):
         out: dict[Architecture, None] = {}
         for cell in cells:
             form = self._form(cell)
-            if form in out or self._key(form) in self._proposed:
+            if form in out or form in self._proposed:
                 continue
             if complexity is not None and self.complexity(form) != complexity:
                 continue
@@ -284,7 +297,7 @@ class PNAS(Strategy):
             order = self.rng.permutation(len(candidates))
             return [candidates[int(i)] for i in order[: self.beam_size]]
         X = np.stack([self._encode(arch) for arch, _ in self._done])
-        y = np.array([score for _, score in self._done])
+        y = _floored(np.array([score for _, score in self._done]), self.floor_quantile)
         if self.pretrain:
             predictor = copy.deepcopy(self._pretrained())
             predictor.fit(X, y, warm_start=True)
@@ -322,7 +335,15 @@ class PNAS(Strategy):
         """A random cell not proposed yet; a repeat when none is found."""
         arch = self._form(self.space.sample(self.rng))
         for _ in range(_FALLBACK_TRIES):
-            if self._key(arch) not in self._proposed:
+            if self._form(arch) not in self._proposed:
                 return arch
             arch = self._form(self.space.sample(self.rng))
         return arch
+
+
+def _floored(y: np.ndarray, quantile: float) -> np.ndarray:
+    """``y`` with the values below its ``quantile`` raised to it (unchanged for 0)."""
+    if quantile <= 0.0 or len(y) < 2:
+        return y
+    floored: np.ndarray = np.maximum(y, np.quantile(y, quantile))
+    return floored

@@ -62,9 +62,15 @@ class WeakNAS(Strategy):
     total budget (``sample_scheduler``); a strategy here does not know the budget, so the
     decay is per iteration. Its published NAS-Bench-201 commands use ``M0 = M = 10`` and a
     fixed N of 100 (``top_start = top_end = 100``). On the bundled NB201 table a shrinking N
-    finds the validation optimum far more often within 100 queries (cifar10, 100 seeds:
-    52% with N fixed at 100, 90% with the defaults), so the defaults shrink it from 200 to
-    10 by a factor 0.6 per iteration (tuned over the three datasets, 60 to 100 seeds).
+    finds the validation optimum far more often within 100 queries (cifar10, 100 seeds,
+    without the score floor below: 52% of runs with N fixed at 100, 87% when it shrinks
+    from 200 to 10 by a factor 0.6 per ranking, the defaults; tuned with 60 to 100 seeds
+    on the three datasets).
+
+    With the defaults, over 100 seeds (``run_comparison``), the share of runs that found
+    the validation optimum within 100 / 200 queries was 96% / 97% on cifar10, 99% / 100% on
+    cifar100 and 49% / 97% on imagenet16-120 (regularized evolution: 42% / 83%, 51% / 91%,
+    7% / 21%).
 
     Where nasforge differs from the reference code:
 
@@ -82,6 +88,12 @@ class WeakNAS(Strategy):
       of predictor secondary to the iterative sampling; the small ensemble keeps a
       100-query search near a second (one fit per batch, the pool's encodings computed
       once per process). On NB201 the one-hot encoding ranked better than the path encoding.
+    * Before each fit, scores below the ``floor_quantile`` quantile of those evaluated are
+      raised to it. A weak predictor only has to rank the promising region, and on NB201 a
+      few cells train to chance accuracy: z-scored, they dominate a squared loss and flatten
+      the differences among good cells. At 100 queries (100 seeds) the floor at the first
+      quartile raised the optimum rate from 87% / 90% / 42% to 96% / 99% / 49% on cifar10 /
+      cifar100 / imagenet16-120.
     * ``pretrain=True`` first fits the predictor to free statistics (params, FLOPs) of
       :data:`PRETRAIN_POOL` random architectures (FBNetV3's NARS,
       :mod:`nasforge.predictors.nars`); the first batch is then drawn from the top-N of
@@ -107,6 +119,8 @@ class WeakNAS(Strategy):
         pool_size: Architectures in the sampled pool of a space too large to enumerate.
         n_members: Networks in the predictor ensemble.
         epochs: Full-batch Adam epochs of each fit from scratch.
+        floor_quantile: Scores below this quantile of the evaluated ones are raised to it
+            before fitting; 0 fits them as they are.
         pretrain: Pretrain the predictor on free statistics (NARS) and fine-tune it.
 
     Raises:
@@ -139,6 +153,7 @@ class WeakNAS(Strategy):
         pool_size: int = 20_000,
         n_members: int = 5,
         epochs: int = 100,
+        floor_quantile: float = 0.25,
         pretrain: bool = False,
     ) -> None:
         for name, value in (
@@ -165,6 +180,11 @@ class WeakNAS(Strategy):
                 f"sampling must be 'uniform' (from the predicted top-N) or 'greedy' (the "
                 f"best-predicted first), got {sampling!r}."
             )
+        if not 0.0 <= floor_quantile < 1.0:
+            raise InvalidConfigError(
+                f"floor_quantile must be in [0, 1) (0 fits the scores as they are), got "
+                f"{floor_quantile}."
+            )
         super().__init__(space, seed=seed)
         if encoding not in space.encodings:
             raise UnknownNameError(f"encoding of space {space.name!r}", encoding, space.encodings)
@@ -178,6 +198,7 @@ class WeakNAS(Strategy):
         self.canonical = canonical
         self.n_members = n_members
         self.epochs = epochs
+        self.floor_quantile = floor_quantile
         self.pretrain = pretrain
         self._base: MLPEnsemble | None = None
         self.pool = _pool(space, encoding, canonical, pool_size, self.rng)
@@ -244,7 +265,7 @@ class WeakNAS(Strategy):
                 return self._from_ranking(self.predictor, size)
             take = self.rng.choice(fresh, size=min(size, len(fresh)), replace=False)
             return [self.pool.archs[int(i)] for i in take]
-        X, y = np.stack(self._X), np.asarray(self._y)
+        X, y = np.stack(self._X), _floored(np.asarray(self._y), self.floor_quantile)
         if self.pretrain:
             predictor = copy.deepcopy(self._pretrained())
             predictor.fit(X, y, warm_start=True)
@@ -338,3 +359,11 @@ def _build(space: SearchSpace, archs: list[Architecture], encoding: str) -> _Poo
     X = np.stack([np.asarray(space.encode(a, encoding), dtype=np.float64) for a in archs])
     X.setflags(write=False)
     return _Pool(tuple(archs), X, {a: i for i, a in enumerate(archs)})
+
+
+def _floored(y: np.ndarray, quantile: float) -> np.ndarray:
+    """``y`` with the values below its ``quantile`` raised to it (unchanged for 0)."""
+    if quantile <= 0.0 or len(y) < 2:
+        return y
+    floored: np.ndarray = np.maximum(y, np.quantile(y, quantile))
+    return floored
