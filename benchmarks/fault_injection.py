@@ -5,10 +5,11 @@ For each storage (SQLite; PostgreSQL on a throwaway server when its binaries are
 a child process runs a 300-query regularized-evolution search on the bundled NB201 table
 (seed 11, population 20, tournament 5; each evaluation waits ``--delay`` seconds, 0.02 by
 default, so that kills fall at every stage of a trial). It is killed with SIGKILL ``--kills``
-times, at moments drawn uniformly over the child's expected lifetime (start-up included),
-and restarted each time; after each kill the record is checked: every trial that was
-finished before is still there, unchanged. At the end the completed trials must equal those
-of an uninterrupted run (same architectures, same results, same order).
+times, at moments drawn uniformly over the search it still has to run (from its first new
+trial on: a kill during start-up touches nothing), and restarted each time; after each kill
+the record is checked: every trial that was finished before is still there, unchanged. At
+the end the completed trials must equal those of an uninterrupted run (same architectures,
+same results, same order).
 
     nice python benchmarks/fault_injection.py            # 20 kills, 300 queries
     nice python benchmarks/fault_injection.py --kills 5 --queries 100
@@ -95,30 +96,36 @@ def run(url: str, label: str, args: argparse.Namespace, script: Path) -> dict[st
     rng = random.Random(args.seed)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     cmd = [sys.executable, str(script), url, str(args.queries), str(args.delay)]
-    # how long a child lives: start-up, then about (delay + overhead) per remaining trial
-    t0 = time.perf_counter()
-    subprocess.run([*cmd[:2], url, "0", "0"], env=env, capture_output=True)  # start-up only
-    startup = time.perf_counter() - t0
-    per_trial = args.delay + 0.004
     seen: dict[int, tuple[str, str, float | None]] = {}
-    lost = changed = in_trial = mid_search = 0
+    lost = changed = in_trial = 0
     recorded = 0
+    per_trial = args.delay + 0.01  # refined from what the children achieve
     started = time.perf_counter()
-    for _ in range(args.kills):
+    kills = attempts = 0
+    while kills < args.kills and attempts < 3 * args.kills:
+        attempts += 1
         remaining = args.queries - sum(1 for v in seen.values() if v[0] == "COMPLETE")
-        moment = rng.uniform(0.0, startup + max(remaining, 1) * per_trial)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(moment)
+        # the moment: uniform over the search still to run, counted from the child's first
+        # new trial (a kill during start-up touches nothing)
+        while trials_in_record(url) <= recorded and proc.poll() is None:
+            time.sleep(0.005)
+        searching = time.perf_counter()
+        moment = rng.uniform(0.0, max(remaining, 1) * per_trial)
+        while time.perf_counter() - searching < moment and proc.poll() is None:
+            time.sleep(min(0.005, moment))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
+            kills += 1
         proc.wait()
         in_trial += running_in_record(url) > 0
         now = finished(url)
-        count = trials_in_record(url)
-        mid_search += count > recorded  # the child had started searching when it was killed
-        recorded = count
         lost += sum(1 for n in seen if n not in now)
         changed += sum(1 for n, v in seen.items() if n in now and now[n] != v)
+        count = trials_in_record(url)
+        if count - recorded > 1:
+            per_trial = (time.perf_counter() - searching) / (count - recorded)
+        recorded = count
         seen = now
     final = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if final.returncode != 0:
@@ -128,8 +135,7 @@ def run(url: str, label: str, args: argparse.Namespace, script: Path) -> dict[st
     want = reference(args.queries)
     return {
         "storage": label,
-        "kills": args.kills,
-        "kills after the search started": mid_search,
+        "kills": kills,
         "kills during a trial": in_trial,
         "finished trials lost": lost,
         "finished trials changed": changed,

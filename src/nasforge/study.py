@@ -78,6 +78,13 @@ class Study:
     before the strategy is asked for anything new. Failures of the evaluation itself are told
     to the strategy and not retried.
 
+    Many workers (processes or machines: ``nasforge worker``) may optimise one study in a
+    shared storage at once. Each reserves its next trial under the study's lock, right after
+    catching up with the record: the strategy has been asked for every earlier trial, those
+    still RUNNING in other workers included (pending: told when they finish), and told the
+    finished ones in the order they finished. Each trial stores that order (``asked_after``,
+    ``finish_seq``), so that a replay rebuilds the strategy exactly as the workers saw it.
+
     With the option ``dedupe`` (functional hashing, after Gillard et al., "Unified Functional
     Hashing in Automatic Machine Learning", arXiv:2302.05433), a proposal whose canonical form
     (``space.canonical``) and fidelity equal those of a finished trial is answered from that
@@ -426,7 +433,9 @@ class Study:
             budget: Stop once the finished trials cost this much, in the evaluator's unit
                 (queries for a tabular benchmark).
             timeout: Stop starting new trials after this many seconds of this call.
-            executor: Where evaluations run; in this process by default.
+            executor: Where evaluations run; in this process by default. An executor with
+                several slots (a process pool, Ray) runs that many trials at once and
+                reserves the next one as soon as one finishes (asynchronous).
             callbacks: Called as ``callback(study, trial)`` after each finished trial.
 
         Returns:
@@ -458,7 +467,8 @@ class Study:
                     # transaction of the study's lock instead of one each
                     batch = slots - len(in_flight) > 1 and not stop
                     try:
-                        with self._storage.locked(self._study_id) if batch else _nothing():
+                        lock = self._storage.locked(self._study_id, durable=False)
+                        with lock if batch else _nothing():
                             stop, waiting, rejected, streak = self._fill(
                                 evaluator,
                                 executor,
@@ -522,7 +532,7 @@ class Study:
             if step is None:
                 stop = True
                 break
-            if step is _WAIT:
+            if not isinstance(step, tuple):  # _WAIT
                 waiting = True
                 break
             trial, free = step
@@ -550,7 +560,7 @@ class Study:
         """Under the study's lock: catch up with the other workers, then reserve the next
         trial (a retry or the strategy's next proposal). ``None`` when the study is done,
         ``_WAIT`` when the last trials run elsewhere (their workers may die)."""
-        with self._storage.locked(self._study_id):
+        with self._storage.locked(self._study_id, durable=False):
             self._sync()
             running = len(self._pending)
             if n_trials is not None and self._n_done + running >= n_trials:
@@ -607,10 +617,10 @@ class Study:
         beats: _Heartbeats,
     ) -> list[Trial]:
         """Record the evaluations that are done (in one transaction); the trials, finished."""
-        out = []
+        out: list[Trial] = []
         with self._storage.locked(self._study_id):
             self._record_results(ready, in_flight, beats, out)
-        self._sync()
+            self._sync(mark_stale=False)
         return out
 
     def _record_results(

@@ -89,7 +89,7 @@ class RayExecutor(Executor):
             self._owns = True
         #: Seconds it took to start or join Ray.
         self.startup_seconds = time.perf_counter() - start
-        resources = ray.cluster_resources()
+        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
         cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
         fits = []
         if cpus_per_trial > 0:

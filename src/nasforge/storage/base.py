@@ -102,8 +102,12 @@ class Storage(ABC):
         raise NotImplementedError
 
     @contextlib.contextmanager
-    def locked(self, study_id: int) -> Iterator[None]:
+    def locked(self, study_id: int, *, durable: bool = True) -> Iterator[None]:
         """Hold the study's lock: reads and writes inside are one atomic step.
+
+        With ``durable=False`` the step may be committed before it reaches the disk (a
+        reservation: a crash of the database server may forget it; its worker then stops
+        with an error). Finished trials written inside are always durable.
 
         Raises:
             StudyDeletedError: The study no longer exists.

@@ -63,7 +63,7 @@ class InMemoryStorage(Storage):
             self._studies[record.name] = dataclasses.replace(record, options=merged)
 
     @contextlib.contextmanager
-    def locked(self, study_id: int) -> Iterator[None]:
+    def locked(self, study_id: int, *, durable: bool = True) -> Iterator[None]:
         with self._lock:
             self._study_trials(study_id)
             yield

@@ -127,9 +127,9 @@ class RDBStorage(Storage):
             if parsed.drivername in ("postgresql", "postgres"):
                 parsed = parsed.set(drivername="postgresql+psycopg")
             try:
-                self._engine = sa.create_engine(
-                    parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10}
-                )
+                # no pool_pre_ping: a dead pooled connection fails the first statement of a
+                # transaction, which _retrying repeats on a fresh connection
+                self._engine = sa.create_engine(parsed, connect_args={"connect_timeout": 10})
             except ImportError as exc:
                 raise MissingDependencyError(
                     f"PostgreSQL storage {self._safe_url(parsed)!r} needs the psycopg driver "
@@ -274,8 +274,12 @@ class RDBStorage(Storage):
             raise StorageError(f"Study database {self._display} failed: {_reason(exc)}.") from None
 
     @contextlib.contextmanager
-    def locked(self, study_id: int) -> Iterator[None]:
-        """One transaction holding the study's row lock; nested calls join it."""
+    def locked(self, study_id: int, *, durable: bool = True) -> Iterator[None]:
+        """One transaction holding the study's row lock; nested calls join it.
+
+        ``durable=False`` (PostgreSQL): the commit does not wait for the disk
+        (``synchronous_commit=off``), which shortens the time the lock is held; finishing a
+        trial inside switches it back on."""
         import sqlalchemy as sa
         from sqlalchemy.exc import DatabaseError, OperationalError
 
@@ -291,6 +295,9 @@ class RDBStorage(Storage):
             conn = self._engine.connect()
             try:
                 transaction = conn.begin()
+                if not durable and not self._sqlite:
+                    conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
+                    self._local.relaxed = True
                 row = conn.execute(query).first()
             except BaseException:
                 conn.close()
@@ -312,6 +319,7 @@ class RDBStorage(Storage):
                 yield
             finally:
                 self._local.conn = None
+                self._local.relaxed = False
             transaction.commit()
         except (DatabaseError, OperationalError) as exc:
             transaction.rollback()
@@ -485,6 +493,14 @@ class RDBStorage(Storage):
             ).scalar_one()
         )
 
+    def _durable(self, conn: Any) -> None:
+        """Make the enclosing transaction's commit wait for the disk (a finished trial)."""
+        import sqlalchemy as sa
+
+        if getattr(self._local, "relaxed", False):
+            conn.execute(sa.text("SET LOCAL synchronous_commit = on"))
+            self._local.relaxed = False
+
     def add_trial(self, study_id: int, trial: Trial) -> int:
         import sqlalchemy as sa
 
@@ -492,13 +508,16 @@ class RDBStorage(Storage):
         now = _utcnow()
 
         def insert(conn: Any) -> int:
-            number = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(trials.c.number), -1) + 1).where(
-                    trials.c.study_id == study_id
-                )
-            ).scalar_one()
-            last = self._last_finish(conn, study_id)
+            number, last = conn.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.max(trials.c.number), -1) + 1,
+                    sa.func.coalesce(sa.func.max(trials.c.finish_seq), 0),
+                ).where(trials.c.study_id == study_id)
+            ).one()
+            number, last = int(number), int(last)
             finished = trial.state is not TrialState.RUNNING
+            if finished:
+                self._durable(conn)
             conn.execute(
                 trials.insert().values(
                     study_id=study_id,
@@ -543,6 +562,7 @@ class RDBStorage(Storage):
         }
 
         def update(conn: Any) -> bool:
+            self._durable(conn)
             seq = self._last_finish(conn, study_id) + 1
             result = conn.execute(
                 trials.update()
