@@ -28,15 +28,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--explore", type=int, default=10, help="robot's explore_queries")
+    parser.add_argument("--robot-proxies", default=None, help="comma list (default: RoBoT's six)")
     args = parser.parse_args()
 
     from nasforge.experiments import run_comparison
 
     table = {"scores": args.scores, "dataset": args.dataset}
     params = {
-        "robot": dict(table, explore_queries=10),
+        "robot": dict(table, explore_queries=args.explore),
         "training-free": dict(table, proxies=["nwot"]),
     }
+    if args.robot_proxies:
+        params["robot"]["proxies"] = args.robot_proxies.split(",")
     strategies = ["robot", "training-free", "regularized-evolution", "optuna-tpe"]
     start = time.perf_counter()
     comparison = run_comparison(
@@ -49,7 +53,8 @@ def main() -> None:
     )
     print(
         f"# NB201 {args.dataset}, {args.seeds} seeds, {args.budget} queries of valid_acc; "
-        f"proxy scores from {Path(args.scores).name}; {time.perf_counter() - start:.0f} s"
+        f"proxy scores from {Path(args.scores).name}; robot {params['robot']}; "
+        f"{time.perf_counter() - start:.0f} s"
     )
     print(f"{'strategy':>22} {'mean test':>10} {'std':>6} {'mean valid':>11}")
     for row in comparison.summary([args.budget]):
