@@ -44,6 +44,17 @@ def test_robot_beats_random_picks_from_its_pool(tmp_path, nb201, bench):
     assert np.mean(found) >= np.quantile(pool, 0.9)
 
 
+def test_ridge_exploitation_ranks_by_a_fit_of_the_observed_scores(tmp_path, nb201, bench):
+    path = str(table(tmp_path, nb201, bench))
+    ev = nasforge.evaluators.create("tabular", dataset="cifar10", metrics=["valid_acc"])
+    params = {"scores": path, "proxies": ["nwot", "synflow", "jacov"], "explore_queries": 4,
+              "exploit": "ridge"}  # fmt: skip
+    study = nasforge.create_study(strategy="robot", seed=0, strategy_params=params)
+    study.optimize(ev, n_trials=8)
+    pool = np.array([bench.query(nb201.from_index(i), "cifar10", "valid_acc") for i in range(400)])
+    assert study.best_trial.metrics["valid_acc"] >= np.quantile(pool, 0.9)
+
+
 def test_phase_two_exploits_the_best_weights(tmp_path, nb201, bench):
     path = str(table(tmp_path, nb201, bench))
     s = strategies.create("robot", nb201, seed=0, scores=path,
@@ -64,5 +75,7 @@ def test_bad_parameters(nb201, tmp_path, bench):
     path = str(table(tmp_path, nb201, bench, n=5))
     with pytest.raises(InvalidConfigError, match="explore_queries"):
         strategies.create("robot", nb201, scores=path, proxies=["nwot"], explore_queries=-1)
+    with pytest.raises(InvalidConfigError, match="exploit"):
+        strategies.create("robot", nb201, scores=path, proxies=["nwot"], exploit="greedy")
     with pytest.raises(InvalidConfigError, match="Unknown parameter"):
         strategies.create("robot", nb201, scores=path, explor_queries=3)

@@ -18,7 +18,7 @@ which spends a query per weight vector; that is :mod:`nasforge.strategies.robot`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,42 @@ from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError
 from nasforge.proxies.scores import ProxyScores, rank_normalise
 
-__all__ = ["CombinedProxy", "CombinedProxyResult"]
+__all__ = ["CombinedProxy", "CombinedProxyResult", "ridge_fit"]
+
+ALPHAS = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+def ridge_fit(
+    x: np.ndarray, labels: np.ndarray, alphas: Sequence[float] = ALPHAS
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Ridge regression of the labels' ranks on ``x``, the penalty chosen by exact
+    leave-one-out error; returns the predictor (larger is better)."""
+    return _ridge(x, rank_normalise(labels), alphas)[0]
+
+
+def _ridge(
+    x: np.ndarray, y: np.ndarray, alphas: Sequence[float]
+) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, float, np.ndarray]:
+    mean = x.mean(axis=0)
+    offset = float(y.mean())
+    xc = x - mean
+    yc = y - offset
+    best = None
+    for alpha in alphas:
+        gram = xc.T @ xc + alpha * np.eye(xc.shape[1])
+        coef = np.linalg.solve(gram, xc.T @ yc)
+        hat = np.einsum("ij,ji->i", xc, np.linalg.solve(gram, xc.T))
+        loo = yc - (yc - xc @ coef) / np.maximum(1.0 - hat, 1e-9)
+        error = float(np.mean((yc - loo) ** 2))
+        if best is None or error < best[0]:
+            best = (error, alpha, coef, loo)
+    assert best is not None
+    _, alpha, coef, loo = best
+
+    def predict(z: np.ndarray) -> np.ndarray:
+        return (z - mean) @ coef + offset
+
+    return predict, coef, alpha, loo + offset
 
 
 @dataclass(frozen=True)
@@ -85,7 +120,7 @@ class CombinedProxy:
         *,
         encoding: str | None = None,
         space: object | None = None,
-        alphas: Sequence[float] = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0),
+        alphas: Sequence[float] = ALPHAS,
     ) -> None:
         if encoding is not None and space is None:
             raise InvalidConfigError("CombinedProxy(encoding=...) needs the space= to encode with.")
@@ -95,10 +130,7 @@ class CombinedProxy:
         self.encoding = encoding
         self.space = space
         self.alphas = tuple(float(a) for a in alphas)
-        self._coef: np.ndarray | None = None
-        self._mean: np.ndarray | None = None
-        self._offset = 0.0
-        self._names: tuple[str, ...] = ()
+        self._predict: Callable[[np.ndarray], np.ndarray] | None = None
         self.result: CombinedProxyResult | None = None
 
     def features(self, scores: ProxyScores) -> np.ndarray:
@@ -134,39 +166,22 @@ class CombinedProxy:
                     "table that holds every labelled architecture."
                 )
             rows.append(row)
-        x_all = self.features(scores)
-        x = x_all[np.asarray(rows)]
+        x = self.features(scores)[np.asarray(rows)]
         y = rank_normalise(np.fromiter(labels.values(), dtype=np.float64))
-        self._mean = x.mean(axis=0)
-        self._offset = float(y.mean())
-        xc = x - self._mean
-        yc = y - self._offset
-        best = None
-        for alpha in self.alphas:
-            gram = xc.T @ xc + alpha * np.eye(xc.shape[1])
-            coef = np.linalg.solve(gram, xc.T @ yc)
-            hat = np.einsum("ij,ji->i", xc, np.linalg.solve(gram, xc.T))
-            loo = yc - (yc - xc @ coef) / np.maximum(1.0 - hat, 1e-9)
-            error = float(np.mean((yc - loo) ** 2))
-            if best is None or error < best[0]:
-                best = (error, alpha, coef, loo)
-        assert best is not None
-        _, alpha, coef, loo = best
-        self._coef = coef
+        self._predict, coef, alpha, loo = _ridge(x, y, self.alphas)
         names = scores.names if self.proxies is None else self.proxies
-        self._names = tuple(names)
         from nasforge.proxies.scores import spearman
 
         self.result = CombinedProxyResult(
             n_labelled=len(labels),
             weights={n: float(w) for n, w in zip(names, coef[: len(names)], strict=True)},
             alpha=alpha,
-            loo_spearman=spearman(loo, yc),
+            loo_spearman=spearman(loo, y),
         )
         return self
 
     def predict(self, scores: ProxyScores) -> np.ndarray:
         """The combined score of every row of ``scores`` (larger is better)."""
-        if self._coef is None or self._mean is None:
+        if self._predict is None:
             raise InvalidConfigError("Call CombinedProxy.fit(...) before predict().")
-        return (self.features(scores) - self._mean) @ self._coef + self._offset
+        return self._predict(self.features(scores))

@@ -49,6 +49,10 @@ class RoBoT(Strategy):
         proxies: Proxy names (default: RoBoT's six, :data:`ROBOT_PROXIES`).
         explore_queries: Queries spent on Bayesian optimisation before exploitation.
         acquisition_samples: Random weight vectors scored by expected improvement per step.
+        exploit: ``"best-weights"`` (the paper: rank by the best ``w`` found) or ``"ridge"``
+            (rank by a ridge regression of every score observed so far on the proxies, as
+            :class:`nasforge.proxies.combined.CombinedProxy` learns it; refitted after each
+            query).
         scores, dataset, pool_size, data, batch_size, build, cache_dir, device: Where the
             candidates and their scores come from, as for ``training-free``
             (:class:`nasforge.strategies.training_free.TrainingFree`).
@@ -70,6 +74,7 @@ class RoBoT(Strategy):
         proxies: list[str] | None = None,
         explore_queries: int = 10,
         acquisition_samples: int = 512,
+        exploit: str = "best-weights",
         scores: str | None = None,
         dataset: str = "cifar10",
         pool_size: int | None = None,
@@ -83,6 +88,10 @@ class RoBoT(Strategy):
 
         if explore_queries < 0:
             raise InvalidConfigError(f"explore_queries must be >= 0, got {explore_queries}.")
+        if exploit not in ("best-weights", "ridge"):
+            raise InvalidConfigError(
+                f"exploit must be 'best-weights' (RoBoT) or 'ridge', got {exploit!r}."
+            )
         if acquisition_samples < 1:
             raise InvalidConfigError(
                 f"acquisition_samples must be >= 1, got {acquisition_samples}."
@@ -93,6 +102,7 @@ class RoBoT(Strategy):
             raise InvalidConfigError("RoBoT needs at least one proxy.")
         self.explore_queries = explore_queries
         self.acquisition_samples = acquisition_samples
+        self.exploit = exploit
         self.table = candidate_scores(
             space,
             self.proxies,
@@ -141,14 +151,21 @@ class RoBoT(Strategy):
 
     # -- phase 2 -------------------------------------------------------------------------------
     def _exploit_order(self) -> np.ndarray:
-        if self.values:
-            w = self.weights[int(np.argmax(self.values))]
+        key = len(self.values) + len(self.observed)
+        if self._order is not None and self._order_for == key:
+            return self._order
+        if self.exploit == "ridge" and len(self.observed) >= 3:
+            from nasforge.proxies.combined import ridge_fit
+
+            rows = np.fromiter(self.observed, dtype=np.int64)
+            labels = np.fromiter(self.observed.values(), dtype=np.float64)
+            predict = ridge_fit(self.features[rows], labels)
+            score = predict(self.features)
         else:
-            w = np.ones(self.features.shape[1])
-        key = len(self.values)
-        if self._order is None or self._order_for != key:
-            self._order = np.argsort(-(self.features @ w), kind="stable")
-            self._order_for = key
+            w = self.weights[int(np.argmax(self.values))] if self.values else None
+            score = self.features @ (np.ones(self.features.shape[1]) if w is None else w)
+        self._order = np.argsort(-score, kind="stable")
+        self._order_for = key
         return self._order
 
     def ask(self) -> Proposal:
