@@ -145,8 +145,8 @@ def search(
 
     Example:
         >>> from nasforge.train import SyntheticImages
-        >>> data = SyntheticImages(n_train=256, n_test=10, size=8).load()
-        >>> settings = SupernetSettings(channels=4, cells=1, batch_size=32)
+        >>> data = SyntheticImages(num_classes=4, n_train=64, n_test=4, size=8).load()
+        >>> settings = SupernetSettings(channels=4, cells=1, batch_size=16)
         >>> result = search("darts", data, settings=settings, epochs=2, device="cpu")
         >>> [t.metrics["epoch"] for t in result.study.trials]
         [0.0, 1.0]
