@@ -5,8 +5,9 @@ For each storage (SQLite; PostgreSQL on a throwaway server when its binaries are
 a child process runs a 300-query regularized-evolution search on the bundled NB201 table
 (seed 11, population 20, tournament 5; each evaluation waits ``--delay`` seconds, 0.02 by
 default, so that kills fall at every stage of a trial). It is killed with SIGKILL ``--kills``
-times, at moments drawn uniformly over the search it still has to run (from its first new
-trial on: a kill during start-up touches nothing), and restarted each time; after each kill
+times, at moments spread uniformly over the search (a trial count drawn uniformly, then a
+uniform offset within a trial; a kill during start-up would touch nothing), and restarted
+each time; after each kill
 the record is checked: every trial that was finished before is still there, unchanged. At
 the end the completed trials must equal those of an uninterrupted run (same architectures,
 same results, same order).
@@ -72,13 +73,26 @@ def finished(url: str) -> dict[int, tuple[str, str, float | None]]:
     }
 
 
-def trials_in_record(url: str) -> int:
-    store = nasforge.storage.get_storage(url)
-    try:
-        record = store.get_study("fault")
-        return 0 if record is None else len(store.get_trials(record.study_id))
-    finally:
-        store.close()
+class _Counter:
+    """Counts the recorded trials with plain reads (no lock: the child is not slowed)."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self.sa = sa
+        self.engine = sa.create_engine(url)
+
+    def count(self) -> int:
+        try:
+            with self.engine.connect() as conn:
+                return int(
+                    conn.execute(self.sa.text("SELECT count(*) FROM nasforge_trials")).scalar()
+                )
+        except self.sa.exc.DBAPIError:  # tables not created yet
+            return 0
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def running_in_record(url: str) -> int:
@@ -100,20 +114,21 @@ def run(url: str, label: str, args: argparse.Namespace, script: Path) -> dict[st
     lost = changed = in_trial = 0
     recorded = 0
     per_trial = args.delay + 0.01  # refined from what the children achieve
+    # the kill points, spread uniformly over the search: a trial count to reach, then a
+    # uniform offset within one trial's time
+    targets = sorted(rng.uniform(1, args.queries - 1) for _ in range(args.kills))
+    counter = _Counter(url)
     started = time.perf_counter()
-    kills = attempts = 0
-    while kills < args.kills and attempts < 3 * args.kills:
-        attempts += 1
-        remaining = args.queries - sum(1 for v in seen.values() if v[0] == "COMPLETE")
+    kills = 0
+    for target in targets:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # the moment: uniform over the search still to run, counted from the child's first
-        # new trial (a kill during start-up touches nothing)
-        while trials_in_record(url) <= recorded and proc.poll() is None:
-            time.sleep(0.005)
-        searching = time.perf_counter()
-        moment = rng.uniform(0.0, max(remaining, 1) * per_trial)
-        while time.perf_counter() - searching < moment and proc.poll() is None:
-            time.sleep(min(0.005, moment))
+        goal = max(int(target), recorded + 1)  # at least one new trial: past start-up
+        while counter.count() < goal and proc.poll() is None:
+            time.sleep(0.002)
+        reached = time.perf_counter()
+        offset = rng.uniform(0.0, per_trial)
+        while time.perf_counter() - reached < offset and proc.poll() is None:
+            time.sleep(0.001)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -122,11 +137,9 @@ def run(url: str, label: str, args: argparse.Namespace, script: Path) -> dict[st
         now = finished(url)
         lost += sum(1 for n in seen if n not in now)
         changed += sum(1 for n, v in seen.items() if n in now and now[n] != v)
-        count = trials_in_record(url)
-        if count - recorded > 1:
-            per_trial = (time.perf_counter() - searching) / (count - recorded)
-        recorded = count
+        recorded = counter.count()
         seen = now
+    counter.close()
     final = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if final.returncode != 0:
         raise SystemExit(f"{label}: the resumed search failed:\n{final.stderr}")
