@@ -534,6 +534,22 @@ def search(
     }
     try:
         with _errors():
+            if _is_oneshot(strategy):  # a one-shot method trains a supernet on --data
+                _oneshot_search(
+                    method=strategy,
+                    space=space,
+                    dataset=dataset,
+                    seed=seed,
+                    storage=storage,
+                    study_name=study_name,
+                    params=parse_params(param or []),
+                    evaluator_name=evaluator_name,
+                    options=training,
+                    other={"budget": budget, "trials": trials, "fidelity": fidelity},
+                    quiet=quiet,
+                    as_json=as_json,
+                )
+                return
             if evaluator_name not in ("tabular", "train"):
                 raise UnknownNameError("evaluator", evaluator_name, ("tabular", "train"))
             if trials is not None:
@@ -624,6 +640,163 @@ def search(
         failed = [t for t in study.trials if t.fail_reason]
         reason = f"; first failure: {failed[0].fail_reason}" if failed else ""
         _fail(f"no trial completed{reason}", 1)
+
+
+def _is_oneshot(name: str) -> bool:
+    """Whether ``name`` is a one-shot method (and not a strategy)."""
+    import nasforge
+    from nasforge import oneshot
+
+    strategies, methods = nasforge.strategies.names(), oneshot.names()
+    if name not in strategies and name not in methods:
+        raise UnknownNameError("strategy or one-shot method", name, [*strategies, *methods])
+    return name not in strategies
+
+
+#: ``nasforge search`` options a one-shot search uses (the others are refused).
+_ONESHOT_OPTIONS = (
+    "data",
+    "epochs",
+    "channels",
+    "cells",
+    "resolution",
+    "data_fraction",
+    "batch_size",
+    "threads",
+    "device",
+    "checkpoints",
+    "cache_dir",
+)
+
+
+def _oneshot_search(
+    *,
+    method: str,
+    space: str,
+    dataset: str,
+    seed: int,
+    storage: str | None,
+    study_name: str | None,
+    params: dict[str, Any],
+    evaluator_name: str,
+    options: Mapping[str, Any],
+    other: Mapping[str, Any],
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """``nasforge search --strategy darts|gdas|pc-darts|spos|darts-pt|single-level-darts``:
+    train the method's supernet on ``--data`` and record each epoch's derived architecture,
+    looked up in the bundled table of the space."""
+    import nasforge
+    from nasforge import oneshot
+    from nasforge.oneshot import SupernetSettings
+    from nasforge.train import load_cifar10
+
+    unused = [f"--{k.replace('_', '-')}" for k, v in other.items() if v is not None]
+    unused += [
+        f"--{k.replace('_', '-')}"
+        for k, v in options.items()
+        if v is not None and k not in _ONESHOT_OPTIONS
+    ]
+    if unused:
+        raise InvalidConfigError(
+            f"{', '.join(unused)} do{'es' if len(unused) == 1 else ''} not apply to the "
+            f"one-shot method {method!r}; it runs --epochs supernet epochs (see "
+            "nasforge search --help, panel Training)."
+        )
+    if evaluator_name != "tabular":
+        raise InvalidConfigError(
+            "From the command line a one-shot search looks its architectures up in the "
+            "bundled table (--evaluator tabular, space nb201); to train each derived DARTS "
+            "architecture use nasforge.oneshot.search(..., evaluator=...) in Python."
+        )
+    if options.get("data") is None:
+        raise InvalidConfigError(
+            f"The one-shot method {method!r} trains a supernet: give --data PATH (CIFAR-10's "
+            "python release folder, an image-folder tree or a .tar.gz of either); nasforge "
+            "never downloads data."
+        )
+    oneshot.get(method)
+    oneshot.base.check_space(space)
+    base = SupernetSettings.standard(space)
+    settings = SupernetSettings(
+        channels=options.get("channels") or base.channels,
+        cells=options.get("cells") or base.cells,
+        resolution=options.get("resolution"),
+        data_fraction=options.get("data_fraction") or 1.0,
+        batch_size=options.get("batch_size") or base.batch_size,
+    )
+    evaluator = nasforge.evaluators.create("tabular", benchmark=space, dataset=dataset)
+    if study_name is None and storage is not None:
+        study_name = f"{space}-{method}-{dataset}-seed{seed}"
+    checkpoint_dir = _checkpoint_dir(options.get("checkpoints"), storage, study_name)
+    data = load_cifar10(options["data"], cache_dir=options.get("cache_dir"))
+    progress = None if quiet or not _show_progress(quiet) else _progress_bar(method)
+    task = None
+
+    def advance(study: Study, trial: Trial) -> None:
+        if progress is not None and task is not None:
+            progress.update(task, completed=int(trial.metrics.get("epoch", 0)) + 1)
+
+    started = time.perf_counter()
+    if progress is not None:
+        progress.start()
+        task = progress.add_task(method, total=None)
+    try:
+        result = oneshot.search(
+            method,
+            data,
+            space=space,
+            params=params,
+            settings=settings,
+            epochs=options.get("epochs"),
+            seed=seed,
+            evaluator=evaluator,
+            storage=storage,
+            study_name=study_name,
+            checkpoint_dir=checkpoint_dir,
+            device=options.get("device") or "auto",
+            threads=options.get("threads"),
+            callbacks=[advance],
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
+    study = result.study
+    if result.resumed_from:
+        _note(f"resumed study {study.name} at epoch {result.resumed_from}", quiet)
+    summary = search_summary(
+        study,
+        evaluator,
+        budget=None,
+        seconds=time.perf_counter() - started,
+        storage=storage,
+    )
+    last = study.trials[-1] if study.trials else None
+    summary["oneshot"] = {
+        "method": method,
+        "settings": settings.to_dict(),
+        "epochs": result.epochs_done,
+        "failed": result.failed,
+        "checkpoint": None if result.checkpoint is None else str(result.checkpoint),
+        "final": None if last is None else _trial_json(study, last),
+    }
+    study.storage.close()
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_search_summary(summary)
+        if last is not None:
+            metrics = last.metrics
+            _print_fields(
+                [
+                    ("final arch", last.arch.text),
+                    ("final valid", _fmt(metrics.get("valid_acc"))),
+                    ("final test", _fmt(metrics.get("test_acc"))),
+                ]
+            )
+    if result.failed is not None:
+        _fail(f"the search stopped: {result.failed}; the last good epoch's checkpoint is kept", 1)
 
 
 def _fail_plain(message: str) -> NoReturn:
@@ -1440,6 +1613,169 @@ _LISTERS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 # -- show --------------------------------------------------------------------------------------
+@app.command("proxies")
+def proxies_(
+    space: Annotated[str, typer.Option(help="Search space with a model builder.")] = "nb201",
+    dataset: Annotated[
+        str, typer.Option(help="cifar10, cifar100 or imagenet16-120 (classes, image size).")
+    ] = "cifar10",
+    sample: Annotated[int, typer.Option(help="Architectures to score.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the sample, the batch and the weights.")] = 0,
+    proxy: Annotated[
+        str | None, typer.Option(help="Comma-separated proxies (default: all).", show_default=False)
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="Table of reference scores (CSV with arch, dataset and proxy columns); the "
+            "sample is drawn from its architectures.",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="CIFAR-10 (python release, image folder or .tar.gz); default: a synthetic batch.",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images in the batch.")] = 64,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    cache: Annotated[
+        Path | None, typer.Option(help="Keep computed scores in this folder.", show_default=False)
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score a sample of architectures with zero-cost proxies and print each proxy's Spearman
+    and Kendall correlation with the benchmark's test accuracy (and with --reference scores)."""
+    with _errors():
+        summary = proxies_summary(
+            space=space,
+            dataset=dataset,
+            sample=sample,
+            seed=seed,
+            names=None if proxy is None else _split(proxy),
+            reference=reference,
+            data=data,
+            batch_size=batch_size,
+            device=device,
+            cache=cache,
+            show_progress=_show_progress(quiet),
+        )
+    if as_json:
+        _print_json(summary)
+        return
+    _print_proxies_table(summary)
+
+
+def proxies_summary(
+    *,
+    space: str,
+    dataset: str,
+    sample: int,
+    seed: int,
+    names: Sequence[str] | None,
+    reference: Path | None,
+    data: Path | None,
+    batch_size: int,
+    device: str,
+    cache: Path | None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """What ``nasforge proxies`` prints, as a dictionary."""
+    import numpy as np
+
+    from nasforge import proxies, spaces, tabular
+    from nasforge.proxies.scores import compute_scores, kendall, read_reference, spearman
+
+    if sample < 2:
+        raise InvalidConfigError(f"--sample must be at least 2, got {sample}.")
+    the_space = spaces.create(space)
+    chosen = [proxies.create(n).name for n in names] if names else proxies.names()
+    rng = np.random.default_rng(seed)
+    ref = None
+    if reference is not None:
+        ref = read_reference(reference, space=space, dataset=dataset, proxies=None)
+        rows = np.sort(rng.choice(len(ref), size=min(sample, len(ref)), replace=False))
+        ref = ref.subset(rows)
+        archs = list(ref.archs)
+    else:
+        seen: dict[Any, None] = {}
+        for _ in range(sample * 20):
+            seen.setdefault(the_space.sample(rng), None)
+            if len(seen) == sample:
+                break
+        archs = list(seen)
+    bench = next(
+        (tabular.create(n) for n in tabular.names() if tabular.create(n).space == space), None
+    )
+    accuracy = None
+    if bench is not None:
+        accuracy = np.array([bench.query(a, dataset, "test_acc") for a in archs])
+    start = time.perf_counter()
+    if show_progress:
+        with _progress_bar("scoring") as bar:
+            task = bar.add_task("scoring", total=len(archs))
+            table = compute_scores(
+                the_space, archs, chosen, data=data, dataset=dataset, batch_size=batch_size,
+                seed=seed, device=device, cache_dir=cache,
+                progress=lambda done, total: bar.update(task, completed=len(archs) - total + done),
+            )  # fmt: skip
+    else:
+        table = compute_scores(
+            the_space, archs, chosen, data=data, dataset=dataset, batch_size=batch_size,
+            seed=seed, device=device, cache_dir=cache,
+        )  # fmt: skip
+    rows = []
+    for name in table.names:
+        ours = table.column(name)
+        row: dict[str, Any] = {"proxy": name}
+        if accuracy is not None:
+            row["spearman_acc"] = spearman(ours, accuracy)
+            row["kendall_acc"] = kendall(ours, accuracy)
+        if ref is not None and name in ref.names:
+            theirs = ref.column(name)
+            if accuracy is not None:
+                row["reference_spearman_acc"] = spearman(theirs, accuracy)
+            row["spearman_reference"] = spearman(ours, theirs)
+            row["kendall_reference"] = kendall(ours, theirs)
+        rows.append(row)
+    return {
+        "space": space,
+        "dataset": dataset,
+        "archs": len(archs),
+        "seed": seed,
+        "batch": f"{batch_size} images from {data}" if data else f"{batch_size} synthetic",
+        "reference": None if reference is None else str(reference),
+        "seconds": time.perf_counter() - start,
+        "proxies": rows,
+    }
+
+
+def _print_proxies_table(summary: Mapping[str, Any]) -> None:
+    from rich.table import Table
+
+    columns = [
+        ("spearman_acc", "Spearman acc"),
+        ("kendall_acc", "Kendall acc"),
+        ("reference_spearman_acc", "ref. Spearman acc"),
+        ("spearman_reference", "Spearman ref."),
+        ("kendall_reference", "Kendall ref."),
+    ]
+    shown = [(k, t) for k, t in columns if any(k in r for r in summary["proxies"])]
+    table = Table(
+        title=f"{summary['space']} {summary['dataset']}: {summary['archs']} architectures, "
+        f"seed {summary['seed']}, batch {summary['batch']} ({summary['seconds']:.0f} s)"
+    )
+    table.add_column("proxy")
+    for _, title in shown:
+        table.add_column(title, justify="right")
+    for row in summary["proxies"]:
+        _add_row(table, row["proxy"], *(_fmt(row.get(k), 3) for k, _ in shown))
+    _console().print(table)
+
+
 @app.command()
 def show(
     study_name: Annotated[
