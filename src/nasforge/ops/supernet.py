@@ -23,6 +23,12 @@ every forward, the weights of each edge's operations in one of three forms:
   shuffles the channels in ``K`` groups. ``edge_weights`` (edge normalisation) scales each
   edge's output before a node sums its inputs.
 
+:class:`MixedEdge` computes these functions with a few savings that leave them unchanged
+(to rounding; see its docstring): ``none`` is not run, one ReLU serves every operation that
+begins with one, the weighted sum is accumulated in place, 3x3 average pooling runs as a
+depthwise convolution (:class:`AvgPool3x3`), and the edge weight is folded into the mixture
+so that a partial-channel edge keeps only ``1/K`` of its width for the backward pass.
+
 Weights, indices and edge weights are lists with one entry per cell type: one for NB201
 (every cell shares one set of architecture parameters, as in NAS-Bench-201's search models),
 two for DARTS (normal, reduce).
@@ -31,6 +37,7 @@ two for DARTS (normal, reduce).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,7 +46,14 @@ from nasforge.errors import InvalidConfigError
 from nasforge.ops import darts as darts_ops
 from nasforge.ops import nb201 as nb201_ops
 
-__all__ = ["DartsSupernet", "MixedEdge", "NB201Supernet", "Supernet", "channel_shuffle"]
+__all__ = [
+    "AvgPool3x3",
+    "DartsSupernet",
+    "MixedEdge",
+    "NB201Supernet",
+    "Supernet",
+    "channel_shuffle",
+]
 
 Weights = Sequence[torch.Tensor | None] | None
 Indices = Sequence[Sequence[int]] | None
@@ -51,8 +65,87 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
+class AvgPool3x3(nn.Module):
+    """3x3 average pooling, padding 1, not counting the padding: the function of
+    ``nn.AvgPool2d(3, stride, padding=1, count_include_pad=False)``, computed as a depthwise
+    convolution with a kernel of ones times the reciprocal of each window's count of real
+    pixels. On the CPU this is several times faster than PyTorch's pooling kernel forward
+    and backward (the pooling was a third of a DARTS supernet step); outputs agree to
+    rounding (about ``1e-7``). The kernel is a buffer left out of state dicts.
+
+    Args:
+        channels: Channels of the input.
+        stride: 1 or 2.
+    """
+
+    def __init__(self, channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.channels = channels
+        self.stride = stride
+        self.register_buffer("kernel", torch.ones(channels, 1, 3, 3), persistent=False)
+        self._scale: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, stride={self.stride}"
+
+    def _reciprocal_count(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.shape[-2], x.shape[-1], x.device, x.dtype)
+        scale = self._scale.get(key)
+        if scale is None:
+            ones = torch.ones(1, 1, x.shape[-2], x.shape[-1], device=x.device, dtype=x.dtype)
+            count = nn.functional.conv2d(ones, self.kernel[:1], stride=self.stride, padding=1)
+            scale = self._scale[key] = count.reciprocal()
+        return scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = nn.functional.conv2d(
+            x, self.kernel.to(x.dtype), stride=self.stride, padding=1, groups=self.channels
+        )
+        return total * self._reciprocal_count(x)
+
+
+def _fast_pool(op: nn.Module, channels: int) -> nn.Module:
+    """``op``, or :class:`AvgPool3x3` where ``op`` is the 3x3 count-excluding average pool."""
+    if (
+        isinstance(op, nn.AvgPool2d)
+        and op.kernel_size in (3, (3, 3))
+        and op.padding in (1, (1, 1))
+        and op.stride in (1, 2, (1, 1), (2, 2))
+        and not op.count_include_pad
+        and not op.ceil_mode
+        and op.divisor_override is None
+    ):
+        stride = op.stride if isinstance(op.stride, int) else op.stride[0]
+        return AvgPool3x3(channels, stride)
+    return op
+
+
+def _leading_relu(op: nn.Module) -> tuple[nn.Sequential, nn.ReLU] | None:
+    """The ``nn.Sequential`` of ``op`` (itself or its ``op`` attribute, as in the DARTS
+    operations) and its first module, when that is an out-of-place ReLU."""
+    seq = op if isinstance(op, nn.Sequential) else getattr(op, "op", None)
+    if isinstance(seq, nn.Sequential) and len(seq) > 1:
+        first = seq[0]
+        if isinstance(first, nn.ReLU) and not first.inplace:
+            return seq, first
+    return None
+
+
 class MixedEdge(nn.Module):
     """All candidate operations of one edge (see the module docstring for the three forms).
+
+    Computation, the same function as summing the builders' operations, done cheaper:
+
+    * ``none`` is never run in the dense form (zero output; its weight stays in the softmax);
+    * the weighted sum is accumulated in place, without stacking the operations' outputs;
+    * operations that begin with a ReLU (the convolutions) share one ReLU of the input: their
+      leading ``nn.ReLU`` is replaced by ``nn.Identity`` and the edge applies the ReLU once
+      (state dicts are unchanged: a ReLU has no parameters). Call the operations through
+      the edge, which applies it;
+    * the count-excluding 3x3 average pool is :class:`AvgPool3x3`;
+    * an edge weight (PC-DARTS's edge normalisation) is folded into the operation weights and
+      applied to the passed-through channels before the concatenation, so no full-width
+      copy of the edge's output is kept for the backward pass.
 
     Args:
         ops: The candidate operations, in the order of the space's operation names; they act
@@ -60,6 +153,7 @@ class MixedEdge(nn.Module):
         names: Their names (``"none"`` marks the zero operation).
         partial_channels: ``K`` of PC-DARTS (1: every channel goes through the mixture).
         stride: The edge's stride (2 on the inputs of a DARTS reduction cell).
+        share_relu: Hoist the leading ReLU of the operations that have one (see above).
     """
 
     def __init__(
@@ -68,6 +162,7 @@ class MixedEdge(nn.Module):
         names: Sequence[str],
         partial_channels: int = 1,
         stride: int = 1,
+        share_relu: bool = True,
     ) -> None:
         super().__init__()
         self.ops = nn.ModuleList(ops)
@@ -75,40 +170,82 @@ class MixedEdge(nn.Module):
         self.partial = int(partial_channels)
         self.stride = stride
         self._dense = tuple(i for i, name in enumerate(self.names) if name != "none")
+        relu_first = []
+        if share_relu:
+            for i, op in enumerate(self.ops):
+                found = _leading_relu(op)
+                if found is not None:
+                    found[0][0] = nn.Identity()
+                    relu_first.append(i)
+        self._relu_first = frozenset(relu_first)
         if self.partial > 1 and stride > 1:
             self.pass_pool: nn.Module | None = nn.MaxPool2d(2, 2)
         else:
             self.pass_pool = None
 
     def forward(
-        self, x: torch.Tensor, weights: torch.Tensor | None, index: int | None = None
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor | None,
+        index: int | None = None,
+        edge_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """The edge's output; ``edge_weight`` (a scalar tensor) multiplies all of it."""
         if self.partial > 1:
             width = x.shape[1] // self.partial
             head, tail = x[:, :width], x[:, width:]
-            mixed = self._mix(head, weights, index)
+            mixed = self._mix(head, weights, index, edge_weight)
             if self.pass_pool is not None:
                 tail = self.pass_pool(tail)
-            return channel_shuffle(torch.cat([mixed, tail], dim=1), self.partial)
-        return self._mix(x, weights, index)
+            if edge_weight is not None:
+                tail = tail * edge_weight
+            # channel_shuffle(cat([mixed, tail]), K) written in one copy: output channel
+            # j * K + g is channel j of group g (group 0 is the mixture, 1..K-1 the tail)
+            n, _, h, w = mixed.shape
+            groups = tail.reshape(n, self.partial - 1, width, h, w).transpose(1, 2)
+            out = torch.cat([mixed.unsqueeze(2), groups], dim=2)
+            return out.view(n, width * self.partial, h, w)
+        return self._mix(x, weights, index, edge_weight)
+
+    def _run(self, i: int, x: torch.Tensor, relu: torch.Tensor | None = None) -> torch.Tensor:
+        """Operation ``i`` on ``x`` (``relu``: ``relu(x)`` when already computed)."""
+        if i in self._relu_first:
+            if relu is None:
+                relu = torch.relu(x)
+            out: torch.Tensor = self.ops[i](relu)
+            return out
+        out = self.ops[i](x)
+        return out
 
     def _mix(
-        self, x: torch.Tensor, weights: torch.Tensor | None, index: int | None
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor | None,
+        index: int | None,
+        edge_weight: torch.Tensor | None,
     ) -> torch.Tensor:
         if index is not None:
-            out: torch.Tensor = self.ops[index](x)
-            if weights is None:
-                return out
-            rest = weights.sum() - weights[index]
-            return out * weights[index] + rest
+            out = self._run(index, x)
+            if weights is not None:
+                rest = weights.sum() - weights[index]
+                out = out * weights[index] + rest
+            if edge_weight is not None:
+                out = out * edge_weight
+            return out
         if weights is None:
             raise InvalidConfigError(
                 "A mixed edge needs operation weights (dense) or an operation index (one path)."
             )
+        if edge_weight is not None:
+            weights = weights * edge_weight
+        relu = torch.relu(x) if self._relu_first.intersection(self._dense) else None
         total: torch.Tensor | None = None
         for i in self._dense:
-            term = self.ops[i](x) * weights[i]
-            total = term if total is None else total + term
+            out = self._run(i, x, relu)
+            if total is None:
+                total = out * weights[i]
+            else:
+                total.addcmul_(out, weights[i])
         if total is None:  # only the zero operation: zeros of the output's shape
             total = self.ops[0](x) * weights.sum()
         return total
@@ -141,7 +278,10 @@ class _NB201SearchCell(nn.Module):
         width = channels // partial_channels
         edges = []
         for _ in nb201_ops.EDGES:
-            ops = [nb201_ops.make_op(name, width, affine=False) for name in nb201_ops.OPS]
+            ops = [
+                _fast_pool(nb201_ops.make_op(name, width, affine=False), width)
+                for name in nb201_ops.OPS
+            ]
             for op in ops:
                 for m in op.modules():
                     if isinstance(m, nn.BatchNorm2d) and not track_running_stats:
@@ -167,9 +307,8 @@ class _NB201SearchCell(nn.Module):
                     nodes[i],
                     None if weights is None else weights[k],
                     None if index is None else int(index[k]),
+                    None if edge_weights is None else edge_weights[k],
                 )
-                if edge_weights is not None:
-                    out = out * edge_weights[k]
                 total = out if total is None else total + out
             assert total is not None
             nodes.append(total)
@@ -284,7 +423,7 @@ class _DartsSearchCell(nn.Module):
                 stride = 2 if reduction and j < 2 else 1
                 ops = []
                 for name in darts_ops.OPS:
-                    op = darts_ops.make_op(name, width, stride, affine=False)
+                    op = _fast_pool(darts_ops.make_op(name, width, stride, affine=False), width)
                     if "pool" in name:  # the search network adds a batch norm after pooling
                         op = nn.Sequential(op, nn.BatchNorm2d(width, affine=False))
                     ops.append(op)
@@ -309,9 +448,8 @@ class _DartsSearchCell(nn.Module):
                     h,
                     None if weights is None else weights[k],
                     None if index is None else int(index[k]),
+                    None if edge_weights is None else edge_weights[k],
                 )
-                if edge_weights is not None:
-                    out = out * edge_weights[k]
                 total = out if total is None else total + out
             offset += len(states)
             assert total is not None
