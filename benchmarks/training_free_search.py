@@ -30,13 +30,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--explore", type=int, default=10, help="robot's explore_queries")
     parser.add_argument("--robot-proxies", default=None, help="comma list (default: RoBoT's six)")
+    parser.add_argument("--exploit", default="best-weights", help="robot's exploit: or ridge")
     args = parser.parse_args()
 
     from nasforge.experiments import run_comparison
 
     table = {"scores": args.scores, "dataset": args.dataset}
     params = {
-        "robot": dict(table, explore_queries=args.explore),
+        "robot": dict(table, explore_queries=args.explore, exploit=args.exploit),
         "training-free": dict(table, proxies=["nwot"]),
     }
     if args.robot_proxies:
