@@ -419,6 +419,7 @@ class Study:
         timeout: float | None = None,
         executor: Executor | None = None,
         callbacks: Sequence[Callback] = (),
+        in_order: bool = True,
     ) -> Study:
         """Run the search until the study holds ``n_trials`` finished trials or has spent
         ``budget``.
@@ -437,6 +438,14 @@ class Study:
                 several slots (a process pool, Ray) runs that many trials at once and
                 reserves the next one as soon as one finishes (asynchronous).
             callbacks: Called as ``callback(study, trial)`` after each finished trial.
+            in_order: With several slots, record results and tell them to the strategy in
+                the order the trials were asked, each slot refilled when the oldest running
+                trial finishes. Trial ``j`` is then always asked after exactly the results of
+                trials ``0 .. j - slots``, so a seed gives the same trials on every run with
+                the same number of slots, however long each evaluation takes. ``False``
+                takes each result as it arrives: busier slots when evaluation times vary
+                widely, but the trials depend on timing. Workers started separately
+                (``nasforge worker``) always take results as they arrive.
 
         Returns:
             The study itself.
@@ -482,6 +491,7 @@ class Study:
                                 stop,
                                 rejected,
                                 streak,
+                                in_order,
                             )
                     except BaseException:
                         if batch:  # the reservations of the batch were rolled back
@@ -492,11 +502,17 @@ class Study:
                             break
                         time.sleep(self.poll_interval)  # other workers run the last trials
                         continue
-                    ready, _ = wait(
-                        list(in_flight),
-                        timeout=self.poll_interval if waiting else None,
-                        return_when=FIRST_COMPLETED,
-                    )
+                    if in_order:  # the oldest trial first, whatever finishes before it
+                        oldest = min(in_flight, key=lambda f: in_flight[f][0].number)
+                        wait([oldest], timeout=self.poll_interval if waiting else None)
+                        ready: list[Future[Result]] = [oldest] if oldest.done() else []
+                    else:
+                        done, _ = wait(
+                            list(in_flight),
+                            timeout=self.poll_interval if waiting else None,
+                            return_when=FIRST_COMPLETED,
+                        )
+                        ready = sorted(done, key=lambda f: in_flight[f][0].number)
                     for done in self._collect(ready, in_flight, beats):
                         rejected, streak, stop = self._after(
                             done, callbacks, rejected, streak, stop
@@ -520,6 +536,7 @@ class Study:
         stop: bool,
         rejected: int,
         streak: int,
+        in_order: bool = True,
     ) -> tuple[bool, bool, int, int]:
         """Reserve trials and submit them until every slot is busy; whether to stop, whether
         the last trials run in other workers, and the streak counters."""
@@ -547,7 +564,8 @@ class Study:
                     raise
                 in_flight[future] = (trial, free)
                 finished = []
-                if not future.done():
+                # a result taken here would come before older trials still running
+                if not future.done() or (in_order and len(in_flight) > 1):
                     continue
                 finished = self._collect([future], in_flight, beats)
             for done in finished:
