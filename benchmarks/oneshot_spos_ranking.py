@@ -5,7 +5,10 @@ Trains a SPOS supernet (uniform single-path sampling) in a reduced CPU setting o
 CIFAR-10 images, then scores ``--archs`` architectures drawn uniformly from the 15,625 cells
 (seeded) with the supernet (batch-norm recalibration on training images, accuracy on
 validation images, as SPOS's evolution scores candidates), and compares the ranking with
-the table's ``cifar10`` validation accuracy (``cifar10-valid``, 200 epochs).
+the table's ``cifar10`` validation accuracy (``cifar10-valid``, 200 epochs). Diagnostics
+printed beside it (never used to choose a setting): tau between the supernet's estimate and
+each architecture's share of parameter-free edges (the small supernet's bias), and the
+table's own tau with that share and with the parameter count, for scale.
 
 Run:  nice python benchmarks/oneshot_spos_ranking.py \
         --data ../shared/data/cifar10/cifar10-jpeg.tar.gz
@@ -106,11 +109,20 @@ def main() -> None:
     estimated = np.array([method.estimate(state, a.choices) for a in archs])
     table = np.array([bench.query(a, "cifar10", "valid_acc") for a in archs])
     tau = kendall_tau(estimated, table)
+    # diagnostics (not used to choose any setting): how much the supernet's ranking follows
+    # the share of parameter-free edges, and how well the parameter count alone ranks
+    free = np.array([_engine.param_free_share("nb201", a.choices) for a in archs])
+    params = np.array([bench.query(a, "cifar10", "params_M") for a in archs])
     print(
         f"SPOS reduced setting ({settings}, {args.epochs} epochs, recal {args.recal_images} / "
         f"eval {args.eval_images} images, device {args.device}): Kendall tau = {tau:.3f} on "
         f"{len(archs)} architectures (table: cifar10 valid_acc, 200 epochs); supernet "
         f"training {trained:.0f} s, scoring {time.perf_counter() - started - trained:.0f} s"
+    )
+    print(
+        f"diagnostics: tau(supernet, parameter-free share) = {kendall_tau(estimated, free):.3f}, "
+        f"tau(table, parameter-free share) = {kendall_tau(table, free):.3f}, "
+        f"tau(table, params) = {kendall_tau(table, params):.3f}"
     )
     top = int(np.argmax(estimated))
     print(
