@@ -57,6 +57,20 @@ SETTINGS: list[tuple[str, dict[str, float]]] = [
         "c8 N1 r32 s0.2 e4",
         {"channels": 8, "cells_per_stage": 1, "resolution": 32, "data_fraction": 0.2, "epochs": 4},
     ),
+    (
+        "c8 N1 r16 s0.5 e10",
+        {"channels": 8, "cells_per_stage": 1, "resolution": 16, "data_fraction": 0.5, "epochs": 10},
+    ),
+    (
+        "c16 N1 r16 s0.5 e10",
+        {
+            "channels": 16,
+            "cells_per_stage": 1,
+            "resolution": 16,
+            "data_fraction": 0.5,
+            "epochs": 10,
+        },
+    ),
 ]
 
 
