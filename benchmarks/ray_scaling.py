@@ -51,6 +51,11 @@ def main() -> None:
     parser.add_argument("--widths", default="1,2,4,8")
     parser.add_argument("--per-worker", type=int, default=8, help="trials per task slot")
     parser.add_argument("--wait", type=float, default=0.5)
+    parser.add_argument(
+        "--as-they-arrive",
+        action="store_true",
+        help="optimize(in_order=False): take results as they arrive instead of in ask order",
+    )
     args = parser.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
     rows = []
@@ -69,7 +74,9 @@ def main() -> None:
                 strategy="random", seed=width, storage=f"sqlite:///{tmp}/ray{width}.db"
             )
             begin = time.perf_counter()
-            study.optimize(Waiting(args.wait), n_trials=n, executor=executor)
+            study.optimize(
+                Waiting(args.wait), n_trials=n, executor=executor, in_order=not args.as_they_arrive
+            )
             wall = time.perf_counter() - begin
             assert study.n_finished == n and all(t.state.value == "COMPLETE" for t in study.trials)
             ideal = n * args.wait / width
