@@ -418,6 +418,7 @@ def test_compare_calls_the_harness(fake_harness: list[dict[str, Any]], tmp_path:
         "strategy_params": {"regularized-evolution": {"population_size": 10, "tournament_size": 3}},
         "n_jobs": 2,
         "dedupe": False,
+        "seconds_per_query": 0.0,
     }
     text = result.stdout
     assert "regularized-evolution" in text and "cifar100" in text
@@ -447,7 +448,10 @@ def test_compare_progress(
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["--strategies", "random,evolution"], ["strategy 'evolution'"]),
+        (
+            ["--strategies", "random,evolution"],
+            ["strategy or one-shot method 'evolution'", "Did you mean 'regularized-evolution'"],
+        ),
         (["--dataset", "cifar10,svhn"], ["'svhn'"]),
         (["--budget", "0"], ["budget must be a positive whole number"]),
         (["--seeds", "0"], ["--seeds must be a positive number"]),
@@ -457,6 +461,13 @@ def test_compare_progress(
         (["--param", "regularized-evolution.popsize=3"], ["'popsize'"]),
         (["--param", "regularized-evolution.population_size=x"], ["'x'", "integer"]),
         (["--benchmark", "nb101"], ["'nb101'"]),
+        (["--epochs", "3"], ["--epochs only applies to one-shot methods"]),
+        (["--strategies", "random,darts"], ["give --data PATH", "never downloads"]),
+        (
+            ["--strategies", "darts", "--data", "x", "--dataset", "cifar100"],
+            ["datasets=['cifar10']"],
+        ),
+        (["--seconds-per-query", "-1"], ["seconds_per_query must be a finite number"]),
     ],
 )
 def test_compare_bad_input(args: list[str], fragments: list[str]) -> None:

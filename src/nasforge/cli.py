@@ -1286,10 +1286,69 @@ def compare(
             help="Answer proposals equal in function to an evaluated cell from the record, free.",
         ),
     ] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="CIFAR-10 for the one-shot methods named in --strategies (darts, gdas...).",
+            rich_help_panel="One-shot methods",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Supernet epochs of each one-shot run (default: each method's own).",
+            rich_help_panel="One-shot methods",
+        ),
+    ] = None,
+    channels: Annotated[
+        int | None,
+        typer.Option(help="Supernet channels (default 16).", rich_help_panel="One-shot methods"),
+    ] = None,
+    cells: Annotated[
+        int | None,
+        typer.Option(
+            help="Supernet cells per stage (default 5).", rich_help_panel="One-shot methods"
+        ),
+    ] = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(
+            help="Image side for the supernet (default the data's).",
+            rich_help_panel="One-shot methods",
+        ),
+    ] = None,
+    data_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of the training images used (default 1).",
+            rich_help_panel="One-shot methods",
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto, cpu or cuda[:N].", rich_help_panel="One-shot methods"),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="CPU threads of the supernet.", rich_help_panel="One-shot methods"),
+    ] = None,
+    seconds_per_query: Annotated[
+        float,
+        typer.Option(
+            help="Seconds charged per black-box query on the time axis (time.png, mean "
+            "seconds), e.g. one architecture's training time.",
+        ),
+    ] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Compare strategies over many seeds (and datasets) on a tabular benchmark."""
+    """Compare strategies over many seeds (and datasets) on a tabular benchmark.
+
+    One-shot methods (darts, gdas, pc-darts, spos, darts-pt, single-level-darts) may be
+    named beside the strategies, with --data: each seed trains the method's supernet and its
+    epochs' derived architectures are looked up in the same table; time.png puts every
+    method on one wall-time axis.
+    """
     try:
         with _errors():
             names = _split(strategies)
@@ -1305,6 +1364,18 @@ def compare(
                     f"the comparison harness (nasforge.experiments) cannot be imported: {exc}; "
                     "reinstall nasforge"
                 )
+            oneshot_kwargs = _compare_oneshot(
+                names,
+                benchmark=benchmark,
+                data=data,
+                epochs=epochs,
+                channels=channels,
+                cells=cells,
+                resolution=resolution,
+                data_fraction=data_fraction,
+                device=device,
+                threads=threads,
+            )
             comp = _run_comparison(
                 run_comparison,
                 names,
@@ -1316,6 +1387,7 @@ def compare(
                 jobs=jobs,
                 dedupe=dedupe,
                 show_progress=_show_progress(quiet),
+                extra={"seconds_per_query": seconds_per_query, **oneshot_kwargs},
             )
             written: dict[str, Path] = {}
             if out is not None:
@@ -1333,9 +1405,69 @@ def compare(
         for label, path in written.items():
             _note(f"wrote {label}: {path}", quiet)
         return
-    _print_compare_table(comp.summary())
+    _print_compare_table(comp.summary(), oneshot=getattr(comp, "oneshot", ()))
     for label, path in written.items():
         typer.echo(f"wrote {label}: {path}")
+
+
+def _compare_oneshot(
+    names: Sequence[str],
+    *,
+    benchmark: str,
+    data: Path | None,
+    epochs: int | None,
+    channels: int | None,
+    cells: int | None,
+    resolution: int | None,
+    data_fraction: float | None,
+    device: str | None,
+    threads: int | None,
+) -> dict[str, Any]:
+    """The one-shot arguments of ``run_comparison``; options of one-shot methods given
+    without one are refused, naming them."""
+    options = {
+        "--data": data,
+        "--epochs": epochs,
+        "--channels": channels,
+        "--cells": cells,
+        "--resolution": resolution,
+        "--data-fraction": data_fraction,
+        "--device": device,
+        "--threads": threads,
+    }
+    if not any(_is_oneshot(name) for name in names):
+        given = [flag for flag, value in options.items() if value is not None]
+        if given:
+            raise InvalidConfigError(
+                f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to one-shot "
+                "methods (darts, gdas, ...), and --strategies names none; add one or drop "
+                f"{'it' if len(given) == 1 else 'them'}."
+            )
+        return {}
+    import nasforge
+    from nasforge.oneshot import SupernetSettings
+
+    if data is None:
+        raise InvalidConfigError(
+            "The one-shot methods in --strategies train a supernet: give --data PATH "
+            "(CIFAR-10's python release folder, an image-folder tree or a .tar.gz of either); "
+            "nasforge never downloads data."
+        )
+    base = SupernetSettings.standard(nasforge.tabular.create(benchmark).space)
+    settings = SupernetSettings(
+        channels=channels or base.channels,
+        cells=cells or base.cells,
+        resolution=resolution,
+        data_fraction=data_fraction or 1.0,
+        batch_size=base.batch_size,
+    )
+    return {
+        "data": str(data),
+        "oneshot_settings": settings,
+        "oneshot_epochs": epochs,
+        "device": device or "auto",
+        "threads": threads,
+    }
 
 
 def _compare_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -1383,6 +1515,7 @@ def _run_comparison(
     jobs: int | None,
     show_progress: bool,
     dedupe: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> Any:
     kwargs: dict[str, Any] = {
         "datasets": list(datasets),
@@ -1392,6 +1525,7 @@ def _run_comparison(
         "strategy_params": params or None,
         "n_jobs": jobs,
         "dedupe": dedupe,
+        **(extra or {}),
     }
     if not show_progress:
         return run(list(names), **kwargs)
@@ -1405,14 +1539,15 @@ def _run_comparison(
         return run(list(names), progress=report, **kwargs)
 
 
-def _print_compare_table(rows: Sequence[Any]) -> None:
+def _print_compare_table(rows: Sequence[Any], oneshot: Sequence[str] = ()) -> None:
     from rich import box
     from rich.table import Table
 
     runs = sorted({int(row.n_runs) for row in rows if getattr(row, "n_runs", None) is not None})
     seeds = f", {'/'.join(str(r) for r in runs)} runs each" if runs else ""
     table = Table(
-        title=f"test accuracy (mean ± std) of the best-by-validation architecture{seeds}",
+        title=f"test accuracy (mean ± std) of the best-by-validation architecture{seeds}"
+        + (f"; {', '.join(oneshot)}: final derived architecture" if oneshot else ""),
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
@@ -1420,7 +1555,7 @@ def _print_compare_table(rows: Sequence[Any]) -> None:
     )
     for label in ("dataset", "strategy"):
         table.add_column(label, no_wrap=True)
-    for label in ("budget", "test acc", "valid", "opt %", "RI %"):
+    for label in ("budget", "test acc", "valid", "opt %", "RI %", "seconds"):
         table.add_column(label, justify="right", no_wrap=True)
     previous: tuple[Any, Any] | None = None
     for row in rows:
@@ -1437,6 +1572,7 @@ def _print_compare_table(rows: Sequence[Any]) -> None:
             _fmt(row.mean_valid),
             _fmt(None if rate is None else 100.0 * rate, 1),
             _fmt(row.ri),
+            _fmt(getattr(row, "mean_seconds", None), 1),
         )
     _console().print(table)
 

@@ -11,6 +11,16 @@ strategy is reported against random search of the same space by its relative imp
 where ``Acc_m`` and ``Acc_r`` are the mean test accuracies (over seeds) of the method and of
 random search. Unlike the paper, which compares methods trained under their own protocols,
 here every run queries the same tabular benchmark, so RI measures search quality alone.
+
+One-shot methods (``nasforge.oneshot``: DARTS, GDAS, SPOS...) can be compared beside the
+strategies: each seed trains the method's supernet on real images and every epoch's derived
+architecture is looked up in the same table. A one-shot run spends no queries on choosing
+its architecture, so what it stands for at any point is its *latest* derived architecture
+(not the best by validation of all epochs, which would consult the table). Every trial
+carries the wall time its run had spent when its result was known, so both kinds of method
+are also put on one time axis (:meth:`Comparison.time_trajectories`, ``time.png``); the
+table makes a black-box query nearly free, and ``seconds_per_query`` charges each query the
+training time it would cost outside the table.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, as_completed
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +70,7 @@ TRIAL_COLUMNS = (
     "cum_cost",
     "best_valid",
     "best_test",
+    "seconds",
 )
 #: Most seeds one worker task runs (amortises process overhead, keeps progress fine-grained).
 _MAX_CHUNK = 25
@@ -85,6 +97,12 @@ class SummaryRow:
             validation accuracy of any architecture of the dataset.
         ri: Relative improvement over random search at the same dataset and budget,
             ``100 * (mean_test - random_mean_test) / random_mean_test`` (Yang et al., 2020).
+        mean_seconds: Mean over runs of the wall time spent by the end of the budget (its
+            last trial within the budget), with ``seconds_per_query`` charged per query;
+            for a one-shot method, the whole search time.
+
+    A one-shot method's row describes its final derived architecture at every budget (it
+    makes no queries).
     """
 
     dataset: str
@@ -96,6 +114,7 @@ class SummaryRow:
     mean_valid: float
     optimum_rate: float
     ri: float
+    mean_seconds: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,8 @@ class _Run:
     test: np.ndarray
     cost: np.ndarray
     eligible: np.ndarray  # scored at full fidelity (not failed, screened or infeasible)
+    seconds: np.ndarray  # wall seconds the run had spent when the trial's result was known
+    latest: bool = False  # one-shot: the run stands for its latest architecture, not the best
 
 
 @dataclass(frozen=True)
@@ -149,6 +170,9 @@ class Comparison:
         benchmark: Registry name of the tabular benchmark.
         strategy_params: The parameters each strategy was built with.
         optima: For each dataset, the best validation accuracy of any architecture.
+        oneshot: Those of :attr:`strategies` that are one-shot methods.
+        seconds_per_query: Seconds charged per query (cost unit) on the time axis.
+        oneshot_settings: Supernet settings and epochs of the one-shot runs (empty if none).
     """
 
     def __init__(
@@ -163,6 +187,9 @@ class Comparison:
         optima: Mapping[str, float],
         runs: Mapping[tuple[str, str], Sequence[_Run]],
         dedupe: bool = False,
+        oneshot: tuple[str, ...] = (),
+        seconds_per_query: float = 0.0,
+        oneshot_settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.strategies = strategies
         self.datasets = datasets
@@ -172,6 +199,9 @@ class Comparison:
         self.strategy_params = {k: dict(v) for k, v in strategy_params.items()}
         self.optima = dict(optima)
         self.dedupe = dedupe
+        self.oneshot = oneshot
+        self.seconds_per_query = float(seconds_per_query)
+        self.oneshot_settings = dict(oneshot_settings or {})
         self._runs = {key: tuple(value) for key, value in runs.items()}
         self._curves: dict[tuple[str, str], _Curves] = {}
 
@@ -197,13 +227,78 @@ class Comparison:
             valid = np.full((len(self.seeds), self.budget), np.nan)
             test = np.full((len(self.seeds), self.budget), np.nan)
             for i, run in enumerate(self._runs[key]):
-                best_valid, best_test = _best_so_far(run.valid, run.test, run.eligible)
+                best_valid, best_test = _picked(run)
                 last = np.searchsorted(np.cumsum(run.cost), grid + _TOL, side="right") - 1
                 seen = last >= 0
                 valid[i, seen] = best_valid[last[seen]]
                 test[i, seen] = best_test[last[seen]]
             curves = self._curves[key] = _Curves(valid, test)
         return curves.valid, curves.test
+
+    def time_trajectories(
+        self, strategy: str, dataset: str, seconds: Sequence[float] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What each seed's run stood for after each wall time in ``seconds``.
+
+        A black-box run stands for its best-by-validation architecture among the trials
+        finished by then; a one-shot run for its latest derived architecture. A run's time
+        is the wall time it had spent (measured) plus :attr:`seconds_per_query` per query.
+
+        Returns:
+            ``(valid, test)``, each of shape ``(len(seeds), len(seconds))``, NaN before a
+            run's first result.
+        """
+        self.trajectories(strategy, dataset)  # checks the pair
+        grid = np.asarray(seconds, dtype=np.float64)
+        valid = np.full((len(self.seeds), len(grid)), np.nan)
+        test = np.full((len(self.seeds), len(grid)), np.nan)
+        for i, run in enumerate(self._runs[(strategy, dataset)]):
+            when, run_valid, run_test = self._timeline(run)
+            last = np.searchsorted(when, grid, side="right") - 1
+            seen = last >= 0
+            valid[i, seen] = run_valid[last[seen]]
+            test[i, seen] = run_test[last[seen]]
+        return valid, test
+
+    def seconds_range(self) -> tuple[float, float]:
+        """The earliest and the latest time a result of any run was known (charged)."""
+        times = [
+            when[np.isfinite(run_valid)]
+            for runs in self._runs.values()
+            for run in runs
+            for when, run_valid, _ in [self._timeline(run)]
+        ]
+        known = np.concatenate(times) if times else np.empty(0)
+        if known.size == 0:
+            return 0.0, 1.0
+        return float(known.min()), float(known.max())
+
+    def _timeline(self, run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The run's trials in the order their results were known: (time, valid, test)
+        of what the run stood for after each."""
+        order = np.argsort(run.seconds, kind="stable")
+        ordered = _Run(
+            seed=run.seed,
+            archs=tuple(run.archs[i] for i in order),
+            fidelity=tuple(run.fidelity[i] for i in order),
+            valid=run.valid[order],
+            test=run.test[order],
+            cost=run.cost[order],
+            eligible=run.eligible[order],
+            seconds=run.seconds[order],
+            latest=run.latest,
+        )
+        when = ordered.seconds + self.seconds_per_query * np.cumsum(ordered.cost)
+        picked_valid, picked_test = _picked(ordered)
+        return when, picked_valid, picked_test
+
+    def _run_seconds(self, run: _Run, budget: int) -> float:
+        """Charged wall time of ``run`` at its last trial within ``budget`` queries."""
+        within = np.cumsum(run.cost) <= budget + _TOL
+        if not within.any():
+            return math.nan
+        charged = run.seconds + self.seconds_per_query * np.cumsum(run.cost)
+        return float(np.max(charged[within]))
 
     # -- summaries ----------------------------------------------------------------------------
     def default_budgets(self) -> list[int]:
@@ -247,13 +342,16 @@ class Comparison:
                 "std_test": nan,
                 "mean_valid": nan,
                 "optimum_rate": nan,
+                "mean_seconds": nan,
             }
+        times = [self._run_seconds(run, budget) for run in self._runs[(strategy, dataset)]]
         return {
             "n_runs": n,
             "mean_test": float(np.mean(test)),
             "std_test": float(np.std(test, ddof=1)) if n > 1 else 0.0,
             "mean_valid": float(np.mean(valid)),
             "optimum_rate": float(np.mean(valid >= optimum - _TOL)),
+            "mean_seconds": float(np.nanmean(times)) if np.isfinite(times).any() else math.nan,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -286,6 +384,9 @@ class Comparison:
             "seeds": list(self.seeds),
             "strategy_params": self.strategy_params,
             "dedupe": self.dedupe,
+            "oneshot": list(self.oneshot),
+            "oneshot_settings": self.oneshot_settings,
+            "seconds_per_query": self.seconds_per_query,
             "datasets": per_dataset,
             "strategies": per_dataset[self.datasets[0]],
         }
@@ -295,13 +396,16 @@ class Comparison:
         """One dictionary per trial, with the keys of :data:`TRIAL_COLUMNS`.
 
         Ordered by strategy, dataset, seed and trial number. ``best_valid``/``best_test`` are
-        the accuracies of the best-by-validation trial so far (NaN before the first completed
-        trial); metrics a trial lacks are NaN.
+        the accuracies of what the run stands for after the trial: the best-by-validation
+        trial so far, or for a one-shot method the latest derived architecture (NaN before
+        the first completed trial); ``seconds`` is the wall time the run had spent when the
+        trial's result was known (measured, without ``seconds_per_query``); metrics a trial
+        lacks are NaN.
         """
         for strategy in self.strategies:
             for dataset in self.datasets:
                 for run in self._runs[(strategy, dataset)]:
-                    best_valid, best_test = _best_so_far(run.valid, run.test, run.eligible)
+                    best_valid, best_test = _picked(run)
                     cum_cost = np.cumsum(run.cost)
                     for i, arch in enumerate(run.archs):
                         yield {
@@ -318,6 +422,7 @@ class Comparison:
                             "cum_cost": float(cum_cost[i]),
                             "best_valid": float(best_valid[i]),
                             "best_test": float(best_test[i]),
+                            "seconds": float(run.seconds[i]),
                         }
 
     # -- files --------------------------------------------------------------------------------
@@ -325,13 +430,15 @@ class Comparison:
         """Write the comparison into the folder ``out`` (created if needed).
 
         Files: ``trials.csv`` (the tidy table, missing values empty), ``summary.csv`` (one
-        :class:`SummaryRow` per line, default budgets), ``summary.json`` (:meth:`to_json`) and
-        ``trajectories.png`` (mean best-so-far test accuracy with 95% confidence bands).
+        :class:`SummaryRow` per line, default budgets), ``summary.json`` (:meth:`to_json`),
+        ``trajectories.png`` (mean best-so-far test accuracy against queries, with 95%
+        confidence bands) and ``time.png`` (the same against wall time, log scale).
 
         Returns:
-            The paths, keyed ``"trials"``, ``"summary"``, ``"json"`` and ``"plot"``.
+            The paths, keyed ``"trials"``, ``"summary"``, ``"json"``, ``"plot"`` and
+            ``"time_plot"``.
         """
-        from nasforge.experiments.plot import plot_trajectories
+        from nasforge.experiments.plot import plot_time, plot_trajectories
 
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
@@ -340,6 +447,7 @@ class Comparison:
             "summary": folder / "summary.csv",
             "json": folder / "summary.json",
             "plot": folder / "trajectories.png",
+            "time_plot": folder / "time.png",
         }
         with paths["trials"].open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -355,6 +463,7 @@ class Comparison:
                 writer.writerow([_csv_value(values[c]) for c in columns])
         paths["json"].write_text(json.dumps(self.to_json(), indent=2) + "\n")
         plot_trajectories(self, paths["plot"])
+        plot_time(self, paths["time_plot"])
         return paths
 
     def __repr__(self) -> str:
@@ -377,6 +486,12 @@ def run_comparison(
     progress: Callable[[int, int], None] | None = None,
     dedupe: bool = False,
     constraints: Sequence[str] = (),
+    data: Any = None,
+    oneshot_settings: Any = None,
+    oneshot_epochs: int | None = None,
+    seconds_per_query: float = 0.0,
+    device: str = "auto",
+    threads: int | None = None,
 ) -> Comparison:
     """Run every strategy with every seed on every dataset of a tabular benchmark.
 
@@ -417,6 +532,21 @@ def run_comparison(
     Trials at a reduced fidelity (``{"epochs": 12}``, e.g. from ``successive-halving``) cost
     their share of a query and are never a run's best-by-validation architecture.
 
+    One-shot methods (``nasforge.oneshot.names()``, e.g. ``"darts"``) may be named in
+    ``strategies`` beside black-box strategies; they need ``data`` (the images their
+    supernet trains on: a ``DataSplits`` or a path for ``nasforge.train.load_cifar10``) and
+    search the benchmark's table of that data's dataset (CIFAR-10), so ``datasets`` must be
+    ``["cifar10"]``. Each seed runs ``nasforge.oneshot.search(method, data,
+    settings=oneshot_settings, epochs=oneshot_epochs, seed=seed)`` in this process, after
+    the black-box runs, with ``strategy_params[method]`` as the method's hyperparameters,
+    on ``device`` with ``threads`` CPU threads. Every epoch's derived architecture is a
+    trial of the run; the run stands for its latest one.
+
+    ``seconds_per_query`` charges each query (cost unit) of a black-box run that many
+    seconds on the time axis, e.g. the training time of one architecture in the setting
+    one-shot methods are compared in; it changes :meth:`Comparison.time_trajectories`,
+    ``mean_seconds`` and ``time.png``, nothing else.
+
     Returns:
         The :class:`Comparison`, ready to :meth:`~Comparison.summary` or
         :meth:`~Comparison.write`.
@@ -437,6 +567,12 @@ def run_comparison(
     """
     names = _names(strategies, "strategies", "strategies=['random', 'regularized-evolution']")
     dataset_names = _names(datasets, "datasets", "datasets=['cifar10']")
+    oneshot_names = _oneshot_names(names)
+    if not (isinstance(seconds_per_query, numbers.Real) and 0 <= seconds_per_query < math.inf):
+        raise InvalidConfigError(
+            f"seconds_per_query must be a finite number of seconds >= 0, got "
+            f"{seconds_per_query!r}; e.g. seconds_per_query=30 charges each query 30 s."
+        )
     seed_list = _check_seeds(seeds)
     if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget <= 0:
         raise InvalidConfigError(
@@ -466,7 +602,11 @@ def run_comparison(
     bench = tabular.create(benchmark)
     space = spaces.create(bench.space)
     for name in names:
-        strategy_registry.create(name, space, seed=0, **params.get(name, {}))
+        if name not in oneshot_names:
+            strategy_registry.create(name, space, seed=0, **params.get(name, {}))
+    images = _check_oneshot(
+        oneshot_names, params, bench.space, dataset_names, data, constraints, oneshot_epochs
+    )
     resolved = []
     optima: dict[str, float] = {}
     for dataset in dataset_names:
@@ -493,12 +633,13 @@ def run_comparison(
 
     n_workers = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
     pairs = [(s, d) for s in names for d in dataset_names]
+    blackbox_pairs = [(s, d) for s, d in pairs if s not in oneshot_names]
     total = len(pairs) * len(seed_list)
     # about four tasks per worker balances the load; at most _MAX_CHUNK seeds per task
     chunk = max(1, min(_MAX_CHUNK, math.ceil(total / (4 * n_workers))))
     groups = [
         (strategy, dataset, seed_list[i : i + chunk])
-        for strategy, dataset in pairs
+        for strategy, dataset in blackbox_pairs
         for i in range(0, len(seed_list), chunk)
     ]
     tasks = [
@@ -553,6 +694,31 @@ def run_comparison(
     for task, chunk_runs in zip(tasks, results, strict=True):
         assert chunk_runs is not None
         runs[(task.strategy, task.dataset)].extend(chunk_runs)
+    settings_json: dict[str, Any] = {}
+    if oneshot_names:
+        from nasforge.oneshot import SupernetSettings
+
+        chosen = oneshot_settings or SupernetSettings.standard(bench.space)
+        settings_json = {**chosen.to_dict(), "epochs": oneshot_epochs}
+        for method in oneshot_names:
+            for seed in seed_list:
+                run = _run_oneshot(
+                    method,
+                    params.get(method, {}),
+                    images,
+                    bench.space,
+                    benchmark,
+                    dataset_names[0],
+                    seed,
+                    chosen,
+                    oneshot_epochs,
+                    device,
+                    threads,
+                )
+                runs[(method, dataset_names[0])].append(run)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
     return Comparison(
         strategies=names,
         datasets=dataset_names,
@@ -563,6 +729,9 @@ def run_comparison(
         dedupe=dedupe,
         optima=optima,
         runs=runs,
+        oneshot=oneshot_names,
+        seconds_per_query=float(seconds_per_query),
+        oneshot_settings=settings_json,
     )
 
 
@@ -585,6 +754,7 @@ def _run_chunk(task: _Task) -> list[_Run]:
             dedupe=task.dedupe,
             constraints=task.constraints,
         )
+        started = datetime.now(timezone.utc)
         study.optimize(evaluator, budget=task.budget)
         trials = study.trials
         out.append(
@@ -601,9 +771,125 @@ def _run_chunk(task: _Task) -> list[_Run]:
                 eligible=np.array(
                     [t.score is not None and not t.fidelity for t in trials], dtype=bool
                 ),
+                seconds=np.array(
+                    [
+                        (t.finished_at - started).total_seconds() if t.finished_at else np.nan
+                        for t in trials
+                    ],
+                    dtype=np.float64,
+                ),
             )
         )
     return out
+
+
+def _oneshot_names(names: Sequence[str]) -> tuple[str, ...]:
+    """Those of ``names`` that are one-shot methods, not strategies; unknown names raise
+    with both lists as the choices."""
+    from nasforge import oneshot
+    from nasforge.errors import UnknownNameError
+
+    known, methods = strategy_registry.names(), oneshot.names()
+    for name in names:
+        if name not in known and name not in methods:
+            raise UnknownNameError("strategy or one-shot method", name, [*known, *methods])
+    return tuple(n for n in names if n in methods and n not in known)
+
+
+def _check_oneshot(
+    methods: Sequence[str],
+    params: Mapping[str, Mapping[str, Any]],
+    space: str,
+    datasets: Sequence[str],
+    data: Any,
+    constraints: Sequence[str],
+    epochs: int | None,
+) -> Any:
+    """Validate the one-shot part of a comparison before anything runs; load the images."""
+    if not methods:
+        return None
+    from nasforge import oneshot
+
+    listed = ", ".join(methods)
+    oneshot.base.check_space(space)
+    for method in methods:
+        oneshot.create(method, **params.get(method, {}))
+    if data is None:
+        raise InvalidConfigError(
+            f"The one-shot method(s) {listed} train a supernet: give data (a path to "
+            "CIFAR-10, or nasforge.train.load_cifar10(path)); nasforge never downloads data."
+        )
+    if list(datasets) != ["cifar10"]:
+        raise InvalidConfigError(
+            f"One-shot methods ({listed}) search on the images given as data (CIFAR-10) and "
+            f"are judged on the table's cifar10 results; the comparison names {list(datasets)}. "
+            "Compare them with datasets=['cifar10'], or leave them out."
+        )
+    if constraints:
+        raise InvalidConfigError(
+            f"Constraints apply to black-box strategies only; the one-shot method(s) {listed} "
+            "derive architectures without them. Leave out constraints or the one-shot methods."
+        )
+    if epochs is not None and (
+        isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1
+    ):
+        raise InvalidConfigError(
+            f"oneshot_epochs must be a positive number of epochs (or None for each method's "
+            f"published number), got {epochs!r}."
+        )
+    if isinstance(data, (str, os.PathLike)):
+        from nasforge.train import load_cifar10
+
+        return load_cifar10(data)
+    return data
+
+
+def _run_oneshot(
+    method: str,
+    params: Mapping[str, Any],
+    data: Any,
+    space: str,
+    benchmark: str,
+    dataset: str,
+    seed: int,
+    settings: Any,
+    epochs: int | None,
+    device: str,
+    threads: int | None,
+) -> _Run:
+    """One seed of a one-shot method: every epoch's derived architecture is a trial."""
+    from nasforge import oneshot
+
+    evaluator = evaluators.create(
+        "tabular", benchmark=benchmark, dataset=dataset, metrics=list(_METRICS)
+    )
+    result = oneshot.search(
+        method,
+        data,
+        space=space,
+        params=params,
+        settings=settings,
+        epochs=epochs,
+        seed=seed,
+        evaluator=evaluator,
+        study_name=f"compare-{method}-{dataset}-seed{seed}",
+        device=device,
+        threads=threads,
+    )
+    trials = result.study.trials
+    return _Run(
+        seed=seed,
+        archs=tuple(t.arch.text for t in trials),
+        fidelity=tuple("" for _ in trials),
+        valid=np.array([t.value("valid_acc") for t in trials], dtype=np.float64),
+        test=np.array([t.value("test_acc") for t in trials], dtype=np.float64),
+        cost=np.zeros(len(trials)),
+        eligible=np.array([t.score is not None for t in trials], dtype=bool),
+        seconds=np.array(
+            [t.metrics.get("search_seconds", np.nan) for t in trials], dtype=np.float64
+        ),
+        latest=True,
+    )
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -611,6 +897,20 @@ def _satisfied(constraint: Constraint, column: np.ndarray) -> np.ndarray:
     """Which entries of a benchmark column meet ``constraint`` (NaN never does)."""
     with np.errstate(invalid="ignore"):
         return np.asarray(constraint.satisfied_array(column))
+
+
+def _picked(run: _Run) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and test accuracy of what ``run`` stands for after each trial: its
+    best-by-validation trial so far, or (one-shot) its latest eligible trial."""
+    if not run.latest:
+        return _best_so_far(run.valid, run.test, run.eligible)
+    if len(run.valid) == 0:
+        return run.valid.copy(), run.test.copy()
+    ok = run.eligible & ~np.isnan(run.valid)
+    holder = np.maximum.accumulate(np.where(ok, np.arange(len(ok)), -1))
+    valid = np.where(holder >= 0, run.valid[np.maximum(holder, 0)], np.nan)
+    test = np.where(holder >= 0, run.test[np.maximum(holder, 0)], np.nan)
+    return valid.astype(np.float64), test.astype(np.float64)
 
 
 def _best_so_far(
@@ -702,6 +1002,7 @@ def _json_values(row: SummaryRow) -> dict[str, Any]:
         "mean_valid": clean(row.mean_valid),
         "optimum_rate": clean(row.optimum_rate),
         "ri": clean(row.ri),
+        "mean_seconds": clean(row.mean_seconds),
         "n_runs": row.n_runs,
     }
 

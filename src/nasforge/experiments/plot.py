@@ -14,7 +14,7 @@ import numpy as np
 if TYPE_CHECKING:
     from nasforge.experiments.compare import Comparison
 
-__all__ = ["plot_trajectories"]
+__all__ = ["plot_time", "plot_trajectories"]
 
 #: Half-width of the confidence band in standard errors of the mean (95% under normality).
 Z_95 = 1.96
@@ -65,6 +65,66 @@ def plot_trajectories(comparison: Comparison, path: str | Path, *, dpi: int = 15
         ax.set_xlim(1, comparison.budget)
         ax.set_xlabel("queries (cumulative cost)")
         ax.set_ylabel("test accuracy of best-by-validation (%)")
+        ax.set_title(
+            f"{comparison.benchmark} {dataset}: mean of {len(comparison.seeds)} seeds, 95% CI",
+            fontsize=10,
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=9)
+    out = Path(path)
+    figure.savefig(out, dpi=dpi)
+    return out
+
+
+def plot_time(
+    comparison: Comparison, path: str | Path, *, dpi: int = 150, points: int = 200
+) -> Path:
+    """Draw one panel per dataset: the mean over seeds of the test accuracy of what each
+    run stood for after each wall time (log scale), one line per strategy or one-shot
+    method, with a band of ±1.96 standard errors of the mean.
+
+    A black-box run stands for its best-by-validation architecture so far, a one-shot run
+    (dashed) for its latest derived architecture; a black-box query is charged
+    ``comparison.seconds_per_query`` seconds on top of the wall time measured.
+
+    Args:
+        comparison: The comparison to draw.
+        path: Where to write the image.
+        dpi: Resolution of raster images.
+        points: Times drawn per line, spaced evenly on the log axis.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    first, last = comparison.seconds_range()
+    low = max(first, 1e-4)
+    high = max(last, low * 10)
+    grid = np.geomspace(low, high, points)
+    n_panels = len(comparison.datasets)
+    figure = Figure(figsize=(5.2 * n_panels, 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, n_panels, squeeze=False)[0]
+    for ax, dataset in zip(axes, comparison.datasets, strict=True):
+        for i, strategy in enumerate(comparison.strategies):
+            _, test = comparison.time_trajectories(strategy, dataset, grid)
+            mean, half = _mean_and_band(test)
+            colour = f"C{i % 10}"
+            style = "--" if strategy in comparison.oneshot else "-"
+            ax.plot(grid, mean, style, color=colour, linewidth=1.6, label=strategy)
+            ax.fill_between(grid, mean - half, mean + half, color=colour, alpha=0.2, lw=0)
+        ax.set_xscale("log")
+        ax.set_xlabel(
+            "wall time (s)"
+            + (
+                f", {comparison.seconds_per_query:g} s charged per query"
+                if comparison.seconds_per_query
+                else ""
+            )
+        )
+        ax.set_ylabel("test accuracy (%)")
         ax.set_title(
             f"{comparison.benchmark} {dataset}: mean of {len(comparison.seeds)} seeds, 95% CI",
             fontsize=10,
