@@ -484,6 +484,14 @@ def test_compare_with_the_real_harness(tmp_path: Path) -> None:
     assert data["strategies"]["random"]["n_runs"] == 5
     table = invoke("compare", "--seeds", "3", "--budget", "10", "--jobs", "1")
     assert table.exit_code == 0 and "regularized-evolution" in table.stdout
+    assert "time s" not in table.stdout  # a plain table comparison spends no time to show
+    charged = invoke(
+        "compare", "--seeds", "2", "--budget", "10", "--jobs", "1", "--seconds-per-query", "30"
+    )
+    assert charged.exit_code == 0 and "time s" in charged.stdout
+    # 10 queries at 30 s each, plus a few milliseconds of measured wall time
+    rows = [line.split() for line in charged.stdout.splitlines() if " 10 " in line]
+    assert rows and all(row[-1] == "300" for row in rows)
 
 
 # -- entry points and start-up -----------------------------------------------------------------

@@ -1405,7 +1405,9 @@ def compare(
         for label, path in written.items():
             _note(f"wrote {label}: {path}", quiet)
         return
-    _print_compare_table(comp.summary(), oneshot=getattr(comp, "oneshot", ()))
+    oneshot = tuple(getattr(comp, "oneshot", ()))
+    charged = float(getattr(comp, "seconds_per_query", 0.0) or 0.0) > 0
+    _print_compare_table(comp.summary(), oneshot=oneshot, show_time=bool(oneshot) or charged)
     for label, path in written.items():
         typer.echo(f"wrote {label}: {path}")
 
@@ -1539,7 +1541,11 @@ def _run_comparison(
         return run(list(names), progress=report, **kwargs)
 
 
-def _print_compare_table(rows: Sequence[Any], oneshot: Sequence[str] = ()) -> None:
+def _print_compare_table(
+    rows: Sequence[Any], oneshot: Sequence[str] = (), show_time: bool = False
+) -> None:
+    """The summary as a table; with ``show_time`` a column of the mean wall seconds spent
+    (with the charge per query), which a plain table comparison has no use for."""
     from rich import box
     from rich.table import Table
 
@@ -1555,7 +1561,8 @@ def _print_compare_table(rows: Sequence[Any], oneshot: Sequence[str] = ()) -> No
     )
     for label in ("dataset", "strategy"):
         table.add_column(label, no_wrap=True)
-    for label in ("budget", "test acc", "valid", "opt %", "RI %", "seconds"):
+    numbers = ("budget", "test acc", "valid", "opt %", "RI %", *(("time s",) if show_time else ()))
+    for label in numbers:
         table.add_column(label, justify="right", no_wrap=True)
     previous: tuple[Any, Any] | None = None
     for row in rows:
@@ -1572,9 +1579,12 @@ def _print_compare_table(rows: Sequence[Any], oneshot: Sequence[str] = ()) -> No
             _fmt(row.mean_valid),
             _fmt(None if rate is None else 100.0 * rate, 1),
             _fmt(row.ri),
-            _fmt(getattr(row, "mean_seconds", None), 1),
+            *((_fmt(getattr(row, "mean_seconds", None), 0),) if show_time else ()),
         )
-    _console().print(table)
+    console = _console()
+    if show_time and not console.is_terminal:
+        console.width = max(console.width, 90)  # pipes and logs: no header cut short
+    console.print(table)
 
 
 # -- list --------------------------------------------------------------------------------------
