@@ -114,7 +114,9 @@ def plot_time(
             colour = f"C{i % 10}"
             style = "--" if strategy in comparison.oneshot else "-"
             ax.plot(grid, mean, style, color=colour, linewidth=1.6, label=strategy)
-            ax.fill_between(grid, mean - half, mean + half, color=colour, alpha=0.2, lw=0)
+            # an accuracy lies in [0, 100]; few seeds make the normal band overshoot it
+            low, high = np.clip(mean - half, 0, 100), np.clip(mean + half, 0, 100)
+            ax.fill_between(grid, low, high, color=colour, alpha=0.2, lw=0)
         ax.set_xscale("log")
         ax.set_xlabel(
             "wall time (s)"
