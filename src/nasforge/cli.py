@@ -644,13 +644,41 @@ def search(
 
 def _is_oneshot(name: str) -> bool:
     """Whether ``name`` is a one-shot method (and not a strategy)."""
-    import nasforge
     from nasforge import oneshot
 
-    strategies, methods = nasforge.strategies.names(), oneshot.names()
-    if name not in strategies and name not in methods:
-        raise UnknownNameError("strategy or one-shot method", name, [*strategies, *methods])
-    return name not in strategies
+    return oneshot.is_method(name)
+
+
+def _require_data(data: Any, who: str) -> None:
+    """Refuse a one-shot run without ``--data`` (``who`` names the method or methods)."""
+    if data is None:
+        raise InvalidConfigError(
+            f"{who} a supernet: give --data PATH (CIFAR-10's python release folder, an "
+            "image-folder tree or a .tar.gz of either); nasforge never downloads data."
+        )
+
+
+def _supernet_settings(
+    space: str,
+    *,
+    channels: int | None,
+    cells: int | None,
+    resolution: int | None,
+    data_fraction: float | None,
+    batch_size: int | None = None,
+) -> Any:
+    """The supernet settings of the command-line options; what is not given is the
+    published search-time setting of ``space`` (all the data, the data's resolution)."""
+    from nasforge.oneshot import SupernetSettings
+
+    base = SupernetSettings.standard(space)
+    return SupernetSettings(
+        channels=channels or base.channels,
+        cells=cells or base.cells,
+        resolution=resolution,
+        data_fraction=data_fraction or 1.0,
+        batch_size=batch_size or base.batch_size,
+    )
 
 
 #: ``nasforge search`` options a one-shot search uses (the others are refused).
@@ -689,7 +717,6 @@ def _oneshot_search(
     looked up in the bundled table of the space."""
     import nasforge
     from nasforge import oneshot
-    from nasforge.oneshot import SupernetSettings
     from nasforge.train import load_cifar10
 
     unused = [f"--{k.replace('_', '-')}" for k, v in other.items() if v is not None]
@@ -710,21 +737,16 @@ def _oneshot_search(
             "bundled table (--evaluator tabular, space nb201); to train each derived DARTS "
             "architecture use nasforge.oneshot.search(..., evaluator=...) in Python."
         )
-    if options.get("data") is None:
-        raise InvalidConfigError(
-            f"The one-shot method {method!r} trains a supernet: give --data PATH (CIFAR-10's "
-            "python release folder, an image-folder tree or a .tar.gz of either); nasforge "
-            "never downloads data."
-        )
+    _require_data(options.get("data"), f"The one-shot method {method!r} trains")
     oneshot.get(method)
     oneshot.base.check_space(space)
-    base = SupernetSettings.standard(space)
-    settings = SupernetSettings(
-        channels=options.get("channels") or base.channels,
-        cells=options.get("cells") or base.cells,
+    settings = _supernet_settings(
+        space,
+        channels=options.get("channels"),
+        cells=options.get("cells"),
         resolution=options.get("resolution"),
-        data_fraction=options.get("data_fraction") or 1.0,
-        batch_size=options.get("batch_size") or base.batch_size,
+        data_fraction=options.get("data_fraction"),
+        batch_size=options.get("batch_size"),
     )
     evaluator = nasforge.evaluators.create("tabular", benchmark=space, dataset=dataset)
     if study_name is None and storage is not None:
@@ -1447,21 +1469,14 @@ def _compare_oneshot(
             )
         return {}
     import nasforge
-    from nasforge.oneshot import SupernetSettings
 
-    if data is None:
-        raise InvalidConfigError(
-            "The one-shot methods in --strategies train a supernet: give --data PATH "
-            "(CIFAR-10's python release folder, an image-folder tree or a .tar.gz of either); "
-            "nasforge never downloads data."
-        )
-    base = SupernetSettings.standard(nasforge.tabular.create(benchmark).space)
-    settings = SupernetSettings(
-        channels=channels or base.channels,
-        cells=cells or base.cells,
+    _require_data(data, "The one-shot methods in --strategies train")
+    settings = _supernet_settings(
+        nasforge.tabular.create(benchmark).space,
+        channels=channels,
+        cells=cells,
         resolution=resolution,
-        data_fraction=data_fraction or 1.0,
-        batch_size=base.batch_size,
+        data_fraction=data_fraction,
     )
     return {
         "data": str(data),

@@ -33,7 +33,7 @@ import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, as_completed
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -277,19 +277,10 @@ class Comparison:
         """The run's trials in the order their results were known: (time, valid, test)
         of what the run stood for after each."""
         order = np.argsort(run.seconds, kind="stable")
-        ordered = _Run(
-            seed=run.seed,
-            archs=tuple(run.archs[i] for i in order),
-            fidelity=tuple(run.fidelity[i] for i in order),
-            valid=run.valid[order],
-            test=run.test[order],
-            cost=run.cost[order],
-            eligible=run.eligible[order],
-            seconds=run.seconds[order],
-            latest=run.latest,
-        )
+        columns = ("valid", "test", "cost", "eligible", "seconds")
+        ordered = replace(run, **{name: getattr(run, name)[order] for name in columns})
         when = ordered.seconds + self.seconds_per_query * np.cumsum(ordered.cost)
-        picked_valid, picked_test = _picked(ordered)
+        picked_valid, picked_test = _picked(ordered)  # reads only the reordered columns
         return when, picked_valid, picked_test
 
     def _run_seconds(self, run: _Run, budget: int) -> float:
@@ -787,13 +778,8 @@ def _oneshot_names(names: Sequence[str]) -> tuple[str, ...]:
     """Those of ``names`` that are one-shot methods, not strategies; unknown names raise
     with both lists as the choices."""
     from nasforge import oneshot
-    from nasforge.errors import UnknownNameError
 
-    known, methods = strategy_registry.names(), oneshot.names()
-    for name in names:
-        if name not in known and name not in methods:
-            raise UnknownNameError("strategy or one-shot method", name, [*known, *methods])
-    return tuple(n for n in names if n in methods and n not in known)
+    return tuple(name for name in names if oneshot.is_method(name))
 
 
 def _check_oneshot(

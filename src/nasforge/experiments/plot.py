@@ -7,7 +7,7 @@ object-oriented API with the Agg canvas, so drawing leaves the user's pyplot bac
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,16 +33,7 @@ def plot_trajectories(comparison: Comparison, path: str | Path, *, dpi: int = 15
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:  # pragma: no cover - matplotlib is a dependency
-        raise ImportError("Plotting needs matplotlib: pip install matplotlib") from None
-
-    n_panels = len(comparison.datasets)
-    figure = Figure(figsize=(5.2 * n_panels, 4.2), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, n_panels, squeeze=False)[0]
+    figure, axes = _panels(comparison)
     queries = np.arange(1, comparison.budget + 1)
     colours = [f"C{i % 10}" for i in range(len(comparison.strategies))]
     for ax, dataset in zip(axes, comparison.datasets, strict=True):
@@ -65,15 +56,8 @@ def plot_trajectories(comparison: Comparison, path: str | Path, *, dpi: int = 15
         ax.set_xlim(1, comparison.budget)
         ax.set_xlabel("queries (cumulative cost)")
         ax.set_ylabel("test accuracy of best-by-validation (%)")
-        ax.set_title(
-            f"{comparison.benchmark} {dataset}: mean of {len(comparison.seeds)} seeds, 95% CI",
-            fontsize=10,
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=9)
-    out = Path(path)
-    figure.savefig(out, dpi=dpi)
-    return out
+        _finish_panel(ax, comparison, dataset)
+    return _save(figure, path, dpi)
 
 
 def plot_time(
@@ -96,17 +80,11 @@ def plot_time(
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     first, last = comparison.seconds_range()
     low = max(first, 1e-4)
     high = max(last, low * 10)
     grid = np.geomspace(low, high, points)
-    n_panels = len(comparison.datasets)
-    figure = Figure(figsize=(5.2 * n_panels, 4.2), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, n_panels, squeeze=False)[0]
+    figure, axes = _panels(comparison)
     for ax, dataset in zip(axes, comparison.datasets, strict=True):
         for i, strategy in enumerate(comparison.strategies):
             _, test = comparison.time_trajectories(strategy, dataset, grid)
@@ -127,12 +105,35 @@ def plot_time(
             )
         )
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(
-            f"{comparison.benchmark} {dataset}: mean of {len(comparison.seeds)} seeds, 95% CI",
-            fontsize=10,
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=9)
+        _finish_panel(ax, comparison, dataset)
+    return _save(figure, path, dpi)
+
+
+def _panels(comparison: Comparison) -> tuple[Any, Any]:
+    """A figure on the Agg canvas with one panel per dataset of ``comparison``."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        raise ImportError("Plotting needs matplotlib: pip install matplotlib") from None
+
+    n_panels = len(comparison.datasets)
+    figure = Figure(figsize=(5.2 * n_panels, 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots(1, n_panels, squeeze=False)[0]
+
+
+def _finish_panel(ax: Any, comparison: Comparison, dataset: str) -> None:
+    """Title, grid and legend of one dataset's panel."""
+    ax.set_title(
+        f"{comparison.benchmark} {dataset}: mean of {len(comparison.seeds)} seeds, 95% CI",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+
+
+def _save(figure: Any, path: str | Path, dpi: int) -> Path:
     out = Path(path)
     figure.savefig(out, dpi=dpi)
     return out
