@@ -644,9 +644,9 @@ def search(
 
 def _is_oneshot(name: str) -> bool:
     """Whether ``name`` is a one-shot method (and not a strategy)."""
-    from nasforge import oneshot
+    from nasforge.experiments.compare import is_oneshot
 
-    return oneshot.is_method(name)
+    return is_oneshot(name)
 
 
 def _require_data(data: Any, who: str) -> None:

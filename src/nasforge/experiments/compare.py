@@ -777,9 +777,25 @@ def _run_chunk(task: _Task) -> list[_Run]:
 def _oneshot_names(names: Sequence[str]) -> tuple[str, ...]:
     """Those of ``names`` that are one-shot methods, not strategies; unknown names raise
     with both lists as the choices."""
-    from nasforge import oneshot
+    return tuple(name for name in names if is_oneshot(name))
 
-    return tuple(name for name in names if oneshot.is_method(name))
+
+def is_oneshot(name: str) -> bool:
+    """Whether ``name`` is a one-shot method rather than a black-box strategy, where both
+    are accepted under one name (``nasforge search``, ``nasforge compare``).
+
+    Lives here, not in a leaf package, because it reads two leaves' registries.
+
+    Raises:
+        UnknownNameError: ``name`` is neither (both lists are the choices).
+    """
+    from nasforge import oneshot
+    from nasforge.errors import UnknownNameError
+
+    known, methods = strategy_registry.names(), oneshot.names()
+    if name not in known and name not in methods:
+        raise UnknownNameError("strategy or one-shot method", name, [*known, *methods])
+    return name not in known
 
 
 def _check_oneshot(

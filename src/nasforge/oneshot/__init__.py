@@ -45,7 +45,6 @@ __all__ = [
     "SupernetSettings",
     "create",
     "get",
-    "is_method",
     "names",
     "register",
     "search",
@@ -78,23 +77,6 @@ def get(name: str) -> Any:
 def names() -> list[str]:
     """Names of the registered one-shot methods."""
     return _REGISTRY.names()
-
-
-def is_method(name: str) -> bool:
-    """Whether ``name`` is a one-shot method rather than a black-box strategy (the two
-    registries share one namespace wherever both are accepted, as in ``nasforge search``
-    and ``nasforge compare``).
-
-    Raises:
-        UnknownNameError: ``name`` is neither (both lists are the choices).
-    """
-    from nasforge import strategies
-    from nasforge.errors import UnknownNameError
-
-    known, methods = strategies.names(), names()
-    if name not in known and name not in methods:
-        raise UnknownNameError("strategy or one-shot method", name, [*known, *methods])
-    return name not in known
 
 
 def search(
