@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +54,32 @@ class SearchSpace(ABC):
         """The architecture making ``choices``; :class:`InvalidArchitectureError` if invalid."""
 
     # -- optional capabilities ---------------------------------------------------------------
-    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
-        """A random neighbour of ``arch`` (one decision changed)."""
+    def mutate(
+        self, arch: Architecture, rng: np.random.Generator, *, rate: float | None = None
+    ) -> Architecture:
+        """A random variation of ``arch``.
+
+        With ``rate=None``, a random neighbour (one elementary move, see :meth:`neighbours`).
+        With a ``rate`` in [0, 1], every decision is re-drawn uniformly with probability
+        ``rate`` (the mutation of SPOS's evolutionary search), which may return ``arch``.
+        """
+        if rate is not None:
+            raise UnsupportedOperationError(
+                f"Search space {self.name!r} does not define a per-decision mutation "
+                "(mutate(rate=...)); define decisions() or override mutate()."
+            )
         options = self.neighbours(arch)
         return options[int(rng.integers(len(options)))]
+
+    def crossover(
+        self, first: Architecture, second: Architecture, rng: np.random.Generator
+    ) -> Architecture:
+        """A child taking each unit of inheritance (a decision, or a node of a cell) from
+        ``first`` or ``second`` with equal probability (uniform crossover)."""
+        raise UnsupportedOperationError(
+            f"Search space {self.name!r} does not define crossover(); define decisions() or "
+            "override crossover()."
+        )
 
     def neighbours(self, arch: Architecture) -> list[Architecture]:
         """Every architecture one elementary move away from ``arch``, in a fixed order."""
@@ -92,6 +114,34 @@ class SearchSpace(ABC):
         raise UnsupportedOperationError(
             f"Search space {self.name!r} has no model builder (build()); it can be searched on "
             "a tabular benchmark but not trained."
+        )
+
+    # -- model-side knowledge (optional capabilities) -----------------------------------------
+    def presets(self) -> Mapping[str, Mapping[str, Any]]:
+        """Named keyword sets of :meth:`build` (besides ``num_classes``): ``"paper"`` (the
+        network the space's paper trains), ``"search"`` (the search-time network of the
+        one-shot methods, also the default of :meth:`supernet`) and ``"reduced"`` (a setting
+        a CPU trains in minutes, which may also name ``resolution`` and ``data_fraction``).
+        Every key of ``"paper"`` is a setting a user may change."""
+        raise UnsupportedOperationError(
+            f"Search space {self.name!r} has no model presets (presets()); it cannot be "
+            "trained or searched with a supernet."
+        )
+
+    def recipe(self) -> Any:
+        """The default training recipe of the space's networks
+        (:class:`nasforge.train.Recipe`); the default is NAS-Bench-201's."""
+        from nasforge.train.recipe import Recipe
+
+        return Recipe()
+
+    def supernet(self, **settings: Any) -> Any:
+        """The weight-sharing network one-shot methods train
+        (:class:`nasforge.ops.supernet.Supernet`), built with ``settings`` (keys of
+        :meth:`presets` plus ``num_classes`` and ``partial_channels``)."""
+        raise UnsupportedOperationError(
+            f"Search space {self.name!r} has no supernet (supernet()); one-shot methods "
+            "need one. Search it with a black-box strategy (nasforge list strategies)."
         )
 
     @property
