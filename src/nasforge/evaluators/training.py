@@ -124,10 +124,11 @@ class TrainingEvaluator(Evaluator):
             :func:`nasforge.train.trainer.deterministic_algorithms`); CPU runs are
             reproducible without it.
         on_epoch: Called as ``on_epoch(arch, report)`` before and after each epoch (progress
-            bars); not part of :meth:`spec`.
+            bars); not part of :meth:`spec`. More can be added with
+            :meth:`add_epoch_callback`.
 
-    ``threads``, ``device``, ``deterministic`` and ``on_epoch`` say how to run, not what to
-    compute, and are not part of :meth:`spec`: a study resumes on another machine.
+    ``threads``, ``device``, ``deterministic`` and the epoch callbacks say how to run, not what
+    to compute, and are not part of :meth:`spec`: a study resumes on another machine.
 
     Raises:
         UnknownNameError: Unknown dataset, space or recipe name.
@@ -249,6 +250,7 @@ class TrainingEvaluator(Evaluator):
         self.device = device
         self.deterministic = bool(deterministic)
         self.on_epoch = on_epoch
+        self._epoch_callbacks: list[Callable[[Architecture, EpochReport], None]] = []
         self._splits: DataSplits | None = None
         self._base: tuple[ImageData, ImageData, ImageData] | None = None
         self._prepared: OrderedDict[tuple[int, float], tuple[ImageData, ImageData, ImageData]]
@@ -341,11 +343,12 @@ class TrainingEvaluator(Evaluator):
             started = time.perf_counter()
             model = self._build(arch, setting, splits.num_classes, init_seed)
             hook = None
-            if self.on_epoch is not None:
-                callback = self.on_epoch
+            callbacks = self._epoch_callbacks_now()
+            if callbacks:
 
                 def hook(report: EpochReport) -> None:
-                    callback(arch, report)
+                    for callback in callbacks:
+                        callback(arch, report)
 
             result = train(
                 model,
@@ -378,6 +381,37 @@ class TrainingEvaluator(Evaluator):
         if self.checkpoint_dir is not None:
             self._save(arch, fidelity, setting, model, splits, metrics)
         return Result(metrics, cost=seconds, seconds=seconds)
+
+    # -- epoch callbacks (progress) ----------------------------------------------------------
+    def add_epoch_callback(self, callback: Callable[[Architecture, EpochReport], None]) -> None:
+        """Call ``callback(arch, report)`` before the first epoch and after each epoch of every
+        evaluation from now on, after ``on_epoch`` and the callbacks added before it.
+
+        Callbacks say how to run, not what to compute: they are not part of :meth:`spec` and
+        are dropped when the evaluator is pickled for a worker process.
+        """
+        if not callable(callback):
+            raise InvalidConfigError(f"An epoch callback must be callable, got {callback!r}.")
+        self._epoch_callbacks.append(callback)
+
+    def remove_epoch_callback(self, callback: Callable[[Architecture, EpochReport], None]) -> None:
+        """Stop calling ``callback``, added with :meth:`add_epoch_callback`.
+
+        Raises:
+            InvalidConfigError: ``callback`` was not added (or was removed already).
+        """
+        try:
+            self._epoch_callbacks.remove(callback)
+        except ValueError:
+            raise InvalidConfigError(
+                f"{callback!r} is not an epoch callback of this evaluator; add it with "
+                "add_epoch_callback() first."
+            ) from None
+
+    def _epoch_callbacks_now(self) -> list[Callable[[Architecture, EpochReport], None]]:
+        """``on_epoch`` (when given) and the added callbacks, in the order they are called."""
+        first = [] if self.on_epoch is None else [self.on_epoch]
+        return [*first, *self._epoch_callbacks]
 
     def free_metrics(self, arch: Architecture) -> dict[str, float]:
         """``params_M``, ``macs_M`` and ``flops_M`` of ``arch``'s network at the full setting,
@@ -638,7 +672,9 @@ class TrainingEvaluator(Evaluator):
     # -- pickling (process pools) ----------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_splits=None, _base=None, _prepared=OrderedDict(), on_epoch=None)
+        state.update(
+            _splits=None, _base=None, _prepared=OrderedDict(), on_epoch=None, _epoch_callbacks=[]
+        )
         return state
 
     def __repr__(self) -> str:
