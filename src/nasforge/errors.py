@@ -15,7 +15,9 @@ __all__ = [
     "InvalidArchitectureError",
     "InvalidConfigError",
     "MissingDependencyError",
+    "NameConflictError",
     "NasforgeError",
+    "PluginError",
     "StorageError",
     "StudyConflictError",
     "StudyDeletedError",
@@ -71,6 +73,15 @@ class UnsupportedOperationError(NasforgeError, TypeError):
 
 class MissingDependencyError(NasforgeError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class NameConflictError(NasforgeError, ValueError):
+    """Two components register the same name; the message names where each comes from."""
+
+
+class PluginError(NasforgeError, ImportError):
+    """A plugin (an entry point of another distribution) could not be loaded; the message
+    names the distribution and the entry point."""
 
 
 def unknown_name_message(kind: str, name: str, valid: Iterable[str]) -> str:
