@@ -111,7 +111,7 @@ def main() -> None:
     tau = kendall_tau(estimated, table)
     # diagnostics (not used to choose any setting): how much the supernet's ranking follows
     # the share of parameter-free edges, and how well the parameter count alone ranks
-    free = np.array([_engine.param_free_share("nb201", a.choices) for a in archs])
+    free = np.array([net.param_free_share(a) for a in archs])
     params = np.array([bench.query(a, "cifar10", "params_M") for a in archs])
     print(
         f"SPOS reduced setting ({settings}, {args.epochs} epochs, recal {args.recal_images} / "

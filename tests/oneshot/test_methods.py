@@ -118,7 +118,7 @@ def test_derivation_takes_the_argmax_per_edge():
     w = torch.zeros(6, 5)
     picks = [3, 0, 1, 4, 2, 3]
     w[range(6), picks] = 1.0
-    assert _engine.derive_choices(net, [w]) == tuple(picks)
+    assert net.derive([w]).choices == tuple(picks)
     darts = _engine.build_supernet("darts", SupernetSettings(channels=4, cells=5))
     weights = []
     for _ in range(2):
@@ -128,7 +128,7 @@ def test_derivation_takes_the_argmax_per_edge():
         d[4, 6] = 0.9
         d[3, 3] = 0.8  # node 3: inputs 2 and 1
         weights.append(d)
-    choices = _engine.derive_choices(darts, weights)
+    choices = darts.derive(weights).choices
     assert choices[:8] == (0, 4, 1, 3, 2, 5, 1, 2)  # ties: the lower input first
 
 

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from nasforge.errors import InvalidConfigError, UnknownNameError
-from nasforge.train.recipe import RECIPES, Recipe, cosine_warmup_lr
+from nasforge.train.recipe import Recipe, cosine_warmup_lr
 
 
 def test_defaults_are_nb201() -> None:
@@ -27,7 +27,7 @@ def test_defaults_are_nb201() -> None:
         0,
         0,
     )
-    assert RECIPES["nb201"] == r
+    assert Recipe.named("nb201") == r
     assert Recipe.named("darts").cutout == 16
 
 

@@ -9,7 +9,8 @@ Methods (one file each, registered by name; ``nasforge.oneshot.names()``):
 * ``spos`` — uniform single-path training, then evolution on the supernet (Guo et al. 2020);
 * ``darts-pt`` — perturbation-based selection on a DARTS supernet (Wang et al., ICLR 2021).
 
-:func:`search` runs one on a supernet of the ``nb201`` or ``darts`` space and records every
+:func:`search` runs one on the supernet of any space that has one (``space.supernet()``;
+:func:`supernet_spaces` lists them) and records every
 epoch's derived architecture as a trial of a study (looked up in the bundled table when the
 space has one, else scored by the evaluator given), with the wall time spent so far, and
 saves a checkpoint per epoch from which an interrupted search resumes.
@@ -24,22 +25,22 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nasforge.oneshot.base import (
-    SUPERNET_SPACES,
     NonFiniteLossError,
     OneShotMethod,
     SupernetSettings,
+    supernet_spaces,
 )
 from nasforge.registry import Registry
 
 if TYPE_CHECKING:
     from nasforge.evaluators.base import Evaluator
     from nasforge.oneshot._engine import OneShotResult
+    from nasforge.spaces.base import SearchSpace
     from nasforge.study import Study
     from nasforge.train.data import DataSplits
     from nasforge.trial import Trial
 
 __all__ = [
-    "SUPERNET_SPACES",
     "NonFiniteLossError",
     "OneShotMethod",
     "SupernetSettings",
@@ -48,6 +49,7 @@ __all__ = [
     "names",
     "register",
     "search",
+    "supernet_spaces",
 ]
 
 _REGISTRY: Registry[OneShotMethod] = Registry("one-shot method", __name__)
@@ -83,7 +85,7 @@ def search(
     method: str,
     data: DataSplits,
     *,
-    space: str = "nb201",
+    space: str | SearchSpace = "nb201",
     params: Mapping[str, Any] | None = None,
     settings: SupernetSettings | None = None,
     epochs: int | None = None,
@@ -115,7 +117,7 @@ def search(
         method: Registry name (:func:`names`).
         data: The images (``nasforge.train.load_cifar10(path)``, or ``SyntheticImages``):
             the training images are split in halves, weights and architecture.
-        space: ``"nb201"`` or ``"darts"``.
+        space: A space with a supernet (its name or the object; :func:`supernet_spaces`).
         params: Hyperparameters of the method (``{"order": 2}`` for second-order DARTS).
         settings: Supernet shape and data (default :meth:`SupernetSettings.standard`; a CPU
             fits :meth:`SupernetSettings.reduced`).
@@ -139,7 +141,9 @@ def search(
 
     Raises:
         UnknownNameError: An unknown method.
-        UnsupportedOperationError: A space without a supernet.
+        UnsupportedOperationError: A space without a supernet (or without what the method
+            needs of it, e.g. partial channels for PC-DARTS), refused before anything is
+            recorded.
         InvalidConfigError: Bad settings, data too small for the split, a checkpoint of
             another search.
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from nasforge import evaluators, tabular
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, StudyConflictError
+from nasforge.errors import InvalidConfigError, StudyConflictError, UnsupportedOperationError
 from nasforge.evaluators.base import Evaluator
 from nasforge.oneshot.base import (
     NonFiniteLossError,
@@ -29,7 +29,7 @@ from nasforge.oneshot.base import (
     SupernetSettings,
     check_space,
 )
-from nasforge.ops.supernet import DartsSupernet, NB201Supernet, Supernet
+from nasforge.ops.supernet import Supernet
 from nasforge.spaces.base import SearchSpace
 from nasforge.storage import StudyRecord, get_storage
 from nasforge.study import Study
@@ -43,7 +43,6 @@ __all__ = [
     "SearchData",
     "SearchState",
     "build_supernet",
-    "derive_choices",
     "load_checkpoint",
     "search",
 ]
@@ -53,8 +52,6 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "nasforge-oneshot"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "oneshot.pt"
-#: Operations without parameters, whose growing share is DARTS's failure mode.
-PARAM_FREE = frozenset({"none", "skip_connect", "avg_pool_3x3", "max_pool_3x3"})
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -186,28 +183,38 @@ class SearchState:
 
 
 def build_supernet(
-    space: str, settings: SupernetSettings, num_classes: int = 10, partial_channels: int = 1
+    space: str | SearchSpace,
+    settings: SupernetSettings,
+    num_classes: int = 10,
+    partial_channels: int = 1,
 ) -> Supernet:
-    """The supernet of ``space`` with ``settings``' channels and depth.
+    """The supernet of ``space`` (``space.supernet()``) with ``settings``' width and depth.
 
     Raises:
-        UnsupportedOperationError: The space has no supernet (the message says which do).
+        UnsupportedOperationError: The space has no supernet, or its supernet has no
+            partial channels and ``partial_channels > 1`` (the message names what is missing).
         InvalidConfigError: The settings leave a layer empty or channels indivisible by ``K``.
     """
-    check_space(space)
-    if space == "nb201":
-        return NB201Supernet(
-            num_classes=num_classes,
-            channels=settings.channels,
-            cells_per_stage=settings.cells,
-            partial_channels=partial_channels,
+    found = check_space(space)
+    args: dict[str, Any] = {**settings.supernet_args(found), "num_classes": num_classes}
+    if partial_channels != 1:
+        args["partial_channels"] = partial_channels
+    try:
+        supernet = found.supernet(**args)
+    except TypeError as err:
+        if "partial_channels" in args and "partial_channels" in str(err):
+            raise UnsupportedOperationError(
+                f"The supernet of space {found.name!r} has no partial channels "
+                "(supernet(partial_channels=K)), which PC-DARTS needs; use another "
+                f"one-shot method on {found.name!r}."
+            ) from None
+        raise
+    if not isinstance(supernet, Supernet):
+        raise UnsupportedOperationError(
+            f"{type(found).__name__}.supernet() returned {type(supernet).__name__}, not a "
+            "nasforge.ops.supernet.Supernet; one-shot methods talk only to that interface."
         )
-    return DartsSupernet(
-        num_classes=num_classes,
-        channels=settings.channels,
-        layers=settings.cells,
-        partial_channels=partial_channels,
-    )
+    return supernet
 
 
 # -- shared helpers of the methods -------------------------------------------------------------
@@ -261,60 +268,18 @@ def correct(logits: torch.Tensor, y: torch.Tensor) -> int:
     return int((logits.argmax(1) == y).sum())
 
 
-def derive_choices(
-    supernet: Supernet, weights: Sequence[torch.Tensor], edge_weights: Sequence[Any] | None = None
-) -> tuple[int, ...]:
-    """The discrete architecture of the supernet's weights (``Architecture.choices``).
-
-    NB201: the operation of largest weight on each edge, ``none`` included (as NAS-Bench-201
-    derives DARTS's and GDAS's cells). DARTS: for each node the two incoming edges of
-    largest non-``none`` weight (times the edge weight where edge normalisation is on, as in
-    PC-DARTS), each with its largest non-``none`` operation (DARTS's ``genotype()``).
-    """
-    with torch.no_grad():
-        if supernet.space == "nb201":
-            return tuple(int(i) for i in weights[0].detach().argmax(dim=-1).tolist())
-        out: list[int] = []
-        for kind, w in enumerate(weights):
-            w = w.detach().cpu().float()
-            if edge_weights is not None and edge_weights[kind] is not None:
-                w = w * edge_weights[kind].detach().cpu().float()[:, None]
-            real = w[:, 1:]  # every operation but none
-            for edges in supernet.node_edges[kind]:
-                first = edges[0]
-                strength = [(-float(real[e].max()), e) for e in edges]
-                for _, e in sorted(strength)[:2]:
-                    out.extend((e - first, int(real[e].argmax())))
-        return tuple(out)
-
-
-def op_names_of(space: str, choices: Sequence[int]) -> list[str]:
-    """The operation name of every edge of an architecture's choices."""
-    if space == "nb201":
-        from nasforge.spaces.nb201 import OPS
-
-        return [OPS[c] for c in choices]
-    from nasforge.spaces.darts import GENOTYPE_OPS
-
-    return [GENOTYPE_OPS[c] for c in choices[1::2]]
-
-
-def param_free_share(space: str, choices: Sequence[int]) -> float:
-    """Share of an architecture's edges that carry a parameter-free operation (none, skip,
-    pooling)."""
-    names = op_names_of(space, choices)
-    return sum(name in PARAM_FREE for name in names) / len(names)
-
-
 def param_free_mass(supernet: Supernet, weights: Sequence[torch.Tensor]) -> float:
-    """Mean, over edges, of the weight on parameter-free operations (``none`` included)."""
-    free = torch.tensor([name in PARAM_FREE for name in supernet.op_names], dtype=torch.float32)
+    """Mean, over the decisions, of the weight on parameter-free options (``none``
+    included)."""
+    shares = []
     with torch.no_grad():
-        shares = [
-            (w.detach().cpu().float() * free).sum(-1) / w.detach().cpu().float().sum(-1)
-            for w in weights
-        ]
-        return float(torch.cat(shares).mean())
+        for group, w in zip(supernet.groups, weights, strict=True):
+            free = torch.tensor(
+                [name in supernet.param_free for name in group.options], dtype=torch.float32
+            )
+            w = w.detach().cpu().float()
+            shares.append((w * free).sum(-1) / w.sum(-1))
+    return float(torch.cat(shares).mean())
 
 
 @torch.no_grad()
@@ -471,7 +436,7 @@ def search(
     method_name: str,
     data: DataSplits,
     *,
-    space: str = "nb201",
+    space: str | SearchSpace = "nb201",
     settings: SupernetSettings | None = None,
     epochs: int | None = None,
     seed: int = 0,
@@ -485,8 +450,16 @@ def search(
     callbacks: Sequence[Callable[[Study, Trial], None]] = (),
 ) -> OneShotResult:
     """See :func:`nasforge.oneshot.search`."""
-    check_space(space)
-    settings = settings or SupernetSettings.standard(space)
+    found = check_space(space)
+    space = found.name
+    for capability in method.space_requires:
+        if not found.supports(capability):
+            raise UnsupportedOperationError(
+                f"{method_name} needs the capability {capability}() of the search space, "
+                f"which space {space!r} does not have; define it in the space (a space that "
+                "declares decisions() gets sample, mutate and crossover by default)."
+            )
+    settings = settings or SupernetSettings.standard(found)
     epochs = method.default_epochs if epochs is None else epochs
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InvalidConfigError(f"epochs must be a positive integer, got {epochs!r}.")
@@ -495,23 +468,25 @@ def search(
     search_data = SearchData.from_splits(data, settings, seed)
     evaluator = evaluator or default_evaluator(space, data)
     params = {**method.params(), "epochs": epochs, **settings.to_dict()}
-    study, _ = open_study(
-        method=method_name,
-        method_params=params,
-        space=space,
-        seed=seed,
-        storage=storage,
-        study_name=study_name,
-        evaluator=evaluator,
-        objectives=objectives,
-    )
     target = select_device(device)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
     with num_threads(threads):
+        # the supernet first: a space whose supernet cannot serve the method is refused
+        # before the study records anything
         with seeded(seed):
             supernet = build_supernet(
-                space, settings, search_data.num_classes, method.partial_channels
+                found, settings, search_data.num_classes, method.partial_channels
             )
+        study, _ = open_study(
+            method=method_name,
+            method_params=params,
+            space=space,
+            seed=seed,
+            storage=storage,
+            study_name=study_name,
+            evaluator=evaluator,
+            objectives=objectives,
+        )
         supernet.to(target)
         state = SearchState(
             supernet=supernet,
@@ -551,9 +526,8 @@ def search(
                 seconds = time.perf_counter() - began
                 fallback = error.choices or last
                 if fallback is None:
-                    fallback = derive_choices(
-                        supernet, [torch.zeros(s) for s in supernet.arch_shapes]
-                    )
+                    zeros = [torch.zeros(shape) for shape in supernet.arch_shapes]
+                    fallback = supernet.derive(zeros).choices
                 trial = study.record_architecture(
                     study.space.from_choices(fallback),
                     evaluator,
@@ -575,7 +549,7 @@ def search(
                 extra = {
                     "epoch": float(epoch),
                     "search_seconds": elapsed,
-                    "param_free_share": param_free_share(space, choices),
+                    "param_free_share": supernet.param_free_share(arch),
                     **stats,
                 }
                 weights = method.arch_weights(state) if method.share_weights else None
@@ -654,24 +628,6 @@ def _restore(
     set_rng_state(state.rng, data["rng"])
     last = None if data.get("last") is None else tuple(int(c) for c in data["last"])
     return int(data["epoch"]), float(data["elapsed"]), last
-
-
-def choices_to_index(space: str, choices: Sequence[int]) -> list[list[int]]:
-    """The supernet path of an architecture: the operation index of every edge of each cell
-    type (DARTS: the unused edges get ``none``)."""
-    if space == "nb201":
-        return [[int(c) for c in choices]]
-    out = []
-    for kind in range(2):
-        part = choices[16 * kind : 16 * (kind + 1)]
-        index = [0] * 14
-        for k in range(4):
-            offset = sum(j + 2 for j in range(k))
-            for edge in range(2):
-                source, op = part[4 * k + 2 * edge], part[4 * k + 2 * edge + 1]
-                index[offset + int(source)] = int(op) + 1  # GENOTYPE_OPS is OPS[1:]
-        out.append(index)
-    return out
 
 
 @torch.no_grad()

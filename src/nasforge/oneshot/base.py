@@ -1,8 +1,10 @@
 """The :class:`OneShotMethod` contract and the settings every one-shot search shares.
 
-A one-shot method trains one supernet (:mod:`nasforge.ops.supernet`) whose edges hold every
-candidate operation with shared weights, and derives a discrete architecture from it after
-every epoch. :func:`nasforge.oneshot.search` runs a method and records each derived
+A one-shot method trains one supernet (the :class:`nasforge.ops.supernet.Supernet` a space
+returns from ``space.supernet(**settings)``) whose decisions hold every candidate with shared
+weights, and derives a discrete architecture from it after every epoch. Methods talk only to
+that interface, never to a space by name, so every space with a supernet can be searched.
+:func:`nasforge.oneshot.search` runs a method and records each derived
 architecture as a trial of a study, so one-shot and black-box searches share one record.
 
 This module imports no torch: methods import it (through ``nasforge.oneshot._engine``)
@@ -19,17 +21,16 @@ from nasforge.errors import InvalidConfigError, NasforgeError, UnsupportedOperat
 
 if TYPE_CHECKING:
     from nasforge.oneshot._engine import SearchState
+    from nasforge.spaces.base import SearchSpace
 
 __all__ = [
-    "SUPERNET_SPACES",
     "DifferentiableMethod",
     "NonFiniteLossError",
     "OneShotMethod",
     "SupernetSettings",
+    "check_space",
+    "supernet_spaces",
 ]
-
-#: The spaces that have a supernet, and the argument of their depth.
-SUPERNET_SPACES: dict[str, str] = {"nb201": "cells_per_stage", "darts": "layers"}
 
 
 class NonFiniteLossError(NasforgeError, ArithmeticError):
@@ -50,16 +51,19 @@ class SupernetSettings:
     """The supernet's shape and the data it trains on.
 
     Attributes:
-        channels: ``C``, the channels of the first stage.
-        cells: Depth: cells per stage ``N`` (NB201) or cells in all (``layers``, DARTS).
+        channels: Width: the space's first ``scale_keys`` setting (``C``, the channels of the
+            first stage, in NB201 and DARTS).
+        cells: Depth: the space's second ``scale_keys`` setting (cells per stage ``N`` in
+            NB201, cells in all, ``layers``, in DARTS).
         resolution: Image side the data is resized to (``None``: the data's own).
         data_fraction: Share of the training images used (stratified by class); the search
             splits them in halves, one for the weights and one for the architecture (the
             ``cifar10-valid`` protocol of NAS-Bench-201).
         batch_size: Images per step on each half.
 
-    :meth:`standard` gives the published search-time settings; :meth:`reduced` a setting a
-    CPU trains in minutes (fewer channels and cells, 16x16 images, a tenth of the data).
+    :meth:`standard` gives the space's search-time settings (its ``"search"`` preset);
+    :meth:`reduced` a setting a CPU trains in minutes (its ``"reduced"`` preset: NB201 and
+    DARTS take fewer channels and cells, 16x16 images, a tenth of the data).
     """
 
     channels: int = 16
@@ -87,32 +91,87 @@ class SupernetSettings:
             )
 
     @classmethod
-    def standard(cls, space: str) -> SupernetSettings:
-        """The search-time settings of the papers: NB201 16 channels, 5 cells per stage;
-        DARTS 16 channels, 8 layers; batch 64, full resolution, all the data."""
-        check_space(space)
-        return cls(channels=16, cells=5 if space == "nb201" else 8)
+    def standard(cls, space: str | SearchSpace) -> SupernetSettings:
+        """The search-time settings of ``space`` (its ``"search"`` preset): NB201 16
+        channels, 5 cells per stage; DARTS 16 channels, 8 layers; batch 64, full resolution,
+        all the data."""
+        return cls._preset(space, "search")
 
     @classmethod
-    def reduced(cls, space: str) -> SupernetSettings:
-        """A CPU setting: 8 channels, 1 cell per stage (NB201) or 5 layers (DARTS), 16x16
-        images, 10% of the training images, batch 64."""
-        check_space(space)
-        return cls(channels=8, cells=1 if space == "nb201" else 5, resolution=16, data_fraction=0.1)
+    def reduced(cls, space: str | SearchSpace) -> SupernetSettings:
+        """A CPU setting (``space``'s ``"reduced"`` preset): NB201 8 channels, 1 cell per
+        stage; DARTS 8 channels, 5 layers; both 16x16 images, 10% of the training images,
+        batch 64."""
+        return cls._preset(space, "reduced")
+
+    @classmethod
+    def _preset(cls, space: str | SearchSpace, name: str) -> SupernetSettings:
+        found = check_space(space)
+        presets = found.presets()
+        if name not in presets:
+            raise UnsupportedOperationError(
+                f"Search space {found.name!r} has no {name!r} preset; its presets are "
+                f"{sorted(presets)}. Give SupernetSettings(channels=..., cells=...) instead."
+            )
+        preset = presets[name]
+        width, depth = scale_keys(found)
+        return cls(
+            channels=int(preset[width]),
+            cells=int(preset[depth]),
+            resolution=preset.get("resolution"),
+            data_fraction=float(preset.get("data_fraction", 1.0)),
+            batch_size=int(preset.get("batch_size", 64)),
+        )
+
+    def supernet_args(self, space: SearchSpace) -> dict[str, Any]:
+        """The keyword arguments of ``space.supernet()`` for this width and depth."""
+        width, depth = scale_keys(space)
+        return {width: self.channels, depth: self.cells}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def check_space(space: str) -> None:
-    """Refuse a space without a supernet, naming what is missing."""
-    if space not in SUPERNET_SPACES:
+def scale_keys(space: SearchSpace) -> tuple[str, str]:
+    """The width and depth settings of ``space`` (:attr:`SearchSpace.scale_keys`)."""
+    keys = space.scale_keys
+    if keys is None:
         raise UnsupportedOperationError(
-            f"Search space {space!r} has no supernet: a one-shot method needs a network with "
-            "a mixed operation on every edge of the space, and nasforge builds one for "
-            f"{', '.join(sorted(SUPERNET_SPACES))} only. Search {space!r} with a black-box "
+            f"Search space {space.name!r} does not name its width and depth settings "
+            "(scale_keys), which one-shot settings (channels, cells) map to."
+        )
+    return keys
+
+
+def check_space(space: str | SearchSpace) -> SearchSpace:
+    """The space (built from its name if need be), refused when it has no supernet: the
+    message names the capability and the spaces that have it."""
+    from nasforge import spaces
+    from nasforge.spaces.base import SearchSpace as _Space
+
+    found = space if isinstance(space, _Space) else spaces.create(space)
+    if not found.supports("supernet") or not found.supports("presets"):
+        missing = "supernet()" if not found.supports("supernet") else "presets()"
+        raise UnsupportedOperationError(
+            f"Search space {found.name!r} lacks the capability {missing} that one-shot "
+            "methods need (a weight-sharing network holding every candidate of every "
+            f"decision, built with the space's presets). Spaces with a supernet: "
+            f"{', '.join(supernet_spaces())}. Search {found.name!r} with a black-box "
             "strategy (nasforge list strategies) instead."
         )
+    return found
+
+
+def supernet_spaces() -> list[str]:
+    """Names of the registered spaces that have a supernet (sorted)."""
+    from nasforge import spaces
+    from nasforge.spaces.base import SearchSpace as _Space
+
+    return [
+        name
+        for name in spaces.names()
+        if getattr(spaces.get(name), "supernet", _Space.supernet) is not _Space.supernet
+    ]
 
 
 class OneShotMethod(ABC):
@@ -131,11 +190,15 @@ class OneShotMethod(ABC):
         share_weights: The supernet's architecture weights are meaningful (softmax of the
             architecture parameters), so the search records the parameter-free share of their
             mass; ``False`` for methods without them (SPOS).
+        space_requires: Capabilities of the space the method uses (SPOS: ``mutate`` and
+            ``crossover``); a space without one is refused before anything is recorded.
     """
 
     default_epochs: ClassVar[int] = 50
     partial_channels: ClassVar[int] = 1
     share_weights: ClassVar[bool] = True
+    #: Capabilities the method needs of the space besides its supernet (``space.supports``).
+    space_requires: ClassVar[tuple[str, ...]] = ()
 
     def params(self) -> dict[str, Any]:
         """The hyperparameters it was built with (stored with the study)."""
@@ -344,11 +407,8 @@ class DifferentiableMethod(OneShotMethod):
         return self.derive(state)
 
     def derive(self, state: SearchState) -> tuple[int, ...] | None:
-        from nasforge.oneshot import _engine
-
-        return _engine.derive_choices(
-            state.supernet, self.op_weights(state, True), self.edge_weights(state, True)
-        )
+        arch = state.supernet.derive(self.op_weights(state, True), self.edge_weights(state, True))
+        return arch.choices
 
     def arch_weights(self, state: SearchState) -> list[Any] | None:
         return self.op_weights(state, detach=True)

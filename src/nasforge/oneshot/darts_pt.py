@@ -18,6 +18,10 @@ a decision is made at the start of every ``proj_intv``-th fine-tuning epoch and 
 the start of the last one. Every epoch (training and fine-tuning) records the architecture
 the supernet stands for: decided edges as projected, the others by argmax of ``alpha``.
 
+The decisions come from the supernet's groups (:class:`~nasforge.ops.supernet.DecisionGroup`):
+one per row (an edge, or a layer's choice in a macro space) among the options an
+architecture can hold, then one per node of a group that keeps ``inputs_per_node`` inputs.
+
 Adaptation: the accuracy is measured on ``proj_images`` validation images (the authors use
 the whole validation half; ``None`` does too), in training mode as they do. The fine-tuning
 learning rate is constant (the authors reset the optimiser at ``lr / 10``). In the DARTS
@@ -101,10 +105,7 @@ class DARTSPT(DifferentiableMethod):
     # -- bookkeeping ----------------------------------------------------------------------------
     def _decisions(self, state: SearchState) -> int:
         edges = sum(n for n, _ in state.supernet.arch_shapes)
-        if state.space.name == "nb201":
-            return edges
-        nodes = sum(len(e) > 2 for kind in state.supernet.node_edges for e in kind)
-        return edges + nodes
+        return edges + len(_input_nodes(state.supernet))
 
     def total_epochs(self, epochs: int) -> int:
         """``epochs`` of DARTS, then the fine-tuning epochs (known after :meth:`setup`)."""
@@ -120,15 +121,15 @@ class DARTSPT(DifferentiableMethod):
         self._n_decisions = self._decisions(state)
         self.projected = [[-1] * n for n, _ in state.supernet.arch_shapes]
         self.removed = [[False] * n for n, _ in state.supernet.arch_shapes]
-        self.nodes_done = [[len(e) <= 2 for e in kind] for kind in state.supernet.node_edges]
+        open_nodes = set(_input_nodes(state.supernet))
+        self.nodes_done = [
+            [(kind, n) not in open_nodes for n in range(len(group.nodes))]
+            for kind, group in enumerate(state.supernet.groups)
+        ]
 
     def _made(self) -> int:
         ops = sum(o >= 0 for kind in self.projected for o in kind)
-        nodes = sum(
-            done and len(edges) > 2
-            for kind, flags in enumerate(self.nodes_done)
-            for done, edges in zip(flags, self._supernet.node_edges[kind], strict=True)
-        )
+        nodes = sum(self.nodes_done[kind][n] for kind, n in _input_nodes(self._supernet))
         return ops + nodes
 
     # -- weights --------------------------------------------------------------------------------
@@ -217,10 +218,7 @@ class DARTSPT(DifferentiableMethod):
         if open_edges:
             kind, edge = open_edges[int(state.rng.integers(len(open_edges)))]
             base = self.op_weights(state, detach=True)
-            names = state.supernet.op_names
-            candidates = [
-                o for o in range(len(names)) if state.space.name == "nb201" or names[o] != "none"
-            ]
+            candidates = list(state.supernet.groups[kind].choosable)
             scores = {}
             for op in candidates:
                 weights = [w.clone() for w in base]
@@ -236,14 +234,15 @@ class DARTSPT(DifferentiableMethod):
             if not done
         ]
         kind, node = open_nodes[int(state.rng.integers(len(open_nodes)))]
-        edges = state.supernet.node_edges[kind][node]
+        group = state.supernet.groups[kind]
+        edges = group.nodes[node]
         base = self.op_weights(state, detach=True)
         scores = {}
         for e in edges:
             weights = [w.clone() for w in base]
             weights[kind][e] = 0.0
             scores[e] = self._score(state, weights)
-        keep = sorted(edges, key=lambda e: (scores[e], e))[:2]
+        keep = sorted(edges, key=lambda e: (scores[e], e))[: group.inputs_per_node]
         for e in edges:
             if e not in keep:
                 self.removed[kind][e] = True
@@ -278,3 +277,15 @@ class DARTSPT(DifferentiableMethod):
         self.projected = [[int(v) for v in p.tolist()] for p in state["projected"]]
         self.removed = [[bool(v) for v in r.tolist()] for r in state["removed"]]
         self.nodes_done = [[bool(v) for v in n.tolist()] for n in state["nodes_done"]]
+
+
+def _input_nodes(supernet: Any) -> list[tuple[int, int]]:
+    """The nodes whose inputs are a decision: ``(group, node)`` where the group keeps
+    ``inputs_per_node`` inputs and the node has more."""
+    return [
+        (kind, n)
+        for kind, group in enumerate(supernet.groups)
+        if group.inputs_per_node is not None
+        for n, edges in enumerate(group.nodes)
+        if len(edges) > group.inputs_per_node
+    ]

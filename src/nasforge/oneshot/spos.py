@@ -14,6 +14,10 @@ candidates seen; generation 0 is random.
 Recorded epochs: the training epochs derive no architecture (SPOS has none before the
 evolution) and record no trial; each generation records the best candidate so far.
 
+Mutation and crossover are the space's (``space.mutate(arch, rng, rate=mutation_prob)``,
+``space.crossover``): per decision for a product space such as NAS-Bench-201, per node (its
+two inputs and operations) for DARTS, so that every child is a valid architecture.
+
 Adaptation: the paper trains on ImageNet (120 epochs) and recalibrates on 20,000 images;
 nasforge trains with the NAS-Bench-201 protocol (50 epochs, SGD lr 0.025 cosine, batch 64)
 on the training half and scores on the validation half, with ``recal_images`` and
@@ -52,6 +56,7 @@ class SPOS(OneShotMethod):
 
     default_epochs = 50
     share_weights = False
+    space_requires = ("sample", "mutate", "crossover")
 
     def __init__(
         self,
@@ -133,7 +138,7 @@ class SPOS(OneShotMethod):
         total, hits, seen = 0.0, 0, 0
         for step, (x, y) in enumerate(state.data.batches("train", state.generator, state.device)):
             arch = state.space.sample(state.rng)
-            index = _engine.choices_to_index(state.space.name, arch.choices)
+            index = state.supernet.path(arch)
             self.w_optimizer.zero_grad(set_to_none=True)
             logits = net(x, None, index)
             loss = torch.nn.functional.cross_entropy(logits, y)
@@ -153,7 +158,7 @@ class SPOS(OneShotMethod):
         images, after recalibrating batch norm on ``recal_images`` training images."""
         from nasforge.oneshot import _engine
 
-        index = _engine.choices_to_index(state.space.name, choices)
+        index = state.supernet.path(state.space.from_choices(choices))
         _engine.recalibrate_bn(
             state.supernet, state.data.fixed("train", self.recal_images, state.device), index
         )
@@ -188,27 +193,12 @@ class SPOS(OneShotMethod):
         best = max(score for _, score in self.history)
         return {"supernet_acc": best, "generation": float(number), "candidates": float(len(fresh))}
 
-    def _groups(self, space: str) -> int:
-        return 1 if space == "nb201" else 4
-
     def _mutate(
         self, state: SearchState, parent: tuple[int, ...], rng: np.random.Generator
     ) -> tuple[int, ...]:
-        values = list(parent)
-        if state.space.name == "nb201":
-            for i in range(len(values)):
-                if rng.random() < self.mutation_prob:
-                    values[i] = int(rng.integers(5))
-            return tuple(values)
-        for node in range(8):  # 4 nodes per cell, 2 cells; 4 values per node
-            k, base = node % 4, 4 * node
-            if rng.random() < self.mutation_prob:
-                inputs = rng.choice(k + 2, size=2, replace=False)
-                values[base], values[base + 2] = int(inputs[0]), int(inputs[1])
-            for edge in range(2):
-                if rng.random() < self.mutation_prob:
-                    values[base + 2 * edge + 1] = int(rng.integers(7))
-        return state.space.from_choices(values).choices
+        """Each decision re-drawn with probability ``mutation_prob`` (``space.mutate``)."""
+        arch = state.space.from_choices(parent)
+        return state.space.mutate(arch, rng, rate=self.mutation_prob).choices
 
     def _crossover(
         self,
@@ -217,12 +207,9 @@ class SPOS(OneShotMethod):
         b: tuple[int, ...],
         rng: np.random.Generator,
     ) -> tuple[int, ...]:
-        size = self._groups(state.space.name)
-        out: list[int] = []
-        for start in range(0, len(a), size):
-            source = a if rng.random() < 0.5 else b
-            out.extend(source[start : start + size])
-        return state.space.from_choices(out).choices
+        """Each unit of inheritance from either parent (``space.crossover``)."""
+        space = state.space
+        return space.crossover(space.from_choices(a), space.from_choices(b), rng).choices
 
     def derive(self, state: SearchState) -> tuple[int, ...] | None:
         if not self.history:

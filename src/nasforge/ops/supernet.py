@@ -29,31 +29,45 @@ begins with one, the weighted sum is accumulated in place, 3x3 average pooling r
 depthwise convolution (:class:`AvgPool3x3`), and the edge weight is folded into the mixture
 so that a partial-channel edge keeps only ``1/K`` of its width for the backward pass.
 
-Weights, indices and edge weights are lists with one entry per cell type: one for NB201
-(every cell shares one set of architecture parameters, as in NAS-Bench-201's search models),
-two for DARTS (normal, reduce).
+Weights, indices and edge weights are lists with one entry per :class:`DecisionGroup` of the
+supernet: a group is a set of decisions with the same options (one row of architecture
+parameters each), e.g. the 6 edges of NB201's cells (every cell shares them, as in
+NAS-Bench-201's search models), the 14 edges of DARTS's normal and reduction cells, or the
+kernel choice of every layer of a macro network.
+
+:class:`Supernet` is the interface the one-shot methods (:mod:`nasforge.oneshot`) talk to; a
+space returns its own from ``space.supernet(**settings)`` (``nasforge.ops.nb201_supernet``,
+``nasforge.ops.darts_supernet``), so that the methods never look at a space's name.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from nasforge.errors import InvalidConfigError
-from nasforge.ops import darts as darts_ops
-from nasforge.ops import nb201 as nb201_ops
+
+if TYPE_CHECKING:
+    from nasforge.architecture import Architecture
+    from nasforge.spaces.base import SearchSpace
 
 __all__ = [
+    "PARAM_FREE",
     "AvgPool3x3",
-    "DartsSupernet",
+    "DecisionGroup",
+    "ExtractedNetwork",
     "MixedEdge",
-    "NB201Supernet",
     "Supernet",
     "channel_shuffle",
 ]
+
+#: Operations without parameters, whose growing share is DARTS's failure mode.
+PARAM_FREE = frozenset({"none", "skip_connect", "avg_pool_3x3", "max_pool_3x3", "skip", "identity"})
 
 Weights = Sequence[torch.Tensor | None] | None
 Indices = Sequence[Sequence[int]] | None
@@ -104,7 +118,7 @@ class AvgPool3x3(nn.Module):
         return total * self._reciprocal_count(x)
 
 
-def _fast_pool(op: nn.Module, channels: int) -> nn.Module:
+def fast_pool(op: nn.Module, channels: int) -> nn.Module:
     """``op``, or :class:`AvgPool3x3` where ``op`` is the 3x3 count-excluding average pool."""
     if (
         isinstance(op, nn.AvgPool2d)
@@ -182,6 +196,17 @@ class MixedEdge(nn.Module):
             self.pass_pool: nn.Module | None = nn.MaxPool2d(2, 2)
         else:
             self.pass_pool = None
+        self.fixed = False
+
+    def keep(self, index: int) -> None:
+        """Keep only operation ``index`` (its weights as they are); the edge then computes
+        that operation whatever index or weights it is given (:meth:`Supernet.extract`)."""
+        kept = self.ops[index]
+        self.ops = nn.ModuleList([kept])
+        self.names = (self.names[index],)
+        self._dense = (0,) if self.names[0] != "none" else ()
+        self._relu_first = frozenset({0}) if index in self._relu_first else frozenset()
+        self.fixed = True
 
     def forward(
         self,
@@ -191,6 +216,8 @@ class MixedEdge(nn.Module):
         edge_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The edge's output; ``edge_weight`` (a scalar tensor) multiplies all of it."""
+        if self.fixed:
+            weights, index, edge_weight = None, 0, None
         if self.partial > 1:
             width = x.shape[1] // self.partial
             head, tail = x[:, :width], x[:, width:]
@@ -251,301 +278,187 @@ class MixedEdge(nn.Module):
         return total
 
 
-class Supernet(nn.Module):
-    """What the one-shot methods need of a supernet (both spaces implement it).
+@dataclass(frozen=True)
+class DecisionGroup:
+    """Decisions of a supernet that share their options: one row of architecture parameters
+    per decision, one column per option.
 
     Attributes:
-        space: Registry name of the space whose architectures it derives.
-        op_names: The operation names of each cell type's edges.
-        arch_shapes: ``(edges, operations)`` of each cell type's architecture parameters.
-        node_edges: For each cell type, the edges (positions) entering each computed node,
-            node by node (for edge normalisation and DARTS's top-2 selection).
+        name: What the group decides (``"edges"``, ``"normal"``, ``"kernel"``...).
+        options: The option names, in the order of the columns.
+        rows: How many decisions the group has.
+        nodes: The rows entering each node of a cell, node by node (edge normalisation
+            normalises over them; ``inputs_per_node`` selects among them). Default: each row
+            is a node of its own.
+        inputs_per_node: An architecture keeps this many of a node's inputs (DARTS: 2); the
+            derivation keeps the strongest. ``None``: every row is kept.
+        selectable: The options an architecture can hold (DARTS's genotypes cannot hold
+            ``none``, which the supernet still mixes). Default: all.
     """
 
-    space: str = ""
-    op_names: tuple[str, ...] = ()
-    arch_shapes: tuple[tuple[int, int], ...] = ()
-    node_edges: tuple[tuple[tuple[int, ...], ...], ...] = ()
+    name: str
+    options: tuple[str, ...]
+    rows: int
+    nodes: tuple[tuple[int, ...], ...] = ()
+    inputs_per_node: int | None = None
+    selectable: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            object.__setattr__(self, "nodes", tuple((r,) for r in range(self.rows)))
+        if self.selectable is None:
+            object.__setattr__(self, "selectable", tuple(range(len(self.options))))
+
+    @property
+    def choosable(self) -> tuple[int, ...]:
+        """:attr:`selectable`, never ``None`` (set by the constructor)."""
+        assert self.selectable is not None
+        return self.selectable
+
+
+class Supernet(nn.Module):
+    """The weight-sharing network of a space: what one-shot methods talk to.
+
+    A space implements it for its own shape (cells of edges, layers of a macro network...)
+    and returns it from ``space.supernet(**settings)``. The methods only use:
+
+    * :attr:`groups`: the decisions, as :class:`DecisionGroup` (and :attr:`arch_shapes`,
+      :attr:`node_edges`, :attr:`op_names` derived from them);
+    * ``forward(x, weights=None, index=None, edge_weights=None)``, with one entry per group:
+      ``weights[g]`` a ``(rows, options)`` tensor mixes every option (dense form), ``index[g]``
+      names one option per row (one path; with ``weights`` the others enter with their
+      weight's value, zero for straight-through one-hot weights), ``edge_weights[g]`` a
+      ``(rows,)`` tensor scales each row's output (PC-DARTS's edge normalisation);
+    * :meth:`path` (the index of an architecture), :meth:`derive` (the architecture of
+      weights), :meth:`extract` (a stand-alone network with the inherited weights) and
+      :meth:`operations` (the option names an architecture uses, for statistics).
+
+    Subclasses set :attr:`space` and :attr:`groups` and implement ``forward``, :meth:`path`
+    and :meth:`from_path`; the defaults of :meth:`derive`, :meth:`extract` and
+    :meth:`operations` suit most spaces.
+
+    Attributes:
+        space: The search space whose architectures it derives.
+        groups: Its decision groups.
+        partial_channels: PC-DARTS's ``K`` it was built with (1: every channel mixed).
+        param_free: Option names that carry no parameters (for statistics).
+    """
+
+    space: SearchSpace
+    groups: tuple[DecisionGroup, ...] = ()
+    partial_channels: int = 1
+    param_free: frozenset[str] = PARAM_FREE
+
+    # -- derived views -------------------------------------------------------------------------
+    @property
+    def arch_shapes(self) -> tuple[tuple[int, int], ...]:
+        """``(rows, options)`` of each group's architecture parameters."""
+        return tuple((g.rows, len(g.options)) for g in self.groups)
+
+    @property
+    def node_edges(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
+        """For each group, the rows entering each node."""
+        return tuple(g.nodes for g in self.groups)
+
+    @property
+    def op_names(self) -> tuple[str, ...]:
+        """The options of the first group (all groups of a cell supernet share them)."""
+        return self.groups[0].options if self.groups else ()
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """The shared weights (every parameter of the supernet)."""
         return list(self.parameters())
 
+    # -- architectures -------------------------------------------------------------------------
+    def path(self, arch: Architecture) -> list[list[int]]:
+        """The option of every row of every group for ``arch`` (the ``index`` of a one-path
+        forward; rows an architecture does not use take an option that computes nothing)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define path()")
 
-class _NB201SearchCell(nn.Module):
-    def __init__(self, channels: int, partial_channels: int, track_running_stats: bool) -> None:
-        super().__init__()
-        width = channels // partial_channels
-        edges = []
-        for _ in nb201_ops.EDGES:
-            ops = [
-                _fast_pool(nb201_ops.make_op(name, width, affine=False), width)
-                for name in nb201_ops.OPS
-            ]
-            for op in ops:
-                for m in op.modules():
-                    if isinstance(m, nn.BatchNorm2d) and not track_running_stats:
-                        m.track_running_stats = False
-                        m.running_mean = m.running_var = m.num_batches_tracked = None
-            edges.append(MixedEdge(ops, nb201_ops.OPS, partial_channels))
-        self.edges = nn.ModuleList(edges)
+    def from_path(self, index: Sequence[Sequence[int]]) -> Architecture:
+        """The architecture whose :meth:`path` is ``index``."""
+        raise NotImplementedError(f"{type(self).__name__} does not define from_path()")
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        weights: torch.Tensor | None,
-        index: Sequence[int] | None,
-        edge_weights: torch.Tensor | None,
-    ) -> torch.Tensor:
-        nodes = [x]
-        for j in (1, 2, 3):
-            total: torch.Tensor | None = None
-            for k, (i, target) in enumerate(nb201_ops.EDGES):
-                if target != j:
-                    continue
-                out = self.edges[k](
-                    nodes[i],
-                    None if weights is None else weights[k],
-                    None if index is None else int(index[k]),
-                    None if edge_weights is None else edge_weights[k],
-                )
-                total = out if total is None else total + out
-            assert total is not None
-            nodes.append(total)
-        return nodes[3]
+    def derive(
+        self, weights: Sequence[torch.Tensor], edge_weights: Sequence[Any] | None = None
+    ) -> Architecture:
+        """The architecture the weights stand for: on every row the selectable option of
+        largest weight; where a group keeps ``inputs_per_node`` inputs of each node, the
+        rows of largest strength (largest selectable weight, times the edge weight where
+        given), the others set to the option computing nothing. Ties go to the lower index.
+        """
+        index: list[list[int]] = []
+        with torch.no_grad():
+            for g, group in enumerate(self.groups):
+                w = weights[g].detach().cpu().float()
+                if edge_weights is not None and edge_weights[g] is not None:
+                    w = w * edge_weights[g].detach().cpu().float()[:, None]
+                allowed = list(group.choosable)
+                real = w[:, allowed]
+                row = [allowed[int(i)] for i in real.argmax(dim=-1).tolist()]
+                if group.inputs_per_node is not None:
+                    zero = group.options.index("none") if "none" in group.options else 0
+                    for edges in group.nodes:
+                        strength = sorted((-float(real[e].max()), e) for e in edges)
+                        keep = {e for _, e in strength[: group.inputs_per_node]}
+                        for e in edges:
+                            if e not in keep:
+                                row[e] = zero
+                index.append(row)
+        return self.from_path(index)
+
+    def operations(self, arch: Architecture) -> list[str]:
+        """The option names ``arch`` uses, one per decision it makes."""
+        return [
+            group.options[i]
+            for group, row in zip(self.groups, self.path(arch), strict=True)
+            for i in row
+        ]
+
+    def param_free_share(self, arch: Architecture) -> float:
+        """Share of ``arch``'s decisions that took a parameter-free option."""
+        names = self.operations(arch)
+        return sum(name in self.param_free for name in names) / max(1, len(names))
+
+    def extract(self, arch: Architecture) -> nn.Module:
+        """A stand-alone network of ``arch`` with the supernet's current weights: a copy in
+        which every mixed edge keeps only its chosen operation. Its output equals the
+        supernet's one-path output for ``arch`` (same mode, same batch-norm statistics)."""
+        index = self.path(arch)
+        net = copy.deepcopy(self)
+        found = False
+        for module in net.modules():
+            if isinstance(module, MixedEdge) and hasattr(module, "site"):
+                group, row = module.site
+                module.keep(index[group][row])
+                found = True
+        if not found:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no mixed edges with a site; override extract()"
+            )
+        return ExtractedNetwork(net, index)
 
 
-class NB201Supernet(Supernet):
-    """The NAS-Bench-201 search network: the benchmark's skeleton (stem, three stages of
-    ``cells_per_stage`` cells joined by residual reduction blocks, head) with a mixed edge
-    on each of the 6 edges of every cell. Every cell shares the architecture parameters
-    (one ``(6, 5)`` tensor, edges and operations in the order of ``nasforge.spaces.nb201``).
+class ExtractedNetwork(nn.Module):
+    """One path of a supernet as a network of its own (:meth:`Supernet.extract`).
 
-    Args:
-        num_classes: Outputs of the classifier.
-        channels: ``C`` of the first stage (16 at search time in NAS-Bench-201).
-        cells_per_stage: ``N`` (5 at search time).
-        partial_channels: PC-DARTS's ``K`` (1: every channel is mixed); must divide ``C``.
-        track_running_stats: Whether the cells' batch norms keep running statistics.
-
-    Example:
-        >>> net = NB201Supernet(channels=4, cells_per_stage=1)
-        >>> w = torch.full((6, 5), 0.2)
-        >>> net(torch.zeros(2, 3, 8, 8), [w]).shape
-        torch.Size([2, 10])
+    Attributes:
+        supernet: The pruned copy (one operation per edge).
+        index: The path it computes.
     """
 
-    space = "nb201"
-    op_names = nb201_ops.OPS
-    arch_shapes = ((len(nb201_ops.EDGES), len(nb201_ops.OPS)),)
-    node_edges = (((0,), (1, 2), (3, 4, 5)),)
-
-    def __init__(
-        self,
-        num_classes: int = 10,
-        channels: int = 16,
-        cells_per_stage: int = 5,
-        partial_channels: int = 1,
-        track_running_stats: bool = True,
-    ) -> None:
+    def __init__(self, supernet: Supernet, index: Sequence[Sequence[int]]) -> None:
         super().__init__()
-        _check_partial(channels, partial_channels)
-        if channels < 1 or cells_per_stage < 1 or num_classes < 1:
-            raise InvalidConfigError(
-                "channels, cells_per_stage and num_classes must be at least 1, got "
-                f"channels={channels}, cells_per_stage={cells_per_stage}, "
-                f"num_classes={num_classes}."
-            )
-        self.partial_channels = partial_channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
-        )
-        layers: list[nn.Module] = []
-        c = channels
-        for stage in range(3):
-            if stage > 0:
-                layers.append(nb201_ops.ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend(
-                _NB201SearchCell(c, partial_channels, track_running_stats)
-                for _ in range(cells_per_stage)
-            )
-        self.cells = nn.ModuleList(layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c, num_classes)
+        self.supernet = supernet
+        self.index = [list(row) for row in index]
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        weights: Weights = None,
-        index: Indices = None,
-        edge_weights: Weights = None,
-    ) -> torch.Tensor:
-        w = None if weights is None else weights[0]
-        i = None if index is None else index[0]
-        e = None if edge_weights is None else edge_weights[0]
-        x = self.stem(x)
-        for cell in self.cells:
-            x = cell(x, w, i, e) if isinstance(cell, _NB201SearchCell) else cell(x)
-        x = self.head(x)
-        logits: torch.Tensor = self.classifier(torch.flatten(self.pool(x), 1))
-        return logits
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.supernet(x, None, self.index)
+        return out
 
 
-class _DartsSearchCell(nn.Module):
-    def __init__(
-        self,
-        steps: int,
-        multiplier: int,
-        c_prev_prev: int,
-        c_prev: int,
-        channels: int,
-        reduction: bool,
-        reduction_prev: bool,
-        partial_channels: int,
-    ) -> None:
-        super().__init__()
-        self.reduction = reduction
-        self.steps = steps
-        self.multiplier = multiplier
-        if reduction_prev:
-            self.preprocess0: nn.Module = darts_ops.FactorizedReduce(
-                c_prev_prev, channels, affine=False
-            )
-        else:
-            self.preprocess0 = darts_ops.ReLUConvBN(c_prev_prev, channels, 1, affine=False)
-        self.preprocess1 = darts_ops.ReLUConvBN(c_prev, channels, 1, affine=False)
-        width = channels // partial_channels
-        edges = []
-        for i in range(steps):
-            for j in range(i + 2):
-                stride = 2 if reduction and j < 2 else 1
-                ops = []
-                for name in darts_ops.OPS:
-                    op = _fast_pool(darts_ops.make_op(name, width, stride, affine=False), width)
-                    if "pool" in name:  # the search network adds a batch norm after pooling
-                        op = nn.Sequential(op, nn.BatchNorm2d(width, affine=False))
-                    ops.append(op)
-                edges.append(MixedEdge(ops, darts_ops.OPS, partial_channels, stride))
-        self.edges = nn.ModuleList(edges)
-
-    def forward(
-        self,
-        s0: torch.Tensor,
-        s1: torch.Tensor,
-        weights: torch.Tensor | None,
-        index: Sequence[int] | None,
-        edge_weights: torch.Tensor | None,
-    ) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
-        offset = 0
-        for _ in range(self.steps):
-            total: torch.Tensor | None = None
-            for j, h in enumerate(states):
-                k = offset + j
-                out = self.edges[k](
-                    h,
-                    None if weights is None else weights[k],
-                    None if index is None else int(index[k]),
-                    None if edge_weights is None else edge_weights[k],
-                )
-                total = out if total is None else total + out
-            offset += len(states)
-            assert total is not None
-            states.append(total)
-        return torch.cat(states[-self.multiplier :], dim=1)
-
-
-class DartsSupernet(Supernet):
-    """The DARTS search network (``Network`` of quark0/darts ``cnn/model_search.py``): a stem
-    of ``3 C`` channels, ``layers`` cells with reduction cells at ``layers // 3`` and
-    ``2 layers // 3``, 4 intermediate nodes per cell each mixing all its predecessors (14
-    edges), 8 operations per edge; architecture parameters ``(14, 8)`` for the normal and
-    the reduction cell.
-
-    Args:
-        num_classes: Outputs of the classifier.
-        channels: ``C`` (16 at search time in DARTS).
-        layers: Cells (8 at search time), at least 5 (see ``nasforge.ops.darts``).
-        partial_channels: PC-DARTS's ``K``; must divide ``C``.
-    """
-
-    space = "darts"
-    op_names = darts_ops.OPS
-    arch_shapes = ((14, len(darts_ops.OPS)), (14, len(darts_ops.OPS)))
-    node_edges = (
-        ((0, 1), (2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12, 13)),
-        ((0, 1), (2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12, 13)),
-    )
-
-    def __init__(
-        self,
-        num_classes: int = 10,
-        channels: int = 16,
-        layers: int = 8,
-        partial_channels: int = 1,
-    ) -> None:
-        super().__init__()
-        darts_ops._check_config(channels, num_classes, layers, 0.0)
-        _check_partial(channels, partial_channels)
-        self.partial_channels = partial_channels
-        steps = multiplier = 4
-        stem = 3 * channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem)
-        )
-        reductions = darts_ops.reduction_layers(layers)
-        c_prev_prev, c_prev, c_curr = stem, stem, channels
-        reduction_prev = False
-        cells = []
-        for i in range(layers):
-            reduction = i in reductions
-            if reduction:
-                c_curr *= 2
-            cells.append(
-                _DartsSearchCell(
-                    steps,
-                    multiplier,
-                    c_prev_prev,
-                    c_prev,
-                    c_curr,
-                    reduction,
-                    reduction_prev,
-                    partial_channels,
-                )
-            )
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, multiplier * c_curr
-        self.cells = nn.ModuleList(cells)
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        weights: Weights = None,
-        index: Indices = None,
-        edge_weights: Weights = None,
-    ) -> torch.Tensor:
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            kind = 1 if cell.reduction else 0
-            s0, s1 = (
-                s1,
-                cell(
-                    s0,
-                    s1,
-                    None if weights is None else weights[kind],
-                    None if index is None else index[kind],
-                    None if edge_weights is None else edge_weights[kind],
-                ),
-            )
-        logits: torch.Tensor = self.classifier(torch.flatten(self.global_pooling(s1), 1))
-        return logits
-
-
-def _check_partial(channels: int, partial: int) -> None:
+def check_partial(channels: int, partial: int) -> None:
+    """Refuse a partial-channel ``K`` that is not a positive divisor of ``channels``."""
     if isinstance(partial, bool) or not isinstance(partial, int) or partial < 1:
         raise InvalidConfigError(f"partial_channels must be a positive integer, got {partial!r}.")
     if channels % partial:
@@ -553,3 +466,16 @@ def _check_partial(channels: int, partial: int) -> None:
             f"partial_channels={partial} must divide the channels ({channels}); PC-DARTS uses "
             "K=4 with 16 channels."
         )
+
+
+def __getattr__(name: str) -> Any:
+    # the cell supernets live with their spaces' operations; kept importable from here
+    if name == "NB201Supernet":
+        from nasforge.ops.nb201_supernet import NB201Supernet
+
+        return NB201Supernet
+    if name == "DartsSupernet":
+        from nasforge.ops.darts_supernet import DartsSupernet
+
+        return DartsSupernet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -416,8 +416,23 @@ class DartsSpace(SearchSpace):
                 values += [int(inputs[0]), int(ops[0]), int(inputs[1]), int(ops[1])]
         return self.from_choices(values)
 
-    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
+    def mutate(
+        self, arch: Architecture, rng: np.random.Generator, *, rate: float | None = None
+    ) -> Architecture:
+        """A random neighbour (``rate=None``: one input or one operation changed), or, with a
+        ``rate``, each node's pair of inputs re-drawn with probability ``rate`` and then each
+        of its two operations (SPOS's mutation over this space's structure)."""
         values = list(self.check(arch).choices)
+        if rate is not None:
+            for node in range(len(CELLS) * N_NODES):
+                k, base = node % N_NODES, 4 * node
+                if rng.random() < rate:
+                    inputs = rng.choice(k + 2, size=2, replace=False)
+                    values[base], values[base + 2] = int(inputs[0]), int(inputs[1])
+                for edge in range(2):
+                    if rng.random() < rate:
+                        values[base + 2 * edge + 1] = int(rng.integers(N_OPS))
+            return self.from_choices(values)
         cell = int(rng.integers(len(CELLS)))
         if rng.random() < 0.5:  # hidden state mutation: move one edge to another input
             k = int(rng.integers(1, N_NODES))
@@ -433,6 +448,18 @@ class DartsSpace(SearchSpace):
             new = int(rng.integers(N_OPS - 1))
             values[position] = new if new < values[position] else new + 1
         return self.from_choices(values)
+
+    def crossover(
+        self, first: Architecture, second: Architecture, rng: np.random.Generator
+    ) -> Architecture:
+        """Each node (its two inputs and operations) from either parent, with equal
+        probability: a node is the unit that keeps a cell valid."""
+        a, b = self.check(first).choices, self.check(second).choices
+        out: list[int] = []
+        for start in range(0, len(a), 4):
+            source = a if rng.random() < 0.5 else b
+            out.extend(source[start : start + 4])
+        return self.from_choices(out)
 
     def neighbours(self, arch: Architecture) -> list[Architecture]:
         """The 120 architectures one operation or one input away from ``arch``: for each cell,
@@ -526,6 +553,44 @@ class DartsSpace(SearchSpace):
             auxiliary=auxiliary,
             drop_path_prob=drop_path_prob,
         )
+
+    # -- model-side knowledge ----------------------------------------------------------------
+    scale_keys = ("channels", "layers")
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        """``paper``: DARTS's CIFAR-10 evaluation network (36 channels, 20 layers, auxiliary
+        head); ``search``: its search network (16 channels, 8 layers); ``reduced``: 8
+        channels, 5 layers, 16x16 images, a tenth of the training images."""
+        return {
+            "paper": {"channels": 36, "layers": 20, "auxiliary": True},
+            "search": {"channels": 16, "layers": 8},
+            "reduced": {"channels": 8, "layers": 5, "resolution": 16, "data_fraction": 0.1},
+        }
+
+    def recipe(self) -> Any:
+        """DARTS's CIFAR-10 evaluation (Liu et al., ICLR 2019, Section 3.3): SGD 0.025,
+        momentum 0.9, weight decay 3e-4, batch 96, 600 epochs, cutout 16, gradient clipping
+        5, auxiliary weight 0.4, drop-path 0.2."""
+        from nasforge.train.recipe import Recipe
+
+        return Recipe(
+            lr=0.025,
+            nesterov=False,
+            weight_decay=3e-4,
+            epochs=600,
+            batch_size=96,
+            cutout=16,
+            grad_clip=5.0,
+            auxiliary_weight=0.4,
+            drop_path_prob=0.2,
+        )
+
+    def supernet(self, **settings: Any) -> Any:
+        """The DARTS search network (:class:`nasforge.ops.darts_supernet.DartsSupernet`):
+        ``num_classes``, ``channels``, ``layers``, ``partial_channels``."""
+        from nasforge.ops.darts_supernet import DartsSupernet
+
+        return DartsSupernet(space=self, **settings)
 
     @property
     def size(self) -> int:

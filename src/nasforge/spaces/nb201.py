@@ -161,7 +161,11 @@ class NB201Space(SearchSpace):
         ops = rng.integers(N_OPS, size=N_EDGES)
         return self.from_choices(ops.tolist())
 
-    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
+    def mutate(
+        self, arch: Architecture, rng: np.random.Generator, *, rate: float | None = None
+    ) -> Architecture:
+        if rate is not None:  # each edge re-drawn with probability rate (decisions())
+            return super().mutate(arch, rng, rate=rate)
         ops = list(self.check(arch).choices)
         edge = int(rng.integers(N_EDGES))
         new = int(rng.integers(N_OPS - 1))
@@ -231,6 +235,32 @@ class NB201Space(SearchSpace):
             channels=channels,
             cells_per_stage=cells_per_stage,
         )
+
+    # -- model-side knowledge ----------------------------------------------------------------
+    scale_keys = ("channels", "cells_per_stage")
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        """``paper`` and ``search``: the benchmark's network and NAS-Bench-201's search
+        models (16 channels, 5 cells per stage); ``reduced``: 8 channels, 1 cell per stage,
+        16x16 images, a tenth of the training images."""
+        return {
+            "paper": {"channels": 16, "cells_per_stage": 5},
+            "search": {"channels": 16, "cells_per_stage": 5},
+            "reduced": {
+                "channels": 8,
+                "cells_per_stage": 1,
+                "resolution": 16,
+                "data_fraction": 0.1,
+            },
+        }
+
+    def supernet(self, **settings: Any) -> Any:
+        """The NAS-Bench-201 search network
+        (:class:`nasforge.ops.nb201_supernet.NB201Supernet`): ``num_classes``, ``channels``,
+        ``cells_per_stage``, ``partial_channels``, ``track_running_stats``."""
+        from nasforge.ops.nb201_supernet import NB201Supernet
+
+        return NB201Supernet(space=self, **settings)
 
     @property
     def size(self) -> int:

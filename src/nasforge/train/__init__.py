@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from nasforge.train.recipe import OPTIMIZERS, RECIPES, Recipe, cosine_warmup_lr
+from nasforge.train.recipe import OPTIMIZERS, Recipe, cosine_warmup_lr
 
 if TYPE_CHECKING:
     from nasforge.train.augment import Augment
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OPTIMIZERS",
-    "RECIPES",
     "Augment",
     "CheckpointMismatchError",
     "DataSplits",

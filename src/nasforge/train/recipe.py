@@ -10,8 +10,8 @@ it resumes. This module does not import torch.
 The defaults are the NAS-Bench-201 recipe (Dong and Yang, ICLR 2020, arXiv:2001.00326,
 Section 2.3): SGD with Nesterov momentum 0.9, learning rate 0.1 annealed to 0 with a cosine,
 weight decay 5e-4, batch size 256, 200 epochs, random crop and flip, no label smoothing.
-:data:`RECIPES` also holds the DARTS evaluation recipe (Liu et al., ICLR 2019,
-arXiv:1806.09055, Section A.2).
+Each search space owns its default recipe (``space.recipe()``; the DARTS space's is DARTS's
+CIFAR-10 evaluation), and :meth:`Recipe.named` finds it by the space's name.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from nasforge.errors import InvalidConfigError, UnknownNameError
 
-__all__ = ["OPTIMIZERS", "RECIPES", "Recipe", "cosine_warmup_lr"]
+__all__ = ["OPTIMIZERS", "Recipe", "cosine_warmup_lr"]
 
 #: The optimisers a recipe can name.
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw", "lion")
@@ -193,11 +193,20 @@ class Recipe:
 
     @classmethod
     def named(cls, name: str) -> Recipe:
-        """A recipe from :data:`RECIPES` (``"nb201"``, ``"darts"``)."""
-        try:
-            return RECIPES[name]
-        except KeyError:
-            raise UnknownNameError("recipe", name, RECIPES) from None
+        """The default recipe of the search space registered as ``name`` (``"nb201"``:
+        these defaults; ``"darts"``: DARTS's CIFAR-10 evaluation), from ``space.recipe()``.
+
+        Raises:
+            UnknownNameError: No space of that name (the valid ones are listed).
+        """
+        from nasforge import spaces
+
+        if name not in spaces.names():
+            raise UnknownNameError("recipe", name, spaces.names())
+        recipe = spaces.create(name).recipe()
+        if not isinstance(recipe, Recipe):
+            raise UnknownNameError("recipe", name, spaces.names())
+        return recipe
 
 
 def cosine_warmup_lr(
@@ -254,22 +263,3 @@ def _number(
             f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
         )
         raise InvalidConfigError(f"Recipe {label} must be a number in {interval}, got {value!r}.")
-
-
-#: Named recipes: ``"nb201"`` (the defaults) and ``"darts"`` (DARTS' CIFAR-10 evaluation:
-#: SGD 0.025, momentum 0.9, weight decay 3e-4, batch 96, 600 epochs, cutout 16, gradient
-#: clipping 5, auxiliary weight 0.4, drop-path 0.2).
-RECIPES: Mapping[str, Recipe] = {
-    "nb201": Recipe(),
-    "darts": Recipe(
-        lr=0.025,
-        nesterov=False,
-        weight_decay=3e-4,
-        epochs=600,
-        batch_size=96,
-        cutout=16,
-        grad_clip=5.0,
-        auxiliary_weight=0.4,
-        drop_path_prob=0.2,
-    ),
-}
