@@ -18,6 +18,8 @@ from nasforge.trial import Proposal, Trial
 
 __all__ = ["Strategy", "check_params"]
 
+_S = typing.TypeVar("_S", bound="Strategy")
+
 
 class Strategy(ABC):
     """Proposes architectures (:meth:`ask`) and learns from their results (:meth:`tell`).
@@ -41,6 +43,19 @@ class Strategy(ABC):
     #: Set by the study: metrics of an architecture that cost no evaluation (see
     #: ``Evaluator.free_metrics``); ``None`` when the evaluator is not known.
     free_metrics: Callable[[Architecture], Mapping[str, float]] | None = None
+    _built_with: dict[str, Any]
+
+    def __new__(cls: type[_S], *args: Any, **kwargs: Any) -> _S:
+        # remember the keyword arguments it was built with, so that a study given this object
+        # can record them and rebuild the strategy on resume (see params())
+        self = super().__new__(cls)
+        self._built_with = {k: v for k, v in kwargs.items() if k not in ("space", "seed")}
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """The keyword arguments (other than ``space`` and ``seed``) this strategy was built
+        with: with its registry name and seed, what rebuilds it (a study records them)."""
+        return dict(getattr(self, "_built_with", {}))
 
     def __init__(self, space: SearchSpace, *, seed: int | None = 0) -> None:
         missing = [c for c in self.requires if not space.supports(c)]
