@@ -17,9 +17,10 @@ __all__ = ["SCHEMA_VERSION", "Storage", "StudyRecord"]
 #: 2: trials record ``asked_after`` and ``finish_seq`` (the order of events of many workers).
 SCHEMA_VERSION = 2
 
-#: Option keys that describe how a study is run, not which trials it produces; a study
-#: resumed or joined with other values of these is the same study.
-RUN_OPTIONS = ("limits", "heartbeat_grace")
+#: Option keys that describe how a study is run, not which trials it produces, or that grow
+#: after it was created (``enqueued``: see ``Study.enqueue_trial``); a study resumed or joined
+#: with other values of these is the same study.
+RUN_OPTIONS = ("limits", "heartbeat_grace", "enqueued")
 
 
 @dataclass(frozen=True)
