@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import nasforge
-from nasforge.errors import UnknownNameError
+from nasforge.errors import PluginError, UnknownNameError
 from nasforge.registry import Registry
 
 
@@ -59,3 +59,129 @@ def test_a_broken_leaf_module_does_not_hide_the_others(tmp_path, monkeypatch):
     assert registry.names() == ["good"]
     with pytest.raises(UnknownNameError, match=r"fakeleaves\.broken.*a_module_that_does_not_exist"):
         registry.get("broken")
+
+
+def _plugin(root, dist, modules, entries, group="nasforge.test-widgets"):
+    """A distribution ``dist`` in ``root``: package files and a dist-info with entry points."""
+    for path, source in modules.items():
+        (root / path).write_text(source)
+    info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entries.items())
+    (info / "entry_points.txt").write_text(f"[{group}]\n{lines}")
+
+
+def test_plugins_register_under_their_entry_point_names(tmp_path, monkeypatch):
+    _plugin(
+        tmp_path,
+        "widgets-extra",
+        {"widgets_extra.py": "class Blue:\n    pass\n\ndef make_red():\n    return 'red'\n"},
+        {"blue": "widgets_extra:Blue", "red": "widgets_extra:make_red"},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry: Registry[object] = Registry("widget", group="nasforge.test-widgets")
+    assert registry.names() == ["blue", "red"] and registry.problems() == []
+    assert registry.create("red") == "red" and type(registry.create("blue")).__name__ == "Blue"
+    assert registry.get("blue").registry_name == "blue"
+    assert "'widgets-extra' 1.0" in registry.origin("blue")
+    assert "'blue = widgets_extra:Blue'" in registry.origin("blue")
+
+
+def test_nasforge_registries_read_one_group_each():
+    from nasforge.registry import ENTRY_POINT_GROUPS
+
+    assert nasforge.spaces._REGISTRY.group == "nasforge.spaces"
+    assert nasforge.tabular._REGISTRY.group == "nasforge.benchmarks"
+    assert set(ENTRY_POINT_GROUPS.values()) == {
+        f"nasforge.{g}"
+        for g in ("spaces", "strategies", "evaluators", "proxies", "oneshot", "benchmarks")
+    }
+    assert Registry("widget").group is None
+
+
+def test_a_plugin_that_fails_is_named_and_the_others_load(tmp_path, monkeypatch, caplog):
+    _plugin(
+        tmp_path,
+        "widgets-good",
+        {"widgets_good.py": "class Good:\n    pass\n"},
+        {"good": "widgets_good:Good"},
+    )
+    _plugin(
+        tmp_path,
+        "widgets-bad",
+        {"widgets_bad.py": "raise RuntimeError('boom at import')\n"},
+        {"bad": "widgets_bad:Bad", "module-only": "widgets_good"},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry: Registry[object] = Registry("widget", group="nasforge.test-widgets")
+    assert registry.names() == ["good"]
+    with pytest.raises(PluginError) as info:
+        registry.get("bad")
+    message = str(info.value)
+    assert "'widgets-bad' 1.0" in message and "'bad = widgets_bad:Bad'" in message
+    assert "RuntimeError: boom at import" in message and "pip uninstall widgets-bad" in message
+    with pytest.raises(
+        PluginError, match=r"names a module.*'module-only = widgets_good:ClassName'"
+    ):
+        registry.get("module-only")
+    assert len(registry.problems()) == 2
+    assert "boom at import" in caplog.text
+    with pytest.raises(UnknownNameError, match="Did you mean 'good'"):
+        registry.get("goood")
+
+
+def test_a_plugin_cannot_take_a_name_already_registered(tmp_path, monkeypatch):
+    registry: Registry[object] = Registry("widget", group="nasforge.test-widgets")
+    target = tmp_path / "widget_target.py"
+    target.write_text("REGISTRY = None\n")
+    _plugin(
+        tmp_path,
+        "widgets-a",
+        {"widgets_a.py": "class Mine:\n    pass\n"},
+        {
+            "same": "widgets_a:Mine",
+            "builtin": "widgets_a:Mine",
+        },
+    )
+    _plugin(
+        tmp_path,
+        "widgets-b",
+        {
+            "widgets_b.py": "from widget_target import REGISTRY\n\n"
+            "@REGISTRY.register('builtin')\nclass Theirs:\n    pass\n"
+        },
+        {"other": "widgets_b:Theirs"},
+    )
+    _plugin(
+        tmp_path,
+        "widgets-c",
+        {"widgets_c.py": "class Same:\n    pass\n"},
+        {"same": "widgets_c:Same"},
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import widget_target
+
+    widget_target.REGISTRY = registry
+
+    @registry.register("builtin")
+    class Builtin:
+        pass
+
+    registry._discover()
+    assert registry.get("builtin") is Builtin  # nasforge's own entries keep their names
+    assert registry.get("same").__module__ == "widgets_a"  # the first distribution keeps it
+    builtin, decorated, same = registry.problems()
+    assert builtin.startswith("widget 'builtin' of plugin distribution 'widgets-a' 1.0 (entry ")
+    assert "already registered by tests.test_registry." in builtin and "Builtin" in builtin
+    # a plugin module whose decorator takes a taken name: both origins named
+    assert decorated.startswith(
+        "widget 'builtin' of widgets_b.Theirs from plugin distribution 'widgets-b' 1.0"
+    )
+    assert "already registered by tests.test_registry." in decorated
+    assert same.startswith("widget 'same' of plugin distribution 'widgets-c' 1.0")
+    assert "already registered by plugin distribution 'widgets-a' 1.0" in same
+    with pytest.raises(
+        PluginError, match=r"'other' is unavailable: widget 'builtin' of widgets_b.Theirs"
+    ):
+        registry.get("other")

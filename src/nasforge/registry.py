@@ -123,7 +123,7 @@ class Registry(Generic[T]):
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             origin = _where(factory)
             if self._loading is not None:
-                origin = f"{origin} ({self._loading})"
+                origin = f"{origin} from {self._loading}"
             self._add(name, factory, origin)
             return factory
 
