@@ -13,7 +13,7 @@ import torch
 
 from nasforge import oneshot
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
+from nasforge.errors import InvalidConfigError, UnknownNameError
 from nasforge.evaluators.base import Evaluator
 from nasforge.oneshot import SupernetSettings, _engine
 from nasforge.oneshot.darts import DARTS
@@ -219,7 +219,7 @@ def test_resume_continues_from_the_same_state(data, tmp_path, name, params, epoc
 def test_unknown_method_and_space_without_supernet(data):
     with pytest.raises(UnknownNameError, match="Did you mean 'darts'"):
         oneshot.search("dart", data, settings=TINY)
-    with pytest.raises(UnsupportedOperationError, match=r"has no supernet.*nb201"):
+    with pytest.raises(UnknownNameError, match="Unknown search space 'mobilenet'"):
         oneshot.search("darts", data, space="mobilenet", settings=TINY)
 
 

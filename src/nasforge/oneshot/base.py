@@ -117,7 +117,7 @@ class SupernetSettings:
         width, depth = scale_keys(found)
         return cls(
             channels=int(preset[width]),
-            cells=int(preset[depth]),
+            cells=1 if depth is None else int(preset[depth]),
             resolution=preset.get("resolution"),
             data_fraction=float(preset.get("data_fraction", 1.0)),
             batch_size=int(preset.get("batch_size", 64)),
@@ -126,13 +126,15 @@ class SupernetSettings:
     def supernet_args(self, space: SearchSpace) -> dict[str, Any]:
         """The keyword arguments of ``space.supernet()`` for this width and depth."""
         width, depth = scale_keys(space)
+        if depth is None:  # a space of fixed depth: ``cells`` does not apply
+            return {width: self.channels}
         return {width: self.channels, depth: self.cells}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def scale_keys(space: SearchSpace) -> tuple[str, str]:
+def scale_keys(space: SearchSpace) -> tuple[str, str | None]:
     """The width and depth settings of ``space`` (:attr:`SearchSpace.scale_keys`)."""
     keys = space.scale_keys
     if keys is None:
