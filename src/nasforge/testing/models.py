@@ -1,0 +1,131 @@
+"""The shared contracts of components that work on networks: zero-cost proxies and one-shot
+methods (plain functions raising AssertionError). Importing this module does not import
+torch; the checks do."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import nasforge
+from nasforge.trial import TrialState
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nasforge.evaluators.base import Evaluator
+    from nasforge.proxies import Batch
+
+__all__ = ["check_oneshot", "check_proxy", "tiny_batch", "tiny_network"]
+
+
+def tiny_network(num_classes: int = 3, seed: int = 0) -> nn.Module:
+    """A small convolutional network (conv, batch norm, ReLU twice, pooling, linear) whose
+    weights are drawn from ``seed`` without touching torch's global generator."""
+    import torch
+    from torch import nn
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.Conv2d(4, 4, 3, padding=1, bias=False),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, num_classes),
+        )
+
+
+def tiny_batch(num_classes: int = 3, size: int = 8, seed: int = 0) -> Batch:
+    """A fixed batch of ``size`` Gaussian 8x8 images with every class represented."""
+    import torch
+
+    from nasforge.proxies import Batch
+
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(size, 3, 8, 8, generator=generator)
+    return Batch(inputs, torch.arange(size) % num_classes, num_classes=num_classes)
+
+
+def check_proxy(name: str, *, seed: int = 0) -> None:
+    """Check the :class:`~nasforge.proxies.Proxy` contract of the proxy registered as ``name``.
+
+    * its ``name`` is its registry name, its ``data`` one of ``images``, ``shape``, ``none``,
+      its ``shared_pass`` ``None`` or a known pass;
+    * its score of a small network on a fixed batch is a finite float, the same when scored
+      again, and the same through :func:`nasforge.proxies.compute`;
+    * scoring leaves the network unchanged.
+    """
+    import torch
+
+    from nasforge import proxies
+    from nasforge.proxies.base import PASSES
+
+    proxy = proxies.create(name)
+    assert proxy.name == name, f"proxy registered as {name!r} calls itself {proxy.name!r}"
+    assert proxy.data in ("images", "shape", "none"), f"data {proxy.data!r}"
+    assert proxy.shared_pass is None or proxy.shared_pass in PASSES
+    model, batch = tiny_network(seed=seed), tiny_batch(seed=seed)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    first = proxy.score(model, batch, seed=seed)
+    assert isinstance(first, float) and math.isfinite(first), f"{name} scored {first!r}"
+    assert proxy.score(model, batch, seed=seed) == first, f"{name} differs on the same batch"
+    assert proxies.compute(model, [name], batch, seed=seed) == {name: first}
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), f"{name} changed the model"
+
+
+def check_oneshot(
+    name: str,
+    space: str,
+    *,
+    epochs: int = 1,
+    seed: int = 0,
+    evaluator: Evaluator | None = None,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """Check a one-shot method on a space with a supernet, through :func:`nasforge.oneshot.search`.
+
+    A tiny run (4-channel supernet of one cell, 64 synthetic 8x8 images, on the CPU) records
+    one COMPLETE trial per epoch, numbered by its epoch, whose architecture belongs to the
+    space (``parse(str(arch))`` gives it back).
+
+    Args:
+        name: Registry name of the one-shot method.
+        space: Registry name of a space whose ``supports("supernet")`` is true.
+        epochs: Supernet training epochs.
+        seed: Seed of the search.
+        evaluator: Scores the derived architectures (default a
+            :class:`~nasforge.testing.contracts.HashEvaluator` of the space, so that spaces
+            without a table need no training).
+        params: The method's hyperparameters.
+    """
+    from nasforge import oneshot
+    from nasforge.testing.contracts import HashEvaluator
+    from nasforge.train import SyntheticImages
+
+    the_space = nasforge.spaces.create(space)
+    assert the_space.supports("supernet"), f"space {space!r} has no supernet"
+    data = SyntheticImages(num_classes=4, n_train=64, n_test=4, size=8).load()
+    result = oneshot.search(
+        name,
+        data,
+        space=space,
+        params=params,
+        settings=oneshot.SupernetSettings(channels=4, cells=1, batch_size=16),
+        epochs=epochs,
+        seed=seed,
+        evaluator=evaluator if evaluator is not None else HashEvaluator(space),
+        device="cpu",
+        threads=1,
+    )
+    trials = result.study.trials
+    assert len(trials) == epochs, f"{name} on {space}: {len(trials)} trials for {epochs} epochs"
+    for epoch, trial in enumerate(trials):
+        assert trial.state is TrialState.COMPLETE, f"{name} on {space}: {trial.fail_reason}"
+        assert trial.metrics.get("epoch") == epoch
+        assert trial.arch.space == space
+        assert the_space.parse(str(trial.arch)) == trial.arch

@@ -1,0 +1,129 @@
+"""Every registered evaluator, tabular benchmark, proxy and one-shot method passes its shared
+contract (nasforge.testing), plugins included: the parameters are the registries' names.
+(Spaces and strategies: tests/strategies/test_contract.py; storages: tests/storage.)"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from nasforge import evaluators, oneshot, proxies, spaces, tabular
+from nasforge.errors import MissingDependencyError, UnknownNameError
+from nasforge.testing import (
+    HashEvaluator,
+    check_benchmark,
+    check_evaluator,
+    check_oneshot,
+    check_proxy,
+)
+from nasforge.trial import Direction, Result
+
+MAX = Direction.MAXIMIZE
+
+#: Small settings of nasforge's own evaluators; any other (a plugin) is built with defaults.
+SMALL_EVALUATORS = {
+    "tabular": {"dataset": "cifar10"},
+    "proxy": {
+        "space": "nb201",
+        "proxies": ["synflow", "params"],
+        "batch_size": 4,
+        "build": {"channels": 4, "cells_per_stage": 1},
+        "benchmark": "nb201",
+    },
+    "train": {
+        "dataset": "synthetic",
+        "synthetic": {"n_train": 32, "n_test": 8, "size": 8},
+        "recipe": {"epochs": 1, "batch_size": 16},
+        "channels": 4,
+        "cells_per_stage": 1,
+        "threads": 1,
+        "hardware": False,
+        "device": "cpu",
+        "deterministic": True,
+    },
+}
+
+
+@pytest.mark.parametrize("name", evaluators.names())
+def test_evaluator_contract(name):
+    try:
+        evaluator = evaluators.create(name, **SMALL_EVALUATORS.get(name, {}))
+    except MissingDependencyError as exc:
+        pytest.skip(f"optional dependency missing: {exc}")
+    check_evaluator(evaluator, samples=2 if evaluator.cost_unit == "seconds" else 3)
+
+
+@pytest.mark.parametrize("name", tabular.names())
+def test_benchmark_contract(name):
+    check_benchmark(tabular.create(name))
+
+
+@pytest.mark.parametrize("name", proxies.names())
+def test_proxy_contract(name):
+    check_proxy(name)
+
+
+SUPERNET_PAIRS = [
+    (method, space)
+    for space in spaces.names()
+    if spaces.create(space).supports("supernet")
+    for method in oneshot.names()
+]
+
+
+@pytest.mark.parametrize(("method", "space"), SUPERNET_PAIRS)
+def test_oneshot_contract(method, space):
+    check_oneshot(method, space)
+
+
+def test_the_evaluator_contract_catches_broken_evaluators(nb201):
+    class Undeclared(HashEvaluator):
+        def evaluate(self, arch, fidelity=None):
+            result = super().evaluate(arch, fidelity)
+            return Result({**result.metrics, "params_M": 1.0}, cost=result.cost)
+
+    class Free(HashEvaluator):
+        def evaluate(self, arch, fidelity=None):
+            return Result(super().evaluate(arch, fidelity).metrics, cost=0.0)
+
+    class Noisy(HashEvaluator):
+        calls = 0
+
+        def evaluate(self, arch, fidelity=None):
+            super().evaluate(arch, fidelity)  # refuses other spaces
+            self.calls += 1
+            return Result({"valid_acc": float(self.calls)}, cost=1.0)
+
+    class Unkept(HashEvaluator):
+        @property
+        def metrics(self):
+            return {"valid_acc": MAX, "test_acc": MAX}
+
+    class Lax(HashEvaluator):
+        def evaluate(self, arch, fidelity=None):
+            return HashEvaluator().evaluate(arch, fidelity)
+
+    check_evaluator(HashEvaluator("nb201"))
+    check_evaluator(Noisy("nb201"), deterministic=False)
+    for broken, reason in [
+        (Undeclared("nb201"), "undeclared metrics"),
+        (Free("nb201"), "cost of"),
+        (Noisy("nb201"), "evaluated twice"),
+        (Lax("nb201"), "another space"),
+        (Unkept("nb201"), r"declared metrics never returned: \['test_acc'\]"),
+    ]:
+        with pytest.raises(AssertionError, match=reason):
+            check_evaluator(broken)
+
+
+def test_the_benchmark_contract_catches_a_silent_benchmark(bench):
+    class Silent(type(bench)):
+        def query(self, arch, dataset, metric, fidelity=None):
+            try:
+                return super().query(arch, dataset, metric, fidelity)
+            except UnknownNameError:
+                return math.nan
+
+    with pytest.raises(AssertionError, match="'no-such-dataset' was accepted"):
+        check_benchmark(Silent())
