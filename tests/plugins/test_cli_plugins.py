@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +140,41 @@ def test_a_taken_name_is_refused_naming_both_origins(plugin_root, nasforge_cli, 
     toy = [row for row in json.loads(spaces.stdout)["spaces"] if row["name"] == "toy-chain"]
     assert toy[0]["size"] == 81
     assert "nasforge-toy" in spaces.stderr and "nasforge-twin" in spaces.stderr
+
+
+def test_the_contract_tests_check_the_plugin(plugin_root, tmp_path):
+    """nasforge's contract tests, parametrised over the registries, pick the plugin up."""
+    tests = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(plugin_root), OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rA",
+            "-k",
+            "toy",
+            "--rootdir",
+            str(tests.parent),
+            str(tests / "testing" / "test_contracts.py"),
+            str(tests / "strategies" / "test_contract.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    passed = {line.split("::")[-1] for line in done.stdout.splitlines() if "PASSED" in line}
+    assert {
+        "test_evaluator_contract[toy-score]",
+        "test_benchmark_contract[toy-bench]",
+        "test_proxy_contract[toy_weights]",
+        "test_space_contract[toy-chain]",
+        "test_strategy_contract[toy-walk]",
+    } <= passed, done.stdout[-3000:]
