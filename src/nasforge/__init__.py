@@ -15,6 +15,8 @@ __version__ = "0.1.0"
 
 from nasforge import errors, evaluators, spaces, strategies, tabular
 from nasforge.architecture import Architecture
+from nasforge.spaces.base import SearchSpace
+from nasforge.strategies.base import Strategy
 from nasforge.study import Study, create_study, load_study
 from nasforge.trial import Direction, Objective, Proposal, Result, Trial, TrialState
 
@@ -24,6 +26,8 @@ __all__ = [
     "Objective",
     "Proposal",
     "Result",
+    "SearchSpace",
+    "Strategy",
     "Study",
     "Trial",
     "TrialState",

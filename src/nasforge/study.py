@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import inspect
+import json
 import logging
 import math
 import os
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from nasforge import evaluators, spaces, strategies
+from nasforge._study_specs import space_spec, strategy_spec, unrecordable
 from nasforge.architecture import Architecture
 from nasforge.constraints import Constraint
 from nasforge.errors import (
@@ -145,6 +148,15 @@ class Study:
         self._seen: dict[tuple[Any, ...], Trial] = {}
         self._strategy.free_metrics = self._stored_free_metrics()
         self._worker = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        #: Every architecture ever enqueued (``enqueue_trial``), in order, with the number of
+        #: trials the study held then; the first ``_queue_taken`` became trials.
+        self._queue: list[tuple[Proposal, int]] = []
+        self._queue_taken = 0
+        self._load_queue(record.options.get("enqueued", ()))
+        #: Trials handed out by ask() and not told yet: their free metrics.
+        self._asked: dict[int, dict[str, float]] = {}
+        self._asked_beats: _Heartbeats | None = None
+        self._ask_with: Evaluator | None = None
         self._sync()
 
     # -- read-only views --------------------------------------------------------------------
@@ -255,6 +267,8 @@ class Study:
         """Replay stored trials: asks in the order of trial numbers, each after the finishes
         it was proposed after (``asked_after``), and tells in the order of ``finish_seq``."""
         known = len(self._trials)
+        if any(stored.number >= known for stored in fresh):
+            self._refresh_queue()  # trials of other workers may have taken enqueued ones
         for stored in fresh:
             if stored.number < known:  # a trial seen before: it finished, or it beat
                 local = self._trials[stored.number]
@@ -290,13 +304,18 @@ class Study:
 
     def _replay(self, trial: Trial) -> None:
         # a one-shot study's architectures came from its method: nothing to ask again
+        queued = self._queue_taken
         expected = trial.proposal if self.external else self._next_proposal(trial.retry_of)
         if expected.arch != trial.arch or _fidelity(expected) != _fidelity(trial.proposal):
+            source = (
+                "the enqueued architecture is"
+                if self._queue_taken > queued
+                else f"strategy {self.strategy_name!r} with seed {self.seed} proposes"
+            )
             raise StorageError(
                 f"Study {self.name!r} cannot be replayed: its trial {trial.number} evaluated "
-                f"{trial.arch.text!r}, but strategy {self.strategy_name!r} with seed "
-                f"{self.seed} proposes {expected.arch.text!r} at that point. The study was "
-                "written by a different version of this strategy; start a new study."
+                f"{trial.arch.text!r}, but {source} {expected.arch.text!r} at that point. The "
+                "study was written by a different version of this strategy; start a new study."
             )
         self._trials.append(trial)
         if trial.state is TrialState.RUNNING:
@@ -307,6 +326,13 @@ class Study:
             self._finished[finish_seq] = dataclasses.replace(trial, finish_seq=finish_seq)
 
     def _next_proposal(self, retry_of: int | None) -> Proposal:
+        """The proposal of the next trial (live and in replay): the retry of ``retry_of``, else
+        the next enqueued architecture when one is due, else a held one or the strategy's."""
+        if retry_of is None:
+            queued = self._due()
+            if queued is not None:
+                self._queue_taken += 1
+                return queued
         if self._held is not None:  # asked before but not recorded (it did not fit the budget)
             held, held_retry = self._held
             if held_retry == retry_of:
@@ -457,6 +483,12 @@ class Study:
         """
         if n_trials is None and budget is None and timeout is None:
             raise InvalidConfigError("Give optimize() a limit: n_trials=, budget= or timeout=.")
+        if self._asked:
+            raise InvalidConfigError(
+                f"Study {self.name!r} has trials asked and not told yet "
+                f"({', '.join(map(str, sorted(self._asked)))}); tell() their results (or "
+                "tell(trial, state=TrialState.FAILED)) before optimize()."
+            )
         for label, value in (("n_trials", n_trials), ("budget", budget), ("timeout", timeout)):
             if value is not None and (isinstance(value, bool) or not value > 0):
                 raise InvalidConfigError(f"{label} must be a positive number, got {value!r}.")
@@ -736,6 +768,320 @@ class Study:
                 evaluator, InProcessExecutor(), Proposal(arch), None, extra, float(seconds)
             )
 
+    # -- driving the study by hand: ask / tell / enqueue_trial ---------------------------------
+    def ask(self, evaluator: Evaluator | None = None) -> Trial:
+        """Reserve the study's next trial and hand it out, RUNNING, to be evaluated by the
+        caller and finished with :meth:`tell` (Optuna's ask-and-tell interface).
+
+        The trial is taken exactly as :meth:`optimize` takes it (a retry first, then an
+        enqueued architecture, then the strategy's next proposal) and recorded RUNNING in the
+        storage, so a study driven by ``ask``/``tell`` resumes and replays like one driven by
+        ``optimize``, and one call after the other gives the same trials as ``optimize`` with
+        one slot. Proposals answered without evaluation (a constraint known for free rejects
+        them, or ``dedupe`` knows them) are recorded and told on the way, as ``optimize``
+        does; ``ask`` returns the first one that needs evaluating. While a trial is out, this
+        process counts as its live worker (with a heartbeat in a persistent storage).
+
+        Args:
+            evaluator: Needed only when the study has constraints and no stored evaluator
+                (its free metrics check them); stored with the study like ``optimize``'s.
+
+        Returns:
+            The RUNNING trial; ``trial.arch`` (and ``trial.fidelity``) is what to evaluate.
+            The same object shows the outcome once told.
+
+        Raises:
+            UnsupportedOperationError: The study records a one-shot method's architectures.
+            InvalidConfigError: Constraints without an evaluator to check them.
+
+        Example:
+            >>> import nasforge
+            >>> study = nasforge.create_study(strategy="random", seed=0)
+            >>> bench = nasforge.evaluators.create("tabular", dataset="cifar10")
+            >>> for _ in range(3):
+            ...     trial = study.ask()
+            ...     _ = study.tell(trial, bench.evaluate(trial.arch))
+            >>> [t.state.value for t in study.trials]
+            ['COMPLETE', 'COMPLETE', 'COMPLETE']
+        """
+        self._refuse_external("ask()")
+        chosen = self._evaluator_for_ask(evaluator)
+        rejected = streak = 0
+        while True:
+            with self._storage.locked(self._study_id, durable=False):
+                self._sync()
+                proposal, retry_of = self._take_proposal()
+                trial, free = self._reserve(chosen, proposal, retry_of)
+            if not trial.state.finished:
+                break
+            rejected, streak, stop = self._after(trial, (), rejected, streak, False)
+            if stop:
+                raise InvalidConfigError(
+                    f"Study {self.name!r}: strategy {self.strategy_name!r} proposed {streak} "
+                    "architectures in a row that were already evaluated; the search has "
+                    "converged (create the study without dedupe to evaluate them again)."
+                )
+        self._asked[trial.number] = free
+        _LIVE_WORKERS.add(self._worker)
+        if self._asked_beats is None:
+            self._asked_beats = _Heartbeats(self).__enter__()
+        self._asked_beats.add(trial)
+        return trial
+
+    def tell(
+        self,
+        trial: Trial | int,
+        values: Result | Mapping[str, float] | float | Sequence[float] | None = None,
+        state: TrialState | str = TrialState.COMPLETE,
+        *,
+        fail_reason: str | None = None,
+    ) -> Trial:
+        """Finish a trial handed out by :meth:`ask`: record its outcome and tell the strategy.
+
+        Args:
+            trial: The trial, or its number.
+            values: What the evaluation measured: a :class:`~nasforge.trial.Result` (with its
+                cost), a mapping of metric names to values (cost 1, one evaluation), or the
+                objective values in the order of the study's objectives (a number for one).
+                Wall time since ``ask`` is recorded unless a ``Result`` gives ``seconds``.
+            state: ``COMPLETE`` (needs every objective's metric) or ``FAILED`` (values
+                optional; the strategy is told the failure, which is not retried).
+            fail_reason: Why it failed (``FAILED`` only).
+
+        Returns:
+            The finished trial (scored by the study's objectives and constraints).
+
+        Raises:
+            InvalidConfigError: A trial that does not exist, is already finished (a trial is
+                told once), or was not asked by this ``Study`` object; values that lack an
+                objective's metric or hold NaN for one; a state other than COMPLETE/FAILED.
+        """
+        number = self._asked_number(trial)
+        final = _parse_state(state)
+        local = self._trials[number]
+        if final is TrialState.COMPLETE and values is None:
+            raise InvalidConfigError(
+                f"tell() needs the metrics of trial {number} to record it COMPLETE, e.g. "
+                f"tell(trial, {{{self.objectives[0].metric!r}: 93.1}}); or tell(trial, "
+                "state=TrialState.FAILED)."
+            )
+        if fail_reason is not None and final is TrialState.COMPLETE:
+            raise InvalidConfigError("fail_reason is for state=TrialState.FAILED only.")
+        result = None
+        if values is not None:
+            result = self._told_result(local, values, check=final is TrialState.COMPLETE)
+            result = self._with_free(result, self._asked[number])
+        reason = None if final is TrialState.COMPLETE else fail_reason or "failed (told)"
+        self._finish(local, result, reason)
+        self._close_asked(number)
+        return self._trials[number]
+
+    def enqueue_trial(
+        self, arch: Architecture | str, fidelity: Mapping[str, Any] | None = None
+    ) -> None:
+        """Evaluate ``arch`` before the strategy's next proposals (Optuna's
+        ``enqueue_trial``): the next trial that is not a retry takes it, in the order
+        enqueued, in :meth:`optimize` and :meth:`ask` alike, and its result is told to the
+        strategy like any other trial.
+
+        The queue is stored with the study (``record.options["enqueued"]``, each entry with
+        the number of trials the study held when it was added): enqueued architectures not
+        evaluated yet survive a resume, workers sharing the study see them, and a replay knows
+        which trials came from the queue, so it replays exactly.
+
+        Args:
+            arch: An architecture of the study's space, or its text.
+            fidelity: The fidelity to evaluate it at (``None``: full).
+
+        Raises:
+            InvalidArchitectureError: ``arch`` is not an architecture of the study's space.
+            UnsupportedOperationError: A one-shot study, or a storage that cannot update a
+                study's options.
+
+        Example:
+            >>> import nasforge
+            >>> study = nasforge.create_study(strategy="random", seed=0)
+            >>> import numpy as np
+            >>> mine = study.space.sample(np.random.default_rng(7))
+            >>> study.enqueue_trial(str(mine))
+            >>> study.ask().arch == mine
+            True
+        """
+        self._refuse_external("enqueue_trial()")
+        parsed = self.space.parse(arch) if isinstance(arch, str) else self.space.check(arch)
+        entry: dict[str, Any] = {"arch": parsed.text}
+        if fidelity:
+            entry["fidelity"] = dict(fidelity)
+            try:
+                json.dumps(entry["fidelity"])
+            except (TypeError, ValueError):
+                raise InvalidConfigError(
+                    f"fidelity {fidelity!r} cannot be stored; give numbers or strings, e.g. "
+                    "{'epochs': 12}."
+                ) from None
+        with self._storage.locked(self._study_id):
+            self._sync()
+            self._refresh_queue()
+            entry["after"] = len(self._trials)
+            entries = [*self._record.options.get("enqueued", ()), entry]
+            try:
+                self._storage.update_options(self._study_id, {"enqueued": entries})
+            except NotImplementedError:
+                raise UnsupportedOperationError(
+                    f"Storage {type(self._storage).__name__} cannot update a study's options, "
+                    "which enqueue_trial() needs to record the queue."
+                ) from None
+            self._load_queue(entries)
+
+    def _refuse_external(self, what: str) -> None:
+        if self.external:
+            raise UnsupportedOperationError(
+                f"Study {self.name!r} records the architectures a one-shot method derives; "
+                f"{what} is for studies that ask a strategy."
+            )
+
+    def _evaluator_for_ask(self, evaluator: Evaluator | None) -> Evaluator | None:
+        """The evaluator whose free metrics check the constraints (``None``: not needed)."""
+        if evaluator is not None:
+            self._ask_with = self._resolve_evaluator(evaluator)
+            self._strategy.free_metrics = self._ask_with.free_metrics
+        elif self._ask_with is None and self.constraints:
+            if self._record.evaluator is None:
+                raise InvalidConfigError(
+                    f"Study {self.name!r} has constraints ({', '.join(map(str, self.constraints))}"
+                    "), checked on the evaluator's free metrics; pass the evaluator: "
+                    "study.ask(evaluator)."
+                )
+            self._ask_with = self._resolve_evaluator(None)
+        return self._ask_with
+
+    def _asked_number(self, trial: Trial | int) -> int:
+        """The number of a trial that this object's ask() handed out and is not told yet."""
+        number = trial.number if isinstance(trial, Trial) else trial
+        if isinstance(number, bool) or not isinstance(number, (int, np.integer)):
+            raise InvalidConfigError(
+                f"tell() takes a trial from ask() or its number, got {type(trial).__name__}."
+            )
+        number = int(number)
+        known = len(self._trials)
+        if not 0 <= number < known:
+            held = f"trials 0 to {known - 1}" if known else "no trials"
+            raise InvalidConfigError(
+                f"Study {self.name!r} has no trial {number} (it holds {held}); tell() finishes "
+                "a trial that ask() returned."
+            )
+        local = self._trials[number]
+        if isinstance(trial, Trial) and trial.arch != local.arch:
+            raise InvalidConfigError(
+                f"Trial {number} of study {self.name!r} is {local.arch.text!r}, not "
+                f"{trial.arch.text!r}: this trial belongs to another study."
+            )
+        if number in self._asked:
+            return number
+        if local.state.finished:
+            raise InvalidConfigError(
+                f"Trial {number} of study {self.name!r} is already {local.state.value}; a trial "
+                "is told once."
+            )
+        raise InvalidConfigError(
+            f"Trial {number} of study {self.name!r} is being evaluated by worker "
+            f"{local.worker}; tell() finishes the trials that this Study object's ask() "
+            "returned."
+        )
+
+    def _told_result(
+        self,
+        trial: Trial,
+        values: Result | Mapping[str, float] | float | Sequence[float],
+        check: bool,
+    ) -> Result:
+        """``values`` as a Result (wall time since ask() unless given); with ``check``, every
+        objective's metric must be there and not NaN."""
+        started = trial.started_at or datetime.now(timezone.utc)
+        elapsed = (datetime.now(timezone.utc) - started).total_seconds()
+        metrics = self._told_metrics(values)
+        if isinstance(values, Result):
+            result = Result(metrics, float(values.cost), float(values.seconds) or elapsed)
+        else:
+            result = Result(metrics, 1.0, elapsed)
+        if check:
+            for objective in self.objectives:
+                value = metrics.get(objective.metric)
+                if value is None or math.isnan(value):
+                    given = ", ".join(sorted(metrics)) or "none"
+                    raise InvalidConfigError(
+                        f"tell() got no value for objective {objective.metric!r} of trial "
+                        f"{trial.number} (metrics given: {given}); give it, or tell the trial "
+                        "with state=TrialState.FAILED."
+                    )
+        return result
+
+    def _told_metrics(
+        self, values: Result | Mapping[str, float] | float | Sequence[float]
+    ) -> dict[str, float]:
+        if isinstance(values, Result):
+            values = values.metrics
+        if isinstance(values, Mapping):
+            pairs = list(values.items())
+        else:
+            numbers = [values] if isinstance(values, (int, float, np.number)) else list(values)
+            if len(numbers) != len(self.objectives):
+                raise InvalidConfigError(
+                    f"tell() got {len(numbers)} value(s) for {len(self.objectives)} objective(s) "
+                    f"({', '.join(str(o) for o in self.objectives)}); give one per objective or "
+                    "a mapping of metric names to values."
+                )
+            pairs = [(o.metric, v) for o, v in zip(self.objectives, numbers, strict=True)]
+        out: dict[str, float] = {}
+        for name, value in pairs:
+            if (
+                not isinstance(name, str)
+                or isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+            ):
+                raise InvalidConfigError(
+                    f"tell() takes metric names and numbers, got {name!r}: {value!r}."
+                )
+            out[name] = float(value)
+        return out
+
+    def _close_asked(self, number: int) -> None:
+        self._asked.pop(number, None)
+        beats = self._asked_beats
+        if beats is not None:
+            with beats.lock:
+                beats.numbers.discard(number)
+        if not self._asked:
+            if beats is not None:
+                beats.__exit__(None, None, None)
+            self._asked_beats = None
+            _LIVE_WORKERS.discard(self._worker)
+
+    # -- the queue of enqueue_trial -----------------------------------------------------------
+    def _load_queue(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Append the stored queue entries not known yet (the queue only grows)."""
+        for entry in entries[len(self._queue) :]:
+            proposal = Proposal(self.space.parse(entry["arch"]), entry.get("fidelity"))
+            self._queue.append((proposal, int(entry["after"])))
+        if len(entries) != len(self._record.options.get("enqueued", ())):
+            options = {**self._record.options, "enqueued": [dict(e) for e in entries]}
+            self._record = _replace(self._record, options=options)
+
+    def _refresh_queue(self) -> None:
+        """Read the queue again (another worker or Study object may have added to it)."""
+        stored = self._storage.get_study(self.name)
+        if stored is not None:
+            self._load_queue(stored.options.get("enqueued", ()))
+
+    def _due(self) -> Proposal | None:
+        """The next enqueued proposal if the next trial takes it (it was enqueued when the
+        study held no more trials than now), else ``None``."""
+        if self._queue_taken < len(self._queue):
+            proposal, after = self._queue[self._queue_taken]
+            if after <= len(self._trials):
+                return proposal
+        return None
+
     def _raise_infeasible(self, count: int) -> None:
         parts = []
         for c in self.constraints:
@@ -748,15 +1094,17 @@ class Study:
         )
 
     def _take_proposal(self) -> tuple[Proposal, int | None]:
-        """The next proposal: a held one, a retry, or a new one from the strategy."""
-        if self._held is not None:
+        """The next proposal: a held one, a retry, an enqueued architecture, or a new one from
+        the strategy (in the order a replay finds them: see ``_next_proposal``)."""
+        self._refresh_queue()
+        if self._held is not None and (self._held[1] is not None or self._due() is None):
             held, self._held = self._held, None
             return held
         retry_of = self._retry[0].number if self._retry else None
         return self._next_proposal(retry_of), retry_of
 
     def _reserve(
-        self, evaluator: Evaluator, proposal: Proposal, retry_of: int | None
+        self, evaluator: Evaluator | None, proposal: Proposal, retry_of: int | None
     ) -> tuple[Trial, dict[str, float]]:
         """Record ``proposal`` as the study's next trial (under the study's lock, right after
         a sync); answered at once when a constraint rejects it or ``dedupe`` knows it."""
@@ -772,7 +1120,7 @@ class Study:
         try:
             rejection = None
             free: dict[str, float] = {}
-            if self.constraints:
+            if self.constraints and evaluator is not None:
                 free = dict(evaluator.free_metrics(proposal.arch))
                 rejection = self._reject(free)
                 if rejection is not None:  # recorded, never evaluated, at no cost
@@ -814,7 +1162,7 @@ class Study:
         mine = self._mine
         fresh = Study(self._record, self._storage)
         for name, value in vars(fresh).items():
-            if name != "_worker":
+            if name not in ("_worker", "_asked", "_asked_beats", "_ask_with"):
                 setattr(self, name, value)
         self._mine = {n for n in mine if n < len(self._trials)}
 
@@ -992,6 +1340,20 @@ def _evaluate(evaluator: Evaluator, proposal: Proposal) -> Result:
     return Result(result.metrics, result.cost, time.perf_counter() - start)
 
 
+def _parse_state(state: TrialState | str) -> TrialState:
+    """COMPLETE or FAILED, from the enum or its name."""
+    try:
+        parsed = state if isinstance(state, TrialState) else TrialState(str(state).upper())
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed is TrialState.RUNNING:
+        raise InvalidConfigError(
+            f"tell() records a trial COMPLETE or FAILED, got state {state!r}; use "
+            "TrialState.COMPLETE or TrialState.FAILED."
+        )
+    return parsed
+
+
 def _fidelity(proposal: Proposal) -> dict[str, Any] | None:
     return None if not proposal.fidelity else dict(proposal.fidelity)
 
@@ -1069,12 +1431,24 @@ class _Heartbeats:
             self.thread.join()
 
 
+class _Default(enum.Enum):
+    """The default of ``create_study(seed=...)``: 0, or a strategy object's own seed."""
+
+    SEED = 0
+
+    def __repr__(self) -> str:
+        return "0"
+
+
+_DEFAULT_SEED = _Default.SEED
+
+
 # -- public constructors ----------------------------------------------------------------------
 def create_study(
     *,
-    space: str = "nb201",
-    strategy: str = "random",
-    seed: int | None = 0,
+    space: str | SearchSpace | None = None,
+    strategy: str | Strategy = "random",
+    seed: int | _Default | None = _DEFAULT_SEED,
     storage: str | Storage | None = None,
     study_name: str | None = None,
     objectives: Sequence[str | Objective] = ("valid_acc:max",),
@@ -1090,9 +1464,17 @@ def create_study(
     """Create a study (or, with ``load_if_exists``, open one with the same settings).
 
     Args:
-        space: Registry name of the search space (see ``nasforge.spaces.names()``).
-        strategy: Registry name of the strategy (see ``nasforge.strategies.names()``).
-        seed: Seed of the strategy; ``None`` draws one, which is stored with the study.
+        space: Registry name of the search space (see ``nasforge.spaces.names()``), or a
+            :class:`~nasforge.spaces.SearchSpace` of a registered class (``space_params``
+            then say how it was built). ``None``: the strategy object's space, else
+            ``"nb201"``.
+        strategy: Registry name of the strategy (see ``nasforge.strategies.names()``), or a
+            :class:`~nasforge.strategies.Strategy` of a registered class built with an
+            integer seed on the study's space. The study records its registry name, seed and
+            ``params()`` and builds its own copy from them (as a resume does); the object
+            itself is not asked, and ``strategy_params`` must be left out.
+        seed: Seed of the strategy; ``None`` draws one, which is stored with the study. 0 by
+            default, or the strategy object's seed (a different one is refused).
         storage: ``None`` (memory), a URL such as ``"sqlite:///study.db"``, or a storage.
         study_name: Name of the study in the storage; generated when ``None``.
         objectives: Metrics to optimise, first is primary, e.g. ``["valid_acc:max"]``.
@@ -1118,7 +1500,10 @@ def create_study(
     Raises:
         StudyConflictError: A study of that name exists (with other settings, or
             ``load_if_exists`` is false).
-        UnknownNameError, InvalidConfigError: A name or parameter is not valid.
+        UnknownNameError, InvalidConfigError: A name or parameter is not valid; a space or
+            strategy object that the record could not rebuild (unregistered class, no
+            seed, parameters a persistent storage cannot hold), or a strategy object built
+            on another space.
 
     Example:
         >>> import nasforge
@@ -1126,7 +1511,25 @@ def create_study(
         >>> ev = nasforge.evaluators.create("tabular", dataset="cifar10")
         >>> study.optimize(ev, n_trials=50).best_trial.metrics["valid_acc"] > 85
         True
+
+        Objects instead of names give the same study:
+
+        >>> space = nasforge.spaces.create("nb201")
+        >>> evolution = nasforge.strategies.create("regularized-evolution", space, seed=0)
+        >>> twin = nasforge.create_study(strategy=evolution).optimize(ev, n_trials=50)
+        >>> [t.arch for t in twin.trials] == [t.arch for t in study.trials]
+        True
     """
+    seed_given = not isinstance(seed, _Default)
+    space, space_params, space_obj = space_spec(space, space_params, strategy)
+    strategy, strategy_params, seed = strategy_spec(
+        strategy,
+        strategy_params,
+        0 if isinstance(seed, _Default) else seed,
+        seed_given,
+        space_obj,
+        space_params,
+    )
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -1135,9 +1538,13 @@ def create_study(
     if not parsed:
         raise InvalidConfigError("Give at least one objective, e.g. 'valid_acc:max'.")
     # build once to validate names and parameters before anything is written
-    space_obj = spaces.create(space, **dict(space_params or {}))
     factory = strategies.get(strategy)
-    params = _with_objective_count(strategy, dict(strategy_params or {}), len(parsed))
+    params = _with_objective_count(strategy, strategy_params, len(parsed))
+    if params.get("n_objectives", len(parsed)) != len(parsed):
+        raise InvalidConfigError(
+            f"Strategy {strategy!r} was built for {params['n_objectives']} objectives; the "
+            f"study has {len(parsed)} ({', '.join(map(str, parsed))})."
+        )
     if isinstance(factory, type):
         params = check_params(factory, params)
     factory(space_obj, seed=int(seed), **params)
@@ -1158,6 +1565,14 @@ def create_study(
         check_evaluator(evaluator, space, parsed, parsed_constraints)
         spec = evaluator.spec()
     store = get_storage(storage)
+    bad = unrecordable(params) if store.persistent else []
+    if bad:
+        kinds = ", ".join(f"{k}: {type(params[k]).__name__}" for k in bad)
+        raise InvalidConfigError(
+            f"Parameters of strategy {strategy!r} that a storage cannot record ({kinds}), so "
+            "the study could not be resumed; give recordable values (numbers, strings, "
+            "lists) or use the memory storage."
+        )
     name = study_name or f"{space}-{strategy}-seed{seed}-{uuid.uuid4().hex[:8]}"
     record = StudyRecord(
         name=name,
@@ -1166,7 +1581,7 @@ def create_study(
         seed=int(seed),
         objectives=tuple(str(o) for o in parsed),
         strategy_params=params,
-        space_params=dict(space_params or {}),
+        space_params=space_params,
         evaluator=spec,
         options=options,
     )
