@@ -10,6 +10,7 @@ from nasforge import spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError
 from nasforge.pareto import front_indices
+from nasforge.spaces.base import SearchSpace
 from nasforge.storage import InMemoryStorage
 from nasforge.strategies.nsga2 import NSGA2
 from nasforge.testing import check_strategy
@@ -126,15 +127,52 @@ def test_multi_objective_study_resumes_exactly():
     assert [t.arch for t in resumed.trials] == whole
 
 
-def test_space_without_decisions_gets_mutation_only():
-    darts = spaces.create("darts")
-    nsga = NSGA2(darts, seed=0, population_size=4, offspring_size=4)
+class Ring(SearchSpace):
+    """Twelve architectures on a ring; no decisions, so no crossover."""
+
+    name = "ring"
+
+    def sample(self, rng):
+        return self.from_choices([int(rng.integers(12))])
+
+    def parse(self, text):
+        return self.from_choices([int(text)])
+
+    def from_choices(self, choices):
+        return Architecture(self.name, (int(choices[0]) % 12,), str(int(choices[0]) % 12))
+
+    def neighbours(self, arch):
+        return [self.from_choices([arch.choices[0] - 1]), self.from_choices([arch.choices[0] + 1])]
+
+
+def test_space_without_crossover_gets_mutation_only():
+    ring = Ring()
+    nsga = NSGA2(ring, seed=0, population_size=4, offspring_size=4, crossover_prob=1.0)
     assert not nsga.crossover
+    for i in range(12):
+        arch = nsga.ask().arch
+        ring.check(arch)
+        nsga.tell(completed(i, arch, (float(arch.choices[0] % 5), float(-i))))
+    assert nsga.generation == 3
+
+
+def test_crossover_is_the_spaces_own(monkeypatch):
+    darts = spaces.create("darts")
+    nsga = NSGA2(darts, seed=0, population_size=4, offspring_size=4, crossover_prob=1.0)
+    assert nsga.crossover  # DARTS crosses whole nodes (space.crossover)
+    calls = []
+    original = darts.crossover
+
+    def counting(first, second, rng):
+        calls.append((first, second))
+        return original(first, second, rng)
+
+    monkeypatch.setattr(darts, "crossover", counting)
     for i in range(12):
         arch = nsga.ask().arch
         darts.check(arch)
         nsga.tell(completed(i, arch, (float(i % 5), float(-i))))
-    assert nsga.generation == 3
+    assert nsga.generation == 3 and len(calls) == 8
 
 
 def test_beats_random_search_on_hypervolume_at_100_queries():

@@ -168,7 +168,7 @@ def test_sampled_pool_for_a_space_that_cannot_be_enumerated():
 
 
 def test_scores_below_the_floor_quantile_are_raised_before_fitting():
-    from nasforge.strategies.weaknas import _floored
+    from nasforge.predictors.surrogate import floored as _floored
 
     y = np.array([10.0, 80.0, 85.0, 90.0, 91.0])
     assert _floored(y, 0.25).tolist() == [80.0, 80.0, 85.0, 90.0, 91.0]

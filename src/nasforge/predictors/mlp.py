@@ -15,6 +15,7 @@ import itertools
 import numpy as np
 
 from nasforge.errors import InvalidConfigError
+from nasforge.predictors.adam import Adam
 from nasforge.predictors.base import Predictor
 
 __all__ = ["MLPEnsemble"]
@@ -109,12 +110,10 @@ class MLPEnsemble(Predictor):
         target = (y - self._y_mean) / self._y_std
         assert self._weights is not None and self._biases is not None
         params = [*self._weights, *self._biases]
-        m = [np.zeros_like(p) for p in params]
-        v = [np.zeros_like(p) for p in params]
-        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        adam = Adam([p.shape for p in params], lr=self.lr)
         n_layers = len(self._weights)
         epochs = self.epochs if fresh else self.finetune_epochs
-        for step in range(1, epochs + 1):
+        for _ in range(epochs):
             out, acts = self._forward(X)
             if self.loss == "mse":
                 grad = 2.0 * (out - target) / len(y)
@@ -130,12 +129,8 @@ class MLPEnsemble(Predictor):
                 grads_b[i] = g.sum(axis=1, keepdims=True)
                 if i > 0:
                     g = (g @ self._weights[i].transpose(0, 2, 1)) * (acts[i] > 0)
-            for j, grad_p in enumerate([*grads_w, *grads_b]):
-                m[j] = beta1 * m[j] + (1 - beta1) * grad_p
-                v[j] = beta2 * v[j] + (1 - beta2) * grad_p**2
-                m_hat = m[j] / (1 - beta1**step)
-                v_hat = v[j] / (1 - beta2**step)
-                params[j] -= self.lr * m_hat / (np.sqrt(v_hat) + eps)
+            for param, update in zip(params, adam.step([*grads_w, *grads_b]), strict=True):
+                param -= update
         return self
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

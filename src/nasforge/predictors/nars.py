@@ -53,9 +53,6 @@ DEFAULT_METRICS: tuple[str, ...] = ("params_M", "flops_M")
 
 P = TypeVar("P", bound=Predictor)
 
-#: Draws per wanted architecture before :func:`random_pool` gives up (small spaces).
-_PATIENCE = 20
-
 
 def random_pool(
     space: SearchSpace,
@@ -67,23 +64,14 @@ def random_pool(
     """Up to ``size`` distinct random architectures of ``space``, none of them in ``exclude``.
 
     Fewer come back only when the space runs out of new architectures (after
-    ``20 * size`` draws).
+    ``20 * size`` draws; :meth:`~nasforge.spaces.base.SearchSpace.sample_distinct`).
 
     Raises:
         InvalidConfigError: ``size`` is not positive.
     """
     if size < 1:
         raise InvalidConfigError(f"A pretraining pool needs at least 1 architecture, got {size}.")
-    seen = set(exclude)
-    pool: list[Architecture] = []
-    for _ in range(_PATIENCE * size):
-        if len(pool) >= size:
-            break
-        arch = space.sample(rng)
-        if arch not in seen:
-            seen.add(arch)
-            pool.append(arch)
-    return pool
+    return space.sample_distinct(rng, size, exclude=exclude)
 
 
 def free_target(

@@ -25,44 +25,19 @@ import numpy as np
 
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError
+from nasforge.predictors.ridge import ALPHAS, ridge_loo
 from nasforge.proxies.scores import ProxyScores, rank_normalise
 
 __all__ = ["CombinedProxy", "CombinedProxyResult", "ridge_fit"]
-
-ALPHAS = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
 def ridge_fit(
     x: np.ndarray, labels: np.ndarray, alphas: Sequence[float] = ALPHAS
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Ridge regression of the labels' ranks on ``x``, the penalty chosen by exact
-    leave-one-out error; returns the predictor (larger is better)."""
-    return _ridge(x, rank_normalise(labels), alphas)[0]
-
-
-def _ridge(
-    x: np.ndarray, y: np.ndarray, alphas: Sequence[float]
-) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, float, np.ndarray]:
-    mean = x.mean(axis=0)
-    offset = float(y.mean())
-    xc = x - mean
-    yc = y - offset
-    best = None
-    for alpha in alphas:
-        gram = xc.T @ xc + alpha * np.eye(xc.shape[1])
-        coef = np.linalg.solve(gram, xc.T @ yc)
-        hat = np.einsum("ij,ji->i", xc, np.linalg.solve(gram, xc.T))
-        loo = yc - (yc - xc @ coef) / np.maximum(1.0 - hat, 1e-9)
-        error = float(np.mean((yc - loo) ** 2))
-        if best is None or error < best[0]:
-            best = (error, alpha, coef, loo)
-    assert best is not None
-    _, alpha, coef, loo = best
-
-    def predict(z: np.ndarray) -> np.ndarray:
-        return (z - mean) @ coef + offset
-
-    return predict, coef, alpha, loo + offset
+    leave-one-out error (:func:`nasforge.predictors.ridge.ridge_loo`); returns the
+    predictor (larger is better)."""
+    return ridge_loo(x, rank_normalise(labels), alphas).predict
 
 
 @dataclass(frozen=True)
@@ -168,7 +143,8 @@ class CombinedProxy:
             rows.append(row)
         x = self.features(scores)[np.asarray(rows)]
         y = rank_normalise(np.fromiter(labels.values(), dtype=np.float64))
-        self._predict, coef, alpha, loo = _ridge(x, y, self.alphas)
+        fit = ridge_loo(x, y, self.alphas)
+        self._predict, coef, alpha, loo = fit.predict, fit.coef, fit.alpha, fit.loo
         names = scores.names if self.proxies is None else self.proxies
         from nasforge.proxies.scores import spearman
 

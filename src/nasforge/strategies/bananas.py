@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 
 import numpy as np
@@ -11,15 +10,14 @@ from nasforge import strategies
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
 from nasforge.predictors.mlp import MLPEnsemble
-from nasforge.predictors.nars import pretrain as pretrain_predictor
-from nasforge.predictors.nars import random_pool
-from nasforge.spaces.base import SearchSpace
+from nasforge.predictors.surrogate import EnsembleSurrogate
+from nasforge.spaces.base import DISTINCT_PATIENCE, SearchSpace
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Proposal, Trial, TrialState
 
 __all__ = ["Bananas"]
 
-#: Random draws per wanted architecture before giving up on finding an unseen one.
+#: Mutation attempts per wanted candidate before giving up on finding an unseen one.
 _PATIENCE = 50
 #: The MAPE bound lies this fraction of (best - median score) beyond the best score.
 _MARGIN = 0.1
@@ -162,7 +160,20 @@ class Bananas(Strategy):
         self._queue: deque[Architecture] = deque()
         self._proposed: set[Architecture] = set()
         self._codes: dict[Architecture, np.ndarray] = {}
-        self._pretrained: MLPEnsemble | None = None
+        self._surrogate = EnsembleSurrogate(
+            space,
+            self.rng,
+            lambda arch: self.space.encode(arch, self.encoding),
+            self.free,
+            n_members=n_members,
+            epochs=epochs,
+            finetune_epochs=epochs // 2,
+            loss=loss,
+            pretrain=pretrain,
+            pretrain_pool=pretrain_pool,
+            transform=_as_distance,
+            seed_bound=2**31,
+        )
 
     # -- ask/tell ---------------------------------------------------------------------------
     def ask(self) -> Proposal:
@@ -197,20 +208,12 @@ class Bananas(Strategy):
         return chosen
 
     def _random(self, n: int, exclude: set[Architecture]) -> list[Architecture]:
-        out: list[Architecture] = []
-        seen = set(exclude)
-        for _ in range(_PATIENCE * n):
-            if len(out) >= n:
-                break
-            arch = self.space.sample(self.rng)
-            if arch not in seen:
-                seen.add(arch)
-                out.append(arch)
+        out = self.space.sample_distinct(self.rng, n, exclude=exclude)
         if not out:
             raise InvalidConfigError(
                 f"Strategy Bananas found no architecture of space {self.space.name!r} that it "
-                f"has not proposed yet after {_PATIENCE * n} random draws; the space seems "
-                "exhausted."
+                f"has not proposed yet after {DISTINCT_PATIENCE * n} random draws; the space "
+                "seems exhausted."
             )
         self._proposed.update(out)
         return out
@@ -260,36 +263,9 @@ class Bananas(Strategy):
         distances: np.ndarray = bound - scores
         return distances
 
-    def _new_model(self) -> MLPEnsemble:
-        return MLPEnsemble(
-            n_members=self.n_members,
-            epochs=self.epochs,
-            finetune_epochs=self.epochs // 2,
-            loss=self.loss,
-            seed=int(self.rng.integers(2**31)),
-        )
-
     def _fit(self) -> MLPEnsemble:
         X = self._encode_all([arch for arch, _ in self._history])
-        y = self._targets()
-        if not self.pretrain:
-            return self._new_model().fit(X, y)
-        if self._pretrained is None:
-            pool = random_pool(self.space, self.rng, self.pretrain_pool)
-
-            def as_distance(z: np.ndarray) -> np.ndarray:  # larger models: closer to the top
-                gap = float(z.max()) - z
-                distances: np.ndarray = gap + _MARGIN * float(np.median(gap)) + 1e-6
-                return distances
-
-            self._pretrained = pretrain_predictor(
-                self._new_model(),
-                pool,
-                lambda arch: self.space.encode(arch, self.encoding),
-                self.free,
-                transform=as_distance,
-            )
-        return copy.deepcopy(self._pretrained).fit(X, y, warm_start=True)
+        return self._surrogate.fit(X, self._targets())
 
     def _encode_all(self, archs: list[Architecture]) -> np.ndarray:
         rows = []
@@ -299,3 +275,11 @@ class Bananas(Strategy):
                 code = self._codes[arch] = self.space.encode(arch, self.encoding)
             rows.append(code)
         return np.stack(rows)
+
+
+def _as_distance(z: np.ndarray) -> np.ndarray:
+    """The standardised pretraining target as a distance to the top (larger models:
+    closer), the scale of :meth:`Bananas._targets`."""
+    gap = float(z.max()) - z
+    distances: np.ndarray = gap + _MARGIN * float(np.median(gap)) + 1e-6
+    return distances

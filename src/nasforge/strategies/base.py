@@ -6,7 +6,7 @@ import difflib
 import inspect
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,7 +16,7 @@ from nasforge.errors import InvalidConfigError, UnsupportedOperationError
 from nasforge.spaces.base import SearchSpace
 from nasforge.trial import Proposal, Trial
 
-__all__ = ["Strategy", "check_params"]
+__all__ = ["Strategy", "check_params", "draw_per_decision"]
 
 _S = typing.TypeVar("_S", bound="Strategy")
 
@@ -85,6 +85,28 @@ class Strategy(ABC):
                 "create_study(..., evaluator=...) or pass the evaluator to optimize()."
             )
         return self.free_metrics(arch)
+
+
+def draw_per_decision(
+    probs: np.ndarray, counts: Sequence[int], rng: np.random.Generator
+) -> list[int]:
+    """One option per decision, decision ``i`` drawn from row ``i`` of ``probs`` (its
+    ``counts[i]`` options, zero-padded to the widest), for the strategies that learn one
+    distribution per decision.
+
+    The draws are one ``rng.random(len(counts))`` call, each uniform number inverted
+    through its row's cumulative distribution.
+
+    Example:
+        >>> draw_per_decision(np.array([[0.0, 1.0], [1.0, 0.0]]), [2, 2], np.random.default_rng(0))
+        [1, 0]
+    """
+    cumulative = np.cumsum(probs, axis=1)
+    draws = rng.random(len(counts))
+    return [
+        min(int(np.searchsorted(row, u * row[-1], side="right")), n - 1)
+        for row, u, n in zip(cumulative, draws, counts, strict=True)
+    ]
 
 
 def check_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:

@@ -15,9 +15,6 @@ from nasforge.trial import Proposal, Trial, TrialState
 
 __all__ = ["LocalSearch"]
 
-#: Random draws tried before giving up on finding an architecture not evaluated yet.
-_MAX_DRAWS = 10_000
-
 
 class _Phase(enum.Enum):
     START = "start"  # drawing the random architectures of a (re)start
@@ -47,8 +44,8 @@ class LocalSearch(Strategy):
     neighbourhood or another restart) is not proposed again, and its known score takes part
     in the comparison. Random (re)starts draw only architectures not evaluated yet. FAILED
     trials count as evaluated, with a score below every other. Only when every architecture
-    of a finite space has been evaluated (or ten thousand draws found none new) is a random
-    architecture proposed again.
+    of a finite space has been evaluated (or a thousand draws found none new,
+    ``SearchSpace.sample_unseen``) is a random architecture proposed again.
 
     Adapting to a space: any space with ``sample`` and ``neighbours`` works; the neighbourhood
     is whatever ``neighbours`` lists (on NAS-Bench-201 the 24 cells that differ in the
@@ -202,12 +199,6 @@ class LocalSearch(Strategy):
 
     def _fresh(self) -> Architecture:
         """A random architecture not proposed yet (any one when none is left)."""
-        size = self.space.size
-        exhausted = size is not None and len(self._proposed) >= size
-        arch = self.space.sample(self.rng)
-        draws = 1
-        while not exhausted and arch in self._proposed and draws < _MAX_DRAWS:
-            arch = self.space.sample(self.rng)
-            draws += 1
+        arch = self.space.sample_unseen(self.rng, self._proposed)
         self._proposed.add(arch)
         return arch

@@ -10,8 +10,9 @@ import numpy as np
 
 from nasforge import strategies
 from nasforge.errors import InvalidConfigError
+from nasforge.predictors.ridge import ridge_solve
 from nasforge.spaces.base import SearchSpace
-from nasforge.strategies.base import Strategy
+from nasforge.strategies.base import Strategy, draw_per_decision
 from nasforge.trial import Proposal, Trial, TrialState
 
 __all__ = ["Manas", "least_squares_contributions"]
@@ -151,13 +152,7 @@ class Manas(Strategy):
 
     # -- the Strategy contract ----------------------------------------------------------------
     def ask(self) -> Proposal:
-        probs = self.probabilities()
-        cumulative = np.cumsum(probs, axis=1)
-        draws = self.rng.random(len(self.decisions))
-        choices = [
-            min(int(np.searchsorted(row, u * row[-1], side="right")), n - 1)
-            for row, u, n in zip(cumulative, draws, self.decisions, strict=True)
-        ]
+        choices = draw_per_decision(self.probabilities(), self.decisions, self.rng)
         return Proposal(self.space.from_choices(choices))
 
     def tell(self, trial: Trial) -> None:
@@ -238,7 +233,7 @@ def _ridge(gram: np.ndarray, columns: np.ndarray, y: np.ndarray, ridge: float) -
     xty = np.bincount(
         columns.ravel(), weights=np.repeat(centred, columns.shape[1]), minlength=len(gram)
     )
-    return np.asarray(np.linalg.solve(gram + ridge * np.eye(len(gram)), xty))
+    return ridge_solve(gram, xty, ridge)
 
 
 def _unflatten(flat: np.ndarray, decisions: Sequence[int]) -> np.ndarray:

@@ -15,9 +15,6 @@ from nasforge.trial import Proposal, Trial, TrialState
 
 __all__ = ["ParetoLocalSearch"]
 
-#: Random draws tried before accepting an architecture that was already proposed.
-_MAX_DRAWS = 10_000
-
 
 @strategies.register("mo-local-search")
 class ParetoLocalSearch(Strategy):
@@ -40,9 +37,10 @@ class ParetoLocalSearch(Strategy):
        fresh random architectures, which join the same archive.
 
     No architecture is proposed twice while unproposed ones are left (random draws skip
-    proposed ones, up to ten thousand draws). Trials without scores (FAILED, or infeasible
-    under a study constraint) are evaluated but never archived. With one objective the
-    archive is the best architecture and PLS is best-improvement hill climbing with restarts.
+    proposed ones, up to a thousand draws: ``SearchSpace.sample_unseen``). Trials without
+    scores (FAILED, or infeasible under a study constraint) are evaluated but never archived.
+    With one objective the archive is the best architecture and PLS is best-improvement hill
+    climbing with restarts.
     If ``ask`` is called before earlier proposals are told (concurrent evaluation), the
     strategy proposes the rest of the neighbourhood, then fresh random architectures.
 
@@ -151,11 +149,4 @@ class ParetoLocalSearch(Strategy):
         return all(a in self._told for a in archs)
 
     def _fresh(self) -> Architecture:
-        size = self.space.size
-        exhausted = size is not None and len(self._proposed) >= size
-        arch = self.space.sample(self.rng)
-        draws = 1
-        while not exhausted and arch in self._proposed and draws < _MAX_DRAWS:
-            arch = self.space.sample(self.rng)
-            draws += 1
-        return arch
+        return self.space.sample_unseen(self.rng, self._proposed)

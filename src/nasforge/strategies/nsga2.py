@@ -14,7 +14,7 @@ from nasforge.trial import Proposal, Trial, TrialState
 
 __all__ = ["NSGA2"]
 
-#: Random draws tried for an architecture not proposed yet before accepting a repeat.
+#: Mutations tried for a child not proposed yet before accepting a repeat.
 _MAX_DRAWS = 100
 
 
@@ -31,9 +31,9 @@ class NSGA2(Strategy):
        binary tournament with the crowded-comparison operator (lower front rank wins, then
        larger crowding distance; a tie goes to the first drawn). With probability
        ``crossover_prob`` the child takes each decision from one of its two parents with
-       equal chance (uniform crossover of ``Architecture.choices``, built with
-       ``space.from_choices``), else it is a copy of the first parent; then, with probability
-       ``mutation_prob``, ``space.mutate`` changes one decision.
+       equal chance (uniform crossover, ``space.crossover``), else it is a copy of the
+       first parent; then, with probability ``mutation_prob``, ``space.mutate`` changes one
+       decision.
     3. Once all children of a generation are told, parents and children together are sorted
        into fronts (:func:`nasforge.pareto.non_dominated_sort`) and the next parents are the
        best ``population_size`` of them: whole fronts in order, the last one cut by crowding
@@ -52,8 +52,9 @@ class NSGA2(Strategy):
 
     **Where this differs from the paper.** Architectures are discrete: crossover is uniform
     crossover of the decisions (the paper's simulated binary crossover is for real numbers)
-    and mutation is ``space.mutate``. Spaces whose decisions are not independent (no
-    ``decisions()``, e.g. DARTS, where a node's two inputs must differ) get no crossover:
+    and mutation is ``space.mutate``. Spaces without ``crossover`` (by default those whose
+    decisions are not independent, e.g. DARTS, where a node's two inputs must differ) get
+    no crossover:
     children are mutated copies of their first parent. Like pymoo's NSGA-II
     (``eliminate_duplicates=True``), a child that repeats an architecture already proposed is
     varied again (up to 100 draws) and random architectures of the first generation are
@@ -76,7 +77,8 @@ class NSGA2(Strategy):
     differences among the best settings are within the noise of 100 seeds.
 
     Args:
-        space: A space with ``sample`` and ``mutate`` (and ``decisions`` for crossover).
+        space: A space with ``sample`` and ``mutate`` (and ``crossover``, which a space
+            with ``decisions`` has).
         seed: Seed of all random choices.
         population_size: ``N``: parents kept by survival, and the size of the first,
             random, generation.
@@ -127,8 +129,9 @@ class NSGA2(Strategy):
         self.offspring_size = population_size if offspring_size is None else offspring_size
         self.crossover_prob = float(crossover_prob)
         self.mutation_prob = float(mutation_prob)
-        #: Whether children may be crossovers (the space is a product of its decisions).
-        self.crossover = space.supports("decisions")
+        #: Whether children may be crossovers (the space has ``crossover``; by default, a
+        #: space with decisions).
+        self.crossover = space.supports("crossover")
         #: Generations closed by survival so far (the random one included).
         self.generation = 0
         #: The current parents (the survivors of the last generation), in survival order.
@@ -209,11 +212,7 @@ class NSGA2(Strategy):
         child = first
         if self.crossover and self.rng.random() < self.crossover_prob:
             second = self._tournament()
-            take = self.rng.random(len(first.choices)) < 0.5
-            choices = [
-                x if t else y for x, y, t in zip(first.choices, second.choices, take, strict=True)
-            ]
-            child = self.space.from_choices(choices)
+            child = self.space.crossover(first, second, self.rng)
         if self.rng.random() < self.mutation_prob:
             child = self.space.mutate(child, self.rng)
         draws = 0
@@ -223,10 +222,5 @@ class NSGA2(Strategy):
         return child
 
     def _fresh(self) -> Architecture:
-        """A random architecture not proposed yet (after ``_MAX_DRAWS`` tries, any one)."""
-        arch = self.space.sample(self.rng)
-        draws = 1
-        while arch in self._proposed and draws < _MAX_DRAWS:
-            arch = self.space.sample(self.rng)
-            draws += 1
-        return arch
+        """A random architecture not proposed yet (``SearchSpace.sample_unseen``)."""
+        return self.space.sample_unseen(self.rng, self._proposed)

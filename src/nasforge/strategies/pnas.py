@@ -3,7 +3,6 @@ learned surrogate."""
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from collections.abc import Iterable
 
@@ -13,21 +12,17 @@ from nasforge import strategies
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
 from nasforge.predictors import MLPEnsemble
-from nasforge.predictors.nars import pretrain, random_pool
+from nasforge.predictors.surrogate import (
+    PRETRAIN_POOL,
+    EnsembleSurrogate,
+    floored,
+    predict_chunked,
+)
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Proposal, Trial, TrialState
 
-__all__ = ["PNAS"]
-
-#: Random architectures whose free statistics pretrain the surrogate (``pretrain=True``).
-PRETRAIN_POOL = 500
-#: Rows per surrogate call: small products stay on one BLAS thread, several times faster
-#: than OpenBLAS threading them on a two-core machine.
-_CHUNK = 256
-#: Draws of ``space.sample`` tried for an architecture not proposed yet, when no
-#: neighbour of the beam is left.
-_FALLBACK_TRIES = 1000
+__all__ = ["PNAS", "PRETRAIN_POOL"]
 
 
 @strategies.register("pnas")
@@ -184,7 +179,15 @@ class PNAS(Strategy):
         self.floor_quantile = floor_quantile
         self.pretrain = pretrain
         self.local_radius = local_radius
-        self._base: MLPEnsemble | None = None
+        self._surrogate = EnsembleSurrogate(
+            space,
+            self.rng,
+            self._encode,
+            self.free,
+            n_members=n_members,
+            epochs=epochs,
+            pretrain=pretrain,
+        )
         self.max_complexity = len(self._empty)
         #: Complexity of the cells of the current batch; 0 before the first batch.
         self.level = 0
@@ -297,32 +300,11 @@ class PNAS(Strategy):
             order = self.rng.permutation(len(candidates))
             return [candidates[int(i)] for i in order[: self.beam_size]]
         X = np.stack([self._encode(arch) for arch, _ in self._done])
-        y = _floored(np.array([score for _, score in self._done]), self.floor_quantile)
-        if self.pretrain:
-            predictor = copy.deepcopy(self._pretrained())
-            predictor.fit(X, y, warm_start=True)
-        else:
-            predictor = self._new_predictor()
-            predictor.fit(X, y)
-        self.predictor = predictor
-        X = np.stack([self._encode(c) for c in candidates])
-        parts = [predictor.predict(X[i : i + _CHUNK]) for i in range(0, len(X), _CHUNK)]
-        mean = np.concatenate([m for m, _ in parts])
-        std = np.concatenate([sd for _, sd in parts])
+        y = floored(np.array([score for _, score in self._done]), self.floor_quantile)
+        predictor = self.predictor = self._surrogate.fit(X, y)
+        mean, std = predict_chunked(predictor, np.stack([self._encode(c) for c in candidates]))
         order = np.argsort(-(mean + self.exploration * std), kind="stable")
         return [candidates[int(i)] for i in order[: self.beam_size]]
-
-    def _new_predictor(self) -> MLPEnsemble:
-        return MLPEnsemble(
-            n_members=self.n_members, epochs=self.epochs, seed=int(self.rng.integers(2**63))
-        )
-
-    def _pretrained(self) -> MLPEnsemble:
-        """The surrogate pretrained on free statistics (NARS), built on first use."""
-        if self._base is None:
-            archs = random_pool(self.space, self.rng, PRETRAIN_POOL)
-            self._base = pretrain(self._new_predictor(), archs, self._encode, self.free)
-        return self._base
 
     def _encode(self, arch: Architecture) -> np.ndarray:
         vector = self._encodings.get(arch)
@@ -333,17 +315,4 @@ class PNAS(Strategy):
 
     def _fallback(self) -> Architecture:
         """A random cell not proposed yet; a repeat when none is found."""
-        arch = self._form(self.space.sample(self.rng))
-        for _ in range(_FALLBACK_TRIES):
-            if self._form(arch) not in self._proposed:
-                return arch
-            arch = self._form(self.space.sample(self.rng))
-        return arch
-
-
-def _floored(y: np.ndarray, quantile: float) -> np.ndarray:
-    """``y`` with the values below its ``quantile`` raised to it (unchanged for 0)."""
-    if quantile <= 0.0 or len(y) < 2:
-        return y
-    floored: np.ndarray = np.maximum(y, np.quantile(y, quantile))
-    return floored
+        return self._form(self.space.sample_unseen(self.rng, self._proposed, key=self._form))

@@ -8,14 +8,12 @@ import numpy as np
 
 from nasforge import strategies
 from nasforge.errors import InvalidConfigError
+from nasforge.predictors.adam import Adam
 from nasforge.spaces.base import SearchSpace
-from nasforge.strategies.base import Strategy
+from nasforge.strategies.base import Strategy, draw_per_decision
 from nasforge.trial import Proposal, Trial, TrialState
 
 __all__ = ["Reinforce"]
-
-# Adam's constants (Kingma and Ba, ICLR 2015; PyTorch's defaults, as in the reference code).
-_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
 
 @strategies.register("reinforce")
@@ -110,21 +108,13 @@ class Reinforce(Strategy):
         self._mask = np.arange(width)[None, :] < np.asarray(self.decisions)[:, None]
         noise = 1e-3 * self.rng.standard_normal((len(self.decisions), width))
         self.logits: np.ndarray = np.where(self._mask, noise, -np.inf)
-        self._m = np.zeros_like(noise)
-        self._v = np.zeros_like(noise)
-        self._steps = 0
+        self._adam = Adam([noise.shape], lr=self.learning_rate)
         self._numerator = 0.0
         self._denominator = 0.0
 
     # -- the Strategy contract ----------------------------------------------------------------
     def ask(self) -> Proposal:
-        probs = self.probabilities()
-        cumulative = np.cumsum(probs, axis=1)
-        draws = self.rng.random(len(self.decisions))
-        choices = [
-            min(int(np.searchsorted(row, u * row[-1], side="right")), n - 1)
-            for row, u, n in zip(cumulative, draws, self.decisions, strict=True)
-        ]
+        choices = draw_per_decision(self.probabilities(), self.decisions, self.rng)
         return Proposal(self.space.from_choices(choices))
 
     def tell(self, trial: Trial) -> None:
@@ -138,10 +128,11 @@ class Reinforce(Strategy):
         self._numerator = m * self._numerator + (1 - m) * reward
         self._denominator = m * self._denominator + (1 - m)
         advantage = reward - self.baseline
-        onehot = np.zeros_like(self._m)
+        onehot = np.zeros_like(self.logits)
         onehot[np.arange(len(choices)), list(choices)] = 1.0
         grad = -advantage * (onehot - self.probabilities())
-        self._adam(grad)
+        (step,) = self._adam.step([grad])
+        self.logits = np.where(self._mask, self.logits - step, -np.inf)
 
     # -- inspection ---------------------------------------------------------------------------
     def probabilities(self) -> np.ndarray:
@@ -155,12 +146,3 @@ class Reinforce(Strategy):
     def baseline(self) -> float:
         """The moving average of the rewards told so far (0 before the first)."""
         return self._numerator / self._denominator if self._denominator else 0.0
-
-    def _adam(self, grad: np.ndarray) -> None:
-        self._steps += 1
-        self._m = _BETA1 * self._m + (1 - _BETA1) * grad
-        self._v = _BETA2 * self._v + (1 - _BETA2) * grad * grad
-        m_hat = self._m / (1 - _BETA1**self._steps)
-        v_hat = self._v / (1 - _BETA2**self._steps)
-        step = self.learning_rate * m_hat / (np.sqrt(v_hat) + _EPS)
-        self.logits = np.where(self._mask, self.logits - step, -np.inf)

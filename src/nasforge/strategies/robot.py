@@ -8,6 +8,7 @@ import numpy as np
 
 from nasforge import strategies
 from nasforge.errors import InvalidConfigError
+from nasforge.predictors.ridge import ridge_loo
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Proposal, Trial, TrialState
@@ -155,12 +156,12 @@ class RoBoT(Strategy):
         if self._order is not None and self._order_for == key:
             return self._order
         if self.exploit == "ridge" and len(self.observed) >= 3:
-            from nasforge.proxies.combined import ridge_fit
+            from nasforge.proxies.scores import rank_normalise
 
             rows = np.fromiter(self.observed, dtype=np.int64)
             labels = np.fromiter(self.observed.values(), dtype=np.float64)
-            predict = ridge_fit(self.features[rows], labels)
-            score = predict(self.features)
+            fit = ridge_loo(self.features[rows], rank_normalise(labels))
+            score = fit.predict(self.features)
         else:
             w = self.weights[int(np.argmax(self.values))] if self.values else None
             score = self.features @ (np.ones(self.features.shape[1]) if w is None else w)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import deque
 from collections.abc import Hashable
@@ -14,22 +13,22 @@ from nasforge import strategies
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, UnknownNameError
 from nasforge.predictors import MLPEnsemble
-from nasforge.predictors.nars import pretrain, random_pool
+from nasforge.predictors.surrogate import (
+    PRETRAIN_POOL,
+    EnsembleSurrogate,
+    floored,
+    predict_chunked,
+)
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Proposal, Trial, TrialState
 
-__all__ = ["WeakNAS"]
+__all__ = ["MAX_ENUMERATED", "PRETRAIN_POOL", "WeakNAS"]
 
 #: A finite space up to this size is ranked whole; a larger one through a sampled pool.
 MAX_ENUMERATED = 200_000
-#: Random architectures whose free statistics pretrain the predictor (``pretrain=True``).
-PRETRAIN_POOL = 500
-#: Rows per predictor call when ranking the pool: small products stay on one BLAS thread,
-#: which is several times faster than OpenBLAS threading them on a two-core machine.
-_CHUNK = 256
-#: Draws of ``space.sample`` tried for an architecture not proposed yet, once the pool is used up.
-_FALLBACK_TRIES = 1000
+#: Draws per wanted architecture of a sampled pool (a space too large to enumerate).
+_POOL_PATIENCE = 5
 
 
 @strategies.register("weaknas")
@@ -200,7 +199,15 @@ class WeakNAS(Strategy):
         self.epochs = epochs
         self.floor_quantile = floor_quantile
         self.pretrain = pretrain
-        self._base: MLPEnsemble | None = None
+        self._surrogate = EnsembleSurrogate(
+            space,
+            self.rng,
+            self._encode,
+            self.free,
+            n_members=n_members,
+            epochs=epochs,
+            pretrain=pretrain,
+        )
         self.pool = _pool(space, encoding, canonical, pool_size, self.rng)
         #: The predictor of the last batch (``None`` before the first fit).
         self.predictor: MLPEnsemble | None = None
@@ -261,23 +268,17 @@ class WeakNAS(Strategy):
         if not self._y:  # the initial batch, or another one if every trial so far failed
             size = self.initial_samples if not self._proposed else self.batch_size
             if self.pretrain and not self._proposed:
-                self.predictor = self._pretrained()
+                self.predictor = self._surrogate.pretrained()
                 return self._from_ranking(self.predictor, size)
             take = self.rng.choice(fresh, size=min(size, len(fresh)), replace=False)
             return [self.pool.archs[int(i)] for i in take]
-        X, y = np.stack(self._X), _floored(np.asarray(self._y), self.floor_quantile)
-        if self.pretrain:
-            predictor = copy.deepcopy(self._pretrained())
-            predictor.fit(X, y, warm_start=True)
-        else:
-            predictor = self._new_predictor()
-            predictor.fit(X, y)
-        self.predictor = predictor
+        X, y = np.stack(self._X), floored(np.asarray(self._y), self.floor_quantile)
+        predictor = self.predictor = self._surrogate.fit(X, y)
         return self._from_ranking(predictor, self.batch_size)
 
     def _from_ranking(self, predictor: MLPEnsemble, size: int) -> list[Architecture]:
         """``size`` pool members drawn from the predicted top-N (the schedule's next N)."""
-        mean = _predict(predictor, self.pool.X)
+        mean = predict_chunked(predictor, self.pool.X)[0]
         order = np.argsort(-mean, kind="stable")
         n = self.top_n(self.iteration)
         self.iteration += 1
@@ -293,33 +294,10 @@ class WeakNAS(Strategy):
                 picks = ranked_fresh[:size]
         return [self.pool.archs[int(i)] for i in picks]
 
-    def _new_predictor(self) -> MLPEnsemble:
-        return MLPEnsemble(
-            n_members=self.n_members, epochs=self.epochs, seed=int(self.rng.integers(2**63))
-        )
-
-    def _pretrained(self) -> MLPEnsemble:
-        """The predictor pretrained on free statistics (NARS), built on first use."""
-        if self._base is None:
-            archs = random_pool(self.space, self.rng, PRETRAIN_POOL)
-            self._base = pretrain(self._new_predictor(), archs, self._encode, self.free)
-        return self._base
-
     def _fallback(self) -> Architecture:
         """A random architecture not proposed yet (the pool is used up); a repeat if none."""
-        arch = self.space.sample(self.rng)
-        for _ in range(_FALLBACK_TRIES):
-            candidate = self.space.canonical(arch) if self.canonical else arch
-            if self._key(candidate) not in self._proposed:
-                return candidate
-            arch = self.space.sample(self.rng)
-        return arch
-
-
-def _predict(predictor: MLPEnsemble, X: np.ndarray) -> np.ndarray:
-    """Mean prediction for each row of ``X``, computed in chunks of :data:`_CHUNK` rows."""
-    parts = [predictor.predict(X[i : i + _CHUNK])[0] for i in range(0, len(X), _CHUNK)]
-    return np.concatenate(parts) if parts else np.empty(0)
+        arch = self.space.sample_unseen(self.rng, self._proposed, key=self._key)
+        return self.space.canonical(arch) if self.canonical else arch
 
 
 @dataclass(frozen=True)
@@ -346,24 +324,12 @@ def _pool(
             archs = [a for a in space if not canonical or space.canonical(a) == a]
             pool = _ENUMERATED[key] = _build(space, archs, encoding)
         return pool
-    seen: dict[Architecture, None] = {}
-    for _ in range(pool_size * 5):
-        arch = space.sample(rng)
-        seen.setdefault(space.canonical(arch) if canonical else arch, None)
-        if len(seen) >= pool_size:
-            break
-    return _build(space, list(seen), encoding)
+    key = space.canonical if canonical else None
+    drawn = space.sample_distinct(rng, pool_size, key=key, patience=_POOL_PATIENCE)
+    return _build(space, [space.canonical(a) if canonical else a for a in drawn], encoding)
 
 
 def _build(space: SearchSpace, archs: list[Architecture], encoding: str) -> _Pool:
     X = np.stack([np.asarray(space.encode(a, encoding), dtype=np.float64) for a in archs])
     X.setflags(write=False)
     return _Pool(tuple(archs), X, {a: i for i, a in enumerate(archs)})
-
-
-def _floored(y: np.ndarray, quantile: float) -> np.ndarray:
-    """``y`` with the values below its ``quantile`` raised to it (unchanged for 0)."""
-    if quantile <= 0.0 or len(y) < 2:
-        return y
-    floored: np.ndarray = np.maximum(y, np.quantile(y, quantile))
-    return floored
