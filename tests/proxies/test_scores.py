@@ -11,9 +11,11 @@ from nasforge.errors import InvalidConfigError, StorageError, UnknownNameError
 from nasforge.proxies.scores import (
     compute_scores,
     kendall,
+    kendall_numpy,
     rank_normalise,
     read_reference,
     spearman,
+    spearman_numpy,
 )
 
 A = (
@@ -71,6 +73,31 @@ def test_correlations_match_scipy_definitions():
     assert spearman(x, y) == pytest.approx(scipy.spearmanr(x, y)[0])
     assert kendall(x, y) == pytest.approx(scipy.kendalltau(x, y)[0])
     assert rank_normalise([3, 1, 2]).tolist() == [1.0, 0.0, 0.5]
+
+
+@pytest.mark.parametrize("n", [2, 7, 300])
+def test_scipy_and_numpy_correlations_agree_with_ties(n):
+    pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(n)
+    for _ in range(5):
+        # integer scores: many ties on both sides, as in accuracy tables and proxy scores
+        x = rng.integers(0, max(2, n // 4), size=n).astype(float)
+        y = x + rng.integers(0, 3, size=n)
+        assert spearman(x, y) == pytest.approx(spearman_numpy(x, y), abs=1e-12, nan_ok=True)
+        assert kendall(x, y) == pytest.approx(kendall_numpy(x, y), abs=1e-12, nan_ok=True)
+    constant = np.ones(n)
+    assert np.isnan(kendall(constant, rng.normal(size=n)))
+    assert np.isnan(spearman(rng.normal(size=n), constant))
+
+
+def test_correlations_without_scipy(monkeypatch):
+    from nasforge.proxies import scores as module
+
+    monkeypatch.setattr(module, "_scipy_stats", lambda: None)
+    assert spearman([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(0.8)
+    assert kendall([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(2 / 3)
+    with pytest.raises(InvalidConfigError, match="NaN"):
+        kendall([1.0, float("nan")], [1.0, 2.0])
 
 
 def test_disk_cache_reuses_scores(tmp_path, nb201):

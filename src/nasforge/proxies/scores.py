@@ -6,7 +6,7 @@ caches each score in memory and, with ``cache_dir``, on disk, one file per (spac
 seed, batch and network settings); :func:`read_reference` reads a precomputed table such as
 NAS-Bench-Suite-Zero's (``nb201_zero_cost_proxies.csv.gz``), so that the training-free
 strategies can run on published scores. :func:`spearman` and :func:`kendall` measure how
-well a score ranks architectures.
+well a score ranks architectures (through scipy when it is installed, else in NumPy).
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ __all__ = [
     "candidate_scores",
     "compute_scores",
     "kendall",
+    "kendall_numpy",
     "rank_normalise",
     "read_reference",
     "spearman",
+    "spearman_numpy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -134,14 +136,56 @@ def _pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _scipy_stats() -> Any:
+    """``scipy.stats`` when scipy is installed (an optional dependency), else ``None``."""
+    try:
+        import scipy.stats
+    except ImportError:
+        return None
+    return scipy.stats
+
+
+def _constant(x: np.ndarray) -> bool:
+    return len(x) < 2 or bool(np.all(x == x[0]))
+
+
 def spearman(x: Any, y: Any) -> float:
     """Spearman's rank correlation of ``x`` and ``y`` (average ranks for ties); NaN when one
     of them is constant.
 
+    Computed by ``scipy.stats.spearmanr`` when scipy is installed, else by
+    :func:`spearman_numpy` (the same value).
+
     Example:
-        >>> spearman([1, 2, 3, 4], [10, 20, 40, 30])
+        >>> round(spearman([1, 2, 3, 4], [10, 20, 40, 30]), 6)
         0.8
     """
+    x, y = _pair(x, y)
+    stats = _scipy_stats()
+    if stats is None or _constant(x) or _constant(y):
+        return spearman_numpy(x, y)
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def kendall(x: Any, y: Any) -> float:
+    """Kendall's tau-b of ``x`` and ``y``; NaN when one of them is constant.
+
+    Computed by ``scipy.stats.kendalltau`` (``O(n log n)``: 15,625 items in milliseconds)
+    when scipy is installed, else by :func:`kendall_numpy` (the same value, ``O(n^2)``).
+
+    Example:
+        >>> round(kendall([1, 2, 3, 4], [10, 20, 40, 30]), 6)
+        0.666667
+    """
+    x, y = _pair(x, y)
+    stats = _scipy_stats()
+    if stats is None or _constant(x) or _constant(y):
+        return kendall_numpy(x, y)
+    return float(stats.kendalltau(x, y, variant="b").statistic)
+
+
+def spearman_numpy(x: Any, y: Any) -> float:
+    """:func:`spearman` in NumPy alone (the fallback without scipy)."""
     x, y = _pair(x, y)
     rx, ry = _ranks(x), _ranks(y)
     rx -= rx.mean()
@@ -150,13 +194,9 @@ def spearman(x: Any, y: Any) -> float:
     return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
 
 
-def kendall(x: Any, y: Any) -> float:
-    """Kendall's tau-b of ``x`` and ``y`` (O(n^2) memory-bounded; fine for thousands).
-
-    Example:
-        >>> kendall([1, 2, 3, 4], [10, 20, 40, 30])
-        0.6666666666666666
-    """
+def kendall_numpy(x: Any, y: Any) -> float:
+    """:func:`kendall` in NumPy alone (the fallback without scipy): all pairs, in blocks
+    that bound the memory; ``O(n^2)`` time, fine for thousands."""
     x, y = _pair(x, y)
     n = len(x)
     concordant = 0.0
@@ -455,12 +495,12 @@ def candidate_scores(
         raise InvalidConfigError(f"pool_size must be at least 1, got {pool_size}.")
     if scores is not None:
         file = Path(scores)
-        key = (str(file.resolve()), space.name, dataset, tuple(proxies))
         stamp = file.stat().st_mtime if file.exists() else None
-        table = _REFERENCE_MEMO.get((*key, stamp))
+        key = (str(file.resolve()), space.name, dataset, tuple(proxies), stamp)
+        table = _REFERENCE_MEMO.get(key)
         if table is None:
             table = read_reference(file, space=space.name, dataset=dataset, proxies=proxies)
-            _REFERENCE_MEMO[(*key, stamp)] = table
+            _REFERENCE_MEMO[key] = table
         if pool_size is not None and pool_size < len(table):
             rows = np.sort(rng.choice(len(table), size=pool_size, replace=False))
             table = table.subset(rows)
