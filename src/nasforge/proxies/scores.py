@@ -505,15 +505,10 @@ def candidate_scores(
             rows = np.sort(rng.choice(len(table), size=pool_size, replace=False))
             table = table.subset(rows)
         return table
-    wanted = 20 if pool_size is None else pool_size
-    seen: dict[Architecture, None] = {}
-    for _ in range(wanted * 20):
-        seen.setdefault(space.sample(rng), None)
-        if len(seen) == wanted:
-            break
+    pool = space.sample_distinct(rng, 20 if pool_size is None else pool_size)
     return compute_scores(
         space,
-        list(seen),
+        pool,
         proxies,
         data=data,
         dataset=dataset,
