@@ -8,9 +8,9 @@
 * :mod:`~nasforge.train.trainer`: :func:`train`, :func:`evaluate_accuracy`, devices, seeds.
 * :mod:`~nasforge.train.checkpoint`: a network saved as plain data (:class:`ModelRecord`).
 
-Importing this package does not import torch: :class:`Recipe` and
-:func:`cosine_warmup_lr` are plain Python, and the other names load their module (and torch)
-when first used.
+Importing this package does not import torch: :class:`Recipe`, :func:`cosine_warmup_lr` and
+:func:`cosine_annealing` (:mod:`~nasforge.train.schedule`) are plain Python, and the other
+names load their module (and torch) when first used.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from nasforge.train.recipe import OPTIMIZERS, Recipe, cosine_warmup_lr
+from nasforge.train.schedule import cosine_annealing
 
 if TYPE_CHECKING:
     from nasforge.train.augment import Augment
@@ -63,6 +64,7 @@ __all__ = [
     "TrainResult",
     "TrainingDivergedError",
     "build_model",
+    "cosine_annealing",
     "cosine_warmup_lr",
     "evaluate_accuracy",
     "load_cifar10",
