@@ -1,4 +1,4 @@
-"""The command line with real training: search --evaluator train, profile, export."""
+"""``nasforge search --evaluator train``: real training, resume, export, errors, progress bars."""
 
 from __future__ import annotations
 
@@ -8,12 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_testing import assert_usage_error, force_progress, invoke
 from PIL import Image
-from typer.testing import CliRunner
 
-from nasforge import cli
-
-runner = CliRunner()
 TINY = (
     "--epochs",
     "1",
@@ -30,20 +27,6 @@ TINY = (
     "--device",
     "cpu",
 )
-
-
-def invoke(*args: str) -> Any:
-    return runner.invoke(cli.app, list(args))
-
-
-def assert_usage_error(result: Any, *fragments: str) -> str:
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output and result.stdout == ""
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def write_tree(root: Path, classes: tuple[str, ...], n: int = 4, size: int = 8) -> Path:
@@ -226,84 +209,6 @@ def test_bad_data_layout_is_one_line(tmp_path: Path) -> None:
     assert_usage_error(result, "Cannot decode image", "train/a/1.png")
 
 
-def test_profile_prints_costs_and_latency() -> None:
-    result = invoke("profile", "6111", "--json")
-    assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert data["metrics"]["params_M"] == pytest.approx(1.073466)
-    assert data["metrics"]["macs_M"] == pytest.approx(153.27296)
-    assert data["latency"] == {}
-    small = invoke(
-        "profile",
-        data["arch"],
-        "--num-classes",
-        "5",
-        "--input-size",
-        "16",
-        "--channels",
-        "4",
-        "--cells",
-        "1",
-        "--latency",
-        "--backend",
-        "torch",
-        "--runs",
-        "2",
-    )
-    assert small.exit_code == 0, small.stderr
-    assert "latency torch" in small.stdout and "3x16x16" in small.stdout
-    darts = invoke(
-        "profile",
-        "darts-v2",
-        "--space",
-        "darts",
-        "--dataset",
-        "cifar100",
-        "--channels",
-        "8",
-        "--cells",
-        "5",
-        "--json",
-    )
-    assert darts.exit_code == 0, darts.stderr
-    assert json.loads(darts.stdout)["build"] == {
-        "num_classes": 100,
-        "channels": 8,
-        "layers": 5,
-        "auxiliary": False,
-    }
-
-
-@pytest.mark.parametrize(
-    ("args", "fragments"),
-    [
-        (["|bad|"], ["Malformed NB201 cell string"]),
-        (["20000"], ["out of range"]),
-        (["1", "--dataset", "mnist"], ["Unknown dataset 'mnist'"]),
-        (["1", "--dataset", "cifar10", "--num-classes", "3"], ["not both"]),
-        (["6111", "--input-size", "1"], ["failed on inputs of shape (1, 3, 1, 1)", "too small"]),
-        (["6111", "--latency", "--backend", "tensorrt", "--runs", "1"], ["latency backend"]),
-    ],
-)
-def test_profile_errors(args: list[str], fragments: list[str]) -> None:
-    assert_usage_error(invoke("profile", *args), *fragments)
-
-
-def test_export_errors_and_tabular_note(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 't.db'}"
-    assert invoke("search", "--budget", "5", "--storage", url, "--study", "tab").exit_code == 0
-    result = invoke("export", "tab", "--storage", url, "--out", str(tmp_path / "m.pt"))
-    assert result.exit_code == 0, result.stderr
-    assert "untrained" in result.stdout and "note: study 'tab'" in result.stderr
-    assert_usage_error(invoke("export", "tab", "--out", "x.pt"), "--storage URL")
-    assert_usage_error(invoke("export", "tab", "--storage", url), "--out PATH")
-    assert_usage_error(invoke("export", "nope", "--storage", url, "--out", "x.pt"), "study 'nope'")
-    assert_usage_error(
-        invoke("export", "tab", "--storage", url, "--out", "x.pt", "--format", "tflite"),
-        "Unknown export format 'tflite'",
-    )
-
-
 def test_progress_bars_over_trials_and_epochs(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a terminal, a bar counts the trials and another the epochs of the running trial."""
     updates: list[dict[str, Any]] = []
@@ -315,7 +220,7 @@ def test_progress_bars_over_trials_and_epochs(monkeypatch: pytest.MonkeyPatch) -
         updates.append(fields)
         real_update(self, task_id, **fields)
 
-    monkeypatch.setattr(cli, "_show_progress", lambda quiet: True)
+    force_progress(monkeypatch)
     monkeypatch.setattr(rich.progress.Progress, "update", spy)
     result = invoke(
         "search",

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_testing import invoke
 
 import nasforge
-from nasforge import cli
 from nasforge.pareto import dominates, study_front, true_front
 
 pytest.importorskip("moocore")
 
-runner = CliRunner()
 OBJECTIVES = "test_acc:max,latency_ms[pixel3]:min"
-
-
-def invoke(*args: str) -> Any:
-    return runner.invoke(cli.app, list(args))
 
 
 def mo_search(tmp_path: Path, *extra: str, budget: int = 80) -> str:

@@ -1,0 +1,315 @@
+"""``nasforge compare``: strategies (and one-shot methods) over many seeds and datasets on a
+tabular benchmark, as a table, and files with --out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nasforge.cli import _common as common
+from nasforge.cli._app import app
+from nasforge.cli._common import (
+    Dedupe,
+    Json,
+    Quiet,
+    budget_option,
+    deprecated_alias,
+    device_option,
+    resolution_option,
+    workers_option,
+)
+from nasforge.errors import InvalidConfigError
+
+_ONESHOT = "One-shot methods"
+
+
+def _oneshot_option(help: str) -> Any:
+    return typer.Option(help=help, rich_help_panel=_ONESHOT, show_default=False)
+
+
+@app.command()
+def compare(
+    strategies: Annotated[
+        str, typer.Option(help="Comma-separated strategies to compare.")
+    ] = "random,regularized-evolution",
+    dataset: Annotated[str, typer.Option(help="Dataset, or a comma-separated list.")] = "cifar10",
+    budget: Annotated[float, budget_option("Queries per run (a whole number).")] = 100,
+    seeds: Annotated[
+        str, typer.Option(help="Number of seeds (N: seeds 0..N-1) or a comma list of seeds.")
+    ] = "100",
+    benchmark: Annotated[str, typer.Option(help="Tabular benchmark.")] = "nb201",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="STRATEGY.KEY=VALUE",
+            help="Strategy parameter (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write trials.csv, summary.csv/json and plots to this folder.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, workers_option("Runs at once, in worker processes (default: one per CPU).")
+    ] = None,
+    jobs: Annotated[int | None, deprecated_alias("--jobs")] = None,
+    dedupe: Dedupe = False,
+    data: Annotated[
+        Path | None,
+        _oneshot_option(
+            "CIFAR-10 for the one-shot methods named in --strategies (darts, gdas...)."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        _oneshot_option("Supernet epochs of each one-shot run (default: each method's own)."),
+    ] = None,
+    channels: Annotated[int | None, _oneshot_option("Supernet channels (default 16).")] = None,
+    cells: Annotated[int | None, _oneshot_option("Supernet cells per stage (default 5).")] = None,
+    resolution: Annotated[
+        int | None,
+        resolution_option("Image side for the supernet (default the data's).", panel=_ONESHOT),
+    ] = None,
+    data_fraction: Annotated[
+        float | None, _oneshot_option("Share of the training images used (default 1).")
+    ] = None,
+    device: Annotated[str | None, device_option(panel=_ONESHOT)] = None,
+    threads: Annotated[int | None, _oneshot_option("CPU threads of the supernet.")] = None,
+    seconds_per_query: Annotated[
+        float,
+        typer.Option(
+            help="Seconds charged per black-box query on the time axis (time.png, mean "
+            "seconds), e.g. one architecture's training time.",
+        ),
+    ] = 0.0,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Compare strategies over many seeds (and datasets) on a tabular benchmark.
+
+    One-shot methods (darts, gdas, pc-darts, spos, darts-pt, single-level-darts) may be
+    named beside the strategies, with --data: each seed trains the method's supernet and its
+    epochs' derived architectures are looked up in the same table; time.png puts every
+    method on one wall-time axis.
+    """
+    try:
+        with common.errors():
+            workers = common.renamed("--workers", workers, "--jobs", jobs, quiet=quiet)
+            common.check_at_least_one("--workers", workers)
+            names = common.split(strategies)
+            datasets = common.split(dataset)
+            params = _strategy_params(param or [])
+            seed_arg = _parse_seeds(seeds)
+            oneshot_kwargs = _oneshot_kwargs(
+                names,
+                benchmark=benchmark,
+                data=data,
+                epochs=epochs,
+                channels=channels,
+                cells=cells,
+                resolution=resolution,
+                data_fraction=data_fraction,
+                device=device,
+                threads=threads,
+            )
+            kwargs: dict[str, Any] = {
+                "datasets": datasets,
+                "seeds": seed_arg,
+                "budget": budget,
+                "benchmark": benchmark,
+                "strategy_params": params or None,
+                "n_jobs": workers,
+                "dedupe": dedupe,
+                "seconds_per_query": seconds_per_query,
+                **oneshot_kwargs,
+            }
+            comp = _run(names, kwargs, show_progress=common.show_progress(quiet))
+            written = _write(comp, out)
+    except KeyboardInterrupt:
+        common.interrupted("interrupted: the comparison was stopped; nothing was written")
+    if as_json:
+        common.print_json(comp.to_json())
+        for label, path in written.items():
+            common.note(f"wrote {label}: {path}", quiet)
+        return
+    oneshot = tuple(getattr(comp, "oneshot", ()))
+    charged = float(getattr(comp, "seconds_per_query", 0.0) or 0.0) > 0
+    _print_table(comp.summary(), oneshot=oneshot, show_time=bool(oneshot) or charged)
+    for label, path in written.items():
+        typer.echo(f"wrote {label}: {path}")
+
+
+def _run(names: Sequence[str], kwargs: dict[str, Any], *, show_progress: bool) -> Any:
+    try:
+        from nasforge.experiments import run_comparison
+    except ImportError as exc:
+        common.fail(
+            f"the comparison harness (nasforge.experiments) cannot be imported: {exc}; "
+            "reinstall nasforge"
+        )
+    if not show_progress:
+        return run_comparison(list(names), **kwargs)
+    progress = common.progress_bar("runs")
+    task = progress.add_task("runs", total=None)
+
+    def report(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        return run_comparison(list(names), progress=report, **kwargs)
+
+
+def _write(comp: Any, out: Path | None) -> dict[str, Path]:
+    if out is None:
+        return {}
+    if out.exists() and not out.is_dir():
+        raise InvalidConfigError(f"--out {str(out)!r} is a file; give a folder.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return dict(comp.write(out))
+    except OSError as exc:
+        common.fail(f"cannot write the results to {str(out)!r}: {exc.strerror or exc}")
+
+
+def _oneshot_kwargs(
+    names: Sequence[str],
+    *,
+    benchmark: str,
+    data: Path | None,
+    epochs: int | None,
+    channels: int | None,
+    cells: int | None,
+    resolution: int | None,
+    data_fraction: float | None,
+    device: str | None,
+    threads: int | None,
+) -> dict[str, Any]:
+    """The one-shot arguments of ``run_comparison``; options of one-shot methods given
+    without one are refused, naming them."""
+    from nasforge.experiments.compare import is_oneshot
+
+    options = {
+        "--data": data,
+        "--epochs": epochs,
+        "--channels": channels,
+        "--cells": cells,
+        "--resolution": resolution,
+        "--data-fraction": data_fraction,
+        "--device": device,
+        "--threads": threads,
+    }
+    if not any(is_oneshot(name) for name in names):
+        given = [flag for flag, value in options.items() if value is not None]
+        if given:
+            raise InvalidConfigError(
+                f"{', '.join(given)} only appl{'ies' if len(given) == 1 else 'y'} to one-shot "
+                "methods (darts, gdas, ...), and --strategies names none; add one or drop "
+                f"{'it' if len(given) == 1 else 'them'}."
+            )
+        return {}
+    import nasforge
+    from nasforge.runs.oneshot import require_data, supernet_settings
+
+    require_data(data, "The one-shot methods in --strategies train")
+    settings = supernet_settings(
+        nasforge.tabular.create(benchmark).space,
+        channels=channels,
+        cells=cells,
+        resolution=resolution,
+        data_fraction=data_fraction,
+    )
+    return {
+        "data": str(data),
+        "oneshot_settings": settings,
+        "oneshot_epochs": epochs,
+        "device": device or "auto",
+        "threads": threads,
+    }
+
+
+def _strategy_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    flat = common.parse_params(items)
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        strategy, dot, name = key.partition(".")
+        if not dot or not strategy or not name:
+            raise InvalidConfigError(
+                f"Malformed --param {key}={value!r}; for compare write STRATEGY.key=value, "
+                "e.g. --param regularized-evolution.population_size=20."
+            )
+        out.setdefault(strategy, {})[name] = value
+    return out
+
+
+def _parse_seeds(text: str) -> int | list[int]:
+    parts = common.split(text)
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if not values:
+        raise InvalidConfigError(
+            f"--seeds {text!r} is not a number of seeds or a comma list of seeds; e.g. "
+            "--seeds 100 or --seeds 0,1,2."
+        )
+    if len(values) == 1 and "," not in text:
+        if not values[0] > 0:
+            raise InvalidConfigError(f"--seeds must be a positive number, got {values[0]!r}.")
+        return values[0]
+    if any(v < 0 for v in values):
+        raise InvalidConfigError(f"Seeds must be non-negative integers, got {text!r}.")
+    return values
+
+
+def _print_table(rows: Sequence[Any], oneshot: Sequence[str] = (), show_time: bool = False) -> None:
+    """The summary as a table; with ``show_time`` a column of the mean wall seconds spent
+    (with the charge per query), which a plain table comparison has no use for."""
+    from rich import box
+    from rich.table import Table
+
+    runs = sorted({int(row.n_runs) for row in rows if getattr(row, "n_runs", None) is not None})
+    seeds = f", {'/'.join(str(r) for r in runs)} runs each" if runs else ""
+    table = Table(
+        title=f"test accuracy (mean ± std) of the best-by-validation architecture{seeds}"
+        + (f"; {', '.join(oneshot)}: final derived architecture" if oneshot else ""),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for label in ("dataset", "strategy"):
+        table.add_column(label, no_wrap=True)
+    numbers = ("budget", "test acc", "valid", "opt %", "RI %", *(("time s",) if show_time else ()))
+    for label in numbers:
+        table.add_column(label, justify="right", no_wrap=True)
+    previous: tuple[Any, Any] | None = None
+    fmt = common.fmt
+    for row in rows:
+        if previous is not None and previous != (row.dataset, row.budget):
+            table.add_section()
+        previous = (row.dataset, row.budget)
+        rate = row.optimum_rate
+        common.add_row(
+            table,
+            str(row.dataset),
+            str(row.strategy),
+            fmt(row.budget),
+            f"{fmt(row.mean_test)} ± {fmt(row.std_test)}",
+            fmt(row.mean_valid),
+            fmt(None if rate is None else 100.0 * rate, 1),
+            fmt(row.ri),
+            *((fmt(getattr(row, "mean_seconds", None), 0),) if show_time else ()),
+        )
+    console = common.console()
+    if show_time and not console.is_terminal:
+        console.width = max(console.width, 90)  # pipes and logs: no header cut short
+    console.print(table)

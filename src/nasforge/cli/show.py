@@ -1,0 +1,120 @@
+"""``nasforge show``: a stored study (settings, trial counts, best trials), or the list of
+the studies in a storage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+
+from nasforge.cli import _common as common
+from nasforge.cli._app import app
+from nasforge.cli._common import Json, StorageRequired
+from nasforge.errors import InvalidConfigError
+
+
+@app.command()
+def show(
+    storage: StorageRequired,
+    study_name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[STUDY]", help="Study to show; leave out to list the stored studies."
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many of the best trials to list.")] = 10,
+    as_json: Json = False,
+) -> None:
+    """Show a stored study (settings, trial counts, best trials), or list the stored studies."""
+    with common.errors():
+        if top < 0:
+            raise InvalidConfigError(f"--top must be 0 or more, got {top}.")
+        from nasforge.runs import studies_summary, study_summary
+
+        if study_name is None:
+            data = studies_summary(storage)
+        else:
+            import nasforge
+
+            data = study_summary(nasforge.load_study(study_name, storage), top)
+    if as_json:
+        common.print_json(data)
+    elif study_name is None:
+        _print_studies(data)
+    else:
+        _print_study(data)
+
+
+def _print_studies(data: Mapping[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = data["studies"]
+    if not rows:
+        typer.echo(f"no studies in {data['storage']}")
+        return
+    table = Table(title=escape(f"studies in {data['storage']}"))
+    for column in ("name", "strategy", "seed", "dataset", "trials", "complete"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        common.add_row(
+            table,
+            row["name"],
+            row["strategy"],
+            str(row["seed"]),
+            common.cell(row["dataset"]),
+            str(row["n_trials"]),
+            str(row["n_complete"]),
+        )
+    common.console().print(table)
+
+
+def _print_study(data: Mapping[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from nasforge.cli._summary import best_rows, shown_metrics
+
+    cell = common.cell
+    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(data["states"].items()))
+    space_params = f" ({cell(data['space_params'])})" if data["space_params"] else ""
+    common.print_fields(
+        [
+            ("study", data["study"]),
+            ("space", data["space"] + space_params),
+            ("strategy", f"{data['strategy']} (seed {data['seed']})"),
+            ("parameters", cell(data["strategy_params"]) or "defaults"),
+            ("objectives", ", ".join(data["objectives"])),
+            ("evaluator", cell(data["evaluator"]) if data["evaluator"] else "not run yet"),
+            ("created", cell(data["created_at"])),
+            ("trials", f"{data['n_trials']}" + (f" ({states})" if states else "")),
+            ("cost", f"{data['spent']:g}"),
+            *best_rows(data["best"], data["objectives"]),
+        ]
+    )
+    if not data["top"]:
+        return
+    n_objectives = len(data["objectives"])
+    metrics = [
+        m
+        for i, m in enumerate(shown_metrics(data["objectives"])[: n_objectives + 2])
+        if i < n_objectives or any(m in t["metrics"] for t in data["top"])
+    ]
+    with_index = any(t["index"] is not None for t in data["top"])
+    table = Table(title=escape(f"top {len(data['top'])} trials by {data['objectives'][0]}"))
+    table.add_column("#", justify="right")
+    if with_index:
+        table.add_column("index", justify="right")
+    table.add_column("arch", overflow="fold")
+    for metric in metrics:
+        table.add_column(escape(metric), justify="right")
+    for trial in data["top"]:
+        common.add_row(
+            table,
+            str(trial["number"]),
+            *([cell(trial["index"])] if with_index else []),
+            trial["arch"],
+            *(common.fmt(trial["metrics"].get(m), 3) for m in metrics),
+        )
+    common.console().print(table)

@@ -1,0 +1,188 @@
+"""``nasforge worker``: work on a shared study until its limit is reached, on as many
+machines as you like."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from nasforge.cli import _common as common
+from nasforge.cli._app import app
+from nasforge.cli._common import Json, Quiet, StorageRequired, budget_option, workers_option
+
+_CREATE = "Creating the study (first worker only; later workers are checked against it)"
+_RUN = "Execution"
+
+
+def _create_option(help: str, **extra: Any) -> Any:
+    extra.setdefault("show_default", False)
+    return typer.Option(help=help, rich_help_panel=_CREATE, **extra)
+
+
+@app.command()
+def worker(
+    storage: StorageRequired,
+    study_name: Annotated[
+        str, typer.Option("--study", help="Name of the shared study.", show_default=False)
+    ],
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop when the study has this many finished trials (stored for later workers).",
+            show_default=False,
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        budget_option("Stop when the study has spent this cost (stored for later workers)."),
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        _create_option("Strategy; creates the study when absent, must match it when present."),
+    ] = None,
+    space: Annotated[
+        str | None,
+        _create_option("Search space (default nb201); must match the study when present."),
+    ] = None,
+    dataset: Annotated[
+        str, _create_option("Dataset of the tabular benchmark.", show_default=True)
+    ] = "cifar10",
+    seed: Annotated[
+        int | None, _create_option("Seed of the strategy (default 0); must match the study.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="KEY=VALUE",
+            help="Strategy parameter (repeatable).",
+            rich_help_panel=_CREATE,
+            show_default=False,
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int,
+        _create_option(
+            "Evaluations of the proposal of a trial whose worker died, beyond the first.",
+            show_default=True,
+        ),
+    ] = 3,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where evaluations run: inprocess, pool (local processes) or ray.",
+            rich_help_panel=_RUN,
+        ),
+    ] = "inprocess",
+    workers: Annotated[
+        int | None,
+        workers_option(
+            "Evaluations running at once (pool: processes; ray: default what the cluster fits).",
+            panel=_RUN,
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join (auto, ray://host:10001); default: start Ray here.",
+            rich_help_panel=_RUN,
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_trial: Annotated[
+        float, typer.Option(help="CPUs each Ray task reserves.", rich_help_panel=_RUN)
+    ] = 1.0,
+    gpus_per_trial: Annotated[
+        float, typer.Option(help="GPUs each Ray task reserves.", rich_help_panel=_RUN)
+    ] = 0.0,
+    heartbeat_grace: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds without a heartbeat before a RUNNING trial of another worker is "
+            "declared dead and retried (default: the study's, 60).",
+            rich_help_panel=_RUN,
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Quiet = False,
+    as_json: Json = False,
+) -> None:
+    """Work on a shared study until its limit is reached; start it on as many machines as
+    you like. The first worker creates the study (give --strategy) and stores its limit."""
+    from nasforge.errors import StudyDeletedError
+    from nasforge.execution.worker import join_study, make_executor, run_worker
+    from nasforge.runs.summary import safe_url
+
+    safe = safe_url(storage)
+    study = None
+    ex = None
+    try:
+        with common.errors():
+            common.check_at_least_one("--workers", workers)
+            create = None
+            if strategy is not None:
+                import nasforge
+
+                create = {
+                    "strategy": strategy,
+                    "space": space or "nb201",
+                    "seed": 0 if seed is None else seed,
+                    "strategy_params": common.parse_params(param or []),
+                    "evaluator": nasforge.evaluators.create("tabular", dataset=dataset),
+                    "max_retries": max_retries,
+                }
+            expect = {"strategy": strategy, "space": space, "seed": seed}
+            study = join_study(storage, study_name, create=create, expect=expect)
+            ex = make_executor(
+                executor,
+                workers=workers,
+                ray_address=ray_address,
+                cpus_per_trial=cpus_per_trial,
+                gpus_per_trial=gpus_per_trial,
+            )
+            common.note(
+                f"worker on study {study.name} in {safe}: {len(study.trials)} trials recorded, "
+                f"{executor} executor with {ex.max_workers} slot(s)",
+                quiet,
+            )
+            try:
+                report = run_worker(
+                    study,
+                    n_trials=trials,
+                    budget=budget,
+                    executor=ex,
+                    executor_name=executor,
+                    heartbeat_grace=heartbeat_grace,
+                )
+            except StudyDeletedError:
+                common.fail(
+                    f"study {study_name!r} was deleted from {safe} while this worker ran; stopping",
+                    1,
+                )
+    except KeyboardInterrupt:
+        common.interrupted(
+            "interrupted: this worker's running trials are marked for retry; the other "
+            "workers go on"
+        )
+    finally:
+        if ex is not None:
+            ex.shutdown()
+        if study is not None:
+            study.storage.close()
+    data = {
+        "study": report.study,
+        "storage": safe,
+        "worker": report.worker,
+        "executor": report.executor,
+        "trials_by_this_worker": report.trials,
+        "study_trials": report.study_trials,
+        "study_finished": report.study_finished,
+        "limits": report.limits,
+        "seconds": round(report.seconds, 3),
+    }
+    if as_json:
+        common.print_json(data)
+    else:
+        common.print_fields([(k.replace("_", " "), str(v)) for k, v in data.items()])

@@ -1,0 +1,140 @@
+"""Evaluators built from plain options, as ``nasforge search --evaluator train`` gives them.
+
+The command line names a network's width and depth ``channels`` and ``cells`` for every
+space and the recipe's fields one by one; :func:`training_evaluator` turns those options into
+the training evaluator's keyword arguments (the space's own depth keyword, a recipe with the
+changes applied) and checks what only makes sense together (data and dataset).
+
+Example:
+    >>> ev = training_evaluator(space="nb201", dataset="synthetic", seed=0, epochs=1,
+    ...                         channels=4, cells=1, lr=0.05)
+    >>> (ev.channels, ev.depth, ev.recipe.epochs, ev.recipe.lr)
+    (4, 1, 1, 0.05)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nasforge.errors import InvalidConfigError
+
+if TYPE_CHECKING:
+    from nasforge.evaluators.base import Evaluator
+    from nasforge.spaces.base import SearchSpace
+
+__all__ = ["RECIPE_OPTIONS", "scale_keys", "training_evaluator"]
+
+#: Recipe changes by option name: the option, then the :class:`~nasforge.train.Recipe` field.
+RECIPE_OPTIONS: Mapping[str, str] = {
+    "optimizer": "optimizer",
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "weight_decay": "weight_decay",
+    "warmup": "warmup_epochs",
+    "label_smoothing": "label_smoothing",
+    "cutout": "cutout",
+    "grad_clip": "grad_clip",
+}
+
+
+def scale_keys(space: SearchSpace) -> tuple[str, str] | None:
+    """The build keywords of ``space``'s width and depth (``("channels", "layers")``...), or
+    ``None`` when its networks have no such settings."""
+    keys = getattr(space, "scale_keys", None)
+    if keys:
+        return (str(keys[0]), str(keys[1]))
+    try:  # spaces that do not declare them yet: the training evaluator's table
+        from nasforge.evaluators.training import SPACE_SETTINGS
+    except ImportError:
+        return None
+    known = SPACE_SETTINGS.get(space.name, {})
+    return ("channels", str(known["depth_key"])) if known.get("depth_key") else None
+
+
+def training_evaluator(
+    *,
+    space: str,
+    dataset: str,
+    seed: int,
+    data: str | Path | None = None,
+    recipe: str | None = None,
+    epochs: int | None = None,
+    channels: int | None = None,
+    cells: int | None = None,
+    resolution: int | None = None,
+    data_fraction: float | None = None,
+    valid_size: int | None = None,
+    eval_limit: int | None = None,
+    threads: int | None = None,
+    device: str | None = None,
+    cache_dir: str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+    **recipe_changes: Any,
+) -> Evaluator:
+    """The ``train`` evaluator these options describe.
+
+    Args:
+        space, dataset, seed: As :class:`~nasforge.evaluators.training.TrainingEvaluator`.
+        data: The data's path; must be left out for ``dataset="synthetic"``.
+        recipe: Name of the base recipe (default NAS-Bench-201's).
+        cells: The network's depth, in the space's own unit (NB201 cells per stage, DARTS
+            layers).
+        recipe_changes: Fields of :data:`RECIPE_OPTIONS` (``lr=``, ``warmup=``...) that change
+            the base recipe; ``None`` values change nothing.
+        Others: as the training evaluator's keywords; ``None`` keeps its default.
+
+    Raises:
+        InvalidConfigError: Data given with the synthetic dataset or missing with another,
+            a depth for a space without one, an unknown recipe change.
+        UnknownNameError: An unknown recipe, dataset or space.
+    """
+    import nasforge
+    from nasforge.train import Recipe
+
+    unknown = sorted(set(recipe_changes) - set(RECIPE_OPTIONS))
+    if unknown:
+        raise InvalidConfigError(
+            f"Unknown recipe option(s) {unknown}; choose from {sorted(RECIPE_OPTIONS)}."
+        )
+    base = Recipe.named(recipe) if recipe else Recipe()
+    changes = {
+        RECIPE_OPTIONS[key]: value for key, value in recipe_changes.items() if value is not None
+    }
+    kwargs: dict[str, Any] = {
+        "dataset": dataset,
+        "space": space,
+        "recipe": base.replace(**changes) if changes else base,
+        "seed": seed,
+    }
+    given = {
+        "epochs": epochs,
+        "channels": channels,
+        "resolution": resolution,
+        "data_fraction": data_fraction,
+        "valid_size": valid_size,
+        "eval_limit": eval_limit,
+        "threads": threads,
+        "device": device,
+        "cache_dir": cache_dir,
+    }
+    kwargs.update({key: value for key, value in given.items() if value is not None})
+    if cells is not None:
+        keys = scale_keys(nasforge.spaces.create(space))
+        if keys is None:
+            raise InvalidConfigError(f"--cells is not a setting of space {space!r}.")
+        kwargs[keys[1]] = cells
+    kwargs["checkpoint_dir"] = checkpoint_dir
+    if dataset == "synthetic":
+        if data is not None:
+            raise InvalidConfigError("--data is not used with --dataset synthetic; leave it out.")
+    elif data is None:
+        raise InvalidConfigError(
+            f"--evaluator train needs --data PATH: the {dataset} data (CIFAR-10's python "
+            "release folder, an image-folder tree train/<class>/, test/<class>/, or a .tar.gz "
+            "of either); nasforge never downloads data."
+        )
+    else:
+        kwargs["data"] = data
+    return nasforge.evaluators.create("train", **kwargs)

@@ -1,0 +1,34 @@
+"""Runs from plain settings: what a command-line command does besides printing.
+
+Each function takes the options a user types (names, numbers, paths), validates them, calls
+the core API (:func:`nasforge.create_study`, :mod:`nasforge.oneshot`, the registries) and
+returns plain data: a study ready to run, a JSON-ready summary, a table of scores. The
+``nasforge`` commands print what these return; scripts can call them directly.
+
+Modules: :mod:`~nasforge.runs.search` (open and run a search, progress callbacks),
+:mod:`~nasforge.runs.oneshot`, :mod:`~nasforge.runs.summary`, :mod:`~nasforge.runs.catalog`
+(what ``nasforge list`` shows), :mod:`~nasforge.runs.profile`, :mod:`~nasforge.runs.proxies`.
+Nothing here is imported by ``import nasforge``.
+"""
+
+from __future__ import annotations
+
+from nasforge.runs.search import (
+    OpenedSearch,
+    SearchProgress,
+    open_search,
+    open_training_search,
+    run_search,
+)
+from nasforge.runs.summary import search_summary, studies_summary, study_summary
+
+__all__ = [
+    "OpenedSearch",
+    "SearchProgress",
+    "open_search",
+    "open_training_search",
+    "run_search",
+    "search_summary",
+    "studies_summary",
+    "study_summary",
+]

@@ -1,0 +1,152 @@
+"""A one-shot search from plain settings: the supernet settings, the study's name and
+checkpoint folder, the data, and a summary of what the search derived.
+
+The one-shot methods themselves live in :mod:`nasforge.oneshot`; this module only turns the
+options a user types into its arguments and its result into a JSON-ready summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nasforge.errors import InvalidConfigError
+from nasforge.naming import default_checkpoint_dir, default_study_name
+from nasforge.runs.summary import search_summary, trial_summary
+
+if TYPE_CHECKING:
+    from nasforge.evaluators.base import Evaluator
+    from nasforge.study import Study
+    from nasforge.trial import Trial
+
+__all__ = ["OneShotRun", "require_data", "run_oneshot_search", "supernet_settings"]
+
+
+def require_data(data: Any, who: str) -> None:
+    """Refuse a one-shot run without data (``who`` names the method or methods)."""
+    if data is None:
+        raise InvalidConfigError(
+            f"{who} a supernet: give --data PATH (CIFAR-10's python release folder, an "
+            "image-folder tree or a .tar.gz of either); nasforge never downloads data."
+        )
+
+
+def supernet_settings(
+    space: str,
+    *,
+    channels: int | None = None,
+    cells: int | None = None,
+    resolution: int | None = None,
+    data_fraction: float | None = None,
+    batch_size: int | None = None,
+) -> Any:
+    """:class:`~nasforge.oneshot.SupernetSettings` with the given values; what is not given
+    is the published search-time setting of ``space`` (all the data, the data's resolution)."""
+    from nasforge.oneshot import SupernetSettings
+
+    base = SupernetSettings.standard(space)
+    return SupernetSettings(
+        channels=channels or base.channels,
+        cells=cells or base.cells,
+        resolution=resolution,
+        data_fraction=data_fraction or 1.0,
+        batch_size=batch_size or base.batch_size,
+    )
+
+
+@dataclass(frozen=True)
+class OneShotRun:
+    """A finished one-shot search: the method's result, the evaluator of its derived
+    architectures, and the summary (that of a search, with a ``oneshot`` part)."""
+
+    result: Any
+    evaluator: Evaluator
+    summary: dict[str, Any]
+
+    @property
+    def study(self) -> Study:
+        return self.result.study  # type: ignore[no-any-return]
+
+
+def run_oneshot_search(
+    method: str,
+    *,
+    space: str,
+    dataset: str,
+    seed: int,
+    data: str | Path | None,
+    settings: Any = None,
+    params: Mapping[str, Any] | None = None,
+    epochs: int | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    checkpoint_dir: str | Path | None = None,
+    keep_checkpoints: bool = True,
+    cache_dir: str | Path | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    callbacks: Sequence[Callable[[Study, Trial], None]] = (),
+) -> OneShotRun:
+    """Train ``method``'s supernet on ``data`` and look each epoch's derived architecture up
+    in the bundled table of ``space`` (one trial per epoch).
+
+    ``settings`` is a :class:`~nasforge.oneshot.SupernetSettings`, or a mapping of
+    :func:`supernet_settings` keywords (``None``: the space's search-time setting).
+    A persisted study without a name is named by :func:`~nasforge.naming.default_study_name`;
+    its checkpoints go next to a SQLite database unless ``checkpoint_dir`` is given or
+    ``keep_checkpoints`` is ``False``.
+
+    Raises:
+        NasforgeError: An unknown method, a space it cannot search, missing data.
+    """
+    import nasforge
+    from nasforge import oneshot
+    from nasforge.train import load_cifar10
+
+    require_data(data, f"The one-shot method {method!r} trains")
+    oneshot.get(method)
+    oneshot.base.check_space(space)
+    if settings is None or isinstance(settings, Mapping):
+        settings = supernet_settings(space, **(settings or {}))
+    evaluator = nasforge.evaluators.create("tabular", benchmark=space, dataset=dataset)
+    if study_name is None and storage is not None:
+        study_name = default_study_name(space, method, dataset, seed=seed)
+    if not keep_checkpoints:
+        checkpoint_dir = None
+    elif checkpoint_dir is None:
+        checkpoint_dir = default_checkpoint_dir(storage, study_name)
+    images = load_cifar10(data, cache_dir=cache_dir)
+    started = time.perf_counter()
+    result = oneshot.search(
+        method,
+        images,
+        space=space,
+        params=dict(params or {}),
+        settings=settings,
+        epochs=epochs,
+        seed=seed,
+        evaluator=evaluator,
+        storage=storage,
+        study_name=study_name,
+        checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
+        device=device,
+        threads=threads,
+        callbacks=list(callbacks),
+    )
+    study = result.study
+    summary = search_summary(
+        study, evaluator, budget=None, seconds=time.perf_counter() - started, storage=storage
+    )
+    last = study.trials[-1] if study.trials else None
+    summary["oneshot"] = {
+        "method": method,
+        "settings": settings.to_dict(),
+        "epochs": result.epochs_done,
+        "failed": result.failed,
+        "checkpoint": None if result.checkpoint is None else str(result.checkpoint),
+        "final": None if last is None else trial_summary(study, last),
+    }
+    return OneShotRun(result, evaluator, summary)

@@ -1,0 +1,159 @@
+"""What an architecture's network costs: parameters, MACs, FLOPs and measured latency, as
+``nasforge profile`` prints them.
+
+Example:
+    >>> data = profile_arch("6111")
+    >>> round(data["metrics"]["params_M"], 4), data["input_shape"]
+    (1.0735, [3, 32, 32])
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nasforge.errors import InvalidConfigError, NasforgeError, UnknownNameError
+
+if TYPE_CHECKING:
+    from nasforge.architecture import Architecture
+    from nasforge.spaces.base import SearchSpace
+
+__all__ = ["PROFILE_DATASETS", "parse_arch", "profile_arch"]
+
+#: Classes and image size of the datasets :func:`profile_arch` knows.
+PROFILE_DATASETS: dict[str, tuple[int, int]] = {
+    "cifar10": (10, 32),
+    "cifar100": (100, 32),
+    "imagenet16-120": (120, 16),
+}
+
+
+def parse_arch(space: SearchSpace, text: str) -> Architecture:
+    """An architecture from its text, a benchmark index (spaces with ``from_index``) or a
+    published name (spaces with ``named``)."""
+    stripped = text.strip()
+    from_index = getattr(space, "from_index", None)
+    if from_index is not None and stripped.isdigit():
+        return from_index(int(stripped))  # type: ignore[no-any-return]
+    named = getattr(space, "named", None)
+    if named is not None and not any(c in stripped for c in "|~=("):
+        return named(stripped)  # type: ignore[no-any-return]
+    return space.parse(stripped)
+
+
+def _positive(label: str, value: int) -> int:
+    if not value > 0:
+        raise InvalidConfigError(f"{label} must be a positive number, got {value!r}.")
+    return value
+
+
+def profile_arch(
+    text: str,
+    *,
+    space: str = "nb201",
+    dataset: str | None = None,
+    num_classes: int | None = None,
+    resolution: int | None = None,
+    channels: int | None = None,
+    cells: int | None = None,
+    latency: bool = False,
+    backends: Sequence[str] | None = None,
+    batch_size: int = 1,
+    runs: int = 50,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """The costs of the network of ``text`` (see :func:`parse_arch`) in ``space``.
+
+    The network is built as deployed: a head used only in training (an auxiliary
+    classifier) is left out. ``dataset`` gives the classes and image size (default
+    cifar10's); ``num_classes`` and ``resolution`` instead of it. ``backends``: latency
+    backends (default PyTorch, and ONNX Runtime where installed).
+
+    Returns:
+        ``arch``, ``space``, ``build`` (the build keywords), ``input_shape``, ``metrics``
+        (``params_M``, ``macs_M``, ``flops_M``), ``latency`` (per backend) and ``notes``.
+
+    Raises:
+        InvalidConfigError: Conflicting or non-positive settings, a width or depth for a space
+            without them, or a network that cannot run at that image size.
+        UnknownNameError: An unknown dataset or latency backend.
+    """
+    import nasforge
+    from nasforge.evaluators.options import scale_keys
+
+    if dataset is not None and (num_classes is not None or resolution is not None):
+        raise InvalidConfigError("Give --dataset, or --num-classes and --resolution, not both.")
+    classes, size = PROFILE_DATASETS["cifar10"]
+    if dataset is not None:
+        key = dataset.lower()
+        if key not in PROFILE_DATASETS:
+            raise UnknownNameError("dataset", dataset, PROFILE_DATASETS)
+        classes, size = PROFILE_DATASETS[key]
+    if num_classes is not None:
+        classes = _positive("--num-classes", num_classes)
+    if resolution is not None:
+        size = _positive("--resolution", resolution)
+    space_obj = nasforge.spaces.create(space)
+    arch = parse_arch(space_obj, text)
+    build: dict[str, Any] = {"num_classes": classes}
+    keys = scale_keys(space_obj) if (channels, cells) != (None, None) else None
+    for label, value, index in (("--channels", channels, 0), ("--cells", cells, 1)):
+        if value is not None:
+            if keys is None:
+                raise InvalidConfigError(f"{label} is not a setting of space {space!r}.")
+            build[keys[index]] = value
+    if "auxiliary" in inspect.signature(space_obj.build).parameters:
+        build["auxiliary"] = False  # what is deployed; the head only trains
+    try:
+        from nasforge import hardware
+    except ImportError as exc:  # pragma: no cover - ships with nasforge
+        raise InvalidConfigError(f"nasforge.hardware cannot be imported: {exc}") from None
+    module = space_obj.build(arch, **build)
+    shape = (3, size, size)
+    try:
+        metrics = hardware.count_flops(module, shape).as_metrics()
+    except NasforgeError:
+        raise
+    except Exception as exc:  # a layer that is empty at this size
+        raise InvalidConfigError(
+            f"The {space} network of {arch.text!r} cannot run on {size}x{size} images: {exc}"
+        ) from None
+    notes: list[str] = []
+    timings: dict[str, Any] = {}
+    if latency:
+        if backends is None:
+            names = ["torch"]
+            if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
+                names.append("onnxruntime")
+            else:
+                notes.append(
+                    "ONNX Runtime is not installed, so only PyTorch is timed: "
+                    "pip install 'nasforge[onnx]'"
+                )
+        else:
+            names = list(backends)
+        for name in names:
+            result = hardware.measure_latency(
+                module, shape, backend=name, batch_size=batch_size, runs=runs, threads=threads
+            )
+            timings[name] = {
+                "median_ms": result.median_ms,
+                "p10_ms": result.p10_ms,
+                "p90_ms": result.p90_ms,
+                "runs": result.runs,
+                "batch_size": result.batch_size,
+                "threads": result.threads,
+                "max_abs_diff": result.max_abs_diff,
+                "metric": result.metric,
+            }
+    return {
+        "arch": arch.text,
+        "space": space,
+        "build": build,
+        "input_shape": list(shape),
+        "metrics": metrics,
+        "latency": timings,
+        "notes": notes,
+    }

@@ -1,0 +1,22 @@
+"""``nasforge export``: errors, and the note on a tabular study (no trained weights)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_testing import assert_usage_error, invoke
+
+
+def test_export_errors_and_tabular_note(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    assert invoke("search", "--budget", "5", "--storage", url, "--study", "tab").exit_code == 0
+    result = invoke("export", "tab", "--storage", url, "--out", str(tmp_path / "m.pt"))
+    assert result.exit_code == 0, result.stderr
+    assert "untrained" in result.stdout and "note: study 'tab'" in result.stderr
+    assert_usage_error(invoke("export", "tab", "--out", "x.pt"), "Missing option '--storage'")
+    assert_usage_error(invoke("export", "tab", "--storage", url), "Missing option '--out'")
+    assert_usage_error(invoke("export", "nope", "--storage", url, "--out", "x.pt"), "study 'nope'")
+    assert_usage_error(
+        invoke("export", "tab", "--storage", url, "--out", "x.pt", "--format", "tflite"),
+        "Unknown export format 'tflite'",
+    )
