@@ -6,6 +6,7 @@ object-oriented API with the Agg canvas, so drawing leaves the user's pyplot bac
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,16 +15,18 @@ import numpy as np
 if TYPE_CHECKING:
     from nasforge.experiments.compare import Comparison
 
-__all__ = ["plot_time", "plot_trajectories"]
+__all__ = ["CONFIDENCE", "plot_time", "plot_trajectories", "t_quantile"]
 
-#: Half-width of the confidence band in standard errors of the mean (95% under normality).
-Z_95 = 1.96
+#: Coverage of the confidence bands: the mean over ``n`` seeds plus or minus Student's t
+#: quantile with ``n - 1`` degrees of freedom times the standard error (with 2 seeds the
+#: quantile is 12.7, not the normal 1.96: a normal band would be 6.5 times too narrow).
+CONFIDENCE = 0.95
 
 
 def plot_trajectories(comparison: Comparison, path: str | Path, *, dpi: int = 150) -> Path:
     """Draw one panel per dataset: the mean over seeds of the test accuracy of the
     best-by-validation architecture after each number of queries, one line per strategy, and
-    a band of ±1.96 standard errors of the mean (a 95% confidence interval).
+    a 95% confidence interval of the mean (Student's t over the seeds, see ``CONFIDENCE``).
 
     Args:
         comparison: The comparison to draw.
@@ -65,7 +68,7 @@ def plot_time(
 ) -> Path:
     """Draw one panel per dataset: the mean over seeds of the test accuracy of what each
     run stood for after each wall time (log scale), one line per strategy or one-shot
-    method, with a band of ±1.96 standard errors of the mean.
+    method, with a 95% confidence interval of the mean (Student's t over the seeds).
 
     A black-box run stands for its best-by-validation architecture so far, a one-shot run
     (dashed) for its latest derived architecture; a black-box query is charged
@@ -92,7 +95,7 @@ def plot_time(
             colour = f"C{i % 10}"
             style = "--" if strategy in comparison.oneshot else "-"
             ax.plot(grid, mean, style, color=colour, linewidth=1.6, label=strategy)
-            # an accuracy lies in [0, 100]; few seeds make the normal band overshoot it
+            # an accuracy lies in [0, 100]; with few seeds the band may overshoot it
             low, high = np.clip(mean - half, 0, 100), np.clip(mean + half, 0, 100)
             ax.fill_between(grid, low, high, color=colour, alpha=0.2, lw=0)
         ax.set_xscale("log")
@@ -140,16 +143,93 @@ def _save(figure: Any, path: str | Path, dpi: int) -> Path:
 
 
 def _mean_and_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over rows (seeds) and ``Z_95`` standard errors, ignoring NaN entries."""
+    """Mean over rows (seeds) and the half-width of its ``CONFIDENCE`` interval (Student's t
+    with one degree of freedom less than the seeds measured there), ignoring NaN entries."""
     counts = np.sum(~np.isnan(values), axis=0)
     safe = np.where(np.isnan(values), 0.0, values)
+    quantile = np.zeros(counts.shape)
+    for n in np.unique(counts[counts > 1]):
+        quantile[counts == n] = t_quantile(0.5 + CONFIDENCE / 2, int(n) - 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = safe.sum(axis=0) / counts
         squares = np.where(np.isnan(values), 0.0, (values - mean) ** 2).sum(axis=0)
         std = np.sqrt(squares / (counts - 1))
-        half = np.where(counts > 1, Z_95 * std / np.sqrt(counts), 0.0)
+        half = np.where(counts > 1, quantile * std / np.sqrt(counts), 0.0)
     mean = np.where(counts > 0, mean, np.nan)
     return mean, half
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t distribution with ``df`` degrees of freedom.
+
+    ``scipy.stats.t.ppf`` when scipy is installed; else the exact distribution function for
+    integer degrees of freedom (Abramowitz and Stegun, "Handbook of Mathematical Functions",
+    1964, 26.7.3-4: a finite sum in ``theta = atan(t / sqrt(df))``) inverted by bisection,
+    and above 10,000 degrees of freedom the Cornish-Fisher expansion around the normal
+    quantile (26.7.5), both to about 1e-12.
+
+    Example:
+        >>> round(t_quantile(0.975, 1), 3), round(t_quantile(0.975, 2), 3)
+        (12.706, 4.303)
+    """
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must lie strictly between 0 and 1, got {p!r}.")
+    if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 1:
+        raise ValueError(f"df must be an integer >= 1, got {df!r}.")
+    try:
+        from scipy import stats
+    except ImportError:
+        return _t_quantile(p, int(df))
+    return float(stats.t.ppf(p, df))
+
+
+def _t_quantile(p: float, df: int) -> float:
+    """:func:`t_quantile` without scipy."""
+    if p < 0.5:
+        return -_t_quantile(1.0 - p, df)
+    if p == 0.5:
+        return 0.0
+    if df > 10_000:
+        return _cornish_fisher(p, df)
+    target = 2.0 * p - 1.0  # P(|T| <= t)
+    low, high = 0.0, math.pi / 2
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        if middle in (low, high):
+            break
+        if _t_central(middle, df) < target:
+            low = middle
+        else:
+            high = middle
+    return math.sqrt(df) * math.tan(0.5 * (low + high))
+
+
+def _t_central(theta: float, df: int) -> float:
+    """``P(|T| <= sqrt(df) tan(theta))`` for integer ``df`` (A&S 26.7.3-4)."""
+    c2 = math.cos(theta) ** 2
+    total, term = 1.0, 1.0
+    if df % 2:  # odd: (2/pi) (theta + sin cos (1 + 2/3 c2 + 2*4/(3*5) c2^2 + ...))
+        for j in range(1, (df - 1) // 2):
+            term *= c2 * (2 * j) / (2 * j + 1)
+            total += term
+        tail = math.sin(theta) * math.cos(theta) * total if df > 1 else 0.0
+        return 2.0 / math.pi * (theta + tail)
+    for j in range(1, df // 2):  # even: sin (1 + 1/2 c2 + 1*3/(2*4) c2^2 + ...)
+        term *= c2 * (2 * j - 1) / (2 * j)
+        total += term
+    return math.sin(theta) * total
+
+
+def _cornish_fisher(p: float, df: int) -> float:
+    """Student's t quantile for many degrees of freedom (A&S 26.7.5)."""
+    from statistics import NormalDist
+
+    x = NormalDist().inv_cdf(p)
+    g1 = (x**3 + x) / 4
+    g2 = (5 * x**5 + 16 * x**3 + 3 * x) / 96
+    g3 = (3 * x**7 + 19 * x**5 + 17 * x**3 - 15 * x) / 384
+    g4 = (79 * x**9 + 776 * x**7 + 1482 * x**5 - 1920 * x**3 - 945 * x) / 92160
+    return x + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
 
 
 def _top(ax: object) -> float:
