@@ -32,7 +32,6 @@ import math
 import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, as_completed
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +43,13 @@ from nasforge import evaluators, spaces, tabular
 from nasforge import strategies as strategy_registry
 from nasforge.constraints import Constraint
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError
-from nasforge.execution import ProcessPool
+from nasforge.experiments._tasks import (
+    check_names,
+    check_seeds,
+    chunk_size,
+    run_tasks,
+    worker_count,
+)
 from nasforge.study import check_evaluator, create_study
 
 __all__ = ["TRIAL_COLUMNS", "Comparison", "SummaryRow", "run_comparison"]
@@ -72,8 +77,6 @@ TRIAL_COLUMNS = (
     "best_test",
     "seconds",
 )
-#: Most seeds one worker task runs (amortises process overhead, keeps progress fine-grained).
-_MAX_CHUNK = 25
 #: Two accuracies closer than this are equal (the "optimum found" test).
 _TOL = 1e-9
 #: What each run records: the objective and the metric it is judged by.
@@ -556,15 +559,15 @@ def run_comparison(
         >>> [(r.strategy, r.budget) for r in comparison.summary([20])]
         [('regularized-evolution', 20), ('random', 20)]
     """
-    names = _names(strategies, "strategies", "strategies=['random', 'regularized-evolution']")
-    dataset_names = _names(datasets, "datasets", "datasets=['cifar10']")
+    names = check_names(strategies, "strategies", "strategies=['random', 'regularized-evolution']")
+    dataset_names = check_names(datasets, "datasets", "datasets=['cifar10']")
     oneshot_names = _oneshot_names(names)
     if not (isinstance(seconds_per_query, numbers.Real) and 0 <= seconds_per_query < math.inf):
         raise InvalidConfigError(
             f"seconds_per_query must be a finite number of seconds >= 0, got "
             f"{seconds_per_query!r}; e.g. seconds_per_query=30 charges each query 30 s."
         )
-    seed_list = _check_seeds(seeds)
+    seed_list = check_seeds(seeds)
     if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget <= 0:
         raise InvalidConfigError(
             f"budget must be a positive whole number of queries, got {budget!r}; e.g. budget=100."
@@ -622,12 +625,11 @@ def run_comparison(
         raise InvalidConfigError(f"datasets lists a dataset twice: {list(dataset_names)}.")
     dataset_names = tuple(resolved)
 
-    n_workers = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
+    n_workers = worker_count(n_jobs)
     pairs = [(s, d) for s in names for d in dataset_names]
     blackbox_pairs = [(s, d) for s, d in pairs if s not in oneshot_names]
     total = len(pairs) * len(seed_list)
-    # about four tasks per worker balances the load; at most _MAX_CHUNK seeds per task
-    chunk = max(1, min(_MAX_CHUNK, math.ceil(total / (4 * n_workers))))
+    chunk = chunk_size(total, n_workers)
     groups = [
         (strategy, dataset, seed_list[i : i + chunk])
         for strategy, dataset in blackbox_pairs
@@ -659,32 +661,18 @@ def run_comparison(
         min(n_workers, len(tasks)),
     )
 
-    results: list[list[_Run] | None] = [None] * len(tasks)
-    done = 0
-    if progress is not None:
-        progress(0, total)
-    if min(n_workers, len(tasks)) <= 1:
-        for task in tasks:
-            results[task.index] = _run_chunk(task)
-            done += len(task.seeds)
-            if progress is not None:
-                progress(done, total)
-    else:
-        with ProcessPool(min(n_workers, len(tasks))) as pool:
-            futures: dict[Future[list[_Run]], _Task] = {
-                pool.submit(_run_chunk, task): task for task in tasks
-            }
-            for future in as_completed(futures):
-                task = futures[future]
-                results[task.index] = future.result()
-                done += len(task.seeds)
-                if progress is not None:
-                    progress(done, total)
-
+    results = run_tasks(
+        _run_chunk,
+        tasks,
+        n_workers=n_workers,
+        weight=lambda task: len(task.seeds),
+        total=total,
+        progress=progress,
+    )
     runs: dict[tuple[str, str], list[_Run]] = {pair: [] for pair in pairs}
     for task, chunk_runs in zip(tasks, results, strict=True):
-        assert chunk_runs is not None
         runs[(task.strategy, task.dataset)].extend(chunk_runs)
+    done = sum(len(task.seeds) for task in tasks)
     settings_json: dict[str, Any] = {}
     if oneshot_names:
         from nasforge.oneshot import SupernetSettings
@@ -940,42 +928,6 @@ def _best_so_far(
     best_valid[none_yet] = np.nan
     best_test[none_yet] = np.nan
     return best_valid, best_test
-
-
-def _names(values: Sequence[str], label: str, example: str) -> tuple[str, ...]:
-    if isinstance(values, str):
-        values = [values]
-    out = tuple(str(v) for v in values)
-    if not out:
-        raise InvalidConfigError(f"Give at least one name in {label}, e.g. {example}.")
-    if len(set(out)) != len(out):
-        twice = sorted({v for v in out if out.count(v) > 1})
-        raise InvalidConfigError(f"{label} lists {twice} more than once; name each once.")
-    return out
-
-
-def _check_seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        if seeds <= 0:
-            raise InvalidConfigError(
-                f"seeds must be a positive number of seeds (or a list of seeds), got {seeds}; "
-                "e.g. seeds=100 runs seeds 0..99."
-            )
-        return tuple(range(int(seeds)))
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
-        raise InvalidConfigError(
-            f"seeds must be a number of seeds or a list of seeds, got {seeds!r}; e.g. seeds=100."
-        )
-    out: list[int] = []
-    for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise InvalidConfigError(f"Each seed must be a non-negative integer, got {seed!r}.")
-        out.append(int(seed))
-    if not out:
-        raise InvalidConfigError("seeds is empty; give a number of seeds (seeds=100) or a list.")
-    if len(set(out)) != len(out):
-        raise InvalidConfigError(f"seeds lists a seed more than once: {out}; list each once.")
-    return tuple(out)
 
 
 def _check_budgets(budgets: Sequence[int], comparison: Comparison) -> list[int]:

@@ -37,11 +37,8 @@ from __future__ import annotations
 import csv
 import inspect
 import logging
-import math
 import numbers
-import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, as_completed
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -52,7 +49,13 @@ from nasforge import evaluators, spaces, tabular
 from nasforge import strategies as strategy_registry
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError
-from nasforge.execution import ProcessPool
+from nasforge.experiments._tasks import (
+    check_names,
+    check_seeds,
+    chunk_size,
+    run_tasks,
+    worker_count,
+)
 from nasforge.pareto import ReferenceKind, TrueFront, front_indices, hypervolume, true_front
 from nasforge.study import create_study
 from nasforge.trial import Objective, TrialState
@@ -65,8 +68,6 @@ logger = logging.getLogger(__name__)
 BASELINE = "random"
 #: Budgets (queries) reported by default, where they do not exceed the budget.
 DEFAULT_BUDGETS = (50, 100, 200)
-#: Most seeds one worker task runs.
-_MAX_CHUNK = 25
 _TOL = 1e-9
 
 
@@ -356,7 +357,7 @@ def run_pareto_comparison(
     Raises:
         InvalidConfigError, UnknownNameError: A name, objective or parameter is invalid.
     """
-    names = _names(strategies)
+    names = check_names(strategies, "strategies", "strategies=['nsga2']")
     if baseline and BASELINE not in names:
         names = (*names, BASELINE)
     parsed = tuple(Objective.parse(o) for o in objectives)
@@ -372,7 +373,7 @@ def run_pareto_comparison(
             f"report_objectives must name one objective per searched objective "
             f"({len(parsed)}), got {len(reported)}."
         )
-    seed_list = _seeds(seeds)
+    seed_list = check_seeds(seeds)
     if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget < 1:
         raise InvalidConfigError(f"budget must be a positive whole number, got {budget!r}.")
     if n_jobs is not None and (isinstance(n_jobs, bool) or n_jobs < 1):
@@ -398,9 +399,9 @@ def run_pareto_comparison(
     )
     dataset = str(getattr(evaluator, "dataset", dataset))
 
-    n_workers = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
+    n_workers = worker_count(n_jobs)
     total = len(names) * len(seed_list)
-    chunk = max(1, min(_MAX_CHUNK, math.ceil(total / (4 * n_workers))))
+    chunk = chunk_size(total, n_workers)
     tasks = [
         _Task(
             index=index,
@@ -428,30 +429,16 @@ def run_pareto_comparison(
         budget,
         len(tasks),
     )
-    results: list[list[_Run] | None] = [None] * len(tasks)
-    done = 0
-    if progress is not None:
-        progress(0, total)
-    if min(n_workers, len(tasks)) <= 1:
-        for task in tasks:
-            results[task.index] = _run_chunk(task)
-            done += len(task.seeds)
-            if progress is not None:
-                progress(done, total)
-    else:
-        with ProcessPool(min(n_workers, len(tasks))) as pool:
-            futures: dict[Future[list[_Run]], _Task] = {
-                pool.submit(_run_chunk, task): task for task in tasks
-            }
-            for future in as_completed(futures):
-                task = futures[future]
-                results[task.index] = future.result()
-                done += len(task.seeds)
-                if progress is not None:
-                    progress(done, total)
+    results = run_tasks(
+        _run_chunk,
+        tasks,
+        n_workers=n_workers,
+        weight=lambda task: len(task.seeds),
+        total=total,
+        progress=progress,
+    )
     runs: dict[str, list[_Run]] = {name: [] for name in names}
     for task, chunk_runs in zip(tasks, results, strict=True):
-        assert chunk_runs is not None
         runs[task.strategy].extend(chunk_runs)
     return ParetoComparison(
         strategies=names,
@@ -515,29 +502,3 @@ def _oriented_columns(bench: Any, dataset: str, objectives: Sequence[Objective])
     )
     signs = np.array([o.oriented(1.0) for o in objectives])
     return np.asarray(columns * signs)
-
-
-def _names(values: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(values, str):
-        values = [values]
-    out = tuple(str(v) for v in values)
-    if not out:
-        raise InvalidConfigError("Give at least one strategy, e.g. strategies=['nsga2'].")
-    if len(set(out)) != len(out):
-        raise InvalidConfigError(f"strategies lists a name twice: {list(out)}.")
-    return out
-
-
-def _seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise InvalidConfigError(f"seeds must be positive (a count) or a list, got {seeds}.")
-        return tuple(range(int(seeds)))
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
-        raise InvalidConfigError(f"seeds must be a count or a list of seeds, got {seeds!r}.")
-    out = tuple(int(s) for s in seeds)
-    if not out or len(set(out)) != len(out) or any(s < 0 for s in out):
-        raise InvalidConfigError(
-            f"seeds must list distinct non-negative integers, at least one; got {list(seeds)}."
-        )
-    return out

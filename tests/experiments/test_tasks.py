@@ -1,0 +1,53 @@
+"""The worker loop and the checks both comparisons share."""
+
+from __future__ import annotations
+
+import pytest
+
+from nasforge.errors import InvalidConfigError
+from nasforge.experiments._tasks import (
+    MAX_CHUNK,
+    check_names,
+    check_seeds,
+    chunk_size,
+    run_tasks,
+)
+
+
+def square_all(seeds: tuple[int, ...]) -> list[int]:
+    return [s * s for s in seeds]
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_results_come_back_in_task_order_with_progress(n_workers: int) -> None:
+    tasks = [(0, 1, 2), (3,), (4, 5), (6, 7, 8, 9)]
+    calls: list[tuple[int, int]] = []
+    results = run_tasks(
+        square_all,
+        tasks,
+        n_workers=n_workers,
+        weight=len,
+        total=10,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert results == [square_all(t) for t in tasks]
+    assert calls[0] == (0, 10) and calls[-1] == (10, 10) and len(calls) == 5
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_chunks_give_each_worker_about_four_tasks() -> None:
+    assert chunk_size(100, 1) == MAX_CHUNK
+    assert chunk_size(40, 2) == 5
+    assert chunk_size(3, 8) == 1
+
+
+def test_names_and_seeds_are_checked() -> None:
+    assert check_names("random", "strategies", "strategies=['random']") == ("random",)
+    with pytest.raises(InvalidConfigError, match=r"lists \['a'\] more than once"):
+        check_names(["a", "a"], "strategies", "strategies=['random']")
+    with pytest.raises(InvalidConfigError, match="at least one name in datasets"):
+        check_names([], "datasets", "datasets=['cifar10']")
+    assert check_seeds(3) == (0, 1, 2) and check_seeds([4, 2]) == (4, 2)
+    for bad, message in ((0, "positive number"), ([1, 1], "more than once"), ([-1], "non-neg")):
+        with pytest.raises(InvalidConfigError, match=message):
+            check_seeds(bad)  # type: ignore[arg-type]
