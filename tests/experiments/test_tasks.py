@@ -7,6 +7,7 @@ import pytest
 from nasforge.errors import InvalidConfigError
 from nasforge.experiments._tasks import (
     MAX_CHUNK,
+    check_budgets,
     check_names,
     check_seeds,
     chunk_size,
@@ -51,3 +52,13 @@ def test_names_and_seeds_are_checked() -> None:
     for bad, message in ((0, "positive number"), ([1, 1], "more than once"), ([-1], "non-neg")):
         with pytest.raises(InvalidConfigError, match=message):
             check_seeds(bad)  # type: ignore[arg-type]
+
+
+def test_budgets_are_checked_against_the_runs() -> None:
+    assert check_budgets([100, 50, 100], 100) == [50, 100]
+    with pytest.raises(InvalidConfigError, match="exceeds the 100 queries"):
+        check_budgets([200], 100)
+    with pytest.raises(InvalidConfigError, match="positive whole number"):
+        check_budgets([True], 100)
+    with pytest.raises(InvalidConfigError, match="budgets is empty"):
+        check_budgets([], 100)

@@ -13,7 +13,15 @@ from typing import TypeVar
 from nasforge.errors import InvalidConfigError
 from nasforge.execution import ProcessPool
 
-__all__ = ["MAX_CHUNK", "check_names", "check_seeds", "chunk_size", "run_tasks", "worker_count"]
+__all__ = [
+    "MAX_CHUNK",
+    "check_budgets",
+    "check_names",
+    "check_seeds",
+    "chunk_size",
+    "run_tasks",
+    "worker_count",
+]
 
 #: Most seeds one worker task runs (amortises process overhead, keeps progress fine-grained).
 MAX_CHUNK = 25
@@ -112,3 +120,21 @@ def check_seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise InvalidConfigError(f"seeds lists a seed more than once: {out}; list each once.")
     return tuple(out)
+
+
+def check_budgets(budgets: Sequence[int], limit: int) -> list[int]:
+    """The budgets to summarise at, sorted and distinct; each a whole number in
+    ``1..limit`` (the queries each run had)."""
+    out: list[int] = []
+    for b in budgets:
+        if isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1:
+            raise InvalidConfigError(f"Each budget must be a positive whole number, got {b!r}.")
+        if b > limit:
+            raise InvalidConfigError(
+                f"Budget {b} exceeds the {limit} queries each run had; summarise at budgets up "
+                f"to {limit}, or run the comparison with budget={b}."
+            )
+        out.append(int(b))
+    if not out:
+        raise InvalidConfigError("budgets is empty; give at least one, or None for the defaults.")
+    return sorted(set(out))

@@ -44,6 +44,7 @@ from nasforge import strategies as strategy_registry
 from nasforge.constraints import Constraint
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError
 from nasforge.experiments._tasks import (
+    check_budgets,
     check_names,
     check_seeds,
     chunk_size,
@@ -309,7 +310,7 @@ class Comparison:
         Raises:
             InvalidConfigError: A budget is not a whole number between 1 and :attr:`budget`.
         """
-        chosen = self.default_budgets() if budgets is None else _check_budgets(budgets, self)
+        chosen = self.default_budgets() if budgets is None else check_budgets(budgets, self.budget)
         rows = []
         for dataset in self.datasets:
             optimum = self.optima[dataset]
@@ -928,22 +929,6 @@ def _best_so_far(
     best_valid[none_yet] = np.nan
     best_test[none_yet] = np.nan
     return best_valid, best_test
-
-
-def _check_budgets(budgets: Sequence[int], comparison: Comparison) -> list[int]:
-    out: list[int] = []
-    for b in budgets:
-        if isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1:
-            raise InvalidConfigError(f"Each budget must be a positive whole number, got {b!r}.")
-        if b > comparison.budget:
-            raise InvalidConfigError(
-                f"Budget {b} exceeds the {comparison.budget} queries each run had; summarise at "
-                f"budgets up to {comparison.budget}, or run the comparison with budget={b}."
-            )
-        out.append(int(b))
-    if not out:
-        raise InvalidConfigError("budgets is empty; give at least one, or None for the defaults.")
-    return sorted(set(out))
 
 
 def _json_values(row: SummaryRow) -> dict[str, Any]:

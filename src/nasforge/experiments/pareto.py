@@ -50,6 +50,7 @@ from nasforge import strategies as strategy_registry
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError
 from nasforge.experiments._tasks import (
+    check_budgets,
     check_names,
     check_seeds,
     chunk_size,
@@ -218,7 +219,7 @@ class ParetoComparison:
         reference: ReferenceKind = "nadir",
     ) -> list[ParetoSummaryRow]:
         """One row per budget and strategy (budgets outer)."""
-        chosen = self.default_budgets() if budgets is None else self._check_budgets(budgets)
+        chosen = self.default_budgets() if budgets is None else check_budgets(budgets, self.budget)
         tf = self.front(reference)
         rows = []
         for budget in chosen:
@@ -251,21 +252,6 @@ class ParetoComparison:
         rounded = np.round(found, 9)
         hits = [bool(np.any(np.all(rounded == target, axis=1))) for target in self._targets]
         return float(np.mean(hits))
-
-    def _check_budgets(self, budgets: Sequence[int]) -> list[int]:
-        out: list[int] = []
-        for b in budgets:
-            if isinstance(b, bool) or not isinstance(b, numbers.Integral) or not b >= 1:
-                raise InvalidConfigError(f"Each budget must be a positive whole number, got {b!r}.")
-            if b > self.budget:
-                raise InvalidConfigError(
-                    f"Budget {b} exceeds the {self.budget} queries each run had; run the "
-                    f"comparison with budget={b}."
-                )
-            out.append(int(b))
-        if not out:
-            raise InvalidConfigError("budgets is empty; give at least one, or None.")
-        return sorted(set(out))
 
     def to_json(self, budgets: Sequence[int] | None = None) -> dict[str, Any]:
         """Settings and both summaries (``"nadir"`` and ``"median"`` references) as JSON data."""
