@@ -7,15 +7,30 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from nasforge.cli._common import echo_error
 
-__all__ = ["app"]
+__all__ = ["app", "command"]
+
+
+def _as_flag(option: Any) -> Any:
+    """``--help`` shown as the flag it is (no ``<bool>`` value type)."""
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
+class _Command(TyperCommand):
+    def get_help_option(self, ctx: Any) -> Any:
+        return _as_flag(super().get_help_option(ctx))
 
 
 class _Group(TyperGroup):
     """The root command group; it reports usage errors (bad option, bad value) in one line."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _as_flag(super().get_help_option(ctx))
 
     def main(
         self,
@@ -64,6 +79,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def command(name: str | None = None) -> Any:
+    """Register the decorated function as the command ``name`` of :data:`app`."""
+    return app.command(name, cls=_Command)
 
 
 def _version(value: bool) -> None:

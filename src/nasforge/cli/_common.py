@@ -104,7 +104,7 @@ def workers_option(help: str, panel: str | None = None) -> Any:
 
 
 def device_option(panel: str | None = None) -> Any:
-    """``--device``: ``auto`` (CUDA when PyTorch sees a GPU) in every command."""
+    """``--device``: ``auto`` (CUDA when PyTorch sees a GPU) by default in every command."""
     return typer.Option(help="auto (CUDA if present), cpu, cuda or cuda:N.", rich_help_panel=panel)
 
 

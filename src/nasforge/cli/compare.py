@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from nasforge.cli import _common as common
-from nasforge.cli._app import app
+from nasforge.cli._app import command
 from nasforge.cli._common import (
     Dedupe,
     Json,
@@ -30,7 +30,7 @@ def _oneshot_option(help: str) -> Any:
     return typer.Option(help=help, rich_help_panel=_ONESHOT, show_default=False)
 
 
-@app.command()
+@command()
 def compare(
     strategies: Annotated[
         str, typer.Option(help="Comma-separated strategies to compare.")
@@ -82,7 +82,7 @@ def compare(
     data_fraction: Annotated[
         float | None, _oneshot_option("Share of the training images used (default 1).")
     ] = None,
-    device: Annotated[str | None, device_option(panel=_ONESHOT)] = None,
+    device: Annotated[str, device_option(panel=_ONESHOT)] = "auto",
     threads: Annotated[int | None, _oneshot_option("CPU threads of the supernet.")] = None,
     seconds_per_query: Annotated[
         float,
@@ -118,7 +118,7 @@ def compare(
                 cells=cells,
                 resolution=resolution,
                 data_fraction=data_fraction,
-                device=device,
+                device=None if device == "auto" else device,  # the default: refused nowhere
                 threads=threads,
             )
             kwargs: dict[str, Any] = {

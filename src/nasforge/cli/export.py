@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 
 from nasforge.cli import _common as common
-from nasforge.cli._app import app
+from nasforge.cli._app import command
 from nasforge.cli._common import Json, StorageRequired, flag
 
 
-@app.command("export")
+@command("export")
 def export_command(
     study_name: Annotated[
         str, typer.Argument(metavar="STUDY", help="The study to export from.", show_default=False)

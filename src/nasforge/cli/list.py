@@ -8,12 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from nasforge.cli import _common as common
-from nasforge.cli._app import app
+from nasforge.cli._app import command
 from nasforge.cli._common import Json
 from nasforge.runs.catalog import LIST_TARGETS
 
 
-@app.command("list")
+@command("list")
 def list_(
     what: Annotated[
         str,

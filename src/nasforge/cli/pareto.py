@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 
 from nasforge.cli import _common as common
-from nasforge.cli._app import app
+from nasforge.cli._app import command
 from nasforge.cli._common import Json, StorageRequired
 from nasforge.errors import InvalidConfigError
 
 
-@app.command()
+@command()
 def pareto(
     study_name: Annotated[
         str, typer.Argument(metavar="STUDY", help="A multi-objective study.", show_default=False)

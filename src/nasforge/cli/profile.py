@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 
 from nasforge.cli import _common as common
-from nasforge.cli._app import app
+from nasforge.cli._app import command
 from nasforge.cli._common import Json, deprecated_alias, flag, resolution_option
 
 _DATASETS = "cifar10, cifar100, imagenet16-120"  # nasforge.runs.profile.PROFILE_DATASETS
 
 
-@app.command()
+@command()
 def profile(
     arch: Annotated[
         str,

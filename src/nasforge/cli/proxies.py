@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from nasforge.cli import _common as common
-from nasforge.cli._app import app
+from nasforge.cli._app import command
 from nasforge.cli._common import Json, Quiet, cache_dir_option, deprecated_alias, device_option
 
 
-@app.command("proxies")
+@command("proxies")
 def proxies_(
     space: Annotated[str, typer.Option(help="Search space with a model builder.")] = "nb201",
     dataset: Annotated[
@@ -41,7 +41,7 @@ def proxies_(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Images in the batch.")] = 64,
-    device: Annotated[str | None, device_option()] = None,
+    device: Annotated[str, device_option()] = "auto",
     cache_dir: Annotated[
         Path | None, cache_dir_option("Keep computed scores in this folder.")
     ] = None,
@@ -64,7 +64,7 @@ def proxies_(
             "reference": reference,
             "data": data,
             "batch_size": batch_size,
-            "device": device or "auto",
+            "device": device,
             "cache_dir": cache_dir,
         }
         if common.show_progress(quiet):

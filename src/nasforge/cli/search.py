@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nasforge.cli import _common as common
-from nasforge.cli._app import app
+from nasforge.cli._app import command
 from nasforge.cli._common import (
     Dedupe,
     Json,
@@ -43,7 +43,7 @@ _ONESHOT_OPTIONS = (
 )  # fmt: skip
 
 
-@app.command()
+@command()
 def search(
     space: Annotated[str, typer.Option(help="Search space (nasforge list spaces).")] = "nb201",
     strategy: Annotated[
@@ -102,7 +102,7 @@ def search(
         typer.Option(
             metavar="M:max|min,...",
             help="All objectives at once, comma-separated, e.g. "
-            "'test_acc:max,latency_ms[pixel3]:min' (instead of repeating --objective).",
+            "'test_acc:max,latency_ms\\[pixel3]:min' (instead of repeating --objective).",
             show_default=False,
         ),
     ] = None,
@@ -111,7 +111,7 @@ def search(
         typer.Option(
             "--constraint",
             metavar="METRIC<=VALUE",
-            help="Bound a metric, e.g. 'latency_ms[edgegpu]<=5' (repeatable); free metrics are "
+            help="Bound a metric, e.g. 'latency_ms\\[edgegpu]<=5' (repeatable); free metrics are "
             "checked before evaluation.",
             show_default=False,
         ),
@@ -150,7 +150,7 @@ def search(
         int | None, _train("Measure accuracy on at most this many validation/test images.")
     ] = None,
     threads: Annotated[int | None, _train("CPU threads (default all).")] = None,
-    device: Annotated[str | None, device_option(panel=_TRAIN)] = None,
+    device: Annotated[str, device_option(panel=_TRAIN)] = "auto",
     checkpoints: Annotated[
         str | None,
         _train(
@@ -179,7 +179,8 @@ def search(
         "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
         "weight_decay": weight_decay, "warmup": warmup, "label_smoothing": label_smoothing,
         "cutout": cutout, "grad_clip": grad_clip, "valid_size": valid_size,
-        "eval_limit": eval_limit, "threads": threads, "device": device,
+        "eval_limit": eval_limit, "threads": threads,
+        "device": None if device == "auto" else device,  # the default: refused nowhere
         "checkpoints": checkpoints, "cache_dir": cache_dir,
     }  # fmt: skip
     try:

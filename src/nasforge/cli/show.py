@@ -9,12 +9,12 @@ from typing import Annotated, Any
 import typer
 
 from nasforge.cli import _common as common
-from nasforge.cli._app import app
+from nasforge.cli._app import command
 from nasforge.cli._common import Json, StorageRequired
 from nasforge.errors import InvalidConfigError
 
 
-@app.command()
+@command()
 def show(
     storage: StorageRequired,
     study_name: Annotated[

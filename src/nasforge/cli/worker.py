@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from nasforge.cli import _common as common
-from nasforge.cli._app import app
+from nasforge.cli._app import command
 from nasforge.cli._common import Json, Quiet, StorageRequired, budget_option, workers_option
 
 _CREATE = "Creating the study (first worker only; later workers are checked against it)"
@@ -20,7 +20,7 @@ def _create_option(help: str, **extra: Any) -> Any:
     return typer.Option(help=help, rich_help_panel=_CREATE, **extra)
 
 
-@app.command()
+@command()
 def worker(
     storage: StorageRequired,
     study_name: Annotated[
