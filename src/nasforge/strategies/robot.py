@@ -10,6 +10,7 @@ from nasforge import strategies
 from nasforge.errors import InvalidConfigError
 from nasforge.predictors.ridge import ridge_loo
 from nasforge.spaces.base import SearchSpace
+from nasforge.strategies._candidates import proxy_candidates
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Proposal, Trial, TrialState
 
@@ -85,8 +86,6 @@ class RoBoT(Strategy):
         cache_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
-        from nasforge.proxies.scores import candidate_scores, rank_normalise
-
         if explore_queries < 0:
             raise InvalidConfigError(f"explore_queries must be >= 0, got {explore_queries}.")
         if exploit not in ("best-weights", "ridge"):
@@ -104,7 +103,7 @@ class RoBoT(Strategy):
         self.explore_queries = explore_queries
         self.acquisition_samples = acquisition_samples
         self.exploit = exploit
-        self.table = candidate_scores(
+        self.table, columns = proxy_candidates(
             space,
             self.proxies,
             self.rng,
@@ -113,14 +112,11 @@ class RoBoT(Strategy):
             pool_size=pool_size,
             data=data,
             batch_size=batch_size,
-            build={"channels": 8, "cells_per_stage": 1} if build is None else build,
+            build=build,
             device=device,
             cache_dir=cache_dir,
         )
-        self.features = np.stack(
-            [rank_normalise(self.table.column(p.replace("-", "_"))) for p in self.proxies],
-            axis=1,
-        )
+        self.features = np.stack(columns, axis=1)
         self.weights: list[np.ndarray] = []  # BO inputs
         self.values: list[float] = []  # BO outputs
         self.observed: dict[int, float] = {}  # candidate row -> benchmark score

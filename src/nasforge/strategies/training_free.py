@@ -7,6 +7,7 @@ import numpy as np
 from nasforge import strategies
 from nasforge.errors import InvalidConfigError
 from nasforge.spaces.base import SearchSpace
+from nasforge.strategies._candidates import proxy_candidates
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Proposal
 
@@ -72,13 +73,11 @@ class TrainingFree(Strategy):
         cache_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
-        from nasforge.proxies.scores import candidate_scores, rank_normalise
-
         super().__init__(space, seed=seed)
         self.proxies = list(proxies) if proxies is not None else ["nwot"]
         if not self.proxies:
             raise InvalidConfigError("training-free search needs at least one proxy.")
-        self.table = candidate_scores(
+        self.table, columns = proxy_candidates(
             space,
             self.proxies,
             self.rng,
@@ -87,14 +86,11 @@ class TrainingFree(Strategy):
             pool_size=pool_size,
             data=data,
             batch_size=batch_size,
-            build={"channels": 8, "cells_per_stage": 1} if build is None else build,
+            build=build,
             device=device,
             cache_dir=cache_dir,
         )
-        combined = np.mean(
-            [rank_normalise(self.table.column(p.replace("-", "_"))) for p in self.proxies],
-            axis=0,
-        )
+        combined = np.mean(columns, axis=0)
         tie_break = self.rng.permutation(len(self.table))
         # sort by score, descending; equal scores in the random order drawn above
         self.order = np.lexsort((tie_break, -combined))
