@@ -27,6 +27,7 @@ from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError
 from nasforge.predictors.ridge import ALPHAS, ridge_loo
 from nasforge.proxies.scores import ProxyScores, rank_normalise
+from nasforge.spaces.base import SearchSpace
 
 __all__ = ["CombinedProxy", "CombinedProxyResult", "ridge_fit"]
 
@@ -94,7 +95,7 @@ class CombinedProxy:
         proxies: Sequence[str] | None = None,
         *,
         encoding: str | None = None,
-        space: object | None = None,
+        space: SearchSpace | None = None,
         alphas: Sequence[float] = ALPHAS,
     ) -> None:
         if encoding is not None and space is None:
@@ -113,10 +114,8 @@ class CombinedProxy:
         table = scores if self.proxies is None else scores.select(self.proxies)
         columns = [rank_normalise(table.values[:, j]) for j in range(len(table.names))]
         parts = [np.stack(columns, axis=1)] if columns else []
-        if self.encoding is not None:
-            parts.append(
-                np.stack([self.space.encode(a, self.encoding) for a in scores.archs])  # type: ignore[attr-defined]
-            )
+        if self.encoding is not None and self.space is not None:
+            parts.append(np.stack([self.space.encode(a, self.encoding) for a in scores.archs]))
         if not parts:
             raise InvalidConfigError("CombinedProxy has no features: give proxies or encoding.")
         return np.hstack(parts)

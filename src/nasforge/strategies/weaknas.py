@@ -324,8 +324,8 @@ def _pool(
             archs = [a for a in space if not canonical or space.canonical(a) == a]
             pool = _ENUMERATED[key] = _build(space, archs, encoding)
         return pool
-    key = space.canonical if canonical else None
-    drawn = space.sample_distinct(rng, pool_size, key=key, patience=_POOL_PATIENCE)
+    form = space.canonical if canonical else None
+    drawn = space.sample_distinct(rng, pool_size, key=form, patience=_POOL_PATIENCE)
     return _build(space, [space.canonical(a) if canonical else a for a in drawn], encoding)
 
 
