@@ -60,10 +60,16 @@ class Strategy(ABC):
     def __init__(self, space: SearchSpace, *, seed: int | None = 0) -> None:
         missing = [c for c in self.requires if not space.supports(c)]
         if missing:
+            hint = (
+                " Declare the space's decisions() to get sample, mutate, crossover, "
+                "neighbours and a one-hot encode by default."
+                if not space.supports("decisions")
+                else ""
+            )
             raise UnsupportedOperationError(
                 f"Strategy {type(self).__name__} needs a search space with "
                 f"{', '.join(missing)}(); space {space.name!r} does not provide "
-                f"{'it' if len(missing) == 1 else 'them'}."
+                f"{'it' if len(missing) == 1 else 'them'}.{hint}"
             )
         self.space = space
         self.seed = seed
