@@ -15,7 +15,9 @@ class Adam:
     Kingma, D. P. and Ba, J. "Adam: A Method for Stochastic Optimization." ICLR 2015,
     arXiv:1412.6980 (Algorithm 1, with PyTorch's defaults ``betas=(0.9, 0.999)``,
     ``eps=1e-8``). The caller applies the updates (``param -= update``), so it may keep
-    masked entries fixed.
+    masked entries fixed. The second moment is updated as ``beta2 * v + (1 - beta2) *
+    grad**2``, the rounding the MLP ensemble always used (REINFORCE's own copy multiplied
+    ``(1 - beta2) * grad`` by ``grad``, a difference below 1e-15 in its probabilities).
 
     Args:
         shapes: The shape of each array optimised.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nasforge.errors import InvalidConfigError
+from nasforge.predictors.base import one_blas_thread
 
 __all__ = ["ALPHAS", "RidgeFit", "ridge_loo", "ridge_solve"]
 
@@ -48,6 +49,7 @@ class RidgeFit:
         return np.asarray((x - self.mean) @ self.coef + self.offset)
 
 
+@one_blas_thread
 def ridge_loo(x: np.ndarray, y: np.ndarray, alphas: Sequence[float] = ALPHAS) -> RidgeFit:
     """Ridge regression of ``y`` on ``x`` (intercept unpenalised), its penalty the one of
     ``alphas`` with the lowest exact leave-one-out squared error (the first among equals).
@@ -71,11 +73,11 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, alphas: Sequence[float] = ALPHAS) ->
     offset = float(y.mean())
     xc = x - mean
     yc = y - offset
+    gram, rhs = xc.T @ xc, xc.T @ yc
     best = None
     for alpha in alphas:
-        gram = xc.T @ xc + alpha * np.eye(xc.shape[1])
-        coef = np.linalg.solve(gram, xc.T @ yc)
-        hat = np.einsum("ij,ji->i", xc, np.linalg.solve(gram, xc.T))
+        coef = ridge_solve(gram, rhs, alpha)
+        hat = np.einsum("ij,ji->i", xc, ridge_solve(gram, xc.T, alpha))
         loo = yc - (yc - xc @ coef) / np.maximum(1.0 - hat, 1e-9)
         error = float(np.mean((yc - loo) ** 2))
         if best is None or error < best[0]:
