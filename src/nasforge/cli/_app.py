@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -12,6 +12,8 @@ from typer.core import TyperCommand, TyperGroup
 from nasforge.cli._common import echo_error
 
 __all__ = ["app", "command"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _as_flag(option: Any) -> Any:
@@ -81,7 +83,7 @@ app = typer.Typer(
 )
 
 
-def command(name: str | None = None) -> Any:
+def command(name: str | None = None) -> Callable[[F], F]:
     """Register the decorated function as the command ``name`` of :data:`app`."""
     return app.command(name, cls=_Command)
 

@@ -45,11 +45,12 @@ def scale_keys(space: SearchSpace) -> tuple[str, str] | None:
     keys = getattr(space, "scale_keys", None)
     if keys:
         return (str(keys[0]), str(keys[1]))
-    try:  # spaces that do not declare them yet: the training evaluator's table
-        from nasforge.evaluators.training import SPACE_SETTINGS
-    except ImportError:
-        return None
-    known = SPACE_SETTINGS.get(space.name, {})
+    # spaces that do not declare them: the training evaluator's table, where it still has one
+    import importlib
+
+    training = importlib.import_module("nasforge.evaluators.training")
+    table: Mapping[str, Mapping[str, Any]] = getattr(training, "SPACE_SETTINGS", {})
+    known = table.get(space.name, {})
     return ("channels", str(known["depth_key"])) if known.get("depth_key") else None
 
 

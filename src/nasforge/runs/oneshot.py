@@ -107,6 +107,7 @@ def run_oneshot_search(
     from nasforge.train import load_cifar10
 
     require_data(data, f"The one-shot method {method!r} trains")
+    assert data is not None  # for the type checker: require_data refused None
     oneshot.get(method)
     oneshot.base.check_space(space)
     if settings is None or isinstance(settings, Mapping):
