@@ -64,17 +64,28 @@ def test_proxy_contract(name):
     check_proxy(name)
 
 
+#: DARTS-PT decides the 28 edges of a DARTS cell pair one epoch each: about 3 minutes of a
+#: 5-layer supernet on a loaded 2-core CPU, so it runs with the slow tests.
+SLOW_ONESHOT = {("darts-pt", "darts")}
+
 SUPERNET_PAIRS = [
-    (method, space)
+    pytest.param(method, space, marks=[pytest.mark.slow] if (method, space) in SLOW_ONESHOT else [])
     for space in spaces.names()
     if spaces.create(space).supports("supernet")
     for method in oneshot.names()
 ]
 
 
+#: Hyperparameters that keep nasforge's own one-shot methods fast (others use defaults).
+SMALL_ONESHOT = {
+    "spos": {"population": 4, "generations": 2, "top_k": 2},
+    "darts-pt": {"proj_intv": 1},
+}
+
+
 @pytest.mark.parametrize(("method", "space"), SUPERNET_PAIRS)
 def test_oneshot_contract(method, space):
-    check_oneshot(method, space)
+    check_oneshot(method, space, params=SMALL_ONESHOT.get(method))
 
 
 def test_the_evaluator_contract_catches_broken_evaluators(nb201):
