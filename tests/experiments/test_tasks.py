@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from nasforge.errors import InvalidConfigError
@@ -15,22 +17,20 @@ from nasforge.experiments._tasks import (
 )
 
 
-def square_all(seeds: tuple[int, ...]) -> list[int]:
-    return [s * s for s in seeds]
+@dataclass(frozen=True)
+class Squares:
+    seeds: tuple[int, ...]
+
+
+def square_all(task: Squares) -> list[int]:
+    return [s * s for s in task.seeds]
 
 
 @pytest.mark.parametrize("n_workers", [1, 2])
 def test_results_come_back_in_task_order_with_progress(n_workers: int) -> None:
-    tasks = [(0, 1, 2), (3,), (4, 5), (6, 7, 8, 9)]
+    tasks = [Squares(seeds) for seeds in ((0, 1, 2), (3,), (4, 5), (6, 7, 8, 9))]
     calls: list[tuple[int, int]] = []
-    results = run_tasks(
-        square_all,
-        tasks,
-        n_workers=n_workers,
-        weight=len,
-        total=10,
-        progress=lambda done, total: calls.append((done, total)),
-    )
+    results = run_tasks(square_all, tasks, n_workers, 10, lambda d, t: calls.append((d, t)))
     assert results == [square_all(t) for t in tasks]
     assert calls[0] == (0, 10) and calls[-1] == (10, 10) and len(calls) == 5
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)

@@ -8,7 +8,7 @@ import numbers
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, as_completed
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from nasforge.errors import InvalidConfigError
 from nasforge.execution import ProcessPool
@@ -26,7 +26,15 @@ __all__ = [
 #: Most seeds one worker task runs (amortises process overhead, keeps progress fine-grained).
 MAX_CHUNK = 25
 
-T = TypeVar("T")
+
+class SeedTask(Protocol):
+    """A unit of work: some seeds of one run configuration."""
+
+    @property
+    def seeds(self) -> tuple[int, ...]: ...
+
+
+T = TypeVar("T", bound=SeedTask)
 R = TypeVar("R")
 
 
@@ -44,9 +52,7 @@ def chunk_size(total: int, n_workers: int) -> int:
 def run_tasks(
     run: Callable[[T], R],
     tasks: Sequence[T],
-    *,
     n_workers: int,
-    weight: Callable[[T], int],
     total: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[R]:
@@ -54,7 +60,7 @@ def run_tasks(
     ``n_workers`` processes; the results in the order of ``tasks``.
 
     ``progress(done, total)`` is called before the first task and after each one, ``done``
-    adding up the finished tasks' ``weight`` (their number of seeds).
+    counting the seeds of the tasks finished.
     """
     results: list[R | None] = [None] * len(tasks)
     done = 0
@@ -63,7 +69,7 @@ def run_tasks(
     if min(n_workers, len(tasks)) <= 1:
         for position, task in enumerate(tasks):
             results[position] = run(task)
-            done += weight(task)
+            done += len(task.seeds)
             if progress is not None:
                 progress(done, total)
     else:
@@ -74,7 +80,7 @@ def run_tasks(
             for future in as_completed(futures):
                 position = futures[future]
                 results[position] = future.result()
-                done += weight(tasks[position])
+                done += len(tasks[position].seeds)
                 if progress is not None:
                     progress(done, total)
     out: list[R] = []

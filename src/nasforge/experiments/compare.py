@@ -662,14 +662,7 @@ def run_comparison(
         min(n_workers, len(tasks)),
     )
 
-    results = run_tasks(
-        _run_chunk,
-        tasks,
-        n_workers=n_workers,
-        weight=lambda task: len(task.seeds),
-        total=total,
-        progress=progress,
-    )
+    results = run_tasks(_run_chunk, tasks, n_workers, total, progress)
     runs: dict[tuple[str, str], list[_Run]] = {pair: [] for pair in pairs}
     for task, chunk_runs in zip(tasks, results, strict=True):
         runs[(task.strategy, task.dataset)].extend(chunk_runs)

@@ -415,14 +415,7 @@ def run_pareto_comparison(
         budget,
         len(tasks),
     )
-    results = run_tasks(
-        _run_chunk,
-        tasks,
-        n_workers=n_workers,
-        weight=lambda task: len(task.seeds),
-        total=total,
-        progress=progress,
-    )
+    results = run_tasks(_run_chunk, tasks, n_workers, total, progress)
     runs: dict[str, list[_Run]] = {name: [] for name in names}
     for task, chunk_runs in zip(tasks, results, strict=True):
         runs[task.strategy].extend(chunk_runs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from nasforge.predictors.mlp import MLPEnsemble
 from nasforge.predictors.nars import pretrain as pretrain_predictor
 from nasforge.predictors.nars import random_pool
 from nasforge.spaces.base import SearchSpace
+
+if TYPE_CHECKING:
+    from nasforge.strategies.base import Strategy
 
 __all__ = ["CHUNK", "PRETRAIN_POOL", "EnsembleSurrogate", "floored", "predict_chunked"]
 
@@ -94,6 +98,14 @@ class EnsembleSurrogate:
         self.transform = transform
         self.seed_bound = seed_bound
         self._base: MLPEnsemble | None = None
+
+    @classmethod
+    def for_strategy(
+        cls, strategy: Strategy, encode: Callable[[Architecture], np.ndarray], **settings: Any
+    ) -> EnsembleSurrogate:
+        """The surrogate of ``strategy``: its space, its generator and its free metrics
+        (``strategy.free``), with ``settings`` (the keyword arguments of the class)."""
+        return cls(strategy.space, strategy.rng, encode, strategy.free, **settings)
 
     def new(self) -> MLPEnsemble:
         """A fresh, untrained ensemble seeded from ``rng``."""

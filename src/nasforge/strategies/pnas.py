@@ -179,14 +179,8 @@ class PNAS(Strategy):
         self.floor_quantile = floor_quantile
         self.pretrain = pretrain
         self.local_radius = local_radius
-        self._surrogate = EnsembleSurrogate(
-            space,
-            self.rng,
-            self._encode,
-            self.free,
-            n_members=n_members,
-            epochs=epochs,
-            pretrain=pretrain,
+        self._surrogate = EnsembleSurrogate.for_strategy(
+            self, self._encode, n_members=n_members, epochs=epochs, pretrain=pretrain
         )
         self.max_complexity = len(self._empty)
         #: Complexity of the cells of the current batch; 0 before the first batch.

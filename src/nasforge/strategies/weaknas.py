@@ -199,14 +199,8 @@ class WeakNAS(Strategy):
         self.epochs = epochs
         self.floor_quantile = floor_quantile
         self.pretrain = pretrain
-        self._surrogate = EnsembleSurrogate(
-            space,
-            self.rng,
-            self._encode,
-            self.free,
-            n_members=n_members,
-            epochs=epochs,
-            pretrain=pretrain,
+        self._surrogate = EnsembleSurrogate.for_strategy(
+            self, self._encode, n_members=n_members, epochs=epochs, pretrain=pretrain
         )
         self.pool = _pool(space, encoding, canonical, pool_size, self.rng)
         #: The predictor of the last batch (``None`` before the first fit).
