@@ -46,6 +46,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import sys
 import types
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -81,6 +82,21 @@ def _distribution_of(module: str) -> str | None:
 
     names = packages_distributions().get(module.partition(".")[0], [])
     return names[0] if names else None
+
+
+_SCANNED: tuple[tuple[str, ...], Any] | None = None  # (sys.path, every entry point)
+
+
+def _entry_points(group: str) -> list[Any]:
+    """The entry points of ``group``; every group is read in one scan of ``sys.path``,
+    repeated only when ``sys.path`` changes."""
+    global _SCANNED
+    from importlib.metadata import entry_points
+
+    key = tuple(sys.path)
+    if _SCANNED is None or _SCANNED[0] != key:
+        _SCANNED = (key, entry_points())
+    return list(_SCANNED[1].select(group=group))
 
 
 class Registry(Generic[T]):
@@ -177,10 +193,8 @@ class Registry(Generic[T]):
                 )
 
     def _load_plugins(self, group: str) -> None:
-        from importlib.metadata import entry_points
-
         found = sorted(
-            entry_points(group=group),
+            _entry_points(group),
             key=lambda ep: (ep.dist.name if ep.dist else "", ep.name, ep.value),
         )
         for ep in found:

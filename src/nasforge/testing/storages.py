@@ -59,6 +59,19 @@ def _trial(index: int) -> Trial:
     return Trial(number=-1, arch=nb201_arch(index), worker="w")
 
 
+def _create(storage: Storage, record: StudyRecord = RECORD) -> int:
+    """Create the study; its id."""
+    study_id = storage.create_study(record).study_id
+    assert study_id is not None, "create_study() must return the record with its study_id"
+    return study_id
+
+
+def _stored(storage: Storage, name: str) -> StudyRecord:
+    record = storage.get_study(name)
+    assert record is not None, f"study {name!r} is missing"
+    return record
+
+
 class StorageContract:
     """Tests every :class:`~nasforge.storage.Storage` passes (see the module docstring)."""
 
@@ -73,20 +86,21 @@ class StorageContract:
     def test_study_and_trial_round_trip(self, storage: Storage) -> None:
         record = storage.create_study(RECORD)
         assert record.study_id is not None and record == RECORD
+        study_id = record.study_id
         assert storage.get_study("s") == RECORD and storage.get_study("nope") is None
         with pytest.raises(StudyConflictError):
             storage.create_study(RECORD)
         arch = nb201_arch(5)
         started = datetime(2026, 1, 1, tzinfo=timezone.utc)
         trial = Trial(number=-1, arch=arch, fidelity={"epochs": 12}, worker="w", started_at=started)
-        assert storage.add_trial(record.study_id, trial) == 0
-        assert storage.add_trial(record.study_id, trial) == 1
+        assert storage.add_trial(study_id, trial) == 0
+        assert storage.add_trial(study_id, trial) == 1
         trial.number = 0
         trial.state = TrialState.COMPLETE
         trial.metrics = {"valid_acc": 90.5, "latency_ms[pixel3]": 3.25}
         trial.cost = 0.06
-        storage.finish_trial(record.study_id, trial)
-        stored = storage.get_trials(record.study_id)
+        storage.finish_trial(study_id, trial)
+        stored = storage.get_trials(study_id)
         assert [t.number for t in stored] == [0, 1]
         first = stored[0]
         assert first.arch == arch and first.arch.text == arch.text
@@ -94,11 +108,11 @@ class StorageContract:
         assert first.fidelity == {"epochs": 12} and first.cost == pytest.approx(0.06)
         assert first.started_at == started and first.finished_at is not None
         assert stored[1].state is TrialState.RUNNING
-        assert [t.number for t in storage.get_trials(record.study_id, since=1)] == [1]
-        storage.heartbeat(record.study_id, 1)
-        assert storage.get_trials(record.study_id, since=1)[0].heartbeat_at is not None
-        storage.set_evaluator(record.study_id, {"name": "tabular", "dataset": "cifar10"})
-        assert storage.get_study("s").evaluator == {"name": "tabular", "dataset": "cifar10"}
+        assert [t.number for t in storage.get_trials(study_id, since=1)] == [1]
+        storage.heartbeat(study_id, 1)
+        assert storage.get_trials(study_id, since=1)[0].heartbeat_at is not None
+        storage.set_evaluator(study_id, {"name": "tabular", "dataset": "cifar10"})
+        assert _stored(storage, "s").evaluator == {"name": "tabular", "dataset": "cifar10"}
         assert [r.name for r in storage.list_studies()] == ["s"]
         storage.delete_study("s")
         assert storage.get_study("s") is None
@@ -106,32 +120,32 @@ class StorageContract:
             storage.delete_study("s")
 
     def test_studies_are_kept_apart(self, storage: Storage) -> None:
-        first = storage.create_study(RECORD).study_id
-        other = storage.create_study(dataclasses.replace(RECORD, name="t"))
-        assert other.study_id is not None and other.study_id != first
+        first = _create(storage)
+        other = _create(storage, dataclasses.replace(RECORD, name="t"))
+        assert other != first
         storage.add_trial(first, _trial(0))
         for i in (1, 2):
-            storage.add_trial(other.study_id, _trial(i))
-        done = storage.get_trials(other.study_id)[1]
+            storage.add_trial(other, _trial(i))
+        done = storage.get_trials(other)[1]
         done.state = TrialState.FAILED
         done.fail_reason = "out of memory"
-        storage.finish_trial(other.study_id, done)
+        storage.finish_trial(other, done)
         assert storage.study_counts() == {
             first: {"RUNNING": 1},
-            other.study_id: {"RUNNING": 1, "FAILED": 1},
+            other: {"RUNNING": 1, "FAILED": 1},
         }
-        assert storage.get_trials(other.study_id)[1].fail_reason == "out of memory"
+        assert storage.get_trials(other)[1].fail_reason == "out of memory"
         assert sorted(r.name for r in storage.list_studies()) == ["s", "t"]
         storage.update_options(first, {"limits": {"n_trials": 5}})
         storage.update_options(first, {"heartbeat_grace": 30.0})
-        stored = storage.get_study("s")
+        stored = _stored(storage, "s")
         assert stored.options == {"limits": {"n_trials": 5}, "heartbeat_grace": 30.0}
-        assert storage.get_study("t").options == {}
+        assert _stored(storage, "t").options == {}
         storage.delete_study("t")
         assert [t.arch for t in storage.get_trials(first)] == [nb201_arch(0)]
 
     def test_finish_sequence_orders_the_history_of_many_workers(self, storage: Storage) -> None:
-        study_id = storage.create_study(RECORD).study_id
+        study_id = _create(storage)
         for i in range(3):
             storage.add_trial(study_id, _trial(i))
         stored = storage.get_trials(study_id)
@@ -155,7 +169,7 @@ class StorageContract:
         assert [t.number for t in changed] == [0, 1, 3]
 
     def test_deleted_study_is_reported_to_its_workers(self, storage: Storage) -> None:
-        study_id = storage.create_study(RECORD).study_id
+        study_id = _create(storage)
         storage.add_trial(study_id, _trial(0))
         running = storage.get_trials(study_id)[0]
         storage.delete_study("s")
@@ -168,7 +182,7 @@ class StorageContract:
     def test_locked_block_is_atomic_and_excludes_other_writers(
         self, storage: Storage, reopen: Callable[[], Storage]
     ) -> None:
-        study_id = storage.create_study(RECORD).study_id
+        study_id = _create(storage)
         other = reopen()
         entered = threading.Event()
         done: list[int] = []
