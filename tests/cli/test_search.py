@@ -217,3 +217,21 @@ def test_search_with_constraints_and_list_devices() -> None:
     assert_usage_error(bad, "constraint metric", "params_M")
     listed = invoke("list", "devices", "--json")
     assert listed.exit_code == 0 and "edgegpu" in listed.stdout
+
+
+def test_any_registered_evaluator_with_its_own_parameters() -> None:
+    data = search_json("--budget", "10", "--evaluator-param", "fidelity=12")
+    assert data["fidelity"] == 12
+    assert_usage_error(
+        invoke("search", "--evaluator-param", "epochs=3"),
+        "The evaluator 'tabular' takes no parameter(s) ['epochs']",
+    )
+    assert_usage_error(
+        invoke("search", "--evaluator", "proxy", "--fidelity", "12"),
+        "--fidelity looks up a tabular benchmark",
+        "--evaluator-param",
+    )
+    assert_usage_error(
+        invoke("search", "--evaluator", "train", "--evaluator-param", "x=1", "--trials", "1"),
+        "--evaluator-param applies to evaluators other than train",
+    )

@@ -69,11 +69,6 @@ def test_search_and_worker_run_the_plugin(plugin_root, nasforge_cli, tmp_path):
     assert report["trials_by_this_worker"] == 8 and report["study_finished"] == 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CLI's search accepts only the evaluators 'tabular' and 'train' instead of "
-    "reading nasforge.evaluators (issue 15, item 4: remove this mark when it does)",
-)
 def test_search_with_the_plugin_evaluator(plugin_root, nasforge_cli):
     done = nasforge_cli(
         plugin_root,

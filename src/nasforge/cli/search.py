@@ -24,7 +24,7 @@ from nasforge.cli._common import (
     device_option,
     resolution_option,
 )
-from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.errors import InvalidConfigError
 
 if TYPE_CHECKING:
     from nasforge.study import Study
@@ -73,9 +73,20 @@ def search(
     evaluator_name: Annotated[
         str,
         typer.Option(
-            "--evaluator", help="tabular (look results up in a benchmark) or train (train each)."
+            "--evaluator",
+            help="tabular (look results up in a benchmark), train (train each), or any "
+            "evaluator of nasforge list evaluators.",
         ),
     ] = "tabular",
+    evaluator_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--evaluator-param",
+            metavar="KEY=VALUE",
+            help="Keyword of the evaluator (repeatable), e.g. for a plugin's evaluator.",
+            show_default=False,
+        ),
+    ] = None,
     benchmark: Annotated[str, typer.Option(help="Tabular benchmark that scores.")] = "nb201",
     fidelity: Annotated[
         int | None, typer.Option(help="Training epochs to look up (default: the highest).")
@@ -220,6 +231,9 @@ def search(
                 dedupe=dedupe,
                 constraints=constraint or [],
                 training=training,
+                evaluator_params=common.parse_params(
+                    evaluator_param or [], option="--evaluator-param"
+                ),
                 quiet=quiet,
             )
             _run(study, evaluator, budget=budget, trials=trials, quiet=quiet)
@@ -277,29 +291,47 @@ def _open(
     benchmark: str,
     fidelity: int | None,
     training: Mapping[str, Any],
+    evaluator_params: dict[str, Any],
     quiet: bool,
     **settings: Any,
 ) -> tuple[Study, Any, float | None]:
-    """The study and its evaluator (tabular or train) from the options, and the budget."""
+    """The study and its evaluator (tabular, train or any registered one) from the options,
+    and the budget."""
+    import nasforge
     from nasforge.runs import open_search, open_training_search
     from nasforge.runs.search import check_positive
 
-    if evaluator_name not in ("tabular", "train"):
-        raise UnknownNameError("evaluator", evaluator_name, ("tabular", "train"))
+    if evaluator_name not in nasforge.evaluators.names():
+        nasforge.evaluators.create(evaluator_name)  # the registry's error: closest name, plugin
     if trials is not None:
         check_positive("trials", trials)
     settings["strategy_params"] = settings.pop("params")
-    if evaluator_name == "tabular":
+    if evaluator_name != "train":
         given = _flags(training)
         if given:
             raise InvalidConfigError(
                 f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                f"--evaluator train; the {evaluator_name} evaluator does not train."
+                if evaluator_name != "tabular"
+                else f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
                 "--evaluator train; the tabular evaluator looks results up."
             )
         if budget is None and trials is None:
             budget = 100
-        opened = open_search(budget=budget, benchmark=benchmark, fidelity=fidelity, **settings)
+        opened = open_search(
+            budget=budget,
+            evaluator=evaluator_name,
+            evaluator_params=evaluator_params,
+            benchmark=benchmark,
+            fidelity=fidelity,
+            **settings,
+        )
     else:
+        if evaluator_params:
+            raise InvalidConfigError(
+                "--evaluator-param applies to evaluators other than train; give the training "
+                "settings with their own options (--epochs, --lr...)."
+            )
         if fidelity is not None:
             raise InvalidConfigError(
                 "--fidelity looks up a tabular benchmark; with --evaluator train give --epochs."

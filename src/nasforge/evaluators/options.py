@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from nasforge.evaluators.base import Evaluator
     from nasforge.spaces.base import SearchSpace
 
-__all__ = ["RECIPE_OPTIONS", "scale_keys", "training_evaluator"]
+__all__ = ["RECIPE_OPTIONS", "evaluator_from_options", "scale_keys", "training_evaluator"]
 
 #: Recipe changes by option name: the option, then the :class:`~nasforge.train.Recipe` field.
 RECIPE_OPTIONS: Mapping[str, str] = {
@@ -52,6 +52,39 @@ def scale_keys(space: SearchSpace) -> tuple[str, str] | None:
     table: Mapping[str, Mapping[str, Any]] = getattr(training, "SPACE_SETTINGS", {})
     known = table.get(space.name, {})
     return ("channels", str(known["depth_key"])) if known.get("depth_key") else None
+
+
+def evaluator_from_options(
+    name: str, *, dataset: str | None = None, params: Mapping[str, Any] | None = None
+) -> Evaluator:
+    """The evaluator registered as ``name`` (nasforge's own or a plugin's) built with
+    ``params``; ``dataset`` is passed too when the evaluator takes a ``dataset`` keyword and
+    ``params`` does not set it.
+
+    Raises:
+        UnknownNameError: No evaluator of that name (the closest is named).
+        InvalidConfigError: ``params`` the evaluator does not take.
+    """
+    import inspect
+
+    from nasforge import evaluators
+
+    kwargs = dict(params or {})
+    factory = evaluators._REGISTRY.get(name)
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a factory without a signature: pass what was given
+        parameters = {}  # type: ignore[assignment]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if dataset is not None and "dataset" not in kwargs and ("dataset" in parameters):
+        kwargs["dataset"] = dataset
+    unknown = sorted(k for k in kwargs if k not in parameters) if not takes_any else []
+    if parameters and unknown:
+        known = sorted(p for p in parameters if p not in ("self", "args", "kwargs"))
+        raise InvalidConfigError(
+            f"The evaluator {name!r} takes no parameter(s) {unknown}; it takes {known}."
+        )
+    return evaluators.create(name, **kwargs)
 
 
 def training_evaluator(

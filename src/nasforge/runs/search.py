@@ -105,6 +105,8 @@ def open_search(
     dataset: str,
     seed: int,
     budget: float | None = None,
+    evaluator: str = "tabular",
+    evaluator_params: Mapping[str, Any] | None = None,
     benchmark: str = "nb201",
     fidelity: int | None = None,
     storage: str | None = None,
@@ -114,31 +116,42 @@ def open_search(
     dedupe: bool = False,
     constraints: Sequence[str] = (),
 ) -> OpenedSearch:
-    """A search scored by the tabular ``benchmark``, created or resumed.
+    """A search scored by a registered evaluator (default the tabular ``benchmark`` at
+    ``fidelity``), created or resumed; for the training evaluator use
+    :func:`open_training_search`.
 
-    A persisted study without a name is named by :func:`~nasforge.naming.default_study_name`
-    (with the dataset as the benchmark spells it), so the same settings resume it.
+    ``evaluator_params`` are the evaluator's keyword arguments; ``dataset`` is passed to it
+    when it takes one. A persisted study without a name is named by
+    :func:`~nasforge.naming.default_study_name` (with the dataset as the evaluator spells
+    it), so the same settings resume it.
 
     Raises:
-        InvalidConfigError: A budget that is not positive.
+        InvalidConfigError: A budget that is not positive, a fidelity for an evaluator other
+            than the tabular one.
         NasforgeError: Any bad name or setting, before anything is written.
     """
-    import nasforge
+    from nasforge.evaluators.options import evaluator_from_options
     from nasforge.storage import get_storage
 
     if budget is not None:
         check_positive("budget", budget)
-    evaluator = nasforge.evaluators.create(
-        "tabular", benchmark=benchmark, dataset=dataset, fidelity=fidelity
-    )
+    params = dict(evaluator_params or {})
+    if evaluator == "tabular":
+        params = {"benchmark": benchmark, "fidelity": fidelity, **params}
+    elif fidelity is not None:
+        raise InvalidConfigError(
+            f"--fidelity looks up a tabular benchmark; give the {evaluator!r} evaluator's own "
+            "settings with --evaluator-param KEY=VALUE."
+        )
+    the_evaluator = evaluator_from_options(evaluator, dataset=dataset, params=params)
     store = get_storage(storage) if storage is not None else None
     if study_name is None and store is not None:
-        spelled = str((evaluator.spec() or {}).get("dataset", dataset))
-        study_name = default_study_name(space, strategy, spelled, seed=seed)
+        spelled = str((the_evaluator.spec() or {}).get("dataset", dataset))
+        study_name = default_study_name(space, strategy, spelled, seed=seed, evaluator=evaluator)
     return _open(
         store,
         study_name,
-        evaluator,
+        the_evaluator,
         space=space,
         strategy=strategy,
         seed=seed,
