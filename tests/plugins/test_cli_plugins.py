@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 
 def test_plugin_components_are_listed(plugin_root, nasforge_cli):
     def listed(what):
@@ -83,7 +81,8 @@ def test_search_with_the_plugin_evaluator(plugin_root, nasforge_cli):
         "5",
         "--json",
     )
-    assert json.loads(done.stdout)["n_complete"] == 5
+    summary = json.loads(done.stdout)
+    assert summary["n_complete"] == 5 and summary["best"]["metrics"]["convs"] == 4.0
 
 
 def test_a_broken_plugin_is_named_and_hides_nothing(plugin_root, nasforge_cli, write_plugin):
