@@ -138,3 +138,14 @@ def test_the_benchmark_contract_catches_a_silent_benchmark(bench):
 
     with pytest.raises(AssertionError, match="'no-such-dataset' was accepted"):
         check_benchmark(Silent())
+
+
+@pytest.mark.parametrize("name", spaces.names())
+def test_space_knows_its_registry_name(name):
+    """Architectures carry their space's name and studies rebuild spaces by it."""
+    assert spaces.create(name).name == name
+
+
+@pytest.mark.parametrize("name", tabular.names())
+def test_benchmark_knows_its_registry_name(name):
+    assert tabular.create(name).name == name
