@@ -2,11 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "blas_threads", "one_blas_thread"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_LIMIT = threading.local()
+_CONTROLLER: list[Any] = []
+
+
+@contextlib.contextmanager
+def blas_threads(limit: int = 1) -> Iterator[None]:
+    """Run the block with the BLAS libraries (OpenBLAS, MKL) held to ``limit`` threads.
+
+    A predictor's matrices are small (hundreds of rows): one BLAS thread computes them
+    fastest, while a BLAS thread per core, with the evaluations and other workers sharing the
+    cores, slows a fit from about a second to twenty. Uses threadpoolctl (a dependency); nested
+    blocks keep the outermost limit. Results do not depend on it.
+    """
+    if getattr(_LIMIT, "depth", 0):
+        _LIMIT.depth += 1
+        try:
+            yield
+        finally:
+            _LIMIT.depth -= 1
+        return
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    _LIMIT.depth = 1
+    try:
+        with _CONTROLLER[0].limit(limits=limit, user_api="blas"):
+            yield
+    finally:
+        _LIMIT.depth = 0
+
+
+def one_blas_thread(fn: _F) -> _F:
+    """Decorator: run ``fn`` inside :func:`blas_threads` (one BLAS thread)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with blas_threads(1):
+            return fn(*args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 class Predictor(ABC):

@@ -16,7 +16,7 @@ import numpy as np
 
 from nasforge.errors import InvalidConfigError
 from nasforge.predictors.adam import Adam
-from nasforge.predictors.base import Predictor
+from nasforge.predictors.base import Predictor, one_blas_thread
 
 __all__ = ["MLPEnsemble"]
 
@@ -95,6 +95,7 @@ class MLPEnsemble(Predictor):
             acts.append(h)
         return h[..., 0], acts
 
+    @one_blas_thread
     def fit(self, X: np.ndarray, y: np.ndarray, *, warm_start: bool = False) -> MLPEnsemble:
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
@@ -133,6 +134,7 @@ class MLPEnsemble(Predictor):
                 param -= update
         return self
 
+    @one_blas_thread
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._weights is None:
             raise InvalidConfigError("predict() called before fit().")

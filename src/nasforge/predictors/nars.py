@@ -43,7 +43,7 @@ import numpy as np
 
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError
-from nasforge.predictors.base import Predictor
+from nasforge.predictors.base import Predictor, one_blas_thread
 from nasforge.spaces.base import SearchSpace
 
 __all__ = ["DEFAULT_METRICS", "free_target", "pretrain", "random_pool"]
@@ -121,6 +121,7 @@ def free_target(
     return target / len(metrics)
 
 
+@one_blas_thread
 def pretrain(
     predictor: P,
     archs: Sequence[Architecture],
