@@ -25,7 +25,14 @@ from nasforge.spaces.base import SearchSpace
 if TYPE_CHECKING:
     from nasforge.strategies.base import Strategy
 
-__all__ = ["CHUNK", "PRETRAIN_POOL", "EnsembleSurrogate", "floored", "predict_chunked"]
+__all__ = [
+    "CHUNK",
+    "PRETRAIN_POOL",
+    "EnsembleSurrogate",
+    "check_floor_quantile",
+    "floored",
+    "predict_chunked",
+]
 
 #: Random architectures whose free statistics pretrain a surrogate by default.
 PRETRAIN_POOL = 500
@@ -141,12 +148,19 @@ def floored(y: np.ndarray, quantile: float) -> np.ndarray:
         >>> floored(np.array([10.0, 80.0, 85.0, 90.0, 91.0]), 0.25).tolist()
         [80.0, 80.0, 85.0, 90.0, 91.0]
     """
-    if not 0.0 <= quantile < 1.0:
-        raise InvalidConfigError(f"The floor quantile must be in [0, 1), got {quantile}.")
+    check_floor_quantile(quantile)
     if quantile == 0.0 or len(y) < 2:
         return y
     out: np.ndarray = np.maximum(y, np.quantile(y, quantile))
     return out
+
+
+def check_floor_quantile(quantile: float) -> None:
+    """Refuse a ``floor_quantile`` outside [0, 1) with a clear error."""
+    if not 0.0 <= quantile < 1.0:
+        raise InvalidConfigError(
+            f"floor_quantile must be in [0, 1) (0 fits the scores as they are), got {quantile}."
+        )
 
 
 def predict_chunked(

@@ -10,11 +10,12 @@ import numpy as np
 
 from nasforge import strategies
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
+from nasforge.errors import InvalidConfigError, UnsupportedOperationError
 from nasforge.predictors import MLPEnsemble
 from nasforge.predictors.surrogate import (
     PRETRAIN_POOL,
     EnsembleSurrogate,
+    check_floor_quantile,
     floored,
     predict_chunked,
 )
@@ -148,14 +149,9 @@ class PNAS(Strategy):
                 f"exploration must be a non-negative weight of the ensemble's spread, got "
                 f"{exploration}."
             )
-        if not 0.0 <= floor_quantile < 1.0:
-            raise InvalidConfigError(
-                f"floor_quantile must be in [0, 1) (0 fits the scores as they are), got "
-                f"{floor_quantile}."
-            )
+        check_floor_quantile(floor_quantile)
         super().__init__(space, seed=seed)
-        if encoding not in space.encodings:
-            raise UnknownNameError(f"encoding of space {space.name!r}", encoding, space.encodings)
+        space.check_encoding(encoding)
         decisions = space.decisions()
         self._options = [len(d.options) for d in decisions]
         missing = [d.name for d in decisions if empty_option not in d.options]

@@ -11,11 +11,12 @@ import numpy as np
 
 from nasforge import strategies
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.errors import InvalidConfigError
 from nasforge.predictors import MLPEnsemble
 from nasforge.predictors.surrogate import (
     PRETRAIN_POOL,
     EnsembleSurrogate,
+    check_floor_quantile,
     floored,
     predict_chunked,
 )
@@ -179,14 +180,9 @@ class WeakNAS(Strategy):
                 f"sampling must be 'uniform' (from the predicted top-N) or 'greedy' (the "
                 f"best-predicted first), got {sampling!r}."
             )
-        if not 0.0 <= floor_quantile < 1.0:
-            raise InvalidConfigError(
-                f"floor_quantile must be in [0, 1) (0 fits the scores as they are), got "
-                f"{floor_quantile}."
-            )
+        check_floor_quantile(floor_quantile)
         super().__init__(space, seed=seed)
-        if encoding not in space.encodings:
-            raise UnknownNameError(f"encoding of space {space.name!r}", encoding, space.encodings)
+        space.check_encoding(encoding)
         self.initial_samples = initial_samples
         self.batch_size = batch_size
         self.top_n_start = top_n_start
