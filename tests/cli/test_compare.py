@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import types
@@ -59,6 +60,8 @@ def fake_harness(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             kwargs["progress"](2, 2)
         return FakeComparison(list(strategies), list(kwargs["datasets"]), kwargs["budget"])
 
+    # the name check (is_oneshot) stays the real one
+    importlib.import_module("nasforge.experiments.compare")
     module = types.ModuleType("nasforge.experiments")
     module.run_comparison = run_comparison  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "nasforge.experiments", module)
@@ -171,3 +174,11 @@ def test_compare_with_the_real_harness(tmp_path: Path) -> None:
     # 10 queries at 30 s each, plus a few milliseconds of measured wall time
     rows = [line.split() for line in charged.stdout.splitlines() if " 10 " in line]
     assert rows and all(row[-1] == "300" for row in rows)
+
+
+def test_the_old_jobs_flag_still_runs(fake_harness: list[dict[str, Any]]) -> None:
+    result = invoke("compare", "--jobs", "3", "--budget", "10", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert fake_harness[0]["n_jobs"] == 3
+    assert "--jobs is now called --workers" in result.stderr
+    assert_usage_error(invoke("compare", "--jobs", "3", "--workers", "2"), "give only --workers")
