@@ -136,7 +136,7 @@ def test_space_without_a_model_builder(monkeypatch: pytest.MonkeyPatch) -> None:
             return capability != "build"
 
     monkeypatch.setattr(training.spaces, "create", lambda name: NoBuild())
-    with pytest.raises(UnsupportedOperationError, match="'toy' has no model builder"):
+    with pytest.raises(UnsupportedOperationError, match=r"'toy' lacks the capability build\(\)"):
         evaluators.create("train", dataset="synthetic", space="toy")
 
 

@@ -44,7 +44,7 @@ def _evaluator(space: str):
     ("strategy", "params"),
     [
         ("random", {}),
-        ("regularized-evolution", {"population_size": 6, "sample_size": 3}),
+        ("regularized-evolution", {"population_size": 6, "tournament_size": 3}),
         ("bananas", {"n_initial": 4, "n_candidates": 10, "n_members": 2, "epochs": 20}),
         ("weaknas", {"initial_samples": 4, "batch_size": 2, "top_n_start": 20, "top_n_end": 4}),
     ],
@@ -121,6 +121,17 @@ def test_derive_takes_each_decisions_largest_weight_and_extract_equals_the_path(
             expected = net(x, None, index)
             got = standalone(x)
         assert torch.allclose(got, expected, atol=1e-5), (mode, float((got - expected).abs().max()))
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_presets_build_networks_and_the_data_settings_are_left_out(space):
+    found = nasforge.spaces.create(space)
+    arch = found.sample(np.random.default_rng(1))
+    net = found.build_preset(arch, "reduced", num_classes=3)  # "reduced" names a resolution
+    assert net(torch.zeros(2, 3, 8, 8)).shape == (2, 3)
+    assert SupernetSettings.reduced(found).resolution == 8
+    with pytest.raises(nasforge.errors.UnknownNameError, match="'paper'"):
+        found.build_preset(arch, "papr")
 
 
 def test_mixing_weights_give_the_weighted_sum_of_the_candidates():

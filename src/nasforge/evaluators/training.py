@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from nasforge.train.data import DataSplits, ImageData
     from nasforge.train.trainer import EpochReport
 
-__all__ = ["DATASETS", "SPACE_SETTINGS", "Setting", "TrainingEvaluator"]
+__all__ = ["DATASETS", "Setting", "TrainingEvaluator"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +52,6 @@ logger = logging.getLogger(__name__)
 #: either), ``folder`` (any image-folder tree or its archive), ``synthetic``
 #: (:class:`~nasforge.train.data.SyntheticImages`, for tests and demos).
 DATASETS: tuple[str, ...] = ("cifar10", "folder", "synthetic")
-
-#: Per space: the build argument of the depth and the full (paper) width and depth.
-SPACE_SETTINGS: Mapping[str, Mapping[str, Any]] = {
-    "nb201": {"depth_key": "cells_per_stage", "channels": 16, "depth": 5},
-    "darts": {"depth_key": "layers", "channels": 36, "depth": 20},
-}
 
 _COST_METRICS = ("params_M", "macs_M", "flops_M")
 
@@ -94,12 +88,15 @@ class TrainingEvaluator(Evaluator):
         data: Path of the data (see :mod:`nasforge.train.data`); not used for ``synthetic``.
         dataset: One of :data:`DATASETS`.
         space: The search space whose architectures it trains (its ``build`` is used).
-        recipe: A :class:`~nasforge.train.recipe.Recipe`, its ``to_dict()``, or a name of
-            :data:`~nasforge.train.recipe.RECIPES`; default NAS-Bench-201's.
+        recipe: A :class:`~nasforge.train.recipe.Recipe`, its ``to_dict()``, or the name of
+            a space whose recipe to take (:meth:`Recipe.named`); default the space's own
+            (``space.recipe()``: NAS-Bench-201's for ``nb201``, DARTS's for ``darts``).
         epochs: Full-fidelity epochs (default ``recipe.epochs``).
-        channels: Full width (default the space's: 16 for NB201, 36 for DARTS).
-        cells_per_stage: Full depth of NB201 networks (default 5).
-        layers: Full depth of DARTS networks (default 20).
+        channels: Full width (default the space's ``"paper"`` preset: 16 for NB201, 36 for
+            DARTS).
+        **depth: The full depth, under the name of the space's depth setting (its
+            ``scale_keys``: ``cells_per_stage=`` for NB201, default 5; ``layers=`` for DARTS,
+            default 20).
         resolution: Full image size (default the data's, 32 for CIFAR-10).
         data_fraction: Share of the training split used at full fidelity (default 1).
         valid_size: Validation images cut from the training images (default half of them:
@@ -161,8 +158,6 @@ class TrainingEvaluator(Evaluator):
         recipe: Recipe | Mapping[str, Any] | str | None = None,
         epochs: int | None = None,
         channels: int | None = None,
-        cells_per_stage: int | None = None,
-        layers: int | None = None,
         resolution: int | None = None,
         data_fraction: float = 1.0,
         valid_size: int | None = None,
@@ -178,6 +173,7 @@ class TrainingEvaluator(Evaluator):
         device: str = "auto",
         deterministic: bool = False,
         on_epoch: Callable[[Architecture, EpochReport], None] | None = None,
+        **depth: int,
     ) -> None:
         if dataset not in DATASETS:
             raise UnknownNameError("dataset of the training evaluator", dataset, DATASETS)
@@ -185,30 +181,40 @@ class TrainingEvaluator(Evaluator):
         self._space = spaces.create(space)
         if not self._space.supports("build"):
             raise UnsupportedOperationError(
-                f"Search space {space!r} has no model builder (build()); the training "
-                f"evaluator trains spaces {', '.join(sorted(SPACE_SETTINGS))}."
+                f"Search space {space!r} lacks the capability build() (a model builder); the "
+                "training evaluator can only train spaces that build networks."
             )
         self.space = space
-        self.recipe = _recipe(recipe)
+        self.recipe = self._space.recipe() if recipe is None else _recipe(recipe)
         if epochs is not None:
             self.recipe = self.recipe.replace(epochs=_positive_int("epochs", epochs))
-        known = SPACE_SETTINGS.get(space, {})
-        self._depth_key: str | None = known.get("depth_key")
-        depth_args = {"cells_per_stage": cells_per_stage, "layers": layers}
-        for key, value in depth_args.items():
-            if value is not None and key != self._depth_key:
+        # the space's own knowledge: its paper network and the names of its width and depth
+        self._preset: dict[str, Any] = (
+            dict(self._space.presets().get("paper", {}))
+            if self._space.supports("presets")
+            else {}
+        )
+        keys = self._space.scale_keys if self._preset else None
+        self._width_key: str | None = keys[0] if keys else None
+        self._depth_key: str | None = keys[1] if keys else None
+        for key in depth:
+            if key != self._depth_key:
                 raise InvalidConfigError(
-                    f"{key}= is not a setting of space {space!r}"
+                    f"{key}= is not a setting of the training evaluator for space {space!r}"
                     + (f"; its depth is {self._depth_key}=." if self._depth_key else ".")
                 )
-        self.channels: int | None = (
-            None if not known else _positive_int("channels", channels or known["channels"])
-        )
-        if channels is not None and not known:
+        if channels is not None and self._width_key is None:
             raise InvalidConfigError(f"channels= is not a setting of space {space!r}.")
-        depth = depth_args.get(self._depth_key or "")
+        self.channels: int | None = (
+            None
+            if self._width_key is None
+            else _positive_int("channels", channels or self._preset[self._width_key])
+        )
+        given = depth.get(self._depth_key or "")
         self.depth: int | None = (
-            None if not known else _count("depth", known["depth"] if depth is None else depth)
+            None
+            if self._depth_key is None
+            else _count("depth", self._preset[self._depth_key] if given is None else given)
         )
         self.resolution = None if resolution is None else _positive_int("resolution", resolution)
         self.data_fraction = _fraction(data_fraction)
@@ -543,8 +549,8 @@ class TrainingEvaluator(Evaluator):
         import torch
 
         kwargs: dict[str, Any] = {"num_classes": 2}
-        if self.channels is not None:
-            kwargs["channels"] = self.channels
+        if self._width_key is not None:
+            kwargs[self._width_key] = self.channels
         if self._depth_key is not None:
             kwargs[self._depth_key] = self.depth
         sample = self._space.sample(np.random.default_rng(0))
@@ -566,11 +572,11 @@ class TrainingEvaluator(Evaluator):
     def build_kwargs(self, setting: Setting, num_classes: int) -> dict[str, Any]:
         """The keyword arguments of ``space.build`` for ``setting``."""
         kwargs: dict[str, Any] = {"num_classes": num_classes}
-        if setting.channels is not None:
-            kwargs["channels"] = setting.channels
+        if self._width_key is not None:
+            kwargs[self._width_key] = setting.channels
         if self._depth_key is not None:
             kwargs[self._depth_key] = setting.depth
-        if self.space == "darts":
+        if "auxiliary" in self._preset:  # the space's network has an auxiliary head
             kwargs["auxiliary"] = self.recipe.auxiliary_weight > 0
         return kwargs
 

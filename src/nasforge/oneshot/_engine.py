@@ -7,7 +7,6 @@ Private (imports torch); the public names are re-exported by :mod:`nasforge.ones
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from nasforge.spaces.base import SearchSpace
 from nasforge.storage import StudyRecord, get_storage
 from nasforge.study import Study
 from nasforge.train.data import DataSplits
+from nasforge.train.schedule import cosine_annealing
 from nasforge.train.trainer import num_threads, seeded, select_device
 from nasforge.trial import Objective, Trial
 
@@ -142,10 +142,9 @@ def weight_optimizer(
 
 
 def cosine_lr(base: float, minimum: float, epoch: int, epochs: int) -> float:
-    """Cosine annealing from ``base`` to ``minimum`` over ``epochs`` (value at ``epoch``)."""
-    if epochs <= 1:
-        return base
-    return minimum + (base - minimum) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+    """Cosine annealing from ``base`` to ``minimum`` over ``epochs`` (value at ``epoch``;
+    :func:`nasforge.train.schedule.cosine_annealing`)."""
+    return cosine_annealing(epoch, epochs, lr=base, min_lr=minimum)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -28,6 +28,10 @@ UNSEEN_TRIES = 1000
 DISTINCT_PATIENCE = 20
 
 
+#: Keys of a preset that describe the data, not the network (left out of ``build``).
+DATA_SETTINGS = frozenset({"resolution", "data_fraction", "batch_size"})
+
+
 @dataclass(frozen=True)
 class Decision:
     """One entry of ``Architecture.choices``: its name and its options (choice ``i`` is
@@ -329,6 +333,12 @@ class SearchSpace(ABC):
         )
 
     # -- model-side knowledge (optional capabilities) -----------------------------------------
+    #: The keys of :meth:`presets` that scale the network's width and depth (the
+    #: ``channels`` and ``cells`` of one-shot settings and reduced-cost fidelities), or
+    #: ``None`` when the space has no such settings; the depth key is ``None`` in a space
+    #: whose depth is fixed (or decided per architecture).
+    scale_keys: tuple[str, str | None] | None = None
+
     def presets(self) -> Mapping[str, Mapping[str, Any]]:
         """Named keyword sets of :meth:`build` (besides ``num_classes``): ``"paper"`` (the
         network the space's paper trains), ``"search"`` (the search-time network of the
@@ -339,6 +349,20 @@ class SearchSpace(ABC):
             f"Search space {self.name!r} has no model presets (presets()); it cannot be "
             "trained or searched with a supernet."
         )
+
+    def build_preset(self, arch: Architecture, preset: str = "paper", **overrides: Any) -> Any:
+        """The network of ``arch`` built with preset ``preset`` of :meth:`presets` (its
+        data settings, ``resolution``, ``data_fraction`` and ``batch_size``, left out),
+        ``overrides`` applied (``num_classes=100``...).
+
+        Raises:
+            UnknownNameError: No preset of that name (the space's presets are listed).
+        """
+        presets = self.presets()
+        if preset not in presets:
+            raise UnknownNameError(f"preset of space {self.name!r}", preset, presets)
+        settings = {k: v for k, v in presets[preset].items() if k not in DATA_SETTINGS}
+        return self.build(arch, **{**settings, **overrides})
 
     def recipe(self) -> Any:
         """The default training recipe of the space's networks
