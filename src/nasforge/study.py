@@ -539,12 +539,12 @@ class Study:
                         wait([oldest], timeout=self.poll_interval if waiting else None)
                         ready: list[Future[Result]] = [oldest] if oldest.done() else []
                     else:
-                        done, _ = wait(
+                        arrived, _ = wait(
                             list(in_flight),
                             timeout=self.poll_interval if waiting else None,
                             return_when=FIRST_COMPLETED,
                         )
-                        ready = sorted(done, key=lambda f: in_flight[f][0].number)
+                        ready = sorted(arrived, key=lambda f: in_flight[f][0].number)
                     for done in self._collect(ready, in_flight, beats):
                         rejected, streak, stop = self._after(
                             done, callbacks, rejected, streak, stop

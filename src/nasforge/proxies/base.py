@@ -201,7 +201,7 @@ def check_model(model: Any) -> None:
         )
 
 
-def weighted_layers(model: nn.Module) -> Iterator[nn.Module]:
+def weighted_layers(model: nn.Module) -> Iterator[nn.Conv2d | nn.Linear]:
     """The ``Conv2d`` and ``Linear`` layers of ``model``: the layers whose weights the
     per-weight proxies sum over (as the reference implementations)."""
     from torch import nn

@@ -139,12 +139,12 @@ class RoBoT(Strategy):
         x = np.asarray(self.weights[-_MAX_OBSERVATIONS:])
         y = np.asarray(self.values[-_MAX_OBSERVATIONS:])
         if len(y) < 2 or float(np.std(y)) == 0.0:
-            return candidates[0]
+            return np.asarray(candidates[0])
         mean, std = _gp_posterior(x, (y - y.mean()) / y.std(), candidates)
         best = float(((y - y.mean()) / y.std()).max())
         z = (mean - best) / np.maximum(std, 1e-12)
         ei = (mean - best) * _norm_cdf(z) + std * _norm_pdf(z)
-        return candidates[int(np.argmax(ei))]
+        return np.asarray(candidates[int(np.argmax(ei))])
 
     # -- phase 2 -------------------------------------------------------------------------------
     def _exploit_order(self) -> np.ndarray:
@@ -201,7 +201,7 @@ class RoBoT(Strategy):
 
 
 def _norm_pdf(z: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return np.asarray(np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])

@@ -326,7 +326,7 @@ def train(
                 logits, loss = _forward_loss(model, x, y, recipe)
             optimizer.zero_grad(set_to_none=True)
             scaled: torch.Tensor = scaler.scale(loss)
-            scaled.backward()  # type: ignore[no-untyped-call]
+            scaled.backward()
             if recipe.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
