@@ -48,6 +48,30 @@ def test_ask_tell_gives_the_trials_of_optimize(seed):
     assert manual.n_finished == 30
 
 
+@pytest.mark.parametrize("options", [{"constraints": ["params_M<=0.6"]}, {"dedupe": True}])
+def test_ask_records_free_answers_like_optimize(options):
+    ev = bench()
+    settings = {"seed": 2, "evaluator": ev, **options}
+    auto = evolution(**settings).optimize(ev, n_trials=40)
+    manual = evolution(**settings)
+    while manual.n_finished < 40:
+        trial = manual.ask()  # proposals rejected or answered for free are recorded on the way
+        manual.tell(trial, ev.evaluate(trial.arch, trial.fidelity))
+    assert record(manual)[: len(auto.trials)] == record(auto)
+    free = [t for t in auto.trials if t.cost == 0]
+    assert free  # the options did answer some proposals without evaluation
+
+
+def test_ask_needs_an_evaluator_for_constraints():
+    study = nasforge.create_study(seed=0, constraints=["params_M<=0.6"])
+    with pytest.raises(InvalidConfigError, match=r"study.ask\(evaluator\)"):
+        study.ask()
+    trial = study.ask(bench())
+    assert trial.metrics == {} and trial.state is TrialState.RUNNING
+    study.tell(trial, {"valid_acc": 80.0})
+    assert "params_M" in trial.metrics  # the constrained value known for free is recorded
+
+
 def test_ask_tell_study_resumes_and_replays_like_optimize(tmp_path):
     ev = bench()
     url = f"sqlite:///{tmp_path / 's.db'}"
