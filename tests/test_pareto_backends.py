@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nasforge import pareto
+from nasforge.pareto import _sorting as pareto
 from nasforge.pareto import dominates, front_indices, non_dominated_sort, pareto_ranks
 
 
