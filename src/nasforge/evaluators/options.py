@@ -42,16 +42,8 @@ RECIPE_OPTIONS: Mapping[str, str] = {
 def scale_keys(space: SearchSpace) -> tuple[str, str] | None:
     """The build keywords of ``space``'s width and depth (``("channels", "layers")``...), or
     ``None`` when its networks have no such settings."""
-    keys = getattr(space, "scale_keys", None)
-    if keys:
-        return (str(keys[0]), str(keys[1]))
-    # spaces that do not declare them: the training evaluator's table, where it still has one
-    import importlib
-
-    training = importlib.import_module("nasforge.evaluators.training")
-    table: Mapping[str, Mapping[str, Any]] = getattr(training, "SPACE_SETTINGS", {})
-    known = table.get(space.name, {})
-    return ("channels", str(known["depth_key"])) if known.get("depth_key") else None
+    keys = space.scale_keys
+    return None if keys is None else (str(keys[0]), str(keys[1]))
 
 
 def evaluator_from_options(
