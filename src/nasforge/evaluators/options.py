@@ -39,11 +39,13 @@ RECIPE_OPTIONS: Mapping[str, str] = {
 }
 
 
-def scale_keys(space: SearchSpace) -> tuple[str, str] | None:
+def scale_keys(space: SearchSpace) -> tuple[str, str | None] | None:
     """The build keywords of ``space``'s width and depth (``("channels", "layers")``...), or
     ``None`` when its networks have no such settings."""
     keys = space.scale_keys
-    return None if keys is None else (str(keys[0]), str(keys[1]))
+    if keys is None:
+        return None
+    return (str(keys[0]), None if keys[1] is None else str(keys[1]))
 
 
 def evaluator_from_options(
@@ -148,7 +150,7 @@ def training_evaluator(
     kwargs.update({key: value for key, value in given.items() if value is not None})
     if cells is not None:
         keys = scale_keys(nasforge.spaces.create(space))
-        if keys is None:
+        if keys is None or keys[1] is None:
             raise InvalidConfigError(f"--cells is not a setting of space {space!r}.")
         kwargs[keys[1]] = cells
     kwargs["checkpoint_dir"] = checkpoint_dir

@@ -101,9 +101,10 @@ def profile_arch(
     keys = scale_keys(space_obj) if (channels, cells) != (None, None) else None
     for label, value, index in (("--channels", channels, 0), ("--cells", cells, 1)):
         if value is not None:
-            if keys is None:
+            build_key = None if keys is None else keys[index]
+            if build_key is None:
                 raise InvalidConfigError(f"{label} is not a setting of space {space!r}.")
-            build[keys[index]] = value
+            build[build_key] = value
     if "auxiliary" in inspect.signature(space_obj.build).parameters:
         build["auxiliary"] = False  # what is deployed; the head only trains
     try:
