@@ -190,9 +190,7 @@ class TrainingEvaluator(Evaluator):
             self.recipe = self.recipe.replace(epochs=_positive_int("epochs", epochs))
         # the space's own knowledge: its paper network and the names of its width and depth
         self._preset: dict[str, Any] = (
-            dict(self._space.presets().get("paper", {}))
-            if self._space.supports("presets")
-            else {}
+            dict(self._space.presets().get("paper", {})) if self._space.supports("presets") else {}
         )
         keys = self._space.scale_keys if self._preset else None
         self._width_key: str | None = keys[0] if keys else None
@@ -620,7 +618,8 @@ class TrainingEvaluator(Evaluator):
             params = sum(p.numel() for n, p in model.named_parameters() if "auxiliary" not in n)
             return {"params_M": params / 1e6}
         exclude = ("auxiliary_head",) if kwargs.get("auxiliary") else ()
-        return count_flops(model, shape, exclude=exclude).as_metrics()
+        metrics: dict[str, float] = count_flops(model, shape, exclude=exclude).as_metrics()
+        return metrics
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint_path(

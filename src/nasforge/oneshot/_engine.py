@@ -414,6 +414,7 @@ def search(
             )
         failed = None
         epoch = start
+        trial: Trial | None
         for epoch in range(start, total):
             began = time.perf_counter()
             try:

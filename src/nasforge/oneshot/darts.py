@@ -131,7 +131,11 @@ class DARTS(DifferentiableMethod):
             torch.zeros_like(p) if g is None else g
             for p, g in zip(params, found[len(self.alphas) :], strict=True)
         ]
-        norm = torch.sqrt(sum((g * g).sum() for g in d_w))
+        squares = [(g * g).sum() for g in d_w]
+        total = squares[0]
+        for square in squares[1:]:  # in order, as sum() adds them
+            total = total + square
+        norm = torch.sqrt(total)
         eps = 0.01 / float(norm) if float(norm) > 0 else 0.0
         implicit = [torch.zeros_like(a) for a in self.alphas]
         if eps > 0:

@@ -71,7 +71,7 @@ class _DartsSearchCell(nn.Module):
             self.preprocess0 = darts_ops.ReLUConvBN(c_prev_prev, channels, 1, affine=False)
         self.preprocess1 = darts_ops.ReLUConvBN(c_prev, channels, 1, affine=False)
         width = channels // partial_channels
-        edges = []
+        edges: list[MixedEdge] = []
         for i in range(steps):
             for j in range(i + 2):
                 stride = 2 if reduction and j < 2 else 1

@@ -47,7 +47,7 @@ class _NB201SearchCell(nn.Module):
     def __init__(self, channels: int, partial_channels: int, track_running_stats: bool) -> None:
         super().__init__()
         width = channels // partial_channels
-        edges = []
+        edges: list[MixedEdge] = []
         for _ in nb201_ops.EDGES:
             ops = [
                 fast_pool(nb201_ops.make_op(name, width, affine=False), width)

@@ -96,6 +96,7 @@ class AvgPool3x3(nn.Module):
         super().__init__()
         self.channels = channels
         self.stride = stride
+        self.kernel: torch.Tensor
         self.register_buffer("kernel", torch.ones(channels, 1, 3, 3), persistent=False)
         self._scale: dict[tuple[Any, ...], torch.Tensor] = {}
 
@@ -197,6 +198,9 @@ class MixedEdge(nn.Module):
         else:
             self.pass_pool = None
         self.fixed = False
+        #: ``(group, row)`` of the supernet decision this edge computes (set by the supernet
+        #: that builds it; :meth:`Supernet.extract` prunes the edges that have one).
+        self.site: tuple[int, int] | None = None
 
     def keep(self, index: int) -> None:
         """Keep only operation ``index`` (its weights as they are); the edge then computes
@@ -428,7 +432,7 @@ class Supernet(nn.Module):
         net = copy.deepcopy(self)
         found = False
         for module in net.modules():
-            if isinstance(module, MixedEdge) and hasattr(module, "site"):
+            if isinstance(module, MixedEdge) and module.site is not None:
                 group, row = module.site
                 module.keep(index[group][row])
                 found = True
