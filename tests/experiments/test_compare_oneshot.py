@@ -76,7 +76,7 @@ def test_a_one_shot_run_stands_for_its_latest_architecture(mixed: Comparison) ->
 
 
 def test_latest_differs_from_best_by_validation_when_an_epoch_was_worse() -> None:
-    from nasforge.experiments.compare import _picked, _Run
+    from nasforge.experiments.results import _picked, _Run
 
     run = _Run(
         seed=0,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from nasforge.experiments.compare import Comparison
+    from nasforge.experiments.results import Comparison
 
 __all__ = ["CONFIDENCE", "plot_time", "plot_trajectories", "t_quantile"]
 
