@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import operator
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from nasforge.errors import InvalidConfigError
 from nasforge.trial import Trial
 
-__all__ = ["SCHEMA_VERSION", "Storage", "StudyRecord"]
+__all__ = [
+    "MAX_SEED",
+    "MAX_STUDY_NAME",
+    "SCHEMA_VERSION",
+    "Storage",
+    "StudyRecord",
+    "check_record",
+    "check_study_name",
+]
 
 #: Version of the database layout; bumped with every change to the tables.
 #: 2: trials record ``asked_after`` and ``finish_seq`` (the order of events of many workers).
@@ -21,6 +32,72 @@ SCHEMA_VERSION = 2
 #: after it was created (``enqueued``: see ``Study.enqueue_trial``); a study resumed or joined
 #: with other values of these is the same study.
 RUN_OPTIONS = ("limits", "heartbeat_grace", "enqueued")
+
+#: Longest study name, in characters, in every storage (the database column holds 512).
+MAX_STUDY_NAME = 255
+
+#: Largest seed: seeds are stored as signed 64-bit integers (SQLite's INTEGER, PostgreSQL's
+#: BIGINT); they run from 0 to ``MAX_SEED``.
+MAX_SEED = 2**63 - 1
+
+#: Unicode categories refused in study names: control characters, lone surrogates (which no
+#: database can store) and line or paragraph separators.
+_REFUSED_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")
+
+
+def _abbreviate(value: str, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def check_study_name(name: object) -> str:
+    """``name`` if it can name a study in every storage.
+
+    Raises:
+        InvalidConfigError: ``name`` is not text, is empty or blank, is longer than
+            :data:`MAX_STUDY_NAME` characters, or holds a control character.
+    """
+    if not isinstance(name, str):
+        raise InvalidConfigError(
+            f"A study name must be text, got {type(name).__name__}; give a name such as 'nb201-re'."
+        )
+    if not name.strip():
+        raise InvalidConfigError(
+            f"The study name {name!r} is empty; give a name such as 'nb201-re'."
+        )
+    if len(name) > MAX_STUDY_NAME:
+        raise InvalidConfigError(
+            f"The study name {_abbreviate(name)} is {len(name)} characters long; use at most "
+            f"{MAX_STUDY_NAME}."
+        )
+    for char in name:
+        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+            raise InvalidConfigError(
+                f"The study name {_abbreviate(name)} contains the control character "
+                f"{char!r}; use letters, digits, spaces and punctuation only."
+            )
+    return name
+
+
+def check_record(record: StudyRecord) -> None:
+    """Refuse a study a storage cannot keep exactly; every storage calls it in
+    :meth:`Storage.create_study` before writing anything.
+
+    Raises:
+        InvalidConfigError: The name is refused by :func:`check_study_name`, or the seed is
+            not an integer from 0 to :data:`MAX_SEED` (2**63 - 1).
+    """
+    check_study_name(record.name)
+    seed = record.seed
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        value = None
+    if value is None or isinstance(seed, bool) or not 0 <= value <= MAX_SEED:
+        raise InvalidConfigError(
+            f"Seed {_abbreviate(str(seed))} of study {record.name!r} is out of range; a seed is "
+            f"an integer from 0 to 2**63 - 1 = {MAX_SEED}."
+        )
 
 
 @dataclass(frozen=True)
@@ -79,7 +156,11 @@ class Storage(ABC):
 
     @abstractmethod
     def create_study(self, record: StudyRecord) -> StudyRecord:
-        """Create a study; :class:`~nasforge.errors.StudyConflictError` if the name is taken."""
+        """Create a study; :class:`~nasforge.errors.StudyConflictError` if the name is taken.
+
+        Implementations call :func:`check_record` first: a name or a seed that some
+        storage could not keep is refused by every storage alike, before anything is stored.
+        """
 
     @abstractmethod
     def get_study(self, name: str) -> StudyRecord | None:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from nasforge.errors import StorageError, StudyConflictError, StudyDeletedError
-from nasforge.storage.base import Storage, StudyRecord
+from nasforge.storage.base import Storage, StudyRecord, check_record
 from nasforge.trial import Trial, TrialState
 
 __all__ = ["InMemoryStorage"]
@@ -32,6 +32,7 @@ class InMemoryStorage(Storage):
         self._lock = threading.RLock()
 
     def create_study(self, record: StudyRecord) -> StudyRecord:
+        check_record(record)
         if record.name in self._studies:
             raise StudyConflictError(f"A study named {record.name!r} already exists in memory.")
         study_id = len(self._trials) + 1
