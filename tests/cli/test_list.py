@@ -8,6 +8,7 @@ import pytest
 from cli_testing import assert_usage_error, invoke
 
 import nasforge
+import nasforge.oneshot
 from nasforge.runs.catalog import LIST_TARGETS
 
 
@@ -25,13 +26,27 @@ def test_list_names_come_from_the_registries() -> None:
         return [row["name"] for row in json.loads(invoke("list", what, "--json").stdout)[what]]
 
     assert names("spaces") == nasforge.spaces.names()
-    assert names("strategies") == nasforge.strategies.names()
+    assert names("strategies") == nasforge.strategies.names() + nasforge.oneshot.names()
     assert names("benchmarks") == nasforge.tabular.names()
     assert names("evaluators") == nasforge.evaluators.names()
     assert names("datasets") == list(nasforge.tabular.create("nb201").datasets)
     evolution = json.loads(invoke("list", "strategies", "--json").stdout)["strategies"]
     params = {row["name"]: row["parameters"] for row in evolution}
     assert "population_size" in params["regularized-evolution"]
+
+
+def test_listing_strategies_builds_nothing_and_marks_one_shot_methods(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("listing must not build a strategy")
+
+    monkeypatch.setattr(nasforge.strategies, "create", refuse)
+    monkeypatch.setattr(nasforge.oneshot, "create", refuse)
+    rows = json.loads(invoke("list", "strategies", "--json").stdout)["strategies"]
+    kinds = {row["name"]: row["kind"] for row in rows}
+    assert kinds["regularized-evolution"] == "black-box"
+    assert kinds["darts"] == kinds["spos"] == "one-shot"
+    params = {row["name"]: row["parameters"] for row in rows}
+    assert params["gdas"]["tau_max"] == 10.0
 
 
 def test_list_metrics() -> None:

@@ -32,8 +32,22 @@ LIST_TARGETS = (
 
 
 def _doc(obj: Any) -> str:
-    doc = inspect.getdoc(type(obj)) or ""
+    doc = inspect.getdoc(obj if isinstance(obj, type) else type(obj)) or ""
     return doc.splitlines()[0] if doc else ""
+
+
+def _parameters(factory: Any) -> dict[str, Any]:
+    """The keyword-only parameters of a registered class and their defaults (``seed``
+    left out), read from its signature: nothing is built."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default
+        for p in signature.parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name != "seed"
+    }
 
 
 def _spaces(**_: Any) -> dict[str, Any]:
@@ -43,33 +57,25 @@ def _spaces(**_: Any) -> dict[str, Any]:
     for name in nasforge.spaces.names():
         row: dict[str, Any] = {"name": name, "size": None, "description": ""}
         with contextlib.suppress(Exception):  # a listing never fails on one entry
-            space = nasforge.spaces.create(name)
+            space = nasforge.spaces.create(name)  # a space is a light object: its size
             row.update(size=space.size, description=_doc(space))
         rows.append(row)
     return {"spaces": rows}
 
 
 def _strategies(**_: Any) -> dict[str, Any]:
-    import nasforge
+    """Black-box strategies, then one-shot methods (``kind``), from their classes: listing
+    constructs nothing (some strategies compute proxies or fit models when built)."""
+    from nasforge import oneshot, strategies
 
-    spaces = [nasforge.spaces.create(n) for n in nasforge.spaces.names()]
     rows = []
-    for name in nasforge.strategies.names():
-        row: dict[str, Any] = {"name": name, "parameters": {}, "description": ""}
-        for space in spaces:
-            try:
-                strategy = nasforge.strategies.create(name, space, seed=0)
-            except Exception:  # needs a capability this space lacks: try the next space
-                continue
-            signature = inspect.signature(type(strategy))
-            row["parameters"] = {
-                p.name: p.default
-                for p in signature.parameters.values()
-                if p.kind is p.KEYWORD_ONLY and p.name != "seed"
-            }
-            row["description"] = _doc(strategy)
-            break
-        rows.append(row)
+    for kind, registry in (("black-box", strategies), ("one-shot", oneshot)):
+        for name in registry.names():
+            row: dict[str, Any] = {"name": name, "kind": kind, "parameters": {}, "description": ""}
+            with contextlib.suppress(Exception):  # a listing never fails on one entry
+                factory = registry.get(name)
+                row.update(parameters=_parameters(factory), description=_doc(factory))
+            rows.append(row)
     return {"strategies": rows}
 
 
