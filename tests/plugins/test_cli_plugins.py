@@ -85,6 +85,34 @@ def test_search_with_the_plugin_evaluator(plugin_root, nasforge_cli):
     assert summary["n_complete"] == 5 and summary["best"]["metrics"]["convs"] == 4.0
 
 
+def test_a_worker_creates_a_study_scored_by_the_plugin_evaluator(
+    plugin_root, nasforge_cli, tmp_path
+):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    report = json.loads(
+        nasforge_cli(
+            plugin_root,
+            "worker",
+            "--storage",
+            storage,
+            "--study",
+            "shared",
+            "--space",
+            "toy-chain",
+            "--strategy",
+            "toy-walk",
+            "--evaluator",
+            "toy-score",
+            "--trials",
+            "6",
+            "--json",
+        ).stdout
+    )
+    assert report["trials_by_this_worker"] == 6 and report["study_finished"] == 6
+    shown = nasforge_cli(plugin_root, "show", "shared", "--storage", storage, "--json")
+    assert json.loads(shown.stdout)["best"]["metrics"]["convs"] >= 0.0
+
+
 def test_a_broken_plugin_is_named_and_hides_nothing(plugin_root, nasforge_cli, write_plugin):
     write_plugin(
         plugin_root,

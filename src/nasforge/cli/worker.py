@@ -46,11 +46,32 @@ def worker(
         _create_option("Search space (default nb201); must match the study when present."),
     ] = None,
     dataset: Annotated[
-        str, _create_option("Dataset of the tabular benchmark.", show_default=True)
+        str, _create_option("Dataset of the evaluator of a new study.", show_default=True)
     ] = "cifar10",
     seed: Annotated[
         int | None, _create_option("Seed of the strategy (default 0); must match the study.")
     ] = None,
+    evaluator: Annotated[
+        str,
+        _create_option(
+            "Evaluator of a new study: tabular (a benchmark's table) or any of nasforge list "
+            "evaluators (plugins included).",
+            show_default=True,
+        ),
+    ] = "tabular",
+    evaluator_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--evaluator-param",
+            metavar="KEY=VALUE",
+            help="Keyword of the evaluator of a new study (repeatable).",
+            rich_help_panel=_CREATE,
+            show_default=False,
+        ),
+    ] = None,
+    benchmark: Annotated[
+        str, _create_option("Tabular benchmark of a new study.", show_default=True)
+    ] = "nb201",
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -123,14 +144,17 @@ def worker(
             common.check_at_least_one("--workers", workers)
             create = None
             if strategy is not None:
-                import nasforge
+                from nasforge.evaluators.options import evaluator_from_options
 
+                params = common.parse_params(evaluator_param or [], option="--evaluator-param")
+                if evaluator == "tabular":
+                    params = {"benchmark": benchmark, **params}
                 create = {
                     "strategy": strategy,
                     "space": space or "nb201",
                     "seed": 0 if seed is None else seed,
                     "strategy_params": common.parse_params(param or []),
-                    "evaluator": nasforge.evaluators.create("tabular", dataset=dataset),
+                    "evaluator": evaluator_from_options(evaluator, dataset=dataset, params=params),
                     "max_retries": max_retries,
                 }
             expect = {"strategy": strategy, "space": space, "seed": seed}

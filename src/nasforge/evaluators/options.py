@@ -106,7 +106,7 @@ def training_evaluator(
     Args:
         space, dataset, seed: As :class:`~nasforge.evaluators.training.TrainingEvaluator`.
         data: The data's path; must be left out for ``dataset="synthetic"``.
-        recipe: Name of the base recipe (default NAS-Bench-201's).
+        recipe: Name of the base recipe (a space's; default ``space``'s own).
         cells: The network's depth, in the space's own unit (NB201 cells per stage, DARTS
             layers).
         recipe_changes: Fields of :data:`RECIPE_OPTIONS` (``lr=``, ``warmup=``...) that change
@@ -126,7 +126,7 @@ def training_evaluator(
         raise InvalidConfigError(
             f"Unknown recipe option(s) {unknown}; choose from {sorted(RECIPE_OPTIONS)}."
         )
-    base = Recipe.named(recipe) if recipe else Recipe()
+    base = Recipe.named(recipe) if recipe else nasforge.spaces.create(space).recipe()
     changes = {
         RECIPE_OPTIONS[key]: value for key, value in recipe_changes.items() if value is not None
     }
