@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from nasforge import evaluators
 from nasforge.architecture import Architecture
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from nasforge.study._study import Study
 
 Callback = Callable[["Study", Trial], None]
+_L = TypeVar("_L", bound="StudyLoop")
 
 logger = logging.getLogger("nasforge.study")
 
@@ -47,7 +48,7 @@ class StudyLoop(StudyBase):
 
     # -- the search loop --------------------------------------------------------------------
     def optimize(
-        self,
+        self: _L,
         evaluator: Evaluator | None = None,
         *,
         n_trials: int | None = None,
@@ -56,7 +57,7 @@ class StudyLoop(StudyBase):
         executor: Executor | None = None,
         callbacks: Sequence[Callback] = (),
         in_order: bool = True,
-    ) -> Study:
+    ) -> _L:
         """Run the search until the study holds ``n_trials`` finished trials or has spent
         ``budget``.
 
@@ -249,7 +250,7 @@ class StudyLoop(StudyBase):
     ) -> tuple[int, int, bool]:
         """Callbacks and the stopping rules after a finished trial of this process."""
         for callback in callbacks:
-            callback(self, trial)
+            callback(cast("Study", self), trial)
         rejected = (
             rejected + 1
             if trial.cost == 0
