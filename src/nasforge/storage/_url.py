@@ -12,6 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from nasforge.errors import StorageError
 
@@ -28,39 +29,63 @@ _ALIASES = {"postgres": "postgresql"}
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
 _LOOSE_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:(//?)?")
+_LOOSE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*[:/]+")
 _USERINFO = re.compile(r"(?P<user>[^:/@?]*)(?::(?P<password>[^@]*))?@")
 _QUERY_SECRET = re.compile(
     r"(?i)(?P<key>(?:^|[?&;\s])(?:ssl)?(?:password|passwd|pwd)=)(?P<value>[^&;#\s]*)"
 )
+# in a URL, a password option may hold '&', '#' or spaces: hide everything after it, also
+# after a misspelt one ("pass#word", "passwor&d")
+_URL_QUERY_SECRET = re.compile(r"(?i)(?P<key>[?&;](?:ssl)?(?:password|passwd|pwd)=)(?P<value>.*)$")
+_FUZZY_SECRET = re.compile(r"(?i)p\W*a\W*s\W*s|p\W*w\W*d")
 _PASSWORD_WORD = re.compile(r"(?i)(?P<key>\bpassword\s*[=:]\s*)(?P<value>\S+)")
 
 
 def mask(text: str) -> str:
     """``text`` with the password of the URL in it replaced by ``***``.
 
-    Works on malformed URLs too: everything between the first ``:`` of the user part and
-    the last ``@`` is hidden (a password may hold ``:``, ``/`` or ``@``), as are query
-    values named ``password``. It hides too much rather than too little.
+    Works on malformed URLs too: everything up to the last ``@`` that may be a password is
+    hidden (a password may hold ``:``, ``/`` or ``@``), as is everything after a query
+    option named ``password``. It hides too much rather than too little.
     """
-    return _split_userinfo(_QUERY_SECRET.sub(lambda m: m.group("key") + "***", text))[0]
+    return _split_userinfo(_mask_query(text)[0])[0]
+
+
+def _mask_query(text: str) -> tuple[str, str]:
+    """``text`` with the values of password options hidden, and the hidden part."""
+    found = _URL_QUERY_SECRET.search(text)
+    if found:
+        return text[: found.start("value")] + "***", found.group("value")
+    question = text.find("?")
+    fuzzy = _FUZZY_SECRET.search(text, question + 1) if question >= 0 else None
+    if fuzzy is None:
+        return text, ""
+    return text[: fuzzy.start()] + "***", text[fuzzy.start() :]
 
 
 def _split_userinfo(text: str) -> tuple[str, str]:
-    """``text`` with its password hidden, and the hidden part."""
+    """``text`` with its password hidden, and the hidden part.
+
+    After a known ``kind://`` the user name (before the first ``:``) stays visible; in any
+    other text everything from the first run of ``:`` or ``/`` to the last ``@`` is hidden.
+    """
     at = text.rfind("@")
     if at < 0:
         return text, ""
-    loose = _LOOSE_SCHEME.match(text)
-    start = loose.end() if loose else 0
-    if start > at:
-        start = 0
-    userinfo = text[start:at]
-    colon = userinfo.find(":")
-    if colon >= 0:
-        return text[: start + colon + 1] + "***" + text[at:], userinfo[colon + 1 :]
-    if _SCHEME.match(text) and "/" not in userinfo:
-        return text, ""  # a user name alone, no password
-    return text[:start] + "***" + text[at:], userinfo
+    proper = _SCHEME.match(text)
+    kind = proper.group("scheme").partition("+")[0].lower() if proper else ""
+    if proper and (kind in DRIVERS or kind in _ALIASES):
+        start = proper.end()
+        userinfo = text[start:at]
+        colon = userinfo.find(":")
+        if colon >= 0:
+            return text[: start + colon + 1] + "***" + text[at:], userinfo[colon + 1 :]
+        if "/" not in userinfo:
+            return text, ""  # a user name alone, no password
+    else:
+        loose = _LOOSE_PREFIX.match(text)
+        start = loose.end() if loose and loose.end() <= at else 0
+    return text[:start] + "***" + text[at:], text[start:at]
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -95,10 +120,10 @@ def _short(text: str, limit: int = 200) -> str:
 
 def _secrets(url: str) -> tuple[str, ...]:
     """Everything in ``url`` that may be a password, for scrubbing driver messages."""
-    from urllib.parse import unquote
-
-    hidden = _split_userinfo(url)[1]
-    out = [hidden, unquote(hidden)]
+    out = []
+    for hidden in (_split_userinfo(url)[1], _mask_query(url)[1]):
+        out += [hidden, unquote(hidden)]
+        out += [p for p in re.split(r"[:/@?#&=;%\[\]\s]+", hidden) if len(p) >= 4]
     for m in _QUERY_SECRET.finditer(url):
         out += [m.group("value"), unquote(m.group("value"))]
     return tuple(sorted({s for s in out if s}, key=len, reverse=True))
@@ -158,10 +183,11 @@ def parse_url(url: Any) -> ParsedURL:
     else:
         _check_server(url, rest)
     try:
-        parsed = make_url(url)
+        parsed = make_url(scheme.lower() + url[len(scheme) :])
     except Exception:  # its message may hold part of the password
         raise _refuse(url, "SQLAlchemy cannot parse it", f"write it like {EXAMPLES}") from None
-    display = mask(str(parsed.render_as_string(hide_password=True)))
+    # the URL as written: SQLAlchemy's rendering percent-encodes, which mask() cannot see through
+    display = mask(url)
     return ParsedURL(url=parsed, backend=backend, display=display, secrets=_secrets(url))
 
 
@@ -186,6 +212,13 @@ def _check_sqlite(url: str, rest: str) -> None:
             "a SQLite URL names a file after three slashes, not a host",
             "write 'sqlite:///relative/path.db' or 'sqlite:////absolute/path.db'",
         )
+    if re.search(r":.*@", unquote(rest), flags=re.DOTALL):
+        raise _refuse(
+            url,
+            "the file path holds 'user:password@', which belongs in a server URL",
+            "for PostgreSQL write 'postgresql+psycopg://user:password@host/db'; for a SQLite "
+            "file, choose a path without ':' before '@'",
+        )
     if "?" in rest:
         raise _refuse(
             url,
@@ -198,10 +231,10 @@ def _check_server(url: str, rest: str) -> None:
     userinfo = _USERINFO.match(rest)
     after = rest[userinfo.end() :] if userinfo else rest
     hostport = re.split(r"[/?]", after, maxsplit=1)[0]
-    if "@" in hostport:
+    if "@" in after.split("?", 1)[0]:
         raise _refuse(
             url,
-            "it holds more than one '@' before the database name",
+            "it holds an '@' after the user part",
             "write an '@' inside the user name or password as %40",
         )
     host, port = hostport, None

@@ -121,6 +121,8 @@ class RDBStorage(Storage):
                     f"driver ({exc}); install it with: pip install 'nasforge[postgres]'. Write "
                     "URLs as 'postgresql+psycopg://user:password@host:5432/database'."
                 ) from None
+            except sa.exc.SQLAlchemyError as exc:
+                raise StorageError(f"Cannot use {self._display}: {self._reason(exc)}.") from None
             if self.read_only:
                 sa.event.listen(engine, "connect", _schema.postgres_read_only)
         self._engine = engine

@@ -31,8 +31,13 @@ from datetime import datetime, timezone
 import pytest
 
 from nasforge.architecture import Architecture
-from nasforge.errors import StorageError, StudyConflictError, StudyDeletedError
-from nasforge.storage.base import Storage, StudyRecord
+from nasforge.errors import (
+    InvalidConfigError,
+    StorageError,
+    StudyConflictError,
+    StudyDeletedError,
+)
+from nasforge.storage.base import MAX_SEED, MAX_STUDY_NAME, Storage, StudyRecord
 from nasforge.trial import Trial, TrialState
 
 __all__ = ["RECORD", "StorageContract", "nb201_arch"]
@@ -206,3 +211,35 @@ class StorageContract:
             storage.add_trial(study_id, _trial(2))
             raise RuntimeError("boom")
         assert len(storage.get_trials(study_id)) == 2
+
+    @pytest.mark.parametrize(
+        ("name", "seed", "message"),
+        [
+            ("s", MAX_SEED + 1, "integer from 0 to 2\\*\\*63 - 1"),
+            ("s", 2**64, "integer from 0 to 2\\*\\*63 - 1"),
+            ("s", -1, "integer from 0 to 2\\*\\*63 - 1"),
+            ("s", True, "integer from 0 to 2\\*\\*63 - 1"),
+            ("", 0, "empty"),
+            ("   ", 0, "empty"),
+            ("x" * (MAX_STUDY_NAME + 1), 0, f"at most {MAX_STUDY_NAME}"),
+            ("a\x00b", 0, "control character"),
+            ("a\nb", 0, "control character"),
+            ("a\x1bb", 0, "control character"),
+            ("a\ud800b", 0, "control character"),
+        ],
+    )
+    def test_names_and_seeds_it_cannot_keep_are_refused_before_anything_is_stored(
+        self, storage: Storage, name: str, seed: int, message: str
+    ) -> None:
+        with pytest.raises(InvalidConfigError, match=message):
+            storage.create_study(dataclasses.replace(RECORD, name=name, seed=seed))
+        assert storage.list_studies() == []
+        assert storage.get_study(name) is None
+
+    def test_longest_name_and_largest_seed_are_kept_exactly(self, storage: Storage) -> None:
+        name = "é" * MAX_STUDY_NAME
+        storage.create_study(dataclasses.replace(RECORD, name=name, seed=MAX_SEED))
+        stored = _stored(storage, name)
+        assert stored.name == name and stored.seed == MAX_SEED
+        storage.create_study(dataclasses.replace(RECORD, name="zero", seed=0))
+        assert _stored(storage, "zero").seed == 0
