@@ -45,7 +45,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -54,6 +53,7 @@ import numpy as np
 
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError
+from nasforge.ranks import spearman
 from nasforge.spaces.base import SearchSpace
 
 if TYPE_CHECKING:
@@ -220,43 +220,6 @@ class DeviceFit:
     n_train: int
     lut: LatencyLUT
     report: LUTReport
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties sharing their mean rank."""
-    order = np.argsort(values, kind="stable")
-    sorted_values = values[order]
-    ranks = np.empty(len(values))
-    start = 0
-    n = len(values)
-    while start < n:
-        stop = start + 1
-        while stop < n and sorted_values[stop] == sorted_values[start]:
-            stop += 1
-        ranks[order[start:stop]] = (start + stop + 1) / 2.0
-        start = stop
-    return ranks
-
-
-def spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
-    """Spearman's rank correlation (Pearson's correlation of the mid-ranks); NaN when one
-    side is constant.
-
-    Example:
-        >>> spearman([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0])
-        0.8
-    """
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1:
-        raise InvalidConfigError(
-            f"spearman needs two vectors of one length, got {x.shape}, {y.shape}."
-        )
-    rx, ry = _ranks(x), _ranks(y)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    denominator = math.sqrt(float(rx @ rx) * float(ry @ ry))
-    return float(rx @ ry) / denominator if denominator > 0 else math.nan
 
 
 def mean_relative_error(
