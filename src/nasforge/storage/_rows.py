@@ -21,7 +21,16 @@ from nasforge.errors import StorageError
 from nasforge.storage.base import StudyRecord
 from nasforge.trial import Trial, TrialState
 
-__all__ = ["aware", "decode_study", "decode_trial", "dumps", "finite", "naive", "raw_select"]
+__all__ = [
+    "aware",
+    "counts_of",
+    "decode_study",
+    "decode_trial",
+    "dumps",
+    "finite",
+    "naive",
+    "raw_select",
+]
 
 
 def dumps(value: Any) -> str:
@@ -294,3 +303,17 @@ def options_of(value: Any, *, study_id: int, display: str) -> dict[str, Any]:
             f"{_short(value)}: {exc}. Fix the value with: UPDATE nasforge_studies SET options = "
             f"'{{}}' WHERE study_id = {study_id};"
         ) from None
+
+
+def counts_of(rows: Any, *, display: str) -> dict[int, dict[str, int]]:
+    """Trials per state by study id, from rows of ``(study_id, state, count)``."""
+    out: dict[int, dict[str, int]] = {}
+    for study_id, state, count in rows:
+        if not isinstance(study_id, int) or isinstance(study_id, bool):
+            raise StorageError(
+                f"{display} is damaged: {count} trial(s) have the study_id {_short(study_id)}, "
+                "not a number. Delete them with: DELETE FROM nasforge_trials WHERE "
+                "typeof(study_id) <> 'integer';"
+            )
+        out.setdefault(study_id, {})[str(state)] = int(count)
+    return out

@@ -88,23 +88,39 @@ def inspect_file(path: str, display: str, *, must_exist: bool) -> bool:
 
 
 def _table_names(path: str, display: str) -> set[str]:
+    # Without a -wal file the whole database is in the file: read it as immutable, which
+    # creates no -wal and -shm files next to another application's database.
+    uri = _uri(path) if os.path.exists(f"{path}-wal") else f"{_uri(path)}&immutable=1"
     try:
-        conn = sqlite3.connect(_uri(path), uri=True, timeout=60)
+        conn = sqlite3.connect(uri, uri=True, timeout=60)
     except sqlite3.Error as exc:
         raise StorageError(
-            f"Cannot open study database {display}: {exc}; check the file's permissions."
+            f"Cannot open study database {display}: {_one_line(exc)}; check the file's permissions."
         ) from None
+    conn.text_factory = _decode
     try:
         conn.execute("PRAGMA query_only=1")
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged schema's message is not text
+        reason = _one_line(exc) if isinstance(exc, sqlite3.Error) else "unreadable schema"
         raise StorageError(
-            f"Cannot open study database {display}: {exc}. The file is corrupt or not a "
+            f"Cannot open study database {display}: {reason}. The file is corrupt or not a "
             "SQLite database; move it away or choose another --storage path."
         ) from None
     finally:
         conn.close()
     return {str(name) for (name,) in rows}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _decode(data: bytes) -> str:
+    """Text of a damaged file that is not UTF-8 is read with replacement characters (and
+    then refused as a damaged value) instead of raising UnicodeDecodeError."""
+    return data.decode("utf-8", errors="replace")
 
 
 def read_only_creator(path: str) -> Callable[[], sqlite3.Connection]:
@@ -118,6 +134,7 @@ def connect_hooks(read_only: bool) -> tuple[Callable[..., None], Callable[..., N
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let the "begin" hook issue BEGIN
+        dbapi_connection.text_factory = _decode
         cursor = dbapi_connection.cursor()
         if read_only:
             cursor.execute("PRAGMA query_only=1")

@@ -213,6 +213,8 @@ class RDBStorage(Storage):
 
         try:
             return self._retrying(once, "using")
+        except UnicodeDecodeError:  # SQLite's message quotes a damaged schema
+            raise StorageError(f"{self._display} is damaged: its schema is unreadable.") from None
         except (DatabaseError, OperationalError) as exc:
             if getattr(exc, "orig", None) is not None and "UNIQUE" in str(exc.orig).upper():
                 raise
@@ -411,10 +413,7 @@ class RDBStorage(Storage):
                 )
             ).all()
         )
-        out: dict[int, dict[str, int]] = {}
-        for study_id, state, count in rows:
-            out.setdefault(int(study_id), {})[str(state)] = int(count)
-        return out
+        return _rows.counts_of(rows, display=self._display)
 
     # -- trials -----------------------------------------------------------------------------
     def _study(self, study_id: int) -> tuple[str, str]:
