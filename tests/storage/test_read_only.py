@@ -5,6 +5,7 @@ application is refused before anything is written, also when opened for writing.
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from nasforge.errors import StorageError
 from nasforge.storage import InMemoryStorage, get_storage
+from nasforge.storage.rdb import RDBStorage
 from nasforge.testing.storages import RECORD, nb201_arch
 from nasforge.trial import Trial, TrialState
 
@@ -205,3 +207,48 @@ def test_postgres_reader_runs_read_only_transactions(postgres_url):
         conn.execute(sa.text("DELETE FROM nasforge_trials"))
     assert len(writer.get_trials(study_id)) == 1
     engine.dispose()
+
+
+@pytest.fixture
+def password_user(postgres_server, postgres_url):
+    """A role that must log in with a password (the test server trusts everyone else), with
+    the right to create tables in the (freshly reset) study database."""
+    import psycopg
+
+    with psycopg.connect(
+        host="127.0.0.1", port=postgres_server.port, user="postgres", dbname="postgres"
+    ) as conn:
+        conn.autocommit = True
+        hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
+        original = hba.read_text()
+        conn.execute("DROP ROLE IF EXISTS carol")
+        conn.execute("CREATE ROLE carol LOGIN PASSWORD 'right-horse'")
+        hba.write_text(f"host all carol 127.0.0.1/32 scram-sha-256\n{original}")
+        conn.execute("SELECT pg_reload_conf()")
+    with psycopg.connect(postgres_url.replace("postgresql+psycopg", "postgresql")) as conn:
+        conn.execute("GRANT CREATE ON SCHEMA public TO carol")
+    try:
+        yield postgres_server.port
+    finally:
+        hba.write_text(original)
+        with psycopg.connect(
+            host="127.0.0.1", port=postgres_server.port, user="postgres", dbname="postgres"
+        ) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+
+
+def test_a_wrong_postgres_password_fails_at_once_without_the_password(password_user, caplog):
+    import time
+
+    url = f"postgresql+psycopg://carol:wrong-zebra@127.0.0.1:{password_user}/nasforge"
+    caplog.set_level(logging.DEBUG)
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="password authentication failed") as info:
+        RDBStorage(url, retries=3, backoff=2.0)
+    assert time.monotonic() - started < 2.0  # not retried as if the server were down
+    message = str(info.value)
+    assert "carol:***@127.0.0.1" in message and "not retried" in message
+    assert "wrong-zebra" not in message and "wrong-zebra" not in caplog.text
+    assert "retrying" not in caplog.text
+    right = RDBStorage(url.replace("wrong-zebra", "right-horse"), retries=0)
+    assert right.list_studies() == [] and "right-horse" not in repr(right)
