@@ -126,8 +126,9 @@ def test_another_applications_database_is_refused_and_left_byte_identical(tmp_pa
     assert _digest(tmp_path) == before
 
 
-@pytest.mark.parametrize("mode", [{}, {"read_only": True}])
-def test_a_sqlite_database_without_tables_is_refused(tmp_path, mode):
+def test_a_sqlite_database_without_tables_is_refused_for_reading_and_filled_by_a_search(
+    tmp_path,
+):
     path = tmp_path / "blank.db"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE t (x)")
@@ -136,9 +137,13 @@ def test_a_sqlite_database_without_tables_is_refused(tmp_path, mode):
     conn.close()
     assert path.stat().st_size > 0
     before = _digest(tmp_path)
-    with pytest.raises(StorageError, match=r"not a nasforge study database \(it has no tables"):
-        get_storage(f"sqlite:///{path}", **mode)
-    assert _digest(tmp_path) == before
+    for mode in ({"read_only": True}, {"create": False}):
+        with pytest.raises(StorageError, match=r"not a nasforge study database \(it has no tables"):
+            get_storage(f"sqlite:///{path}", **mode)
+        assert _digest(tmp_path) == before
+    # nothing to lose: what another worker shows while it creates the study database
+    get_storage(f"sqlite:///{path}").create_study(RECORD)
+    assert get_storage(f"sqlite:///{path}", read_only=True).get_study("s") == RECORD
 
 
 @pytest.mark.parametrize("mode", [{}, {"read_only": True}])

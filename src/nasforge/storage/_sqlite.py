@@ -32,13 +32,14 @@ def inspect_file(path: str, display: str, *, must_exist: bool) -> bool:
     """Check the file at ``path`` without writing to it; whether it is new.
 
     Returns:
-        True when there is no file or an empty one (nasforge may create its tables there),
+        True when there is no file, an empty one or a database without tables (nasforge may
+        create its tables there),
         False when it is a SQLite database holding nasforge's schema table.
 
     Raises:
         StorageError: The path is a folder or lies in a missing folder; the file is not a
             SQLite database, is corrupt, or holds other tables than nasforge's; with
-            ``must_exist``, the file is missing or empty.
+            ``must_exist``, the file is missing or empty or has no tables.
     """
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -78,6 +79,10 @@ def inspect_file(path: str, display: str, *, must_exist: bool) -> bool:
             "database; move it away or choose another --storage path."
         )
     names = _table_names(path, display)
+    if not names and not must_exist:
+        # a database without tables holds nothing to lose; it is also what another worker
+        # creating the study database at this moment shows until its schema is committed
+        return True
     if "nasforge_schema" not in names:
         what = f"it has tables {', '.join(sorted(names))}" if names else "it has no tables"
         raise StorageError(
