@@ -89,10 +89,12 @@ def check_oneshot(
 ) -> None:
     """Check a one-shot method on a space with a supernet, through :func:`nasforge.oneshot.search`.
 
-    A tiny run (a 4-channel supernet as deep as the space's ``"reduced"`` preset, 64
+    A tiny run (a 4-channel supernet as deep as the space's ``"reduced"`` preset, 32
     synthetic 8x8 images, on the CPU) records COMPLETE trials, one per epoch (their
     ``epoch`` metrics are consecutive), whose architectures belong to the space
-    (``parse(str(arch))`` gives each back).
+    (``parse(str(arch))`` gives each back); or the method is refused with an
+    :class:`~nasforge.errors.UnsupportedOperationError` (the space lacks something it
+    needs) before anything is recorded.
 
     Args:
         name: Registry name of the one-shot method.
@@ -106,6 +108,7 @@ def check_oneshot(
     """
     from nasforge import oneshot
     from nasforge.errors import UnsupportedOperationError
+    from nasforge.storage import get_storage
     from nasforge.testing.contracts import HashEvaluator
     from nasforge.train import SyntheticImages
 
@@ -115,19 +118,29 @@ def check_oneshot(
         cells = oneshot.SupernetSettings.reduced(space).cells
     except UnsupportedOperationError:
         cells = 1
-    data = SyntheticImages(num_classes=4, n_train=64, n_test=4, size=8).load()
-    result = oneshot.search(
-        name,
-        data,
-        space=space,
-        params=params,
-        settings=oneshot.SupernetSettings(channels=4, cells=cells, batch_size=16),
-        epochs=epochs,
-        seed=seed,
-        evaluator=evaluator if evaluator is not None else HashEvaluator(space),
-        device="cpu",
-        threads=1,
-    )
+    # 32 images: one step of 16 on each half per epoch
+    data = SyntheticImages(num_classes=4, n_train=32, n_test=4, size=8).load()
+    storage = get_storage(None)
+    try:
+        result = oneshot.search(
+            name,
+            data,
+            space=space,
+            params=params,
+            settings=oneshot.SupernetSettings(channels=4, cells=cells, batch_size=16),
+            epochs=epochs,
+            seed=seed,
+            evaluator=evaluator if evaluator is not None else HashEvaluator(space),
+            storage=storage,
+            device="cpu",
+            threads=1,
+        )
+    except UnsupportedOperationError as refusal:
+        # a method may need more of a space than its supernet (PC-DARTS: partial channels):
+        # then it is refused, naming what is missing, before anything is recorded
+        assert str(refusal), f"{name} on {space}: a refusal without a message"
+        assert storage.list_studies() == [], f"{name} on {space} recorded before refusing"
+        return
     trials = result.study.trials
     label = f"{name} on {space}"
     assert trials, f"{label} recorded no trial"
