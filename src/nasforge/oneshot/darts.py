@@ -16,7 +16,7 @@ reference code (quark0/darts ``cnn/train_search.py``) does.
   L_val||`` (Equation 8 of the paper; ``cnn/architect.py`` of the reference).
 
 Derivation: NAS-Bench-201 takes the largest weight per edge, ``none`` included; the DARTS
-space keeps the two strongest non-``none`` inputs per node (see ``derive_choices``).
+space keeps the two strongest non-``none`` inputs per node (the supernet's ``derive``).
 
 Adaptation: hyperparameters default to NAS-Bench-201's DARTS protocol (see
 :class:`~nasforge.oneshot.base.DifferentiableMethod`); batches are drawn with the search's
