@@ -146,3 +146,38 @@ def test_unreachable_database_is_retried_then_named_without_its_password(caplog)
     assert f"alice:***@127.0.0.1:{port}/studies" in message
     assert "s3cret" not in message and "s3cret" not in caplog.text
     assert caplog.text.count("retrying in") == 2
+
+
+class _DriverError(Exception):
+    def __init__(self, text: str, sqlstate: str | None = None) -> None:
+        super().__init__(text)
+        self.sqlstate = sqlstate
+
+
+class _Wrapped(Exception):
+    def __init__(self, orig: Exception) -> None:
+        super().__init__(str(orig))
+        self.orig = orig
+
+
+@pytest.mark.parametrize(
+    ("text", "sqlstate", "transient"),
+    [
+        ('connection failed: FATAL: password authentication failed for user "a"', None, False),
+        ('connection failed: FATAL: password authentication failed for user "a"', "28P01", False),
+        ('connection failed: FATAL: database "nope" does not exist', None, False),
+        ('connection failed: FATAL: role "bob" does not exist', None, False),
+        ("connection failed: FATAL: no pg_hba.conf entry for host", None, False),
+        ("connection failed: fe_sendauth: no password supplied", None, False),
+        ('invalid connection option "foo"', None, False),
+        ("connection failed: Connection refused", None, True),
+        ("could not connect to server: Connection timed out", None, True),
+        ("terminating connection due to administrator command", "57P01", True),
+        ("deadlock detected", "40P01", True),
+        ("server closed the connection unexpectedly", "08006", True),
+    ],
+)
+def test_only_errors_of_an_unreachable_server_are_retried(text, sqlstate, transient):
+    from nasforge.storage._schema import transient as is_transient
+
+    assert is_transient(_Wrapped(_DriverError(text, sqlstate)), sqlite=False) is transient

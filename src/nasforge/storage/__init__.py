@@ -5,7 +5,7 @@ written: commands that show or export a study use it)."""
 
 from __future__ import annotations
 
-from nasforge.storage._url import mask, parse_url
+from nasforge.storage._url import mask
 from nasforge.storage.base import (
     MAX_SEED,
     MAX_STUDY_NAME,
@@ -72,7 +72,6 @@ def get_storage(
         return InMemoryStorage()
     if isinstance(storage, Storage):
         return storage
-    parse_url(storage)
     from nasforge.storage.rdb import RDBStorage
 
     return RDBStorage(storage, read_only, create=create)
