@@ -181,7 +181,7 @@ def test_pickles_without_its_data(arch: nasforge.Architecture) -> None:
     ev = tiny(hardware=False, on_epoch=lambda a, r: None)
     ev.load()
     clone = pickle.loads(pickle.dumps(ev))
-    assert clone._splits is None and clone.on_epoch is None
+    assert clone._images.splits is None and clone.on_epoch is None
     assert clone.spec() == ev.spec()
 
 

@@ -16,16 +16,11 @@ registry imports every evaluator module, and a tabular search must not load torc
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
-import math
 import os
 import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +29,16 @@ import numpy as np
 from nasforge import evaluators, spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
+from nasforge.evaluators._images import TrainingImages, checkpoint_file, save_trained
+from nasforge.evaluators._values import (
+    Setting,
+    as_recipe,
+    count,
+    describe,
+    first_line,
+    fraction,
+    positive_int,
+)
 from nasforge.evaluators.base import Evaluator
 from nasforge.train.recipe import Recipe
 from nasforge.trial import Direction, Result
@@ -52,19 +57,6 @@ logger = logging.getLogger(__name__)
 #: either), ``folder`` (any image-folder tree or its archive), ``synthetic``
 #: (:class:`~nasforge.train.data.SyntheticImages`, for tests and demos).
 DATASETS: tuple[str, ...] = ("cifar10", "folder", "synthetic")
-
-_COST_METRICS = ("params_M", "macs_M", "flops_M")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """The resolved setting of one training run (a fidelity merged into the defaults)."""
-
-    epochs: int
-    channels: int | None
-    depth: int | None
-    resolution: int
-    data_fraction: float
 
 
 @evaluators.register("train")
@@ -185,9 +177,9 @@ class TrainingEvaluator(Evaluator):
                 "training evaluator can only train spaces that build networks."
             )
         self.space = space
-        self.recipe = self._space.recipe() if recipe is None else _recipe(recipe)
+        self.recipe = self._space.recipe() if recipe is None else as_recipe(recipe)
         if epochs is not None:
-            self.recipe = self.recipe.replace(epochs=_positive_int("epochs", epochs))
+            self.recipe = self.recipe.replace(epochs=positive_int("epochs", epochs))
         # the space's own knowledge: its paper network and the names of its width and depth
         self._preset: dict[str, Any] = (
             dict(self._space.presets().get("paper", {})) if self._space.supports("presets") else {}
@@ -206,31 +198,32 @@ class TrainingEvaluator(Evaluator):
         self.channels: int | None = (
             None
             if self._width_key is None
-            else _positive_int("channels", channels or self._preset[self._width_key])
+            else positive_int("channels", channels or self._preset[self._width_key])
         )
         given = depth.get(self._depth_key or "")
         self.depth: int | None = (
             None
             if self._depth_key is None
-            else _count("depth", self._preset[self._depth_key] if given is None else given)
+            else count("depth", self._preset[self._depth_key] if given is None else given)
         )
-        self.resolution = None if resolution is None else _positive_int("resolution", resolution)
-        self.data_fraction = _fraction(data_fraction)
-        self.valid_size = None if valid_size is None else _positive_int("valid_size", valid_size)
-        self.split_seed = _count("split_seed", split_seed)
-        self.eval_limit = None if eval_limit is None else _positive_int("eval_limit", eval_limit)
+        self.resolution = None if resolution is None else positive_int("resolution", resolution)
+        self.data_fraction = fraction(data_fraction)
+        self.valid_size = None if valid_size is None else positive_int("valid_size", valid_size)
+        self.split_seed = count("split_seed", split_seed)
+        self.eval_limit = None if eval_limit is None else positive_int("eval_limit", eval_limit)
         self.test = bool(test)
-        self.seed = _count("seed", seed)
+        self.seed = count("seed", seed)
         self.synthetic = None if synthetic is None else dict(synthetic)
         if dataset == "synthetic":
             from nasforge.train.data import SyntheticImages
 
             try:
-                self._synthetic = SyntheticImages(**(self.synthetic or {}))
+                synthetic_images: SyntheticImages | None = SyntheticImages(**(self.synthetic or {}))
             except TypeError as err:
                 raise InvalidConfigError(f"synthetic={synthetic!r}: {err}") from None
             self.data: Path | None = None
         else:
+            synthetic_images = None
             if self.synthetic is not None:
                 raise InvalidConfigError("synthetic= applies only to dataset='synthetic'.")
             if data is None:
@@ -249,16 +242,21 @@ class TrainingEvaluator(Evaluator):
         )
         self.hardware = bool(hardware)
         if threads is not None:
-            _positive_int("threads", threads)
+            positive_int("threads", threads)
         self.threads = threads
         self.device = device
         self.deterministic = bool(deterministic)
         self.on_epoch = on_epoch
         self._epoch_callbacks: list[Callable[[Architecture, EpochReport], None]] = []
-        self._splits: DataSplits | None = None
-        self._base: tuple[ImageData, ImageData, ImageData] | None = None
-        self._prepared: OrderedDict[tuple[int, float], tuple[ImageData, ImageData, ImageData]]
-        self._prepared = OrderedDict()
+        self._images = TrainingImages(
+            dataset,
+            self.data,
+            synthetic_images,
+            self.cache_dir,
+            self.valid_size,
+            self.split_seed,
+            self.eval_limit,
+        )
         self._free: dict[Architecture, dict[str, float]] = {}
         metrics = {
             "valid_acc": Direction.MAXIMIZE,
@@ -269,7 +267,7 @@ class TrainingEvaluator(Evaluator):
         if self.test:
             metrics["test_acc"] = Direction.MAXIMIZE
         if self.hardware:
-            metrics.update(dict.fromkeys(_COST_METRICS, Direction.MINIMIZE))
+            metrics.update(dict.fromkeys(("params_M", "macs_M", "flops_M"), Direction.MINIMIZE))
         self._metrics = metrics
         self._check_build()
 
@@ -304,19 +302,19 @@ class TrainingEvaluator(Evaluator):
             )
         depth = self.depth
         if self._depth_key is not None and self._depth_key in fidelity:
-            depth = _count(self._depth_key, fidelity[self._depth_key])
+            depth = count(self._depth_key, fidelity[self._depth_key])
         return Setting(
-            epochs=_positive_int("epochs", fidelity.get("epochs", self.recipe.epochs)),
+            epochs=positive_int("epochs", fidelity.get("epochs", self.recipe.epochs)),
             channels=(
                 None
                 if self.channels is None
-                else _positive_int("channels", fidelity.get("channels", self.channels))
+                else positive_int("channels", fidelity.get("channels", self.channels))
             ),
             depth=depth,
-            resolution=_positive_int(
+            resolution=positive_int(
                 "resolution", fidelity.get("resolution", self._full_resolution())
             ),
-            data_fraction=_fraction(fidelity.get("data_fraction", self.data_fraction)),
+            data_fraction=fraction(fidelity.get("data_fraction", self.data_fraction)),
         )
 
     def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
@@ -383,7 +381,25 @@ class TrainingEvaluator(Evaluator):
         if self.hardware:
             metrics.update(self.free_metrics(arch))
         if self.checkpoint_dir is not None:
-            self._save(arch, fidelity, setting, model, splits, metrics)
+            path = self.checkpoint_path(arch, fidelity)
+            assert path is not None
+            save_trained(
+                path,
+                self._space.name,
+                arch,
+                self.build_kwargs(setting, splits.num_classes),
+                model,
+                (3, setting.resolution, setting.resolution),
+                splits,
+                info={
+                    "metrics": {k: float(v) for k, v in metrics.items()},
+                    "fidelity": {str(k): v for k, v in (fidelity or {}).items()},
+                    "seed": self.seed,
+                    "trial_seed": self.trial_seed(arch),
+                    "recipe": self.recipe.replace(epochs=setting.epochs).to_dict(),
+                    "dataset": self.dataset,
+                },
+            )
         return Result(metrics, cost=seconds, seconds=seconds)
 
     # -- epoch callbacks (progress) ----------------------------------------------------------
@@ -465,80 +481,18 @@ class TrainingEvaluator(Evaluator):
         Raises:
             DatasetError: Missing data, a wrong layout or an unreadable image (named).
         """
-        if self._splits is None:
-            from nasforge.train.data import load_cifar10, load_image_folder
-
-            if self.dataset == "synthetic":
-                self._splits = self._synthetic.load()
-            else:
-                assert self.data is not None
-                loader = load_cifar10 if self.dataset == "cifar10" else load_image_folder
-                self._splits = loader(self.data, cache_dir=self.cache_dir)
-            logger.info(
-                "loaded %s: %d training and %d test images of %d classes",
-                self.dataset,
-                len(self._splits.train),
-                len(self._splits.test),
-                self._splits.num_classes,
-            )
-        return self._splits
+        return self._images.load()
 
     def _data(self, setting: Setting) -> tuple[ImageData, ImageData, ImageData]:
         """Training subset, validation and test images at the setting's resolution."""
-        from nasforge.train.data import split_train_valid, stratified_indices
-
-        splits = self.load()
-        if self._base is None:
-            n = len(splits.train)
-            valid_size = self.valid_size if self.valid_size is not None else n // 2
-            if not 0 < valid_size < n:
-                raise InvalidConfigError(
-                    f"valid_size={valid_size} leaves no training image: the {self.dataset} "
-                    f"training set has {n} images."
-                )
-            train, valid = split_train_valid(splits.train, valid_size, self.split_seed)
-            test = splits.test
-            if self.eval_limit is not None:
-                if self.eval_limit < len(valid):
-                    valid = valid.subset(
-                        stratified_indices(valid.labels, self.eval_limit, self.split_seed + 1)
-                    )
-                if self.eval_limit < len(test):
-                    test = test.subset(
-                        stratified_indices(test.labels, self.eval_limit, self.split_seed + 2)
-                    )
-            self._base = (train, valid, test)
-        key = (setting.resolution, setting.data_fraction)
-        prepared = self._prepared.get(key)
-        if prepared is None:
-            train, valid, test = self._base
-            if setting.data_fraction < 1.0:
-                count = max(2, round(setting.data_fraction * len(train)))
-                train = train.subset(stratified_indices(train.labels, count, self.split_seed + 3))
-            size = setting.resolution
-            prepared = (train.resized(size), valid.resized(size), test.resized(size))
-            self._prepared[key] = prepared
-            while len(self._prepared) > 4:
-                self._prepared.popitem(last=False)
-        self._prepared.move_to_end(key)
-        return prepared
+        return self._images.prepared(setting.resolution, setting.data_fraction)
 
     def _full_resolution(self) -> int:
-        if self.resolution is not None:
-            return self.resolution
-        if self.dataset == "cifar10":
-            return 32
-        if self.dataset == "synthetic":
-            return self._synthetic.size
-        return self.load().resolution
+        return self._images.full_resolution(self.resolution)
 
     def num_classes(self) -> int:
         """Classes of the dataset (loads an image folder to count them)."""
-        if self.dataset == "cifar10":
-            return 10
-        if self.dataset == "synthetic":
-            return self._synthetic.num_classes
-        return self.load().num_classes
+        return self._images.num_classes()
 
     # -- models ----------------------------------------------------------------------------
     def _check_build(self) -> None:
@@ -597,9 +551,9 @@ class TrainingEvaluator(Evaluator):
                 model(probe)
         except (RuntimeError, ValueError, IndexError) as err:
             raise InvalidConfigError(
-                f"The {self.space} network of {arch.text!r} with {_describe(kwargs)} cannot run "
+                f"The {self.space} network of {arch.text!r} with {describe(kwargs)} cannot run "
                 f"on {setting.resolution}x{setting.resolution} images (a layer would be "
-                f"empty): {_first_line(err)}. Use a larger resolution or more channels."
+                f"empty): {first_line(err)}. Use a larger resolution or more channels."
             ) from None
         model.load_state_dict(state)  # the probe moved the batch-norm statistics
         return model
@@ -629,57 +583,12 @@ class TrainingEvaluator(Evaluator):
         a ``checkpoint_dir``)."""
         if self.checkpoint_dir is None:
             return None
-        items = sorted((str(k), v) for k, v in (fidelity or {}).items())
-        key = json.dumps([arch.space, arch.text, items], default=str)
-        digest = hashlib.sha1(key.encode()).hexdigest()[:20]
-        return self.checkpoint_dir / f"{arch.space}-{digest}.pt"
-
-    def _save(
-        self,
-        arch: Architecture,
-        fidelity: Mapping[str, Any] | None,
-        setting: Setting,
-        model: nn.Module,
-        splits: DataSplits,
-        metrics: Mapping[str, float],
-    ) -> None:
-        from nasforge.train.checkpoint import ModelRecord, save_record
-
-        path = self.checkpoint_path(arch, fidelity)
-        assert path is not None
-        record = ModelRecord(
-            space=self._space.name,
-            arch=arch.text,
-            build=self.build_kwargs(setting, splits.num_classes),
-            state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
-            input_shape=(3, setting.resolution, setting.resolution),
-            mean=tuple(splits.mean),
-            std=tuple(splits.std),
-            classes=tuple(splits.classes),
-            trained=True,
-            info={
-                "metrics": {k: float(v) for k, v in metrics.items()},
-                "fidelity": {str(k): v for k, v in (fidelity or {}).items()},
-                "seed": self.seed,
-                "trial_seed": self.trial_seed(arch),
-                "recipe": self.recipe.replace(epochs=setting.epochs).to_dict(),
-                "dataset": self.dataset,
-            },
-        )
-        try:
-            save_record(record, path)
-        except OSError as err:
-            raise InvalidConfigError(
-                f"Cannot write the checkpoint {str(path)!r}: {err.strerror or err}; give a "
-                "writable checkpoint_dir."
-            ) from err
+        return checkpoint_file(self.checkpoint_dir, arch, fidelity)
 
     # -- pickling (process pools) ----------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(
-            _splits=None, _base=None, _prepared=OrderedDict(), on_epoch=None, _epoch_callbacks=[]
-        )
+        state.update(on_epoch=None, _epoch_callbacks=[])
         return state
 
     def __repr__(self) -> str:
@@ -688,57 +597,3 @@ class TrainingEvaluator(Evaluator):
             f"TrainingEvaluator({where}dataset={self.dataset!r}, space={self.space!r}, "
             f"epochs={self.recipe.epochs})"
         )
-
-
-def _recipe(value: Recipe | Mapping[str, Any] | str | None) -> Recipe:
-    if value is None:
-        return Recipe()
-    if isinstance(value, Recipe):
-        return value
-    if isinstance(value, str):
-        return Recipe.named(value)
-    if isinstance(value, Mapping):
-        return Recipe.from_dict(value)
-    raise InvalidConfigError(
-        f"recipe must be a Recipe, a mapping of its fields or a recipe name, got {value!r}."
-    )
-
-
-def _int_like(label: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise InvalidConfigError(f"{label} must be an integer, got {value!r}.")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, (int, np.integer)):
-        raise InvalidConfigError(f"{label} must be an integer, got {value!r}.")
-    return int(value)
-
-
-def _positive_int(label: str, value: Any) -> int:
-    number = _int_like(label, value)
-    if number < 1:
-        raise InvalidConfigError(f"{label} must be at least 1, got {value!r}.")
-    return number
-
-
-def _count(label: str, value: Any) -> int:
-    number = _int_like(label, value)
-    if number < 0:
-        raise InvalidConfigError(f"{label} must be 0 or more, got {value!r}.")
-    return number
-
-
-def _fraction(value: Any) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (math.isfinite(value) and 0.0 < value <= 1.0):
-        raise InvalidConfigError(f"data_fraction must be in (0, 1], got {value!r}.")
-    return float(value)
-
-
-def _describe(kwargs: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in kwargs.items())
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
