@@ -23,6 +23,7 @@ from nasforge.evaluators.base import Evaluator
 from nasforge.execution.base import Executor, WorkerLost
 from nasforge.execution.inprocess import InProcessExecutor
 from nasforge.study._base import StudyBase
+from nasforge.study._free import bound_free_answers, is_rejection
 from nasforge.study._support import (
     _WAIT,
     _evaluate,
@@ -45,6 +46,14 @@ logger = logging.getLogger("nasforge.study")
 
 class StudyLoop(StudyBase):
     """The search loop of a :class:`Study` (``optimize`` and what it shares with ``ask``)."""
+
+    #: Free answers (``dedupe`` twins and constraint rejections, recorded at no cost) allowed
+    #: in a row when they mix both kinds, and in all before :attr:`max_free_per_paid` applies.
+    max_free_streak: int = 1000
+    #: Beyond the first :attr:`max_free_streak`, at most this many free answers per paid
+    #: evaluation; more means the strategy rarely finds a new feasible architecture and the
+    #: search stops with an error naming what to change.
+    max_free_per_paid: int = 20
 
     # -- the search loop --------------------------------------------------------------------
     def optimize(
@@ -251,16 +260,12 @@ class StudyLoop(StudyBase):
         """Callbacks and the stopping rules after a finished trial of this process."""
         for callback in callbacks:
             callback(cast("Study", self), trial)
-        rejected = (
-            rejected + 1
-            if trial.cost == 0
-            and trial.fail_reason
-            and (trial.fail_reason.startswith("infeasible before evaluation"))
-            else 0
-        )
+        was_rejected = is_rejection(trial)
+        rejected = rejected + 1 if was_rejected else 0
         if rejected >= self.max_rejected_streak:
             self._raise_infeasible(rejected)
         streak = streak + 1 if trial.duplicate_of is not None else 0
+        bound_free_answers(self, trial, was_rejected)
         if streak >= self.max_duplicate_streak and not stop:
             logger.warning(
                 "stopping: strategy %r proposed %d architectures in a row that were "
@@ -379,15 +384,18 @@ class StudyLoop(StudyBase):
                 evaluator, InProcessExecutor(), Proposal(arch), None, extra, float(seconds)
             )
 
-    def _raise_infeasible(self, count: int) -> None:
+    def _tightest_seen(self) -> str:
         parts = []
         for c in self.constraints:
             if c in self._tightest:
                 word = "smallest" if c.upper else "largest"
                 parts.append(f"{c}: the {word} {c.metric} seen was {self._tightest[c]:g}")
+        return "; ".join(parts)
+
+    def _raise_infeasible(self, count: int) -> None:
         raise InfeasibleConstraintError(
             f"Study {self.name!r}: {count} proposals in a row violated the constraints before "
-            f"evaluation ({'; '.join(parts)}). Loosen the bound or change the strategy."
+            f"evaluation ({self._tightest_seen()}). Loosen the bound or change the strategy."
         )
 
     def _take_proposal(self) -> tuple[Proposal, int | None]:
