@@ -427,28 +427,31 @@ def _oneshot(
     if bar is not None:
         bar.start()
         task = bar.add_task(method, total=None)
+    from nasforge.cli._logs import info_on_stderr
+
     try:
-        run = run_oneshot_search(
-            method,
-            space=space,
-            dataset=dataset,
-            seed=seed,
-            data=options.get("data"),
-            settings={
-                key: options.get(key)
-                for key in ("channels", "cells", "resolution", "data_fraction", "batch_size")
-            },
-            params=params,
-            epochs=options.get("epochs"),
-            storage=storage,
-            study_name=study_name,
-            checkpoint_dir=_checkpoint_dir(options.get("checkpoints")),
-            keep_checkpoints=_keep(options.get("checkpoints")),
-            cache_dir=options.get("cache_dir"),
-            device=options.get("device") or "auto",
-            threads=options.get("threads"),
-            callbacks=[advance],
-        )
+        with info_on_stderr(not quiet and bar is None):
+            run = run_oneshot_search(
+                method,
+                space=space,
+                dataset=dataset,
+                seed=seed,
+                data=options.get("data"),
+                settings={
+                    key: options.get(key)
+                    for key in ("channels", "cells", "resolution", "data_fraction", "batch_size")
+                },
+                params=params,
+                epochs=options.get("epochs"),
+                storage=storage,
+                study_name=study_name,
+                checkpoint_dir=_checkpoint_dir(options.get("checkpoints")),
+                keep_checkpoints=_keep(options.get("checkpoints")),
+                cache_dir=options.get("cache_dir"),
+                device=options.get("device") or "auto",
+                threads=options.get("threads"),
+                callbacks=[advance],
+            )
     finally:
         if bar is not None:
             bar.stop()

@@ -415,6 +415,14 @@ def search(
         failed = None
         epoch = start
         trial: Trial | None
+        logger.info(
+            "%s: training the supernet for %d epochs (%d steps of %d images each)%s",
+            method_name,
+            epochs,
+            search_data.steps_per_epoch,
+            search_data.batch_size,
+            f", then {total - epochs} search rounds" if total > epochs else "",
+        )
         for epoch in range(start, total):
             began = time.perf_counter()
             try:
@@ -440,6 +448,7 @@ def search(
                 break
             seconds = time.perf_counter() - began
             elapsed += seconds
+            _log_epoch(method_name, epoch, epochs, total, seconds, stats)
             trial = None
             if choices is not None:
                 last = tuple(choices)
@@ -489,6 +498,20 @@ def search(
         resumed_from=start,
         seconds=elapsed,
     )
+
+
+def _log_epoch(
+    method: str, epoch: int, epochs: int, total: int, seconds: float, stats: Mapping[str, float]
+) -> None:
+    """One INFO line per epoch (or search round after the training), so that a long search
+    says what it does also when no progress bar is drawn."""
+    phase = (
+        f"epoch {epoch + 1}/{epochs}"
+        if epoch < epochs
+        else f"search round {epoch - epochs + 1}/{total - epochs}"
+    )
+    shown = ", ".join(f"{key} {value:.4g}" for key, value in stats.items())
+    logger.info("%s %s done in %.1f s%s", method, phase, seconds, f": {shown}" if shown else "")
 
 
 def _plain(value: Any) -> Any:

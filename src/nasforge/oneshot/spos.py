@@ -22,10 +22,20 @@ Adaptation: the paper trains on ImageNet (120 epochs) and recalibrates on 20,000
 nasforge trains with the NAS-Bench-201 protocol (50 epochs, SGD lr 0.025 cosine, batch 64)
 on the training half and scores on the validation half, with ``recal_images`` and
 ``eval_images`` settable for a CPU. Candidates already scored are not scored again.
+
+Image counts scale with the search data: left unset, ``recal_images`` is
+:data:`RECAL_SHARE` of the training half and ``eval_images`` :data:`EVAL_SHARE` of the
+validation half (2,048 and 10,000 of CIFAR-10's halves of 25,000 images; a tenth of them
+with ``data_fraction=0.1``), and never fewer than one batch (or the whole half when it is
+smaller). Counts given explicitly are used as given, capped at the half's size. Each
+generation is logged (``logging`` at INFO, logger ``nasforge.oneshot.spos``) with the images
+it scores on, since the evolution can take longer than the training.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,7 +47,14 @@ from nasforge.oneshot.base import OneShotMethod
 if TYPE_CHECKING:
     from nasforge.oneshot._engine import SearchState
 
-__all__ = ["SPOS"]
+__all__ = ["EVAL_SHARE", "RECAL_SHARE", "SPOS"]
+
+logger = logging.getLogger(__name__)
+
+#: Default share of the training half that recalibrates batch norm (2,048 of 25,000).
+RECAL_SHARE = 2048 / 25000
+#: Default share of the validation half that scores a candidate (10,000 of 25,000).
+EVAL_SHARE = 10000 / 25000
 
 
 @oneshot.register("spos")
@@ -50,8 +67,10 @@ class SPOS(OneShotMethod):
         generations: Generations of the evolution (20).
         top_k: Parents: the best candidates seen (10).
         mutation_prob: Probability that mutation re-draws a decision (0.1).
-        recal_images: Training images that recalibrate batch norm per candidate.
-        eval_images: Validation images that score a candidate.
+        recal_images: Training images that recalibrate batch norm per candidate
+            (default: :data:`RECAL_SHARE` of the training half).
+        eval_images: Validation images that score a candidate (default:
+            :data:`EVAL_SHARE` of the validation half).
     """
 
     default_epochs = 50
@@ -71,8 +90,8 @@ class SPOS(OneShotMethod):
         generations: int = 20,
         top_k: int = 10,
         mutation_prob: float = 0.1,
-        recal_images: int = 2048,
-        eval_images: int = 10000,
+        recal_images: int | None = None,
+        eval_images: int | None = None,
     ) -> None:
         for name, value in (
             ("population", population),
@@ -81,6 +100,8 @@ class SPOS(OneShotMethod):
             ("recal_images", recal_images),
             ("eval_images", eval_images),
         ):
+            if value is None and name.endswith("_images"):
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidConfigError(f"SPOS {name} must be a positive integer, got {value!r}.")
         if not 0.0 <= mutation_prob <= 1.0:
@@ -158,15 +179,30 @@ class SPOS(OneShotMethod):
         images, after recalibrating batch norm on ``recal_images`` training images."""
         from nasforge.oneshot import _engine
 
+        recal, count = self.image_counts(state)
         index = state.supernet.path(state.space.from_choices(choices))
         _engine.recalibrate_bn(
-            state.supernet, state.data.fixed("train", self.recal_images, state.device), index
+            state.supernet, state.data.fixed("train", recal, state.device), index
         )
-        batches = state.data.fixed("valid", self.eval_images, state.device)
+        batches = state.data.fixed("valid", count, state.device)
         accuracy, _ = _engine.supernet_accuracy(
             state.supernet, batches, index=index, train_mode=False
         )
         return accuracy
+
+    def image_counts(self, state: SearchState) -> tuple[int, int]:
+        """The recalibration and scoring image counts for this search data: the given
+        ones, else the default shares of the halves (see the module docstring)."""
+
+        def scaled(given: int | None, share: float, size: int) -> int:
+            if given is not None:
+                return min(given, size)
+            return min(size, max(state.data.batch_size, math.ceil(share * size)))
+
+        return (
+            scaled(self.recal_images, RECAL_SHARE, len(state.data.train)),
+            scaled(self.eval_images, EVAL_SHARE, len(state.data.valid)),
+        )
 
     def generation(self, state: SearchState, number: int) -> dict[str, float]:
         """Score one generation of candidates; return the best score so far."""
@@ -188,6 +224,16 @@ class SPOS(OneShotMethod):
             if child not in seen:
                 seen.add(child)
                 fresh.append(child)
+        recal, count = self.image_counts(state)
+        logger.info(
+            "SPOS generation %d/%d: scoring %d candidates on the supernet (batch norm "
+            "recalibrated on %d training images, accuracy on %d validation images each)",
+            number + 1,
+            self.generations,
+            len(fresh),
+            recal,
+            count,
+        )
         for child in fresh:
             self.history.append((child, self.estimate(state, child)))
         best = max(score for _, score in self.history)
