@@ -39,8 +39,9 @@ def test_cost_columns_range(bench):
     flops = bench.column("cifar10", "flops_M")
     assert params.min() == pytest.approx(0.0733, abs=1e-4)
     assert params.max() == pytest.approx(1.5315, abs=1e-4)
-    assert flops.min() == pytest.approx(7.78, abs=0.01)
-    assert flops.max() == pytest.approx(220.12, abs=0.01)
+    assert flops.min() == pytest.approx(2 * 7.78, abs=0.02)  # 2 x MACs, as nasforge.hardware
+    assert flops.max() == pytest.approx(2 * 220.12, abs=0.02)
+    assert np.array_equal(flops, np.round(2 * bench.column("cifar10", "macs_M"), 6))
 
 
 def test_disconnected_cells_have_chance_accuracy(nb201, bench):
@@ -104,7 +105,10 @@ def test_bundled_table_equals_the_shared_csv(shared_nb201, nb201, bench):
         assert bench.query(arch, "cifar10", "valid_acc") == float(row["cifar10_valid_acc"])
         assert bench.query(arch, "cifar10", "test_acc") == float(row["cifar10_test_acc"])
         assert bench.query(arch, "imagenet16-120", "test_acc") == float(row["imagenet16_test_acc"])
-        assert bench.query(arch, "cifar100", "flops_M") == float(row["flops_M_cifar100"])
+        # the release's "FLOPs" are MACs plus the classifier's 100 bias additions
+        macs = bench.query(arch, "cifar100", "macs_M")
+        assert macs == pytest.approx(float(row["flops_M_cifar100"]) - 100 / 1e6, abs=1e-6)
+        assert bench.query(arch, "cifar100", "flops_M") == pytest.approx(2 * macs, abs=1e-6)
 
 
 def _read_columns_in_child(_: int) -> float:

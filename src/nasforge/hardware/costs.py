@@ -22,9 +22,11 @@ papers' "FLOPs") and ``flops_M`` (``2 * macs_M``, the floating-point operations 
 ``torch.utils.flop_counter``).
 
 NAS-Bench-201 (Dong and Yang, ICLR 2020, arXiv:2001.00326) counts the MACs of convolutions
-and linear layers plus one addition per output of the classifier's bias, so its table's
-``flops_M`` equals ``macs_M + num_classes / 1e6`` of the network built by
-:class:`nasforge.ops.nb201.NB201Network`; its ``params_M`` equals :func:`count_params` / 1e6.
+and linear layers plus one addition per output of the classifier's bias, so its release's
+"FLOPs" column equals ``macs_M + num_classes / 1e6`` of the network built by
+:class:`nasforge.ops.nb201.NB201Network`; the bundled table reports ``macs_M`` and
+``flops_M = 2 * macs_M`` from it, the same quantities as here. Its ``params_M`` equals
+:func:`count_params` / 1e6.
 
 Counting runs on PyTorch's ``meta`` device by default: a copy of the module whose tensors have
 shapes but no data, so the forward pass does no arithmetic and allocates no memory. A module

@@ -29,8 +29,9 @@ class Flops(Proxy):
       1 per input element.
 
     On NAS-Bench-201 this equals the reference ``zc_flops`` to within 0.0011 M (checked on 40
-    cells); the benchmark's own ``flops_M`` counts only convolutions and the classifier
-    (:func:`nasforge.hardware.costs.count_flops` gives those MACs). Other layers count 0.
+    cells); the benchmark's ``macs_M`` counts only convolutions and the classifier
+    (:func:`nasforge.hardware.costs.count_flops` gives those MACs; ``flops_M`` is twice them).
+    Other layers count 0.
 
     Example:
         >>> import torch

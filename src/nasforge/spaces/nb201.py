@@ -215,8 +215,9 @@ class NB201Space(SearchSpace):
     ) -> Any:
         """The benchmark's network of ``arch`` (:class:`nasforge.ops.nb201.NB201Network`).
 
-        With the defaults (16 channels, 5 cells per stage) its parameters and FLOPs equal the
-        table's ``params_M`` and ``flops_M`` (``benchmarks/nb201_params_flops.py``); smaller
+        With the defaults (16 channels, 5 cells per stage) its parameters, MACs and FLOPs equal
+        the table's ``params_M``, ``macs_M`` and ``flops_M`` (``2 * macs_M``;
+        ``benchmarks/nb201_params_flops.py``); smaller
         ``channels`` / ``cells_per_stage`` give EcoNAS-style reduced-cost proxies.
 
         Raises:

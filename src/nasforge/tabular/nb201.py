@@ -67,8 +67,9 @@ class NB201Benchmark(TabularBenchmark):
 
     Datasets: ``cifar10``, ``cifar100``, ``imagenet16-120``. Fidelities: 200 epochs (the
     default) and 12 epochs. Metrics (list them with :meth:`metrics`): ``valid_acc``,
-    ``test_acc``, ``train_acc`` (200 epochs only), ``params_M``, ``flops_M`` (NAS-Bench-201's
-    definition), ``macs_M`` (the same count without the classifier's bias adds), HW-NAS-Bench
+    ``test_acc``, ``train_acc`` (200 epochs only), ``params_M``, ``macs_M`` (multiply-accumulates
+    of conv/linear layers: NAS-Bench-201's "FLOPs" without the classifier's bias adds),
+    ``flops_M`` (``2 * macs_M``, the same quantity as everywhere in nasforge), HW-NAS-Bench
     ``latency_ms[device]`` / ``energy_mJ[device]`` for the dataset's input size, and HELP
     latencies ``latency_ms[device]`` of further devices.
 
@@ -148,19 +149,19 @@ class NB201Benchmark(TabularBenchmark):
         add("params_M", f"acc/params_M_{p}", MIN, "M", "parameters, millions")
         add(
             "flops_M",
-            f"acc/flops_M_{p}",
+            f"derived/flops_M_{p}",
             MIN,
             "M",
-            "FLOPs as NAS-Bench-201 counts them: conv/linear multiply-accumulates plus the "
-            "classifier's bias additions, millions (not 2 x MACs)",
+            "floating-point operations of conv/linear layers, millions: 2 x macs_M, as "
+            "nasforge.hardware, the train evaluator and nasforge profile count them",
         )
         add(
             "macs_M",
             f"derived/macs_M_{p}",
             MIN,
             "M",
-            "multiply-accumulates of conv/linear layers, millions (comparable with "
-            "nasforge.hardware's macs_M; hardware's flops_M is 2 x MACs)",
+            "multiply-accumulates of conv/linear layers, millions (what NAS-Bench-201 and "
+            "most NAS papers call FLOPs, less the classifier's bias additions)",
         )
         for metric, suffix, unit, text in _HW:
             add(metric, f"hw/{p}_{suffix}", MIN, unit, f"{text} (HW-NAS-Bench, {dataset} input)")
@@ -191,14 +192,18 @@ class NB201Benchmark(TabularBenchmark):
         return [info for _, info in self._columns(*self._resolve(dataset, fidelity)).values()]
 
     def _array(self, key: str) -> np.ndarray:
-        """A stored column, or a derived one (``derived/macs_M_<prefix>``), cached."""
+        """A stored column, or a derived one (``derived/macs_M_<prefix>``,
+        ``derived/flops_M_<prefix>``), cached. The release's ``flops_M`` column counts
+        multiply-accumulates plus one addition per classifier output; nasforge's ``flops_M``
+        is everywhere ``2 * macs_M``."""
         if not key.startswith("derived/"):
             return self._table[key]
         array = self._derived.get(key)
         if array is None:
-            prefix = key.removeprefix("derived/macs_M_")
+            metric, prefix = key.removeprefix("derived/").split("_M_")
             classes = _CLASSES[prefix]
-            array = np.round(self._table[f"acc/flops_M_{prefix}"] - classes / 1e6, 6)
+            macs = np.round(self._table[f"acc/flops_M_{prefix}"] - classes / 1e6, 6)
+            array = macs if metric == "macs" else np.round(2 * macs, 6)
             array.setflags(write=False)
             self._derived[key] = array
         return array
