@@ -51,3 +51,25 @@ def test_show_bad_input(tmp_path: Path) -> None:
     search_json("--storage", url, "--study", "one", "--budget", "5")
     assert_usage_error(invoke("show", "onr", "--storage", url), "'onr'", "Did you mean 'one'?")
     assert_usage_error(invoke("show", "one", "--storage", "foo.db"), "Malformed storage URL")
+
+
+def test_show_prints_whole_architectures_and_names_repeats(tmp_path: Path, monkeypatch) -> None:
+    import nasforge
+
+    monkeypatch.setenv("COLUMNS", "60")  # narrower than one architecture string
+    url = sqlite(tmp_path)
+    ev = nasforge.evaluators.create("tabular", dataset="cifar10")
+    study = nasforge.create_study(storage=url, study_name="twins", strategy="random", evaluator=ev)
+    best = nasforge.spaces.create("nb201").from_index(6111)
+    study.enqueue_trial(best)
+    study.enqueue_trial(best)
+    study.optimize(ev, n_trials=4)
+    study.storage.close()
+    text = invoke("show", "twins", "--storage", url, "--top", "4").stdout
+    lines = text.splitlines()
+    for trial in study.trials:  # each string whole on one line, copyable
+        assert any(trial.arch.text in line for line in lines), (trial.arch.text, text)
+    repeated = [line for line in lines if best.text in line and "same architecture" in line]
+    assert len(repeated) == 1 and "trials 0, 1" in repeated[0], text
+    # the table names them by label; the label's line below gives the string
+    assert text.count(best.text) == 2  # the "best" field and the list below the table

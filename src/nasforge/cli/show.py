@@ -102,11 +102,12 @@ def _print_study(data: Mapping[str, Any]) -> None:
         if i < n_objectives or any(m in t["metrics"] for t in data["top"])
     ]
     with_index = any(t["index"] is not None for t in data["top"])
+    labels = arch_labels([t["arch"] for t in data["top"]])
     table = Table(title=escape(f"top {len(data['top'])} trials by {data['objectives'][0]}"))
     table.add_column("#", justify="right")
     if with_index:
         table.add_column("index", justify="right")
-    table.add_column("arch", overflow="fold")
+    table.add_column("arch", no_wrap=True)
     for metric in metrics:
         table.add_column(escape(metric), justify="right")
     for trial in data["top"]:
@@ -114,7 +115,38 @@ def _print_study(data: Mapping[str, Any]) -> None:
             table,
             str(trial["number"]),
             *([cell(trial["index"])] if with_index else []),
-            trial["arch"],
+            labels[trial["arch"]],
             *(common.fmt(trial["metrics"].get(m), 3) for m in metrics),
         )
     common.console().print(table)
+    _print_archs(data["top"], labels)
+
+
+def arch_labels(archs: list[str]) -> dict[str, str]:
+    """A short label per distinct architecture string, in order of first appearance (A, B,
+    ..., Z, AA, AB, ...): tables show the label, the full strings follow the table."""
+    labels: dict[str, str] = {}
+    for arch in archs:
+        if arch not in labels:
+            n, label = len(labels), ""
+            while True:
+                n, rest = divmod(n, 26)
+                label = chr(ord("A") + rest) + label
+                if n == 0:
+                    break
+                n -= 1
+            labels[arch] = label
+    return labels
+
+
+def _print_archs(top: list[Mapping[str, Any]], labels: Mapping[str, str]) -> None:
+    """The full architecture strings, one per line and never wrapped (copyable), each with
+    the trials that evaluated it when there are several (the same architecture)."""
+    from rich.markup import escape
+
+    out = common.console()
+    width = max(len(label) for label in labels.values())
+    for arch, label in labels.items():
+        numbers = [str(t["number"]) for t in top if t["arch"] == arch]
+        same = f"  (trials {', '.join(numbers)}: the same architecture)" if len(numbers) > 1 else ""
+        out.print(f"[bold]{label.rjust(width)}[/bold]  {escape(arch)}{same}", soft_wrap=True)
