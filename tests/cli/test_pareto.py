@@ -119,3 +119,18 @@ def test_pareto_bad_input(tmp_path: Path) -> None:
     )
     result = invoke("pareto", "s", "--storage", single, "--plot", str(tmp_path / "f.png"))
     assert result.exit_code == 2 and "one objective" in result.stderr
+
+
+def test_pareto_prints_whole_architectures_in_json_and_text(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "50")  # narrower than one architecture string
+    storage = mo_search(tmp_path, budget=40)
+    study = nasforge.load_study("mo", storage, read_only=True)
+    front = {t.number: t.arch.text for t in study.pareto_front()}
+    study.storage.close()
+    data = json.loads(invoke("pareto", "mo", "--storage", storage, "--json").stdout)
+    assert {row["number"]: row["arch"] for row in data["front"]} == front
+    text = invoke("pareto", "mo", "--storage", storage).stdout
+    lines = text.splitlines()
+    for arch in front.values():  # each whole on one line: copyable
+        assert any(arch in line for line in lines), (arch, text)
+    assert "…" not in text

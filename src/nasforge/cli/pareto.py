@@ -76,12 +76,19 @@ def pareto(
     from rich.markup import escape
     from rich.table import Table
 
+    from nasforge.cli.show import arch_labels, print_archs
+
+    # architectures by label in the table (never cut), their full strings below it
+    labels = arch_labels([row["arch"] for row in data["front"]])
     table = Table(title=escape(f"Pareto front of {study_name} ({', '.join(data['objectives'])})"))
-    for column in ("trial", *metrics, "architecture"):
-        table.add_column(escape(column))
+    for column in ("trial", *metrics, "arch"):
+        table.add_column(escape(column), no_wrap=True)
     for row in data["front"]:
-        common.add_row(table, row["number"], *(fmt(row[m], 3) for m in metrics), row["arch"])
+        common.add_row(
+            table, row["number"], *(fmt(row[m], 3) for m in metrics), labels[row["arch"]]
+        )
     common.console().print(table)
+    print_archs(data["front"], labels)
     rows = [("front", f"{len(data['front'])} of {report.n_scored} scored trials")]
     if true is not None:
         rows += [

@@ -119,7 +119,7 @@ def _print_study(data: Mapping[str, Any]) -> None:
             *(common.fmt(trial["metrics"].get(m), 3) for m in metrics),
         )
     common.console().print(table)
-    _print_archs(data["top"], labels)
+    print_archs(data["top"], labels)
 
 
 def arch_labels(archs: list[str]) -> dict[str, str]:
@@ -139,7 +139,7 @@ def arch_labels(archs: list[str]) -> dict[str, str]:
     return labels
 
 
-def _print_archs(top: list[Mapping[str, Any]], labels: Mapping[str, str]) -> None:
+def print_archs(top: list[Mapping[str, Any]], labels: Mapping[str, str]) -> None:
     """The full architecture strings, one per line and never wrapped (copyable), each with
     the trials that evaluated it when there are several (the same architecture)."""
     from rich.markup import escape
