@@ -182,3 +182,36 @@ def test_the_old_jobs_flag_still_runs(fake_harness: list[dict[str, Any]]) -> Non
     assert fake_harness[0]["n_jobs"] == 3
     assert "--jobs is now called --workers" in result.stderr
     assert_usage_error(invoke("compare", "--jobs", "3", "--workers", "2"), "give only --workers")
+
+
+def test_the_table_explains_its_columns_and_prints_one_shot_rows_once(capsys) -> None:
+    from nasforge.cli.compare import _print_table
+    from nasforge.experiments.results import SummaryRow
+
+    rows = [
+        SummaryRow(
+            "cifar10",
+            strategy,
+            budget,
+            n_runs=2,
+            mean_test=90.0 + i,
+            std_test=0.5,
+            mean_valid=88.0,
+            optimum_rate=0.0,
+            ri=float(i),
+            mean_seconds=10.0 * budget,
+        )
+        for budget in (10, 25, 50)
+        for i, strategy in enumerate(("random", "regularized-evolution", "darts"))
+    ]
+    _print_table(rows, oneshot=("darts",), show_time=True)
+    out = capsys.readouterr().out
+    darts = [line for line in out.splitlines() if line.split()[:2] == ["cifar10", "darts"]]
+    assert len(darts) == 1 and "final" in darts[0] and "500" in darts[0]
+    evolution = [line for line in out.splitlines() if "regularized-evolution" in line.split()]
+    assert len(evolution) == 3  # black-box rows: one per budget
+    for column in ("budget:", "test acc:", "valid:", "opt %:", "RI %:", "time s:", "final:"):
+        assert any(line.startswith(column) for line in out.splitlines()), (column, out)
+    _print_table(rows[:2], show_time=False)
+    plain = capsys.readouterr().out
+    assert not any(line.startswith(("time s:", "final:")) for line in plain.splitlines())

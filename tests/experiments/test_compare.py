@@ -184,9 +184,11 @@ def test_optimum_rate_counts_runs_that_found_the_best_validation_arch(
     assert best["regularized-evolution"].optimum_rate > 0
 
 
-def test_write_creates_the_five_files(small: Comparison, tmp_path) -> None:
+def test_write_creates_the_files(small: Comparison, tmp_path) -> None:
     paths = small.write(tmp_path / "out" / "nested")
-    assert set(paths) == {"trials", "summary", "json", "plot", "time_plot"}
+    # table look-ups alone spend no time worth plotting: no time.png
+    assert set(paths) == {"trials", "summary", "json", "plot"}
+    assert not (tmp_path / "out" / "nested" / "time.png").exists()
     assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
     with paths["trials"].open(newline="") as handle:
         reader = csv.reader(handle)
@@ -198,7 +200,13 @@ def test_write_creates_the_five_files(small: Comparison, tmp_path) -> None:
     assert summary[0]["strategy"] == "regularized-evolution" and summary[0]["budget"] == "10"
     assert json.loads(paths["json"].read_text()) == small.to_json()
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert paths["time_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # with a charge per query, time means something: time.png is drawn
+    small.seconds_per_query = 30.0
+    try:
+        charged = small.write(tmp_path / "charged")
+    finally:
+        small.seconds_per_query = 0.0
+    assert charged["time_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_to_json_layout(small: Comparison) -> None:

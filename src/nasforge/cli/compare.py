@@ -293,7 +293,14 @@ def _print_table(rows: Sequence[Any], oneshot: Sequence[str] = (), show_time: bo
         table.add_column(label, justify="right", no_wrap=True)
     previous: tuple[Any, Any] | None = None
     fmt = common.fmt
+    # a one-shot method's final architecture is the same at every query budget: its row is
+    # printed once per dataset, in the section of the largest budget, marked "final"
+    last = {}
     for row in rows:
+        last[row.dataset] = max(last.get(row.dataset, row.budget), row.budget)
+    for row in rows:
+        if row.strategy in oneshot and row.budget != last[row.dataset]:
+            continue
         if previous is not None and previous != (row.dataset, row.budget):
             table.add_section()
         previous = (row.dataset, row.budget)
@@ -302,7 +309,7 @@ def _print_table(rows: Sequence[Any], oneshot: Sequence[str] = (), show_time: bo
             table,
             str(row.dataset),
             str(row.strategy),
-            fmt(row.budget),
+            "final" if row.strategy in oneshot else fmt(row.budget),
             f"{fmt(row.mean_test)} ± {fmt(row.std_test)}",
             fmt(row.mean_valid),
             fmt(None if rate is None else 100.0 * rate, 1),
@@ -313,3 +320,27 @@ def _print_table(rows: Sequence[Any], oneshot: Sequence[str] = (), show_time: bo
     if show_time and not console.is_terminal:
         console.width = max(console.width, 90)  # pipes and logs: no header cut short
     console.print(table)
+    for line in legend(oneshot=bool(oneshot), show_time=show_time):
+        console.print(line, soft_wrap=True, highlight=False)
+
+
+def legend(*, oneshot: bool, show_time: bool) -> list[str]:
+    """What the columns of the comparison table mean, one line each."""
+    lines = [
+        "budget: queries (table look-ups) each run may spend",
+        "test acc: test accuracy of the architecture a run picked by validation accuracy, "
+        "mean ± std over runs",
+        "valid: its validation accuracy, mean over runs",
+        "opt %: share of runs that reached the table's best validation accuracy",
+        "RI %: relative improvement of the mean test accuracy over random search",
+    ]
+    if oneshot:
+        lines.append(
+            "final: a one-shot method's last derived architecture (the same at every budget)"
+        )
+    if show_time:
+        lines.append(
+            "time s: mean wall seconds a run had spent by the end of the budget, with the "
+            "charge per query (--seconds-per-query)"
+        )
+    return lines

@@ -389,11 +389,13 @@ class Comparison:
         Files: ``trials.csv`` (the tidy table, missing values empty), ``summary.csv`` (one
         :class:`SummaryRow` per line, default budgets), ``summary.json`` (:meth:`to_json`),
         ``trajectories.png`` (mean best-so-far test accuracy against queries, with 95%
-        confidence bands) and ``time.png`` (the same against wall time, log scale).
+        confidence bands) and, where time means something (one-shot methods in the
+        comparison, or a ``seconds_per_query`` charge), ``time.png`` (the same against wall
+        time, log scale); a comparison of table look-ups alone spends no time worth plotting.
 
         Returns:
-            The paths, keyed ``"trials"``, ``"summary"``, ``"json"``, ``"plot"`` and
-            ``"time_plot"``.
+            The paths, keyed ``"trials"``, ``"summary"``, ``"json"``, ``"plot"`` and (with
+            ``time.png``) ``"time_plot"``.
         """
         from nasforge.experiments.plot import plot_time, plot_trajectories
 
@@ -404,8 +406,9 @@ class Comparison:
             "summary": folder / "summary.csv",
             "json": folder / "summary.json",
             "plot": folder / "trajectories.png",
-            "time_plot": folder / "time.png",
         }
+        if self.has_time:
+            paths["time_plot"] = folder / "time.png"
         with paths["trials"].open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(TRIAL_COLUMNS)
@@ -420,8 +423,15 @@ class Comparison:
                 writer.writerow([_csv_value(values[c]) for c in columns])
         paths["json"].write_text(json.dumps(self.to_json(), indent=2) + "\n")
         plot_trajectories(self, paths["plot"])
-        plot_time(self, paths["time_plot"])
+        if "time_plot" in paths:
+            plot_time(self, paths["time_plot"])
         return paths
+
+    @property
+    def has_time(self) -> bool:
+        """Whether wall time means something here: one-shot methods train for it, or each
+        query is charged ``seconds_per_query``."""
+        return bool(self.oneshot) or self.seconds_per_query > 0
 
     def __repr__(self) -> str:
         return (
