@@ -28,6 +28,15 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_cache(tmp_path_factory):
+    """Data caches (extracted archives, decoded image folders) go to the user's cache folder;
+    the tests use a private one instead of the real ``~/.cache/nasforge``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def nb201():
     return spaces.create("nb201")

@@ -79,14 +79,41 @@ def test_python_release_from_its_folder_or_parent(tmp_path: Path) -> None:
     assert splits.train.labels[:4].tolist() == raw[b"labels"]
 
 
-def test_python_release_from_a_tarball(tmp_path: Path) -> None:
+def test_python_release_from_a_tarball(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_python_release(tmp_path / "src")
+    data = tmp_path / "data"
+    data.mkdir()
+    archive = data / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    caplog.set_level("INFO", logger="nasforge.train.data")
+    splits = load_cifar10(archive)
+    assert len(splits.train) == 20
+    # extracted into the user's cache folder, never next to the data
+    assert sorted(p.name for p in data.iterdir()) == ["cifar-10-python.tar.gz"]
+    (extracted,) = (tmp_path / "user-cache" / "nasforge" / "datasets").iterdir()
+    assert (extracted / "cifar-10-batches-py").is_dir()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("extracting") and "MB" in m for m in messages)
+    assert any(m.startswith("extracted") and m.endswith("(100%)") for m in messages)
+
+
+def test_an_extraction_left_next_to_the_data_is_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_python_release(tmp_path / "src")
     archive = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    splits = load_cifar10(archive)
-    assert len(splits.train) == 20
-    assert (tmp_path / "cifar-10-python.nasforge" / "cifar-10-batches-py").is_dir()
+    old = extract_archive(archive, tmp_path / "elsewhere")
+    legacy = tmp_path / "cifar-10-python.nasforge"
+    old.rename(legacy)  # where an older nasforge extracted it
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    assert extract_archive(archive) == legacy
+    assert not (tmp_path / "user-cache").exists()
 
 
 def test_python_release_errors(tmp_path: Path) -> None:
@@ -115,14 +142,16 @@ def test_image_folder_classes_sorted_and_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = write_tree(tmp_path / "tree")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     splits = load_image_folder(root)
     assert splits.classes == ("a", "b", "c")  # alphabetical, not creation order
     assert len(splits.train) == 9 and len(splits.test) == 6
     assert splits.train.images.shape == (9, 3, 6, 6)
     # class "a" was written with value 20 * 1, "b" with 0
     assert splits.train.images[splits.train.labels == 0, 1, 3, 3].unique().tolist() == [20]
-    cache = tmp_path / "tree.nasforge.npz"
-    assert cache.is_file()
+    caches = list((tmp_path / "user-cache" / "nasforge" / "datasets").glob("tree-*.nasforge.npz"))
+    assert len(caches) == 1 and caches[0].is_file()
+    assert not list(tmp_path.glob("*.npz"))  # nothing next to the data
 
     def no_decoding(path: Path) -> np.ndarray:
         raise AssertionError(f"decoded {path} although the cache is valid")

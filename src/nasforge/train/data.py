@@ -10,12 +10,15 @@ nasforge never downloads data. It reads:
   (or a ``.tar.gz`` of such a tree, or the folder that holds it as its only sub-folder);
 * :class:`SyntheticImages`, small class-dependent patterns for tests.
 
-An archive is extracted once, next to itself (``<name>.nasforge/``) when that folder is
-writable, else under ``cache_dir`` or the user cache (``$XDG_CACHE_HOME/nasforge/datasets``,
-``~/.cache/nasforge/datasets``). Decoding an image folder is slow (60,000 CIFAR JPEGs take
-about 15 s on one core), so the decoded arrays are cached as a ``.npz`` file next to the
-folder (same rule for where), keyed by a fingerprint of the file names, sizes and times:
-later loads take well under a second, and a changed folder is decoded again.
+An archive is extracted once, into a cache folder: ``cache_dir`` (``--cache-dir``) or the
+user cache (``$XDG_CACHE_HOME/nasforge/datasets``, by default
+``~/.cache/nasforge/datasets``), never next to the user's data (CIFAR-10 takes 414 MB
+unpacked); INFO log lines report the extraction's progress. Decoding an image folder is slow
+(60,000 CIFAR JPEGs take about 15 s on one core), so the decoded arrays are cached as a
+``.npz`` file in the same cache folder, keyed by a fingerprint of the file names, sizes and
+times: later loads take well under a second, and a changed folder is decoded again. An
+extraction or decoded cache that an older nasforge left next to the data
+(``<name>.nasforge``) is still used when it is up to date.
 
 The python release's files are pickles; they are read with an unpickler that accepts only
 the numpy array and ``bytes`` constructors those files use, so a tampered file cannot run code.
@@ -29,7 +32,6 @@ import logging
 import os
 import pickle
 import shutil
-import stat
 import tarfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -437,22 +439,9 @@ def _short_hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def _writable(folder: Path) -> bool:
-    """Whether ``folder`` may be written: by permission, and by intent (a folder without any
-    write bit is read-only, even for root, whom ``os.access`` always allows)."""
-    try:
-        mode = folder.stat().st_mode
-    except OSError:
-        return False
-    intended = bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    return folder.is_dir() and intended and os.access(folder, os.W_OK | os.X_OK)
-
-
 def _cache_place(beside: Path, name: str, cache_dir: str | os.PathLike[str] | None) -> Path:
-    """``beside.parent / name`` when that folder is writable and no ``cache_dir`` is given;
-    else ``cache_dir`` (or the user cache) ``/ <name>-<hash of beside's path>``."""
-    if cache_dir is None and _writable(beside.parent):
-        return beside.parent / name
+    """``cache_dir`` (or the user cache) ``/ <name>-<hash of beside's path>``: caches never
+    go next to the user's data."""
     base = Path(cache_dir) if cache_dir is not None else _user_cache()
     stem, dot, ext = name.partition(".")
     tagged = f"{stem}-{_short_hash(str(beside.resolve()))}"
@@ -464,10 +453,11 @@ def extract_archive(
 ) -> Path:
     """Extract ``archive`` once and return the folder it was extracted into.
 
-    The folder is ``<stem>.nasforge`` next to the archive when that folder is writable
-    (``cache_dir`` not given), else under ``cache_dir`` or the user cache. A marker file
-    records the archive's size and time; a changed archive is extracted again. Members that
-    would land outside the folder (absolute paths, ``..``, links) are refused.
+    The folder is ``<stem>.nasforge-<hash>`` under ``cache_dir`` or the user cache (an up to
+    date ``<stem>.nasforge`` that an older nasforge extracted next to the archive is used as
+    it is). A marker file records the archive's size and time; a changed archive is
+    extracted again. Members that would land outside the folder (absolute paths, ``..``,
+    links) are refused. Progress is logged at INFO (logger ``nasforge.train.data``).
 
     Raises:
         DatasetError: The archive is unreadable or holds an unsafe member.
@@ -476,9 +466,12 @@ def extract_archive(
     info = source.stat()
     target = _cache_place(source, _archive_stem(source) + ".nasforge", cache_dir)
     stamp = f"{source.resolve()}\n{info.st_size}\n{info.st_mtime_ns}\n"
-    marker = target / _EXTRACTED_MARK
-    if marker.is_file() and marker.read_text() == stamp:
-        return target
+    legacy = source.parent / (_archive_stem(source) + ".nasforge")
+    for place in (target, legacy) if cache_dir is None else (target,):
+        marker = place / _EXTRACTED_MARK
+        with contextlib.suppress(OSError):
+            if marker.is_file() and marker.read_text() == stamp:
+                return place
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -488,14 +481,16 @@ def extract_archive(
         ) from err
     temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
-    logger.info("extracting %s into %s", source, target)
+    logger.info(
+        "extracting %s (%.0f MB) into %s (once; --cache-dir chooses the folder)",
+        source,
+        info.st_size / 1e6,
+        target,
+    )
     try:
         with tarfile.open(source) as tar:
             members = [_safe_member(m, source) for m in tar.getmembers()]
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(temporary, members=members, filter="data")
-            else:  # pragma: no cover - Python < 3.11.4; members were checked above
-                tar.extractall(temporary, members=members)
+            _extract_in_steps(tar, members, temporary)
     except (tarfile.TarError, OSError, EOFError) as err:
         shutil.rmtree(temporary, ignore_errors=True)
         raise DatasetError(f"Cannot extract {str(source)!r}: {err}") from err
@@ -504,6 +499,28 @@ def extract_archive(
         shutil.rmtree(target)  # a stale or partial extraction of ours
     os.replace(temporary, target)
     return target
+
+
+def _extract_in_steps(
+    tar: tarfile.TarFile, members: list[tarfile.TarInfo], folder: Path, steps: int = 10
+) -> None:
+    """Extract ``members`` in ``steps`` parts, logging the progress after each."""
+    total = sum(m.size for m in members) or 1
+    done = 0
+    size = max(1, -(-len(members) // steps))
+    for start in range(0, len(members), size):
+        part = members[start : start + size]
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(folder, members=part, filter="data")
+        else:  # pragma: no cover - Python < 3.11.4; members were checked before
+            tar.extractall(folder, members=part)
+        done += sum(m.size for m in part)
+        logger.info(
+            "extracted %d of %d files (%.0f%%)",
+            min(start + size, len(members)),
+            len(members),
+            100.0 * done / total,
+        )
 
 
 def _safe_member(member: tarfile.TarInfo, archive: Path) -> tarfile.TarInfo:
@@ -665,9 +682,11 @@ def _load_tree(
     fingerprint = _fingerprint(tree)
     name = root.name if root.name.endswith(".nasforge") else f"{root.name}.nasforge"
     cache = _cache_place(root, f"{name}.npz", cache_dir)
-    cached = _read_cache(cache, fingerprint, classes)
-    if cached is not None:
-        return cached
+    legacy = root.parent / f"{name}.npz"  # where an older nasforge kept it
+    for place in (cache, legacy) if cache_dir is None else (cache,):
+        cached = _read_cache(place, fingerprint, classes)
+        if cached is not None:
+            return cached
     logger.info("decoding the images of %s (once; cached in %s)", root, cache)
     splits = []
     for split in ("train", "test"):
