@@ -172,7 +172,8 @@ def search(
     cache_dir: Annotated[
         Path | None,
         cache_dir_option(
-            "Where to extract archives and cache decoded images if not next to the data.",
+            "Where to extract archives and cache decoded images (default: the user cache, "
+            "$XDG_CACHE_HOME or ~/.cache/nasforge/datasets; never next to the data).",
             panel=_TRAIN,
         ),
     ] = None,
