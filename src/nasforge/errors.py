@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "InfeasibleConstraintError",
@@ -27,7 +28,24 @@ __all__ = [
 
 
 class NasforgeError(Exception):
-    """Base class of every error nasforge raises on purpose."""
+    """Base class of every error nasforge raises on purpose.
+
+    Every subclass survives :mod:`pickle` (a process-pool or Ray worker sends its errors to
+    the main process that way), also one whose constructor takes other arguments than its
+    message: an error is rebuilt from its message and attributes, without calling
+    ``__init__`` again.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """An unpickled :class:`NasforgeError`: its class, message and attributes, as sent."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidArchitectureError(NasforgeError, ValueError):
