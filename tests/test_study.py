@@ -282,8 +282,13 @@ def test_objective_parsing():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"n_trials": 0}, InvalidConfigError, "positive"),
-        ({"budget": -5}, InvalidConfigError, "positive"),
+        ({"n_trials": 0}, InvalidConfigError, "from 1 to"),
+        ({"budget": -5}, InvalidConfigError, "above 0"),
+        ({"budget": float("inf")}, InvalidConfigError, "finite"),
+        ({"budget": 1e23}, InvalidConfigError, "at most"),
+        ({"budget": float("nan")}, InvalidConfigError, "finite"),
+        ({"n_trials": 2.5}, InvalidConfigError, "whole number"),
+        ({"timeout": float("inf")}, InvalidConfigError, "finite"),
         ({}, InvalidConfigError, "limit"),
     ],
 )

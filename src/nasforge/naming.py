@@ -10,14 +10,30 @@ the same command again finds the same study and resumes it::
     >>> default_checkpoint_dir("sqlite:///runs/t.db", "s")
     'runs/t.db-checkpoints/s'
 
+A study name becomes one folder inside the checkpoint folder, whatever it holds: a name with
+path separators, ``..`` or an absolute path is made safe (and told apart from other names by
+a short digest), so no name places files outside that folder::
+
+    >>> default_checkpoint_dir("sqlite:///runs/t.db", "../../x")
+    'runs/t.db-checkpoints/___.._x-9cdf6a5010'
+
+Devices are named as everywhere in nasforge (``auto``, ``cpu``, ``cuda``, ``cuda:N``)::
+
+    >>> check_device("cuda:1")
+    'cuda:1'
+
 Nothing here touches a storage or the disk.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
-__all__ = ["default_checkpoint_dir", "default_study_name"]
+from nasforge.errors import InvalidConfigError
+
+__all__ = ["check_device", "default_checkpoint_dir", "default_study_name", "folder_name"]
 
 #: Evaluators whose results do not depend on a training run; their name is left out.
 _LOOKUP_EVALUATORS = ("tabular",)
@@ -53,4 +69,55 @@ def default_checkpoint_dir(storage: str | None, study_name: str | None) -> str |
     database = storage[len("sqlite:///") :].split("?", 1)[0]
     if not database or database == ":memory:":
         return None
-    return str(Path(database).with_name(Path(database).name + "-checkpoints") / study_name)
+    return str(
+        Path(database).with_name(Path(database).name + "-checkpoints") / folder_name(study_name)
+    )
+
+
+#: Characters kept as they are in a folder made from a study name.
+_SAFE = re.compile(r"[^A-Za-z0-9._+=-]")
+#: Longest folder name made from a study name (file systems allow 255 bytes).
+_MAX_FOLDER = 120
+
+
+def folder_name(name: str) -> str:
+    """A single folder name for ``name`` that stays inside its parent folder.
+
+    A name of letters, digits and ``._+=-`` (not starting with a dot) is kept as it is. Any
+    other name (with ``/``, ``\\``, ``..``, a drive, spaces or other characters, or too long)
+    has those characters replaced by ``_`` and a digest of the full name appended, so that two
+    names never share a folder.
+
+    >>> folder_name("nb201-random-cifar10-seed0")
+    'nb201-random-cifar10-seed0'
+    >>> folder_name("/etc") == folder_name("_etc")
+    False
+    """
+    safe = _SAFE.sub("_", name)
+    safe = "_" * (len(safe) - len(safe.lstrip("."))) + safe.lstrip(".")
+    if safe == name and not name.startswith(".") and 0 < len(name) <= _MAX_FOLDER:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{safe[:_MAX_FOLDER]}-{digest}"
+
+
+_DEVICE = re.compile(r"(auto|cpu|cuda(:\d{1,4})?)")
+
+
+def check_device(device: str) -> str:
+    """``device`` if it names a device nasforge can use: ``auto`` (CUDA when PyTorch sees a
+    GPU), ``cpu``, ``cuda`` or ``cuda:N`` (any case, spaces around ignored), lower-cased.
+
+    Only the spelling is checked (torch is not imported); whether CUDA is present is checked
+    where the device is used.
+
+    Raises:
+        InvalidConfigError: Any other name; the message lists the valid ones.
+    """
+    name = str(device).strip().lower()
+    if not _DEVICE.fullmatch(name):
+        shown = repr(device) if len(repr(device)) <= 60 else repr(device)[:57] + "..."
+        raise InvalidConfigError(
+            f"--device {shown} is not a device; choose auto, cpu, cuda or cuda:N (e.g. cuda:0)."
+        )
+    return name

@@ -78,14 +78,7 @@ class RayExecutor(Executor):
         start = time.perf_counter()
         self._owns = False
         if not ray.is_initialized():
-            ray.init(
-                address=address,
-                num_cpus=num_cpus if address is None else None,
-                num_gpus=num_gpus if address is None else None,
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-                log_to_driver=True,
-            )
+            _join(ray, address, num_cpus, num_gpus)
             self._owns = True
         #: Seconds it took to start or join Ray.
         self.startup_seconds = time.perf_counter() - start
@@ -167,3 +160,40 @@ def _translate(exc: BaseException) -> BaseException:
         if isinstance(cause, BaseException):
             return cause
     return exc
+
+
+def _join(ray: Any, address: str | None, num_cpus: int | None, num_gpus: int | None) -> None:
+    """Start Ray here (``address=None``) or join the cluster at ``address``.
+
+    Raises:
+        InvalidConfigError: No Ray cluster answers at ``address`` (one line instead of Ray's
+            own traceback and log).
+    """
+    try:
+        ray.init(
+            address=address,
+            num_cpus=num_cpus if address is None else None,
+            num_gpus=num_gpus if address is None else None,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+        )
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+        if address is None:
+            raise InvalidConfigError(
+                f"Ray could not start on this machine ({_first_line(exc)}); check that Ray "
+                "is installed properly, or use --executor pool."
+            ) from None
+        shown = address if len(address) <= 80 else address[:77] + "..."
+        raise InvalidConfigError(
+            f"--ray-address {shown!r}: no Ray cluster answers there ({_first_line(exc)}). "
+            "Start one with 'ray start --head' (then --ray-address auto), give the address of "
+            "a running cluster (ray://HOST:10001), or leave --ray-address out to start Ray "
+            "on this machine."
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= 160 else line[:157] + "..."

@@ -18,7 +18,7 @@ from typing import Any
 from nasforge.errors import InvalidConfigError, StorageError, StudyConflictError, UnknownNameError
 from nasforge.execution.base import Executor
 
-__all__ = ["WorkerReport", "join_study", "make_executor", "run_worker"]
+__all__ = ["WorkerReport", "check_worker_limits", "join_study", "make_executor", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +74,45 @@ def make_executor(
     raise UnknownNameError("executor", name, EXECUTORS)
 
 
+def check_worker_limits(
+    n_trials: int | None = None,
+    budget: float | None = None,
+    heartbeat_grace: float | None = None,
+    *,
+    prefix: str = "",
+) -> None:
+    """Refuse a worker's limits before anything is opened or written: ``n_trials`` and
+    ``budget`` as :func:`nasforge.study._create.check_limits` (finite, within bounds),
+    ``heartbeat_grace`` a finite number of seconds above 0.
+
+    Raises:
+        InvalidConfigError: A value out of range.
+    """
+    from nasforge.study._create import check_limits
+
+    check_limits(n_trials=n_trials, budget=budget, prefix=prefix)
+    if heartbeat_grace is not None:
+        try:
+            check_limits(timeout=heartbeat_grace)
+        except InvalidConfigError:
+            raise InvalidConfigError(
+                f"{prefix}{'heartbeat-grace' if prefix else 'heartbeat_grace'} must be a finite "
+                f"number of seconds above 0, got {heartbeat_grace!r}."
+            ) from None
+
+
 def join_study(
     storage: str,
     study_name: str,
     *,
     create: Mapping[str, Any] | None = None,
     expect: Mapping[str, Any] | None = None,
+    limits: Mapping[str, Any] | None = None,
 ) -> Any:
     """Open a shared study, creating it first when absent and ``create`` is given.
+
+    Nothing is written unless the study is created, and it is created only after every
+    setting is checked: a refused worker leaves no study (nor database) behind.
 
     Args:
         storage: The storage URL.
@@ -90,25 +121,46 @@ def join_study(
             ``evaluator``...) used when the study does not exist yet.
         expect: Settings the caller asked for (``{"strategy": "random"}``); a study stored
             with other values is refused.
+        limits: The limits this worker was given (``n_trials``, ``budget``, ``None`` for
+            none); when given, a study is only created with one (it is stored for the
+            workers that join later), so that a worker without one leaves nothing behind.
 
     Raises:
         StudyConflictError: The stored study has other settings than ``expect``.
         UnknownNameError: No such study and nothing to create it from.
+        StorageError: No study database there and nothing to create a study from.
+        InvalidConfigError: A study to create while ``limits`` holds none.
     """
     import nasforge
-    from nasforge.storage import get_storage
+    from nasforge.storage import check_study_name, get_storage
 
-    store = get_storage(storage)
-    record = store.get_study(study_name)
+    check_study_name(study_name)
+    try:
+        store = get_storage(storage, create=False)
+    except StorageError:
+        if not create:
+            raise
+        store = None  # no study database yet: create_study makes it after its checks
+    record = None if store is None else store.get_study(study_name)
     if record is None and create:
+        if limits is not None and not any(v is not None for v in limits.values()):
+            raise InvalidConfigError(
+                f"Study {study_name!r} does not exist yet; the worker that creates it needs a "
+                "limit: give --trials N or --budget B (stored for the workers that join later)."
+            )
+        if store is not None:
+            store.close()
         return nasforge.create_study(
-            storage=store, study_name=study_name, load_if_exists=True, **create
+            storage=storage, study_name=study_name, load_if_exists=True, **create
         )
+    assert store is not None
     if record is None:
         names = [r.name for r in store.list_studies()]
+        shown = _display(store)
+        store.close()
         if not names:
             raise StorageError(
-                f"No study named {study_name!r} in {_display(store)}; the first worker creates "
+                f"No study named {study_name!r} in {shown}; the first worker creates "
                 "it when given --strategy (and --space, --dataset, --trials or --budget)."
             )
         raise UnknownNameError("study", study_name, names)
@@ -145,24 +197,27 @@ def run_worker(
         InvalidConfigError: No limit given and none stored.
         StudyDeletedError: The study was deleted while the worker ran.
     """
+    from nasforge.study._create import check_limits
+
+    check_worker_limits(n_trials, budget, heartbeat_grace)
     stored = dict(study.record.options.get("limits") or {})
     given = {k: v for k, v in (("n_trials", n_trials), ("budget", budget)) if v is not None}
-    for label, value in given.items():
-        if isinstance(value, bool) or not value > 0:
-            raise InvalidConfigError(f"{label} must be a positive number, got {value!r}.")
-    if given and given != stored:
-        study.storage.update_options(study.record.study_id, {"limits": given})
     limits = given or stored
     if not limits:
         raise InvalidConfigError(
             f"Study {study.name!r} has no stored limit; give the worker --trials N or "
             "--budget B (stored with the study for the workers that join later)."
         )
+    try:
+        check_limits(n_trials=limits.get("n_trials"), budget=limits.get("budget"))
+    except InvalidConfigError as exc:
+        raise InvalidConfigError(
+            f"Study {study.name!r} stores a limit that is out of range ({exc}); give this "
+            "worker --trials N or --budget B to replace it."
+        ) from None
+    if given and given != stored:
+        study.storage.update_options(study.record.study_id, {"limits": given})
     if heartbeat_grace is not None:
-        if not heartbeat_grace > 0:
-            raise InvalidConfigError(
-                f"heartbeat_grace must be a positive number of seconds, got {heartbeat_grace!r}."
-            )
         study.heartbeat_grace = float(heartbeat_grace)
         study.heartbeat_interval = min(study.heartbeat_interval, heartbeat_grace / 4)
     before = {t.number for t in study.trials}

@@ -104,8 +104,15 @@ def run_oneshot_search(
     """
     import nasforge
     from nasforge import oneshot
+    from nasforge.naming import check_device
+    from nasforge.storage import check_study_name
+    from nasforge.study._create import check_seed
     from nasforge.train import load_cifar10
 
+    check_seed(seed)
+    if study_name is not None:
+        check_study_name(study_name)
+    device = check_device(device)
     require_data(data, f"The one-shot method {method!r} trains")
     assert data is not None  # for the type checker: require_data refused None
     oneshot.get(method)

@@ -36,6 +36,7 @@ __all__ = [
     "OpenedSearch",
     "SearchProgress",
     "check_positive",
+    "check_settings",
     "open_search",
     "open_training_search",
     "run_search",
@@ -43,9 +44,42 @@ __all__ = [
 
 
 def check_positive(label: str, value: float) -> None:
-    """Refuse a limit that is not a positive number (``label`` names it in the message)."""
+    """Refuse a limit that is not a positive number (``label`` names it in the message).
+
+    Use :func:`check_settings` for a search's budget, trials and seed: it also refuses
+    infinite and out-of-range values."""
     if not value > 0:
         raise InvalidConfigError(f"{label} must be a positive number, got {value!r}.")
+
+
+def check_settings(
+    *,
+    seed: int,
+    budget: float | None = None,
+    trials: int | None = None,
+    study_name: str | None = None,
+) -> None:
+    """Refuse a search's settings before anything is built or written: the seed (0 to
+    2**63 - 1), the budget and trial count (finite, within
+    :func:`nasforge.study._create.check_limits`'s bounds) and the study name (not empty,
+    at most 255 characters, no control characters). Messages name the command-line options.
+
+    Raises:
+        InvalidConfigError: The first setting out of range.
+    """
+    from nasforge.storage import check_study_name
+    from nasforge.study._create import check_limits, check_seed
+
+    try:
+        check_seed(seed)
+    except InvalidConfigError as exc:
+        raise InvalidConfigError(f"--{exc}") from None
+    check_limits(n_trials=trials, budget=budget, prefix="--")
+    if study_name is not None:
+        try:
+            check_study_name(study_name)
+        except InvalidConfigError as exc:
+            raise InvalidConfigError(f"--study: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -84,18 +118,36 @@ class SearchProgress:
         """An epoch of the trial being trained began (``report.epoch == 0``) or ended."""
 
 
+def _exists(storage: str | None, study_name: str | None) -> bool:
+    """Whether ``storage`` holds a study ``study_name``, looked up without creating anything
+    (no database there yet: ``False``)."""
+    from nasforge.errors import StorageError
+    from nasforge.storage import get_storage
+
+    if storage is None or study_name is None:
+        return False
+    try:
+        store = get_storage(storage, create=False)
+    except StorageError:
+        return False  # no study database yet: create_study makes it, after its checks
+    try:
+        return store.get_study(study_name) is not None
+    finally:
+        store.close()
+
+
 def _open(
-    store: Any, study_name: str | None, evaluator: Evaluator, **settings: Any
+    storage: str | None, study_name: str | None, evaluator: Evaluator, **settings: Any
 ) -> OpenedSearch:
+    """Create or resume the study; the storage URL goes to :func:`nasforge.create_study`,
+    which checks every setting before it opens (or creates) the database."""
     import nasforge
 
-    existing = None
-    if store is not None and study_name is not None:
-        existing = store.get_study(study_name)
+    existing = _exists(storage, study_name)
     study = nasforge.create_study(
-        storage=store, study_name=study_name, evaluator=evaluator, load_if_exists=True, **settings
+        storage=storage, study_name=study_name, evaluator=evaluator, load_if_exists=True, **settings
     )
-    return OpenedSearch(study, evaluator, existing is not None)
+    return OpenedSearch(study, evaluator, existing)
 
 
 def open_search(
@@ -131,10 +183,8 @@ def open_search(
         NasforgeError: Any bad name or setting, before anything is written.
     """
     from nasforge.evaluators.options import evaluator_from_options
-    from nasforge.storage import get_storage
 
-    if budget is not None:
-        check_positive("budget", budget)
+    check_settings(seed=seed, budget=budget, study_name=study_name)
     params = dict(evaluator_params or {})
     if evaluator == "tabular":
         params = {"benchmark": benchmark, "fidelity": fidelity, **params}
@@ -144,12 +194,11 @@ def open_search(
             "settings with --evaluator-param KEY=VALUE."
         )
     the_evaluator = evaluator_from_options(evaluator, dataset=dataset, params=params)
-    store = get_storage(storage) if storage is not None else None
-    if study_name is None and store is not None:
+    if study_name is None and storage is not None:
         spelled = str((the_evaluator.spec() or {}).get("dataset", dataset))
         study_name = default_study_name(space, strategy, spelled, seed=seed, evaluator=evaluator)
     return _open(
-        store,
+        storage,
         study_name,
         the_evaluator,
         space=space,
@@ -194,12 +243,9 @@ def open_training_search(
             evaluator is checked: data layout, network settings).
     """
     from nasforge.evaluators.options import training_evaluator
-    from nasforge.storage import get_storage
 
-    if budget is not None:
-        check_positive("budget", budget)
-    store = get_storage(storage) if storage is not None else None
-    if study_name is None and store is not None:
+    check_settings(seed=seed, budget=budget, study_name=study_name)
+    if study_name is None and storage is not None:
         study_name = default_study_name(space, strategy, dataset, seed=seed, evaluator="train")
     if not keep_checkpoints:
         checkpoint_dir = None
@@ -210,7 +256,7 @@ def open_training_search(
     )
     evaluator.check()  # type: ignore[attr-defined]  # data and settings now, not as failed trials
     return _open(
-        store,
+        storage,
         study_name,
         evaluator,
         space=space,

@@ -45,13 +45,10 @@ _TRAINING_KEYS = (
 
 
 def safe_url(url: str) -> str:
-    """The storage URL with any password hidden."""
-    try:
-        from sqlalchemy.engine import make_url
+    """The storage URL with any password hidden (``***``), also when it is malformed."""
+    from nasforge.storage import mask_url
 
-        return str(make_url(url).render_as_string(hide_password=True))
-    except Exception:
-        return url
+    return mask_url(str(url))
 
 
 def best_trial(study: Study) -> Trial | None:
@@ -139,28 +136,32 @@ def studies_summary(storage: str) -> dict[str, Any]:
     """The studies stored at ``storage``: name, strategy, seed, dataset and trial counts.
 
     Raises:
-        StorageError: No database there (nothing is created), or a malformed URL.
+        StorageError: No study database there, or a malformed URL (the storage is opened
+            read-only: nothing is ever written).
     """
     from nasforge.storage import get_storage
 
-    store = get_storage(storage, create=False)
-    counts = store.study_counts()
-    rows = []
-    for record in store.list_studies():
-        states = counts.get(record.study_id, {}) if record.study_id is not None else {}
-        evaluator = record.evaluator or {}
-        rows.append(
-            {
-                "name": record.name,
-                "space": record.space,
-                "strategy": record.strategy,
-                "seed": record.seed,
-                "dataset": evaluator.get("dataset"),
-                "n_trials": sum(states.values()),
-                "n_complete": states.get("COMPLETE", 0),
-                "created_at": None if record.created_at is None else str(record.created_at),
-            }
-        )
+    store = get_storage(storage, read_only=True)
+    try:
+        counts = store.study_counts()
+        rows = []
+        for record in store.list_studies():
+            states = counts.get(record.study_id, {}) if record.study_id is not None else {}
+            evaluator = record.evaluator or {}
+            rows.append(
+                {
+                    "name": record.name,
+                    "space": record.space,
+                    "strategy": record.strategy,
+                    "seed": record.seed,
+                    "dataset": evaluator.get("dataset"),
+                    "n_trials": sum(states.values()),
+                    "n_complete": states.get("COMPLETE", 0),
+                    "created_at": None if record.created_at is None else str(record.created_at),
+                }
+            )
+    finally:
+        store.close()
     return {"storage": safe_url(storage), "studies": rows}
 
 

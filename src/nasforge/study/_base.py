@@ -189,8 +189,8 @@ class StudyBase:
                 self._study_id, since=len(self._trials), finished_since=self._told
             )
         )
-        if not mark_stale:
-            return
+        if not mark_stale or getattr(self._storage, "read_only", False):
+            return  # a read-only storage (nasforge show) is only read
         stale = [
             t for t in self._pending.values() if t.number not in self._mine and self._is_stale(t)
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,13 +14,14 @@ from nasforge import strategies
 from nasforge.constraints import Constraint
 from nasforge.errors import (
     InvalidConfigError,
+    NasforgeError,
     StorageError,
     StudyConflictError,
     UnknownNameError,
 )
 from nasforge.evaluators.base import Evaluator
 from nasforge.spaces.base import SearchSpace
-from nasforge.storage import Storage, StudyRecord, get_storage
+from nasforge.storage import MAX_SEED, Storage, StudyRecord, check_study_name, get_storage
 from nasforge.strategies.base import Strategy, check_params
 from nasforge.study._specs import space_spec, strategy_spec, unrecordable
 from nasforge.study._study import Study
@@ -40,6 +42,115 @@ class _Default(enum.Enum):
 
 
 _DEFAULT_SEED = _Default.SEED
+
+#: Most finished trials a study may be asked for (``n_trials``).
+MAX_TRIALS = 10**9
+#: Largest budget (queries of a table or seconds of training) and ``timeout`` in seconds:
+#: a trillion, more than any search can spend; larger or infinite limits are refused.
+MAX_BUDGET = 1e12
+
+
+# -- validation --------------------------------------------------------------------------------
+def _shown(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def check_limits(
+    *, n_trials: Any = None, budget: Any = None, timeout: Any = None, prefix: str = ""
+) -> None:
+    """Refuse limits a search could never reach or a storage should not keep.
+
+    ``n_trials`` must be a whole number from 1 to :data:`MAX_TRIALS`; ``budget`` and
+    ``timeout`` finite numbers above 0 and at most :data:`MAX_BUDGET`. ``None`` is no limit.
+    ``prefix`` is put before the names in messages (``"--"`` for the command line).
+
+    Raises:
+        InvalidConfigError: A limit out of range, infinite, NaN or not a number.
+    """
+    if n_trials is not None:
+        if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)):
+            raise InvalidConfigError(
+                f"{prefix}{'trials' if prefix else 'n_trials'} must be a whole number, got "
+                f"{_shown(n_trials)}."
+            )
+        if not 1 <= n_trials <= MAX_TRIALS:
+            raise InvalidConfigError(
+                f"{prefix}{'trials' if prefix else 'n_trials'} must be from 1 to {MAX_TRIALS:,}, "
+                f"got {_shown(n_trials)}."
+            )
+    for label, value, unit in (("budget", budget, ""), ("timeout", timeout, " seconds")):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise InvalidConfigError(f"{prefix}{label} must be a number, got {_shown(value)}.")
+        if not (math.isfinite(value) and 0 < value <= MAX_BUDGET):
+            raise InvalidConfigError(
+                f"{prefix}{label} must be a finite number above 0 and at most {MAX_BUDGET:.0e}"
+                f"{unit}, got {_shown(value)}; give the cost the search may spend, e.g. 100."
+            )
+
+
+def check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InvalidConfigError(
+            f"seed must be a whole number from 0 to 2**63 - 1, got {_shown(seed)}."
+        )
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidConfigError(
+            f"seed must be from 0 to 2**63 - 1 = {MAX_SEED}, got {_shown(seed)}."
+        )
+
+
+def _check_values(owner: str, params: Mapping[str, Any]) -> None:
+    """Refuse parameters holding NaN, infinities or integers a storage cannot keep."""
+
+    def bad(value: Any) -> bool:
+        if isinstance(value, (float, np.floating)):
+            return not math.isfinite(value)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return not -(2**63) <= value < 2**63
+        if isinstance(value, Mapping):
+            return any(bad(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return any(bad(v) for v in value)
+        return False
+
+    for key, value in params.items():
+        if bad(value):
+            raise InvalidConfigError(
+                f"Parameter {key}={_shown(value)} of {owner} is not a finite number (or is "
+                "beyond 64 bits); give a finite value within the parameter's range."
+            )
+
+
+def _check_objectives(parsed: Sequence[Objective]) -> None:
+    seen: set[str] = set()
+    for objective in parsed:
+        if objective.metric in seen:
+            raise InvalidConfigError(
+                f"The metric {objective.metric!r} is given twice among the objectives "
+                f"({', '.join(map(str, parsed))}); give each metric once."
+            )
+        seen.add(objective.metric)
+
+
+def _build(
+    factory: Any, name: str, space: SearchSpace, seed: int, params: Mapping[str, Any]
+) -> Any:
+    """Build the strategy once to check its parameters; a Python error of the strategy's own
+    checks (a wrong type or an impossible value) becomes an :class:`InvalidConfigError`."""
+    try:
+        return factory(space, seed=seed, **params)
+    except NasforgeError:
+        raise
+    except (TypeError, ValueError, OverflowError, MemoryError, ZeroDivisionError) as exc:
+        shown = ", ".join(f"{k}={_shown(v, 30)}" for k, v in params.items()) or "defaults"
+        raise InvalidConfigError(
+            f"Strategy {name!r} refused its parameters ({shown}): {type(exc).__name__}: "
+            f"{_shown(str(exc), 200)[1:-1]}. Check the values (nasforge list strategies "
+            "shows them)."
+        ) from None
 
 
 # -- public constructors ----------------------------------------------------------------------
@@ -120,6 +231,12 @@ def create_study(
         True
     """
     seed_given = not isinstance(seed, _Default)
+    if study_name is not None:
+        check_study_name(study_name)
+    if seed_given and seed is not None:
+        check_seed(seed)
+    _check_values("the strategy", strategy_params or {})
+    _check_values("the space", space_params or {})
     space, space_params, space_obj = space_spec(space, space_params, strategy)
     strategy, strategy_params, seed = strategy_spec(
         strategy,
@@ -131,11 +248,11 @@ def create_study(
     )
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidConfigError(f"seed must be a non-negative integer, got {seed!r}.")
+    check_seed(seed)
     parsed = tuple(Objective.parse(o) for o in objectives)
     if not parsed:
         raise InvalidConfigError("Give at least one objective, e.g. 'valid_acc:max'.")
+    _check_objectives(parsed)
     # build once to validate names and parameters before anything is written
     factory = strategies.get(strategy)
     params = _with_objective_count(strategy, strategy_params, len(parsed))
@@ -146,14 +263,19 @@ def create_study(
         )
     if isinstance(factory, type):
         params = check_params(factory, params)
-    factory(space_obj, seed=int(seed), **params)
+    _check_values(f"strategy {strategy!r}", params)
+    _build(factory, strategy, space_obj, int(seed), params)
     parsed_constraints = tuple(Constraint.parse(c) for c in constraints)
     options = _options(dedupe, parsed_constraints)
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise InvalidConfigError(f"max_retries must be an integer >= 0, got {max_retries!r}.")
     if max_retries != Study.max_retries:
         options["max_retries"] = max_retries
-    if not isinstance(heartbeat_grace, (int, float)) or not heartbeat_grace > 0:
+    if (
+        isinstance(heartbeat_grace, bool)
+        or not isinstance(heartbeat_grace, (int, float))
+        or not 0 < heartbeat_grace <= MAX_BUDGET
+    ):
         raise InvalidConfigError(
             f"heartbeat_grace must be a positive number of seconds, got {heartbeat_grace!r}."
         )
@@ -215,18 +337,36 @@ def _options(dedupe: bool, constraints: Sequence[Constraint]) -> dict[str, Any]:
     return options
 
 
-def load_study(study_name: str, storage: str | Storage) -> Study:
+def load_study(study_name: str, storage: str | Storage, *, read_only: bool = False) -> Study:
     """Open a stored study and replay its trials, ready to :meth:`Study.optimize` further.
+
+    Args:
+        study_name: The study's name.
+        storage: A URL or a storage. A URL is never turned into a new database: no file, an
+            empty file or a database without nasforge's tables is an error.
+        read_only: Open a URL read-only (see :func:`nasforge.storage.get_storage`): nothing
+            is written, not even the trials of dead workers marked FAILED; for reading a
+            study (``nasforge show``, ``pareto``, ``export``).
 
     Raises:
         UnknownNameError: No study of that name (the message lists the stored ones).
         StorageError: The storage cannot be opened or is not a nasforge database.
+        InvalidConfigError: The name cannot name a study (empty, too long...).
     """
-    store = get_storage(storage, create=False)
-    record = store.get_study(study_name)
-    if record is None:
-        names = [r.name for r in store.list_studies()]
-        if not names:
-            raise StorageError(f"No study named {study_name!r}: the storage holds no studies.")
-        raise UnknownNameError("study", study_name, names)
-    return Study(record, store)
+    check_study_name(study_name)
+    store = get_storage(storage, create=False, read_only=read_only)
+    try:
+        record = store.get_study(study_name)
+        if record is None:
+            names = [r.name for r in store.list_studies()]
+            if not names:
+                raise StorageError(
+                    f"No study named {study_name!r}: the storage holds no studies; create it "
+                    "first (nasforge search --storage URL --study NAME, or create_study)."
+                )
+            raise UnknownNameError("study", study_name, names)
+        return Study(record, store)
+    except BaseException:
+        if store is not storage:
+            store.close()
+        raise

@@ -109,9 +109,9 @@ class StudyLoop(StudyBase):
                 f"({', '.join(map(str, sorted(self._asked)))}); tell() their results (or "
                 "tell(trial, state=TrialState.FAILED)) before optimize()."
             )
-        for label, value in (("n_trials", n_trials), ("budget", budget), ("timeout", timeout)):
-            if value is not None and (isinstance(value, bool) or not value > 0):
-                raise InvalidConfigError(f"{label} must be a positive number, got {value!r}.")
+        from nasforge.study._create import check_limits
+
+        check_limits(n_trials=n_trials, budget=budget, timeout=timeout)
         evaluator = self._resolve_evaluator(evaluator)
         self._strategy.free_metrics = evaluator.free_metrics
         executor = executor or InProcessExecutor()
