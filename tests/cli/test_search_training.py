@@ -169,7 +169,7 @@ def test_search_synthetic_with_a_nan_trial_reports_the_failure(tmp_path: Path) -
             ],
             ["layers=3 leaves stage(s)"],
         ),
-        (["--trials", "0"], ["trials must be a positive number"]),
+        (["--trials", "0"], ["--trials must be from 1 to 1,000,000,000, got 0."]),
     ],
 )
 def test_search_training_errors_are_one_line(args: list[str], fragments: list[str]) -> None:

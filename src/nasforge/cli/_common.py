@@ -103,9 +103,23 @@ def workers_option(help: str, panel: str | None = None) -> Any:
     return _option("--workers", help=help, panel=panel)
 
 
+def _device(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from nasforge.naming import check_device
+
+    try:
+        return check_device(value)
+    except InvalidConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--device ")) from None
+
+
 def device_option(panel: str | None = None) -> Any:
-    """``--device``: ``auto`` (CUDA when PyTorch sees a GPU) by default in every command."""
-    return typer.Option(help="auto (CUDA if present), cpu, cuda or cuda:N.", rich_help_panel=panel)
+    """``--device``: ``auto`` (CUDA when PyTorch sees a GPU) by default in every command; any
+    other spelling than auto, cpu, cuda or cuda:N is a usage error."""
+    return typer.Option(
+        help="auto (CUDA if present), cpu, cuda or cuda:N.", rich_help_panel=panel, callback=_device
+    )
 
 
 def resolution_option(
@@ -174,7 +188,67 @@ def errors() -> Iterator[None]:
     try:
         yield
     except NasforgeError as exc:
-        fail(str(exc))
+        fail(str(exc))  # storage messages hide passwords themselves
+    except OSError as exc:  # a file that cannot be written or read, a full disk...
+        where = f" {abbreviate(str(exc.filename))}" if exc.filename else ""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        fail(f"{reason}:{where}; check the path and its permissions.")
+
+
+def abbreviate(text: str, limit: int = 80) -> str:
+    """``text`` quoted, cut in the middle to ``limit`` characters when longer."""
+    shown = repr(text)
+    if len(shown) <= limit:
+        return shown
+    half = (limit - 3) // 2
+    return f"{shown[:half]}...{shown[-half:]}"
+
+
+def check_writable(option: str, path: Path, *, folder: bool = False) -> None:
+    """Refuse an output path that cannot be written before any work is done.
+
+    ``folder``: the path may be an existing folder (the command writes a file in it).
+
+    Raises:
+        InvalidConfigError: The path is a folder (and may not be), its folder does not exist
+            or is not a folder, or it (or its folder) is not writable.
+    """
+    shown = abbreviate(str(path))
+    try:
+        _check_writable(option, path, shown, folder)
+    except OSError as exc:  # a name too long, a loop of links...
+        raise InvalidConfigError(
+            f"{option} {shown}: {exc.strerror or exc}; choose another path."
+        ) from None
+
+
+def _check_writable(option: str, path: Path, shown: str, folder: bool) -> None:
+    import os
+
+    if path.is_dir():
+        if not folder:
+            raise InvalidConfigError(f"{option} {shown} is a folder; give a file name.")
+        target = path
+    else:
+        if path.exists() and not os.access(path, os.W_OK):
+            raise InvalidConfigError(
+                f"{option} {shown}: the file exists and cannot be written; choose another path."
+            )
+        target = path.parent if str(path.parent) else Path(".")
+        if not target.exists():
+            raise InvalidConfigError(
+                f"{option} {shown}: the folder {abbreviate(str(target))} does not exist; "
+                "create it first or choose another path."
+            )
+        if not target.is_dir():
+            raise InvalidConfigError(
+                f"{option} {shown}: {abbreviate(str(target))} is not a folder; choose another path."
+            )
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise InvalidConfigError(
+            f"{option} {shown}: the folder {abbreviate(str(target))} is not writable; choose "
+            "another path."
+        )
 
 
 def show_progress(quiet: bool) -> bool:
@@ -215,6 +289,30 @@ def parse_params(items: Sequence[str], *, option: str = "--param") -> dict[str, 
             raise InvalidConfigError(f"{option} {key!r} is given twice; give it once.")
         params[key] = parse_value(value)
     return params
+
+
+def parse_objectives(objective: Sequence[str] | None, objectives: str | None) -> list[str]:
+    """The objectives of ``--objective`` (repeated) or ``--objectives A,B``; default
+    ``valid_acc:max``. An empty value is an error, not the default."""
+    if objective and objectives is not None:
+        raise InvalidConfigError(
+            "Give the objectives either with --objectives A,B or with repeated "
+            "--objective, not both."
+        )
+    if objectives is not None:
+        items = split(objectives)
+        if not items:
+            raise InvalidConfigError(
+                f"--objectives {objectives!r} names no objective; give e.g. "
+                "--objectives valid_acc:max,params_M:min, or leave it out for valid_acc:max."
+            )
+        return items
+    for item in objective or []:
+        if not item.strip():
+            raise InvalidConfigError(
+                "--objective is empty; give a metric and direction, e.g. --objective valid_acc:max."
+            )
+    return [item.strip() for item in objective or ["valid_acc:max"]]
 
 
 def check_at_least_one(flag: str, value: int | None) -> None:

@@ -43,7 +43,8 @@ def export_command(
         import nasforge
         from nasforge.export import export_trial
 
-        study = nasforge.load_study(study_name, storage)
+        common.check_writable("--out", out, folder=True)
+        study = nasforge.load_study(study_name, storage, read_only=True)
         result = export_trial(study, out, format=export_format, trial=trial, untrained=untrained)
         study.storage.close()
     if result.note:

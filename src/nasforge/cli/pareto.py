@@ -43,9 +43,20 @@ def pareto(
         import nasforge
         from nasforge.pareto import study_front
 
-        study = nasforge.load_study(study_name, storage)
         if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
-            raise InvalidConfigError(f"--plot {str(plot)!r}: give a .png, .svg or .pdf file name.")
+            raise InvalidConfigError(
+                f"--plot {common.abbreviate(str(plot))}: give a .png, .svg or .pdf file name."
+            )
+        if plot is not None:
+            common.check_writable("--plot", plot)
+        study = nasforge.load_study(study_name, storage, read_only=True)
+        if len(study.objectives) < 2:
+            study.storage.close()
+            raise InvalidConfigError(
+                f"Study {study_name!r} has one objective ({study.objectives[0]}); a Pareto "
+                "front needs two or more. Use nasforge show for its best trials, or search "
+                "with --objectives A:max,B:min."
+            )
         report = study_front(study, reference=reference, plot=plot)  # type: ignore[arg-type]
         study.storage.close()
     clean, fmt = common.clean, common.fmt

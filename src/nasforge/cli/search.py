@@ -268,16 +268,13 @@ def search(
     if summary["best"] is None:
         failed = [t for t in study.trials if t.fail_reason]
         reason = f"; first failure: {failed[0].fail_reason}" if failed else ""
+        if not study.trials and budget is not None:
+            reason = f": no evaluation fits in --budget {budget:g}; give a larger budget"
         common.fail(f"no trial completed{reason}", 1)
 
 
 def _objectives(objective: list[str] | None, objectives: str | None) -> list[str]:
-    if objective and objectives:
-        raise InvalidConfigError(
-            "Give the objectives either with --objectives A,B or with repeated "
-            "--objective, not both."
-        )
-    return common.split(objectives) if objectives else list(objective or ["valid_acc:max"])
+    return common.parse_objectives(objective, objectives)
 
 
 def _flags(options: Mapping[str, Any]) -> list[str]:
@@ -300,12 +297,13 @@ def _open(
     and the budget."""
     import nasforge
     from nasforge.runs import open_search, open_training_search
-    from nasforge.runs.search import check_positive
+    from nasforge.runs.search import check_settings
 
+    check_settings(
+        seed=settings["seed"], budget=budget, trials=trials, study_name=settings["study_name"]
+    )
     if evaluator_name not in nasforge.evaluators.names():
         nasforge.evaluators.create(evaluator_name)  # the registry's error: closest name, plugin
-    if trials is not None:
-        check_positive("trials", trials)
     settings["strategy_params"] = settings.pop("params")
     if evaluator_name != "train":
         given = _flags(training)

@@ -37,7 +37,11 @@ def show(
         else:
             import nasforge
 
-            data = study_summary(nasforge.load_study(study_name, storage), top)
+            study = nasforge.load_study(study_name, storage, read_only=True)
+            try:
+                data = study_summary(study, top)
+            finally:
+                study.storage.close()
     if as_json:
         common.print_json(data)
     elif study_name is None:

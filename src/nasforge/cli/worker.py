@@ -133,7 +133,12 @@ def worker(
     """Work on a shared study until its limit is reached; start it on as many machines as
     you like. The first worker creates the study (give --strategy) and stores its limit."""
     from nasforge.errors import StudyDeletedError
-    from nasforge.execution.worker import join_study, make_executor, run_worker
+    from nasforge.execution.worker import (
+        check_worker_limits,
+        join_study,
+        make_executor,
+        run_worker,
+    )
     from nasforge.runs.summary import safe_url
 
     safe = safe_url(storage)
@@ -142,6 +147,7 @@ def worker(
     try:
         with common.errors():
             common.check_at_least_one("--workers", workers)
+            check_worker_limits(trials, budget, heartbeat_grace, prefix="--")
             create = None
             if strategy is not None:
                 from nasforge.evaluators.options import evaluator_from_options
@@ -158,13 +164,20 @@ def worker(
                     "max_retries": max_retries,
                 }
             expect = {"strategy": strategy, "space": space, "seed": seed}
-            study = join_study(storage, study_name, create=create, expect=expect)
+            # the executor first: a cluster that cannot be reached leaves no study behind
             ex = make_executor(
                 executor,
                 workers=workers,
                 ray_address=ray_address,
                 cpus_per_trial=cpus_per_trial,
                 gpus_per_trial=gpus_per_trial,
+            )
+            study = join_study(
+                storage,
+                study_name,
+                create=create,
+                expect=expect,
+                limits={"n_trials": trials, "budget": budget},
             )
             common.note(
                 f"worker on study {study.name} in {safe}: {len(study.trials)} trials recorded, "
