@@ -193,7 +193,8 @@ def test_a_reader_leaves_a_study_with_a_dead_workers_trial_as_it_is(studies: Pat
     with contextlib.closing(sqlite3.connect(path)) as conn:  # a worker died mid-trial
         conn.execute(
             "UPDATE nasforge_trials SET state = 'RUNNING', worker = 'gone:1:x', "
-            "finished_at = NULL WHERE number = 3"
+            "heartbeat_at = '2000-01-01 00:00:00.000000', finished_at = NULL, "
+            "finish_seq = NULL WHERE number = 3"
         )
         conn.commit()
     with _unchanged(path):
@@ -215,6 +216,8 @@ def test_a_reader_leaves_a_study_with_a_dead_workers_trial_as_it_is(studies: Pat
         (["--param", "population_size=NaN"], ["not a finite number"]),
         ([], ["needs a limit", "--trials N or --budget B"]),
         (["--executor", "ray", "--ray-address", "ray://127.0.0.1:1"], ["--ray-address"]),
+        (["--executor", "ray", "--ray-address", "auto"], ["--ray-address 'auto'", "ray start"]),
+        (["--executor", "warp"], ["executor 'warp'"]),
     ],
 )
 def test_a_refused_worker_creates_nothing(
@@ -244,6 +247,21 @@ def test_a_stored_infinite_limit_is_refused_with_how_to_replace_it(tmp_path: Pat
     store.close()
     assert_usage_error(invoke(*base), "stores a limit that is out of range", "--budget B")
     assert invoke(*base, "--trials", "3").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "--evaluator", "train", "--trials", "1"],
+        ["search", "--strategy", "darts"],
+        ["compare", "--strategies", "darts"],
+        ["proxies", "6111"],
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "gpu0", "", "cuda:-1", "cpu cpu"])
+def test_an_unknown_device_is_one_line_in_every_command(command: list[str], device: str) -> None:
+    assert_usage_error(invoke(*command, "--device", device), "'--device'", "cuda:N")
 
 
 def test_pareto_of_a_single_objective_study_says_it_needs_two(studies: Path) -> None:

@@ -184,7 +184,10 @@ def _join(ray: Any, address: str | None, num_cpus: int | None, num_gpus: int | N
                 f"Ray could not start on this machine ({_first_line(exc)}); check that Ray "
                 "is installed properly, or use --executor pool."
             ) from None
-        shown = address if len(address) <= 80 else address[:77] + "..."
+        from nasforge.storage import mask_url
+
+        shown = mask_url(address)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
         raise InvalidConfigError(
             f"--ray-address {shown!r}: no Ray cluster answers there ({_first_line(exc)}). "
             "Start one with 'ray start --head' (then --ray-address auto), give the address of "
@@ -194,6 +197,9 @@ def _join(ray: Any, address: str | None, num_cpus: int | None, num_gpus: int | N
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of Ray's message, abbreviated, with any password hidden."""
+    from nasforge.storage import mask_url
+
     text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
+    line = mask_url(text[0]) if text else type(exc).__name__
     return line if len(line) <= 160 else line[:157] + "..."
