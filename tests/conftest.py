@@ -1,4 +1,5 @@
-"""Shared fixtures: the bundled NB201 space and benchmark, and the optional shared data."""
+"""Shared fixtures: the bundled NB201 space and benchmark, and the optional shared data (the
+one-torch-thread fixture is in the repository's conftest.py, for the doctests too)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,6 @@ import pytest
 from nasforge import spaces, tabular
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Model tests run with one intra-op thread: on a loaded 2-core machine, torch's default
-    of one thread per core makes small forward passes hundreds of times slower."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -79,7 +79,7 @@ SUPERNET_PAIRS = [
 #: Hyperparameters that keep nasforge's own one-shot methods fast (others use defaults).
 SMALL_ONESHOT = {
     "spos": {"population": 4, "generations": 2, "top_k": 2},
-    "darts-pt": {"proj_intv": 1, "proj_images": 16},
+    "darts-pt": {"proj_intv": 1, "proj_images": 4},
 }
 
 

@@ -192,7 +192,10 @@ def supernet_accuracy(
 ) -> tuple[float, float]:
     """Accuracy (percent) and mean loss of the supernet on ``batches``."""
     before = supernet.training
-    supernet.train(train_mode)
+    # switching a large supernet's mode walks every module: only when the mode changes
+    switch = before != train_mode
+    if switch:
+        supernet.train(train_mode)
     hits = seen = 0
     loss = 0.0
     try:
@@ -202,7 +205,8 @@ def supernet_accuracy(
             hits += correct(logits, y)
             seen += int(y.shape[0])
     finally:
-        supernet.train(before)
+        if switch:
+            supernet.train(before)
     return 100.0 * hits / max(1, seen), loss / max(1, seen)
 
 
