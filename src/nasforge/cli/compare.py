@@ -295,7 +295,7 @@ def _print_table(rows: Sequence[Any], oneshot: Sequence[str] = (), show_time: bo
     fmt = common.fmt
     # a one-shot method's final architecture is the same at every query budget: its row is
     # printed once per dataset, in the section of the largest budget, marked "final"
-    last = {}
+    last: dict[Any, Any] = {}
     for row in rows:
         last[row.dataset] = max(last.get(row.dataset, row.budget), row.budget)
     for row in rows:
