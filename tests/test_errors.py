@@ -101,3 +101,23 @@ def test_an_error_that_cannot_be_unpickled_is_sent_back_by_name() -> None:
 
     with pytest.raises(UnknownNameError, match="no-such-space"):  # picklable: as itself
         _call_in_worker(spaces.create, "no-such-space")
+
+
+def test_the_errors_of_other_modules_pickle_too() -> None:
+    pytest.importorskip("torch")
+    from nasforge.export import ExportError
+    from nasforge.oneshot.base import NonFiniteLossError
+    from nasforge.train.checkpoint import CheckpointMismatchError
+    from nasforge.train.data import DatasetError
+    from nasforge.train.trainer import TrainingDivergedError
+
+    for error in (
+        ExportError("no weights"),
+        DatasetError("no images"),
+        TrainingDivergedError("loss nan"),
+        CheckpointMismatchError("other arch"),
+        NonFiniteLossError("loss inf at step 3", (0, 1, 2)),
+    ):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert (str(copy), copy.__dict__) == (str(error), error.__dict__)
