@@ -107,4 +107,14 @@ def unknown_name_message(kind: str, name: str, valid: Iterable[str]) -> str:
     valid = sorted(valid)
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"Unknown {kind} {name!r}; choose from {', '.join(valid)}.{hint}"
+    return f"Unknown {kind} {abbreviate(name)}; choose from {', '.join(valid)}.{hint}"
+
+
+def abbreviate(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut in the middle to ``limit`` characters when longer (for messages
+    that echo what a user typed)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    half = (limit - 3) // 2
+    return f"{text[:half]}...{text[-half:]}"

@@ -264,6 +264,42 @@ def test_an_unknown_device_is_one_line_in_every_command(command: list[str], devi
     assert_usage_error(invoke(*command, "--device", device), "'--device'", "cuda:N")
 
 
+LONG = "q" * 2000
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "--strategy", LONG],
+        ["search", "--space", LONG],
+        ["search", "--dataset", LONG],
+        ["search", "--budget", LONG],
+        ["search", "--objectives", f"{LONG}:max"],
+        ["search", "--objective", f"valid_acc:{LONG}"],
+        ["search", "--constraint", f"{LONG}<=3"],
+        ["search", "--param", LONG],
+        ["search", "--param", f"{LONG}=3"],
+        ["search", "--study", LONG, "--storage", "sqlite:///:memory:"],
+        ["search", "--device", LONG],
+        ["search", "--storage", f"sqlite:///{LONG}/x.db"],
+        ["show", LONG, "--storage", f"sqlite:///{LONG}.db"],
+        ["worker", "--storage", "sqlite:///:memory:", "--study", LONG, "--trials", "2"],
+        ["list", LONG],
+        ["profile", LONG],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_a_long_value_is_abbreviated_in_the_message(args: list[str], tmp_path: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        line = assert_usage_error(invoke(*args))
+    finally:
+        os.chdir(cwd)
+    assert "q" * 200 not in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_pareto_of_a_single_objective_study_says_it_needs_two(studies: Path) -> None:
     path, url = _copy(studies)
     with _unchanged(path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -39,10 +40,11 @@ def parse_number(text: str) -> int | float:
         value = float(stripped)
     except ValueError:
         raise typer.BadParameter(
-            f"{text!r} is not a number: give an integer or a decimal, e.g. 100 or 2.5."
+            f"{abbreviate(str(text))} is not a number: give an integer or a decimal, e.g. 100 "
+            "or 2.5."
         ) from None
     if not math.isfinite(value):
-        raise typer.BadParameter(f"{text!r} is not a finite number.")
+        raise typer.BadParameter(f"{abbreviate(str(text))} is not a finite number.")
     return value
 
 
@@ -161,8 +163,23 @@ def one_line(text: str) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
+#: Longest run of characters without a space that an error line shows whole; a longer one
+#: (a value pasted by mistake, wherever the message was built) keeps its start and end.
+LONGEST_WORD = 120
+_LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD + 1},}}")
+
+
+def shorten(text: str) -> str:
+    """``text`` with every run of more than :data:`LONGEST_WORD` non-space characters cut in
+    the middle (``start...end``)."""
+    half = (LONGEST_WORD - 3) // 2
+    return _LONG_WORD.sub(lambda m: f"{m.group()[:half]}...{m.group()[-half:]}", text)
+
+
 def echo_error(message: str) -> None:
-    typer.echo(typer.style("error:", fg="red", bold=True) + " " + one_line(message), err=True)
+    """Print ``error: message`` on one line of stderr, long values abbreviated."""
+    text = shorten(one_line(message))
+    typer.echo(typer.style("error:", fg="red", bold=True) + " " + text, err=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -282,11 +299,11 @@ def parse_params(items: Sequence[str], *, option: str = "--param") -> dict[str, 
         key = key.strip()
         if not sep or not key or not value.strip():
             raise InvalidConfigError(
-                f"Malformed {option} {item!r}; write it as key=value, e.g. "
+                f"Malformed {option} {abbreviate(item)}; write it as key=value, e.g. "
                 f"{option} population_size=20."
             )
         if key in params:
-            raise InvalidConfigError(f"{option} {key!r} is given twice; give it once.")
+            raise InvalidConfigError(f"{option} {abbreviate(key)} is given twice; give it once.")
         params[key] = parse_value(value)
     return params
 
@@ -303,7 +320,7 @@ def parse_objectives(objective: Sequence[str] | None, objectives: str | None) ->
         items = split(objectives)
         if not items:
             raise InvalidConfigError(
-                f"--objectives {objectives!r} names no objective; give e.g. "
+                f"--objectives {abbreviate(objectives)} names no objective; give e.g. "
                 "--objectives valid_acc:max,params_M:min, or leave it out for valid_acc:max."
             )
         return items
