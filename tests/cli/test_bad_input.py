@@ -300,6 +300,23 @@ def test_a_long_value_is_abbreviated_in_the_message(args: list[str], tmp_path: P
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "fragment"),
+    [
+        ("--cells", "15624", "--cells must be at most 32"),
+        ("--cells", "0", "--cells must be a positive whole number"),
+        ("--channels", "100000", "--channels must be at most 256"),
+        ("--channels", "-1", "--channels must be a positive whole number"),
+        ("--resolution", "1000000", "--resolution must be at most 1,024"),
+        ("--num-classes", str(2**40), "--num-classes must be at most 100,000"),
+        ("--batch-size", "0", "--batch-size"),
+        ("--runs", str(10**9), "--runs must be at most"),
+    ],
+)
+def test_profile_settings_have_stated_bounds(option: str, value: str, fragment: str) -> None:
+    assert_usage_error(invoke("profile", "6111", option, value), fragment)
+
+
 def test_pareto_of_a_single_objective_study_says_it_needs_two(studies: Path) -> None:
     path, url = _copy(studies)
     with _unchanged(path):

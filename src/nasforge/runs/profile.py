@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from nasforge.architecture import Architecture
     from nasforge.spaces.base import SearchSpace
 
-__all__ = ["PROFILE_DATASETS", "parse_arch", "profile_arch"]
+__all__ = ["PROFILE_DATASETS", "PROFILE_LIMITS", "parse_arch", "profile_arch"]
 
 #: Classes and image size of the datasets :func:`profile_arch` knows.
 PROFILE_DATASETS: dict[str, tuple[int, int]] = {
@@ -43,9 +43,26 @@ def parse_arch(space: SearchSpace, text: str) -> Architecture:
     return space.parse(stripped)
 
 
+#: Largest value of each setting of :func:`profile_arch` (a network this size still fits in a
+#: few GB of memory; beyond it a typo such as ``--cells 15624`` would exhaust the machine).
+PROFILE_LIMITS = {
+    "--num-classes": 100_000,
+    "--resolution": 1024,
+    "--channels": 256,
+    "--cells": 32,
+    "--batch-size": 1024,
+    "--runs": 100_000,
+    "--threads": 1024,
+}
+
+
 def _positive(label: str, value: int) -> int:
-    if not value > 0:
-        raise InvalidConfigError(f"{label} must be a positive number, got {value!r}.")
+    """``value`` if it is a whole number from 1 to ``PROFILE_LIMITS[label]``."""
+    top = PROFILE_LIMITS.get(label)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidConfigError(f"{label} must be a positive whole number, got {value!r}.")
+    if top is not None and value > top:
+        raise InvalidConfigError(f"{label} must be at most {top:,}, got {value:,}.")
     return value
 
 
@@ -76,13 +93,23 @@ def profile_arch(
         (``params_M``, ``macs_M``, ``flops_M``), ``latency`` (per backend) and ``notes``.
 
     Raises:
-        InvalidConfigError: Conflicting or non-positive settings, a width or depth for a space
-            without them, or a network that cannot run at that image size.
+        InvalidConfigError: Conflicting settings, a setting that is not a whole number from
+            1 to its limit in :data:`PROFILE_LIMITS`, a width or depth for a space without
+            them, or a network that cannot run at that image size.
         UnknownNameError: An unknown dataset or latency backend.
     """
     import nasforge
     from nasforge.evaluators.options import scale_keys
 
+    for label, given in (
+        ("--channels", channels),
+        ("--cells", cells),
+        ("--batch-size", batch_size),
+        ("--runs", runs),
+        ("--threads", threads),
+    ):
+        if given is not None:
+            _positive(label, given)
     if dataset is not None and (num_classes is not None or resolution is not None):
         raise InvalidConfigError("Give --dataset, or --num-classes and --resolution, not both.")
     classes, size = PROFILE_DATASETS["cifar10"]
@@ -111,7 +138,13 @@ def profile_arch(
         from nasforge import hardware
     except ImportError as exc:  # pragma: no cover - ships with nasforge
         raise InvalidConfigError(f"nasforge.hardware cannot be imported: {exc}") from None
-    module = space_obj.build(arch, **build)
+    try:
+        module = space_obj.build(arch, **build)
+    except MemoryError:
+        raise InvalidConfigError(
+            f"The {space} network with {build} does not fit in memory; give smaller "
+            "--channels, --cells or --num-classes."
+        ) from None
     shape = (3, size, size)
     try:
         metrics = hardware.count_flops(module, shape).as_metrics()
