@@ -317,6 +317,19 @@ def test_profile_settings_have_stated_bounds(option: str, value: str, fragment: 
     assert_usage_error(invoke("profile", "6111", option, value), fragment)
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["compare", "--seeds", "99999999999"], "more than 10,000 seeds"),
+        (["compare", "--seeds", f"0,{2**64}"], "from 0 to 2**63 - 1"),
+        (["worker", "--storage", "sqlite:///:memory:", "--study", "s", "--executor", "pool",
+          "--workers", "100000", "--trials", "2", "--strategy", "random"], "from 1 to 1024"),
+    ],
+)  # fmt: skip
+def test_counts_of_seeds_and_processes_have_stated_bounds(args: list[str], fragment: str) -> None:
+    assert_usage_error(invoke(*args), fragment)
+
+
 def test_pareto_of_a_single_objective_study_says_it_needs_two(studies: Path) -> None:
     path, url = _copy(studies)
     with _unchanged(path):

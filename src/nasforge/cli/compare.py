@@ -250,6 +250,10 @@ def _strategy_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: Most seeds ``--seeds N`` may ask for.
+MAX_SEEDS = 10_000
+
+
 def _parse_seeds(text: str) -> int | list[int]:
     parts = common.split(text)
     try:
@@ -264,9 +268,18 @@ def _parse_seeds(text: str) -> int | list[int]:
     if len(values) == 1 and "," not in text:
         if not values[0] > 0:
             raise InvalidConfigError(f"--seeds must be a positive number, got {values[0]!r}.")
+        if values[0] > MAX_SEEDS:
+            raise InvalidConfigError(
+                f"--seeds {values[0]} runs more than {MAX_SEEDS:,} seeds; give at most that "
+                "many (or a comma list of seeds)."
+            )
         return values[0]
-    if any(v < 0 for v in values):
-        raise InvalidConfigError(f"Seeds must be non-negative integers, got {text!r}.")
+    from nasforge.storage import MAX_SEED
+
+    if any(not 0 <= v <= MAX_SEED for v in values):
+        raise InvalidConfigError(
+            f"Seeds must be whole numbers from 0 to 2**63 - 1, got {common.abbreviate(text)}."
+        )
     return values
 
 

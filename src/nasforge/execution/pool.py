@@ -17,6 +17,10 @@ __all__ = ["ProcessPool", "WorkerError"]
 R = TypeVar("R")
 
 
+#: Most processes a pool may start (far beyond the cores of any one machine).
+MAX_PROCESSES = 1024
+
+
 class WorkerError(RuntimeError):
     """An error raised in a pool process that cannot travel back as itself (its class cannot
     be pickled or rebuilt in the main process); the message starts with that class's name
@@ -48,8 +52,10 @@ class ProcessPool(Executor):
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
-        if max_workers is not None and max_workers < 1:
-            raise InvalidConfigError(f"max_workers must be at least 1, got {max_workers}.")
+        if max_workers is not None and not 1 <= max_workers <= MAX_PROCESSES:
+            raise InvalidConfigError(
+                f"--workers (max_workers) must be from 1 to {MAX_PROCESSES}, got {max_workers}."
+            )
         self.max_workers = max_workers or os.cpu_count() or 1
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
         context = multiprocessing.get_context(method or "spawn")
