@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cli_testing import invoke, sqlite
+from cli_testing import invoke, sqlite
+
+from nasforge.train.data import CIFAR10_CLASSES
+
 from .test_search_training import write_tree
 
-CIFAR10 = tuple("airplane automobile bird cat deer dog frog horse ship truck".split())
 ARGS = ("--strategy", "spos", "--epochs", "1", "--channels", "4", "--cells", "1")
 PARAMS = ("-p", "population=2", "-p", "generations=2", "-p", "top_k=1")
 
 
 def test_spos_logs_epochs_and_generations_unless_quiet(tmp_path: Path) -> None:
-    data = write_tree(tmp_path / "d", CIFAR10, n=14)
+    data = write_tree(tmp_path / "d", CIFAR10_CLASSES, n=14)
     common = (
         *ARGS,
         *PARAMS,
