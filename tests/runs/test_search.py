@@ -51,7 +51,7 @@ def test_a_tabular_search_is_named_resumed_and_reported(tmp_path: Path) -> None:
 
 def test_a_bad_budget_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
-    with pytest.raises(InvalidConfigError, match="budget must be a finite number above 0.*got 0"):
+    with pytest.raises(InvalidConfigError, match=r"budget must be a finite number above 0.*got 0"):
         open_search(space="nb201", strategy="random", dataset="cifar10", seed=0, budget=0,
                     storage=url)  # fmt: skip
     assert not (tmp_path / "r.db").exists()
