@@ -11,14 +11,37 @@ evaluator through an executor, and records every trial in a storage::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from nasforge import errors, evaluators, spaces, strategies, tabular
 from nasforge.architecture import Architecture
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy
-from nasforge.study import Study, create_study, load_study
 from nasforge.trial import Direction, Objective, Proposal, Result, Trial, TrialState
+
+if TYPE_CHECKING:
+    from nasforge.study import Study, create_study, load_study
+
+#: Names loaded on first use, so that ``import nasforge`` stays cheap (the study and its
+#: storage load with the first study).
+_LAZY = dict.fromkeys(("Study", "create_study", "load_study"), "nasforge.study")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    try:  # a subpackage (nasforge.storage, nasforge.oneshot...) on first use
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
 
 __all__ = [
     "Architecture",
