@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nasforge.train import data as data_module
+from nasforge.train import _readers as readers_module
 from nasforge.train.data import (
     CIFAR10_CLASSES,
     CIFAR10_MEAN,
@@ -156,7 +156,7 @@ def test_image_folder_classes_sorted_and_cached(
     def no_decoding(path: Path) -> np.ndarray:
         raise AssertionError(f"decoded {path} although the cache is valid")
 
-    monkeypatch.setattr(data_module, "_decode_one", no_decoding)
+    monkeypatch.setattr(readers_module, "_decode_one", no_decoding)
     again = load_image_folder(root)
     assert torch.equal(again.train.images, splits.train.images)
     monkeypatch.undo()
