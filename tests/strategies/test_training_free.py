@@ -69,3 +69,22 @@ def test_bad_parameters(nb201, tmp_path):
         strategies.create("training-free", nb201, proxies=[], scores=str(table(tmp_path, nb201)))
     with pytest.raises(InvalidConfigError, match="pool_size"):
         strategies.create("training-free", nb201, pool_size=0, scores=str(table(tmp_path, nb201)))
+
+
+def test_construction_scores_nothing_until_the_first_ask(nb201, monkeypatch):
+    from nasforge.strategies import _candidates
+
+    calls = []
+    real = _candidates.proxy_candidates
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_candidates, "proxy_candidates", counted)
+    for name in ("training-free", "robot"):
+        strategy = strategies.create(name, nb201, seed=0, proxies=["params"], pool_size=8)
+        assert calls == []  # building is cheap: nasforge list and create_study score nothing
+        first = strategy.ask().arch
+        assert len(calls) == 1 and first in strategy.table.archs
+        calls.clear()

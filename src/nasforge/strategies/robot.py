@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,9 +11,12 @@ from nasforge import strategies
 from nasforge.errors import InvalidConfigError
 from nasforge.predictors.ridge import ridge_loo
 from nasforge.spaces.base import SearchSpace
-from nasforge.strategies._candidates import proxy_candidates
+from nasforge.strategies._candidates import CandidatePool
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Proposal, Trial, TrialState
+
+if TYPE_CHECKING:
+    from nasforge.proxies.scores import ProxyScores
 
 __all__ = ["RoBoT"]
 
@@ -103,7 +107,7 @@ class RoBoT(Strategy):
         self.explore_queries = explore_queries
         self.acquisition_samples = acquisition_samples
         self.exploit = exploit
-        self.table, columns = proxy_candidates(
+        self._pool = CandidatePool(
             space,
             self.proxies,
             self.rng,
@@ -116,7 +120,7 @@ class RoBoT(Strategy):
             device=device,
             cache_dir=cache_dir,
         )
-        self.features = np.stack(columns, axis=1)
+        self._features: np.ndarray | None = None
         self.weights: list[np.ndarray] = []  # BO inputs
         self.values: list[float] = []  # BO outputs
         self.observed: dict[int, float] = {}  # candidate row -> benchmark score
@@ -125,6 +129,18 @@ class RoBoT(Strategy):
         self.explored = 0
         self._order: np.ndarray | None = None
         self._order_for: int = -1
+
+    @property
+    def table(self) -> ProxyScores:
+        """The scored candidates (computed on first use)."""
+        return self._pool.get()[0]
+
+    @property
+    def features(self) -> np.ndarray:
+        """One rank-normalised column per proxy (computed on first use)."""
+        if self._features is None:
+            self._features = np.stack(self._pool.get()[1], axis=1)
+        return self._features
 
     # -- phase 1 -------------------------------------------------------------------------------
     def _best_row(self, w: np.ndarray) -> int:

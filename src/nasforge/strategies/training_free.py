@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from nasforge import strategies
 from nasforge.errors import InvalidConfigError
 from nasforge.spaces.base import SearchSpace
-from nasforge.strategies._candidates import proxy_candidates
+from nasforge.strategies._candidates import CandidatePool
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Proposal
+
+if TYPE_CHECKING:
+    from nasforge.proxies.scores import ProxyScores
 
 __all__ = ["TrainingFree"]
 
@@ -77,7 +82,7 @@ class TrainingFree(Strategy):
         self.proxies = list(proxies) if proxies is not None else ["nwot"]
         if not self.proxies:
             raise InvalidConfigError("training-free search needs at least one proxy.")
-        self.table, columns = proxy_candidates(
+        self._pool = CandidatePool(
             space,
             self.proxies,
             self.rng,
@@ -90,11 +95,24 @@ class TrainingFree(Strategy):
             device=device,
             cache_dir=cache_dir,
         )
-        combined = np.mean(columns, axis=0)
-        tie_break = self.rng.permutation(len(self.table))
-        # sort by score, descending; equal scores in the random order drawn above
-        self.order = np.lexsort((tie_break, -combined))
+        self._order: np.ndarray | None = None
         self._next = 0
+
+    @property
+    def table(self) -> ProxyScores:
+        """The scored candidates (computed on first use)."""
+        return self._pool.get()[0]
+
+    @property
+    def order(self) -> np.ndarray:
+        """Candidate rows by combined score, best first (computed on first use)."""
+        if self._order is None:
+            table, columns = self._pool.get()
+            combined = np.mean(columns, axis=0)
+            tie_break = self.rng.permutation(len(table))
+            # sort by score, descending; equal scores in the random order drawn above
+            self._order = np.lexsort((tie_break, -combined))
+        return self._order
 
     def ask(self) -> Proposal:
         if self._next < len(self.order):
