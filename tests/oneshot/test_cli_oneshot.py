@@ -72,3 +72,52 @@ def test_one_shot_bad_input_is_one_line(tmp_path):
     assert out.exit_code == 2 and "give --data PATH" in out.output
     out = runner.invoke(app, ["search", "--strategy", "dartz", "--data", "x"])
     assert out.exit_code == 2 and "Did you mean 'darts'" in out.output
+
+
+def test_one_shot_search_scored_by_any_registered_evaluator(tmp_path):
+    """A space without a table (here the DARTS space) is searched from the command line with
+    another evaluator: the zero-cost ``proxy`` evaluator counts each derived cell's
+    parameters."""
+    data = _release(tmp_path)
+    args = [
+        "search",
+        "--strategy",
+        "darts",
+        "--space",
+        "darts",
+        "--evaluator",
+        "proxy",
+        "--evaluator-param",
+        "space=darts",
+        "--evaluator-param",
+        "proxies=params",
+        "--evaluator-param",
+        "batch_size=2",
+        "--evaluator-param",
+        'build={"channels": 2, "layers": 5, "auxiliary": false}',
+        "--objective",
+        "params:max",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--channels",
+        "4",
+        "--cells",
+        "5",
+        "--resolution",
+        "8",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--json",
+        "-q",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["space"] == "darts" and summary["n_trials"] == 1
+    assert summary["best"]["metrics"]["params"] > 0

@@ -209,6 +209,10 @@ def search(
                     study_name=study_name,
                     params=common.parse_params(param or []),
                     evaluator_name=evaluator_name,
+                    evaluator_params=common.parse_params(
+                        evaluator_param or [], option="--evaluator-param"
+                    ),
+                    objectives=_objectives(objective, objectives),
                     options=training,
                     other={"budget": budget, "trials": trials, "fidelity": fidelity},
                     quiet=quiet,
@@ -393,13 +397,17 @@ def _oneshot(
     study_name: str | None,
     params: dict[str, Any],
     evaluator_name: str,
+    evaluator_params: dict[str, Any],
+    objectives: list[str],
     options: Mapping[str, Any],
     other: Mapping[str, Any],
     quiet: bool,
     as_json: bool,
 ) -> None:
     """``nasforge search --strategy darts|gdas|...``: train the method's supernet on
-    ``--data`` and record each epoch's derived architecture, looked up in the bundled table."""
+    ``--data`` and record each epoch's derived architecture, looked up in the space's table
+    (``--evaluator tabular``) or scored by any registered evaluator (``--evaluator NAME
+    --evaluator-param KEY=VALUE``)."""
     from nasforge.cli._summary import print_search_summary
     from nasforge.runs.oneshot import run_oneshot_search
 
@@ -410,10 +418,10 @@ def _oneshot(
             f"one-shot method {method!r}; it runs --epochs supernet epochs (see "
             "nasforge search --help, panel Training)."
         )
-    if evaluator_name != "tabular":
+    if evaluator_name == "train":
         raise InvalidConfigError(
-            "From the command line a one-shot search looks its architectures up in the "
-            "bundled table (--evaluator tabular, space nb201); to train each derived DARTS "
+            "A one-shot search scores its derived architectures with --evaluator tabular or "
+            "a registered evaluator given by --evaluator-param; to train each derived "
             "architecture use nasforge.oneshot.search(..., evaluator=...) in Python."
         )
     bar = common.progress_bar(method) if common.show_progress(quiet) else None
@@ -441,6 +449,9 @@ def _oneshot(
                     for key in ("channels", "cells", "resolution", "data_fraction", "batch_size")
                 },
                 params=params,
+                evaluator=evaluator_name,
+                evaluator_params=evaluator_params,
+                objectives=objectives,
                 epochs=options.get("epochs"),
                 storage=storage,
                 study_name=study_name,

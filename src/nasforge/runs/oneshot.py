@@ -80,6 +80,9 @@ def run_oneshot_search(
     data: str | Path | None,
     settings: Any = None,
     params: Mapping[str, Any] | None = None,
+    evaluator: str = "tabular",
+    evaluator_params: Mapping[str, Any] | None = None,
+    objectives: Sequence[str] = ("valid_acc:max",),
     epochs: int | None = None,
     storage: str | None = None,
     study_name: str | None = None,
@@ -90,8 +93,10 @@ def run_oneshot_search(
     threads: int | None = None,
     callbacks: Sequence[Callable[[Study, Trial], None]] = (),
 ) -> OneShotRun:
-    """Train ``method``'s supernet on ``data`` and look each epoch's derived architecture up
-    in the bundled table of ``space`` (one trial per epoch).
+    """Train ``method``'s supernet on ``data`` and score each epoch's derived architecture
+    (one trial per epoch): looked up in the table registered under ``space``'s name
+    (``evaluator="tabular"``), or by the evaluator registered as ``evaluator`` built with
+    ``evaluator_params`` (a plugin's, for a space without a table).
 
     ``settings`` is a :class:`~nasforge.oneshot.SupernetSettings`, or a mapping of
     :func:`supernet_settings` keywords (``None``: the space's search-time setting).
@@ -102,7 +107,6 @@ def run_oneshot_search(
     Raises:
         NasforgeError: An unknown method, a space it cannot search, missing data.
     """
-    import nasforge
     from nasforge import oneshot
     from nasforge.naming import check_device
     from nasforge.storage import check_study_name
@@ -119,7 +123,13 @@ def run_oneshot_search(
     oneshot.base.check_space(space)
     if settings is None or isinstance(settings, Mapping):
         settings = supernet_settings(space, **(settings or {}))
-    evaluator = nasforge.evaluators.create("tabular", benchmark=space, dataset=dataset)
+    if evaluator == "tabular":
+        params_of = {"benchmark": space, **dict(evaluator_params or {})}
+    else:
+        params_of = dict(evaluator_params or {})
+    from nasforge.evaluators.options import evaluator_from_options
+
+    scorer = evaluator_from_options(evaluator, dataset=dataset, params=params_of)
     if study_name is None and storage is not None:
         study_name = default_study_name(space, method, dataset, seed=seed)
     if not keep_checkpoints:
@@ -136,7 +146,8 @@ def run_oneshot_search(
         settings=settings,
         epochs=epochs,
         seed=seed,
-        evaluator=evaluator,
+        evaluator=scorer,
+        objectives=list(objectives),
         storage=storage,
         study_name=study_name,
         checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
@@ -146,7 +157,7 @@ def run_oneshot_search(
     )
     study = result.study
     summary = search_summary(
-        study, evaluator, budget=None, seconds=time.perf_counter() - started, storage=storage
+        study, scorer, budget=None, seconds=time.perf_counter() - started, storage=storage
     )
     last = study.trials[-1] if study.trials else None
     summary["oneshot"] = {
@@ -157,4 +168,4 @@ def run_oneshot_search(
         "checkpoint": None if result.checkpoint is None else str(result.checkpoint),
         "final": None if last is None else trial_summary(study, last),
     }
-    return OneShotRun(result, evaluator, summary)
+    return OneShotRun(result, scorer, summary)
