@@ -87,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON file to write the fingerprint to")
     parser.add_argument("--compare", help="another fingerprint to compare with")
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="METRIC",
+        help="leave a metric out of the comparison (repeatable), e.g. one whose definition "
+        "changed between the checkouts",
+    )
     args = parser.parse_args(argv)
     mine = fingerprint()
     with open(args.out, "w") as handle:
@@ -95,10 +103,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with open(args.compare) as handle:
         theirs = json.load(handle)
+
+    def kept(runs: dict[str, list[object]], key: str) -> list[object] | None:
+        if key not in runs:
+            return None
+        return [
+            [arch, {k: v for k, v in metrics.items() if k not in args.ignore}]
+            for arch, metrics in runs[key]  # type: ignore[misc]
+        ]
+
     mine = json.loads(json.dumps(mine))  # tuples as lists, as read back
     differing = 0
     for key in sorted(set(mine) | set(theirs)):
-        same = mine.get(key) == theirs.get(key)
+        same = kept(mine, key) == kept(theirs, key)
         differing += not same
         print(f"{'same     ' if same else 'DIFFERENT'} {key}")
     print(f"{len(mine)} runs, {differing} differ")
