@@ -25,9 +25,7 @@ class Setting:
     data_fraction: float
 
 
-def as_recipe(value: Recipe | Mapping[str, Any] | str | None) -> Recipe:
-    if value is None:
-        return Recipe()
+def as_recipe(value: Recipe | Mapping[str, Any] | str) -> Recipe:
     if isinstance(value, Recipe):
         return value
     if isinstance(value, str):

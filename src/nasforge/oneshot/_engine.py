@@ -34,7 +34,6 @@ from nasforge.spaces.base import SearchSpace
 from nasforge.storage import StudyRecord, get_storage
 from nasforge.study import Study
 from nasforge.train.data import DataSplits
-from nasforge.train.schedule import cosine_annealing
 from nasforge.train.trainer import num_threads, seeded, select_device
 from nasforge.trial import Objective, Trial
 
@@ -139,12 +138,6 @@ def weight_optimizer(
         weight_decay=weight_decay,
         nesterov=nesterov and momentum > 0,
     )
-
-
-def cosine_lr(base: float, minimum: float, epoch: int, epochs: int) -> float:
-    """Cosine annealing from ``base`` to ``minimum`` over ``epochs`` (value at ``epoch``;
-    :func:`nasforge.train.schedule.cosine_annealing`)."""
-    return cosine_annealing(epoch, epochs, lr=base, min_lr=minimum)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

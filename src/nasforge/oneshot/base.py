@@ -350,9 +350,9 @@ class DifferentiableMethod(OneShotMethod):
 
     def schedule(self, state: SearchState, epoch: int) -> float:
         """The weights' learning rate in ``epoch``: cosine from ``lr`` to ``lr_min``."""
-        from nasforge.oneshot import _engine
+        from nasforge.train.schedule import cosine_annealing
 
-        return _engine.cosine_lr(self.lr, self.lr_min, epoch, state.epochs)
+        return cosine_annealing(epoch, state.epochs, lr=self.lr, min_lr=self.lr_min)
 
     def train_epoch(self, state: SearchState, epoch: int) -> dict[str, float]:
         from nasforge.oneshot import _engine

@@ -150,9 +150,11 @@ class SPOS(OneShotMethod):
         import torch
 
         from nasforge.oneshot import _engine
+        from nasforge.train.schedule import cosine_annealing
 
         _engine.set_lr(
-            self.w_optimizer, _engine.cosine_lr(self.lr, self.lr_min, epoch, state.epochs)
+            self.w_optimizer,
+            cosine_annealing(epoch, state.epochs, lr=self.lr, min_lr=self.lr_min),
         )
         net = state.supernet
         net.train()

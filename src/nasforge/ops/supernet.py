@@ -294,8 +294,9 @@ class DecisionGroup:
         nodes: The rows entering each node of a cell, node by node (edge normalisation
             normalises over them; ``inputs_per_node`` selects among them). Default: each row
             is a node of its own.
-        inputs_per_node: An architecture keeps this many of a node's inputs (DARTS: 2); the
-            derivation keeps the strongest. ``None``: every row is kept.
+        inputs_per_node: An architecture keeps this many of a node's inputs (DARTS: 2);
+            the supernet's ``derive`` keeps the strongest, DARTS-PT decides them by
+            perturbation. ``None``: every row is kept.
         selectable: The options an architecture can hold (DARTS's genotypes cannot hold
             ``none``, which the supernet still mixes). Default: all.
     """
@@ -339,7 +340,8 @@ class Supernet(nn.Module):
 
     Subclasses set :attr:`space` and :attr:`groups` and implement ``forward``, :meth:`path`
     and :meth:`from_path`; the defaults of :meth:`derive`, :meth:`extract` and
-    :meth:`operations` suit most spaces.
+    :meth:`operations` suit most spaces (a group that keeps ``inputs_per_node`` inputs per
+    node needs its own :meth:`derive`).
 
     Attributes:
         space: The search space whose architectures it derives.
@@ -364,11 +366,6 @@ class Supernet(nn.Module):
         """For each group, the rows entering each node."""
         return tuple(g.nodes for g in self.groups)
 
-    @property
-    def op_names(self) -> tuple[str, ...]:
-        """The options of the first group (all groups of a cell supernet share them)."""
-        return self.groups[0].options if self.groups else ()
-
     def weight_parameters(self) -> list[nn.Parameter]:
         """The shared weights (every parameter of the supernet)."""
         return list(self.parameters())
@@ -387,28 +384,17 @@ class Supernet(nn.Module):
         self, weights: Sequence[torch.Tensor], edge_weights: Sequence[Any] | None = None
     ) -> Architecture:
         """The architecture the weights stand for: on every row the selectable option of
-        largest weight; where a group keeps ``inputs_per_node`` inputs of each node, the
-        rows of largest strength (largest selectable weight, times the edge weight where
-        given), the others set to the option computing nothing. Ties go to the lower index.
+        largest weight (ties go to the lower index). An edge weight scales a whole row, so it
+        does not change the choice here; a supernet whose groups keep only
+        ``inputs_per_node`` inputs of each node ranks its edges in its own ``derive`` (as
+        DARTS's does, by its genotype rule).
         """
         index: list[list[int]] = []
         with torch.no_grad():
             for g, group in enumerate(self.groups):
-                w = weights[g].detach().cpu().float()
-                if edge_weights is not None and edge_weights[g] is not None:
-                    w = w * edge_weights[g].detach().cpu().float()[:, None]
                 allowed = list(group.choosable)
-                real = w[:, allowed]
-                row = [allowed[int(i)] for i in real.argmax(dim=-1).tolist()]
-                if group.inputs_per_node is not None:
-                    zero = group.options.index("none") if "none" in group.options else 0
-                    for edges in group.nodes:
-                        strength = sorted((-float(real[e].max()), e) for e in edges)
-                        keep = {e for _, e in strength[: group.inputs_per_node]}
-                        for e in edges:
-                            if e not in keep:
-                                row[e] = zero
-                index.append(row)
+                real = weights[g].detach().cpu().float()[:, allowed]
+                index.append([allowed[int(i)] for i in real.argmax(dim=-1).tolist()])
         return self.from_path(index)
 
     def operations(self, arch: Architecture) -> list[str]:
