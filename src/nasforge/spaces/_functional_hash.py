@@ -40,12 +40,11 @@ operation on given inputs); a call of a module with parameters or buffers is a n
   linear layer) is a multiset: that layer absorbs a permutation of its inputs into its weights.
 * **Dead code** vanishes: only what the outputs reach is hashed.
 
-A node's key digests its operation (module class and ``extra_repr``, or function or method and
-its non-tensor arguments), its output shape and its inputs' keys (sorted for sums and
-products). Such keys see the DAG as the tree it unfolds to, blind to one convolution used
-twice versus two convolutions; so the hash refines each key by the keys of the node's users,
-with multiplicity, and of the other calls of its module instance, until the partition of the
-nodes stops splitting (a Weisfeiler-Lehman refinement), and digests the multiset of keys.
+A node's key digests its operation (module class and ``extra_repr``, or function and non-tensor
+arguments), output shape and inputs' keys (sorted for sums and products). Such keys see the
+tree the DAG unfolds to, blind to one convolution used twice versus two; so the hash refines
+each key by its users' keys, with multiplicity, and by the other calls of its module instance,
+until the partition of the nodes stops splitting (Weisfeiler-Lehman), and digests them all.
 
 Checked against the hand-written canonical forms (``benchmarks/functional_hash_classes.py``):
 on all 15,625 NAS-Bench-201 networks the partition by hash equals the 5,234 classes of
@@ -82,7 +81,6 @@ if TYPE_CHECKING:
 __all__ = ["architecture_hash", "module_hash"]
 
 Shape = tuple[int, ...]
-#: One example input: a tensor, or the shape of a zero tensor to create.
 InputLike = torch.Tensor | Sequence[int]
 
 # -- what the rules know about standard operations ----------------------------------------------
@@ -118,6 +116,12 @@ _ZERO_CALLS = {*_ELEMENTWISE_CALLS, F.max_pool1d, F.max_pool2d, F.max_pool3d}
 
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr(value)``, or its type's name where the repr holds a memory address."""
+    text = repr(value)
+    return type(value).__qualname__ if " at 0x" in text else text
 
 
 class _Node(NamedTuple):
@@ -211,11 +215,8 @@ def _absorbs_order(node: fx.Node, modules: Mapping[str, nn.Module], depth: int =
             conv = isinstance(module, nn.modules.conv._ConvNd) and module.groups == 1
             if conv or isinstance(module, nn.Linear):
                 continue
-            if (
-                isinstance(module, _PER_CHANNEL)
-                and len(user.all_input_nodes) == 1
-                and _absorbs_order(user, modules, depth + 1)
-            ):
+            per_channel = isinstance(module, _PER_CHANNEL) and len(user.all_input_nodes) == 1
+            if per_channel and _absorbs_order(user, modules, depth + 1):
                 continue
             return False
         if user.op in ("call_function", "call_method") and user.args and user.args[0] is node:
@@ -224,7 +225,7 @@ def _absorbs_order(node: fx.Node, modules: Mapping[str, nn.Module], depth: int =
             full = slice(None)
             spatial = isinstance(index, tuple) and len(index) >= 2 and index[:2] == (full, full)
             sliced = target in (operator.getitem, "__getitem__") and spatial
-            flatten = target in (torch.flatten, "flatten") and user.args[1:2] in ((1,), ())
+            flatten = target in (torch.flatten, "flatten") and user.args[1:2] == (1,)
             per_channel = target in _ELEMENTWISE_CALLS or sliced or flatten
             if per_channel and _absorbs_order(user, modules, depth + 1):
                 continue
@@ -241,8 +242,7 @@ class _Interpreter:
     """Runs the traced graph on example inputs (for shapes) and builds its normal form."""
 
     def __init__(self, root: nn.Module, graph: fx.Graph) -> None:
-        self.root = root
-        self.graph = graph
+        self.root, self.graph = root, graph
         self.modules = dict(root.named_modules())
         self.dag = _Dag()
         self.real: dict[fx.Node, Any] = {}
@@ -258,13 +258,13 @@ class _Interpreter:
                 if value in self.sym:
                     children.append(self.sym[value])
                     return "#"
-                return repr(self.real[value])
+                return _stable_repr(self.real[value])
             if isinstance(value, (list, tuple)):
                 inner = ",".join(text(v) for v in value)
                 return f"[{inner}]" if isinstance(value, list) else f"({inner})"
             if isinstance(value, dict):
                 return "{" + ",".join(f"{k}:{text(v)}" for k, v in sorted(value.items())) + "}"
-            return repr(value)
+            return _stable_repr(value)
 
         return text(tuple(node.args)) + text(dict(node.kwargs)), children
 
@@ -436,16 +436,14 @@ def _refined_hash(dag: _Dag, root: int) -> str:
 class _Tracer(fx.Tracer):
     """The default tracer (``torch.nn`` modules are leaves) plus the caller's leaf types."""
 
-    def __init__(self, leaves: tuple[type[nn.Module], ...]) -> None:
-        super().__init__()
-        self.leaves = leaves
+    leaves: tuple[type[nn.Module], ...] = ()
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return isinstance(m, self.leaves) or super().is_leaf_module(m, module_qualified_name)
 
 
 def _example_inputs(module: nn.Module, inputs: Any) -> list[torch.Tensor]:
-    single = isinstance(inputs, torch.Tensor) or (inputs and _scalar(next(iter(inputs), None)))
+    single = not isinstance(inputs, Sequence) or _scalar(next(iter(inputs), None)) is not None
     weight = next(module.parameters(), None)
     device, dtype = (weight.device, weight.dtype) if weight is not None else (None, None)
     result: list[torch.Tensor] = []
@@ -506,7 +504,9 @@ def module_hash(
     module.eval()
     try:
         try:
-            graph = _Tracer(tuple(leaf_modules)).trace(module)
+            tracer = _Tracer()
+            tracer.leaves = tuple(leaf_modules)
+            graph = tracer.trace(module)
         except Exception as exc:
             raise UnsupportedOperationError(
                 f"Cannot hash {type(module).__name__}: torch.fx cannot trace it ({exc}). Make "
