@@ -164,6 +164,21 @@ def test_zero_and_subtraction_rules() -> None:
     assert module_hash(Expr(0), shape) != module_hash(Expr(2), shape)
 
 
+class _TwoLSTMs(nn.Module):
+    def __init__(self, shared: bool) -> None:
+        super().__init__()
+        self.a = nn.LSTM(4, 4, batch_first=True)
+        self.b = self.a if shared else nn.LSTM(4, 4, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x)[0] + self.b(x)[0]  # type: ignore[no-any-return]
+
+
+def test_modules_with_several_outputs_keep_their_instances_apart() -> None:
+    shape = (1, 5, 4)
+    assert module_hash(_TwoLSTMs(shared=True), shape) != module_hash(_TwoLSTMs(False), shape)
+
+
 class _Branchy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.sum() > 0:

@@ -186,6 +186,10 @@ def _shape(value: Any) -> Shape:
     return tuple(value.shape) if isinstance(value, torch.Tensor) else ()
 
 
+def _module_name(module: nn.Module) -> str:
+    return f"{type(module).__module__}.{type(module).__qualname__}({module.extra_repr()})"
+
+
 def _call_name(node: fx.Node) -> str:
     target = node.target
     if isinstance(target, str):
@@ -289,11 +293,9 @@ class _Interpreter:
         return result
 
     def _call_module(self, node: fx.Node, out: Any) -> int:
-        dag = self.dag
-        module = self.modules[str(node.target)]
+        dag, module, shape = self.dag, self.modules[str(node.target)], _shape(out)
         attrs, children = self._attrs_and_children(node)
-        name = f"{type(module).__module__}.{type(module).__qualname__}({module.extra_repr()})"
-        shape = _shape(out)
+        name = _module_name(module)
         unary = len(children) == 1 and len(node.all_input_nodes) == 1
         if isinstance(module, _IDENTITY_MODULES) and unary:
             return children[0]
@@ -350,10 +352,8 @@ class _Interpreter:
             return dag.node("op", f"cat{dim!r}", children, shape, ordered=not channels)
         name = _call_name(node)
         if len(children) == 1 and leading and (target in _LINEAR_CALLS or target in _ZERO_CALLS):
-            linear = target in _LINEAR_CALLS
-            elementwise = target in _ELEMENTWISE_CALLS
-            return self._unary(name + attrs, children[0], shape, linear=linear,
-                               elementwise=elementwise)  # fmt: skip
+            return self._unary(name + attrs, children[0], shape, linear=target in _LINEAR_CALLS,
+                               elementwise=target in _ELEMENTWISE_CALLS)  # fmt: skip
         return dag.node("op", name + attrs, children, shape)
 
     def run(self, inputs: Sequence[torch.Tensor]) -> int:
@@ -369,10 +369,8 @@ class _Interpreter:
                 elif node.args:
                     self.real[node] = node.args[0]  # a default argument: a constant
                 else:
-                    raise InvalidConfigError(
-                        f"The model's forward takes more inputs than the {len(inputs)} example "
-                        "input(s) given; pass one shape or tensor per input of forward()."
-                    )
+                    raise InvalidConfigError(f"forward() takes more inputs than the {len(inputs)} "
+                                             "example input(s); pass one per input.")  # fmt: skip
                 continue
             if node.op == "output":
                 attrs, outputs = self._attrs_and_children(node)
@@ -395,9 +393,11 @@ class _Interpreter:
                 rule = self._call_module if node.op == "call_module" else self._call
                 self.sym[node] = rule(node, out)
             elif isinstance(out, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in out):
+                module = self.modules.get(str(node.target)) if node.op == "call_module" else None
                 attrs, children = self._attrs_and_children(node)  # getitem picks the tensors
-                self.sym[node] = dag.node("op", f"{node.op}:{_call_name(node)}{attrs}",
-                                          children, ())  # fmt: skip
+                name = _module_name(module) if module is not None else _call_name(node)
+                instance = id(module) if module is not None and _has_state(module) else None
+                self.sym[node] = dag.node("op", name + attrs, children, (), instance=instance)
         raise UnsupportedOperationError("The traced graph has no output node.")
 
 
