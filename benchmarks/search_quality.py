@@ -3,14 +3,19 @@
 Runs :func:`nasforge.experiments.run_comparison` once at the largest budget and prints, per
 dataset and budget, the mean ± std test accuracy of the best-by-validation architecture, the
 share of runs that found the dataset's validation optimum, and the relative improvement over
-random search (RI, Yang et al., ICLR 2020, arXiv:1912.12522). Random search is always run as
-the baseline. With ``--out DIR`` it also writes trials.csv, summary.csv, summary.json and
-trajectories.png there.
+random search (RI, Yang et al., ICLR 2020, arXiv:1912.12522), the mean test regret (the
+table's best test accuracy minus the pick's) and what each strategy knew of functional
+equivalence. Random search is always run as the baseline. ``--dedupe`` sets functional
+deduplication for every strategy alike (``auto``, ``on``, ``off``, or ``both``: every strategy
+with and without it, side by side). ``--first-seed`` moves the seeds, e.g. to the held-out
+seeds 1000-1099 that strategies were never tuned on. With ``--out DIR`` it also writes
+trials.csv, summary.csv, summary.json and trajectories.png there.
 
 Usage:
     python benchmarks/search_quality.py [--strategies random,regularized-evolution]
-        [--datasets cifar10,cifar100,imagenet16-120] [--seeds 200] [--budgets 100,200]
-        [--benchmark nb201] [--jobs 2] [--out DIR]
+        [--datasets cifar10,cifar100,imagenet16-120] [--seeds 200] [--first-seed 0]
+        [--budgets 100,200] [--dedupe auto|on|off|both] [--benchmark nb201] [--jobs 2]
+        [--out DIR]
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--datasets", type=_names, default=["cifar10", "cifar100", "imagenet16-120"]
     )
-    parser.add_argument("--seeds", type=int, default=200, help="seeds 0..N-1 (default 200)")
+    parser.add_argument("--seeds", type=int, default=200, help="number of seeds (default 200)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds start here (default 0)")
+    parser.add_argument("--dedupe", default="auto", choices=["auto", "on", "off", "both"])
     parser.add_argument("--budgets", type=_ints, default=[100, 200], help="queries, e.g. 100,200")
     parser.add_argument("--benchmark", default="nb201")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
@@ -53,8 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     budget = max(opts.budgets)
     print(
         f"settings: benchmark={opts.benchmark} strategies={','.join(opts.strategies)} "
-        f"datasets={','.join(opts.datasets)} seeds=0..{opts.seeds - 1} budgets="
-        f"{','.join(map(str, opts.budgets))} (runs of {budget} queries) jobs={opts.jobs}"
+        f"datasets={','.join(opts.datasets)} seeds={opts.first_seed}.."
+        f"{opts.first_seed + opts.seeds - 1} budgets={','.join(map(str, opts.budgets))} (runs "
+        f"of {budget} queries) dedupe={opts.dedupe} jobs={opts.jobs}"
     )
     print(
         f"nasforge {__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
@@ -64,9 +72,10 @@ def main(argv: list[str] | None = None) -> None:
     comparison = run_comparison(
         opts.strategies,
         datasets=opts.datasets,
-        seeds=opts.seeds,
+        seeds=range(opts.first_seed, opts.first_seed + opts.seeds),
         budget=budget,
         benchmark=opts.benchmark,
+        dedupe=opts.dedupe,
         n_jobs=opts.jobs,
         progress=_progress if sys.stderr.isatty() else None,
     )
@@ -85,13 +94,17 @@ def main(argv: list[str] | None = None) -> None:
                 f"(validation optimum {comparison.optima[dataset]:.3f}, best test in the "
                 f"table {best_test:.3f})"
             )
-            print(f"  {'strategy':<{width}}  {'test acc (mean ± std)':>21}  {'optimum':>8}  RI (%)")
+            print(
+                f"  {'strategy':<{width}}  {'test acc (mean ± std)':>21}  {'optimum':>8}  "
+                f"{'regret':>6}  {'RI (%)':>7}  knowledge"
+            )
             for row in rows:
                 if row.dataset == dataset and row.budget == b:
                     accuracy = f"{row.mean_test:.3f} ± {row.std_test:.3f}"
                     print(
                         f"  {row.strategy:<{width}}  {accuracy:>21}  "
-                        f"{100 * row.optimum_rate:>7.1f}%  {row.ri:+.3f}"
+                        f"{100 * row.optimum_rate:>7.1f}%  {row.test_regret:>6.3f}  "
+                        f"{row.ri:>+7.3f}  {row.knowledge}"
                     )
     print()
     queries = n_runs * budget

@@ -39,13 +39,16 @@ def signature(study: nasforge.Study) -> list[tuple[str, float]]:
     return [(t.arch.text, t.metrics["valid_acc"]) for t in study.completed_trials]
 
 
-def run(strategy: str, n: int, seed: int = 0, storage=None, name: str = "s") -> nasforge.Study:
+def run(
+    strategy: str, n: int, seed: int = 0, storage=None, name: str = "s", dedupe: bool = False
+) -> nasforge.Study:
     study = nasforge.create_study(
         strategy=strategy,
         seed=seed,
         storage=storage,
         study_name=name,
         strategy_params=STRATEGIES[strategy],
+        dedupe=dedupe,
     )
     return study.optimize(evaluator(), n_trials=n)
 
@@ -117,7 +120,11 @@ def test_ctrl_c_during_any_trial_then_resume_equals_uninterrupted_run(strategy):
     for k in range(n):
         storage = InMemoryStorage()
         study = nasforge.create_study(
-            strategy=strategy, storage=storage, study_name="s", strategy_params=STRATEGIES[strategy]
+            strategy=strategy,
+            storage=storage,
+            study_name="s",
+            strategy_params=STRATEGIES[strategy],
+            dedupe=False,  # the k-th evaluation is the k-th trial
         )
         with pytest.raises(KeyboardInterrupt):
             study.optimize(Interrupting(at=k), n_trials=n)
@@ -257,9 +264,14 @@ def test_failed_evaluation_is_recorded_and_the_search_goes_on():
 
 
 def test_budget_counts_cost():
-    study = nasforge.create_study(strategy="random")
+    study = nasforge.create_study(strategy="random", dedupe=False)
     study.optimize(evaluator(), budget=25)
     assert study.spent == pytest.approx(25) and len(study.trials) == 25
+    # with dedupe (the default on NB201) functional twins are trials that cost nothing
+    deduped = nasforge.create_study(strategy="random").optimize(evaluator(), budget=25)
+    assert deduped.dedupe and deduped.spent == pytest.approx(25)
+    twins = [t for t in deduped.trials if t.duplicate_of is not None]
+    assert len(deduped.trials) == 25 + len(twins) and all(t.cost == 0 for t in twins)
 
 
 def test_best_trial_follows_the_objective_direction():
@@ -390,7 +402,14 @@ def test_dedupe_answers_functional_twins_for_free_and_replays():
             storage=storage,
             study_name="d",
             load_if_exists=True,
+            dedupe=False,
         )
+    # the default (on where the space has a canonical form) opens the study as stored
+    reopened = nasforge.create_study(
+        strategy="regularized-evolution", seed=2, storage=storage, study_name="d",
+        load_if_exists=True,
+    )  # fmt: skip
+    assert reopened.dedupe and len(reopened.trials) == len(study.trials)
 
 
 def test_a_proposal_that_does_not_fit_the_budget_waits_for_the_next_call():

@@ -42,7 +42,8 @@ def test_python_m_nasforge_runs_without_torch() -> None:
         "print('torch' in sys.modules, file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout)["n_trials"] == 10
+    summary = json.loads(done.stdout)
+    assert summary["n_trials"] - summary["n_duplicates"] == 10 and summary["dedupe"] is True
     assert done.stderr.strip() == "False"
     help_run = subprocess.run(
         [sys.executable, "-m", "nasforge", "--help"], capture_output=True, text=True, check=True
@@ -105,8 +106,10 @@ def test_flags_are_flags_and_required_options_are_required() -> None:
         for param in command.params:
             if param.param_type_name != "option":
                 continue
-            if param.type_descriptor.annotation is bool:
+            if param.type_descriptor.annotation is bool and param.opts != ["--dedupe"]:
                 assert param.is_flag and not param.secondary_opts, (name, param.opts)
+            if param.opts == ["--dedupe"] and name != "compare":  # on, off, or the space's default
+                assert param.secondary_opts == ["--no-dedupe"] and param.default is None
             if param.default is None and param.required:
                 assert not param.hidden
     required = {

@@ -99,7 +99,7 @@ def test_compare_calls_the_harness(fake_harness: list[dict[str, Any]], tmp_path:
         "benchmark": "nb201",
         "strategy_params": {"regularized-evolution": {"population_size": 10, "tournament_size": 3}},
         "n_jobs": 2,
-        "dedupe": False,
+        "dedupe": "auto",
         "seconds_per_query": 0.0,
     }
     text = result.stdout
@@ -173,7 +173,13 @@ def test_compare_with_the_real_harness(tmp_path: Path) -> None:
     assert charged.exit_code == 0 and "time s" in charged.stdout
     # 10 queries at 30 s each, plus a few milliseconds of measured wall time
     rows = [line.split() for line in charged.stdout.splitlines() if " 10 " in line]
-    assert rows and all(row[-1] == "300" for row in rows)
+    assert rows and all(row[-3:] == ["300", "dedupe", "(canonical)"] for row in rows)
+    assert "deduplication: on for every strategy" in table.stdout
+    both = invoke("compare", "--seeds", "2", "--budget", "10", "--workers", "1", "--dedupe", "both")
+    assert both.exit_code == 0, both.stderr
+    assert "random[no-dedupe]" in both.stdout and "regularized-evolution[dedupe]" in both.stdout
+    bad = invoke("compare", "--seeds", "2", "--budget", "10", "--dedupe", "maybe")
+    assert_usage_error(bad, "dedupe must be one of")
 
 
 def test_the_old_jobs_flag_still_runs(fake_harness: list[dict[str, Any]]) -> None:

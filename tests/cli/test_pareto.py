@@ -68,7 +68,7 @@ def test_pareto_json_front_is_non_dominated_and_below_the_true_front(tmp_path: P
     assert len(points) >= 3
     for i, a in enumerate(points):
         assert not any(dominates(b, a) for j, b in enumerate(points) if j != i)
-    assert data["n_scored"] == 80
+    assert data["n_scored"] >= 80  # 80 evaluations, and functional twins answered free
     assert 0.5 < data["ratio"] < 1.0
     assert data["hypervolume"] < data["true_hypervolume"]
     # every found point is dominated by, or on, the true front

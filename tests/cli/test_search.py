@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,11 @@ def test_search_defaults_print_a_summary() -> None:
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "regularized-evolution (seed 0)" in out
-    assert "100 (100 complete)" in out
+    # 100 evaluations, and the functional twins the study answered free (dedupe, the default)
+    counts = re.search(r"trials\s+(\d+) \((\d+) complete\), cost 100\b", out)
+    twins = re.search(r"dedupe\s+on \((\d+) functional twins? answered free\)", out)
+    assert counts and twins, out
+    assert int(counts[1]) == int(counts[2]) == 100 + int(twins[1])
     for label in ("best", "valid_acc", "test_acc", "params_M", "flops_M", "wall time"):
         assert label in out
     assert result.stderr == ""  # not a terminal: no progress bar, no notes
@@ -31,7 +36,7 @@ def test_search_json_has_the_required_keys_and_is_deterministic() -> None:
     assert first["dataset"] == "cifar10"
     assert first["seed"] == 3
     assert first["budget"] == 60
-    assert first["n_trials"] == 60
+    assert first["n_trials"] - first["n_duplicates"] == 60 and first["spent"] == 60
     best = first["best"]
     space = nasforge.spaces.create("nb201")
     assert space.index(space.parse(best["arch"])) == best["index"]
@@ -70,18 +75,20 @@ def test_search_persists_and_resumes(tmp_path: Path) -> None:
     url = sqlite(tmp_path)
     first = search_json("--storage", url, "--budget", "30", "--seed", "2")
     assert first["study"] == "nb201-regularized-evolution-cifar10-seed2"
-    assert first["n_trials"] == 30
+    assert first["n_trials"] - first["n_duplicates"] == 30
     before = [(t.arch, t.metrics) for t in nasforge.load_study(first["study"], url).trials]
 
     result = invoke("search", "--json", "--storage", url, "--budget", "60", "--seed", "2")
     assert result.exit_code == 0, result.stderr
-    assert "resuming study nb201-regularized-evolution-cifar10-seed2 (30 trials recorded)" in (
-        result.stderr
+    recorded = first["n_trials"]  # 30 evaluations and the free twins
+    assert (
+        f"resuming study nb201-regularized-evolution-cifar10-seed2 ({recorded} trials recorded)"
+        in result.stderr
     )
     second = json.loads(result.stdout)
-    assert second["n_trials"] == 60
+    assert second["n_trials"] - second["n_duplicates"] == 60
     after = nasforge.load_study(first["study"], url).trials
-    assert [(t.arch, t.metrics) for t in after[:30]] == before
+    assert [(t.arch, t.metrics) for t in after[: len(before)]] == before
 
     fresh = search_json("--budget", "60", "--seed", "2")  # never interrupted, in memory
     assert fresh["best"] == second["best"]
@@ -118,7 +125,7 @@ def test_search_interrupted_then_resumed(tmp_path: Path, monkeypatch: pytest.Mon
         return original(self, arch, fidelity)
 
     monkeypatch.setattr(TabularEvaluator, "evaluate", flaky)
-    result = invoke("search", "--storage", url, "--budget", "50")
+    result = invoke("search", "--storage", url, "--budget", "50", "--no-dedupe")
     assert result.exit_code == 130
     assert result.stderr.strip() == (
         "interrupted: 25 trials recorded; run the same command to resume"
@@ -126,7 +133,8 @@ def test_search_interrupted_then_resumed(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(TabularEvaluator, "evaluate", original)
 
     resumed = search_json("--storage", url, "--budget", "50")
-    fresh = search_json("--budget", "50")
+    assert resumed["dedupe"] is False  # resumed with the setting it was created with
+    fresh = search_json("--budget", "50", "--no-dedupe")
     assert resumed["best"]["arch"] == fresh["best"]["arch"]
     assert resumed["n_complete"] == 50
 
@@ -148,7 +156,8 @@ def test_search_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_common, "show_progress", lambda quiet: seen.append(quiet) or True)
     result = invoke("search", "--budget", "30", "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["n_trials"] == 30
+    summary = json.loads(result.stdout)
+    assert summary["n_trials"] - summary["n_duplicates"] == 30
     assert "30/30" in result.stderr
     assert seen == [False]
 

@@ -28,6 +28,7 @@ def small() -> Comparison:
         seeds=6,
         budget=30,
         strategy_params=PARAMS,
+        dedupe=False,  # one trial per query: the tidy-table tests count them
         n_jobs=1,
     )
 
@@ -76,12 +77,13 @@ def test_same_settings_give_the_same_comparison(small: Comparison) -> None:
         seeds=6,
         budget=30,
         strategy_params=PARAMS,
+        dedupe=False,  # one trial per query: the tidy-table tests count them
         n_jobs=1,
     )
     assert _timeless_rows(again) == _timeless_rows(small)
-    # every field but the last, mean_seconds (measured)
-    assert [dataclasses.astuple(r)[:-1] for r in again.summary()] == [
-        dataclasses.astuple(r)[:-1] for r in small.summary()
+    # every field but mean_seconds (measured)
+    assert [dataclasses.replace(r, mean_seconds=0.0) for r in again.summary()] == [
+        dataclasses.replace(r, mean_seconds=0.0) for r in small.summary()
     ]
     assert _timeless_json(again.to_json()) == _timeless_json(small.to_json())
 
@@ -94,6 +96,7 @@ def test_worker_processes_give_the_same_result_as_one_process(small: Comparison)
         seeds=6,
         budget=30,
         strategy_params=PARAMS,
+        dedupe=False,  # one trial per query: the tidy-table tests count them
         n_jobs=2,
         progress=lambda done, total: calls.append((done, total)),
     )
@@ -215,7 +218,12 @@ def test_to_json_layout(small: Comparison) -> None:
     assert set(data["datasets"]) == {"cifar10", "cifar100"}
     entry = data["datasets"]["cifar100"]["regularized-evolution"]
     assert set(entry["by_budget"]) == {"10", "25", "30"}
-    assert entry["by_budget"]["30"] == {k: v for k, v in entry.items() if k != "by_budget"}
+    per_row = ("by_budget", "dedupe", "knowledge")  # the strategy's, not the budget's
+    assert entry["by_budget"]["30"] == {k: v for k, v in entry.items() if k not in per_row}
+    assert entry["dedupe"] is False and entry["knowledge"] == "none"
+    assert entry["test_regret"] == pytest.approx(
+        data["test_optima"]["cifar100"] - entry["mean_test"]
+    )
     assert data["strategies"] == data["datasets"]["cifar10"]
     json.dumps(data)  # plain data
 
@@ -269,12 +277,66 @@ def test_screening_trials_are_never_a_runs_best_and_are_marked_in_the_csv():
 
 
 def test_dedupe_option_reaches_every_run():
-    plain = run_comparison(["regularized-evolution"], seeds=3, budget=60, n_jobs=1)
+    plain = run_comparison(["regularized-evolution"], seeds=3, budget=60, n_jobs=1, dedupe=False)
     deduped = run_comparison(["regularized-evolution"], seeds=3, budget=60, n_jobs=1, dedupe=True)
     n_plain = sum(1 for r in plain.trial_rows() if r["strategy"] == "regularized-evolution")
     n_dedup = sum(1 for r in deduped.trial_rows() if r["strategy"] == "regularized-evolution")
     assert n_dedup > n_plain  # free answers let the same budget see more proposals
     assert deduped.to_json()["dedupe"] is True
+    # the default on NB201, which has a canonical form, is on
+    default = run_comparison(["regularized-evolution"], seeds=3, budget=60, n_jobs=1)
+    assert default.dedupe is True
+    assert [r["arch"] for r in default.trial_rows()] == [r["arch"] for r in deduped.trial_rows()]
+
+
+def test_both_settings_run_side_by_side_each_against_its_own_random():
+    both = run_comparison(["regularized-evolution"], seeds=3, budget=40, n_jobs=1, dedupe="both")
+    on = run_comparison(["regularized-evolution"], seeds=3, budget=40, n_jobs=1, dedupe=True)
+    off = run_comparison(["regularized-evolution"], seeds=3, budget=40, n_jobs=1, dedupe=False)
+    assert both.strategies == (
+        "regularized-evolution[dedupe]",
+        "random[dedupe]",
+        "regularized-evolution[no-dedupe]",
+        "random[no-dedupe]",
+    )
+    rows = {(r.strategy, r.budget): r for r in both.summary([40])}
+    for single, suffix in ((on, "[dedupe]"), (off, "[no-dedupe]")):
+        for r in single.summary([40]):
+            twin = rows[(r.strategy + suffix, 40)]
+            assert (twin.mean_test, twin.optimum_rate, twin.ri) == (
+                r.mean_test,
+                r.optimum_rate,
+                r.ri,
+            )
+            assert twin.dedupe is single.dedupe
+    assert rows[("random[dedupe]", 40)].knowledge == "dedupe (canonical)"
+    assert rows[("random[no-dedupe]", 40)].knowledge == "none"
+    assert both.baseline("regularized-evolution[no-dedupe]") == "random[no-dedupe]"
+
+
+def test_a_strategy_told_otherwise_is_labelled():
+    comp = run_comparison(
+        ["pnas"], seeds=1, budget=10, n_jobs=1, dedupe=False,
+        strategy_params={"pnas": {"canonical": True}},
+    )  # fmt: skip
+    knowledge = {r.strategy: r.knowledge for r in comp.summary([10])}
+    assert knowledge == {"pnas": "none; strategy canonical=True", "random": "none"}
+
+
+def test_regret_is_measured_from_the_best_test_accuracy():
+    import nasforge
+
+    comp = run_comparison(["random"], datasets=["imagenet16-120"], seeds=3, budget=20, n_jobs=1)
+    best = float(np.max(nasforge.tabular.create("nb201").column("imagenet16-120", "test_acc")))
+    assert comp.test_optima == {"imagenet16-120": pytest.approx(best)}
+    for row in comp.summary([20]):
+        assert row.test_regret == pytest.approx(best - row.mean_test) and row.test_regret > 0
+
+
+@pytest.mark.parametrize("dedupe", ["sometimes", 1.5])
+def test_bad_dedupe_settings_are_refused(dedupe):
+    with pytest.raises(InvalidConfigError, match="dedupe must be one of"):
+        run_comparison(["random"], seeds=1, budget=5, n_jobs=1, dedupe=dedupe)
 
 
 def test_constrained_comparison_uses_the_feasible_optimum_and_never_reports_infeasible():

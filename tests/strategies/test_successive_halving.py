@@ -25,9 +25,11 @@ def run(budget: float, seed: int = 0, **params) -> nasforge.Study:
 
 def test_budget_accounting_is_exact():
     study = run(100, n_candidates=27, eta=3)
-    low = [t for t in study.trials if t.fidelity == {"epochs": 12}]
-    full = [t for t in study.trials if not t.fidelity]
-    assert len(low) + len(full) == len(study.trials)
+    paid = [t for t in study.trials if t.duplicate_of is None]  # twins (dedupe) cost nothing
+    assert all(t.cost == 0 for t in study.trials if t.duplicate_of is not None)
+    low = [t for t in paid if t.fidelity == {"epochs": 12}]
+    full = [t for t in paid if not t.fidelity]
+    assert len(low) + len(full) == len(paid)
     assert all(t.cost == pytest.approx(12 / 200) for t in low)
     assert all(t.cost == 1.0 for t in full)
     assert study.spent == pytest.approx(len(low) * 0.06 + len(full))

@@ -61,10 +61,13 @@ def flag(*names: str, help: str, panel: str | None = None) -> Any:
 Quiet = Annotated[bool, flag("--quiet", "-q", help="No progress bars or notes on stderr.")]
 Json = Annotated[bool, flag("--json", help="Print one JSON object on stdout.")]
 Dedupe = Annotated[
-    bool,
-    flag(
-        "--dedupe",
-        help="Answer proposals equal in function to an evaluated cell from the record, free.",
+    bool | None,
+    typer.Option(
+        "--dedupe/--no-dedupe",
+        help="Answer proposals equal in function to an evaluated architecture from the "
+        "record, free; strategies that take architectures up to function follow it. "
+        "Default: on where the space has a canonical form (nb201, darts).",
+        show_default=False,
     ),
 ]
 Seed = Annotated[int, typer.Option(help="Seed of the strategy (and of the training).")]

@@ -70,7 +70,17 @@ def print_search_summary(summary: Mapping[str, Any]) -> None:
                 f"{summary['n_trials']} ({summary['n_complete']} complete), "
                 f"{' '.join([cost, *limit])}",
             ),
+            ("dedupe", dedupe_text(summary)),
             *best_rows(summary["best"], summary["objectives"]),
             ("wall time", f"{summary['seconds']:.2f} s"),
         ]
     )
+
+
+def dedupe_text(summary: Mapping[str, Any]) -> str:
+    """Whether the study deduplicated, and how many trials were functional twins answered
+    from the record at no cost."""
+    if not summary.get("dedupe"):
+        return "off"
+    twins = int(summary.get("n_duplicates") or 0)
+    return f"on ({twins} functional twin{'s' * (twins != 1)} answered free)"

@@ -12,7 +12,6 @@ import typer
 from nasforge.cli import _common as common
 from nasforge.cli._app import command
 from nasforge.cli._common import (
-    Dedupe,
     Json,
     Quiet,
     budget_option,
@@ -62,7 +61,16 @@ def compare(
         int | None, workers_option("Runs at once, in worker processes (default: one per CPU).")
     ] = None,
     jobs: Annotated[int | None, deprecated_alias("--jobs")] = None,
-    dedupe: Dedupe = False,
+    dedupe: Annotated[
+        str,
+        typer.Option(
+            "--dedupe",
+            metavar="auto|on|off|both",
+            help="Functional deduplication for every strategy alike: auto (on where the space "
+            "has a canonical form), on, off, or both (every strategy with and without, side "
+            "by side).",
+        ),
+    ] = "auto",
     data: Annotated[
         Path | None,
         _oneshot_option(
@@ -143,7 +151,12 @@ def compare(
         return
     oneshot = tuple(getattr(comp, "oneshot", ()))
     charged = float(getattr(comp, "seconds_per_query", 0.0) or 0.0) > 0
-    _print_table(comp.summary(), oneshot=oneshot, show_time=bool(oneshot) or charged)
+    _print_table(
+        comp.summary(),
+        oneshot=oneshot,
+        show_time=bool(oneshot) or charged,
+        dedupe=getattr(comp, "dedupe", None),
+    )
     for label, path in written.items():
         typer.echo(f"wrote {label}: {path}")
 
@@ -283,9 +296,16 @@ def _parse_seeds(text: str) -> int | list[int]:
     return values
 
 
-def _print_table(rows: Sequence[Any], oneshot: Sequence[str] = (), show_time: bool = False) -> None:
+def _print_table(
+    rows: Sequence[Any],
+    oneshot: Sequence[str] = (),
+    show_time: bool = False,
+    dedupe: Any = None,
+) -> None:
     """The summary as a table; with ``show_time`` a column of the mean wall seconds spent
-    (with the charge per query), which a plain table comparison has no use for."""
+    (with the charge per query), which a plain table comparison has no use for. Each row
+    says what its strategy knew of functional equivalence (the ``knowledge`` column), and a
+    line under the title what deduplication the comparison ran with."""
     from rich import box
     from rich.table import Table
 
@@ -301,9 +321,18 @@ def _print_table(rows: Sequence[Any], oneshot: Sequence[str] = (), show_time: bo
     )
     for label in ("dataset", "strategy"):
         table.add_column(label, no_wrap=True)
-    numbers = ("budget", "test acc", "valid", "opt %", "RI %", *(("time s",) if show_time else ()))
+    numbers = (
+        "budget",
+        "test acc",
+        "valid",
+        "opt %",
+        "regret",
+        "RI %",
+        *(("time s",) if show_time else ()),
+    )
     for label in numbers:
         table.add_column(label, justify="right", no_wrap=True)
+    table.add_column("knowledge", no_wrap=True)
     previous: tuple[Any, Any] | None = None
     fmt = common.fmt
     # a one-shot method's final architecture is the same at every query budget: its row is
@@ -326,15 +355,26 @@ def _print_table(rows: Sequence[Any], oneshot: Sequence[str] = (), show_time: bo
             f"{fmt(row.mean_test)} ± {fmt(row.std_test)}",
             fmt(row.mean_valid),
             fmt(None if rate is None else 100.0 * rate, 1),
+            fmt(getattr(row, "test_regret", None)),
             fmt(row.ri),
             *((fmt(getattr(row, "mean_seconds", None), 0),) if show_time else ()),
+            str(getattr(row, "knowledge", "") or ""),
         )
     console = common.console()
-    if show_time and not console.is_terminal:
-        console.width = max(console.width, 90)  # pipes and logs: no header cut short
+    if not console.is_terminal:  # pipes and logs: no column cut short
+        console.width = max(console.width, 140 if show_time else 130)
+    if dedupe is not None:
+        console.print(_dedupe_line(dedupe), soft_wrap=True, highlight=False, markup=False)
     console.print(table)
     for line in legend(oneshot=bool(oneshot), show_time=show_time):
         console.print(line, soft_wrap=True, highlight=False)
+
+
+def _dedupe_line(dedupe: Any) -> str:
+    if dedupe == "both":
+        return "deduplication: every strategy run with it ([dedupe]) and without it ([no-dedupe])"
+    state = "on" if dedupe else "off"
+    return f"deduplication: {state} for every strategy (see the knowledge column)"
 
 
 def legend(*, oneshot: bool, show_time: bool) -> list[str]:
@@ -345,7 +385,12 @@ def legend(*, oneshot: bool, show_time: bool) -> list[str]:
         "mean ± std over runs",
         "valid: its validation accuracy, mean over runs",
         "opt %: share of runs that reached the table's best validation accuracy",
-        "RI %: relative improvement of the mean test accuracy over random search",
+        "regret: the table's best test accuracy minus the picked architecture's, mean over runs",
+        "RI %: relative improvement of the mean test accuracy over random search (of the "
+        "same deduplication setting)",
+        "knowledge: what the strategy knew of which architectures compute the same function "
+        "(dedupe: the study answered functional twins from the record, and strategies that "
+        "take architectures up to function followed it)",
     ]
     if oneshot:
         lines.append(

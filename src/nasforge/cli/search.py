@@ -127,7 +127,7 @@ def search(
             show_default=False,
         ),
     ] = None,
-    dedupe: Dedupe = False,
+    dedupe: Dedupe = None,
     data: Annotated[
         Path | None,
         _train("The data: CIFAR-10 python release folder, image-folder tree, or a .tar.gz."),

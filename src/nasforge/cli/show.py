@@ -78,7 +78,7 @@ def _print_study(data: Mapping[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from nasforge.cli._summary import best_rows, shown_metrics
+    from nasforge.cli._summary import best_rows, dedupe_text, shown_metrics
 
     cell = common.cell
     states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(data["states"].items()))
@@ -93,6 +93,7 @@ def _print_study(data: Mapping[str, Any]) -> None:
             ("evaluator", cell(data["evaluator"]) if data["evaluator"] else "not run yet"),
             ("created", cell(data["created_at"])),
             ("trials", f"{data['n_trials']}" + (f" ({states})" if states else "")),
+            ("dedupe", dedupe_text(data)),
             ("cost", f"{data['spent']:g}"),
             *best_rows(data["best"], data["objectives"]),
         ]

@@ -40,6 +40,7 @@ from nasforge import evaluators, spaces, tabular
 from nasforge import strategies as strategy_registry
 from nasforge.constraints import Constraint
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError
+from nasforge.experiments._knowledge import Entry, dedupe_settings, entry_label, knowledge
 from nasforge.experiments._tasks import (
     check_names,
     check_seeds,
@@ -79,6 +80,7 @@ class _Task:
     benchmark: str
     space: str
     strategy: str
+    label: str
     params: Mapping[str, Any]
     dataset: str
     budget: int
@@ -98,7 +100,7 @@ def run_comparison(
     strategy_params: Mapping[str, Mapping[str, Any]] | None = None,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    dedupe: bool = False,
+    dedupe: bool | str | None = None,
     constraints: Sequence[str] = (),
     data: Any = None,
     oneshot_settings: Any = None,
@@ -135,9 +137,17 @@ def run_comparison(
             this process. Work is sent in chunks of up to 25 seeds of one strategy and dataset.
         progress: Called in this process as ``progress(runs_done, runs_total)`` whenever runs
             finish (and once with ``runs_done=0`` before the first starts).
-        dedupe: Run every study with functional-hash deduplication (``create_study(...,
-            dedupe=True)``): proposals equal in function to an evaluated architecture are
-            answered from the record at no cost.
+        dedupe: Functional deduplication, the same for every strategy: each study is
+            created with ``create_study(..., dedupe=...)`` (a proposal equal in function to
+            an evaluated architecture is answered from the record at no cost) and the
+            strategies that take architectures up to function themselves (``pnas``,
+            ``weaknas``) follow it. ``None``/``"auto"``: on where the space has a canonical
+            form (NB201), off otherwise; ``True``/``"on"``; ``False``/``"off"``; ``"both"``:
+            every strategy with it on and every strategy with it off, side by side, as rows
+            ``"<strategy>[dedupe]"`` and ``"<strategy>[no-dedupe]"`` (each judged against
+            random search of its own setting). A strategy told otherwise in
+            ``strategy_params`` (``{"pnas": {"canonical": True}}`` with dedupe off) is run so
+            and its rows say it (:attr:`SummaryRow.knowledge`).
 
     With ``constraints`` (``["latency_ms[edgegpu]<=5.3"]``) every study is constrained (see
     ``create_study``); infeasible trials are never a run's best, and the optimum of the
@@ -167,7 +177,10 @@ def run_comparison(
 
     Raises:
         InvalidConfigError: No strategy, no seed, a non-positive budget or ``n_jobs``,
-            duplicated names or seeds, or parameters for a strategy that is not compared.
+            duplicated names or seeds, parameters for a strategy that is not compared, an
+            unknown ``dedupe`` value, or ``"both"`` with one-shot methods.
+        UnsupportedOperationError: Deduplication asked for on a space with neither a
+            canonical form nor a model builder.
         UnknownNameError: An unknown strategy, dataset or benchmark name (raised before any
             run starts).
 
@@ -215,6 +228,24 @@ def run_comparison(
     # validate every name and parameter before any run or process starts
     bench = tabular.create(benchmark)
     space = spaces.create(bench.space)
+    settings = dedupe_settings(dedupe, space)
+    if len(settings) > 1 and oneshot_names:
+        raise InvalidConfigError(
+            f"dedupe='both' runs the black-box strategies twice; the one-shot method(s) "
+            f"{', '.join(oneshot_names)} make no queries to deduplicate. Compare them in a "
+            "comparison of their own, or with dedupe 'on' or 'off'."
+        )
+    entries: dict[str, Entry] = {}
+    for setting in settings:
+        for name in names:
+            oneshot_run = name in oneshot_names
+            entries[entry_label(name, setting, settings)] = Entry(
+                strategy=name,
+                dedupe=None if oneshot_run else setting,
+                knowledge="one-shot (no queries)"
+                if oneshot_run
+                else knowledge(name, params.get(name, {}), setting, space),
+            )
     for name in names:
         if name not in oneshot_names:
             strategy_registry.create(name, space, seed=0, **params.get(name, {}))
@@ -223,6 +254,7 @@ def run_comparison(
     )
     resolved = []
     optima: dict[str, float] = {}
+    test_optima: dict[str, float] = {}
     for dataset in dataset_names:
         evaluator = evaluators.create(
             "tabular", benchmark=benchmark, dataset=dataset, metrics=list(_METRICS)
@@ -241,13 +273,15 @@ def run_comparison(
             )
         valid = np.where(feasible, bench.column(canonical, "valid_acc"), np.nan)
         optima[canonical] = float(np.nanmax(valid))
+        test = np.where(feasible, bench.column(canonical, "test_acc"), np.nan)
+        test_optima[canonical] = float(np.nanmax(test))
     if len(set(resolved)) != len(resolved):
         raise InvalidConfigError(f"datasets lists a dataset twice: {list(dataset_names)}.")
     dataset_names = tuple(resolved)
 
     n_workers = worker_count(n_jobs)
-    pairs = [(s, d) for s in names for d in dataset_names]
-    blackbox_pairs = [(s, d) for s, d in pairs if s not in oneshot_names]
+    pairs = [(label, d) for label in entries for d in dataset_names]
+    blackbox_pairs = [(label, d) for label, d in pairs if entries[label].dedupe is not None]
     total = len(pairs) * len(seed_list)
     chunk = chunk_size(total, n_workers)
     groups = [
@@ -260,19 +294,20 @@ def run_comparison(
             index=index,
             benchmark=benchmark,
             space=bench.space,
-            strategy=strategy,
-            params=params.get(strategy, {}),
+            strategy=entries[label].strategy,
+            label=label,
+            params=params.get(entries[label].strategy, {}),
             dataset=dataset,
             budget=budget,
             seeds=chunk_seeds,
-            dedupe=dedupe,
+            dedupe=bool(entries[label].dedupe),
             constraints=tuple(str(c) for c in parsed_constraints),
         )
-        for index, (strategy, dataset, chunk_seeds) in enumerate(groups)
+        for index, (label, dataset, chunk_seeds) in enumerate(groups)
     ]
     logger.info(
         "comparing %s on %s %s: %d seeds, budget %d, %d tasks on %d process(es)",
-        list(names),
+        list(entries),
         benchmark,
         list(dataset_names),
         len(seed_list),
@@ -284,7 +319,7 @@ def run_comparison(
     results = run_tasks(_run_chunk, tasks, n_workers, total, progress)
     runs: dict[tuple[str, str], list[_Run]] = {pair: [] for pair in pairs}
     for task, chunk_runs in zip(tasks, results, strict=True):
-        runs[(task.strategy, task.dataset)].extend(chunk_runs)
+        runs[(task.label, task.dataset)].extend(chunk_runs)
     done = sum(len(task.seeds) for task in tasks)
     settings_json: dict[str, Any] = {}
     if oneshot_names:
@@ -312,14 +347,16 @@ def run_comparison(
                 if progress is not None:
                     progress(done, total)
     return Comparison(
-        strategies=names,
+        strategies=tuple(entries),
         datasets=dataset_names,
         seeds=seed_list,
         budget=budget,
         benchmark=benchmark,
-        strategy_params={name: params.get(name, {}) for name in names},
-        dedupe=dedupe,
+        strategy_params={label: params.get(e.strategy, {}) for label, e in entries.items()},
+        dedupe=settings[0] if len(settings) == 1 else "both",
+        entries=entries,
         optima=optima,
+        test_optima=test_optima,
         runs=runs,
         oneshot=oneshot_names,
         seconds_per_query=float(seconds_per_query),

@@ -19,6 +19,7 @@ import numpy as np
 
 from nasforge.constraints import Constraint
 from nasforge.errors import InvalidConfigError
+from nasforge.experiments._knowledge import Entry
 from nasforge.experiments._tasks import (
     check_budgets,
 )
@@ -82,6 +83,13 @@ class SummaryRow:
         mean_seconds: Mean over runs of the wall time spent by the end of the budget (its
             last trial within the budget), with ``seconds_per_query`` charged per query;
             for a one-shot method, the whole search time.
+        test_regret: Mean over runs of the test regret: the best test accuracy of any
+            (feasible) architecture of the dataset minus the test accuracy of the run's
+            pick. Where the validation optimum is not the test optimum (imagenet16-120),
+            the optimum rate alone misleads; the regret does not.
+        dedupe: Whether the runs' studies deduplicated (``None``: a one-shot method).
+        knowledge: What the strategy knew of functional equivalence (see
+            :func:`nasforge.experiments._knowledge.knowledge`).
 
     A one-shot method's row describes its final derived architecture at every budget (it
     makes no queries).
@@ -97,6 +105,9 @@ class SummaryRow:
     optimum_rate: float
     ri: float
     mean_seconds: float = math.nan
+    test_regret: float = math.nan
+    dedupe: bool | None = None
+    knowledge: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,14 @@ class Comparison:
         budget: Queries (cost units of the tabular evaluator) of each run.
         benchmark: Registry name of the tabular benchmark.
         strategy_params: The parameters each strategy was built with.
+        dedupe: The deduplication setting of every run (``True``/``False``), or ``"both"``
+            when every strategy was run with it and without it (then :attr:`strategies`
+            holds ``"<strategy>[dedupe]"`` and ``"<strategy>[no-dedupe]"``).
+        entries: For each name of :attr:`strategies`, the strategy, its setting and what it
+            knew (:class:`~nasforge.experiments._knowledge.Entry`).
         optima: For each dataset, the best validation accuracy of any architecture.
+        test_optima: For each dataset, the best test accuracy of any architecture (the
+            reference of the test regret).
         oneshot: Those of :attr:`strategies` that are one-shot methods.
         seconds_per_query: Seconds charged per query (cost unit) on the time axis.
         oneshot_settings: Supernet settings and epochs of the one-shot runs (empty if none).
@@ -152,7 +170,9 @@ class Comparison:
         strategy_params: Mapping[str, Mapping[str, Any]],
         optima: Mapping[str, float],
         runs: Mapping[tuple[str, str], Sequence[_Run]],
-        dedupe: bool = False,
+        dedupe: bool | str = False,
+        entries: Mapping[str, Entry] | None = None,
+        test_optima: Mapping[str, float] | None = None,
         oneshot: tuple[str, ...] = (),
         seconds_per_query: float = 0.0,
         oneshot_settings: Mapping[str, Any] | None = None,
@@ -165,6 +185,17 @@ class Comparison:
         self.strategy_params = {k: dict(v) for k, v in strategy_params.items()}
         self.optima = dict(optima)
         self.dedupe = dedupe
+        self.entries = dict(entries or {})
+        for label in strategies:
+            self.entries.setdefault(
+                label,
+                Entry(
+                    label,
+                    None if label in oneshot else bool(dedupe),
+                    "" if label in oneshot else ("dedupe" if dedupe else "none"),
+                ),
+            )
+        self.test_optima = dict(test_optima or {})
         self.oneshot = oneshot
         self.seconds_per_query = float(seconds_per_query)
         self.oneshot_settings = dict(oneshot_settings or {})
@@ -278,12 +309,36 @@ class Comparison:
             optimum = self.optima[dataset]
             for b in chosen:
                 stats = {s: self._stats(s, dataset, b, optimum) for s in self.strategies}
-                baseline = stats[BASELINE]["mean_test"]
+                best_test = self.test_optima.get(dataset, math.nan)
                 for strategy in self.strategies:
                     s = stats[strategy]
+                    baseline = stats[self.baseline(strategy)]["mean_test"]
                     ri = 100.0 * (s["mean_test"] - baseline) / baseline
-                    rows.append(SummaryRow(dataset, strategy, b, ri=ri, **s))
+                    entry = self.entries[strategy]
+                    rows.append(
+                        SummaryRow(
+                            dataset,
+                            strategy,
+                            b,
+                            ri=ri,
+                            test_regret=best_test - s["mean_test"],
+                            dedupe=entry.dedupe,
+                            knowledge=entry.knowledge,
+                            **s,
+                        )
+                    )
         return rows
+
+    def baseline(self, strategy: str) -> str:
+        """The random-search rows ``strategy``'s RI is measured against: those of the same
+        deduplication setting (the first setting's for a one-shot method)."""
+        setting = self.entries[strategy].dedupe
+        randoms = [
+            label
+            for label, entry in self.entries.items()
+            if entry.strategy == BASELINE and (setting is None or entry.dedupe == setting)
+        ]
+        return randoms[0] if randoms else BASELINE
 
     def _stats(self, strategy: str, dataset: str, budget: int, optimum: float) -> dict[str, Any]:
         valid_all, test_all = self.trajectories(strategy, dataset)
@@ -321,7 +376,11 @@ class Comparison:
         :meth:`default_budgets`, and ``"strategies"`` repeats the first dataset's entry.
         """
         per_dataset: dict[str, dict[str, dict[str, Any]]] = {
-            d: {s: {} for s in self.strategies} for d in self.datasets
+            d: {
+                s: {"dedupe": self.entries[s].dedupe, "knowledge": self.entries[s].knowledge}
+                for s in self.strategies
+            }
+            for d in self.datasets
         }
         by_budget: dict[str, dict[str, dict[str, Any]]] = {
             d: {s: {} for s in self.strategies} for d in self.datasets
@@ -341,6 +400,7 @@ class Comparison:
             "seeds": list(self.seeds),
             "strategy_params": self.strategy_params,
             "dedupe": self.dedupe,
+            "test_optima": self.test_optima,
             "oneshot": list(self.oneshot),
             "oneshot_settings": self.oneshot_settings,
             "seconds_per_query": self.seconds_per_query,
@@ -498,6 +558,7 @@ def _json_values(row: SummaryRow) -> dict[str, Any]:
         "optimum_rate": clean(row.optimum_rate),
         "ri": clean(row.ri),
         "mean_seconds": clean(row.mean_seconds),
+        "test_regret": clean(row.test_regret),
         "n_runs": row.n_runs,
     }
 

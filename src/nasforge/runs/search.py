@@ -165,7 +165,7 @@ def open_search(
     study_name: str | None = None,
     strategy_params: Mapping[str, Any] | None = None,
     objectives: Sequence[str] = ("valid_acc:max",),
-    dedupe: bool = False,
+    dedupe: bool | None = None,
     constraints: Sequence[str] = (),
 ) -> OpenedSearch:
     """A search scored by a registered evaluator (default the tabular ``benchmark`` at
@@ -222,7 +222,7 @@ def open_training_search(
     study_name: str | None = None,
     strategy_params: Mapping[str, Any] | None = None,
     objectives: Sequence[str] = ("valid_acc:max",),
-    dedupe: bool = False,
+    dedupe: bool | None = None,
     constraints: Sequence[str] = (),
     checkpoint_dir: str | Path | None = None,
     keep_checkpoints: bool = True,

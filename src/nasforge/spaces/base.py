@@ -325,6 +325,43 @@ class SearchSpace(ABC):
         """
         return arch
 
+    @property
+    def dedupe_method(self) -> str | None:
+        """How :meth:`functional_key` knows which architectures compute the same function:
+        ``"canonical"`` (the space overrides :meth:`canonical`), ``"hash"`` (the space builds
+        networks, which are hashed: :mod:`nasforge.spaces._functional_hash`) or ``None``
+        (neither; deduplication cannot be asked for)."""
+        if type(self).canonical is not SearchSpace.canonical:
+            return "canonical"
+        if type(self).build is not SearchSpace.build:
+            return "hash"
+        return None
+
+    def functional_key(self, arch: Architecture) -> Hashable:
+        """The functional identity of ``arch``: equal for two architectures that compute the
+        same function (what deduplicating studies and strategies compare).
+
+        The space's :meth:`canonical` representative where it has a canonical form (so the
+        key is itself an :class:`~nasforge.architecture.Architecture` of the space), else a
+        hash of the network :meth:`build` makes (a string).
+
+        Raises:
+            UnsupportedOperationError: The space has neither a canonical form nor a builder.
+        """
+        method = self.dedupe_method
+        if method == "canonical":
+            return self.canonical(arch)
+        if method == "hash":
+            from nasforge.spaces._functional_hash import architecture_hash
+
+            return architecture_hash(self, self.check(arch))
+        raise UnsupportedOperationError(
+            f"Search space {self.name!r} has neither a canonical form (canonical()) nor a model "
+            "builder (build()), so nasforge cannot tell which of its architectures compute the "
+            "same function; search it without deduplication (dedupe=False, --no-dedupe), or "
+            "give the space a canonical() or a build()."
+        )
+
     def build(self, arch: Architecture, **kwargs: Any) -> Any:
         """The PyTorch module of ``arch`` (``torch.nn.Module``)."""
         raise UnsupportedOperationError(

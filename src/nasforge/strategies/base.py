@@ -6,7 +6,7 @@ import difflib
 import inspect
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -43,6 +43,11 @@ class Strategy(ABC):
     #: Set by the study: metrics of an architecture that cost no evaluation (see
     #: ``Evaluator.free_metrics``); ``None`` when the evaluator is not known.
     free_metrics: Callable[[Architecture], Mapping[str, float]] | None = None
+    #: Set by the study: the space's ``functional_key`` when the study deduplicates (its
+    #: ``dedupe`` option), else ``None``. Strategies that take architectures up to function
+    #: (a ``canonical`` parameter left at ``None``) follow it, so that in a comparison every
+    #: strategy has the same knowledge of which architectures compute the same function.
+    functional_key: Callable[[Architecture], Hashable] | None = None
     _built_with: dict[str, Any]
 
     def __new__(cls: type[_S], *args: Any, **kwargs: Any) -> _S:

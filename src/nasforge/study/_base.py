@@ -96,6 +96,7 @@ class StudyBase:
         self._tightest: dict[Constraint, float] = {}
         self._seen: dict[tuple[Any, ...], Trial] = {}
         self._strategy.free_metrics = self._stored_free_metrics()
+        self._strategy.functional_key = self.space.functional_key if self.dedupe else None
         self._worker = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         #: Every architecture ever enqueued (``enqueue_trial``), in order, with the number of
         #: trials the study held then; the first ``_queue_taken`` became trials.
@@ -339,7 +340,7 @@ class StudyBase:
     def _key(self, proposal: Proposal) -> tuple[Any, ...]:
         """Functional identity of a proposal: canonical architecture and fidelity."""
         fidelity = tuple(sorted((proposal.fidelity or {}).items()))
-        return (self.space.canonical(proposal.arch).choices, fidelity)
+        return (self.space.functional_key(proposal.arch), fidelity)
 
     def _stored_free_metrics(self) -> Callable[[Architecture], Mapping[str, float]] | None:
         """Free metrics from the stored evaluator, built on first use (for replays)."""

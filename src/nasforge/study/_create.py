@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import uuid
@@ -18,6 +19,7 @@ from nasforge.errors import (
     StorageError,
     StudyConflictError,
     UnknownNameError,
+    UnsupportedOperationError,
 )
 from nasforge.evaluators.base import Evaluator
 from nasforge.spaces.base import SearchSpace
@@ -165,7 +167,7 @@ def create_study(
     strategy_params: Mapping[str, Any] | None = None,
     space_params: Mapping[str, Any] | None = None,
     evaluator: Evaluator | None = None,
-    dedupe: bool = False,
+    dedupe: bool | None = None,
     constraints: Sequence[str | Constraint] = (),
     load_if_exists: bool = False,
     max_retries: int = 3,
@@ -194,7 +196,12 @@ def create_study(
             but given here it is checked before anything is written: it must score this
             space and return every objective's metric, and it is stored with the study.
         dedupe: Answer proposals that are functionally identical to an evaluated
-            architecture from the record, at no cost (see :class:`Study`).
+            architecture from the record, at no cost (see :class:`Study`); strategies that
+            take architectures up to function (PNAS, WeakNAS) follow this setting. ``None``
+            (the default): on where the space has a canonical form
+            (``space.dedupe_method == "canonical"``: NB201, DARTS), off otherwise. ``True`` on
+            a space without a canonical form hashes the networks its builder makes
+            (``space.functional_key``).
         constraints: Bounds such as ``"params_M<=1.0"`` or ``"latency_ms[edgegpu]<=5"``. A
             bound on a metric the evaluator knows without evaluating (parameters, FLOPs, table
             latency) is checked before evaluation: the proposal is recorded as FAILED at no
@@ -266,7 +273,7 @@ def create_study(
     _check_values(f"strategy {strategy!r}", params)
     _build(factory, strategy, space_obj, int(seed), params)
     parsed_constraints = tuple(Constraint.parse(c) for c in constraints)
-    options = _options(dedupe, parsed_constraints)
+    options = _options(_resolve_dedupe(dedupe, space_obj), parsed_constraints)
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise InvalidConfigError(f"max_retries must be an integer >= 0, got {max_retries!r}.")
     if max_retries != Study.max_retries:
@@ -314,6 +321,11 @@ def create_study(
             existing = store.get_study(name)
             if existing is None:
                 raise
+    if dedupe is None:  # auto: an existing study keeps the setting it was created with
+        options = {k: v for k, v in record.options.items() if k != "dedupe"}
+        if existing.options.get("dedupe"):
+            options["dedupe"] = True
+        record = dataclasses.replace(record, options=options)
     diffs = existing.differences(record)
     if diffs:
         raise StudyConflictError(
@@ -326,6 +338,25 @@ def create_study(
             "storage) or create_study(..., load_if_exists=True), or choose another name."
         )
     return Study(existing, store)
+
+
+def _resolve_dedupe(dedupe: bool | None, space: SearchSpace) -> bool:
+    """``dedupe`` with ``None`` resolved for ``space``; refused where it cannot be done."""
+    if dedupe is None:
+        return space.dedupe_method == "canonical"
+    if not isinstance(dedupe, bool):
+        raise InvalidConfigError(
+            f"dedupe must be True, False or None (on where the space has a canonical form), "
+            f"got {dedupe!r}."
+        )
+    if dedupe and space.dedupe_method is None:
+        raise UnsupportedOperationError(
+            f"dedupe=True needs to know which architectures compute the same function, and "
+            f"search space {space.name!r} has neither a canonical form (canonical()) nor a "
+            "model builder (build()) whose networks could be hashed; create the study with "
+            "dedupe=False, or give the space a canonical() or a build()."
+        )
+    return dedupe
 
 
 def _options(dedupe: bool, constraints: Sequence[Constraint]) -> dict[str, Any]:
