@@ -95,3 +95,19 @@ class _Score(nasforge.evaluators.base.Evaluator):
         from nasforge.trial import Result
 
         return Result({"valid_acc": float(sum(arch.choices))}, cost=1.0)
+
+
+def test_a_search_converged_on_known_architectures_stops_without_error(caplog) -> None:
+    study = nasforge.create_study(
+        strategy="regularized-evolution",
+        strategy_params={"population_size": 4, "tournament_size": 2},
+        seed=1,
+    )
+    study.max_free_streak, study.max_free_per_paid = 30, 0  # at most 30 free answers
+    with caplog.at_level("WARNING"):
+        study.optimize(nasforge.evaluators.create("tabular", dataset="cifar10"), budget=500)
+    paid = [t for t in study.trials if t.duplicate_of is None]
+    assert len(paid) == study.spent < 500  # stopped early, everything it evaluated kept
+    assert "the search has converged" in caplog.text
+    # with a constraint in the mix the same bound is an error that names the fix (see
+    # test_free_answers.py): there, stopping would hide an infeasible constraint

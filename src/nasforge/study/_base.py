@@ -48,6 +48,8 @@ class StudyBase:
     poll_interval: float = 0.2
     #: With ``dedupe``, stop after this many free answers in a row (a converged strategy).
     max_duplicate_streak: int = 1000
+    #: Why the last search stopped early, converged on known architectures ("" if it did not).
+    _converged: str = ""
     #: With constraints, give up (InfeasibleConstraintError) after this many rejections in a row.
     max_rejected_streak: int = 1000
 

@@ -32,10 +32,11 @@ class _FreeCounts:
     total: int = 0
     run: int = 0
     run_rejected: int = 0
+    rejected: int = 0
     proposed: set[Architecture] = dataclasses.field(default_factory=set)
 
 
-def bound_free_answers(study: StudyLoop, trial: Trial, was_rejected: bool) -> None:
+def bound_free_answers(study: StudyLoop, trial: Trial, was_rejected: bool) -> str | None:
     """Bound the trials answered without cost (``dedupe`` twins, constraint rejections).
 
     They are recorded but spend nothing, so a strategy that keeps proposing known or
@@ -45,6 +46,12 @@ def bound_free_answers(study: StudyLoop, trial: Trial, was_rejected: bool) -> No
     :attr:`max_free_streak` free answers in a row that mix twins and rejections (runs of
     one kind have their own limits), and more than
     ``max_free_streak + max_free_per_paid * paid`` free answers in all.
+
+    Returns:
+        Why the search should stop, when the last limit is passed by twins alone (no
+        constraint ever rejected a proposal): the strategy has converged on what it already
+        evaluated, which is the end of a search (deduplication is on by default), not an
+        error; ``None`` otherwise.
     """
     free = trial.cost == 0 and (was_rejected or trial.duplicate_of is not None)
     counts = _free_counts(study, exclude=trial.number)
@@ -53,10 +60,11 @@ def bound_free_answers(study: StudyLoop, trial: Trial, was_rejected: bool) -> No
     if not free:
         counts.paid += 1
         counts.run = counts.run_rejected = 0
-        return
+        return None
     counts.total += 1
     counts.run += 1
     counts.run_rejected += was_rejected
+    counts.rejected += was_rejected
     size = study.space.size if study.dedupe else None
     if size is not None and len(counts.proposed) >= size:
         _raise_exhausted(study, size, counts)
@@ -64,12 +72,19 @@ def bound_free_answers(study: StudyLoop, trial: Trial, was_rejected: bool) -> No
     if mixed and counts.run >= study.max_free_streak:
         _raise_free(study, f"{counts.run} proposals in a row", counts.run_rejected, counts)
     if counts.total > study.max_free_streak + study.max_free_per_paid * counts.paid:
+        if counts.rejected == 0:
+            return (
+                f"{counts.total} proposals for {counts.paid} evaluations were functional twins "
+                "of evaluated architectures (dedupe answers them for free): the search has "
+                "converged"
+            )
         _raise_free(
             study,
             f"{counts.total} proposals for {counts.paid} evaluations",
             None,
             counts,
         )
+    return None
 
 
 def _free_counts(study: StudyLoop, exclude: int) -> _FreeCounts:
@@ -84,6 +99,7 @@ def _free_counts(study: StudyLoop, exclude: int) -> _FreeCounts:
                 counts.proposed.add(t.arch)
             if t.cost == 0 and (is_rejection(t) or t.duplicate_of is not None):
                 counts.total += 1
+                counts.rejected += is_rejection(t)
             else:
                 counts.paid += 1
         study.__dict__["_free_tally"] = counts

@@ -265,14 +265,15 @@ class StudyLoop(StudyBase):
         if rejected >= self.max_rejected_streak:
             self._raise_infeasible(rejected)
         streak = streak + 1 if trial.duplicate_of is not None else 0
-        bound_free_answers(self, trial, was_rejected)
-        if streak >= self.max_duplicate_streak and not stop:
-            logger.warning(
-                "stopping: strategy %r proposed %d architectures in a row that were "
-                "already evaluated (dedupe answers them for free)",
-                self.strategy_name,
-                streak,
+        converged = bound_free_answers(self, trial, was_rejected)
+        if streak >= self.max_duplicate_streak and converged is None:
+            converged = (
+                f"{streak} proposals in a row were architectures already evaluated (dedupe "
+                "answers them for free)"
             )
+        if converged is not None and not stop:
+            logger.warning("stopping: strategy %r: %s", self.strategy_name, converged)
+            self._converged = converged
             stop = True
         return rejected, streak, stop
 

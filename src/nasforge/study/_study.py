@@ -106,9 +106,9 @@ class Study(StudyLoop):
             rejected, streak, stop = self._after(trial, (), rejected, streak, False)
             if stop:
                 raise InvalidConfigError(
-                    f"Study {self.name!r}: strategy {self.strategy_name!r} proposed {streak} "
-                    "architectures in a row that were already evaluated; the search has "
-                    "converged (create the study without dedupe to evaluate them again)."
+                    f"Study {self.name!r}: strategy {self.strategy_name!r} has converged: "
+                    f"{self._converged}; create the study with dedupe=False to evaluate "
+                    "architectures again."
                 )
         self._asked[trial.number] = free
         _LIVE_WORKERS.add(self._worker)
