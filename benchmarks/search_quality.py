@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=200, help="number of seeds (default 200)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds start here (default 0)")
     parser.add_argument("--dedupe", default="auto", choices=["auto", "on", "off", "both"])
+    parser.add_argument("--fidelity", type=int, default=None, help="table epochs, e.g. 12")
     parser.add_argument("--budgets", type=_ints, default=[100, 200], help="queries, e.g. 100,200")
     parser.add_argument("--benchmark", default="nb201")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         f"settings: benchmark={opts.benchmark} strategies={','.join(opts.strategies)} "
         f"datasets={','.join(opts.datasets)} seeds={opts.first_seed}.."
         f"{opts.first_seed + opts.seeds - 1} budgets={','.join(map(str, opts.budgets))} (runs "
-        f"of {budget} queries) dedupe={opts.dedupe} jobs={opts.jobs}"
+        f"of {budget} queries) dedupe={opts.dedupe} fidelity={opts.fidelity or 'full'} "
+        f"jobs={opts.jobs}"
     )
     print(
         f"nasforge {__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         budget=budget,
         benchmark=opts.benchmark,
         dedupe=opts.dedupe,
+        fidelity=opts.fidelity,
         n_jobs=opts.jobs,
         progress=_progress if sys.stderr.isatty() else None,
     )
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     bench = tabular.create(opts.benchmark)
     width = max(len("strategy"), *(len(s) for s in comparison.strategies))
     for dataset in comparison.datasets:
-        best_test = float(np.nanmax(bench.column(dataset, "test_acc")))
+        best_test = float(np.nanmax(bench.column(dataset, "test_acc", opts.fidelity)))
         for b in sorted(set(opts.budgets)):
             print()
             print(

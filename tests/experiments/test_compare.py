@@ -365,3 +365,19 @@ def test_constrained_comparison_uses_the_feasible_optimum_and_never_reports_infe
             break
     with pytest.raises(InfeasibleConstraintError):
         run_comparison(["random"], seeds=1, budget=5, n_jobs=1, constraints=["params_M<=0.01"])
+
+
+def test_the_12_epoch_table_is_searched_query_for_query():
+    import nasforge
+
+    comp = run_comparison(["random"], seeds=2, budget=15, n_jobs=1, fidelity=12)
+    bench = nasforge.tabular.create("nb201")
+    assert comp.optima["cifar10"] == pytest.approx(np.max(bench.column("cifar10", "valid_acc", 12)))
+    rows = list(comp.trial_rows())
+    paid = [r for r in rows if r["cost"] > 0]
+    assert {r["cost"] for r in paid} == {1.0} and len(paid) == 2 * 15
+    space = nasforge.spaces.create("nb201")
+    for r in rows[:5]:
+        arch = space.parse(r["arch"])
+        assert r["valid_acc"] == pytest.approx(bench.query(arch, "cifar10", "valid_acc", 12))
+    assert comp.to_json()["fidelity"] == 12

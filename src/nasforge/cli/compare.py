@@ -40,6 +40,14 @@ def compare(
         str, typer.Option(help="Number of seeds (N: seeds 0..N-1) or a comma list of seeds.")
     ] = "100",
     benchmark: Annotated[str, typer.Option(help="Tabular benchmark.")] = "nb201",
+    fidelity: Annotated[
+        int | None,
+        typer.Option(
+            help="Search the table of this many training epochs (e.g. 12), one query each "
+            "(default: the full training).",
+            show_default=False,
+        ),
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -138,6 +146,7 @@ def compare(
                 "n_jobs": workers,
                 "dedupe": dedupe,
                 "seconds_per_query": seconds_per_query,
+                **({"fidelity": fidelity} if fidelity is not None else {}),
                 **oneshot_kwargs,
             }
             comp = _run(names, kwargs, show_progress=common.show_progress(quiet))

@@ -87,6 +87,7 @@ class _Task:
     seeds: tuple[int, ...]
     dedupe: bool
     constraints: tuple[str, ...]
+    fidelity: int | None = None
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -108,6 +109,7 @@ def run_comparison(
     seconds_per_query: float = 0.0,
     device: str = "auto",
     threads: int | None = None,
+    fidelity: int | None = None,
 ) -> Comparison:
     """Run every strategy with every seed on every dataset of a tabular benchmark.
 
@@ -165,6 +167,11 @@ def run_comparison(
     the black-box runs, with ``strategy_params[method]`` as the method's hyperparameters,
     on ``device`` with ``threads`` CPU threads. Every epoch's derived architecture is a
     trial of the run; the run stands for its latest one.
+
+    ``fidelity`` (e.g. ``12``) searches the benchmark as trained for that many epochs: every
+    query of every run is answered from that table (the objective, the test accuracy the runs
+    are judged by, the optima) and counts as one query of the budget, as in a search on a
+    table of short training runs. ``None``: the benchmark's full training (200 epochs).
 
     ``seconds_per_query`` charges each query (cost unit) of a black-box run that many
     seconds on the time axis, e.g. the training time of one architecture in the setting
@@ -229,6 +236,12 @@ def run_comparison(
     bench = tabular.create(benchmark)
     space = spaces.create(bench.space)
     settings = dedupe_settings(dedupe, space)
+    if fidelity is not None and oneshot_names:
+        raise InvalidConfigError(
+            f"fidelity={fidelity!r} searches a table of short training runs; the one-shot "
+            f"method(s) {', '.join(oneshot_names)} are judged on the full table. Leave out "
+            "fidelity or the one-shot methods."
+        )
     if len(settings) > 1 and oneshot_names:
         raise InvalidConfigError(
             f"dedupe='both' runs the black-box strategies twice; the one-shot method(s) "
@@ -257,23 +270,27 @@ def run_comparison(
     test_optima: dict[str, float] = {}
     for dataset in dataset_names:
         evaluator = evaluators.create(
-            "tabular", benchmark=benchmark, dataset=dataset, metrics=list(_METRICS)
+            "tabular",
+            benchmark=benchmark,
+            dataset=dataset,
+            metrics=list(_METRICS),
+            fidelity=fidelity,
         )
         canonical = str(getattr(evaluator, "dataset", dataset))
         resolved.append(canonical)
         check_evaluator(evaluator, space.name, (), parsed_constraints)
-        feasible = np.ones(len(bench.column(canonical, "valid_acc")), dtype=bool)
+        feasible = np.ones(len(bench.column(canonical, "valid_acc", fidelity)), dtype=bool)
         for constraint in parsed_constraints:
-            column = bench.column(canonical, constraint.metric)
+            column = bench.column(canonical, constraint.metric, fidelity)
             feasible &= _satisfied(constraint, column)
         if not feasible.any():
             raise InfeasibleConstraintError(
                 f"No {benchmark} architecture meets {', '.join(map(str, parsed_constraints))} "
                 f"on {canonical}."
             )
-        valid = np.where(feasible, bench.column(canonical, "valid_acc"), np.nan)
+        valid = np.where(feasible, bench.column(canonical, "valid_acc", fidelity), np.nan)
         optima[canonical] = float(np.nanmax(valid))
-        test = np.where(feasible, bench.column(canonical, "test_acc"), np.nan)
+        test = np.where(feasible, bench.column(canonical, "test_acc", fidelity), np.nan)
         test_optima[canonical] = float(np.nanmax(test))
     if len(set(resolved)) != len(resolved):
         raise InvalidConfigError(f"datasets lists a dataset twice: {list(dataset_names)}.")
@@ -302,6 +319,7 @@ def run_comparison(
             seeds=chunk_seeds,
             dedupe=bool(entries[label].dedupe),
             constraints=tuple(str(c) for c in parsed_constraints),
+            fidelity=fidelity,
         )
         for index, (label, dataset, chunk_seeds) in enumerate(groups)
     ]
@@ -357,6 +375,7 @@ def run_comparison(
         entries=entries,
         optima=optima,
         test_optima=test_optima,
+        fidelity=fidelity,
         runs=runs,
         oneshot=oneshot_names,
         seconds_per_query=float(seconds_per_query),
@@ -371,7 +390,10 @@ def _run_chunk(task: _Task) -> list[_Run]:
         benchmark=task.benchmark,
         dataset=task.dataset,
         metrics=list(_METRICS),
+        fidelity=task.fidelity,
     )
+    # one query of the searched table is one query of the budget, whatever it costs to train
+    per_query = tabular.create(task.benchmark).cost(task.dataset, task.fidelity)
     out = []
     for seed in task.seeds:
         study = create_study(
@@ -384,7 +406,7 @@ def _run_chunk(task: _Task) -> list[_Run]:
             constraints=task.constraints,
         )
         started = datetime.now(timezone.utc)
-        study.optimize(evaluator, budget=task.budget)
+        study.optimize(evaluator, budget=task.budget * per_query)
         trials = study.trials
         out.append(
             _Run(
@@ -396,7 +418,7 @@ def _run_chunk(task: _Task) -> list[_Run]:
                 ),
                 valid=np.array([t.value("valid_acc") for t in trials], dtype=np.float64),
                 test=np.array([t.value("test_acc") for t in trials], dtype=np.float64),
-                cost=np.array([t.cost for t in trials], dtype=np.float64),
+                cost=np.array([t.cost / per_query for t in trials], dtype=np.float64),
                 eligible=np.array(
                     [t.score is not None and not t.fidelity for t in trials], dtype=bool
                 ),

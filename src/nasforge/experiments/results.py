@@ -154,6 +154,7 @@ class Comparison:
         optima: For each dataset, the best validation accuracy of any architecture.
         test_optima: For each dataset, the best test accuracy of any architecture (the
             reference of the test regret).
+        fidelity: The training epochs of the table searched (``None``: the full training).
         oneshot: Those of :attr:`strategies` that are one-shot methods.
         seconds_per_query: Seconds charged per query (cost unit) on the time axis.
         oneshot_settings: Supernet settings and epochs of the one-shot runs (empty if none).
@@ -173,6 +174,7 @@ class Comparison:
         dedupe: bool | str = False,
         entries: Mapping[str, Entry] | None = None,
         test_optima: Mapping[str, float] | None = None,
+        fidelity: int | None = None,
         oneshot: tuple[str, ...] = (),
         seconds_per_query: float = 0.0,
         oneshot_settings: Mapping[str, Any] | None = None,
@@ -196,6 +198,7 @@ class Comparison:
                 ),
             )
         self.test_optima = dict(test_optima or {})
+        self.fidelity = fidelity
         self.oneshot = oneshot
         self.seconds_per_query = float(seconds_per_query)
         self.oneshot_settings = dict(oneshot_settings or {})
@@ -401,6 +404,7 @@ class Comparison:
             "strategy_params": self.strategy_params,
             "dedupe": self.dedupe,
             "test_optima": self.test_optima,
+            "fidelity": self.fidelity,
             "oneshot": list(self.oneshot),
             "oneshot_settings": self.oneshot_settings,
             "seconds_per_query": self.seconds_per_query,
