@@ -12,6 +12,7 @@ from nasforge.errors import InvalidConfigError, UnsupportedOperationError
 from nasforge.predictors.mlp import MLPEnsemble
 from nasforge.predictors.surrogate import EnsembleSurrogate
 from nasforge.spaces.base import DISTINCT_PATIENCE, SearchSpace
+from nasforge.strategies._functional import FunctionalForms
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Proposal, Trial, TrialState
 
@@ -57,6 +58,18 @@ class Bananas(Strategy):
     copy of that pretrained ensemble on the measured scores (``fit(..., warm_start=True)``)
     instead of fitting from scratch. This needs an evaluator with free metrics.
 
+    **Functional knowledge** (``canonical``): with ``canonical=None`` (the default) BANANAS
+    follows the study. A study that deduplicates (``create_study(dedupe=True)``) sets the
+    strategy's ``functional_key`` to ``space.functional_key`` before the first ask; BANANAS
+    then proposes no architecture that computes the same function as one proposed before
+    (random draws and candidates are compared by that key; a string key, a generic hash of
+    the built network, works as well as a canonical form). Such a twin would be answered
+    from the study's record at no cost, but would take a place in the ``k`` of a batch and
+    teach the ensemble nothing. Outside such a study every architecture is its own class
+    (exact matches only, the random stream of earlier versions). ``canonical=True`` uses
+    ``space.functional_key`` even outside such a study (refused on a space that has neither
+    a canonical form nor a builder to hash), ``False`` never.
+
     How nasforge differs from the paper: the MLPs are smaller (``hidden=(32, 32)`` instead of
     10 layers of width 20) and trained full-batch in NumPy, and every neighbour of the very
     best architectures joins the candidates, which makes the last iterations a
@@ -81,11 +94,14 @@ class Bananas(Strategy):
         loss: ``"mape"`` (paper) or ``"mse"``.
         pretrain: Pretrain the predictor on free statistics (NARS) before fine-tuning it.
         pretrain_pool: Random architectures in the pretraining pool.
+        canonical: Compare proposals up to function: ``None`` follows the study, ``True``
+            always, ``False`` never (see above).
 
     Raises:
         InvalidConfigError: A parameter out of range.
         UnknownNameError: ``encoding`` is not one of the space's encodings.
-        UnsupportedOperationError: The space lacks a capability the strategy needs.
+        UnsupportedOperationError: The space lacks a capability the strategy needs, or
+            ``canonical=True`` on a space without a functional key.
 
     Example:
         >>> import nasforge
@@ -115,6 +131,7 @@ class Bananas(Strategy):
         loss: str = "mape",
         pretrain: bool = False,
         pretrain_pool: int = 500,
+        canonical: bool | None = None,
     ) -> None:
         for name, value, low in (
             ("n_initial", n_initial, 1),
@@ -156,6 +173,8 @@ class Bananas(Strategy):
         self.loss = loss
         self.pretrain = pretrain
         self.pretrain_pool = pretrain_pool
+        self.canonical = canonical
+        self._forms = FunctionalForms(self, canonical)
         self._history: list[tuple[Architecture, float]] = []
         self._queue: deque[Architecture] = deque()
         self._proposed: set[Architecture] = set()
@@ -183,7 +202,7 @@ class Bananas(Strategy):
         return Proposal(arch)
 
     def tell(self, trial: Trial) -> None:
-        self._proposed.add(trial.arch)
+        self._proposed.add(self._forms.form(trial.arch))
         if trial.state is TrialState.COMPLETE and trial.score is not None:
             self._history.append((trial.arch, float(trial.score)))
 
@@ -203,19 +222,22 @@ class Bananas(Strategy):
             for i in np.argsort(draws, kind="stable")[: self.k]:  # smallest distance to the top
                 chosen.append(candidates[int(i)])
         if len(chosen) < self.k:
-            chosen += self._random(self.k - len(chosen), self._proposed | set(chosen))
-        self._proposed.update(chosen)
+            taken = {self._forms.form(arch) for arch in chosen}
+            chosen += self._random(self.k - len(chosen), self._proposed | taken)
+        self._proposed.update(self._forms.form(arch) for arch in chosen)
         return chosen
 
     def _random(self, n: int, exclude: set[Architecture]) -> list[Architecture]:
-        out = self.space.sample_distinct(self.rng, n, exclude=exclude)
+        """``n`` random architectures (up to function, when taken so) not in ``exclude``."""
+        key = self._forms.form if self._forms.active else None
+        out = self.space.sample_distinct(self.rng, n, exclude=exclude, key=key)
         if not out:
             raise InvalidConfigError(
                 f"Strategy Bananas found no architecture of space {self.space.name!r} that it "
                 f"has not proposed yet after {DISTINCT_PATIENCE * n} random draws; the space "
                 "seems exhausted."
             )
-        self._proposed.update(out)
+        self._proposed.update(self._forms.form(arch) for arch in out)
         return out
 
     def _candidates(self) -> list[Architecture]:
@@ -225,9 +247,10 @@ class Bananas(Strategy):
         seen = set(self._proposed)
 
         def add(arch: Architecture) -> bool:
-            if arch in seen:
+            form = self._forms.form(arch)
+            if form in seen:
                 return False
-            seen.add(arch)
+            seen.add(form)
             out.append(arch)
             return True
 
