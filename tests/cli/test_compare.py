@@ -178,6 +178,10 @@ def test_compare_with_the_real_harness(tmp_path: Path) -> None:
     both = invoke("compare", "--seeds", "2", "--budget", "10", "--workers", "1", "--dedupe", "both")
     assert both.exit_code == 0, both.stderr
     assert "random[no-dedupe]" in both.stdout and "regularized-evolution[dedupe]" in both.stdout
+    short = invoke(
+        "compare", "--seeds", "2", "--budget", "10", "--workers", "1", "--fidelity", "12"
+    )
+    assert short.exit_code == 0 and "after 12 training epochs" in short.stdout
     bad = invoke("compare", "--seeds", "2", "--budget", "10", "--dedupe", "maybe")
     assert_usage_error(bad, "dedupe must be one of")
 

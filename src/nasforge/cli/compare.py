@@ -165,6 +165,7 @@ def compare(
         oneshot=oneshot,
         show_time=bool(oneshot) or charged,
         dedupe=getattr(comp, "dedupe", None),
+        fidelity=getattr(comp, "fidelity", None),
     )
     for label, path in written.items():
         typer.echo(f"wrote {label}: {path}")
@@ -310,6 +311,7 @@ def _print_table(
     oneshot: Sequence[str] = (),
     show_time: bool = False,
     dedupe: Any = None,
+    fidelity: int | None = None,
 ) -> None:
     """The summary as a table; with ``show_time`` a column of the mean wall seconds spent
     (with the charge per query), which a plain table comparison has no use for. Each row
@@ -374,6 +376,13 @@ def _print_table(
         console.width = max(console.width, 140 if show_time else 130)
     if dedupe is not None:
         console.print(_dedupe_line(dedupe), soft_wrap=True, highlight=False, markup=False)
+    if fidelity is not None:
+        console.print(
+            f"table: the benchmark after {fidelity} training epochs (objective, test accuracy, "
+            "optima); one query each",
+            soft_wrap=True,
+            highlight=False,
+        )
     console.print(table)
     for line in legend(oneshot=bool(oneshot), show_time=show_time):
         console.print(line, soft_wrap=True, highlight=False)
