@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cli_testing import assert_usage_error, invoke
 
 
@@ -20,3 +21,14 @@ def test_export_errors_and_tabular_note(tmp_path: Path) -> None:
         invoke("export", "tab", "--storage", url, "--out", "x.pt", "--format", "tflite"),
         "Unknown export format 'tflite'",
     )
+
+
+def test_an_empty_out_is_refused_not_read_as_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("export", "tab", "--storage", "sqlite:///nowhere.db", "--out", "")
+    assert_usage_error(result, "--out is empty")
+    compare = invoke("compare", "--seeds", "1", "--budget", "5", "--out", " ")
+    assert_usage_error(compare, "--out is empty")
+    assert list(tmp_path.iterdir()) == []  # nothing written in the current folder

@@ -224,6 +224,18 @@ def abbreviate(text: str, limit: int = 80) -> str:
     return f"{shown[:half]}...{shown[-half:]}"
 
 
+def given_path(option: str, text: str, what: str) -> Path:
+    """``text`` as a path, refused when empty: ``Path("")`` would silently be the current
+    folder.
+
+    Raises:
+        InvalidConfigError: ``text`` is empty or blank.
+    """
+    if not text.strip():
+        raise InvalidConfigError(f"{option} is empty; give {what}.")
+    return Path(text)
+
+
 def check_writable(option: str, path: Path, *, folder: bool = False) -> None:
     """Refuse an output path that cannot be written before any work is done.
 

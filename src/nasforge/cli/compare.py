@@ -59,7 +59,7 @@ def compare(
         ),
     ] = None,
     out: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             help="Write trials.csv, summary.csv/json and plots to this folder.",
             show_default=False,
@@ -125,6 +125,7 @@ def compare(
             datasets = common.split(dataset)
             params = _strategy_params(param or [])
             seed_arg = _parse_seeds(seeds)
+            folder = None if out is None else common.given_path("--out", out, "a folder")
             oneshot_kwargs = _oneshot_kwargs(
                 names,
                 benchmark=benchmark,
@@ -150,7 +151,7 @@ def compare(
                 **oneshot_kwargs,
             }
             comp = _run(names, kwargs, show_progress=common.show_progress(quiet))
-            written = _write(comp, out)
+            written = _write(comp, folder)
     except KeyboardInterrupt:
         common.interrupted("interrupted: the comparison was stopped; nothing was written")
     if as_json:

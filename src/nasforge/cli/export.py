@@ -3,7 +3,6 @@ an ONNX model."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,7 +19,7 @@ def export_command(
     ],
     storage: StorageRequired,
     out: Annotated[
-        Path, typer.Option(help="File (.pt or .onnx) or folder to write.", show_default=False)
+        str, typer.Option(help="File (.pt or .onnx) or folder to write.", show_default=False)
     ],
     export_format: Annotated[
         str, typer.Option("--format", help="pytorch (a .pt file) or onnx.")
@@ -43,9 +42,10 @@ def export_command(
         import nasforge
         from nasforge.export import export_trial
 
-        common.check_writable("--out", out, folder=True)
+        target = common.given_path("--out", out, "a file (.pt or .onnx) or a folder")
+        common.check_writable("--out", target, folder=True)
         study = nasforge.load_study(study_name, storage, read_only=True)
-        result = export_trial(study, out, format=export_format, trial=trial, untrained=untrained)
+        result = export_trial(study, target, format=export_format, trial=trial, untrained=untrained)
         study.storage.close()
     if result.note:
         typer.echo(f"note: {result.note}", err=True)
