@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasforge import strategies as strategy_registry
-from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.errors import InvalidConfigError
 from nasforge.spaces.base import SearchSpace
 
 __all__ = ["Entry", "dedupe_settings", "entry_label", "knowledge"]
@@ -68,13 +68,8 @@ def dedupe_settings(dedupe: bool | str | None, space: SearchSpace) -> tuple[bool
             f"dedupe must be one of {', '.join(map(repr, DEDUPE_CHOICES))} (or True/False), got "
             f"{dedupe!r}; 'both' runs every strategy with deduplication and without it."
         )
-    if True in chosen and space.dedupe_method is None:
-        raise UnsupportedOperationError(
-            f"Deduplication needs to know which architectures compute the same function, and "
-            f"search space {space.name!r} has neither a canonical form (canonical()) nor a "
-            "model builder (build()) whose networks could be hashed; compare with "
-            "dedupe='off' (--dedupe off)."
-        )
+    if True in chosen:
+        space.check_dedupe("Deduplication", "compare with dedupe='off' (--dedupe off)")
     return chosen
 
 

@@ -348,19 +348,30 @@ class SearchSpace(ABC):
         Raises:
             UnsupportedOperationError: The space has neither a canonical form nor a builder.
         """
-        method = self.dedupe_method
-        if method == "canonical":
+        if self.dedupe_method == "canonical":
             return self.canonical(arch)
-        if method == "hash":
-            from nasforge.spaces._functional_hash import architecture_hash
-
-            return architecture_hash(self, self.check(arch))
-        raise UnsupportedOperationError(
-            f"Search space {self.name!r} has neither a canonical form (canonical()) nor a model "
-            "builder (build()), so nasforge cannot tell which of its architectures compute the "
-            "same function; search it without deduplication (dedupe=False, --no-dedupe), or "
-            "give the space a canonical() or a build()."
+        self.check_dedupe(
+            "Deduplication",
+            "search it without deduplication (dedupe=False, --no-dedupe), or give the space a "
+            "canonical() or a build()",
         )
+        from nasforge.spaces._functional_hash import architecture_hash  # the "hash" method
+
+        return architecture_hash(self, self.check(arch))
+
+    def check_dedupe(self, asker: str, fix: str) -> None:
+        """Refuse ``asker`` (what asked for functional keys) on a space that cannot give them
+        (:attr:`dedupe_method` is ``None``), saying ``fix``; return quietly otherwise.
+
+        Raises:
+            UnsupportedOperationError: The space has neither a canonical form nor a builder.
+        """
+        if self.dedupe_method is None:
+            raise UnsupportedOperationError(
+                f"{asker} needs to know which architectures compute the same function, and "
+                f"search space {self.name!r} has neither a canonical form (canonical()) nor a "
+                f"model builder (build()) whose networks could be hashed; {fix}."
+            )
 
     def build(self, arch: Architecture, **kwargs: Any) -> Any:
         """The PyTorch module of ``arch`` (``torch.nn.Module``)."""

@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.errors import InvalidConfigError
 
 if TYPE_CHECKING:
     from nasforge.strategies.base import Strategy
@@ -61,13 +61,10 @@ class FunctionalForms:
                 f"got {canonical!r}."
             )
         space = strategy.space
-        if canonical and space.dedupe_method is None:
-            raise UnsupportedOperationError(
-                f"Strategy {type(strategy).__name__} with canonical=True takes architectures "
-                f"up to function, but space {space.name!r} has neither a canonical form "
-                "(canonical()) nor a model builder (build()) to hash, so nasforge cannot tell "
-                "which of its architectures compute the same function; pass canonical=False "
-                "or leave canonical=None (follow the study)."
+        if canonical:
+            space.check_dedupe(
+                f"Strategy {type(strategy).__name__} with canonical=True",
+                "pass canonical=False or leave canonical=None (follow the study)",
             )
         self.canonical = canonical
         self._strategy = strategy

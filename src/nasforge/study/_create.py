@@ -19,7 +19,6 @@ from nasforge.errors import (
     StorageError,
     StudyConflictError,
     UnknownNameError,
-    UnsupportedOperationError,
 )
 from nasforge.evaluators.base import Evaluator
 from nasforge.spaces.base import SearchSpace
@@ -349,12 +348,10 @@ def _resolve_dedupe(dedupe: bool | None, space: SearchSpace) -> bool:
             f"dedupe must be True, False or None (on where the space has a canonical form), "
             f"got {dedupe!r}."
         )
-    if dedupe and space.dedupe_method is None:
-        raise UnsupportedOperationError(
-            f"dedupe=True needs to know which architectures compute the same function, and "
-            f"search space {space.name!r} has neither a canonical form (canonical()) nor a "
-            "model builder (build()) whose networks could be hashed; create the study with "
-            "dedupe=False, or give the space a canonical() or a build()."
+    if dedupe:
+        space.check_dedupe(
+            "dedupe=True",
+            "create the study with dedupe=False, or give the space a canonical() or a build()",
         )
     return dedupe
 
