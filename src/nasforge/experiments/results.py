@@ -171,8 +171,8 @@ class Comparison:
         strategy_params: Mapping[str, Mapping[str, Any]],
         optima: Mapping[str, float],
         runs: Mapping[tuple[str, str], Sequence[_Run]],
+        entries: Mapping[str, Entry],
         dedupe: bool | str = False,
-        entries: Mapping[str, Entry] | None = None,
         test_optima: Mapping[str, float] | None = None,
         fidelity: int | None = None,
         oneshot: tuple[str, ...] = (),
@@ -187,16 +187,7 @@ class Comparison:
         self.strategy_params = {k: dict(v) for k, v in strategy_params.items()}
         self.optima = dict(optima)
         self.dedupe = dedupe
-        self.entries = dict(entries or {})
-        for label in strategies:
-            self.entries.setdefault(
-                label,
-                Entry(
-                    label,
-                    None if label in oneshot else bool(dedupe),
-                    "" if label in oneshot else ("dedupe" if dedupe else "none"),
-                ),
-            )
+        self.entries = dict(entries)
         self.test_optima = dict(test_optima or {})
         self.fidelity = fidelity
         self.oneshot = oneshot

@@ -117,7 +117,7 @@ def search_summary(
         "n_trials": len(study.trials),
         "n_complete": len(study.completed_trials),
         "dedupe": study.dedupe,
-        "n_duplicates": sum(1 for t in study.trials if t.duplicate_of is not None),
+        "n_duplicates": _n_duplicates(study),
         "spent": study.spent,
         "best": None if best is None else trial_summary(study, best),
         "seconds": seconds,
@@ -188,8 +188,13 @@ def study_summary(study: Study, top: int) -> dict[str, Any]:
         "n_trials": len(study.trials),
         "states": states,
         "dedupe": study.dedupe,
-        "n_duplicates": sum(1 for t in study.trials if t.duplicate_of is not None),
+        "n_duplicates": _n_duplicates(study),
         "spent": study.spent,
         "best": None if best is None else trial_summary(study, best),
         "top": [trial_summary(study, t) for t in ranked[:top]],
     }
+
+
+def _n_duplicates(study: Study) -> int:
+    """Trials a deduplicating study answered from the record of a functional twin."""
+    return sum(1 for t in study.trials if t.duplicate_of is not None)
