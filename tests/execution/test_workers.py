@@ -392,8 +392,11 @@ class CrashOnce(TabularEvaluator):
         self.__init__(state["flag"])
 
     def evaluate(self, arch, fidelity=None):
-        if not os.path.exists(self.flag):
-            open(self.flag, "w").close()
+        try:  # atomic: of two evaluations started at once, exactly one crashes
+            os.close(os.open(self.flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            pass
+        else:
             os._exit(1)
         time.sleep(0.4)
         return super().evaluate(arch, fidelity)
