@@ -11,7 +11,8 @@ Example:
 ONNX Runtime is optional: ``pip install 'nasforge[onnx]'``.
 
 The names below are loaded on first use (PEP 562), so ``nasforge.hardware.lut`` (latency
-lookup tables fitted from a benchmark's device columns) works without importing PyTorch.
+lookup tables fitted from a benchmark's device columns) and ``nasforge.hardware.layer_lut``
+(per-layer tables of measured layers, read and predicted) work without importing PyTorch.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ _WHERE = {
     "export_onnx": "latency",
     "latency_metric_name": "latency",
     "measure_latency": "latency",
+    "LayerLatencyTable": "layer_lut",
+    "write_template": "layer_lut",
+    "all_specs": "layer_measure",
+    "measure_network": "layer_measure",
+    "measure_table": "layer_measure",
     "COST_METRICS": "summary",
     "metric_names": "summary",
     "metrics": "summary",

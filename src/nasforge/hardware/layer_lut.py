@@ -1,0 +1,454 @@
+"""Per-layer latency lookup tables measured on a device: one entry per layer description.
+
+A network of a macro space (``mobilenet``, ``fbnet``) is a sequence of layers, each fully
+described by a ``LayerSpec`` (kind, channels, kernel, expansion, stride, squeeze-and-
+excitation, activation, groups and input resolution; its ``key``). Its latency is predicted as
+
+    LAT(net) ≈ fixed + Σ_layers T[spec.key]
+
+where ``T`` holds the latency of each layer measured alone, on an input of its shape, and
+``fixed`` is what a whole network costs beyond its layers. This is the table of ProxylessNAS
+(Cai et al., "ProxylessNAS: Direct Neural Architecture Search on Target Task and Hardware",
+ICLR 2019, arXiv:1812.00332, Sec. 3.3), FBNet (Wu et al., "FBNet: Hardware-Aware Efficient
+ConvNet Design via Differentiable Neural Architecture Search", CVPR 2019, arXiv:1812.03443,
+Sec. 3.2), Single-Path NAS (Stamoulis et al., "Single-Path NAS: Designing Hardware-Efficient
+ConvNets in less than 4 Hours", ECML-PKDD 2019, arXiv:1904.02877, Sec. 3.3) and HURRICANE
+(Zhang et al., "Fast Hardware-Aware Neural Architecture Search", CVPRW 2020, arXiv:1910.11609):
+each measures every candidate block at every layer shape of its space on the target device.
+Where they differ from this module: FBNet and ProxylessNAS index the table by layer position and
+operation, since their macro-architecture fixes the shape of each position; here the key is the
+layer's whole description, so one table serves any width, depth and resolution that produces
+the same layers, and two positions with the same shape share an entry.
+
+**The fixed part.** Measured alone, every layer is one call of the runtime, with its own call
+overhead and its own input and output buffers; a whole network is one call. The papers add
+nothing for this (ProxylessNAS, FBNet) or a constant (Single-Path NAS's runtime model has a
+bias term). Here the fixed part is *calibrated*:
+:func:`~nasforge.hardware.layer_measure.measure_table` also times a few whole
+networks (``calibration``; by default 3 drawn at random from the space, never those you
+evaluate the table on if you draw them with another seed) and takes the median of
+``measured - Σ entries`` over them. It is the one constant that makes the sum unbiased on
+whole networks: it absorbs the once-per-network costs (the runtime call, the input copy) and,
+with the opposite sign, the per-layer call overheads the entries count once per layer. The
+median, not the mean or a least-squares intercept, because a single network delayed by another
+job on the machine should not move it. With ``calibration=0`` the fixed part is 0 (the sum of
+the layers alone, as ProxylessNAS and FBNet predict).
+
+**The CSV.** :meth:`LayerLatencyTable.to_csv` writes one row per layer plus one row with key
+``fixed``; its first lines (starting with ``#``) document the columns. Columns: ``device``
+(a name of the device, ``cpu`` for this machine), ``backend`` (the runtime: ``torch``,
+``onnxruntime`` or a label of your own), ``threads``, ``batch_size``, ``key`` (``LayerSpec.key``,
+what a lookup matches), the layer's fields (``kind``, ``in_channels``, ``out_channels``,
+``kernel``, ``expansion``, ``stride``, ``se``, ``act``, ``groups``, ``resolution`` and any other
+field of the spec, for reading; empty on the ``fixed`` row) and ``latency_ms``. To fill a table
+from another device, write the rows (:func:`write_template` writes them with ``latency_ms``
+empty) and put the median time of each layer there, measured alone at batch size 1.
+Only ``backend``, ``threads``, ``batch_size``, ``key`` and ``latency_ms`` are required.
+
+Reading, writing and predicting need no PyTorch; measuring is in
+:mod:`nasforge.hardware.layer_measure`.
+
+Example:
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Spec:
+    ...     kind: str
+    ...     out_channels: int
+    ...     @property
+    ...     def key(self):
+    ...         return f"{self.kind}-{self.out_channels}"
+    >>> table = LayerLatencyTable({"conv-16": 1.5, "conv-32": 2.5}, fixed_ms=0.25,
+    ...                           backend="onnxruntime")
+    >>> table.name, table.metric
+    ('cpu-onnxruntime-lut', 'latency_ms[cpu-onnxruntime-lut]')
+    >>> table.predict([Spec("conv", 16), Spec("conv", 32), Spec("conv", 32)])
+    6.75
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from nasforge.errors import InvalidConfigError
+
+__all__ = [
+    "FIXED_KEY",
+    "LAYER_FIELDS",
+    "REQUIRED_COLUMNS",
+    "LayerLatencyTable",
+    "describe_layer",
+    "distinct_layers",
+    "input_shape",
+    "layer_key",
+    "spec_fields",
+    "write_template",
+]
+
+#: Key of the row that holds the fixed part.
+FIXED_KEY = "fixed"
+#: Layer fields written in this order (a spec's other fields follow, sorted).
+LAYER_FIELDS: tuple[str, ...] = (
+    "kind",
+    "in_channels",
+    "out_channels",
+    "kernel",
+    "expansion",
+    "stride",
+    "se",
+    "act",
+    "groups",
+    "resolution",
+)
+#: Columns a CSV must have.
+REQUIRED_COLUMNS: tuple[str, ...] = ("backend", "threads", "batch_size", "key", "latency_ms")
+_META = ("device", "backend", "threads", "batch_size")
+_LABEL = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+
+
+@dataclass(frozen=True)
+class LayerLatencyTable:
+    """Latency of each layer (by ``LayerSpec.key``) on one device and runtime, plus a fixed part.
+
+    Attributes:
+        entries: ``{key: milliseconds}`` of each layer measured alone (read-only).
+        fixed_ms: What a whole network costs beyond the sum of its layers (may be negative:
+            see the module docstring).
+        backend: The runtime (``"torch"``, ``"onnxruntime"``, or a label of your own).
+        threads: Intra-op threads the times were measured with.
+        batch_size: Samples per pass (1 in the papers' tables).
+        device: Name of the device (``"cpu"`` for this machine).
+        layers: ``{key: {field: text}}``, the description of each entry (for the CSV and
+            messages; may be empty for an entry).
+        source: The CSV file the table was read from, if any.
+    """
+
+    entries: Mapping[str, float]
+    fixed_ms: float
+    backend: str
+    threads: int = 1
+    batch_size: int = 1
+    device: str = "cpu"
+    layers: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
+    source: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        for label, value in (("backend", self.backend), ("device", self.device)):
+            if not isinstance(value, str) or not _LABEL.match(value):
+                raise InvalidConfigError(
+                    f"A latency table's {label} must be a name of letters, digits, '.', '-' "
+                    f"or '_', got {value!r}."
+                )
+        for label, value in (("threads", self.threads), ("batch_size", self.batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidConfigError(f"{label} must be an integer >= 1, got {value!r}.")
+        if not math.isfinite(self.fixed_ms):
+            raise InvalidConfigError(f"fixed_ms must be finite, got {self.fixed_ms!r}.")
+        entries = {}
+        for key, value in self.entries.items():
+            ms = float(value)
+            if not (math.isfinite(ms) and ms >= 0) or key == FIXED_KEY:
+                raise InvalidConfigError(
+                    f"Latency table entry {key!r} = {value!r}: entries are finite times >= 0 "
+                    f"in ms, and {FIXED_KEY!r} is the key of the fixed part (fixed_ms)."
+                )
+            entries[str(key)] = ms
+        layers = {k: MappingProxyType(dict(v)) for k, v in self.layers.items() if k in entries}
+        object.__setattr__(self, "entries", MappingProxyType(entries))
+        object.__setattr__(self, "layers", MappingProxyType(layers))
+        object.__setattr__(self, "fixed_ms", float(self.fixed_ms))
+
+    # -- names ---------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The device name of the table in metrics: ``cpu-onnxruntime-lut`` (``_<batch>`` added
+        for a batch size other than 1, as :func:`nasforge.hardware.latency_metric_name`)."""
+        suffix = "" if self.batch_size == 1 else f"_{self.batch_size}"
+        return f"{self.device}-{self.backend}-lut{suffix}"
+
+    @property
+    def metric(self) -> str:
+        """The metric of its predictions: ``latency_ms[cpu-onnxruntime-lut]``."""
+        return f"latency_ms[{self.name}]"
+
+    # -- look-ups ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, spec: object) -> bool:
+        key = spec if isinstance(spec, str) else getattr(spec, "key", None)
+        return key in self.entries
+
+    def latency(self, spec: Any, *, position: int | None = None) -> float:
+        """The entry of one layer.
+
+        Raises:
+            InvalidConfigError: The table has no entry for it (the message names the layer,
+                its position when given, and how to measure it).
+        """
+        key = layer_key(spec)
+        try:
+            return self.entries[key]
+        except KeyError:
+            where = "" if position is None else f" (layer {position} of the network)"
+            raise InvalidConfigError(
+                f"Latency table {self.name!r}{self._from()} has no entry for the layer "
+                f"{describe_layer(spec)}{where}, key {key!r}. Measure it: "
+                f"nasforge.hardware.measure_table(space, [arch], backend={self.backend!r}, "
+                f"threads={self.threads}) and merge() it into this table, or add a row with "
+                "that key to the CSV."
+            ) from None
+
+    def layer_latencies(self, specs: Iterable[Any]) -> list[float]:
+        """The entry of each layer of a network, in order."""
+        return [self.latency(spec, position=i) for i, spec in enumerate(specs)]
+
+    def predict(self, specs: Iterable[Any]) -> float:
+        """Predicted latency of a network given as its layers: ``fixed_ms + Σ entries``."""
+        return self.fixed_ms + math.fsum(self.layer_latencies(specs))
+
+    def missing(self, specs: Iterable[Any]) -> list[Any]:
+        """The distinct layers of ``specs`` the table has no entry for, in order."""
+        seen: dict[str, Any] = {}
+        for spec in specs:
+            key = layer_key(spec)
+            if key not in self.entries and key not in seen:
+                seen[key] = spec
+        return list(seen.values())
+
+    def merge(self, other: LayerLatencyTable) -> LayerLatencyTable:
+        """The entries of both (``other``'s where both have one) and ``other``'s fixed part.
+
+        Raises:
+            InvalidConfigError: The tables were measured on another device, runtime, thread
+                count or batch size.
+        """
+        mine = {m: getattr(self, m) for m in _META}
+        theirs = {m: getattr(other, m) for m in _META}
+        if mine != theirs:
+            raise InvalidConfigError(
+                f"Cannot merge latency tables measured differently: {mine} and {theirs}."
+            )
+        return dataclasses.replace(
+            self,
+            entries={**self.entries, **other.entries},
+            layers={**self.layers, **other.layers},
+            fixed_ms=other.fixed_ms,
+            source=None,
+        )
+
+    def _from(self) -> str:
+        return "" if self.source is None else f" (read from {self.source})"
+
+    # -- CSV -----------------------------------------------------------------------------------
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the table as a documented CSV (see the module docstring); returns ``path``."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_csv_text(self._rows()), encoding="utf-8")
+        return target
+
+    def _rows(self) -> list[dict[str, Any]]:
+        meta = {m: getattr(self, m) for m in _META}
+        rows = [{**meta, "key": FIXED_KEY, "kind": FIXED_KEY, "latency_ms": repr(self.fixed_ms)}]
+        for key in sorted(self.entries):
+            described = dict(self.layers.get(key, {}))
+            rows.append({**meta, **described, "key": key, "latency_ms": repr(self.entries[key])})
+        return rows
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | Path,
+        *,
+        backend: str | None = None,
+        threads: int | None = None,
+        device: str | None = None,
+    ) -> LayerLatencyTable:
+        """Read a table written by :meth:`to_csv` or filled by hand.
+
+        Args:
+            path: The CSV file (lines starting with ``#`` are comments).
+            backend, threads, device: Keep only the rows measured so, when the file holds
+                several tables.
+
+        Raises:
+            InvalidConfigError: The file is missing, lacks required columns (named), holds
+                several tables and no filter picks one, a value is not a number, a row has no
+                time, or the ``fixed`` row is missing.
+        """
+        source = Path(path)
+        if not source.is_file():
+            raise InvalidConfigError(f"No latency table at {str(source)!r}: the file is missing.")
+        lines = source.read_text(encoding="utf-8").splitlines()
+        body = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        reader = csv.DictReader(io.StringIO("\n".join(body)))
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        absent = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if absent:
+            raise InvalidConfigError(
+                f"Latency table {str(source)!r} lacks the column(s) {absent}; a table needs "
+                f"{list(REQUIRED_COLUMNS)} (and optionally 'device' and the layer fields "
+                f"{list(LAYER_FIELDS)}). Columns found: {columns}."
+            )
+        rows = []
+        for number, raw in enumerate(reader, start=2):
+            row = {str(k).strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            row.setdefault("device", "")
+            row["device"] = row["device"] or "cpu"
+            row["_line"] = str(number)
+            rows.append(row)
+        wanted = {"backend": backend, "threads": threads, "device": device}
+        for name, value in wanted.items():
+            if value is not None:
+                rows = [r for r in rows if r[name] == str(value)]
+        groups = sorted({(r["device"], r["backend"], r["threads"], r["batch_size"]) for r in rows})
+        if len(groups) != 1:
+            found = "no rows" if not groups else f"{len(groups)} tables {groups}"
+            raise InvalidConfigError(
+                f"Latency table {str(source)!r} holds {found} (device, backend, threads, "
+                f"batch_size) after filtering by {wanted}; pick one with backend=, threads= "
+                "and device=."
+            )
+        dev, back, thr, batch = groups[0]
+        entries: dict[str, float] = {}
+        layers: dict[str, dict[str, str]] = {}
+        fixed: float | None = None
+        for row in rows:
+            ms = _number(row["latency_ms"], f"latency_ms of {row['key']!r}", source, row)
+            if row["key"] == FIXED_KEY:
+                fixed = ms
+                continue
+            if not row["key"]:
+                raise InvalidConfigError(f"{source} line {row['_line']}: the key is empty.")
+            entries[row["key"]] = ms
+            skip = {*REQUIRED_COLUMNS, *_META, "_line"}
+            layers[row["key"]] = {k: v for k, v in row.items() if k not in skip and v != ""}
+        if fixed is None:
+            raise InvalidConfigError(
+                f"Latency table {str(source)!r} has no row with key {FIXED_KEY!r}: add one "
+                "with the time a whole network takes beyond its layers (0 if unknown)."
+            )
+        return cls(
+            entries=entries,
+            fixed_ms=fixed,
+            backend=back,
+            threads=int(_number(thr, "threads", source)),
+            batch_size=int(_number(batch, "batch_size", source)),
+            device=dev,
+            layers=layers,
+            source=str(source),
+        )
+
+
+def write_template(
+    path: str | Path,
+    specs: Iterable[Any],
+    *,
+    backend: str,
+    threads: int = 1,
+    batch_size: int = 1,
+    device: str = "cpu",
+) -> Path:
+    """Write the CSV of a table for ``specs`` with ``latency_ms`` empty, for filling from a
+    device of your own (one row per distinct layer, plus the ``fixed`` row)."""
+    meta = {"device": device, "backend": backend, "threads": threads, "batch_size": batch_size}
+    rows: dict[str, dict[str, Any]] = {FIXED_KEY: {**meta, "key": FIXED_KEY, "kind": FIXED_KEY}}
+    for spec in specs:
+        rows.setdefault(layer_key(spec), {**meta, **spec_fields(spec), "key": layer_key(spec)})
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(_csv_text(list(rows.values())), encoding="utf-8")
+    return target
+
+
+# -- layers -------------------------------------------------------------------------------------
+def layer_key(spec: Any) -> str:
+    """``spec.key`` (a string), or a clear error for something that is not a layer spec."""
+    key = spec if isinstance(spec, str) else getattr(spec, "key", None)
+    if not isinstance(key, str) or not key:
+        raise InvalidConfigError(
+            f"Expected a layer description with a 'key' (nasforge.ops.mobile.LayerSpec), got "
+            f"{spec!r}."
+        )
+    return key
+
+
+def spec_fields(spec: Any) -> dict[str, str]:
+    """The fields of a layer spec as text, in :data:`LAYER_FIELDS` order then the others."""
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        values = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    else:
+        values = {k: v for k, v in vars(spec).items() if not k.startswith("_")}
+    ordered = [k for k in LAYER_FIELDS if k in values] + sorted(set(values) - set(LAYER_FIELDS))
+    return {k: str(values[k]) for k in ordered if k != "key"}
+
+
+def describe_layer(spec: Any) -> str:
+    """A short readable description: ``mbconv(in_channels=16, out_channels=24, ...)``."""
+    if isinstance(spec, str):
+        return repr(spec)
+    fields = spec_fields(spec)
+    kind = fields.pop("kind", type(spec).__name__)
+    return f"{kind}({', '.join(f'{k}={v}' for k, v in fields.items())})"
+
+
+def input_shape(spec: Any) -> tuple[int, int, int]:
+    """The input of one sample of a layer: ``(in_channels, resolution, resolution)``."""
+    try:
+        return (int(spec.in_channels), int(spec.resolution), int(spec.resolution))
+    except AttributeError as err:
+        raise InvalidConfigError(
+            f"Layer {describe_layer(spec)} has no in_channels or resolution, so its input "
+            "shape is unknown."
+        ) from err
+
+
+def distinct_layers(specs: Iterable[Any]) -> list[Any]:
+    out: dict[str, Any] = {}
+    for spec in specs:
+        out.setdefault(layer_key(spec), spec)
+    return list(out.values())
+
+
+def _number(text: str, what: str, source: Path, row: Mapping[str, str] | None = None) -> float:
+    where = "" if row is None else f" line {row['_line']}"
+    try:
+        value = float(text)
+    except ValueError:
+        hint = " (measure it, or delete the row)" if text == "" else ""
+        raise InvalidConfigError(
+            f"{source}{where}: {what} must be a number, got {text!r}{hint}."
+        ) from None
+    return value
+
+
+_DOC = """\
+# nasforge per-layer latency table (nasforge.hardware.layer_lut). One row per layer measured
+# alone at batch_size (median of timed passes after warm-up), and one row with key 'fixed':
+# the time a whole network takes beyond the sum of its layers (may be negative).
+# Predicted latency of a network = fixed + sum over its layers of latency_ms[key].
+# Columns: device = name of the device; backend = runtime (torch, onnxruntime, or your own);
+# threads = intra-op threads; batch_size = samples per pass; key = LayerSpec.key (what a
+# lookup matches); kind .. resolution (+ other spec fields) = the layer, for reading;
+# latency_ms = milliseconds. Required: backend, threads, batch_size, key, latency_ms.
+"""
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    extra = sorted({k for r in rows for k in r} - {*_META, "key", *LAYER_FIELDS, "latency_ms"})
+    columns = [*_META, "key", *LAYER_FIELDS, *extra, "latency_ms"]
+    buffer = io.StringIO()
+    buffer.write(_DOC)
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
