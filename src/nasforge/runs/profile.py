@@ -84,9 +84,11 @@ def profile_arch(
     """The costs of the network of ``text`` (see :func:`parse_arch`) in ``space``.
 
     The network is built as deployed: a head used only in training (an auxiliary
-    classifier) is left out. ``dataset`` gives the classes and image size (default
-    cifar10's); ``num_classes`` and ``resolution`` instead of it. ``backends``: latency
-    backends (default PyTorch, and ONNX Runtime where installed).
+    classifier) is left out. ``dataset`` gives the classes and image size (default the
+    space's ``default_input``, ``(num_classes, resolution)``, where it has one, e.g. the
+    ImageNet input of ``mobilenet``, else cifar10's); ``num_classes`` and ``resolution``
+    instead of it. A space whose ``build`` takes ``resolution`` is built for that size.
+    ``backends``: latency backends (default PyTorch, and ONNX Runtime where installed).
 
     Returns:
         ``arch``, ``space``, ``build`` (the build keywords), ``input_shape``, ``metrics``
@@ -112,7 +114,8 @@ def profile_arch(
             _positive(label, given)
     if dataset is not None and (num_classes is not None or resolution is not None):
         raise InvalidConfigError("Give --dataset, or --num-classes and --resolution, not both.")
-    classes, size = PROFILE_DATASETS["cifar10"]
+    space_obj = nasforge.spaces.create(space)
+    classes, size = getattr(space_obj, "default_input", None) or PROFILE_DATASETS["cifar10"]
     if dataset is not None:
         key = dataset.lower()
         if key not in PROFILE_DATASETS:
@@ -122,7 +125,6 @@ def profile_arch(
         classes = _positive("--num-classes", num_classes)
     if resolution is not None:
         size = _positive("--resolution", resolution)
-    space_obj = nasforge.spaces.create(space)
     arch = parse_arch(space_obj, text)
     build: dict[str, Any] = {"num_classes": classes}
     keys = scale_keys(space_obj) if (channels, cells) != (None, None) else None
@@ -132,6 +134,8 @@ def profile_arch(
             if build_key is None:
                 raise InvalidConfigError(f"{label} is not a setting of space {space!r}.")
             build[build_key] = value
+    if "resolution" in inspect.signature(space_obj.build).parameters:
+        build["resolution"] = size  # a space whose layers know their input size
     if "auxiliary" in inspect.signature(space_obj.build).parameters:
         build["auxiliary"] = False  # what is deployed; the head only trains
     try:
