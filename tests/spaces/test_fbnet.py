@@ -203,6 +203,22 @@ def test_layers_follow_table_1():
     assert head.resolution == 7
 
 
+def test_layer_candidates_are_the_layers_of_every_architecture():
+    candidates = SPACE.layer_candidates()
+    assert len(candidates) == N_LAYERS and all(len(c) == len(BLOCKS) for c in candidates)
+    identity = [i for i, options in enumerate(candidates) if options[-1] is None]
+    assert identity == [0, 2, 3, 4, 6, 7, 8, 10, 11, 12, 14, 15, 16, 18, 19, 20]
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        arch = SPACE.sample(rng)
+        blocks = [candidates[i][c] for i, c in enumerate(arch.choices[:N_LAYERS])]
+        assert SPACE.layers(arch)[1:-1] == tuple(b for b in blocks if b is not None)
+    small = SPACE.layer_candidates(width_mult=0.5, resolution=32, stem_stride=1, first_stride=1)
+    assert small[1][0].resolution == 32 and small[1][0].out_channels == 16
+    with pytest.raises(InvalidConfigError, match="channels"):
+        SPACE.layer_candidates(channels=8)
+
+
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b != "skip"])
 def test_block_parameters_equal_the_formula(block):
     kernel, expansion, groups = BLOCK_SHAPES[block]

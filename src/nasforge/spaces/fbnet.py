@@ -338,51 +338,89 @@ class FBNetSpace(SearchSpace):
             InvalidConfigError: A setting out of range, or a resolution the strides do not
                 divide (the nearest valid ones are named).
         """
+        choices = self.check(arch).choices
+        stem, candidates, heads = self._plan(
+            num_classes, width_mult, resolution, stem_stride, first_stride, dropout
+        )
+        blocks = [options[c] for options, c in zip(candidates, choices[:N_LAYERS], strict=True)]
+        return (stem, *(spec for spec in blocks if spec is not None), heads[choices[N_LAYERS]])
+
+    def layer_candidates(self, **settings: Any) -> tuple[tuple[LayerSpec | None, ...], ...]:
+        """For each of the 22 layers, the spec of each block of :data:`BLOCKS` there
+        (``None`` where the block is an identity ``skip``): the shape of a layer does not
+        depend on the other layers' blocks, so these are every layer a network of the space
+        can have (what a per-layer latency table measures and a supernet holds). The stem
+        and the heads are the first and last entries of :meth:`layers`.
+
+        Args:
+            settings: Those of :meth:`layers` (``num_classes`` and ``dropout`` do not matter
+                here).
+        """
+        unknown = sorted(set(settings) - set(_SETTINGS))
+        if unknown:
+            raise InvalidConfigError(
+                f"FBNetSpace.layer_candidates() got unknown setting(s) {unknown}; it takes "
+                f"{', '.join(_SETTINGS)}."
+            )
+        return self._plan(**{**_SETTINGS, **settings})[1]
+
+    def _plan(
+        self,
+        num_classes: int,
+        width_mult: float,
+        resolution: int,
+        stem_stride: int,
+        first_stride: int,
+        dropout: float,
+    ) -> tuple[LayerSpec, list[tuple[LayerSpec | None, ...]], tuple[LayerSpec, ...]]:
+        """The stem, each layer's candidate specs and the head of each head width."""
         from nasforge.ops.mobile import LayerSpec, make_divisible
 
-        blocks = self.blocks(arch)
-        head_width = HEAD_WIDTHS[arch.choices[N_LAYERS]]
         _check_settings(num_classes, width_mult, resolution, stem_stride, first_stride, dropout)
         width = make_divisible(STEM_WIDTH * width_mult)
-        specs = [LayerSpec("stem", 3, width, 3, stride=stem_stride, resolution=resolution)]
-        size = specs[0].out_resolution
-        for block, (stage, first) in zip(blocks, _LAYOUT, strict=True):
+        stem = LayerSpec("stem", 3, width, 3, stride=stem_stride, resolution=resolution)
+        size = stem.out_resolution
+        candidates: list[tuple[LayerSpec | None, ...]] = []
+        for stage, first in _LAYOUT:
             base, _, stage_stride = STAGES[stage]
             out = make_divisible(base * width_mult)
             stride = (first_stride if stage == 1 else stage_stride) if first else 1
-            shape = BLOCK_SHAPES[block]
-            if shape is None:
-                if stride == 1 and out == width:
-                    continue  # the identity: no layer
-                spec = LayerSpec("stem", width, out, 1, stride=stride, resolution=size)
-            else:
-                kernel, expansion, groups = shape
-                spec = LayerSpec(
-                    "mbconv",
-                    width,
-                    out,
-                    kernel,
-                    expansion,
-                    stride,
-                    resolution=size,
-                    groups=groups,
-                    always_expand=True,
-                )
-            specs.append(spec)
-            width, size = out, spec.out_resolution
-        head_conv = make_divisible(head_width * max(1.0, width_mult))
-        specs.append(
+            options: list[LayerSpec | None] = []
+            for shape in BLOCK_SHAPES.values():
+                if shape is None and stride == 1 and out == width:
+                    options.append(None)  # the identity: no layer
+                elif shape is None:
+                    options.append(LayerSpec("stem", width, out, 1, stride=stride, resolution=size))
+                else:
+                    kernel, expansion, groups = shape
+                    options.append(
+                        LayerSpec(
+                            "mbconv",
+                            width,
+                            out,
+                            kernel,
+                            expansion,
+                            stride,
+                            resolution=size,
+                            groups=groups,
+                            always_expand=True,
+                        )
+                    )
+            candidates.append(tuple(options))
+            width, size = out, -(-size // stride)
+        heads = tuple(
             LayerSpec(
                 "head",
                 width,
                 num_classes,
                 1,
                 resolution=size,
-                head_conv=head_conv,
+                head_conv=make_divisible(head * max(1.0, width_mult)),
                 dropout=dropout,
             )
+            for head in HEAD_WIDTHS
         )
-        return tuple(specs)
+        return stem, candidates, heads
 
     def build(
         self,
@@ -434,6 +472,19 @@ class FBNetSpace(SearchSpace):
             "reduced": {"width_mult": 0.25, **cifar, "data_fraction": 0.1, "batch_size": 64},
             "cifar": {"width_mult": 0.5, **cifar},
         }
+
+
+#: The settings of :meth:`FBNetSpace.layers` and their defaults.
+_SETTINGS: Mapping[str, Any] = MappingProxyType(
+    {
+        "num_classes": 1000,
+        "width_mult": 1.0,
+        "resolution": 224,
+        "stem_stride": 2,
+        "first_stride": 2,
+        "dropout": 0.0,
+    }
+)
 
 
 def _check_settings(
