@@ -67,16 +67,24 @@ the non-``skip`` blocks among them can sit at any of those positions; :meth:`can
 moves them to the front of the stage, in order, and the skips to the back. Nothing moves
 across stages or into a stage's first layer: there a block sees another shape (and ``skip``
 is a convolution). Different blocks compute different functions (their weights differ in
-shape), so this is the whole equivalence.
+shape), so this is the whole equivalence at Table 1's widths. (A width multiplier small
+enough to round the width of stage 5 or 7, whose first layers have stride 1, to the previous
+stage's makes that first ``skip`` an identity too; the canonical form leaves those apart, so
+it never merges architectures that differ at some setting.)
 
 Published networks (:meth:`FBNetSpace.named`)
 ---------------------------------------------
-``fbnet-a``, ``fbnet-b`` and ``fbnet-c`` (Figure 4), read from the authors' definitions
-(facebookresearch/mobile-vision ``fbnet_modeldef_cls_fbnet.py``). For FBNet-B's 11th layer
-(stage 4, second) that file has ``k5_e6`` where the third-party transcriptions of Figure 4
-(e.g. AnnaAraslanova/FBNet ``fbnet_building_blocks/fbnet_modeldef.py``) have ``k5_e1``;
-nasforge takes ``k5_e1``, the block under which the network has the authors' released figures
-(mobile-vision README: 295.6M multiply-adds, 4.8M parameters; with ``k5_e6``: 306M).
+``fbnet-a``, ``fbnet-b`` and ``fbnet-c`` (the paper's Figure 4), read from the authors'
+definitions (facebookresearch/mobile-vision ``fbnet_modeldef_cls_fbnet.py``) and checked
+against the costs of the authors' released networks (mobile-vision ``README.md`` and
+``mobile_cv/model_zoo/models/model_info/fbnet/model_info.json``): FBNet-A has exactly their
+249.921848M multiply-adds. Where that definition and a third-party transcription of
+Figure 4 (SKKU-ESLAB/Auto-Compression ``pruning/cifar10_fbnet/fbnet_building_blocks/
+fbnet_modeldef.py``) disagree, nasforge takes the block under which the released figures
+hold: FBNet-A's layer 15 is ``k5_e3`` (the definition; ``k5_e1`` gives 239M), FBNet-B's
+layer 11 is ``k5_e1`` (the transcription; the definition's ``k5_e6`` gives 306M for the
+released 295.6M). FBNet-B then has the released 4.8M parameters, not the 4.5M of the paper's
+Table 3.
 """
 
 from __future__ import annotations
