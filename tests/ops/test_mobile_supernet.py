@@ -29,6 +29,7 @@ from nasforge.ops.mobile_supernet import (
 )
 from nasforge.ops.superkernel import (
     SuperKernelMBConv,
+    indicator,
     single_path_loss,
     single_path_runtime,
 )
@@ -63,6 +64,8 @@ def test_binarized_gates_give_gradients_to_exactly_the_sampled_paths() -> None:
         layer.zero_grad(set_to_none=True)
         alpha.grad, calls[:] = None, []
         gate = binarize(alpha, torch.Generator().manual_seed(seed))
+        assert gate.weights is not None
+        assert gate.weights.tolist() == [float(i == gate.active) for i in range(5)]
         out = layer(x, gate)
         # the forward value is the active path alone
         with torch.no_grad():
@@ -244,18 +247,29 @@ def test_extracted_candidate_equals_the_path_output(train: bool) -> None:
 
 # -- Single-Path NAS superkernel --------------------------------------------------------------
 def _select(layer: SuperKernelMBConv, choice: tuple[int, float] | None) -> None:
-    """Set the thresholds so that the indicators select ``choice``."""
-    on, off = -1.0, 1e9
+    """Set the thresholds 0.5 below or above the norms they gate so that the indicators
+    select ``choice``."""
     with torch.no_grad():
-        if choice is None:
-            layer.expansion_thresholds.fill_(off)
-            return
-        k, e = choice
-        kj, ej = layer.kernels.index(k), layer.expansions.index(e)
-        for j in range(len(layer.kernels) - 1):
-            layer.kernel_thresholds[j] = on if j < kj else off
+        weight = layer.dw_conv.weight
+        kj = len(layer.kernels) - 1 if choice is None else layer.kernels.index(choice[0])
+        for j in range(1, len(layer.kernels)):
+            norm = layer._norm(weight * layer.rings[j])
+            layer.kernel_thresholds[j - 1] = norm - 0.5 if j <= kj else norm + 0.5
+        _, _, kernel = layer.indicators()
+        ej = -1 if choice is None else layer.expansions.index(choice[1])
+        bounds = (0, *layer.widths)
         for j in range(len(layer.expansions)):
-            layer.expansion_thresholds[j] = on if j <= ej else off
+            norm = layer._norm(kernel[bounds[j] : bounds[j + 1]])
+            layer.expansion_thresholds[j] = norm - 0.5 if j <= ej else norm + 0.5
+
+
+def test_indicator_is_exact_forward_and_sigmoid_backward() -> None:
+    x = torch.tensor([-0.3, 0.2, 2.0, -4.0], requires_grad=True)
+    value = indicator(x)
+    assert value.tolist() == [0.0, 1.0, 1.0, 0.0]
+    value.sum().backward()
+    soft = torch.sigmoid(x.detach())
+    assert torch.allclose(x.grad, soft * (1 - soft))
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -331,7 +345,7 @@ def test_superkernel_runtime_is_the_chosen_blocks_entry() -> None:
     for choice in layer.choices:
         _select(layer, choice)
         want = 0.25 if choice is None else table[choice]
-        assert layer.runtime(table, skip=0.25).item() == pytest.approx(want)
+        assert layer.runtime(table, skip=0.25).item() == pytest.approx(want, rel=1e-7)
     with pytest.raises(InvalidConfigError, match="no entry for kernel 5, expansion 6"):
         layer.runtime({(3, 3): 1.0, (5, 3): 1.7, (3, 6): 2.2})
 

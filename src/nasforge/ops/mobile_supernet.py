@@ -19,7 +19,7 @@ sum_j dL/dg_j p_j (delta_ij - p_i)`` restricted, to save memory, to *two* paths 
 multinomial over ``p`` without replacement, whose probabilities are renormalised over the pair
 (the ``"two"`` binary mode of the authors' code, ``search/modules/mix_op.py``): one of the two
 is the active path (drawn from the renormalised pair), the other is run without gradient only
-to give ``dL/dg`` of its gate. The gates are ``onehot - p.detach() + p`` over the pair, so
+to give ``dL/dg`` of its gate. The gates are ``onehot + (p - p.detach())`` over the pair, so
 autograd yields exactly that formula and only the two sampled ``alpha`` receive gradient;
 after the architecture optimiser's step, :func:`rescale_sampled` shifts the two so that their
 ``logsumexp`` is unchanged and the unsampled paths keep their probabilities (the paper's
@@ -202,7 +202,7 @@ def binarize(alpha: torch.Tensor, generator: torch.Generator, two_paths: bool = 
     first = int(torch.multinomial(pair_probs.detach().float().cpu(), 1, generator=generator))
     onehot = torch.zeros_like(pair_probs)
     onehot[first] = 1.0
-    straight = onehot - pair_probs.detach() + pair_probs
+    straight = onehot + (pair_probs - pair_probs.detach())  # exactly 0 or 1 in value
     index = pair.to(alpha.device)
     weights = torch.zeros_like(alpha).scatter(0, index, straight)
     full_probs = torch.zeros_like(alpha).scatter(0, index, pair_probs)

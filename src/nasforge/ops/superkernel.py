@@ -81,7 +81,7 @@ RuntimeTable = Mapping[tuple[int, float], float]
 def indicator(x: torch.Tensor) -> torch.Tensor:
     """``1(x > 0)`` in value, with the gradient of ``sigmoid(x)`` (the paper's relaxation)."""
     soft = torch.sigmoid(x)
-    return (x > 0).to(x.dtype) - soft.detach() + soft
+    return (x > 0).to(x.dtype) + (soft - soft.detach())  # exactly 0 or 1 in value
 
 
 def _act(name: str) -> nn.Module:
