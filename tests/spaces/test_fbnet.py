@@ -104,6 +104,8 @@ def test_parse_accepts_flat_text_and_a_missing_head():
     assert SPACE.parse(f" {flat} | head1984 ") == arch
     stages = "|".join(str(arch).split("|")[:-1])
     assert SPACE.parse(stages) == arch
+    assert SPACE.parse(" ".join(SPACE.blocks(arch))) == arch
+    assert SPACE.parse(", ".join(SPACE.blocks(arch)) + " | head = 1984") == arch
     a = SPACE.named("fbnet-a")
     assert SPACE.parse("-".join(SPACE.blocks(a)) + "|head1504") == a
 

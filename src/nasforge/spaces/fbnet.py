@@ -55,8 +55,8 @@ the stages separated by ``|``, the layers of a stage by ``-``, and the head last
 
     k3_e1|k3_e6-k5_e1-k3_e1-k3_e1|k5_e6-k5_e3-k3_e6-k5_e6|k5_e6-k5_e1-skip-k5_e3|...|k3_e6|head1984
 
-:meth:`FBNetSpace.parse` also reads the 22 blocks as one group separated by ``-``, and text
-without the head group (head 1984).
+:meth:`FBNetSpace.parse` also reads the 22 blocks as one group, blocks separated by ``-``,
+commas or spaces, and text without the head group (head 1984).
 
 Canonical form
 --------------
@@ -197,6 +197,8 @@ PUBLISHED: Mapping[str, tuple[tuple[str, ...], int]] = MappingProxyType(
 )
 
 _HEAD_RE = re.compile(r"^head\s*=?\s*(\d+)$")
+#: What may separate the layers of a stage in text: ``-`` (as written), commas or spaces.
+_SEPARATOR = re.compile(r"[\s,-]+")
 
 
 @spaces.register("fbnet")
@@ -254,7 +256,7 @@ class FBNetSpace(SearchSpace):
                     f"In FBNet architecture {text!r}: head width {head} is not one of "
                     f"{', '.join(map(str, HEAD_WIDTHS))} (Table 1's 1984, FBNet-A's 1504)."
                 )
-        stages = [[name.strip() for name in group.split("-")] for group in groups]
+        stages = [[name for name in _SEPARATOR.split(group) if name] for group in groups]
         if len(stages) == 1:
             names = stages[0]
             if len(names) != N_LAYERS:
