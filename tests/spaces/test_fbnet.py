@@ -221,6 +221,23 @@ def test_layer_candidates_are_the_layers_of_every_architecture():
         SPACE.layer_candidates(channels=8)
 
 
+def test_layer_specs_hold_every_layer_of_every_network():
+    specs = SPACE.layer_specs(num_classes=10)
+    assert len(specs) == len(set(specs))
+    rng = np.random.default_rng(4)
+    for arch in [SPACE.sample(rng) for _ in range(30)] + [SPACE.named(n) for n in PUBLISHED]:
+        assert set(SPACE.layers(arch, num_classes=10)) <= set(specs)
+    # the stem, stage 1's layer (8 blocks; skip is no layer), the first layers of stages
+    # 2..7 (9 each; skip is a convolution), the three equal later layers of stages 2..6 (8
+    # each, one spec per block for all three), the two heads
+    assert len(specs) == 1 + 8 + 6 * 9 + 5 * 8 + 2
+    kinds = [s.kind for s in specs]
+    assert kinds.count("head") == 2 and kinds[0] == "stem"
+    assert kinds.count("stem") == 1 + 6  # the stem and the six strided/widening skips
+    with pytest.raises(InvalidConfigError, match="layer_specs"):
+        SPACE.layer_specs(channels=8)
+
+
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b != "skip"])
 def test_block_parameters_equal_the_formula(block):
     kernel, expansion, groups = BLOCK_SHAPES[block]

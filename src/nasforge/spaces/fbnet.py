@@ -366,13 +366,27 @@ class FBNetSpace(SearchSpace):
             settings: Those of :meth:`layers` (``num_classes`` and ``dropout`` do not matter
                 here).
         """
+        return self._plan(**self._settings(settings, "layer_candidates"))[1]
+
+    @staticmethod
+    def _settings(settings: Mapping[str, Any], caller: str) -> dict[str, Any]:
+        """``settings`` over the defaults of :meth:`layers`; unknown keys refused."""
         unknown = sorted(set(settings) - set(_SETTINGS))
         if unknown:
             raise InvalidConfigError(
-                f"FBNetSpace.layer_candidates() got unknown setting(s) {unknown}; it takes "
+                f"FBNetSpace.{caller}() got unknown setting(s) {unknown}; it takes "
                 f"{', '.join(_SETTINGS)}."
             )
-        return self._plan(**{**_SETTINGS, **settings})[1]
+        return {**_SETTINGS, **settings}
+
+    def layer_specs(self, **settings: Any) -> tuple[LayerSpec, ...]:
+        """Every distinct layer a network of the space has at ``settings`` (those of
+        :meth:`layers`): the stem, each layer's candidates (:meth:`layer_candidates`) and the
+        heads, without enumerating networks (what
+        :func:`nasforge.hardware.layer_measure.all_specs` measures for a latency table)."""
+        stem, candidates, heads = self._plan(**self._settings(settings, "layer_specs"))
+        specs = [stem, *(s for options in candidates for s in options if s is not None), *heads]
+        return tuple(dict.fromkeys(specs))
 
     def _plan(
         self,
