@@ -110,6 +110,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLOCKS",
+    "BLOCK_SHAPES",
     "HEAD_WIDTHS",
     "N_LAYERS",
     "PUBLISHED",
