@@ -229,6 +229,25 @@ def test_layers_follow_the_settings():
         assert spec.residual is (spec.stride == 1 and spec.in_channels == spec.out_channels)
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"width_mult": 0.25, "resolution": 32, "stem_stride": 1, "first_stride": 1}],
+)
+def test_layer_specs_hold_every_layer_of_every_network(settings):
+    listed = SPACE.layer_specs(**settings)
+    assert len(set(listed)) == len(listed)
+    known = set(listed)
+    rng = np.random.default_rng(3)
+    archs = [SPACE.sample(rng) for _ in range(200)] + [SPACE.named(n) for n in NETWORKS]
+    for arch in archs:
+        assert set(SPACE.layers(arch, **settings)) <= known, str(arch)
+    kinds = [spec.kind for spec in listed]
+    # 3 stem widths x 2 activations; 2 + 3 last widths (the sixth stage may be absent) x 3
+    # heads x 2 activations, at width 1
+    if not settings:
+        assert kinds.count("stem") == 6 and kinds.count("head") == 30
+
+
 def test_resolution_must_be_divisible_by_the_total_stride():
     arch = SPACE.named("mnasnet-a1")
     with pytest.raises(

@@ -388,27 +388,74 @@ class MobileNetSpace(SearchSpace):
                 )
                 specs.append(spec)
                 channels, size, stride = out, spec.out_resolution, 1
-        conv, hidden = HEAD_WIDTHS[values["head"]]
-        if values["head"] == "efficient":
-            conv = EFFICIENT_EXPANSION * channels
-        else:
-            conv = max(conv, width(conv))
-        if hidden:
-            hidden = max(hidden, width(hidden))
         specs.append(
-            LayerSpec(
-                "head",
-                channels,
-                num_classes,
-                1,
-                act=values["head_act"],
-                resolution=size,
-                head_conv=conv,
-                head_hidden=hidden,
-                dropout=dropout,
+            _head(
+                channels, values["head"], values["head_act"], size, num_classes, width_mult, dropout
             )
         )
         return tuple(specs)
+
+    def layer_specs(
+        self,
+        *,
+        num_classes: int = 1000,
+        width_mult: float = 1.0,
+        resolution: int = 224,
+        stem_stride: int = 2,
+        first_stride: int = 2,
+        dropout: float = 0.2,
+    ) -> tuple[LayerSpec, ...]:
+        """Every distinct layer that a network of the space has at these settings (those of
+        :meth:`layers`), without enumerating networks: for each position, every input
+        width that can reach it times its options (what a per-layer latency table measures,
+        :func:`nasforge.hardware.layer_measure.all_specs`). About 4,200 layers at width 1."""
+        from nasforge.ops.mobile import LayerSpec, make_divisible
+
+        check_settings(num_classes, width_mult, resolution, stem_stride, first_stride, dropout)
+
+        def widths(options: Sequence[int]) -> list[int]:
+            return sorted({make_divisible(w * width_mult) for w in options})
+
+        specs = [
+            LayerSpec("stem", 3, c, 3, 1, stem_stride, act=act, resolution=resolution)
+            for c in widths(STEM_WIDTHS)
+            for act in ACTIVATIONS
+        ]
+        size = specs[0].out_resolution
+        ins, choices = (
+            widths(STEM_WIDTHS),
+            [(k, se, a) for k in KERNELS for se in SE_OPTIONS for a in ACTIVATIONS],
+        )
+        shapes = [(ins, widths(S0_WIDTHS), 1, (1,))]
+        for stage in range(1, N_STAGES + 1):
+            outs = widths(STAGE_WIDTHS[stage - 1])
+            stride = first_stride if stage == 1 else STAGE_STRIDES[stage - 1]
+            shapes.append((shapes[-1][1], outs, stride, EXPANSIONS))
+            if max_depth(stage) > 1:
+                shapes.append((outs, outs, 1, EXPANSIONS))
+        heads_in: set[int] = set()
+        for index, (c_ins, c_outs, stride, expansions) in enumerate(shapes):
+            for c_in in c_ins:
+                for c_out in c_outs:
+                    if stride == 1 and c_in != c_out and c_ins is c_outs:
+                        continue  # a later block of a stage keeps its width
+                    specs += [
+                        LayerSpec(
+                            "mbconv", c_in, c_out, k, e, stride, se=se, act=a, resolution=size
+                        )
+                        for e in expansions
+                        for k, se, a in choices
+                    ]
+            size = -(-size // stride)
+            if index == len(shapes) - 1 or (index == len(shapes) - 2 and min(DEPTHS[-1]) == 0):
+                heads_in.update(c_outs)  # the last stage may be absent
+        specs += [
+            _head(c, head, act, size, num_classes, width_mult, dropout)
+            for c in sorted(heads_in)
+            for head in HEADS
+            for act in ACTIVATIONS
+        ]
+        return tuple(dict.fromkeys(specs))
 
     def build(
         self,
@@ -463,10 +510,43 @@ class MobileNetSpace(SearchSpace):
         }
 
     def recipe(self) -> Any:
-        """MnasNet's and MobileNetV2's ImageNet recipe as far as :class:`Recipe` holds it:
-        SGD with momentum 0.9 and Nesterov, learning rate 0.05 for batch 256 on a cosine
-        schedule, weight decay 4e-5, 150 epochs (ProxylessNAS's training; the TPU recipes of
-        MnasNet and MobileNetV3 use RMSProp for 350 epochs)."""
+        """ProxylessNAS's ImageNet training (the defaults of mit-han-lab/proxylessnas
+        ``search/imagenet_run_exp.py``): SGD with momentum 0.9 and Nesterov, learning rate 0.05
+        for batch 256 on a cosine schedule, weight decay 4e-5 (which that script does not
+        apply to batch norm), label smoothing 0.1, 300 epochs. The TPU recipes of MnasNet and
+        MobileNetV3 (RMSProp, 350 epochs) are not what :class:`Recipe` holds."""
         from nasforge.train.recipe import Recipe
 
-        return Recipe(lr=0.05, weight_decay=4e-5, epochs=150, batch_size=256)
+        return Recipe(lr=0.05, weight_decay=4e-5, epochs=300, batch_size=256, label_smoothing=0.1)
+
+
+def _head(
+    channels: int,
+    head: str,
+    act: str,
+    size: int,
+    num_classes: int,
+    width_mult: float,
+    dropout: float,
+) -> LayerSpec:
+    """The head ``head`` after a last block of ``channels`` at ``size``x``size``."""
+    from nasforge.ops.mobile import LayerSpec, make_divisible
+
+    conv, hidden = HEAD_WIDTHS[head]
+    if head == "efficient":
+        conv = EFFICIENT_EXPANSION * channels
+    else:
+        conv = max(conv, make_divisible(conv * width_mult))
+    if hidden:
+        hidden = max(hidden, make_divisible(hidden * width_mult))
+    return LayerSpec(
+        "head",
+        channels,
+        num_classes,
+        1,
+        act=act,
+        resolution=size,
+        head_conv=conv,
+        head_hidden=hidden,
+        dropout=dropout,
+    )
