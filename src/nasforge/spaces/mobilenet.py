@@ -24,8 +24,9 @@ One fixed skeleton holds every published network above (:meth:`MobileNetSpace.na
 * per block of stages 1..6: kernel :data:`KERNELS`, expansion :data:`EXPANSIONS`,
   squeeze-and-excitation :data:`SE_OPTIONS` (MnasNet's and MobileNetV3's variants, see
   :mod:`nasforge.ops.mobile`), activation :data:`ACTIVATIONS`, and for blocks after the
-  first of their stage an identity ("skip") option (ProxylessNAS's zero layer, MnasNet's
-  skip): the block is left out;
+  first of their stage an identity ("skip") option (ProxylessNAS's zero layer; MnasNet
+  and Single-Path NAS decide a stage's depth, which the depth decision covers): the block
+  is left out;
 * head :data:`HEADS`: ``conv1280`` / ``conv1728`` (1x1 convolution to that width, pooling,
   classifier: MobileNetV2, MnasNet, ProxylessNAS, Single-Path NAS) or ``efficient``
   (MobileNetV3's: 1x1 convolution to 6x the last width, pooling, 1280-wide linear layer,
@@ -35,6 +36,9 @@ The expansions are the issue's 1, 3, 4 and 6; MobileNetV3-Large's 80-channel sta
 by 2.5 and 2.3 (to 200 and 184 channels), which its preset writes as 3 (240 channels): its
 MACs grow by 2.3% and stay within 3% of the published figure
 (:mod:`nasforge.spaces._mobilenet_presets`). :mod:`nasforge.ops.mobile` builds any expansion.
+The activations are ReLU and h-swish: MobileNetV2's and ProxylessNAS's ReLU6 is written
+``relu`` in their presets (same costs; :class:`~nasforge.ops.mobile.LayerSpec` also takes
+``"relu6"``).
 
 Text
 ----
