@@ -483,6 +483,14 @@ class FBNetSpace(SearchSpace):
             )
         )
 
+    def supernet(self, **settings: Any) -> Any:
+        """The supernet of ProxylessNAS and FBNet on this space
+        (:class:`nasforge.ops.mobile_search_net.FBNetSearchNet`): the settings of
+        :meth:`layers` (default its ``search`` preset), plus ``head`` (the head width)."""
+        from nasforge.ops.mobile_search_net import FBNetSearchNet
+
+        return FBNetSearchNet(self, **settings)
+
     def presets(self) -> dict[str, dict[str, Any]]:
         """``paper``: Table 1's network at 224x224; ``search``: the same network, which the
         paper's search trains as its supernet on 100 ImageNet classes (Section 4.1);

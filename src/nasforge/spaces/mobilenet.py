@@ -499,6 +499,15 @@ class MobileNetSpace(SearchSpace):
             )
         )
 
+    def supernet(self, **settings: Any) -> Any:
+        """The supernet of ProxylessNAS and FBNet on this space
+        (:class:`nasforge.ops.mobile_search_net.MobileNetSearchNet`): the settings of
+        :meth:`layers` (default its ``search`` preset), plus ``backbone``, ``kernels``,
+        ``expansions`` and ``depths``."""
+        from nasforge.ops.mobile_search_net import MobileNetSearchNet
+
+        return MobileNetSearchNet(self, **settings)
+
     def presets(self) -> dict[str, dict[str, Any]]:
         """``paper``: the ImageNet networks of the papers (width 1.0, 224x224);
         ``search``: the setting ProxylessNAS and Single-Path NAS search in (the same network,
