@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from nasforge.architecture import Architecture
     from nasforge.train.data import DataSplits, ImageData, SyntheticImages
 
-__all__ = ["TrainingImages", "checkpoint_file", "save_trained"]
+__all__ = ["TrainingImages", "checkpoint_file", "open_data", "save_trained"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +156,39 @@ class TrainingImages:
     def __getstate__(self) -> dict[str, Any]:
         # a process-pool worker loads the images itself
         return {**self.__dict__, "splits": None, "_base": None, "_prepared": OrderedDict()}
+
+
+def open_data(
+    dataset: str, data: str | os.PathLike[str] | None, synthetic: Mapping[str, Any] | None
+) -> tuple[Path | None, SyntheticImages | None]:
+    """The resolved path of ``data`` (``None`` for ``synthetic``) and the synthetic images
+    (``None`` for the others), checked before anything is loaded.
+
+    Raises:
+        InvalidConfigError: ``synthetic`` settings for another dataset or that
+            :class:`~nasforge.train.data.SyntheticImages` refuses; no ``data`` path.
+        DatasetError: Nothing at ``data``.
+    """
+    if dataset == "synthetic":
+        from nasforge.train.data import SyntheticImages
+
+        try:
+            return None, SyntheticImages(**(synthetic or {}))
+        except TypeError as err:
+            raise InvalidConfigError(f"synthetic={synthetic!r}: {err}") from None
+    if synthetic is not None:
+        raise InvalidConfigError("synthetic= applies only to dataset='synthetic'.")
+    if data is None:
+        raise InvalidConfigError(
+            f"The training evaluator needs the path of the {dataset} data (data=...); "
+            "nasforge never downloads data."
+        )
+    path = Path(data).expanduser().resolve()
+    if not path.exists():
+        from nasforge.train.data import MISSING_DATA_HINT, DatasetError
+
+        raise DatasetError(f"No data at {str(path)!r}. {MISSING_DATA_HINT}")
+    return path, None
 
 
 def save_trained(

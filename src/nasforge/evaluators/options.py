@@ -1,15 +1,21 @@
 """Evaluators built from plain options, as ``nasforge search --evaluator train`` gives them.
 
 The command line names a network's width and depth ``channels`` and ``cells`` for every
-space and the recipe's fields one by one; :func:`training_evaluator` turns those options into
-the training evaluator's keyword arguments (the space's own depth keyword, a recipe with the
-changes applied) and checks what only makes sense together (data and dataset).
+space, the space's preset ``preset`` (``--preset reduced``), other settings of its network
+``build`` (``--build width_mult=0.5``) and the recipe's fields one by one;
+:func:`training_evaluator` turns those options into the training evaluator's keyword arguments
+(the space's own depth keyword, a recipe with the changes applied) and checks what only makes
+sense together (data and dataset).
 
 Example:
     >>> ev = training_evaluator(space="nb201", dataset="synthetic", seed=0, epochs=1,
     ...                         channels=4, cells=1, lr=0.05)
     >>> (ev.channels, ev.depth, ev.recipe.epochs, ev.recipe.lr)
     (4, 1, 1, 0.05)
+    >>> ev = training_evaluator(space="mobilenet", dataset="synthetic", seed=0, epochs=1,
+    ...                         preset="reduced", build={"width_mult": 0.5}, lr=0.05)
+    >>> (ev.preset, ev.build, ev.resolution, ev.recipe.batch_size, ev.recipe.lr)
+    ('reduced', {'width_mult': 0.5}, 32, 64, 0.05)
 """
 
 from __future__ import annotations
@@ -87,10 +93,12 @@ def training_evaluator(
     dataset: str,
     seed: int,
     data: str | Path | None = None,
+    preset: str | None = None,
     recipe: str | None = None,
     epochs: int | None = None,
     channels: int | None = None,
     cells: int | None = None,
+    build: Mapping[str, Any] | None = None,
     resolution: int | None = None,
     data_fraction: float | None = None,
     valid_size: int | None = None,
@@ -106,27 +114,32 @@ def training_evaluator(
     Args:
         space, dataset, seed: As :class:`~nasforge.evaluators.training.TrainingEvaluator`.
         data: The data's path; must be left out for ``dataset="synthetic"``.
+        preset: The space's preset to train (default ``"paper"``); its data settings are the
+            defaults of ``resolution``, ``data_fraction`` and ``batch_size``.
         recipe: Name of the base recipe (a space's; default ``space``'s own).
         cells: The network's depth, in the space's own unit (NB201 cells per stage, DARTS
             layers).
+        build: Other settings of the space's ``build`` (``{"width_mult": 0.5}``).
         recipe_changes: Fields of :data:`RECIPE_OPTIONS` (``lr=``, ``warmup=``...) that change
             the base recipe; ``None`` values change nothing.
         Others: as the training evaluator's keywords; ``None`` keeps its default.
 
     Raises:
         InvalidConfigError: Data given with the synthetic dataset or missing with another,
-            a depth for a space without one, an unknown recipe change.
-        UnknownNameError: An unknown recipe, dataset or space.
+            a width or depth for a space without one, an unknown recipe change.
+        UnknownNameError: An unknown recipe, dataset, space or preset.
     """
     import nasforge
-    from nasforge.train import Recipe
+    from nasforge.evaluators._presets import DEFAULT_PRESET, preset_recipe, training_preset
 
     unknown = sorted(set(recipe_changes) - set(RECIPE_OPTIONS))
     if unknown:
         raise InvalidConfigError(
             f"Unknown recipe option(s) {unknown}; choose from {sorted(RECIPE_OPTIONS)}."
         )
-    base = Recipe.named(recipe) if recipe else nasforge.spaces.create(space).recipe()
+    space_obj = nasforge.spaces.create(space)
+    chosen = training_preset(space_obj, DEFAULT_PRESET if preset is None else preset)
+    base = preset_recipe(space_obj, recipe or None, chosen)  # the preset's batch size
     changes = {
         RECIPE_OPTIONS[key]: value for key, value in recipe_changes.items() if value is not None
     }
@@ -136,6 +149,15 @@ def training_evaluator(
         "recipe": base.replace(**changes) if changes else base,
         "seed": seed,
     }
+    if preset is not None:
+        kwargs["preset"] = preset
+    if build:
+        kwargs["build"] = dict(build)
+    if channels is not None and chosen.width_key is None:
+        raise InvalidConfigError(
+            f"--channels is not a setting of space {space!r}: {chosen.no_width_hint(space)} "
+            "(--preset, --build KEY=VALUE)."
+        )
     given = {
         "epochs": epochs,
         "channels": channels,
@@ -149,9 +171,10 @@ def training_evaluator(
     }
     kwargs.update({key: value for key, value in given.items() if value is not None})
     if cells is not None:
-        keys = scale_keys(nasforge.spaces.create(space))
+        keys = scale_keys(space_obj)
         if keys is None or keys[1] is None:
-            raise InvalidConfigError(f"--cells is not a setting of space {space!r}.")
+            hint = f": {chosen.no_width_hint(space)}" if chosen.width_key is None else ""
+            raise InvalidConfigError(f"--cells is not a setting of space {space!r}{hint}.")
         kwargs[keys[1]] = cells
     kwargs["checkpoint_dir"] = checkpoint_dir
     if dataset == "synthetic":

@@ -15,7 +15,6 @@ registry imports every evaluator module, and a tabular search must not load torc
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import time
@@ -29,13 +28,12 @@ import numpy as np
 from nasforge import evaluators, spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
-from nasforge.evaluators._images import TrainingImages, checkpoint_file, save_trained
+from nasforge.evaluators._images import TrainingImages, checkpoint_file, open_data, save_trained
+from nasforge.evaluators._models import build_network, count_costs
+from nasforge.evaluators._presets import DEFAULT_PRESET, preset_recipe, training_preset
 from nasforge.evaluators._values import (
     Setting,
-    as_recipe,
     count,
-    describe,
-    first_line,
     fraction,
     positive_int,
 )
@@ -80,17 +78,31 @@ class TrainingEvaluator(Evaluator):
         data: Path of the data (see :mod:`nasforge.train.data`); not used for ``synthetic``.
         dataset: One of :data:`DATASETS`.
         space: The search space whose architectures it trains (its ``build`` is used).
-        recipe: A :class:`~nasforge.train.recipe.Recipe`, its ``to_dict()``, or the name of
-            a space whose recipe to take (:meth:`Recipe.named`); default the space's own
-            (``space.recipe()``: NAS-Bench-201's for ``nb201``, DARTS's for ``darts``).
+        preset: The space's preset (``space.presets()``) whose network is trained: ``"paper"``
+            (default; NB201's benchmark network, DARTS's evaluation network, the ImageNet
+            networks of ``mobilenet`` and ``fbnet`` at 224x224), ``"search"``, ``"reduced"``
+            (a CPU setting: for ``mobilenet`` and ``fbnet`` the CIFAR-10 network at width 0.25
+            with stem and first stage at stride 1), ``"cifar"``... Its data settings
+            (``resolution``, ``data_fraction``, ``batch_size``) are the defaults of
+            ``resolution``, ``data_fraction`` and the recipe's batch size.
+        recipe: A :class:`~nasforge.train.recipe.Recipe` (taken whole), its ``to_dict()`` (the
+            preset's batch size unless it sets ``batch_size``), or the name of a space whose
+            recipe to take (:meth:`Recipe.named`); default the space's own (``space.recipe()``:
+            NAS-Bench-201's for ``nb201``, DARTS's for ``darts``), with the preset's batch size.
         epochs: Full-fidelity epochs (default ``recipe.epochs``).
-        channels: Full width (default the space's ``"paper"`` preset: 16 for NB201, 36 for
-            DARTS).
+        channels: Full width of a space with an integer width (its ``scale_keys``; default
+            the preset's: 16 for NB201, 36 for DARTS).
         **depth: The full depth, under the name of the space's depth setting (its
             ``scale_keys``: ``cells_per_stage=`` for NB201, default 5; ``layers=`` for DARTS,
             default 20).
-        resolution: Full image size (default the data's, 32 for CIFAR-10).
-        data_fraction: Share of the training split used at full fidelity (default 1).
+        build: Other settings of ``space.build`` that replace the preset's, e.g.
+            ``{"width_mult": 0.5}`` for ``mobilenet`` (whose width is this float, not
+            ``channels``); numbers, strings or booleans.
+        resolution: Full image side (default the preset's, else the data's: 32 for CIFAR-10);
+            the images are resized to it, and a space whose ``build`` takes ``resolution``
+            builds its network for it.
+        data_fraction: Share of the training split used at full fidelity (default the
+            preset's, else 1).
         valid_size: Validation images cut from the training images (default half of them:
             25,000 of CIFAR-10's 50,000, as NAS-Bench-201's ``cifar10-valid``).
         split_seed: Seed of the validation split and of the data subsets.
@@ -120,8 +132,11 @@ class TrainingEvaluator(Evaluator):
     to compute, and are not part of :meth:`spec`: a study resumes on another machine.
 
     Raises:
-        UnknownNameError: Unknown dataset, space or recipe name.
-        InvalidConfigError: A setting out of range, or a depth keyword of another space.
+        UnknownNameError: Unknown dataset, space, preset or recipe name (the valid ones are
+            listed).
+        InvalidConfigError: A setting out of range, a depth keyword of another space,
+            ``channels`` or a depth for a space without integer ones (``mobilenet``), or a
+            ``build`` setting the space does not take.
         DatasetError: No data at ``data`` (the message says what to put there).
         UnsupportedOperationError: The space has no model builder.
 
@@ -137,6 +152,21 @@ class TrainingEvaluator(Evaluator):
         Traceback (most recent call last):
         ...
         nasforge.errors.InvalidConfigError: Unknown fidelity key(s) ['width'] ...
+
+        The CIFAR-10 network of ``mobilenet`` (preset ``"reduced"``: width 0.25, stem and
+        first stage at stride 1, 32x32 images, a tenth of the data, batch 64), narrower still:
+
+        >>> mb = TrainingEvaluator(dataset="synthetic", space="mobilenet", preset="reduced",
+        ...     build={"width_mult": 0.1}, synthetic={"n_train": 40, "n_test": 10, "size": 8},
+        ...     recipe={"epochs": 1}, threads=1, hardware=False)
+        >>> (mb.resolution, mb.data_fraction, mb.recipe.batch_size, mb.fidelity_keys)
+        (32, 0.1, 64, ('epochs', 'resolution', 'data_fraction'))
+        >>> kwargs = mb.build_kwargs(mb.setting(), num_classes=10)
+        >>> {key: kwargs[key] for key in ("width_mult", "stem_stride", "resolution")}
+        {'width_mult': 0.1, 'stem_stride': 1, 'resolution': 32}
+        >>> r = mb.evaluate(spaces.create("mobilenet").named("mobilenetv2"))
+        >>> 0 <= r.metrics["valid_acc"] <= 100
+        True
     """
 
     cost_unit = "seconds"
@@ -147,11 +177,13 @@ class TrainingEvaluator(Evaluator):
         *,
         dataset: str = "cifar10",
         space: str = "nb201",
+        preset: str = DEFAULT_PRESET,
         recipe: Recipe | Mapping[str, Any] | str | None = None,
         epochs: int | None = None,
         channels: int | None = None,
+        build: Mapping[str, Any] | None = None,
         resolution: int | None = None,
-        data_fraction: float = 1.0,
+        data_fraction: float | None = None,
         valid_size: int | None = None,
         split_seed: int = 0,
         eval_limit: int | None = None,
@@ -168,7 +200,7 @@ class TrainingEvaluator(Evaluator):
         **depth: int,
     ) -> None:
         if dataset not in DATASETS:
-            raise UnknownNameError("dataset of the training evaluator", dataset, DATASETS)
+            raise UnknownNameError("dataset", dataset, DATASETS)
         self.dataset = dataset
         self._space = spaces.create(space)
         if not self._space.supports("build"):
@@ -177,36 +209,21 @@ class TrainingEvaluator(Evaluator):
                 "training evaluator can only train spaces that build networks."
             )
         self.space = space
-        self.recipe = self._space.recipe() if recipe is None else as_recipe(recipe)
+        # the space's own knowledge: the preset's network and the names of its width and depth
+        self.preset = preset
+        self._preset = training_preset(self._space, preset)
+        self._width_key = self._preset.width_key
+        self._depth_key = self._preset.depth_key
+        self.build = self._preset.check_overrides(space, build)
+        self.recipe = preset_recipe(self._space, recipe, self._preset)
         if epochs is not None:
             self.recipe = self.recipe.replace(epochs=positive_int("epochs", epochs))
-        # the space's own knowledge: its paper network and the names of its width and depth
-        self._preset: dict[str, Any] = (
-            dict(self._space.presets().get("paper", {})) if self._space.supports("presets") else {}
-        )
-        keys = self._space.scale_keys if self._preset else None
-        self._width_key: str | None = keys[0] if keys else None
-        self._depth_key: str | None = keys[1] if keys else None
-        for key in depth:
-            if key != self._depth_key:
-                raise InvalidConfigError(
-                    f"{key}= is not a setting of the training evaluator for space {space!r}"
-                    + (f"; its depth is {self._depth_key}=." if self._depth_key else ".")
-                )
-        if channels is not None and self._width_key is None:
-            raise InvalidConfigError(f"channels= is not a setting of space {space!r}.")
-        self.channels: int | None = (
-            None
-            if self._width_key is None
-            else positive_int("channels", channels or self._preset[self._width_key])
-        )
-        given = depth.get(self._depth_key or "")
-        self.depth: int | None = (
-            None
-            if self._depth_key is None
-            else count("depth", self._preset[self._depth_key] if given is None else given)
-        )
+        self.channels, self.depth = self._preset.shape(space, channels, depth)
+        if resolution is None:
+            resolution = self._preset.data.get("resolution")
         self.resolution = None if resolution is None else positive_int("resolution", resolution)
+        if data_fraction is None:
+            data_fraction = self._preset.data.get("data_fraction", 1.0)
         self.data_fraction = fraction(data_fraction)
         self.valid_size = None if valid_size is None else positive_int("valid_size", valid_size)
         self.split_seed = count("split_seed", split_seed)
@@ -214,28 +231,7 @@ class TrainingEvaluator(Evaluator):
         self.test = bool(test)
         self.seed = count("seed", seed)
         self.synthetic = None if synthetic is None else dict(synthetic)
-        if dataset == "synthetic":
-            from nasforge.train.data import SyntheticImages
-
-            try:
-                synthetic_images: SyntheticImages | None = SyntheticImages(**(self.synthetic or {}))
-            except TypeError as err:
-                raise InvalidConfigError(f"synthetic={synthetic!r}: {err}") from None
-            self.data: Path | None = None
-        else:
-            synthetic_images = None
-            if self.synthetic is not None:
-                raise InvalidConfigError("synthetic= applies only to dataset='synthetic'.")
-            if data is None:
-                raise InvalidConfigError(
-                    f"The training evaluator needs the path of the {dataset} data (data=...); "
-                    "nasforge never downloads data."
-                )
-            self.data = Path(data).expanduser().resolve()
-            if not self.data.exists():
-                from nasforge.train.data import MISSING_DATA_HINT, DatasetError
-
-                raise DatasetError(f"No data at {str(self.data)!r}. {MISSING_DATA_HINT}")
+        self.data, synthetic_images = open_data(dataset, data, self.synthetic)
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser().resolve()
         self.checkpoint_dir = (
             None if checkpoint_dir is None else Path(checkpoint_dir).expanduser().resolve()
@@ -296,9 +292,13 @@ class TrainingEvaluator(Evaluator):
         fidelity = dict(fidelity or {})
         unknown = sorted(set(fidelity) - set(self.fidelity_keys))
         if unknown:
+            shape = {"channels", "cells", "cells_per_stage", "layers", "depth"}
+            hint = f" ({self._preset.no_width_hint(self._space.name)})" * bool(
+                self.channels is None and shape & set(unknown)
+            )
             raise InvalidConfigError(
                 f"Unknown fidelity key(s) {unknown} for the training evaluator of space "
-                f"{self.space!r}; valid keys: {', '.join(self.fidelity_keys)}."
+                f"{self.space!r}; valid keys: {', '.join(self.fidelity_keys)}{hint}."
             )
         depth = self.depth
         if self._depth_key is not None and self._depth_key in fidelity:
@@ -454,10 +454,14 @@ class TrainingEvaluator(Evaluator):
             "space": self.space,
             "recipe": self.recipe.to_dict(),
         }
+        if self.preset != DEFAULT_PRESET:  # left out by default: older studies' specs hold
+            spec["preset"] = self.preset
         if self.channels is not None:
             spec["channels"] = self.channels
         if self._depth_key is not None:
             spec[self._depth_key] = self.depth
+        if self.build:
+            spec["build"] = dict(self.build)
         spec.update(
             resolution=self.resolution,
             data_fraction=self.data_fraction,
@@ -497,14 +501,14 @@ class TrainingEvaluator(Evaluator):
     # -- models ----------------------------------------------------------------------------
     def _check_build(self) -> None:
         """Build a sample network of the full setting on the meta device (no weights, no
-        time): a width or depth that leaves a layer empty is an error now, not a failed trial."""
+        time): a width or depth that leaves a layer empty, or a build setting the space
+        refuses, is an error now, not a failed trial."""
         import torch
 
-        kwargs: dict[str, Any] = {"num_classes": 2}
-        if self._width_key is not None:
-            kwargs[self._width_key] = self.channels
-        if self._depth_key is not None:
-            kwargs[self._depth_key] = self.depth
+        resolution = self.resolution
+        if resolution is None and self.dataset != "folder":  # known without loading the data
+            resolution = self._full_resolution()
+        kwargs = self._build_kwargs(self.channels, self.depth, resolution, 2)
         sample = self._space.sample(np.random.default_rng(0))
         with torch.device("meta"):
             self._space.build(sample, **kwargs)
@@ -522,58 +526,40 @@ class TrainingEvaluator(Evaluator):
         return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
 
     def build_kwargs(self, setting: Setting, num_classes: int) -> dict[str, Any]:
-        """The keyword arguments of ``space.build`` for ``setting``."""
+        """The keyword arguments of ``space.build`` for ``setting``: the preset's build
+        settings with the setting's width and depth, ``build`` applied, and the setting's
+        resolution where ``space.build`` takes one."""
+        return self._build_kwargs(setting.channels, setting.depth, setting.resolution, num_classes)
+
+    def _build_kwargs(
+        self, channels: int | None, depth: int | None, resolution: int | None, num_classes: int
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"num_classes": num_classes}
         if self._width_key is not None:
-            kwargs[self._width_key] = setting.channels
+            kwargs[self._width_key] = channels
         if self._depth_key is not None:
-            kwargs[self._depth_key] = setting.depth
-        if "auxiliary" in self._preset:  # the space's network has an auxiliary head
+            kwargs[self._depth_key] = depth
+        for key, value in self._preset.build.items():
+            if key not in (self._width_key, self._depth_key):
+                kwargs[key] = value
+        if "auxiliary" in kwargs:  # the space's network has an auxiliary head
             kwargs["auxiliary"] = self.recipe.auxiliary_weight > 0
+        kwargs.update(self.build)
+        if resolution is not None and "resolution" in self._preset.build_params:
+            kwargs["resolution"] = resolution
         return kwargs
 
     def _build(
         self, arch: Architecture, setting: Setting, num_classes: int, seed: int
     ) -> nn.Module:
         """The network, initialised from ``seed``, checked on an input of the resolution."""
-        import torch
-
-        from nasforge.train.trainer import seeded
-
         kwargs = self.build_kwargs(setting, num_classes)
-        with seeded(seed):
-            model: nn.Module = self._space.build(arch, **kwargs)
-        state = copy.deepcopy(model.state_dict())
-        probe = torch.zeros((2, 3, setting.resolution, setting.resolution))
-        try:
-            with torch.no_grad():
-                model.train()  # training mode also runs auxiliary heads
-                model(probe)
-        except (RuntimeError, ValueError, IndexError) as err:
-            raise InvalidConfigError(
-                f"The {self.space} network of {arch.text!r} with {describe(kwargs)} cannot run "
-                f"on {setting.resolution}x{setting.resolution} images (a layer would be "
-                f"empty): {first_line(err)}. Use a larger resolution or more channels."
-            ) from None
-        model.load_state_dict(state)  # the probe moved the batch-norm statistics
-        return model
+        return build_network(self._space, arch, kwargs, setting.resolution, seed)
 
     def _count_costs(self, arch: Architecture) -> dict[str, float]:
-        import torch
-
         setting = self.setting(None)
         kwargs = self.build_kwargs(setting, self.num_classes())
-        with torch.device("meta"):
-            model: nn.Module = self._space.build(arch, **kwargs)
-        shape = (3, setting.resolution, setting.resolution)
-        try:
-            from nasforge.hardware import count_flops
-        except ImportError:  # pragma: no cover - the hardware package ships with nasforge
-            params = sum(p.numel() for n, p in model.named_parameters() if "auxiliary" not in n)
-            return {"params_M": params / 1e6}
-        exclude = ("auxiliary_head",) if kwargs.get("auxiliary") else ()
-        metrics: dict[str, float] = count_flops(model, shape, exclude=exclude).as_metrics()
-        return metrics
+        return count_costs(self._space, arch, kwargs, setting.resolution)
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint_path(
