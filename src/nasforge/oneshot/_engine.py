@@ -345,7 +345,8 @@ def search(
     callbacks: Sequence[Callable[[Study, Trial], None]] = (),
 ) -> OneShotResult:
     """See :func:`nasforge.oneshot.search`."""
-    found = check_space(space)
+    own_network = type(method).build_network is not OneShotMethod.build_network
+    found = check_space(space, supernet=not own_network)
     space = found.name
     for capability in method.space_requires:
         if not found.supports(capability):
@@ -369,8 +370,13 @@ def search(
         # the supernet first: a space whose supernet cannot serve the method is refused
         # before the study records anything
         with seeded(seed):
-            supernet = build_supernet(
-                found, settings, search_data.num_classes, method.partial_channels
+            built = method.build_network(found, settings, search_data) if own_network else None
+            supernet = (
+                built
+                if built is not None
+                else build_supernet(
+                    found, settings, search_data.num_classes, method.partial_channels
+                )
             )
         study, _ = open_study(
             method=method_name,
