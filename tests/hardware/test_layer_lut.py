@@ -138,11 +138,13 @@ def test_merge_keeps_both_and_refuses_other_settings():
 
 # -- CSV ----------------------------------------------------------------------------------------
 def test_csv_round_trip(tmp_path):
-    table = _table(threads=2, device="laptop")
+    table = _table(threads=2, device="laptop", factor=1.25)
     path = table.to_csv(tmp_path / "sub" / "table.csv")
     text = path.read_text()
     header = next(line for line in text.splitlines() if not line.startswith("#"))
-    assert text.startswith("#") and header.startswith("device,backend,threads,batch_size,key,")
+    assert text.startswith("#") and header.startswith(
+        "device,backend,threads,batch_size,factor,key,"
+    )
     assert header.endswith(",latency_ms")
     back = LayerLatencyTable.from_csv(path)
     assert back == table
@@ -158,11 +160,12 @@ def test_a_hand_written_csv_with_the_required_columns_only(tmp_path):
         f"fixed,0.5,tflite,4,1\n{NET[0].key},2.0,tflite,4,1\n{NET[1].key},3,tflite,4,1\n"
     )
     table = LayerLatencyTable.from_csv(path)
-    assert (table.device, table.backend, table.threads, table.name) == (
+    assert (table.device, table.backend, table.threads, table.name, table.factor) == (
         "cpu",
         "tflite",
         4,
         "cpu-tflite-lut",
+        1.0,
     )
     assert table.predict(NET[:2]) == 5.5
 
@@ -245,6 +248,55 @@ def test_measuring_tiny_layers_gives_positive_finite_times(backend):
     assert math.isfinite(table.fixed_ms) and table.fixed_ms != 0.0
     assert (table.backend, table.threads, table.batch_size) == (backend, 1, 1)
     assert table.layers[other[1].key]["stride"] == "2"
+
+
+class Timed:
+    """Builds modules that know their made-up time: a layer's is its output width / 10 ms."""
+
+    def __call__(self, spec: Conv):
+        from torch import nn
+
+        layer = nn.Identity()
+        layer.ms = spec.out_channels / 10
+        return layer
+
+
+def _fake_measure(module, shape, backend, threads, runs, warmup):
+    """A call costs 0.2 ms, and a network 1.5 times the sum of its layers alone on top (one
+    network was delayed by 100 ms)."""
+    from nasforge.hardware.latency import Latency
+
+    children = list(module.children())
+    if not hasattr(module, "ms") and not children:  # the empty network: the call alone
+        ms = 0.2
+    elif children:
+        ms = 0.2 + 1.5 * sum(child.ms for child in children)
+        ms += 100.0 if len(children) == 4 else 0.0  # one network delayed by another job
+    else:
+        ms = module.ms
+    return Latency.from_times([ms], batch_size=1, threads=threads, backend=backend, device="cpu")
+
+
+def test_calibration_finds_the_factor_and_the_fixed_part(monkeypatch):
+    from nasforge.hardware import layer_measure
+
+    monkeypatch.setattr(layer_measure, "_measure", _fake_measure)
+    nets = [NET, NET[:2], (NET[0],), (*NET, Conv("conv", 8, 8, 8))]
+    table = measure_table(None, [], backend="torch", calibration=nets, builder=Timed())
+    assert table.factor == pytest.approx(1.5) and table.fixed_ms == pytest.approx(0.2)
+    assert table.entries[NET[2].key] == pytest.approx(1.5 * 0.8)  # factor times alone
+    for net in nets[:3]:
+        assert table.predict(net) == pytest.approx(
+            0.2 + 1.5 * sum(s.out_channels / 10 for s in net)
+        )
+    # extending it keeps the factor for the new layers, or recalibrates with networks
+    more = measure_table(
+        None, [Conv("conv", 8, 16, 8)], backend="torch", calibration=0, builder=Timed(), table=table
+    )
+    assert more.entries[Conv("conv", 8, 16, 8).key] == pytest.approx(1.5 * 1.6)
+    assert (more.factor, more.fixed_ms) == (table.factor, table.fixed_ms)
+    with pytest.raises(InvalidConfigError, match="measured with"):
+        measure_table(None, [], backend="onnxruntime", calibration=0, table=table)
 
 
 def test_extending_a_table_measures_only_the_missing_layers():

@@ -33,15 +33,15 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
 from nasforge.hardware.layer_lut import (
     LayerLatencyTable,
     distinct_layers,
@@ -116,8 +116,9 @@ def measure_table(
     threads: int = 1,
     runs: int = 20,
     warmup: int = 5,
+    statistic: str = "median",
     build: Mapping[str, Any] | None = None,
-    calibration: int | Sequence[Any] = 3,
+    calibration: int | Sequence[Any] = 5,
     seed: int = 0,
     device: str = "cpu",
     builder: Callable[[Any], Any] | None = None,
@@ -129,8 +130,8 @@ def measure_table(
     Every distinct layer is built alone (``builder``, by default
     :func:`nasforge.ops.mobile.build_layer`) and timed on an input of its shape with
     :func:`nasforge.hardware.measure_latency` (``warmup`` untimed passes, the median of
-    ``runs``); for ONNX Runtime each layer is exported on its own. Then the fixed part is
-    calibrated on whole networks (see :mod:`nasforge.hardware.layer_lut`).
+    ``runs``); for ONNX Runtime each layer is exported on its own. Then the in-network factor
+    and the fixed part are calibrated on whole networks (:mod:`nasforge.hardware.layer_lut`).
 
     Args:
         space: The space (or its registry name) whose ``layers(arch, **build)`` splits
@@ -140,24 +141,31 @@ def measure_table(
         backend: ``"onnxruntime"`` or ``"torch"``.
         threads: Intra-op threads (1 in the issue's figures).
         runs, warmup: Timed and untimed passes per layer and per calibration network.
+        statistic: The figure of the ``runs`` passes: ``"median"`` (as the papers), or
+            ``"p10"``, their 10th percentile, the passes least delayed by other jobs on a
+            shared machine (compare it with whole networks measured the same way).
         build: Settings of ``space.layers`` and ``space.build`` (``resolution``,
             ``width_mult``, ``num_classes``).
-        calibration: Whole networks the fixed part is calibrated on: a number drawn from the
-            space with ``seed`` (0: the fixed part is 0), or the architectures (or sequences of
-            specs) themselves. Their layers are measured too.
+        calibration: Whole networks the in-network factor and the fixed part are calibrated
+            on (see :mod:`nasforge.hardware.layer_lut`): a number drawn from the space with
+            ``seed`` (0: factor 1 and fixed part 0, or the extended table's), or the
+            architectures (or sequences of specs) themselves. Their layers are measured too.
         seed: Seed of the calibration draw.
         device: Name of this machine in the table (``"cpu"``); times are taken on the CPU.
         builder: Builds one layer from its spec (``nn.Module``).
-        table: An existing table of the same settings: only layers it lacks are measured,
-            and the result merges both.
+        table: A table measured here with the same settings to extend: only layers it
+            lacks are measured, and the result holds both (recalibrated when there are
+            calibration networks, else with the table's factor and fixed part).
         progress: Called as ``progress(done, total, what)`` after each measurement.
 
     Raises:
         UnknownNameError, MissingDependencyError: As :func:`~nasforge.hardware.measure_latency`.
         UnsupportedOperationError: The space has no ``layers``, or ``"all"`` cannot be listed.
+        InvalidConfigError: ``table`` was measured with other settings.
     """
     from nasforge import spaces
 
+    _figure(None, statistic)  # an unknown statistic is refused before measuring
     if isinstance(space, str):
         space = spaces.create(space)
     settings = dict(build or {})
@@ -173,24 +181,31 @@ def measure_table(
     for net in networks:
         specs.extend(network_specs(space, net, settings))
     todo = distinct_layers(specs)
+    alone: dict[str, float] = {}  # times measured alone (an extended table's, unscaled)
+    layers: dict[str, dict[str, str]] = {}
+    factor, fixed = 1.0, 0.0
     if table is not None:
+        wanted = {"device": device, "backend": backend, "threads": threads, "batch_size": 1}
+        have = {name: getattr(table, name) for name in wanted}
+        if have != wanted:
+            raise InvalidConfigError(
+                f"The table to extend was measured with {have}, not {wanted}; measure a new one."
+            )
         todo = table.missing(todo)
+        alone = {key: ms / table.factor for key, ms in table.entries.items()}
+        layers = {key: dict(text) for key, text in table.layers.items()}
+        factor, fixed = table.factor, table.fixed_ms
     make = builder or _default_builder()
     total = len(todo) + len(networks)
-    entries: dict[str, float] = {}
-    layers: dict[str, dict[str, str]] = {}
     for done, spec in enumerate(todo, start=1):
         timing = _measure(make(spec), input_shape(spec), backend, threads, runs, warmup)
-        entries[layer_key(spec)] = timing.median_ms
+        alone[layer_key(spec)] = _figure(timing, statistic)
         layers[layer_key(spec)] = spec_fields(spec)
         if progress is not None:
             progress(done, total, layer_key(spec))
-    partial = LayerLatencyTable(entries, 0.0, backend, threads, 1, device, layers)
-    if table is not None:
-        partial = table.merge(partial)
-    residuals = []
+    measured, sums = [], []
     for done, net in enumerate(networks, start=len(todo) + 1):
-        measured = measure_network(
+        timing = measure_network(
             space,
             net,
             backend=backend,
@@ -199,22 +214,28 @@ def measure_table(
             warmup=warmup,
             build=settings,
             builder=make,
-        ).median_ms
-        residuals.append(measured - partial.predict(network_specs(space, net, settings)))
+        )
+        measured.append(_figure(timing, statistic))
+        sums.append(math.fsum(alone[layer_key(s)] for s in network_specs(space, net, settings)))
         if progress is not None:
             progress(done, total, "calibration network")
-    if residuals:
-        fixed = float(np.median(residuals))
-    else:  # nothing to calibrate on: keep the extended table's fixed part, else none
-        fixed = table.fixed_ms if table is not None else 0.0
-    logger.info(
-        "latency table %s: %d layers measured, fixed part %.4f ms (residuals %s)",
-        partial.name,
-        len(todo),
-        fixed,
-        [round(r, 4) for r in residuals],
+    if measured:  # see nasforge.hardware.layer_lut: the runtime's call, then the factor
+        first = network_specs(space, networks[0], settings)[0]
+        fixed = _measure(_empty_network(), input_shape(first), backend, threads, runs, warmup)
+        fixed_ms = _figure(fixed, statistic)
+        ratios = (np.asarray(measured) - fixed_ms) / np.asarray(sums)
+        factor, fixed = float(np.median(ratios)), fixed_ms
+        logger.info(
+            "latency table: fixed part %.4f ms, factor %.4f from %d networks (each: %s)",
+            fixed,
+            factor,
+            len(measured),
+            np.round(ratios, 4).tolist(),
+        )
+    entries = {key: factor * ms for key, ms in alone.items()}
+    return LayerLatencyTable(
+        entries, fixed, backend, threads, 1, device, layers=layers, factor=factor
     )
-    return dataclasses.replace(partial, fixed_ms=fixed)
 
 
 def measure_network(
@@ -270,6 +291,23 @@ def _calibration_networks(
         rng = np.random.default_rng(seed)
         return [space.sample(rng) for _ in range(calibration)]
     return list(calibration)
+
+
+#: Figures of a :class:`~nasforge.hardware.Latency` that a table can hold.
+STATISTICS = {"median": "median_ms", "p10": "p10_ms"}
+
+
+def _figure(timing: Latency | None, statistic: str) -> float:
+    if statistic not in STATISTICS:
+        raise UnknownNameError("latency statistic", str(statistic), STATISTICS)
+    return 0.0 if timing is None else float(getattr(timing, STATISTICS[statistic]))
+
+
+def _empty_network() -> Any:
+    """A network without layers: what a call of the runtime costs on the network's input."""
+    from torch import nn
+
+    return nn.Identity()
 
 
 def _default_builder() -> Callable[[Any], Any]:
