@@ -14,13 +14,13 @@ inside their functions, so listing the methods stays cheap.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nasforge.errors import InvalidConfigError, NasforgeError, UnsupportedOperationError
 
 if TYPE_CHECKING:
-    from nasforge.oneshot._data import SearchData
     from nasforge.oneshot._engine import SearchState
     from nasforge.spaces.base import SearchSpace
 
@@ -61,6 +61,10 @@ class SupernetSettings:
             splits them in halves, one for the weights and one for the architecture (the
             ``cifar10-valid`` protocol of NAS-Bench-201).
         batch_size: Images per step on each half.
+        options: Further keyword arguments of ``space.supernet()``, for a space whose
+            supernet is not shaped by a width and a depth (no ``scale_keys``: the mobile
+            spaces' ``width_mult``, ``stem_stride``...; ``resolution`` goes there too); their
+            presets fill them, and ``channels`` and ``cells`` do not apply.
 
     :meth:`standard` gives the space's search-time settings (its ``"search"`` preset);
     :meth:`reduced` a setting a CPU trains in minutes (its ``"reduced"`` preset: NB201 and
@@ -72,6 +76,7 @@ class SupernetSettings:
     resolution: int | None = None
     data_fraction: float = 1.0
     batch_size: int = 64
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("channels", "cells", "batch_size"):
@@ -107,12 +112,7 @@ class SupernetSettings:
 
     @classmethod
     def _preset(cls, space: str | SearchSpace, name: str) -> SupernetSettings:
-        from nasforge import spaces
-        from nasforge.spaces.base import SearchSpace as _Space
-
-        found = space if isinstance(space, _Space) else spaces.create(space)
-        if not found.supports("presets"):
-            found = check_space(found)  # refused with the message naming what is missing
+        found = check_space(space)
         presets = found.presets()
         if name not in presets:
             raise UnsupportedOperationError(
@@ -120,29 +120,44 @@ class SupernetSettings:
                 f"{sorted(presets)}. Give SupernetSettings(channels=..., cells=...) instead."
             )
         preset = presets[name]
-        shape: dict[str, Any] = {}
-        if found.scale_keys is not None:  # a space of fixed shape (mobilenet) keeps the defaults
-            width, depth = found.scale_keys
-            shape = {
-                "channels": int(preset[width]),
-                "cells": 1 if depth is None else int(preset[depth]),
-            }
+        if found.scale_keys is None:  # its preset's settings go to space.supernet() as they are
+            data_keys = ("data_fraction", "batch_size")
+            return cls(
+                resolution=preset.get("resolution"),
+                data_fraction=float(preset.get("data_fraction", 1.0)),
+                batch_size=int(preset.get("batch_size", 64)),
+                options={k: v for k, v in preset.items() if k not in data_keys},
+            )
+        width, depth = scale_keys(found)
         return cls(
-            **shape,
+            channels=int(preset[width]),
+            cells=1 if depth is None else int(preset[depth]),
             resolution=preset.get("resolution"),
             data_fraction=float(preset.get("data_fraction", 1.0)),
             batch_size=int(preset.get("batch_size", 64)),
         )
 
     def supernet_args(self, space: SearchSpace) -> dict[str, Any]:
-        """The keyword arguments of ``space.supernet()`` for this width and depth."""
+        """The keyword arguments of ``space.supernet()`` for this width and depth (and
+        :attr:`options`; for a space without width and depth settings, the options and the
+        resolution)."""
+        if space.scale_keys is None:
+            args = dict(self.options)
+            if self.resolution is not None:
+                args.setdefault("resolution", self.resolution)
+            return args
         width, depth = scale_keys(space)
         if depth is None:  # a space of fixed depth: ``cells`` does not apply
-            return {width: self.channels}
-        return {width: self.channels, depth: self.cells}
+            return {width: self.channels, **self.options}
+        return {width: self.channels, depth: self.cells, **self.options}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.options:  # as before options existed (stored study settings compare)
+            del data["options"]
+        else:
+            data["options"] = dict(self.options)
+        return data
 
 
 def scale_keys(space: SearchSpace) -> tuple[str, str | None]:
@@ -156,15 +171,14 @@ def scale_keys(space: SearchSpace) -> tuple[str, str | None]:
     return keys
 
 
-def check_space(space: str | SearchSpace, *, supernet: bool = True) -> SearchSpace:
-    """The space (built from its name if need be), refused when it has no supernet (with
-    ``supernet=False``: no presets, for methods that build their own network from the
-    space): the message names the capability and the spaces that have it."""
+def check_space(space: str | SearchSpace) -> SearchSpace:
+    """The space (built from its name if need be), refused when it has no supernet: the
+    message names the capability and the spaces that have it."""
     from nasforge import spaces
     from nasforge.spaces.base import SearchSpace as _Space
 
     found = space if isinstance(space, _Space) else spaces.create(space)
-    if (supernet and not found.supports("supernet")) or not found.supports("presets"):
+    if not found.supports("supernet") or not found.supports("presets"):
         missing = "supernet()" if not found.supports("supernet") else "presets()"
         raise UnsupportedOperationError(
             f"Search space {found.name!r} lacks the capability {missing} that one-shot "
@@ -222,17 +236,6 @@ class OneShotMethod(ABC):
         """How many recorded epochs a search of ``epochs`` supernet epochs takes (methods with
         a selection phase after training add its steps)."""
         return epochs
-
-    def build_network(
-        self, space: SearchSpace, settings: SupernetSettings, data: SearchData
-    ) -> Any | None:
-        """The network the method trains, for a method whose network is not the space's
-        supernet (Single-Path NAS: one superkernel per layer, not a mixture of candidates);
-        ``None`` (the default): the search builds ``space.supernet()``. A method that
-        overrides it needs of the space only its presets, and refuses a space it cannot
-        search with :class:`~nasforge.errors.UnsupportedOperationError`. The network has
-        ``param_free_share(arch)``; the method derives the architectures from it."""
-        return None
 
     @abstractmethod
     def setup(self, state: SearchState) -> None:

@@ -36,6 +36,7 @@ both, the straight-through form of GDAS.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,12 @@ import torch
 from torch import nn
 
 from nasforge.architecture import Architecture
-from nasforge.errors import InfeasibleConstraintError, InvalidArchitectureError, InvalidConfigError
+from nasforge.errors import (
+    InfeasibleConstraintError,
+    InvalidArchitectureError,
+    InvalidConfigError,
+    UnsupportedOperationError,
+)
 from nasforge.ops.mobile import LayerSpec, MobileNetwork, build_layer
 from nasforge.ops.mobile_supernet import BinarizedMixedLayer, BinaryGate
 from nasforge.ops.supernet import DecisionGroup, Supernet
@@ -58,6 +64,8 @@ __all__ = [
     "MobileNetSearchNet",
     "MobileSearchNet",
     "init_weights",
+    "resolve_table",
+    "searched_supernet",
 ]
 
 Candidates = tuple[LayerSpec | None, ...]
@@ -497,3 +505,64 @@ class FBNetSearchNet(MobileSearchNet):
     def path(self, arch: Architecture) -> list[list[int]]:
         """The 22 blocks of ``arch`` (its head width is not read: :meth:`contains`)."""
         return [list(self.space.check(arch).choices[:-1])]
+
+
+def resolve_table(
+    net: MobileSearchNet,
+    table: Any,
+    *,
+    backend: str = "torch",
+    threads: int = 1,
+    runs: int = 5,
+) -> LayerLatencyTable:
+    """The per-layer latency table a hardware-aware search uses on ``net``.
+
+    Args:
+        net: The supernet.
+        table: A :class:`~nasforge.hardware.layer_lut.LayerLatencyTable`, the path of its CSV,
+            or ``None``: measure every layer of ``net`` on this machine with ``backend``
+            (``runs`` timed passes each, batch 1, ``threads`` threads), the fixed part
+            calibrated on the largest network and the network of first candidates.
+
+    Raises:
+        InvalidConfigError: The table is not a table or a readable CSV, or lacks a layer of
+            the supernet (the table's message names the layer).
+    """
+    from nasforge.hardware.layer_lut import LayerLatencyTable
+
+    if table is None:
+        from nasforge.hardware.layer_measure import measure_table
+
+        first = [[0] * rows for rows, _ in net.arch_shapes]
+        return measure_table(
+            None,
+            net.all_specs(),
+            backend=backend,
+            threads=threads,
+            runs=runs,
+            warmup=2,
+            calibration=[list(net.specs(net.largest())), list(net.specs(first))],
+        )
+    if not isinstance(table, LayerLatencyTable):
+        if not isinstance(table, (str, os.PathLike)):
+            raise InvalidConfigError(
+                "table must be a LayerLatencyTable, the path of its CSV, or None (measure "
+                f"one here), got {type(table).__name__}."
+            )
+        table = LayerLatencyTable.from_csv(table)
+    missing = table.missing(net.all_specs())
+    if missing:
+        table.latency(missing[0])  # raises, naming the layer
+    return table
+
+
+def searched_supernet(state: Any, method: str) -> MobileSearchNet:
+    """``state.supernet`` of a one-shot search when it is a mobile supernet, else a clear
+    refusal (ProxylessNAS and FBNet need per-candidate latencies)."""
+    if not isinstance(state.supernet, MobileSearchNet):
+        raise UnsupportedOperationError(
+            f"{method} searches the mobile supernets of the spaces 'mobilenet' and 'fbnet' "
+            f"(per-layer latency tables); space {state.space.name!r} has "
+            f"{type(state.supernet).__name__}."
+        )
+    return state.supernet
