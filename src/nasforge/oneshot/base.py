@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from nasforge.errors import InvalidConfigError, NasforgeError, UnsupportedOperationError
 
 if TYPE_CHECKING:
+    from nasforge.oneshot._data import SearchData
     from nasforge.oneshot._engine import SearchState
     from nasforge.spaces.base import SearchSpace
 
@@ -112,7 +113,12 @@ class SupernetSettings:
 
     @classmethod
     def _preset(cls, space: str | SearchSpace, name: str) -> SupernetSettings:
-        found = check_space(space)
+        from nasforge import spaces
+        from nasforge.spaces.base import SearchSpace as _Space
+
+        found = space if isinstance(space, _Space) else spaces.create(space)
+        if not found.supports("presets"):
+            found = check_space(found)  # refused with the message naming what is missing
         presets = found.presets()
         if name not in presets:
             raise UnsupportedOperationError(
@@ -120,18 +126,18 @@ class SupernetSettings:
                 f"{sorted(presets)}. Give SupernetSettings(channels=..., cells=...) instead."
             )
         preset = presets[name]
-        if found.scale_keys is None:  # its preset's settings go to space.supernet() as they are
+        shape: dict[str, Any] = {}
+        if found.scale_keys is not None:  # a space of fixed shape (mobilenet) keeps the defaults
+            width, depth = found.scale_keys
+            shape = {
+                "channels": int(preset[width]),
+                "cells": 1 if depth is None else int(preset[depth]),
+            }
+        else:  # its preset's settings go to space.supernet() as they are
             data_keys = ("data_fraction", "batch_size")
-            return cls(
-                resolution=preset.get("resolution"),
-                data_fraction=float(preset.get("data_fraction", 1.0)),
-                batch_size=int(preset.get("batch_size", 64)),
-                options={k: v for k, v in preset.items() if k not in data_keys},
-            )
-        width, depth = scale_keys(found)
+            shape = {"options": {k: v for k, v in preset.items() if k not in data_keys}}
         return cls(
-            channels=int(preset[width]),
-            cells=1 if depth is None else int(preset[depth]),
+            **shape,
             resolution=preset.get("resolution"),
             data_fraction=float(preset.get("data_fraction", 1.0)),
             batch_size=int(preset.get("batch_size", 64)),
@@ -171,14 +177,15 @@ def scale_keys(space: SearchSpace) -> tuple[str, str | None]:
     return keys
 
 
-def check_space(space: str | SearchSpace) -> SearchSpace:
-    """The space (built from its name if need be), refused when it has no supernet: the
-    message names the capability and the spaces that have it."""
+def check_space(space: str | SearchSpace, *, supernet: bool = True) -> SearchSpace:
+    """The space (built from its name if need be), refused when it has no supernet (with
+    ``supernet=False``: no presets, for methods that build their own network from the
+    space): the message names the capability and the spaces that have it."""
     from nasforge import spaces
     from nasforge.spaces.base import SearchSpace as _Space
 
     found = space if isinstance(space, _Space) else spaces.create(space)
-    if not found.supports("supernet") or not found.supports("presets"):
+    if (supernet and not found.supports("supernet")) or not found.supports("presets"):
         missing = "supernet()" if not found.supports("supernet") else "presets()"
         raise UnsupportedOperationError(
             f"Search space {found.name!r} lacks the capability {missing} that one-shot "
@@ -236,6 +243,17 @@ class OneShotMethod(ABC):
         """How many recorded epochs a search of ``epochs`` supernet epochs takes (methods with
         a selection phase after training add its steps)."""
         return epochs
+
+    def build_network(
+        self, space: SearchSpace, settings: SupernetSettings, data: SearchData
+    ) -> Any | None:
+        """The network the method trains, for a method whose network is not the space's
+        supernet (Single-Path NAS: one superkernel per layer, not a mixture of candidates);
+        ``None`` (the default): the search builds ``space.supernet()``. A method that
+        overrides it needs of the space only its presets, and refuses a space it cannot
+        search with :class:`~nasforge.errors.UnsupportedOperationError`. The network has
+        ``param_free_share(arch)``; the method derives the architectures from it."""
+        return None
 
     @abstractmethod
     def setup(self, state: SearchState) -> None:
