@@ -29,6 +29,9 @@ TINY = (
 )
 
 
+MOBILE = ("--evaluator", "train", "--dataset", "synthetic", "--trials", "1", "--space", "mobilenet")
+
+
 def write_tree(root: Path, classes: tuple[str, ...], n: int = 4, size: int = 8) -> Path:
     rng = np.random.default_rng(0)
     for split, count in (("train", n), ("test", 2)):
@@ -170,10 +173,60 @@ def test_search_synthetic_with_a_nan_trial_reports_the_failure(tmp_path: Path) -
             ["layers=3 leaves stage(s)"],
         ),
         (["--trials", "0"], ["--trials must be from 1 to 1,000,000,000, got 0."]),
+        (["--preset", "reduced"], ["--preset applies to --evaluator train"]),
+        (["--build", "width_mult=0.5"], ["--build applies to --evaluator train"]),
+        (
+            [*MOBILE, "--preset", "tiny"],
+            ["Unknown preset of space 'mobilenet' 'tiny'", "cifar, paper, reduced, search"],
+        ),
+        (
+            [*MOBILE, "--channels", "8"],
+            ["--channels is not a setting of space 'mobilenet'", "--preset, --build"],
+        ),
+        (
+            [*MOBILE, "--build", "width_mult"],
+            ["Malformed --build 'width_mult'", "--build width_mult=0.5"],
+        ),
+        ([*MOBILE, "--build", "depth=3"], ["'depth'", "width_mult"]),
+        (
+            ["--strategy", "darts", "--dataset", "synthetic", "--preset", "reduced"],
+            ["--preset does not apply to the one-shot method 'darts'"],
+        ),
     ],
 )
 def test_search_training_errors_are_one_line(args: list[str], fragments: list[str]) -> None:
     assert_usage_error(invoke("search", *args), *fragments)
+
+
+def test_search_trains_a_mobilenet_preset(tmp_path: Path) -> None:
+    args = (
+        "search",
+        *MOBILE,
+        "--strategy",
+        "random",
+        "--preset",
+        "reduced",
+        "--build",
+        "width_mult=0.1",
+        "--epochs",
+        "1",
+        "--eval-limit",
+        "20",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    )
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["n_complete"] == 1 and summary["space"] == "mobilenet"
+    training = summary["training"]
+    assert training["preset"] == "reduced" and training["build"] == {"width_mult": 0.1}
+    assert training["resolution"] == 32 and training["data_fraction"] == 0.1
+    text = invoke(*args)
+    assert text.exit_code == 0, text.stderr
+    assert "preset reduced, width_mult=0.1, 32px, 0.1 of the data" in text.stdout
 
 
 def test_bad_data_layout_is_one_line(tmp_path: Path) -> None:

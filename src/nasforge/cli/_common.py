@@ -306,8 +306,11 @@ def parse_value(text: str) -> Any:
         return stripped
 
 
-def parse_params(items: Sequence[str], *, option: str = "--param") -> dict[str, Any]:
-    """Parse repeated ``key=value`` options into a dictionary (values via :func:`parse_value`)."""
+def parse_params(
+    items: Sequence[str], *, option: str = "--param", example: str = "population_size=20"
+) -> dict[str, Any]:
+    """Parse repeated ``key=value`` options into a dictionary (values via :func:`parse_value`);
+    a malformed one is refused with ``option`` and ``example`` in the message."""
     params: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -315,7 +318,7 @@ def parse_params(items: Sequence[str], *, option: str = "--param") -> dict[str, 
         if not sep or not key or not value.strip():
             raise InvalidConfigError(
                 f"Malformed {option} {abbreviate(item)}; write it as key=value, e.g. "
-                f"{option} population_size=20."
+                f"{option} {example}."
             )
         if key in params:
             raise InvalidConfigError(f"{option} {abbreviate(key)} is given twice; give it once.")

@@ -30,6 +30,9 @@ def _training_line(summary: Mapping[str, Any]) -> tuple[str, str]:
     train = summary["training"]
     epochs = f"{train['epochs']} epoch{'s' * (train['epochs'] != 1)}"
     shown = [epochs, f"{train['optimizer']} lr {train['lr']:g}"]
+    if train.get("preset") is not None:
+        shown.append(f"preset {train['preset']}")
+    shown.extend(f"{key}={value}" for key, value in (train.get("build") or {}).items())
     for key, label in (("channels", "C"), ("cells_per_stage", "N"), ("layers", "layers")):
         if train.get(key) is not None:
             shown.append(f"{label}={train[key]}")

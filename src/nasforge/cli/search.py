@@ -133,6 +133,25 @@ def search(
         _train("The data: CIFAR-10 python release folder, image-folder tree, or a .tar.gz."),
     ] = None,
     epochs: Annotated[int | None, _train("Epochs per trial (one-shot: supernet epochs).")] = None,
+    preset: Annotated[
+        str | None,
+        _train(
+            "The space's network preset: paper (default), search, reduced (a CPU setting; "
+            "mobilenet/fbnet: the CIFAR network at width 0.25), cifar; sets the defaults of "
+            "--resolution, --data-fraction and --batch-size."
+        ),
+    ] = None,
+    build: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--build",
+            metavar="KEY=VALUE",
+            help="Setting of the space's network that replaces the preset's, e.g. "
+            "width_mult=0.5 for mobilenet (repeatable).",
+            rich_help_panel=_TRAIN,
+            show_default=False,
+        ),
+    ] = None,
     channels: Annotated[int | None, _train("Width C (NB201 16, DARTS 36).")] = None,
     cells: Annotated[
         int | None, _train("Depth: cells per stage N (NB201, 5) or layers (DARTS, 20).")
@@ -186,7 +205,8 @@ def search(
     started = time.perf_counter()
     study: Study | None = None
     training = {
-        "data": data, "epochs": epochs, "channels": channels, "cells": cells,
+        "data": data, "epochs": epochs, "preset": preset, "build": build or None,
+        "channels": channels, "cells": cells,
         "resolution": resolution, "data_fraction": data_fraction, "recipe": recipe,
         "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
         "weight_decay": weight_decay, "warmup": warmup, "label_smoothing": label_smoothing,
@@ -346,6 +366,9 @@ def _open(
             )
         options = dict(training)
         checkpoints = options.pop("checkpoints")
+        options["build"] = common.parse_params(
+            options["build"] or [], option="--build", example="width_mult=0.5"
+        )
         opened = open_training_search(
             budget=budget,
             checkpoint_dir=_checkpoint_dir(checkpoints),

@@ -35,6 +35,8 @@ __all__ = [
 #: Settings of a training evaluator's spec shown in a search summary.
 _TRAINING_KEYS = (
     "data",
+    "preset",
+    "build",
     "channels",
     "cells_per_stage",
     "layers",
