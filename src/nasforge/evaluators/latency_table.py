@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from nasforge import evaluators, spaces
 from nasforge.architecture import Architecture
@@ -119,7 +119,7 @@ class LatencyTableEvaluator(Evaluator):
         if device is not None:
             self.table(device)  # an unknown name lists the valid ones
         names = self.devices if device is None else (device,)
-        specs = self._space.layers(self._space.check(arch), **self.build)
+        specs = cast(Any, self._space).layers(self._space.check(arch), **self.build)
         return {_metric(name): self._tables[name].predict(specs) for name in names}
 
     # -- the evaluator contract ----------------------------------------------------------------

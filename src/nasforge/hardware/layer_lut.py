@@ -159,15 +159,15 @@ class LayerLatencyTable:
     source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        for label, value in (("backend", self.backend), ("device", self.device)):
-            if not isinstance(value, str) or not _LABEL.match(value):
+        for label, text in (("backend", self.backend), ("device", self.device)):
+            if not isinstance(text, str) or not _LABEL.match(text):
                 raise InvalidConfigError(
                     f"A latency table's {label} must be a name of letters, digits, '.', '-' "
-                    f"or '_', got {value!r}."
+                    f"or '_', got {text!r}."
                 )
-        for label, value in (("threads", self.threads), ("batch_size", self.batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfigError(f"{label} must be an integer >= 1, got {value!r}.")
+        for label, count in (("threads", self.threads), ("batch_size", self.batch_size)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise InvalidConfigError(f"{label} must be an integer >= 1, got {count!r}.")
         if not math.isfinite(self.fixed_ms):
             raise InvalidConfigError(f"fixed_ms must be finite, got {self.fixed_ms!r}.")
         if not (math.isfinite(self.factor) and self.factor > 0):
@@ -309,7 +309,7 @@ class LayerLatencyTable:
         source = Path(path)
         if not source.is_file():
             raise InvalidConfigError(f"No latency table at {str(source)!r}: the file is missing.")
-        lines = source.read_text(encoding="utf-8").splitlines()
+        lines = source.read_text(encoding="utf-8-sig").splitlines()  # a spreadsheet's BOM
         body = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
         reader = csv.DictReader(io.StringIO("\n".join(body)))
         columns = [c.strip() for c in (reader.fieldnames or [])]

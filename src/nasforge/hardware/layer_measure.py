@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -62,7 +62,9 @@ logger = logging.getLogger(__name__)
 ENUMERATION_LIMIT = 100_000
 
 
-def network_specs(space: SearchSpace | None, item: Any, build: Mapping[str, Any]) -> tuple:
+def network_specs(
+    space: SearchSpace | None, item: Any, build: Mapping[str, Any]
+) -> tuple[Any, ...]:
     """The layers of one network: ``space.layers(arch, **build)``, or ``item`` itself when it
     is already a sequence of layer specs."""
     if isinstance(item, Architecture):
@@ -71,7 +73,7 @@ def network_specs(space: SearchSpace | None, item: Any, build: Mapping[str, Any]
                 f"Space {getattr(space, 'name', None)!r} has no layers(arch, ...), so its "
                 "networks cannot be split into table entries; use a space such as 'mobilenet'."
             )
-        return tuple(space.layers(space.check(item), **build))
+        return tuple(cast(Any, space).layers(space.check(item), **build))
     if isinstance(item, (list, tuple)) and all(hasattr(s, "key") for s in item):
         return tuple(item)
     raise InvalidConfigError(
@@ -104,7 +106,8 @@ def all_specs(
             f"(more than {limit}) and lists no layer_specs(); measure the layers of given "
             "architectures instead: measure_table(space, archs)."
         )
-    return distinct_layers(s for arch in space for s in space.layers(arch, **settings))
+    layers = cast(Any, space).layers
+    return distinct_layers(s for arch in space for s in layers(arch, **settings))
 
 
 # -- measuring ----------------------------------------------------------------------------------
@@ -129,9 +132,10 @@ def measure_table(
 
     Every distinct layer is built alone (``builder``, by default
     :func:`nasforge.ops.mobile.build_layer`) and timed on an input of its shape with
-    :func:`nasforge.hardware.measure_latency` (``warmup`` untimed passes, the median of
-    ``runs``); for ONNX Runtime each layer is exported on its own. Then the in-network factor
-    and the fixed part are calibrated on whole networks (:mod:`nasforge.hardware.layer_lut`).
+    :func:`nasforge.hardware.measure_latency` (``warmup`` untimed passes, then the median, or
+    ``statistic``, of ``runs``); for ONNX Runtime each layer is exported on its own. Then the
+    in-network factor and the fixed part are calibrated on whole networks
+    (:mod:`nasforge.hardware.layer_lut`).
 
     Args:
         space: The space (or its registry name) whose ``layers(arch, **build)`` splits
@@ -221,10 +225,10 @@ def measure_table(
             progress(done, total, "calibration network")
     if measured:  # see nasforge.hardware.layer_lut: the runtime's call, then the factor
         first = network_specs(space, networks[0], settings)[0]
-        fixed = _measure(_empty_network(), input_shape(first), backend, threads, runs, warmup)
-        fixed_ms = _figure(fixed, statistic)
-        ratios = (np.asarray(measured) - fixed_ms) / np.asarray(sums)
-        factor, fixed = float(np.median(ratios)), fixed_ms
+        call = _measure(_empty_network(), input_shape(first), backend, threads, runs, warmup)
+        fixed = _figure(call, statistic)
+        ratios = (np.asarray(measured) - fixed) / np.asarray(sums)
+        factor = float(np.median(ratios))
         logger.info(
             "latency table: fixed part %.4f ms, factor %.4f from %d networks (each: %s)",
             fixed,
@@ -278,7 +282,11 @@ def _calibration_networks(
     calibration: int | Sequence[Any],
     seed: int,
 ) -> list[Any]:
-    if isinstance(calibration, int) and not isinstance(calibration, bool):
+    if isinstance(calibration, bool):
+        raise InvalidConfigError(
+            f"calibration must be a number of networks or the networks, got {calibration!r}."
+        )
+    if isinstance(calibration, int):
         if calibration < 0:
             raise InvalidConfigError(f"calibration must be >= 0, got {calibration}.")
         if calibration == 0:
