@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
 from nasforge.hardware import LayerLatencyTable, all_specs, measure_table, write_template
 from nasforge.hardware.layer_lut import REQUIRED_COLUMNS
 from nasforge.spaces.base import Decision, SearchSpace
@@ -335,3 +335,27 @@ def test_mobile_layer_with_the_default_builder():
     table = measure_table(None, [spec], backend="torch", runs=3, warmup=1, calibration=0)
     assert table.latency(spec) > 0
     assert table.layers[spec.key]["kernel"] == "5"
+
+
+def test_bad_measuring_settings_are_refused_before_measuring():
+    builder = CountingBuilder()
+    with pytest.raises(UnknownNameError, match="p10"):
+        measure_table(None, [NET], backend="torch", statistic="mean", builder=builder)
+    with pytest.raises(InvalidConfigError, match="space=None"):
+        measure_table(None, [NET], backend="torch", calibration=2, builder=builder)
+    with pytest.raises(UnsupportedOperationError, match="layers"):
+        measure_table("nb201", [nasforge_arch()], backend="torch", builder=builder)
+    assert builder.built == []
+
+
+def nasforge_arch():
+    from nasforge import spaces
+
+    return spaces.create("nb201").from_index(0)
+
+
+def test_a_spreadsheet_csv_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "excel.csv"
+    text = "key,latency_ms,backend,threads,batch_size\nfixed,0.5,torch,1,1\n"
+    path.write_text(f"\ufeff{text}{NET[0].key},2.0,torch,1,1\n", encoding="utf-8")
+    assert LayerLatencyTable.from_csv(path).predict([NET[0]]) == 2.5
