@@ -579,7 +579,8 @@ class TrainingEvaluator(Evaluator):
 
     def __repr__(self) -> str:
         where = "" if self.data is None else f"{str(self.data)!r}, "
+        preset = "" if self.preset == DEFAULT_PRESET else f"preset={self.preset!r}, "
         return (
             f"TrainingEvaluator({where}dataset={self.dataset!r}, space={self.space!r}, "
-            f"epochs={self.recipe.epochs})"
+            f"{preset}epochs={self.recipe.epochs})"
         )
