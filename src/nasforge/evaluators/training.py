@@ -7,7 +7,12 @@ training epochs (``epochs``), the width (``channels``, EcoNAS's ``c``), the imag
 (``resolution``, its ``r``), the share of the training images (``data_fraction``, its ``s``)
 and the depth (``cells_per_stage`` for NB201, ``layers`` for DARTS). Left out, each is the
 evaluator's full setting. ``benchmarks/econas_proxy.py`` measures how well such settings
-rank NAS-Bench-201 cells.
+rank NAS-Bench-201 cells. Spaces whose width is not an integer (``mobilenet`` and ``fbnet``
+scale theirs with the float ``width_mult``) have no width and depth fidelities.
+
+The full setting is a preset of the space (``preset=``): its network's build settings and
+the defaults of the image side, data fraction and batch size, e.g. ``mobilenet``'s
+``"reduced"`` CIFAR-10 network for a CPU or its ``"paper"`` ImageNet network for a GPU.
 
 Torch is imported when an architecture is evaluated, not when this module loads (the
 registry imports every evaluator module, and a tabular search must not load torch).
