@@ -28,7 +28,7 @@ Usage:
     python benchmarks/mobile_latency_lut.py [--n 50] [--runs 20] [--warmup 5] [--threads 1]
         [--backend both|onnxruntime|torch] [--calibration 10] [--seed 0] [--resolution 224]
         [--width-mult 1.0] [--malloc steady|default] [--statistic median|p10]
-        [--out tables/cpu.csv]
+        [--space mobilenet|fbnet] [--out tables/cpu.csv]
 
 With ``--out x.csv`` each table is written to ``x-<backend>.csv`` (or ``x.csv`` for one
 backend); ``LayerLatencyTable.from_csv`` reads it back.
@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("both", *BACKENDS), default="both")
     parser.add_argument("--calibration", type=int, default=10, help="networks to calibrate on")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--space", default="mobilenet", help="a space with layers(): fbnet too")
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--width-mult", type=float, default=1.0)
     parser.add_argument("--malloc", choices=("steady", "default"), default="steady")
@@ -181,7 +182,7 @@ def main() -> None:
 
     import torch
 
-    space = spaces.create("mobilenet")
+    space = spaces.create(opts.space)
     archs = _distinct(space, opts.n, opts.seed, set())
     calibration = _distinct(space, opts.calibration, opts.seed + 1, set(archs))
     print(
@@ -189,7 +190,7 @@ def main() -> None:
         f"({os.cpu_count()} CPUs), Python {platform.python_version()}"
     )
     print(
-        f"mobilenet: {opts.n} random networks (seed {opts.seed}) at {opts.resolution}x"
+        f"{opts.space}: {opts.n} random networks (seed {opts.seed}) at {opts.resolution}x"
         f"{opts.resolution}, width {opts.width_mult}, batch 1, {opts.threads} thread(s), "
         f"{opts.statistic} of {opts.runs} passes after {opts.warmup}; calibrated on "
         f"{opts.calibration} other networks (seed {opts.seed + 1}); malloc: {allocator}"
