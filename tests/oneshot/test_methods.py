@@ -219,8 +219,8 @@ def test_resume_continues_from_the_same_state(data, tmp_path, name, params, epoc
 def test_unknown_method_and_space_without_supernet(data):
     with pytest.raises(UnknownNameError, match="Did you mean 'darts'"):
         oneshot.search("dart", data, settings=TINY)
-    with pytest.raises(UnknownNameError, match="Unknown search space 'mobilenet'"):
-        oneshot.search("darts", data, space="mobilenet", settings=TINY)
+    with pytest.raises(UnknownNameError, match="Unknown search space 'mobilenet-v9'"):
+        oneshot.search("darts", data, space="mobilenet-v9", settings=TINY)
 
 
 def test_data_too_small_for_the_split():

@@ -521,8 +521,8 @@ def resolve_table(
         net: The supernet.
         table: A :class:`~nasforge.hardware.layer_lut.LayerLatencyTable`, the path of its CSV,
             or ``None``: measure every layer of ``net`` on this machine with ``backend``
-            (``runs`` timed passes each, batch 1, ``threads`` threads), the fixed part
-            calibrated on the largest network and the network of first candidates.
+            (``runs`` timed passes each, batch 1, ``threads`` threads), calibrated on three
+            networks of the supernet drawn with a fixed seed.
 
     Raises:
         InvalidConfigError: The table is not a table or a readable CSV, or lacks a layer of
@@ -533,7 +533,11 @@ def resolve_table(
     if table is None:
         from nasforge.hardware.layer_measure import measure_table
 
-        first = [[0] * rows for rows, _ in net.arch_shapes]
+        generator = torch.Generator().manual_seed(0)
+        paths = [
+            [torch.randint(n, (rows,), generator=generator).tolist() for rows, n in net.arch_shapes]
+            for _ in range(3)
+        ]
         return measure_table(
             None,
             net.all_specs(),
@@ -541,7 +545,7 @@ def resolve_table(
             threads=threads,
             runs=runs,
             warmup=2,
-            calibration=[list(net.specs(net.largest())), list(net.specs(first))],
+            calibration=[list(net.specs(path)) for path in paths],
         )
     if not isinstance(table, LayerLatencyTable):
         if not isinstance(table, (str, os.PathLike)):
