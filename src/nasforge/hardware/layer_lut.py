@@ -222,10 +222,10 @@ class LayerLatencyTable:
             where = "" if position is None else f" (layer {position} of the network)"
             raise InvalidConfigError(
                 f"Latency table {self.name!r}{self._from()} has no entry for the layer "
-                f"{describe_layer(spec)}{where}, key {key!r}. Measure it: "
-                f"nasforge.hardware.measure_table(space, [arch], backend={self.backend!r}, "
-                f"threads={self.threads}) and merge() it into this table, or add a row with "
-                "that key to the CSV."
+                f"{describe_layer(spec)}{where}, key {key!r}. Measure the missing layers into "
+                f"it: nasforge.hardware.measure_table(space, [arch], backend={self.backend!r}, "
+                f"threads={self.threads}, calibration=0, table=<this table>), or add a row "
+                "with that key to the CSV."
             ) from None
 
     def layer_latencies(self, specs: Iterable[Any]) -> list[float]:
