@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
-from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
 from nasforge.hardware.layer_lut import LayerLatencyTable
 from nasforge.oneshot.base import OneShotMethod, SupernetSettings
 
@@ -325,8 +325,6 @@ class Hurricane(OneShotMethod):
         if self.target_ms is not None:
             low = self.fixed_ms + sum(min(row[o] for o in ok) for row, ok in self._rows())
             if self.target_ms < low:
-                from nasforge.errors import InfeasibleConstraintError
-
                 raise InfeasibleConstraintError(
                     f"No network of HURRICANE's candidates {list(self.selection.blocks)} meets "
                     f"the latency target {self.target_ms:g} ms on {self.table.name!r}: the "
