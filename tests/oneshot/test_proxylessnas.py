@@ -143,3 +143,41 @@ def test_bad_input_is_refused(data):
     with pytest.raises(UnsupportedOperationError, match="layers"):
         oneshot.search("proxylessnas", data, space="nb201", storage=storage, device="cpu")
     assert storage.list_studies() == []
+
+
+def test_a_resumed_search_continues_exactly(data, tmp_path):
+    from nasforge.oneshot import _engine
+
+    _, table = table_for("mobilenet")
+
+    def search(folder, stop=False):
+        def halt(study, trial):
+            if stop and len(study.trials) == 1:
+                raise KeyboardInterrupt
+
+        return oneshot.search(
+            "proxylessnas",
+            data,
+            space="mobilenet",
+            params={"table": table, "warmup_epochs": 0, "arch_every": 1, "arch_lr": 0.05},
+            settings=SETTINGS,
+            epochs=2,
+            evaluator=HashEvaluator("mobilenet"),
+            storage=f"sqlite:///{folder}/s.db",
+            study_name="s",
+            checkpoint_dir=folder,
+            callbacks=[halt],
+            device="cpu",
+            threads=1,
+        )
+
+    whole = search(tmp_path)
+    (tmp_path / "b").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path / "b", stop=True)
+    resumed = search(tmp_path / "b")
+    assert resumed.resumed_from == 1
+    assert [t.arch for t in resumed.study.trials] == [t.arch for t in whole.study.trials]
+    a = _engine.load_checkpoint(tmp_path / "oneshot.pt")["method_state"]["alphas"]
+    b = _engine.load_checkpoint(tmp_path / "b" / "oneshot.pt")["method_state"]["alphas"]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
