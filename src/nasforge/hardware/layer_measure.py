@@ -2,15 +2,26 @@
 
 :func:`measure_table` builds every distinct layer of the given networks alone, times it on an
 input of its shape with :func:`nasforge.hardware.measure_latency` and calibrates the fixed part
-on a few whole networks (see :mod:`nasforge.hardware.layer_lut` for the model, the papers and
-why the fixed part is calibrated). PyTorch is imported only when something is measured.
+and the in-network factor on a few whole networks (see :mod:`nasforge.hardware.layer_lut` for
+the model, the papers and why). PyTorch is imported only when something is measured.
+
+PyTorch and the system allocator: PyTorch eager takes every activation tensor from
+``malloc``; glibc maps large blocks afresh and returns them when freed, so each pass
+page-faults its activations again at a cost that depends on what the process allocated
+before (the same network's time varied by up to 40% within one process on a 2-core machine).
+Measure PyTorch tables with a steady allocator: ``MALLOC_MMAP_THRESHOLD_=33554432
+MALLOC_TRIM_THRESHOLD_=1073741824`` in the environment (glibc), or jemalloc / tcmalloc
+preloaded, as PyTorch's CPU performance guide advises; ``benchmarks/mobile_latency_lut.py``
+sets the glibc thresholds itself. ONNX Runtime allocates from its own arena.
 
 How many layers? :func:`all_specs` lists every layer a space can produce at given settings:
 the space's own ``layer_specs(**build)`` where it has one (layer positions times the options
 that reach them), else every network of a space of at most :data:`ENUMERATION_LIMIT`
-architectures, one by one. For a large space, measure the layers of the networks you need
-(``measure_table(space, archs)``) and extend the table later (``table=``): only missing layers
-are measured.
+architectures, one by one. ``mobilenet`` at one setting has about 4,200 distinct layers (its
+stage widths times kernels, expansions, SE variants and activations, per stage), about 5
+minutes with ONNX Runtime on one core, but it lists none yet. For a large space, measure the
+layers of the networks you need (``measure_table(space, archs)``) and extend the table later
+(``table=``): only missing layers are measured.
 
 Example:
     >>> from dataclasses import dataclass
