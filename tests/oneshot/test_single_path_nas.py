@@ -103,6 +103,7 @@ def test_runtime_is_the_tables_prediction_of_the_derived_network(space) -> None:
         assert float(net.runtime(tables, fixed).detach()) == pytest.approx(predicted, rel=1e-5)
     low, high = net.runtime_range(tables, fixed)
     assert low < predicted < high
+    assert {spec.key for spec in net.all_specs()} == set(table.entries)
 
 
 def test_latency_only_training_lowers_the_runtime_below_the_target(space) -> None:  # type: ignore[no-untyped-def]

@@ -294,6 +294,15 @@ class SinglePathNetwork(nn.Module):
             fixed += table.latency(spec)
         return tables, fixed
 
+    def all_specs(self) -> list[LayerSpec]:
+        """Every distinct layer of the networks the search can derive (what a latency table
+        for it must hold: :func:`nasforge.hardware.measure_table` ``(None, net.all_specs())``
+        measures just these)."""
+        specs = [*self.fixed_specs]
+        for layer in self.superkernels:
+            specs += [layer.spec(k, e) for k in self.kernels for e in self.expansions]
+        return list(dict.fromkeys(specs))
+
     def runtime(self, tables: RuntimeTables, fixed: float) -> torch.Tensor:
         """The network's runtime ``R`` under the current indicators (differentiable)."""
         return single_path_runtime(list(self.superkernels), tables, fixed)  # type: ignore[arg-type]
