@@ -143,3 +143,52 @@ def test_bad_input(space, probe) -> None:  # type: ignore[no-untyped-def]
         Hurricane(preset="reduced").network(space, num_classes=4, resolution=SIDE)
     with pytest.raises(InvalidConfigError, match="n_candidates"):
         Hurricane(n_candidates=0)
+
+
+def test_resumed_search_continues_as_an_uninterrupted_one(probe, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    table = _table(probe)
+    path = table.to_csv(tmp_path / "toy.csv")  # a stored study names the table by its file
+    data = SyntheticImages(num_classes=4, n_train=64, n_test=4, size=SIDE).load()
+    build = {"resolution": SIDE, **BUILD}
+    params = {
+        "table": str(path),
+        "preset": "reduced",
+        "population": 3,
+        "generations": 2,
+        "recal_images": 16,
+        "eval_images": 16,
+    }
+
+    def run(folder, stop_after=None):  # type: ignore[no-untyped-def]
+        folder.mkdir(exist_ok=True)
+
+        def stop(study, trial):  # type: ignore[no-untyped-def]
+            if stop_after is not None and len(study.trials) == stop_after:
+                raise KeyboardInterrupt
+
+        return oneshot.search(
+            "hurricane",
+            data,
+            space="mobilenet",
+            params=params,
+            settings=SupernetSettings(resolution=SIDE, batch_size=16),
+            epochs=2,
+            device="cpu",
+            threads=1,
+            evaluator=LatencyTableEvaluator("mobilenet", [path], build=build),
+            objectives=(f"{table.metric}:min",),
+            storage=f"sqlite:///{folder}/s.db",
+            study_name="s",
+            checkpoint_dir=folder,
+            callbacks=[stop],
+        )
+
+    whole = run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", stop_after=2)  # after stage 1
+    resumed = run(tmp_path / "b")
+    assert resumed.resumed_from >= 2
+    assert [t.arch for t in resumed.study.trials] == [t.arch for t in whole.study.trials]
+    assert [t.metrics["supernet_acc"] for t in resumed.study.trials] == [
+        t.metrics["supernet_acc"] for t in whole.study.trials
+    ]

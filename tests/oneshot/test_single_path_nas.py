@@ -181,3 +181,44 @@ def test_search_records_each_epochs_network_with_its_predicted_latency(space) ->
     first = table.predict(space.layers(trials[0].arch, resolution=SIDE, **BUILD))
     assert first == pytest.approx(trials[0].metrics["predicted_latency_ms"])
     assert isinstance(oneshot.create("single-path-nas"), SinglePathNAS)
+
+
+def test_resumed_search_continues_as_an_uninterrupted_one(space, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    table = _table(_net(space))
+    path = table.to_csv(tmp_path / "toy.csv")  # a stored study names the table by its file
+    data = SyntheticImages(num_classes=4, n_train=64, n_test=4, size=SIDE).load()
+    build = {"resolution": SIDE, **BUILD}
+
+    def run(folder, stop_after=None):  # type: ignore[no-untyped-def]
+        folder.mkdir(exist_ok=True)
+
+        def stop(study, trial):  # type: ignore[no-untyped-def]
+            if stop_after is not None and len(study.trials) == stop_after:
+                raise KeyboardInterrupt
+
+        return oneshot.search(
+            "single-path-nas",
+            data,
+            space="mobilenet",
+            params={"table": str(path), "preset": "reduced", "threshold_lr": 0.3, "lam": 0.5},
+            settings=SupernetSettings(resolution=SIDE, batch_size=16),
+            epochs=3,
+            device="cpu",
+            threads=1,
+            evaluator=LatencyTableEvaluator("mobilenet", [path], build=build),
+            objectives=(f"{table.metric}:min",),
+            storage=f"sqlite:///{folder}/s.db",
+            study_name="s",
+            checkpoint_dir=folder,
+            callbacks=[stop],
+        )
+
+    whole = run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", stop_after=1)
+    resumed = run(tmp_path / "b")
+    assert resumed.resumed_from == 1
+    assert [t.arch for t in resumed.study.trials] == [t.arch for t in whole.study.trials]
+    assert [t.metrics["train_loss"] for t in resumed.study.trials] == [
+        t.metrics["train_loss"] for t in whole.study.trials
+    ]

@@ -220,7 +220,9 @@ class SinglePathNAS(OneShotMethod):
                 f"Single-Path NAS's network takes the settings {list(BUILD_KEYS)}; got "
                 f"{unknown} too."
             )
-        build = {k: v for k, v in presets[self.preset].items() if k in BUILD_KEYS}
+        # no dropout unless asked: it would draw from the global generator, not the search's
+        build = {"dropout": 0.0}
+        build.update({k: v for k, v in presets[self.preset].items() if k in BUILD_KEYS})
         build.update(options or {})
         build.update(num_classes=num_classes, resolution=resolution)
         net = SinglePathNetwork(space, kernels=self.kernels, expansions=self.expansions, **build)
