@@ -194,7 +194,7 @@ class FBNet(DifferentiableMethod):
         """``LAT`` in ms of the mixture ``weights`` (fixed part included)."""
         from nasforge.ops.mobile_supernet import expected_latency
 
-        total = self.fixed_ms
+        total: Any = self.fixed_ms
         for w, latency in zip(weights, self.latency, strict=True):
             total = total + expected_latency(w, latency)
         return total
@@ -203,6 +203,7 @@ class FBNet(DifferentiableMethod):
         import torch
 
         from nasforge.oneshot import _engine
+        from nasforge.ops.mobile_search_net import searched_supernet
         from nasforge.ops.mobile_supernet import fbnet_loss
         from nasforge.train.schedule import cosine_annealing
 
@@ -244,8 +245,11 @@ class FBNet(DifferentiableMethod):
             stats["arch_loss"] = arch_loss / max(1, state.data.steps_per_epoch)
         probs = [a.detach().softmax(dim=-1) for a in self.alphas]
         stats["expected_latency_ms"] = float(self.latency_of(probs))
-        index = net.path(state.space.from_choices(self.derive(state)))
-        stats["predicted_latency_ms"] = float(self.table.predict(net.specs(index)))
+        choices = self.derive(state)
+        if choices is not None:
+            mobile = searched_supernet(state, "FBNet")
+            index = mobile.path(state.space.from_choices(choices))
+            stats["predicted_latency_ms"] = float(self.table.predict(mobile.specs(index)))
         stats["tau"] = self.tau
         if self.target_ms is not None:
             stats["latency_target_ms"] = self.target_ms

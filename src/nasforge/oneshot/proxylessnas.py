@@ -42,6 +42,7 @@ A latency target that no network of the supernet reaches is refused with an
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
@@ -190,7 +191,7 @@ class ProxylessNAS(DifferentiableMethod):
         """``E[LAT]`` in ms: the fixed part plus ``sum p_i F(o_i)`` over every layer."""
         from nasforge.ops.mobile_supernet import expected_latency
 
-        total = self.fixed_ms
+        total: Any = self.fixed_ms
         for alpha, latency in zip(self.alphas, self.latency, strict=True):
             probs = (alpha.detach() if detach else alpha).softmax(dim=-1)
             total = total + expected_latency(probs, latency)
@@ -198,8 +199,13 @@ class ProxylessNAS(DifferentiableMethod):
 
     def predicted_latency(self, state: SearchState, choices: Any = None) -> float:
         """The table's latency of the derived network (or of ``choices``)."""
-        net = state.supernet
-        arch = state.space.from_choices(self.derive(state) if choices is None else choices)
+        from nasforge.ops.mobile_search_net import searched_supernet
+
+        net = searched_supernet(state, "ProxylessNAS")
+        found = self.derive(state) if choices is None else choices
+        if found is None:
+            return math.nan
+        arch = state.space.from_choices(found)
         return float(self.table.predict(net.specs(net.path(arch))))
 
     def architecture_loss(self, ce: Any) -> Any:
@@ -223,7 +229,7 @@ class ProxylessNAS(DifferentiableMethod):
 
         index = []
         for alpha in self.alphas:
-            rows = []
+            rows: list[Any] = []
             for row in alpha:
                 if uniform:
                     n = row.numel()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -97,7 +98,7 @@ class MobileMixedLayer(BinarizedMixedLayer):
         super().__init__([nn.Identity() if s is None else build_layer(s) for s in specs], names)
         self.specs = specs
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         x: torch.Tensor,
         choice: BinaryGate | int | None = None,
@@ -155,6 +156,8 @@ class MobileSearchNet(Supernet):
             layers.append(MobileMixedLayer(specs, groups[g].options))
         self.sites = tuple(sites)
         self.layers = nn.ModuleList(layers)
+        #: The same layers, typed (``self.layers`` registers them).
+        self.mixed: list[MobileMixedLayer] = layers
         self.head = build_layer(head)
         init_weights(self)
 
@@ -172,7 +175,7 @@ class MobileSearchNet(Supernet):
             )
         for layer in self.front:
             x = layer(x)
-        for (g, r), layer in zip(self.sites, self.layers, strict=True):
+        for (g, r), layer in zip(self.sites, self.mixed, strict=True):
             choice = None if index is None else index[g][r]
             w = None if weights is None or weights[g] is None else weights[g][r]  # type: ignore[index]
             x = layer(x, choice, w)
@@ -197,7 +200,7 @@ class MobileSearchNet(Supernet):
         """The layers of the network of path ``index`` (what ``space.layers`` gives)."""
         index = self._check_index(index)
         chosen = [
-            layer.specs[index[g][r]] for (g, r), layer in zip(self.sites, self.layers, strict=True)
+            layer.specs[index[g][r]] for (g, r), layer in zip(self.sites, self.mixed, strict=True)
         ]
         return (*self.front_specs, *(s for s in chosen if s is not None), self.head_spec)
 
@@ -205,7 +208,7 @@ class MobileSearchNet(Supernet):
         """The path whose every layer takes its candidate with the most parameters (the
         largest fixed network of the supernet)."""
         index = [[0] * rows for rows, _ in self.arch_shapes]
-        for (g, r), layer in zip(self.sites, self.layers, strict=True):
+        for (g, r), layer in zip(self.sites, self.mixed, strict=True):
             sizes = [sum(p.numel() for p in c.parameters()) for c in layer.candidates]
             index[g][r] = max(range(len(sizes)), key=lambda i: (sizes[i], -i))
         return index
@@ -235,7 +238,7 @@ class MobileSearchNet(Supernet):
         index = self.path(arch)
         net: MobileNetwork = self.space.build(arch, **self.build_settings)
         sources: list[nn.Module] = list(self.front)
-        for (g, r), layer in zip(self.sites, self.layers, strict=True):
+        for (g, r), layer in zip(self.sites, self.mixed, strict=True):
             if layer.specs[index[g][r]] is not None:
                 sources.append(layer.candidates[index[g][r]])
         sources.append(self.head)
@@ -258,7 +261,7 @@ class MobileSearchNet(Supernet):
             InvalidConfigError: The table lacks a layer (the table names it).
         """
         rows = [torch.zeros(shape) for shape in self.arch_shapes]
-        for k, ((g, r), layer) in enumerate(zip(self.sites, self.layers, strict=True)):
+        for k, ((g, r), layer) in enumerate(zip(self.sites, self.mixed, strict=True)):
             for i, spec in enumerate(layer.specs):
                 if spec is not None:
                     rows[g][r, i] = table.latency(spec, position=k + len(self.front_specs))
@@ -292,7 +295,7 @@ class MobileSearchNet(Supernet):
     def all_specs(self) -> list[LayerSpec]:
         """Every distinct layer of the supernet's networks (what a table must hold)."""
         specs = [*self.front_specs, self.head_spec]
-        specs += [s for layer in self.layers for s in layer.specs if s is not None]
+        specs += [s for layer in self.mixed for s in layer.specs if s is not None]
         return list(dict.fromkeys(specs))
 
 
@@ -340,15 +343,16 @@ class MobileNetSearchNet(MobileSearchNet):
         names = [d.name for d in space.decisions()]
         self._position = {name: i for i, name in enumerate(names)}
         self._options = {d.name: d.options for d in space.decisions()}
-        for label, values, valid in (
-            ("kernels", kernels, text.KERNELS),
-            ("expansions", expansions, text.EXPANSIONS),
+        for label, given, valid in (
+            ("kernels", tuple(kernels), text.KERNELS),
+            ("expansions", tuple(expansions), text.EXPANSIONS),
         ):
-            if not values or any(v not in valid for v in values) or len(set(values)) < len(values):
+            if not given or any(v not in valid for v in given) or len(set(given)) < len(given):
                 raise InvalidConfigError(
-                    f"{label} must be distinct values of {valid}, got {tuple(values)!r}."
+                    f"{label} must be distinct values of {valid}, got {given!r}."
                 )
-        base = space.named(backbone)
+        found: Any = space  # the mobilenet space: named(), layers()
+        base = found.named(backbone)
         values = self._named_values(base)
         if depths is None:
             depths = [
@@ -382,7 +386,7 @@ class MobileNetSearchNet(MobileSearchNet):
             "first_stride": first_stride,
             "dropout": dropout,
         }
-        full = space.layers(self._arch(values), **self.settings)  # every block present
+        full = found.layers(self._arch(values), **self.settings)  # every block present
         groups = (
             DecisionGroup("first", options, sum(1 for d in depths if d)),
             DecisionGroup("block", (*options, "zero"), sum(max(0, d - 1) for d in depths)),
@@ -492,9 +496,10 @@ class FBNetSearchNet(MobileSearchNet):
             "dropout": dropout,
         }
         self._head = fbnet.HEAD_WIDTHS.index(head)
-        candidates = space.layer_candidates(**self.settings)
+        found: Any = space  # the fbnet space: layer_candidates(), layers()
+        candidates = found.layer_candidates(**self.settings)
         first = [fbnet.BLOCKS.index("k3_e1")] * fbnet.N_LAYERS
-        specs = space.layers(space.from_choices([*first, self._head]), **self.settings)
+        specs = found.layers(space.from_choices([*first, self._head]), **self.settings)
         groups = (DecisionGroup("layer", fbnet.BLOCKS, fbnet.N_LAYERS),)
         rows = [(0, tuple(c)) for c in candidates]
         super().__init__(space, specs[:1], rows, specs[-1], groups, self.settings)
@@ -553,11 +558,12 @@ def resolve_table(
                 "table must be a LayerLatencyTable, the path of its CSV, or None (measure "
                 f"one here), got {type(table).__name__}."
             )
-        table = LayerLatencyTable.from_csv(table)
-    missing = table.missing(net.all_specs())
+        table = LayerLatencyTable.from_csv(Path(table))
+    found: LayerLatencyTable = table
+    missing = found.missing(net.all_specs())
     if missing:
-        table.latency(missing[0])  # raises, naming the layer
-    return table
+        found.latency(missing[0])  # raises, naming the layer
+    return found
 
 
 def searched_supernet(state: Any, method: str) -> MobileSearchNet:
