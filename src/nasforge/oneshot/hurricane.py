@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from nasforge.oneshot._data import SearchData
     from nasforge.oneshot._engine import SearchState
     from nasforge.ops.mobile import LayerSpec
-    from nasforge.ops.mobile_search_net import MobileNetSearchNet
+    from nasforge.ops.mobile_search_net import MobileMixedLayer, MobileNetSearchNet
     from nasforge.spaces.base import SearchSpace
 
 __all__ = ["POOL_EXPANSIONS", "POOL_KERNELS", "CandidateSelection", "Hurricane", "block_macs"]
@@ -78,6 +78,13 @@ POOL_EXPANSIONS: tuple[float, ...] = (1, 3, 4, 6)
 
 Block = tuple[int, float]
 Path_ = list[list[int]]
+
+
+def _mixed(net: MobileNetSearchNet) -> list[MobileMixedLayer]:
+    """The supernet's searchable layers, typed."""
+    from nasforge.ops.mobile_search_net import MobileMixedLayer
+
+    return [layer for layer in net.layers if isinstance(layer, MobileMixedLayer)]
 
 
 def block_macs(spec: LayerSpec) -> float:
@@ -229,9 +236,9 @@ class Hurricane(OneShotMethod):
                 raise InvalidConfigError(
                     f"HURRICANE {name} must be a positive integer, got {value!r}."
                 )
-        for name, value in (("later_share", later_share), ("stage1_share", stage1_share)):
-            if not 0.0 < float(value) < 1.0:
-                raise InvalidConfigError(f"{name} must be in (0, 1), got {value!r}.")
+        for name, share in (("later_share", later_share), ("stage1_share", stage1_share)):
+            if not 0.0 < float(share) < 1.0:
+                raise InvalidConfigError(f"{name} must be in (0, 1), got {share!r}.")
         if not 0.0 <= mutation_prob <= 1.0 or lr <= 0:
             raise InvalidConfigError(
                 f"mutation_prob must be in [0, 1] and lr positive, got {mutation_prob!r}, {lr!r}."
@@ -316,7 +323,7 @@ class Hurricane(OneShotMethod):
         build.update({k: v for k, v in dict(options or {}).items() if k != "resolution"})
         build.update(num_classes=num_classes, resolution=resolution, backbone=self.backbone)
         probe = MobileNetSearchNet(space, kernels=(3,), expansions=(3,), **build)
-        shapes = [layer.specs[0] for layer in probe.layers]
+        shapes = [spec for layer in _mixed(probe) if (spec := layer.specs[0]) is not None]
         self.selection = hardware_candidates(shapes, self.table, self.n_candidates)
         kernels = tuple(sorted({k for k, _ in self.selection.blocks}))
         expansions = tuple(sorted({e for _, e in self.selection.blocks}))
@@ -344,16 +351,15 @@ class Hurricane(OneShotMethod):
         self.sites = list(net.sites)
         zero = len(net.blocks)
         self.allowed, self.latency = [], []
-        for (g, _), layer in zip(self.sites, net.layers, strict=True):
+        for (g, _), layer in zip(self.sites, _mixed(net), strict=True):
             options = [net.blocks.index(b) for b in self.selection.blocks]
             if g == 1:  # a block that may be skipped keeps the zero layer
                 options.append(zero)
             self.allowed.append(sorted(options))
-            specs = layer.specs  # type: ignore[union-attr]
-            self.latency.append([0.0 if s is None else table.latency(s) for s in specs])
+            self.latency.append([0.0 if s is None else table.latency(s) for s in layer.specs])
         n_later = max(1, round(self.later_share * len(self.sites)))
         self.later = set(range(len(self.sites) - n_later, len(self.sites)))
-        self.fastest = [min(ok, key=lambda o, row=row: row[o]) for row, ok in self._rows()]
+        self.fastest = [min(ok, key=row.__getitem__) for row, ok in self._rows()]
 
     def build_network(
         self, space: SearchSpace, settings: SupernetSettings, data: SearchData
@@ -458,7 +464,8 @@ class Hurricane(OneShotMethod):
         }
 
     def _choices(self, state: SearchState, options: Sequence[int]) -> tuple[int, ...]:
-        return state.supernet.from_path(self.index(options)).choices  # type: ignore[operator]
+        net: MobileNetSearchNet = state.supernet  # type: ignore[assignment]
+        return net.from_path(self.index(options)).choices
 
     def _feasible(self, options: Sequence[int]) -> bool:
         return self.target_ms is None or self.predicted_latency(options) <= self.target_ms

@@ -221,7 +221,7 @@ class SinglePathNAS(OneShotMethod):
                 f"{unknown} too."
             )
         # no dropout unless asked: it would draw from the global generator, not the search's
-        build = {"dropout": 0.0}
+        build: dict[str, Any] = {"dropout": 0.0}
         build.update({k: v for k, v in presets[self.preset].items() if k in BUILD_KEYS})
         build.update(options or {})
         build.update(num_classes=num_classes, resolution=resolution)
@@ -308,9 +308,7 @@ class SinglePathNAS(OneShotMethod):
         stats["skipped_layers"] = float(sum(d is None for d in net.decisions()))
         if self.table is not None:
             arch = net.derive()
-            stats["predicted_latency_ms"] = self.table.predict(
-                state.space.layers(arch, **net.build)
-            )
+            stats["predicted_latency_ms"] = self.table.predict(net.space.layers(arch, **net.build))
             if self.target_ms is not None:
                 stats["latency_target_ms"] = float(self.target_ms)
         return stats

@@ -110,12 +110,14 @@ class SinglePathNetwork(nn.Module):
             raise InvalidConfigError(
                 f"SinglePathNetwork got unknown setting(s) {unknown}; it takes {list(BUILD_KEYS)}."
             )
-        self.space, self.build = space, dict(build)
+        self.space: Any = space  # the mobilenet space (its layers() is not on SearchSpace)
+        self.build = dict(build)
         self.kernels, self.expansions = tuple(kernels), tuple(expansions)
         self.positions = [(s, b) for s in SEARCH_STAGES for b in range(SEARCH_DEPTH)]
         self._decisions = self._check_space(space)
         self._backbone = list(self._backbone_choices())
-        specs = space.layers(space.from_choices(self._backbone), **self.build)
+        found: Any = space  # its layers() (checked by _check_space) is not on SearchSpace
+        specs = found.layers(space.from_choices(self._backbone), **self.build)
         searched = len(self.positions)
         if len(specs) != searched + 4 or any(s.kind != "mbconv" for s in specs[2:-2]):
             raise UnsupportedOperationError(
@@ -216,11 +218,16 @@ class SinglePathNetwork(nn.Module):
             name = f"{prefix}_skip"
             choices[self._index(name)] = self._decisions[name].options.index(block is None)
 
+    @property
+    def layers_(self) -> list[SuperKernelMBConv]:
+        """The superkernels, typed."""
+        return [layer for layer in self.superkernels if isinstance(layer, SuperKernelMBConv)]
+
     # -- decisions --------------------------------------------------------------------------------
     def decisions(self) -> list[tuple[int, float] | None]:
         """Each searchable layer's block under the thresholds: ``(kernel, expansion)`` or
         ``None`` (skipped)."""
-        return [layer.decision() for layer in self.superkernels]
+        return [layer.decision() for layer in self.layers_]
 
     def arch_of(self, blocks: Sequence[tuple[int, float] | None]) -> Architecture:
         """The architecture of the space whose searched layers are ``blocks``."""
@@ -231,7 +238,8 @@ class SinglePathNetwork(nn.Module):
         choices = list(self._backbone)
         for position, block in zip(self.positions, blocks, strict=True):
             self._set_block(choices, position, block)
-        return self.space.from_choices(choices)
+        arch: Architecture = self.space.from_choices(choices)
+        return arch
 
     def derive(self) -> Architecture:
         """The architecture the thresholds select now (a point of the space)."""
@@ -266,9 +274,7 @@ class SinglePathNetwork(nn.Module):
                 position, stage and block) and the choice.
         """
         tables: RuntimeTables = []
-        for i, (layer, (stage, b)) in enumerate(
-            zip(self.superkernels, self.positions, strict=True)
-        ):
+        for i, (layer, (stage, b)) in enumerate(zip(self.layers_, self.positions, strict=True)):
             entries = {}
             for kernel in self.kernels:
                 for expansion in self.expansions:
@@ -299,18 +305,18 @@ class SinglePathNetwork(nn.Module):
         for it must hold: :func:`nasforge.hardware.measure_table` ``(None, net.all_specs())``
         measures just these)."""
         specs = [*self.fixed_specs]
-        for layer in self.superkernels:
+        for layer in self.layers_:
             specs += [layer.spec(k, e) for k in self.kernels for e in self.expansions]
         return list(dict.fromkeys(specs))
 
     def runtime(self, tables: RuntimeTables, fixed: float) -> torch.Tensor:
         """The network's runtime ``R`` under the current indicators (differentiable)."""
-        return single_path_runtime(list(self.superkernels), tables, fixed)  # type: ignore[arg-type]
+        return single_path_runtime(self.layers_, tables, fixed)
 
     def runtime_range(self, tables: RuntimeTables, fixed: float) -> tuple[float, float]:
         """The fastest and the slowest runtime any choice of the layers reaches."""
         low = high = fixed
-        for layer, entries in zip(self.superkernels, tables, strict=True):
+        for layer, entries in zip(self.layers_, tables, strict=True):
             values = list(entries.values()) + ([0.0] if layer.allow_skip else [])
             low, high = low + min(values), high + max(values)
         return low, high
@@ -330,7 +336,7 @@ class SinglePathNetwork(nn.Module):
         arch = self.derive()
         built = MobileNetwork(self.space.layers(arch, **self.build))
         modules = [self.stem, self.first]
-        for layer in self.superkernels:
+        for layer in self.layers_:
             if layer.decision() is not None:
                 modules.append(layer.extract())
         modules += [self.last, self.head]
@@ -346,7 +352,7 @@ class SinglePathNetwork(nn.Module):
 
     def threshold_parameters(self) -> list[nn.Parameter]:
         """The thresholds of every superkernel."""
-        return [p for layer in self.superkernels for p in layer.threshold_parameters()]
+        return [p for layer in self.layers_ for p in layer.threshold_parameters()]
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """Every parameter but the thresholds."""
