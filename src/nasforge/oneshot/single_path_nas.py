@@ -296,7 +296,8 @@ class SinglePathNAS(OneShotMethod):
             runtime = self.runtime(net)
             if runtime is not None:
                 loss = loss + self.runtime_term(runtime)
-            _engine.check_finite(loss, "search", epoch, step, net.derive().choices)
+            if not bool(torch.isfinite(loss.detach())):  # the architecture only when failing
+                _engine.check_finite(loss, "search", epoch, step, net.derive().choices)
             loss.backward()
             if self.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(net.weight_parameters(), self.grad_clip)
