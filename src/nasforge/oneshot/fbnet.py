@@ -32,6 +32,26 @@ ImageNet-100. ``unit="us"`` expresses ``LAT`` in microseconds, for CPU networks 
 A latency target (``target_ms``) has no place in the paper's loss; given, it is checked
 (an :class:`~nasforge.errors.InfeasibleConstraintError` names the fastest reachable latency
 when no network meets it) and recorded beside each derived network.
+
+Example (a latency table made up for the example; measure one with
+:func:`nasforge.hardware.layer_measure.measure_table`, or leave ``table`` out):
+    >>> from nasforge import oneshot, spaces
+    >>> from nasforge.hardware.layer_lut import LayerLatencyTable
+    >>> from nasforge.testing.contracts import HashEvaluator
+    >>> from nasforge.train import SyntheticImages
+    >>> small = {"width_mult": 0.25, "resolution": 32, "stem_stride": 1, "first_stride": 1}
+    >>> net = spaces.create("mobilenet").supernet(num_classes=4, **small)
+    >>> table = LayerLatencyTable({s.key: 0.1 * s.kernel * s.expansion
+    ...                            for s in net.all_specs()}, fixed_ms=0.5, backend="torch")
+    >>> result = oneshot.search(
+    ...     "fbnet", SyntheticImages(num_classes=4, n_train=32, size=32).load(),
+    ...     space="mobilenet", params={"table": table, "warmup_epochs": 0, "unit": "us"}, epochs=1,
+    ...     settings=oneshot.SupernetSettings(batch_size=16, options=small),
+    ...     evaluator=HashEvaluator("mobilenet"), device="cpu", threads=1)
+    >>> trial = result.study.trials[0]
+    >>> layers = spaces.create("mobilenet").layers(trial.arch, num_classes=4, **small)
+    >>> abs(trial.metrics["predicted_latency_ms"] - table.predict(layers)) < 1e-6
+    True
 """
 
 from __future__ import annotations
