@@ -113,9 +113,17 @@ def run_method(method: str, data: DataSplits, args: argparse.Namespace) -> dict[
     table_s = time.perf_counter() - began
     if net is not None:
         low, high = net.latency_range(table)
-        target = args.target_ms or low + args.target_share * (high - low)
-    else:
-        target = args.target_ms
+    else:  # Single-Path NAS's own network: its runtime range from the same table
+        from nasforge.oneshot.single_path_nas import SinglePathNAS
+
+        probe = SinglePathNAS(table=table, **params).network(
+            space,
+            num_classes=build["num_classes"],
+            resolution=build["resolution"],
+            options=options,
+        )
+        low, high = probe.runtime_range(*probe.runtime_tables(table))
+    target = args.target_ms or low + args.target_share * (high - low)
     evaluator = LatencyTableEvaluator(space, [table], build=build)
     result = oneshot.search(
         method,
