@@ -224,6 +224,19 @@ def test_batch_size_from_the_preset_unless_the_recipe_sets_it() -> None:
     )
 
 
+def test_epochs_from_the_reduced_preset_unless_the_recipe_or_evaluator_sets_them() -> None:
+    reduced = spaces.create("mobilenet").presets()["reduced"]["epochs"]
+    assert reduced < spaces.create("mobilenet").recipe().epochs  # a CPU preset trains briefly
+    assert mobile(recipe=None).recipe.epochs == reduced
+    assert mobile(recipe="nb201").recipe.epochs == reduced
+    assert mobile(recipe={"epochs": 2}).recipe.epochs == 2
+    assert mobile(recipe=Recipe(epochs=3)).recipe.epochs == 3  # a Recipe is taken whole
+    options = {"space": "mobilenet", "dataset": "synthetic", "seed": 0, "preset": "reduced"}
+    assert training_evaluator(**options, epochs=4).recipe.epochs == 4
+    paper = {**options, "preset": "paper"}
+    assert training_evaluator(**paper).recipe.epochs == spaces.create("mobilenet").recipe().epochs
+
+
 def test_nb201_and_darts_defaults_are_unchanged() -> None:
     nb201 = evaluators.create("train", dataset="synthetic")
     assert isinstance(nb201, TrainingEvaluator)

@@ -280,7 +280,7 @@ def test_forward_at_224():
 
 
 def test_reduced_cifar_preset_forward_and_costs():
-    data = ("data_fraction", "batch_size")
+    data = ("data_fraction", "batch_size", "epochs")
     settings = {k: v for k, v in SPACE.presets()["reduced"].items() if k not in data}
     assert settings["resolution"] == 32 and 0.25 <= settings["width_mult"] <= 0.5
     arch = SPACE.sample(np.random.default_rng(3))

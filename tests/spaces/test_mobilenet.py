@@ -284,7 +284,11 @@ def test_presets_build_and_run():
         net = SPACE.build(
             SPACE.named("mobilenetv3-large"),
             num_classes=10,
-            **{k: v for k, v in setting.items() if k not in ("data_fraction", "batch_size")},
+            **{
+                k: v
+                for k, v in setting.items()
+                if k not in ("data_fraction", "batch_size", "epochs")
+            },
         )
         with torch.no_grad():
             assert net.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)

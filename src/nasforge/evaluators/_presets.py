@@ -2,10 +2,11 @@
 
 A space's :meth:`~nasforge.spaces.base.SearchSpace.presets` are named keyword sets of its
 ``build``; some keys are data settings instead (``resolution``, ``data_fraction``,
-``batch_size``: :data:`nasforge.spaces.base.DATA_SETTINGS`), which become the defaults of
-the evaluator's own image side, data fraction and recipe batch size. :class:`TrainingPreset`
-keeps the two parts apart and knows which of the build settings are the space's integer
-width and depth (its ``scale_keys``), the ones ``channels=`` and the depth keyword change.
+``batch_size``, ``epochs``: :data:`nasforge.spaces.base.DATA_SETTINGS`), which become the
+defaults of the evaluator's own image side, data fraction and recipe batch size and epochs.
+:class:`TrainingPreset` keeps the two parts apart and knows which of the build settings
+are the space's integer width and depth (its ``scale_keys``), the ones ``channels=`` and
+the depth keyword change.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class TrainingPreset:
     Attributes:
         name: The preset's name (``"paper"``, ``"reduced"``...).
         build: Its settings of ``space.build`` (the data settings left out).
-        data: Its data settings: ``resolution``, ``data_fraction``, ``batch_size`` where it
-            names them.
+        data: Its data settings: ``resolution``, ``data_fraction``, ``batch_size``,
+            ``epochs`` where it names them.
         width_key, depth_key: The build keywords of the space's integer width and depth
             (``scale_keys``), ``None`` where it has none.
         build_params: The keywords ``space.build`` names (empty when it names none).
@@ -195,9 +196,9 @@ def preset_recipe(
     preset: TrainingPreset,
 ) -> Recipe:
     """The recipe of a training evaluator: ``recipe`` (default the space's own), with the
-    preset's batch size unless the recipe sets one itself: a :class:`Recipe` is taken whole,
-    a mapping keeps its ``batch_size`` when it has one, a recipe name or ``None`` takes the
-    preset's.
+    preset's batch size and epochs unless the recipe sets them itself: a :class:`Recipe` is
+    taken whole, a mapping keeps its ``batch_size`` and ``epochs`` where it has them, a
+    recipe name or ``None`` takes the preset's.
 
     Raises:
         UnknownNameError: An unknown recipe name.
@@ -209,9 +210,10 @@ def preset_recipe(
     if isinstance(recipe, Recipe):
         return recipe
     base: Recipe = space.recipe() if recipe is None else as_recipe(recipe)
-    given = isinstance(recipe, Mapping) and "batch_size" in recipe
-    if "batch_size" in preset.data and not given:
-        base = base.replace(batch_size=preset.data["batch_size"])
+    for key in ("batch_size", "epochs"):
+        given = isinstance(recipe, Mapping) and key in recipe
+        if key in preset.data and not given:
+            base = base.replace(**{key: preset.data[key]})
     return base
 
 

@@ -134,7 +134,9 @@ class SupernetSettings:
                 "cells": 1 if depth is None else int(preset[depth]),
             }
         else:  # its preset's settings go to space.supernet() as they are
-            data_keys = ("data_fraction", "batch_size")
+            from nasforge.spaces.base import DATA_SETTINGS
+
+            data_keys = DATA_SETTINGS - {"resolution"}  # the supernet is built for its images
             shape = {"options": {k: v for k, v in preset.items() if k not in data_keys}}
         return cls(
             **shape,

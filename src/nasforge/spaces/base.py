@@ -28,8 +28,10 @@ UNSEEN_TRIES = 1000
 DISTINCT_PATIENCE = 20
 
 
-#: Keys of a preset that describe the data, not the network (left out of ``build``).
-DATA_SETTINGS = frozenset({"resolution", "data_fraction", "batch_size"})
+#: Keys of a preset that describe the data and the training, not the network (left out of
+#: ``build``): the image side, the share of the training images, the batch size and the
+#: epochs a preset trains for (a CPU preset trains for few).
+DATA_SETTINGS = frozenset({"resolution", "data_fraction", "batch_size", "epochs"})
 
 
 @dataclass(frozen=True)

@@ -495,14 +495,20 @@ class FBNetSpace(SearchSpace):
         """``paper``: Table 1's network at 224x224; ``search``: the same network, which the
         paper's search trains as its supernet on 100 ImageNet classes (Section 4.1);
         ``reduced``: a CIFAR-10 network a CPU trains in minutes (width 0.25, stem and stage 2
-        at stride 1, 32x32 images, a tenth of the training images); ``cifar``: the same at
-        width 0.5 on all training images. The settings are those of the ``mobilenet``
-        space's presets."""
+        at stride 1, 32x32 images, a tenth of the training images, 10 epochs); ``cifar``: the
+        same at width 0.5 on all training images for the recipe's epochs. The settings are
+        those of the ``mobilenet`` space's presets."""
         cifar = {"resolution": 32, "stem_stride": 1, "first_stride": 1}
         return {
             "paper": {"width_mult": 1.0, "resolution": 224},
             "search": {"width_mult": 1.0, "resolution": 224},
-            "reduced": {"width_mult": 0.25, **cifar, "data_fraction": 0.1, "batch_size": 64},
+            "reduced": {
+                "width_mult": 0.25,
+                **cifar,
+                "data_fraction": 0.1,
+                "batch_size": 64,
+                "epochs": 10,
+            },
             "cifar": {"width_mult": 0.5, **cifar},
         }
 
