@@ -178,3 +178,14 @@ def test_bad_settings_are_refused():
     # MobileNetV2's widths are not the ProxylessNAS backbone's: not a network of it
     with pytest.raises(InvalidArchitectureError, match="not a network of this supernet"):
         net.extract(mobilenet.named("mobilenetv2"))
+
+
+def test_a_table_read_from_its_csv_serves_the_supernet(net, tmp_path):
+    table = synthetic_table(net)
+    path = table.to_csv(tmp_path / "cpu-torch.csv")
+    read = resolve_table(net, path)
+    assert read.entries == table.entries
+    assert net.latency_range(read) == pytest.approx(net.latency_range(table))
+    (tmp_path / "bad.csv").write_text("key,latency_ms\nfixed,0\n")
+    with pytest.raises(InvalidConfigError, match="lacks the column"):
+        resolve_table(net, tmp_path / "bad.csv")
