@@ -76,7 +76,8 @@ class FBNet(DifferentiableMethod):
 
     Args:
         table: The per-layer latency table (a ``LayerLatencyTable`` or its CSV path); ``None``
-            measures one for the supernet's layers on this machine with ``backend``.
+            measures one for the supernet's layers on this machine with ``backend`` (measured
+            again on resume: give a table for a search that must resume bit for bit).
         backend: ``"torch"`` or ``"onnxruntime"`` (only used to measure a table).
         target_ms: A latency target, checked and recorded (not part of the loss).
         alpha, beta: Of the loss ``CE * alpha * log(LAT)^beta``.

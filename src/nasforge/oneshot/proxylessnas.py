@@ -84,7 +84,8 @@ class ProxylessNAS(DifferentiableMethod):
 
     Args:
         table: The per-layer latency table (a ``LayerLatencyTable`` or its CSV path); ``None``
-            measures one for the supernet's layers on this machine with ``backend``.
+            measures one for the supernet's layers on this machine with ``backend`` (measured
+            again on resume: give a table for a search that must resume bit for bit).
         backend: ``"torch"`` or ``"onnxruntime"`` (only used to measure a table).
         target_ms: The latency target (required by the ``add#linear`` and ``mul#log`` losses;
             with the paper's loss only checked and recorded).
