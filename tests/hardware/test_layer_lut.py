@@ -359,3 +359,15 @@ def test_a_spreadsheet_csv_with_a_byte_order_mark(tmp_path):
     text = "key,latency_ms,backend,threads,batch_size\nfixed,0.5,torch,1,1\n"
     path.write_text(f"\ufeff{text}{NET[0].key},2.0,torch,1,1\n", encoding="utf-8")
     assert LayerLatencyTable.from_csv(path).predict([NET[0]]) == 2.5
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "fbnet"])
+def test_all_specs_of_a_macro_space_cover_its_networks(name):
+    from nasforge import spaces
+
+    space = spaces.create(name)
+    settings = {"resolution": 224, "width_mult": 0.5} if name == "mobilenet" else {}
+    keys = {spec.key for spec in all_specs(space, settings)}
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        assert {spec.key for spec in space.layers(space.sample(rng), **settings)} <= keys
