@@ -189,8 +189,8 @@ def test_search_synthetic_with_a_nan_trial_reports_the_failure(tmp_path: Path) -
         ),
         ([*MOBILE, "--build", "depth=3"], ["'depth'", "width_mult"]),
         (
-            ["--strategy", "darts", "--dataset", "synthetic", "--preset", "reduced"],
-            ["--preset does not apply to the one-shot method 'darts'"],
+            ["--strategy", "darts", "--dataset", "synthetic", "--preset", "tiny"],
+            ["has no 'tiny' preset", "'reduced'", "'search'"],
         ),
     ],
 )

@@ -38,8 +38,8 @@ def _train(help: str) -> Any:
 
 #: Options of a one-shot search (the other training options are refused).
 _ONESHOT_OPTIONS = (
-    "data", "epochs", "channels", "cells", "resolution", "data_fraction", "batch_size",
-    "threads", "device", "checkpoints", "cache_dir",
+    "data", "epochs", "preset", "channels", "cells", "resolution", "data_fraction",
+    "batch_size", "threads", "device", "checkpoints", "cache_dir",
 )  # fmt: skip
 
 
@@ -138,7 +138,8 @@ def search(
         _train(
             "The space's network preset: paper (default), search, reduced (a CPU setting; "
             "mobilenet/fbnet: the CIFAR network at width 0.25), cifar; sets the defaults of "
-            "--resolution, --data-fraction and --batch-size."
+            "--resolution, --data-fraction, --batch-size and --epochs. One-shot: the "
+            "supernet's preset (default search)."
         ),
     ] = None,
     build: Annotated[
@@ -469,7 +470,14 @@ def _oneshot(
                 data=options.get("data"),
                 settings={
                     key: options.get(key)
-                    for key in ("channels", "cells", "resolution", "data_fraction", "batch_size")
+                    for key in (
+                        "preset",
+                        "channels",
+                        "cells",
+                        "resolution",
+                        "data_fraction",
+                        "batch_size",
+                    )
                 },
                 params=params,
                 evaluator=evaluator_name,

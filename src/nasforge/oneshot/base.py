@@ -112,6 +112,16 @@ class SupernetSettings:
         return cls._preset(space, "reduced")
 
     @classmethod
+    def preset(cls, space: str | SearchSpace, name: str) -> SupernetSettings:
+        """The settings of ``space``'s preset ``name`` (``"search"``, ``"reduced"``, and for
+        the mobile spaces ``"cifar"``...).
+
+        Raises:
+            UnsupportedOperationError: ``space`` has no preset of that name (they are listed).
+        """
+        return cls._preset(space, name)
+
+    @classmethod
     def _preset(cls, space: str | SearchSpace, name: str) -> SupernetSettings:
         from nasforge import spaces
         from nasforge.spaces.base import SearchSpace as _Space
@@ -151,8 +161,8 @@ class SupernetSettings:
         resolution)."""
         if space.scale_keys is None:
             args = dict(self.options)
-            if self.resolution is not None:
-                args.setdefault("resolution", self.resolution)
+            if self.resolution is not None:  # the images' side: the network is built for it
+                args["resolution"] = self.resolution
             return args
         width, depth = scale_keys(space)
         if depth is None:  # a space of fixed depth: ``cells`` does not apply

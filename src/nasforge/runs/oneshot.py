@@ -37,6 +37,7 @@ def require_data(data: Any, who: str) -> None:
 def supernet_settings(
     space: str,
     *,
+    preset: str | None = None,
     channels: int | None = None,
     cells: int | None = None,
     resolution: int | None = None,
@@ -44,16 +45,20 @@ def supernet_settings(
     batch_size: int | None = None,
 ) -> Any:
     """:class:`~nasforge.oneshot.SupernetSettings` with the given values; what is not given
-    is the published search-time setting of ``space`` (all the data, the data's resolution)."""
+    is the setting of the space's preset ``preset`` (default ``"search"``, the published
+    search-time setting: all the data, the data's resolution where the preset names none).
+    The mobile spaces' presets also set the supernet's width and strides (``options``):
+    ``preset="reduced"`` searches their CIFAR-size network on a CPU."""
     from nasforge.oneshot import SupernetSettings
 
-    base = SupernetSettings.standard(space)
+    base = SupernetSettings.preset(space, "search" if preset is None else preset)
     return SupernetSettings(
         channels=channels or base.channels,
         cells=cells or base.cells,
-        resolution=resolution,
-        data_fraction=data_fraction or 1.0,
+        resolution=resolution or base.resolution,
+        data_fraction=data_fraction or (1.0 if preset is None else base.data_fraction),
         batch_size=batch_size or base.batch_size,
+        options=base.options,
     )
 
 
@@ -117,12 +122,12 @@ def run_oneshot_search(
     if study_name is not None:
         check_study_name(study_name)
     device = check_device(device)
-    require_data(data, f"The one-shot method {method!r} trains")
-    assert data is not None  # for the type checker: require_data refused None
     oneshot.get(method)
     oneshot.base.check_space(space)
-    if settings is None or isinstance(settings, Mapping):
+    if settings is None or isinstance(settings, Mapping):  # a bad preset before missing data
         settings = supernet_settings(space, **(settings or {}))
+    require_data(data, f"The one-shot method {method!r} trains")
+    assert data is not None  # for the type checker: require_data refused None
     if evaluator == "tabular":
         params_of = {"benchmark": space, **dict(evaluator_params or {})}
     else:
