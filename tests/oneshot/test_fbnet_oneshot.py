@@ -109,3 +109,19 @@ def test_bad_input_is_refused(data):
     with pytest.raises(UnsupportedOperationError, match="layers"):
         oneshot.search("fbnet", data, space="nb201", storage=storage, device="cpu")
     assert storage.list_studies() == []
+
+
+def test_the_default_unit_keeps_log_latency_positive_for_sub_millisecond_networks(data):
+    net, table = table_for("fbnet")
+    low, _ = net.latency_range(table)
+    assert low < 1.0  # the paper's milliseconds would make log(LAT) negative: refused above
+    assert oneshot.create("fbnet").unit == "auto"
+    result = oneshot.search(
+        "fbnet", data, space="fbnet", params={"table": table, "warmup_epochs": 0},
+        settings=SETTINGS, epochs=1, seed=0, evaluator=HashEvaluator("fbnet"), device="cpu",
+        threads=1,
+    )  # fmt: skip
+    assert result.failed is None and len(result.study.trials) == 1
+    # "auto" chose microseconds: the search equals one run with unit="us"
+    same = run(data, epochs=1, table=table)
+    assert same.study.trials[0].arch == result.study.trials[0].arch

@@ -27,7 +27,8 @@ Defaults as we read Section 4.1 (90 epochs; ``w_a`` by SGD with momentum, lr 0.1
 and the common reimplementations (10 warm-up epochs, weight decay 1e-4 on ``w_a``); the
 search data halves are NAS-Bench-201's protocol, not the paper's 80/20 split of
 ImageNet-100. ``unit="us"`` expresses ``LAT`` in microseconds, for CPU networks faster than
-1 ms, where ``log(LAT)`` in ms would be negative.
+1 ms, where ``log(LAT)`` in ms would be negative; ``unit="auto"`` (the default) takes
+milliseconds, as the paper, unless the supernet's fastest network runs in 1 ms or less.
 
 A latency target (``target_ms``) has no place in the paper's loss; given, it is checked
 (an :class:`~nasforge.errors.InfeasibleConstraintError` names the fastest reachable latency
@@ -81,7 +82,8 @@ class FBNet(DifferentiableMethod):
         backend: ``"torch"`` or ``"onnxruntime"`` (only used to measure a table).
         target_ms: A latency target, checked and recorded (not part of the loss).
         alpha, beta: Of the loss ``CE * alpha * log(LAT)^beta``.
-        unit: ``"ms"`` (the paper) or ``"us"``: the unit of ``LAT`` in the loss.
+        unit: ``"ms"`` (the paper), ``"us"``, or ``"auto"``: the unit of ``LAT`` in the loss
+            (``auto``: ms, or us where the fastest network takes 1 ms or less).
         tau, tau_decay: Initial temperature and its factor per epoch.
         warmup_epochs: Epochs training the weights only (``theta`` fixed).
         Others: see :class:`~nasforge.oneshot.base.DifferentiableMethod`.
@@ -98,7 +100,7 @@ class FBNet(DifferentiableMethod):
         target_ms: float | None = None,
         alpha: float = 0.2,
         beta: float = 0.6,
-        unit: str = "ms",
+        unit: str = "auto",
         tau: float = 5.0,
         tau_decay: float = 0.956,
         warmup_epochs: int = 10,
@@ -126,8 +128,10 @@ class FBNet(DifferentiableMethod):
                 raise InvalidConfigError(f"{name} must be a positive number, got {value!r}.")
         if not isinstance(tau_decay, (int, float)) or not 0 < tau_decay <= 1:
             raise InvalidConfigError(f"tau_decay must be in (0, 1], got {tau_decay!r}.")
-        if unit not in _UNITS:
-            raise InvalidConfigError(f"unit must be one of {sorted(_UNITS)}, got {unit!r}.")
+        if unit not in (*_UNITS, "auto"):
+            raise InvalidConfigError(
+                f"unit must be one of {sorted(_UNITS)} or 'auto', got {unit!r}."
+            )
         if target_ms is not None and (
             isinstance(target_ms, bool) or not isinstance(target_ms, (int, float)) or target_ms <= 0
         ):
@@ -190,7 +194,9 @@ class FBNet(DifferentiableMethod):
         if self.target_ms is not None:
             net.check_target(self.table, self.target_ms)
         low, _ = net.latency_range(self.table)
-        if low * _UNITS[self.unit] <= 1.0:
+        #: The unit of LAT in the loss (``unit``, or what ``"auto"`` chose).
+        self.loss_unit = self.unit if self.unit != "auto" else ("ms" if low > 1.0 else "us")
+        if low * _UNITS[self.loss_unit] <= 1.0:
             raise InvalidConfigError(
                 f"FBNet's loss takes log(LAT)^beta, which needs LAT > 1; the fastest network "
                 f"of this supernet takes {low:.4g} ms. Use unit='us'."
@@ -254,7 +260,7 @@ class FBNet(DifferentiableMethod):
             for step, (x, y) in enumerate(batches):
                 weights = self.mixing(state, detach=False)
                 ce = torch.nn.functional.cross_entropy(net(x, weights), y)
-                scale = _UNITS[self.unit]
+                scale = _UNITS[self.loss_unit]
                 loss = fbnet_loss(ce, self.latency_of(weights) * scale, self.alpha, self.beta)
                 _engine.check_finite(loss, "architecture", epoch, step, self.current(state))
                 self.a_optimizer.zero_grad(set_to_none=True)

@@ -59,7 +59,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
-from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
+from nasforge.errors import (
+    InfeasibleConstraintError,
+    InvalidConfigError,
+    UnknownNameError,
+    UnsupportedOperationError,
+)
 from nasforge.hardware.layer_lut import LayerLatencyTable
 from nasforge.oneshot.base import OneShotMethod, SupernetSettings
 
@@ -178,8 +183,9 @@ class Hurricane(OneShotMethod):
 
     Args:
         table: The device's per-layer latency table (a
-            :class:`~nasforge.hardware.layer_lut.LayerLatencyTable` or its CSV); required
-            by a search.
+            :class:`~nasforge.hardware.layer_lut.LayerLatencyTable` or its CSV); ``None``
+            times every pool block of every layer on this machine (measured again on
+            resume: give a table for a search that must resume bit for bit).
         target_ms: The latency constraint in the table's milliseconds (``None``: none).
         n_candidates: Candidate blocks kept for the device (4).
         later_share: Share of the searchable layers searched in the first stage (the last
@@ -303,18 +309,25 @@ class Hurricane(OneShotMethod):
         """The device's candidates (:attr:`selection`) and the supernet over them.
 
         Raises:
-            InvalidConfigError: No table, a table lacking a pool block (layer and block
-                named), or settings the supernet does not take.
+            InvalidConfigError: A table lacking a pool block (layer and block named), or
+                settings the supernet does not take. Without a table, every pool block of
+                every layer is timed on this machine (PyTorch, one thread): the device is
+                this machine.
             InfeasibleConstraintError: No network of the candidates meets ``target_ms`` (the
                 fastest reachable is named).
+            UnsupportedOperationError: ``space`` has no published network ``backbone``.
         """
-        from nasforge.ops.mobile_search_net import MobileNetSearchNet
+        from nasforge.ops.mobile_search_net import MobileNetSearchNet, resolve_table
 
-        if self.table is None:
-            raise InvalidConfigError(
-                "HURRICANE chooses its candidates from the device's latency table: pass "
-                "table=PATH of a per-layer latency table (nasforge.hardware.measure_table)."
-            )
+        try:
+            getattr(space, "named")(self.backbone)  # noqa: B009 - not every space has it
+        except (AttributeError, UnknownNameError):
+            raise UnsupportedOperationError(
+                f"HURRICANE keeps the skeleton of the published network {self.backbone!r} and "
+                f"searches its layers among MBConv blocks; space {space.name!r} has no such "
+                "network. Search the 'mobilenet' space with it (backbone= one of its "
+                "published networks), or use 'fbnet' or 'proxylessnas' on this space."
+            ) from None
         presets = space.presets()
         if self.preset not in presets:
             raise UnknownNameError(f"preset of space {space.name!r}", self.preset, presets)
@@ -322,6 +335,11 @@ class Hurricane(OneShotMethod):
         build = {k: v for k, v in presets[self.preset].items() if k in keys}
         build.update({k: v for k, v in dict(options or {}).items() if k != "resolution"})
         build.update(num_classes=num_classes, resolution=resolution, backbone=self.backbone)
+        if self.table is None:  # the device is this machine: time the pool's layers here
+            pool = MobileNetSearchNet(
+                space, kernels=POOL_KERNELS, expansions=POOL_EXPANSIONS, **build
+            )
+            self.table = resolve_table(pool, None)
         probe = MobileNetSearchNet(space, kernels=(3,), expansions=(3,), **build)
         shapes = [spec for layer in _mixed(probe) if (spec := layer.specs[0]) is not None]
         self.selection = hardware_candidates(shapes, self.table, self.n_candidates)

@@ -256,7 +256,8 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = x.mean((2, 3), keepdim=True)
-        return x * self.gate(self.expand(self.act(self.reduce(scale))))
+        out: torch.Tensor = x * self.gate(self.expand(self.act(self.reduce(scale))))
+        return out
 
 
 class Stem(nn.Sequential):
@@ -306,7 +307,8 @@ class MBConv(nn.Module):
         if self.se is not None:
             out = self.se(out)
         out = self.project(out)
-        return out + x if self.residual else out
+        result: torch.Tensor = out + x if self.residual else out
+        return result
 
 
 class MobileHead(nn.Module):
@@ -334,7 +336,8 @@ class MobileHead(nn.Module):
         x = x.mean((2, 3))
         if self.hidden is not None:
             x = self.hidden(x)
-        return self.classifier(self.dropout(x))
+        logits: torch.Tensor = self.classifier(self.dropout(x))
+        return logits
 
 
 def build_layer(spec: LayerSpec) -> nn.Module:

@@ -141,7 +141,10 @@ def parse_values(text: str) -> dict[str, Any]:
             f"{', '.join(map(repr, keys))}. Example: {EXAMPLE!r}."
         )
     values: dict[str, Any] = {}
-    bodies = dict(part.split("=", 1) if "=" in part else (part, "") for part in parts)
+    bodies: dict[str, str] = {}
+    for part in parts:
+        key, _, body = part.partition("=")
+        bodies[key] = body
     for part in ("stem", "head"):
         pieces = bodies[part].split("-")
         if len(pieces) != 2:

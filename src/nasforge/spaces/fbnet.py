@@ -367,7 +367,7 @@ class FBNetSpace(SearchSpace):
             settings: Those of :meth:`layers` (``num_classes`` and ``dropout`` do not matter
                 here).
         """
-        return self._plan(**self._settings(settings, "layer_candidates"))[1]
+        return tuple(self._plan(**self._settings(settings, "layer_candidates"))[1])
 
     @staticmethod
     def _settings(settings: Mapping[str, Any], caller: str) -> dict[str, Any]:

@@ -430,7 +430,9 @@ class MobileNetSpace(SearchSpace):
             widths(STEM_WIDTHS),
             [(k, se, a) for k in KERNELS for se in SE_OPTIONS for a in ACTIVATIONS],
         )
-        shapes = [(ins, widths(S0_WIDTHS), 1, (1,))]
+        shapes: list[tuple[list[int], list[int], int, tuple[float, ...]]] = [
+            (ins, widths(S0_WIDTHS), 1, (1.0,))
+        ]
         for stage in range(1, N_STAGES + 1):
             outs = widths(STAGE_WIDTHS[stage - 1])
             stride = first_stride if stage == 1 else STAGE_STRIDES[stage - 1]

@@ -89,8 +89,9 @@ def check_oneshot(
 ) -> None:
     """Check a one-shot method on a space with a supernet, through :func:`nasforge.oneshot.search`.
 
-    A tiny run (a 4-channel supernet as deep as the space's ``"reduced"`` preset, 32
-    synthetic 8x8 images, on the CPU) records COMPLETE trials, one per epoch (their
+    A tiny run (a 4-channel supernet as deep as the space's ``"reduced"`` preset, or that
+    preset's network for a space without width and depth settings; 32 synthetic 8x8 images,
+    on the CPU) records COMPLETE trials, one per epoch (their
     ``epoch`` metrics are consecutive), whose architectures belong to the space
     (``parse(str(arch))`` gives each back); or the method is refused with an
     :class:`~nasforge.errors.UnsupportedOperationError` (the space lacks something it
@@ -115,9 +116,16 @@ def check_oneshot(
     the_space = nasforge.spaces.create(space)
     assert the_space.supports("supernet"), f"space {space!r} has no supernet"
     try:  # the smallest depth the space builds (DARTS needs 5 layers, one per stage)
-        cells = oneshot.SupernetSettings.reduced(space).cells
+        reduced = oneshot.SupernetSettings.reduced(space)
     except UnsupportedOperationError:
-        cells = 1
+        reduced = oneshot.SupernetSettings(cells=1)
+    if the_space.scale_keys is None:  # no width and depth (mobile spaces): the reduced
+        # preset's network (its strides), built for the 8x8 images below
+        settings = oneshot.SupernetSettings(
+            batch_size=16, options={**reduced.options, "resolution": 8}
+        )
+    else:
+        settings = oneshot.SupernetSettings(channels=4, cells=reduced.cells, batch_size=16)
     # 32 images: one step of 16 on each half per epoch
     data = SyntheticImages(num_classes=4, n_train=32, n_test=4, size=8).load()
     storage = get_storage(None)
@@ -127,7 +135,7 @@ def check_oneshot(
             data,
             space=space,
             params=params,
-            settings=oneshot.SupernetSettings(channels=4, cells=cells, batch_size=16),
+            settings=settings,
             epochs=epochs,
             seed=seed,
             evaluator=evaluator if evaluator is not None else HashEvaluator(space),
