@@ -180,3 +180,41 @@ def test_errors(nb201):
     with pytest.raises(InvalidConfigError, match="positive accuracy"):
         negative.tell(Trial(0, negative.ask().arch, TrialState.COMPLETE, scores=(-3.0,)))
     assert math.isclose(negative.reward_of(1.0, 5.0), 1.0)
+
+
+def test_mnasnet_on_the_mobilenet_space_with_a_per_layer_latency_table():
+    """Issue 18: MnasNet's search on the mobile space, LAT from a per-layer table (a device
+    named ``latency_ms[<table>]``), read as a free metric for the default target."""
+    from nasforge.evaluators.latency_table import LatencyTableEvaluator
+    from nasforge.hardware.layer_lut import LayerLatencyTable
+    from nasforge.testing.contracts import HashEvaluator
+
+    space = nasforge.spaces.create("mobilenet")
+    small = {"num_classes": 10, "width_mult": 0.25, "resolution": 32}
+    small.update(stem_stride=1, first_stride=1)
+    entries = {
+        spec.key: 0.01 * spec.kernel * spec.expansion + 0.02 for spec in space.layer_specs(**small)
+    }
+    table = LayerLatencyTable(entries, fixed_ms=0.1, backend="torch")
+    metric = f"latency_ms[{table.name}]"
+    evaluator = LatencyTableEvaluator(space, [table], evaluator=HashEvaluator(), build=small)
+    study = nasforge.create_study(
+        space="mobilenet",
+        strategy="mnasnet-reward",
+        strategy_params={"base": "regularized-evolution", "metric": metric, "reward": "hard"},
+        evaluator=evaluator,
+        seed=0,
+    )
+    study.optimize(evaluator, n_trials=30)
+    strategy = study._strategy
+    assert isinstance(strategy, MnasNetReward)
+    rng = np.random.default_rng(0)  # the default target: median latency of 256 random networks
+    sample = [space.sample(rng) for _ in range(256)]
+    median = float(np.median([table.predict(space.layers(a, **small)) for a in sample]))
+    assert strategy.target == pytest.approx(median)
+    for trial in study.trials:
+        latency = trial.metrics[metric]
+        assert latency == pytest.approx(table.predict(space.layers(trial.arch, **small)))
+        reward = strategy.reward_of(trial.metrics["valid_acc"], latency)
+        expected = trial.metrics["valid_acc"] * min(1.0, strategy.target / latency)
+        assert reward == pytest.approx(expected)

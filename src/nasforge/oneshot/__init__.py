@@ -7,7 +7,19 @@ Methods (one file each, registered by name; ``nasforge.oneshot.names()``):
 * ``gdas`` — Gumbel-softmax sampling with a hard forward (Dong and Yang, CVPR 2019);
 * ``pc-darts`` — partial channels and edge normalisation (Xu et al., ICLR 2020);
 * ``spos`` — uniform single-path training, then evolution on the supernet (Guo et al. 2020);
-* ``darts-pt`` — perturbation-based selection on a DARTS supernet (Wang et al., ICLR 2021).
+* ``darts-pt`` — perturbation-based selection on a DARTS supernet (Wang et al., ICLR 2021);
+* ``proxylessnas`` — binarized paths with two-path architecture gradients and the expected
+  latency in the loss (Cai et al., ICLR 2019), on the mobile spaces;
+* ``fbnet`` — Gumbel-softmax supernet with FBNet's ``CE * alpha * log(LAT)^beta`` loss (Wu et
+  al., CVPR 2019);
+* ``single-path-nas`` — one superkernel per layer, kernel and expansion decided by threshold
+  indicators, runtime-aware loss (Stamoulis et al., ECML-PKDD 2019), on ``mobilenet``;
+* ``hurricane`` — device-specific candidate blocks from a latency table, then a two-stage
+  single-path search, later layers first (Zhang et al., CVPRW 2020), on ``mobilenet``.
+
+The hardware-aware methods read per-layer latency tables
+(:class:`nasforge.hardware.layer_lut.LayerLatencyTable`), measured here or filled from a
+device.
 
 :func:`search` runs one on the supernet of any space that has one (``space.supernet()``;
 :func:`supernet_spaces` lists them) and records every
