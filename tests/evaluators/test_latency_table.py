@@ -141,3 +141,24 @@ def test_a_space_without_layers_is_refused():
     table = LayerLatencyTable({"a": 1.0}, 0.0, "torch")
     with pytest.raises(UnsupportedOperationError, match="layers"):
         LatencyTableEvaluator("nb201", [table])
+
+
+def test_a_preset_prices_the_networks_of_that_preset(mobilenet, archs, tmp_path):
+    reduced = {k: v for k, v in mobilenet.presets()["reduced"].items()}
+    settings = {k: reduced[k] for k in ("width_mult", "resolution", "stem_stride", "first_stride")}
+    table = _table(mobilenet, archs, num_classes=10, **settings)
+    ev = LatencyTableEvaluator("mobilenet", table, preset="reduced", num_classes=10)
+    assert ev.build == {**settings, "num_classes": 10}  # data and training settings left out
+    layers = mobilenet.layers(archs[1], num_classes=10, **settings)
+    assert ev.evaluate(archs[1]).metrics[table.metric] == pytest.approx(table.predict(layers))
+    # the same table does not price the 224x224 ImageNet networks of the default
+    with pytest.raises(InvalidConfigError, match="no entry for the layer"):
+        LatencyTableEvaluator("mobilenet", table).evaluate(archs[1])
+    path = table.to_csv(tmp_path / "reduced.csv")
+    spec = dict(LatencyTableEvaluator("mobilenet", path, preset="reduced", num_classes=10).spec())
+    again = nasforge.evaluators.create(spec.pop("name"), **spec)  # resumes with the same layers
+    assert again.build == ev.build
+    with pytest.raises(UnknownNameError, match="cifar, paper, reduced, search"):
+        LatencyTableEvaluator("mobilenet", table, preset="tiny")
+    with pytest.raises(InvalidConfigError, match="num_classes"):
+        LatencyTableEvaluator("mobilenet", table, num_classes=0)

@@ -43,6 +43,11 @@ class LatencyTableEvaluator(Evaluator):
             evaluator, its spec (``{"name": "train", ...}``) or a registry name.
         build: Settings of ``space.layers`` (``resolution``, ``width_mult``, ``num_classes``);
             the layers they produce must be in the tables.
+        preset: A preset of the space whose network settings (and image side) ``build``
+            starts from: ``"reduced"`` prices the CIFAR-size networks a one-shot search
+            with ``--preset reduced`` derives.
+        num_classes: The classifier's classes (default the space's, 1000 for the mobile
+            spaces; 10 for CIFAR-10).
 
     Raises:
         UnsupportedOperationError: The space has no ``layers``.
@@ -73,6 +78,8 @@ class LatencyTableEvaluator(Evaluator):
         *,
         evaluator: Evaluator | Mapping[str, Any] | str | None = None,
         build: Mapping[str, Any] | None = None,
+        preset: str | None = None,
+        num_classes: int | None = None,
     ) -> None:
         self._space = spaces.create(space) if isinstance(space, str) else space
         if not callable(getattr(self._space, "layers", None)):
@@ -81,7 +88,7 @@ class LatencyTableEvaluator(Evaluator):
                 "table cannot price its networks; use a macro space such as 'mobilenet'."
             )
         self.space = self._space.name
-        self.build = dict(build or {})
+        self.build = _settings(self._space, preset, build, num_classes)
         self._tables = _load_tables(tables)
         self._inner = _inner_evaluator(evaluator)
         if self._inner is not None:
@@ -170,6 +177,33 @@ class LatencyTableEvaluator(Evaluator):
 
     def __repr__(self) -> str:
         return f"LatencyTableEvaluator({self.space!r}, devices={list(self.devices)!r})"
+
+
+def _settings(
+    space: SearchSpace,
+    preset: str | None,
+    build: Mapping[str, Any] | None,
+    num_classes: int | None,
+) -> dict[str, Any]:
+    """The settings of ``space.layers``: the preset's network settings and image side, then
+    ``build``, then ``num_classes``."""
+    from nasforge.spaces.base import DATA_SETTINGS
+
+    settings: dict[str, Any] = {}
+    if preset is not None:
+        presets = space.presets()
+        if preset not in presets:
+            raise UnknownNameError(f"preset of space {space.name!r}", preset, presets)
+        data = DATA_SETTINGS - {"resolution"}  # the layers' sizes follow the image side
+        settings = {k: v for k, v in presets[preset].items() if k not in data}
+    settings.update(build or {})
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise InvalidConfigError(
+                f"num_classes must be a positive whole number, got {num_classes!r}."
+            )
+        settings["num_classes"] = num_classes
+    return settings
 
 
 def _metric(name: str) -> str:
