@@ -5,6 +5,7 @@ contract (nasforge.testing), plugins included: the parameters are the registries
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -45,10 +46,20 @@ SMALL_EVALUATORS = {
 }
 
 
+def _latency_table_params() -> dict[str, Any]:
+    """The ``latency-table`` evaluator on made-up entries for every layer of ``mobilenet``."""
+    from nasforge.hardware.layer_lut import LayerLatencyTable
+
+    space = spaces.create("mobilenet")
+    entries = {spec.key: 0.01 * spec.kernel + 0.001 for spec in space.layer_specs()}
+    return {"space": "mobilenet", "tables": LayerLatencyTable(entries, fixed_ms=0.5, backend="torch")}
+
+
 @pytest.mark.parametrize("name", evaluators.names())
 def test_evaluator_contract(name):
+    params = _latency_table_params() if name == "latency-table" else SMALL_EVALUATORS.get(name, {})
     try:
-        evaluator = evaluators.create(name, **SMALL_EVALUATORS.get(name, {}))
+        evaluator = evaluators.create(name, **params)
     except MissingDependencyError as exc:
         pytest.skip(f"optional dependency missing: {exc}")
     check_evaluator(evaluator, samples=2 if evaluator.cost_unit == "seconds" else 3)
