@@ -162,3 +162,24 @@ def test_a_preset_prices_the_networks_of_that_preset(mobilenet, archs, tmp_path)
         LatencyTableEvaluator("mobilenet", table, preset="tiny")
     with pytest.raises(InvalidConfigError, match="num_classes"):
         LatencyTableEvaluator("mobilenet", table, num_classes=0)
+
+
+def test_measure_puts_the_measured_latency_beside_the_predicted_one(mobilenet, archs, tmp_path):
+    small = {"num_classes": 10, "width_mult": 0.25, "resolution": 32}
+    small.update(stem_stride=1, first_stride=1)
+    table = _table(mobilenet, archs, backend="torch", **small)
+    ev = LatencyTableEvaluator("mobilenet", table, build=small, measure=True, runs=3)
+    measured = f"measured_latency_ms[{table.name}]"
+    assert set(ev.metrics) == {table.metric, measured}
+    assert ev.free_metric_names == (table.metric,)  # measuring is not free
+    metrics = ev.evaluate(archs[0]).metrics
+    assert metrics[table.metric] == pytest.approx(
+        table.predict(mobilenet.layers(archs[0], **small))
+    )
+    assert 0.0 < metrics[measured] < 10_000.0
+    path = table.to_csv(tmp_path / "t.csv")
+    spec = dict(LatencyTableEvaluator("mobilenet", path, build=small, measure=True).spec())
+    assert spec["measure"] is True
+    phone = LayerLatencyTable(dict(table.entries), fixed_ms=0.5, backend="tflite", device="pixel3")
+    with pytest.raises(InvalidConfigError, match="another device or runtime"):
+        LatencyTableEvaluator("mobilenet", phone, build=small, measure=True)

@@ -48,6 +48,11 @@ class LatencyTableEvaluator(Evaluator):
             with ``--preset reduced`` derives.
         num_classes: The classifier's classes (default the space's, 1000 for the mobile
             spaces; 10 for CIFAR-10).
+        measure: Also time each architecture's network on this machine with each table's
+            runtime and threads (``measured_latency_ms[<name>]``, median of ``runs``), so
+            that every trial has its measured latency beside the predicted one; only for
+            tables of this machine (device ``cpu``, runtime ``torch`` or ``onnxruntime``).
+        runs: Timed passes of a measurement.
 
     Raises:
         UnsupportedOperationError: The space has no ``layers``.
@@ -80,6 +85,8 @@ class LatencyTableEvaluator(Evaluator):
         build: Mapping[str, Any] | None = None,
         preset: str | None = None,
         num_classes: int | None = None,
+        measure: bool = False,
+        runs: int = 20,
     ) -> None:
         self._space = spaces.create(space) if isinstance(space, str) else space
         if not callable(getattr(self._space, "layers", None)):
@@ -90,6 +97,21 @@ class LatencyTableEvaluator(Evaluator):
         self.space = self._space.name
         self.build = _settings(self._space, preset, build, num_classes)
         self._tables = _load_tables(tables)
+        self.measure, self.runs = bool(measure), int(runs)
+        if self.runs < 1:
+            raise InvalidConfigError(f"runs must be at least 1, got {runs!r}.")
+        if self.measure:
+            elsewhere = [
+                name
+                for name, table in self._tables.items()
+                if table.device != "cpu" or table.backend not in ("torch", "onnxruntime")
+            ]
+            if elsewhere:
+                raise InvalidConfigError(
+                    f"measure=True times networks on this machine, but the tables {elsewhere} "
+                    "describe another device or runtime (only device 'cpu' with runtime "
+                    "'torch' or 'onnxruntime' can be measured here); leave measure off."
+                )
         self._inner = _inner_evaluator(evaluator)
         if self._inner is not None:
             if self._inner.space is not None and self._inner.space != self.space:
@@ -134,10 +156,29 @@ class LatencyTableEvaluator(Evaluator):
     def metrics(self) -> Mapping[str, Direction]:
         out = dict(self._inner.metrics) if self._inner is not None else {}
         out.update({_metric(name): Direction.MINIMIZE for name in self._tables})
+        if self.measure:
+            out.update({_measured(name): Direction.MINIMIZE for name in self._tables})
         return out
+
+    def measured(self, arch: Architecture) -> dict[str, float]:
+        """``{measured_latency_ms[name]: ms}``: the network of ``arch`` (built with the
+        evaluator's settings) timed here with each table's runtime and threads."""
+        from nasforge.hardware.latency import measure_latency
+
+        net = self._space.build(self._space.check(arch), **self.build)
+        side = int(self.build.get("resolution", 224))
+        return {
+            _measured(name): measure_latency(
+                net, (3, side, side), runs=self.runs, threads=table.threads,
+                backend=table.backend, batch_size=table.batch_size,
+            ).median_ms
+            for name, table in self._tables.items()
+        }  # fmt: skip
 
     def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
         latencies = self.predict(arch)
+        if self.measure:
+            latencies.update(self.measured(arch))
         if self._inner is None:
             if fidelity:
                 raise InvalidConfigError(
@@ -173,6 +214,7 @@ class LatencyTableEvaluator(Evaluator):
             "tables": sources,
             "evaluator": inner,
             "build": self.build,
+            **({"measure": True, "runs": self.runs} if self.measure else {}),
         }
 
     def __repr__(self) -> str:
@@ -208,6 +250,10 @@ def _settings(
 
 def _metric(name: str) -> str:
     return f"latency_ms[{name}]"
+
+
+def _measured(name: str) -> str:
+    return f"measured_latency_ms[{name}]"
 
 
 def _load_tables(tables: Any) -> dict[str, LayerLatencyTable]:
