@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
 from nasforge.errors import InvalidConfigError
+from nasforge.oneshot._latency import check_backend, check_target, table_label
 from nasforge.oneshot.base import DifferentiableMethod
 
 if TYPE_CHECKING:
@@ -132,10 +133,6 @@ class FBNet(DifferentiableMethod):
             raise InvalidConfigError(
                 f"unit must be one of {sorted(_UNITS)} or 'auto', got {unit!r}."
             )
-        if target_ms is not None and (
-            isinstance(target_ms, bool) or not isinstance(target_ms, (int, float)) or target_ms <= 0
-        ):
-            raise InvalidConfigError(f"target_ms must be a positive number, got {target_ms!r}.")
         if (
             isinstance(warmup_epochs, bool)
             or not isinstance(warmup_epochs, int)
@@ -144,13 +141,9 @@ class FBNet(DifferentiableMethod):
             raise InvalidConfigError(
                 f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}."
             )
-        if backend not in ("torch", "onnxruntime"):
-            raise InvalidConfigError(
-                f"Unknown backend {backend!r}; choose 'torch' or 'onnxruntime'."
-            )
         self.table = table
-        self.backend = backend
-        self.target_ms = None if target_ms is None else float(target_ms)
+        self.backend = check_backend(backend)
+        self.target_ms = check_target(target_ms)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.unit = unit
@@ -162,11 +155,8 @@ class FBNet(DifferentiableMethod):
         self.fixed_ms = 0.0
 
     def params(self) -> dict[str, Any]:
-        table = self.table
-        if table is not None and not isinstance(table, str):
-            table = str(getattr(table, "source", None) or getattr(table, "name", table))
         return {
-            "table": table,
+            "table": table_label(self.table),
             "backend": self.backend,
             "target_ms": self.target_ms,
             "alpha": self.alpha,

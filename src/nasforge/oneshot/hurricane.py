@@ -66,6 +66,7 @@ from nasforge.errors import (
     UnsupportedOperationError,
 )
 from nasforge.hardware.layer_lut import LayerLatencyTable
+from nasforge.oneshot._latency import check_target, table_label
 from nasforge.oneshot.base import OneShotMethod, SupernetSettings
 
 if TYPE_CHECKING:
@@ -249,13 +250,11 @@ class Hurricane(OneShotMethod):
             raise InvalidConfigError(
                 f"mutation_prob must be in [0, 1] and lr positive, got {mutation_prob!r}, {lr!r}."
             )
-        if target_ms is not None and not (isinstance(target_ms, (int, float)) and target_ms > 0):
-            raise InvalidConfigError(f"target_ms must be a positive number, got {target_ms!r}.")
         if isinstance(table, (str, os.PathLike)):
             table = LayerLatencyTable.from_csv(Path(table))
         elif table is not None and not isinstance(table, LayerLatencyTable):
             raise InvalidConfigError(f"table must be a latency table or its CSV, got {table!r}.")
-        self.table, self.target_ms = table, target_ms
+        self.table, self.target_ms = table, check_target(target_ms)
         self.n_candidates, self.later_share = n_candidates, float(later_share)
         self.stage1_share, self.preset, self.backbone = float(stage1_share), preset, backbone
         self.lr, self.lr_min, self.momentum = float(lr), float(lr_min), float(momentum)
@@ -278,7 +277,7 @@ class Hurricane(OneShotMethod):
 
     def params(self) -> dict[str, Any]:
         return {
-            "table": None if self.table is None else (self.table.source or self.table.name),
+            "table": table_label(self.table),
             "target_ms": self.target_ms,
             "n_candidates": self.n_candidates,
             "later_share": self.later_share,

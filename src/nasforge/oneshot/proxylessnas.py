@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
 from nasforge.errors import InvalidConfigError
+from nasforge.oneshot._latency import check_backend, check_target, table_label
 from nasforge.oneshot.base import DifferentiableMethod
 
 if TYPE_CHECKING:
@@ -136,12 +137,6 @@ class ProxylessNAS(DifferentiableMethod):
             raise InvalidConfigError(f"Unknown ProxylessNAS loss {loss!r}; choose from {LOSSES}.")
         if loss != "paper" and target_ms is None:
             raise InvalidConfigError(f"The {loss} loss needs target_ms (the latency target).")
-        if target_ms is not None and not (
-            isinstance(target_ms, (int, float))
-            and not isinstance(target_ms, bool)
-            and target_ms > 0
-        ):
-            raise InvalidConfigError(f"target_ms must be a positive number, got {target_ms!r}.")
         for name, value in (("lam", lam), ("alpha", alpha), ("beta", beta)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InvalidConfigError(f"{name} must be a number >= 0, got {value!r}.")
@@ -149,13 +144,9 @@ class ProxylessNAS(DifferentiableMethod):
             low = 1 if name == "arch_every" else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
-        if backend not in ("torch", "onnxruntime"):
-            raise InvalidConfigError(
-                f"Unknown backend {backend!r}; choose 'torch' or 'onnxruntime'."
-            )
         self.table = table
-        self.backend = backend
-        self.target_ms = None if target_ms is None else float(target_ms)
+        self.backend = check_backend(backend)
+        self.target_ms = check_target(target_ms)
         self.loss = loss
         self.lam = float(lam)
         self.alpha = float(alpha)
@@ -167,11 +158,8 @@ class ProxylessNAS(DifferentiableMethod):
         self._arch_steps = 0
 
     def params(self) -> dict[str, Any]:
-        table = self.table
-        if table is not None and not isinstance(table, str):
-            table = str(getattr(table, "source", None) or getattr(table, "name", table))
         return {
-            "table": table,
+            "table": table_label(self.table),
             "backend": self.backend,
             "target_ms": self.target_ms,
             "loss": self.loss,

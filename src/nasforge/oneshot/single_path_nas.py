@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge import oneshot
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
 from nasforge.hardware.layer_lut import LayerLatencyTable
+from nasforge.oneshot._latency import check_target, table_label
 from nasforge.oneshot.base import OneShotMethod, SupernetSettings
 
 if TYPE_CHECKING:
@@ -149,16 +150,12 @@ class SinglePathNAS(OneShotMethod):
                 raise InvalidConfigError(f"{name} must be a number >= 0, got {value!r}.")
         if lr <= 0 or not 0.0 <= alpha < 1.0:
             raise InvalidConfigError(f"lr must be > 0 and alpha in [0, 1), got {lr!r}, {alpha!r}.")
-        if target_ms is not None:
-            if isinstance(target_ms, bool) or not isinstance(target_ms, (int, float)):
-                raise InvalidConfigError(f"target_ms must be a number, got {target_ms!r}.")
-            if not target_ms > 0:
-                raise InvalidConfigError(f"target_ms must be positive, got {target_ms!r}.")
-            if table is None:
-                raise InvalidConfigError(
-                    "A latency target needs the latency table that prices the networks "
-                    "(table=PATH of its CSV)."
-                )
+        target_ms = check_target(target_ms)
+        if target_ms is not None and table is None:
+            raise InvalidConfigError(
+                "A latency target needs the latency table that prices the networks "
+                "(table=PATH of its CSV)."
+            )
         self.table = _load_table(table)
         self.lam, self.target_ms, self.preset = float(lam), target_ms, str(preset)
         self.lr, self.lr_min, self.threshold_lr = float(lr), float(lr_min), float(threshold_lr)
@@ -170,11 +167,8 @@ class SinglePathNAS(OneShotMethod):
         self.optimizer: Any = None
 
     def params(self) -> dict[str, Any]:
-        table = None
-        if self.table is not None:
-            table = self.table.source or self.table.name
         return {
-            "table": table,
+            "table": table_label(self.table),
             "lam": self.lam,
             "target_ms": self.target_ms,
             "preset": self.preset,

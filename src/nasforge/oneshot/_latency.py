@@ -1,0 +1,48 @@
+"""Settings the hardware-aware one-shot methods share (private): the latency target, the
+runtime a table is measured with, and how a study records the table."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from nasforge.errors import InvalidConfigError
+
+__all__ = ["BACKENDS", "check_backend", "check_target", "table_label"]
+
+#: Runtimes a table can be measured with on this machine.
+BACKENDS = ("torch", "onnxruntime")
+
+
+def check_target(target_ms: Any) -> float | None:
+    """``target_ms`` as a float (``None``: no target).
+
+    Raises:
+        InvalidConfigError: Not a positive number (a boolean is not one).
+    """
+    if target_ms is None:
+        return None
+    if isinstance(target_ms, bool) or not isinstance(target_ms, (int, float)) or target_ms <= 0:
+        raise InvalidConfigError(f"target_ms must be a positive number, got {target_ms!r}.")
+    return float(target_ms)
+
+
+def check_backend(backend: Any) -> str:
+    """``backend`` if it is a runtime of :data:`BACKENDS`.
+
+    Raises:
+        InvalidConfigError: Another value (the valid ones are named).
+    """
+    if backend not in BACKENDS:
+        raise InvalidConfigError(f"Unknown backend {backend!r}; choose 'torch' or 'onnxruntime'.")
+    return str(backend)
+
+
+def table_label(table: Any) -> str | None:
+    """How a method's ``params`` record its table: the CSV path it was given or read from,
+    else the table's name (a table built in memory); ``None`` for none."""
+    if table is None:
+        return None
+    if isinstance(table, (str, os.PathLike)):
+        return os.fspath(table)
+    return str(getattr(table, "source", None) or getattr(table, "name", table))
