@@ -70,6 +70,7 @@ __all__ = [
     "build_layer",
     "channel_shuffle",
     "expanded_channels",
+    "init_weights",
     "make_divisible",
 ]
 
@@ -349,6 +350,23 @@ def build_layer(spec: LayerSpec) -> nn.Module:
     return MobileHead(spec)
 
 
+def init_weights(module: nn.Module) -> None:
+    """The initialisation of the mobile networks (:class:`MobileNetwork` and the search
+    networks built from the same layers): Kaiming-normal convolutions (fan out), unit batch
+    norms, linear layers N(0, 0.01), zero biases."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
 class MobileNetwork(nn.Module):
     """The layers of ``specs`` in order (``self.layers[i]`` is ``build_layer(specs[i])``).
 
@@ -378,17 +396,7 @@ class MobileNetwork(nn.Module):
                     f"{before.out_resolution}x{before.out_resolution}."
                 )
         self.layers = nn.ModuleList(build_layer(spec) for spec in self.specs)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:

@@ -51,7 +51,7 @@ from nasforge.errors import (
     InvalidConfigError,
     UnsupportedOperationError,
 )
-from nasforge.ops.mobile import LayerSpec, MobileNetwork, build_layer
+from nasforge.ops.mobile import LayerSpec, MobileNetwork, build_layer, init_weights
 from nasforge.ops.mobile_supernet import BinarizedMixedLayer, BinaryGate
 from nasforge.ops.supernet import DecisionGroup, Supernet
 
@@ -70,22 +70,6 @@ __all__ = [
 ]
 
 Candidates = tuple[LayerSpec | None, ...]
-
-
-def init_weights(module: nn.Module) -> None:
-    """The initialisation of :class:`nasforge.ops.mobile.MobileNetwork` (Kaiming-normal
-    convolutions, unit batch norms, linear layers N(0, 0.01), zero biases)."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 class MobileMixedLayer(BinarizedMixedLayer):

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
-from nasforge.ops.mobile import LayerSpec, MobileNetwork, build_layer
+from nasforge.ops.mobile import LayerSpec, MobileNetwork, build_layer, init_weights
 from nasforge.ops.superkernel import SuperKernelMBConv, single_path_runtime
 
 if TYPE_CHECKING:
@@ -146,17 +146,7 @@ class SinglePathNetwork(nn.Module):
         )
         self.last = build_layer(specs[-2])
         self.head = build_layer(specs[-1])
-        for module in self.modules():  # as MobileNetwork starts its weights
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_weights(self)  # as MobileNetwork starts its weights
 
     # -- the space ------------------------------------------------------------------------------
     def _check_space(self, space: SearchSpace) -> dict[str, Any]:
