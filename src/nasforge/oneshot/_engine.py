@@ -159,6 +159,35 @@ def correct(logits: torch.Tensor, y: torch.Tensor) -> int:
     return int((logits.argmax(1) == y).sum())
 
 
+def train_single_paths(
+    state: SearchState,
+    optimizer: torch.optim.Optimizer,
+    grad_clip: float,
+    epoch: int,
+    draw: Callable[[], tuple[Any, Any]],
+) -> dict[str, float]:
+    """One epoch of single-path weight steps on the training half (SPOS's uniform sampling,
+    HURRICANE's stages): each batch trains the path ``draw()`` returns, as ``(index,
+    choices)`` (the supernet's path and, for a failure message, the architecture's choices);
+    ``grad_clip`` > 0 clips the gradient norm. Returns ``train_loss`` and ``train_acc``."""
+    net = state.supernet
+    total, hits, seen = 0.0, 0, 0
+    for step, (x, y) in enumerate(state.data.batches("train", state.generator, state.device)):
+        index, choices = draw()
+        optimizer.zero_grad(set_to_none=True)
+        logits = net(x, None, index)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        check_finite(loss, "weight", epoch, step, choices)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+        optimizer.step()
+        total += float(loss.detach()) * int(y.shape[0])
+        hits += correct(logits.detach(), y)
+        seen += int(y.shape[0])
+    return {"train_loss": total / max(1, seen), "train_acc": 100.0 * hits / max(1, seen)}
+
+
 def param_free_mass(supernet: Supernet, weights: Sequence[torch.Tensor]) -> float:
     """Mean, over the decisions, of the weight on parameter-free options (``none``
     included)."""

@@ -444,7 +444,6 @@ class Hurricane(OneShotMethod):
         self._training = kind == "train"
         if kind == "evolve":
             return self.generation(state, stage, number)
-        import torch
 
         from nasforge.oneshot import _engine
         from nasforge.train.schedule import cosine_annealing
@@ -457,28 +456,16 @@ class Hurricane(OneShotMethod):
         net.train()
         searched = set(self.searched(stage))
         base = self.base(stage)
-        total, hits, seen = 0.0, 0, 0
-        for step, (x, y) in enumerate(state.data.batches("train", state.generator, state.device)):
+
+        def draw() -> tuple[Any, tuple[int, ...]]:
             options = [
                 ok[int(state.rng.integers(len(ok)))] if i in searched or stage == 1 else base[i]
                 for i, ok in enumerate(self.allowed)
             ]
-            self.w_optimizer.zero_grad(set_to_none=True)
-            logits = net(x, None, self.index(options))
-            loss = torch.nn.functional.cross_entropy(logits, y)
-            _engine.check_finite(loss, "weight", epoch, step, self._choices(state, options))
-            loss.backward()
-            if self.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
-            self.w_optimizer.step()
-            total += float(loss.detach()) * int(y.shape[0])
-            hits += _engine.correct(logits.detach(), y)
-            seen += int(y.shape[0])
-        return {
-            "train_loss": total / max(1, seen),
-            "train_acc": 100.0 * hits / max(1, seen),
-            "stage": float(stage),
-        }
+            return self.index(options), self._choices(state, options)
+
+        stats = _engine.train_single_paths(state, self.w_optimizer, self.grad_clip, epoch, draw)
+        return {**stats, "stage": float(stage)}
 
     def _choices(self, state: SearchState, options: Sequence[int]) -> tuple[int, ...]:
         net: MobileNetSearchNet = state.supernet  # type: ignore[assignment]

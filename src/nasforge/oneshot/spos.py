@@ -147,7 +147,6 @@ class SPOS(OneShotMethod):
     def train_epoch(self, state: SearchState, epoch: int) -> dict[str, float]:
         if epoch >= state.epochs:
             return self.generation(state, epoch - state.epochs)
-        import torch
 
         from nasforge.oneshot import _engine
         from nasforge.train.schedule import cosine_annealing
@@ -156,24 +155,13 @@ class SPOS(OneShotMethod):
             self.w_optimizer,
             cosine_annealing(epoch, state.epochs, lr=self.lr, min_lr=self.lr_min),
         )
-        net = state.supernet
-        net.train()
-        total, hits, seen = 0.0, 0, 0
-        for step, (x, y) in enumerate(state.data.batches("train", state.generator, state.device)):
+        state.supernet.train()
+
+        def draw() -> tuple[Any, tuple[int, ...]]:
             arch = state.space.sample(state.rng)
-            index = state.supernet.path(arch)
-            self.w_optimizer.zero_grad(set_to_none=True)
-            logits = net(x, None, index)
-            loss = torch.nn.functional.cross_entropy(logits, y)
-            _engine.check_finite(loss, "weight", epoch, step, arch.choices)
-            loss.backward()
-            if self.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
-            self.w_optimizer.step()
-            total += float(loss.detach()) * int(y.shape[0])
-            hits += _engine.correct(logits.detach(), y)
-            seen += int(y.shape[0])
-        return {"train_loss": total / max(1, seen), "train_acc": 100.0 * hits / max(1, seen)}
+            return state.supernet.path(arch), arch.choices
+
+        return _engine.train_single_paths(state, self.w_optimizer, self.grad_clip, epoch, draw)
 
     # -- evaluation and evolution ---------------------------------------------------------------
     def estimate(self, state: SearchState, choices: tuple[int, ...]) -> float:
