@@ -8,7 +8,7 @@ from typing import Any
 
 from nasforge.errors import InvalidConfigError
 
-__all__ = ["BACKENDS", "check_backend", "check_target", "table_label"]
+__all__ = ["BACKENDS", "TablePricing", "check_backend", "check_target", "table_label"]
 
 #: Runtimes a table can be measured with on this machine.
 BACKENDS = ("torch", "onnxruntime")
@@ -46,3 +46,37 @@ def table_label(table: Any) -> str | None:
     if isinstance(table, (str, os.PathLike)):
         return os.fspath(table)
     return str(getattr(table, "source", None) or getattr(table, "name", table))
+
+
+class TablePricing:
+    """What ProxylessNAS and FBNet share to price their supernet's candidates with a
+    per-layer table: :meth:`price` reads (or measures) the table and keeps each layer's
+    candidate latencies, :meth:`mixture_latency` is the latency of a mixture of them."""
+
+    table: Any
+    backend: str
+    target_ms: float | None
+    latency: list[Any]
+    fixed_ms: float
+
+    def price(self, net: Any, device: Any) -> None:
+        """The table of ``net`` (:func:`~nasforge.ops.mobile_search_net.resolve_table`: read,
+        or measured here when none was given), each layer's candidate latencies on
+        ``device`` and the fixed part; a target no network of ``net`` meets is refused."""
+        from nasforge.ops.mobile_search_net import resolve_table
+
+        self.table = resolve_table(net, self.table, backend=self.backend)
+        rows, self.fixed_ms = net.candidate_latency(self.table)
+        self.latency = [row.to(device) for row in rows]
+        if self.target_ms is not None:
+            net.check_target(self.table, self.target_ms)
+
+    def mixture_latency(self, weights: Any) -> Any:
+        """The fixed part plus, per layer, ``sum_i weights[i] * latency[i]`` (ms): the
+        expected latency of the paper's ProxylessNAS and FBNet's ``LAT(a)``."""
+        from nasforge.ops.mobile_supernet import expected_latency
+
+        total: Any = self.fixed_ms
+        for w, latency in zip(weights, self.latency, strict=True):
+            total = total + expected_latency(w, latency)
+        return total

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
 from nasforge.errors import InvalidConfigError
-from nasforge.oneshot._latency import check_backend, check_target, table_label
+from nasforge.oneshot._latency import TablePricing, check_backend, check_target, table_label
 from nasforge.oneshot.base import DifferentiableMethod
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ _UNITS = {"ms": 1.0, "us": 1000.0}
 
 
 @oneshot.register("fbnet")
-class FBNet(DifferentiableMethod):
+class FBNet(TablePricing, DifferentiableMethod):
     """FBNet's differentiable search (Wu et al. 2019), see the module docstring.
 
     Args:
@@ -171,18 +171,14 @@ class FBNet(DifferentiableMethod):
     def setup(self, state: SearchState) -> None:
         import torch
 
-        from nasforge.ops.mobile_search_net import resolve_table, searched_supernet
+        from nasforge.ops.mobile_search_net import searched_supernet
 
         net = searched_supernet(state, "FBNet")
         super().setup(state)
         self.a_optimizer = torch.optim.Adam(
             self.alphas, lr=self.arch_lr, weight_decay=self.arch_weight_decay
         )
-        self.table = resolve_table(net, self.table, backend=self.backend)
-        rows, self.fixed_ms = net.candidate_latency(self.table)
-        self.latency = [r.to(state.device) for r in rows]
-        if self.target_ms is not None:
-            net.check_target(self.table, self.target_ms)
+        self.price(net, state.device)
         low, _ = net.latency_range(self.table)
         #: The unit of LAT in the loss (``unit``, or what ``"auto"`` chose).
         self.loss_unit = self.unit if self.unit != "auto" else ("ms" if low > 1.0 else "us")
@@ -209,12 +205,7 @@ class FBNet(DifferentiableMethod):
 
     def latency_of(self, weights: list[Any]) -> Any:
         """``LAT`` in ms of the mixture ``weights`` (fixed part included)."""
-        from nasforge.ops.mobile_supernet import expected_latency
-
-        total: Any = self.fixed_ms
-        for w, latency in zip(weights, self.latency, strict=True):
-            total = total + expected_latency(w, latency)
-        return total
+        return self.mixture_latency(weights)
 
     def train_epoch(self, state: SearchState, epoch: int) -> dict[str, float]:
         import torch

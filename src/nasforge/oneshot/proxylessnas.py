@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
 from nasforge.errors import InvalidConfigError
-from nasforge.oneshot._latency import check_backend, check_target, table_label
+from nasforge.oneshot._latency import TablePricing, check_backend, check_target, table_label
 from nasforge.oneshot.base import DifferentiableMethod
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ LOSSES = ("paper", "add#linear", "mul#log")
 
 
 @oneshot.register("proxylessnas")
-class ProxylessNAS(DifferentiableMethod):
+class ProxylessNAS(TablePricing, DifferentiableMethod):
     """ProxylessNAS (Cai, Zhu and Han 2019), see the module docstring.
 
     Args:
@@ -175,7 +175,7 @@ class ProxylessNAS(DifferentiableMethod):
     def setup(self, state: SearchState) -> None:
         import torch
 
-        from nasforge.ops.mobile_search_net import resolve_table, searched_supernet
+        from nasforge.ops.mobile_search_net import searched_supernet
 
         net = searched_supernet(state, "ProxylessNAS")
         super().setup(state)
@@ -186,11 +186,7 @@ class ProxylessNAS(DifferentiableMethod):
             eps=1e-8,
             weight_decay=self.arch_weight_decay,
         )
-        self.table = resolve_table(net, self.table, backend=self.backend)
-        rows, self.fixed_ms = net.candidate_latency(self.table)
-        self.latency = [r.to(state.device) for r in rows]
-        if self.target_ms is not None:
-            net.check_target(self.table, self.target_ms)
+        self.price(net, state.device)
         if self.loss == "mul#log" and (self.target_ms is None or self.target_ms <= 1.0):
             raise InvalidConfigError(
                 "The mul#log loss takes log(E[LAT]) / log(target) and needs a target above 1 ms."
@@ -198,13 +194,9 @@ class ProxylessNAS(DifferentiableMethod):
 
     def expected_latency(self, detach: bool = False) -> Any:
         """``E[LAT]`` in ms: the fixed part plus ``sum p_i F(o_i)`` over every layer."""
-        from nasforge.ops.mobile_supernet import expected_latency
-
-        total: Any = self.fixed_ms
-        for alpha, latency in zip(self.alphas, self.latency, strict=True):
-            probs = (alpha.detach() if detach else alpha).softmax(dim=-1)
-            total = total + expected_latency(probs, latency)
-        return total
+        return self.mixture_latency(
+            [(alpha.detach() if detach else alpha).softmax(dim=-1) for alpha in self.alphas]
+        )
 
     def predicted_latency(self, state: SearchState, choices: Any = None) -> float:
         """The table's latency of the derived network (or of ``choices``)."""
