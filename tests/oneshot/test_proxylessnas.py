@@ -5,34 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mobile_testing import SETTINGS, SMALL, table_for
 
 from nasforge import oneshot, spaces
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnsupportedOperationError
-from nasforge.hardware.layer_lut import LayerLatencyTable
-from nasforge.oneshot import SupernetSettings
 from nasforge.storage import get_storage
 from nasforge.testing.contracts import HashEvaluator
 from nasforge.train import SyntheticImages
-
-SMALL = {"width_mult": 0.25, "resolution": 32, "stem_stride": 1, "first_stride": 1}
-SETTINGS = SupernetSettings(resolution=32, batch_size=16, options=SMALL)
 
 
 @pytest.fixture(scope="module")
 def data():
     return SyntheticImages(num_classes=4, n_train=64, n_test=4, size=32).load()
-
-
-def table_for(space_name, skip=()):
-    """A deterministic per-layer table of every layer of the small supernet (no timing)."""
-    net = spaces.create(space_name).supernet(num_classes=4, **SMALL)
-    entries = {
-        s.key: 1e-6 * s.kernel**2 * s.expansion * (s.in_channels + s.out_channels) * s.resolution**2
-        + 0.01
-        for s in net.all_specs()
-        if s.key not in skip
-    }
-    return net, LayerLatencyTable(entries, fixed_ms=0.25, backend="torch")
 
 
 def run(data, space="mobilenet", epochs=2, storage=None, **params):
