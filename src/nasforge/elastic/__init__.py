@@ -1,0 +1,110 @@
+"""Elastic supernets: train one network once, then hand out sub-networks for any device.
+
+A space with an elastic supernet (``ofa``, ``ofa-cifar``: ``space.supernet()`` returns an
+:class:`~nasforge.ops.elastic.ElasticMobileNet`) is trained by a *schedule* (one file each,
+registered by name; :func:`schedule_names`):
+
+* ``ofa`` — Once-for-All's progressive shrinking (Cai et al., ICLR 2020, arXiv:1908.09791);
+* ``uniform`` — SPOS's uniform single-path sampling (Guo et al., ECCV 2020,
+  arXiv:1904.00420) on the same supernet, the baseline of the ranking comparison.
+
+:func:`train_supernet` runs a schedule phase by phase, saving a checkpoint after every epoch
+and one per phase (``phase-<k>-<name>.pt``) with a ``manifest.json``; running it again on
+the same folder resumes exactly. :func:`load_supernet` rebuilds a trained supernet from its
+folder; :func:`subnet_accuracy` measures a sub-network's inherited accuracy after batch-norm
+recalibration.
+
+Schedules are found by importing this package's public modules when the registry is first
+asked (``schedule_names()``, ``create_schedule()``), so a new schedule is one new file that
+imports :mod:`nasforge.elastic.base` and uses :func:`register_schedule`.
+
+Importing this package does not import torch; training does.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from nasforge.elastic.base import (
+    Phase,
+    Schedule,
+    TrainContext,
+    TrainedSupernet,
+    TrainSettings,
+    create_schedule,
+    get_schedule,
+    register_schedule,
+    schedule_names,
+)
+
+if TYPE_CHECKING:
+    from nasforge.architecture import Architecture
+    from nasforge.oneshot._data import SearchData
+    from nasforge.spaces.base import SearchSpace
+    from nasforge.train.data import DataSplits
+
+__all__ = [
+    "Phase",
+    "Schedule",
+    "TrainContext",
+    "TrainSettings",
+    "TrainedSupernet",
+    "create_schedule",
+    "get_schedule",
+    "load_supernet",
+    "register_schedule",
+    "schedule_names",
+    "subnet_accuracy",
+    "train_supernet",
+]
+
+
+def train_supernet(
+    space: str | SearchSpace,
+    schedule: str | Schedule,
+    data: DataSplits,
+    out_dir: str | os.PathLike[str],
+    settings: TrainSettings | None = None,
+    *,
+    teacher: Any = None,
+    resume: bool = True,
+    device: str = "auto",
+) -> TrainedSupernet:
+    """Train ``space``'s elastic supernet with ``schedule``; see
+    :func:`nasforge.elastic._train.train_supernet`."""
+    from nasforge.elastic import _train
+
+    return _train.train_supernet(
+        space, schedule, data, out_dir, settings, teacher=teacher, resume=resume, device=device
+    )
+
+
+def load_supernet(out_dir: str | os.PathLike[str], *, device: str = "cpu") -> TrainedSupernet:
+    """The supernet trained in ``out_dir``; see :func:`nasforge.elastic._train.load_supernet`."""
+    from nasforge.elastic import _train
+
+    return _train.load_supernet(out_dir, device=device)
+
+
+def subnet_accuracy(
+    supernet: Any,
+    arch: str | Architecture,
+    data: SearchData,
+    *,
+    recalibrate_batches: int = 8,
+    images: int = 1000,
+    generator: Any = None,
+) -> float:
+    """Top-1 accuracy of ``arch``'s inherited weights after batch-norm recalibration; see
+    :func:`nasforge.elastic._train.subnet_accuracy`."""
+    from nasforge.elastic import _train
+
+    return _train.subnet_accuracy(
+        supernet,
+        arch,
+        data,
+        recalibrate_batches=recalibrate_batches,
+        images=images,
+        generator=generator,
+    )
