@@ -344,11 +344,12 @@ class OFASpace(SearchSpace):
         return ElasticMobileNet(self, **kept)
 
     def presets(self) -> dict[str, dict[str, Any]]:
-        """``paper``: OFA's ImageNet supernet (width 1.0, 224x224, 180 epochs for the full
-        network as the paper trains it); ``reduced``: width 0.25 at 128x128 on a tenth of the
+        """``paper``: OFA's ImageNet supernet (width 1.0, 224x224); ``search``: the same (the
+        sub-network search runs on the trained supernet); ``reduced``: width 0.25 at 128x128 on a tenth of the
         training images with batch 64 for 6 epochs (one per progressive-shrinking phase)."""
         return {
             "paper": {"width_mult": 1.0, "resolution": 224},
+            "search": {"width_mult": 1.0, "resolution": 224},
             "reduced": {
                 "width_mult": 0.25,
                 "resolution": 128,
@@ -377,11 +378,12 @@ class OFACifarSpace(OFASpace):
     DEFAULT_CLASSES = 10
 
     def presets(self) -> dict[str, dict[str, Any]]:
-        """``paper``: width 1.0 at 32x32 (CIFAR-10); ``reduced``: width 0.25 at 32x32 on a
+        """``paper`` and ``search``: width 1.0 at 32x32 (CIFAR-10); ``reduced``: width 0.25 at 32x32 on a
         tenth of the training images with batch 64 for 6 epochs (one per
         progressive-shrinking phase), what a CPU trains in minutes."""
         return {
             "paper": {"width_mult": 1.0, "resolution": 32},
+            "search": {"width_mult": 1.0, "resolution": 32},
             "reduced": {
                 "width_mult": 0.25,
                 "resolution": 32,
