@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -295,16 +296,23 @@ class OFASpace(SearchSpace):
             InvalidConfigError: A setting out of range.
         """
         mobile: Any = spaces.create("mobilenet")
+        stride = self.STEM_STRIDE * self.FIRST_STRIDE * 8  # the mobilenet space's total
         specs: tuple[LayerSpec, ...] = mobile.layers(
             self.to_mobilenet(arch),
             num_classes=self.DEFAULT_CLASSES if num_classes is None else num_classes,
             width_mult=width_mult,
-            resolution=self.resolution(arch),
+            resolution=stride,  # that space takes multiples of its total stride only
             stem_stride=self.STEM_STRIDE,
             first_stride=self.FIRST_STRIDE,
             dropout=dropout,
         )
-        return specs
+        # OFA's resolutions (132, 140...) are not all multiples of the total stride: each
+        # strided convolution (padding k // 2) gives the ceiling of half its input side
+        size, out = self.resolution(arch), []
+        for spec in specs:
+            out.append(replace(spec, resolution=size))
+            size = out[-1].out_resolution
+        return tuple(out)
 
     def build(
         self,
