@@ -353,8 +353,9 @@ class OFASpace(SearchSpace):
 
     def presets(self) -> dict[str, dict[str, Any]]:
         """``paper``: OFA's ImageNet supernet (width 1.0, 224x224); ``search``: the same (the
-        sub-network search runs on the trained supernet); ``reduced``: width 0.25 at 128x128 on a tenth of the
-        training images with batch 64 for 6 epochs (one per progressive-shrinking phase)."""
+        sub-network search runs on the trained supernet); ``reduced``: width 0.25 at 128x128
+        on a tenth of the training images with batch 64 for 6 epochs (one per
+        progressive-shrinking phase)."""
         return {
             "paper": {"width_mult": 1.0, "resolution": 224},
             "search": {"width_mult": 1.0, "resolution": 224},
@@ -386,8 +387,8 @@ class OFACifarSpace(OFASpace):
     DEFAULT_CLASSES = 10
 
     def presets(self) -> dict[str, dict[str, Any]]:
-        """``paper`` and ``search``: width 1.0 at 32x32 (CIFAR-10); ``reduced``: width 0.25 at 32x32 on a
-        tenth of the training images with batch 64 for 6 epochs (one per
+        """``paper`` and ``search``: width 1.0 at 32x32 (CIFAR-10); ``reduced``: width 0.25
+        at 32x32 on a tenth of the training images with batch 64 for 6 epochs (one per
         progressive-shrinking phase), what a CPU trains in minutes."""
         return {
             "paper": {"width_mult": 1.0, "resolution": 32},
