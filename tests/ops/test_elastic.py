@@ -275,6 +275,10 @@ def test_settings_rebuild_the_same_supernet(net):
     shapes = {k: v.shape for k, v in again.state_dict().items()}
     assert shapes == {k: v.shape for k, v in net.state_dict().items()}
     again.load_state_dict(net.state_dict())
+    twin = copy.deepcopy(net)  # few-shot's sub-supernets are copies: their blocks are their own
+    own = [block for stage in twin.stages for block in stage]
+    assert all(a is b for a, b in zip(twin.elastic_blocks(), own, strict=True))
+    assert not any(a is b for a, b in zip(twin.elastic_blocks(), net.elastic_blocks(), strict=True))
 
 
 def test_bad_input_is_refused_clearly(net):
