@@ -24,6 +24,7 @@ Importing this package does not import torch; training does.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nasforge.elastic.base import (
@@ -70,21 +71,39 @@ def train_supernet(
     teacher: Any = None,
     resume: bool = True,
     device: str = "auto",
+    threads: int | None = None,
+    callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
 ) -> TrainedSupernet:
     """Train ``space``'s elastic supernet with ``schedule``; see
     :func:`nasforge.elastic._train.train_supernet`."""
     from nasforge.elastic import _train
 
     return _train.train_supernet(
-        space, schedule, data, out_dir, settings, teacher=teacher, resume=resume, device=device
+        space,
+        schedule,
+        data,
+        out_dir,
+        settings,
+        teacher=teacher,
+        resume=resume,
+        device=device,
+        threads=threads,
+        callbacks=callbacks,
     )
 
 
-def load_supernet(out_dir: str | os.PathLike[str], *, device: str = "cpu") -> TrainedSupernet:
+def load_supernet(
+    out_dir: str | os.PathLike[str],
+    *,
+    phase: int | None = None,
+    space: str | None = None,
+    schedule: str | None = None,
+    device: str = "cpu",
+) -> TrainedSupernet:
     """The supernet trained in ``out_dir``; see :func:`nasforge.elastic._train.load_supernet`."""
     from nasforge.elastic import _train
 
-    return _train.load_supernet(out_dir, device=device)
+    return _train.load_supernet(out_dir, phase=phase, space=space, schedule=schedule, device=device)
 
 
 def subnet_accuracy(
@@ -94,7 +113,7 @@ def subnet_accuracy(
     *,
     recalibrate_batches: int = 8,
     images: int = 1000,
-    generator: Any = None,
+    keep_statistics: bool = False,
 ) -> float:
     """Top-1 accuracy of ``arch``'s inherited weights after batch-norm recalibration; see
     :func:`nasforge.elastic._train.subnet_accuracy`."""
@@ -106,5 +125,5 @@ def subnet_accuracy(
         data,
         recalibrate_batches=recalibrate_batches,
         images=images,
-        generator=generator,
+        keep_statistics=keep_statistics,
     )

@@ -368,7 +368,14 @@ class Schedule(ABC):
         return supernet
 
     def begin_phase(self, ctx: TrainContext, phase: Phase) -> None:  # noqa: B027 (optional hook)
-        """Called once when ``phase`` starts (not when it resumes after its first epoch)."""
+        """Called once when ``phase`` starts, after :meth:`wrap` and before its first step
+        (when training resumes inside a phase, :meth:`resume_phase` is called instead; at a
+        phase boundary, after :meth:`load_state_dict`)."""
+
+    def resume_phase(self, ctx: TrainContext, phase: Phase) -> None:  # noqa: B027
+        """Called instead of :meth:`begin_phase` when training resumes inside ``phase``
+        (after :meth:`load_state_dict`): rebuild what :meth:`begin_phase` made that the
+        checkpoint does not hold as weights (default: nothing)."""
 
     @abstractmethod
     def step(

@@ -1,0 +1,647 @@
+"""The training loop of elastic supernets: phases, checkpoints, exact resume, loading, and the
+inherited accuracy of a sub-network after batch-norm recalibration.
+
+Public through :mod:`nasforge.elastic` (:func:`train_supernet`, :func:`load_supernet`,
+:func:`subnet_accuracy`); this module imports torch.
+
+Files in ``out_dir``:
+
+* ``manifest.json`` — space, schedule (name and parameters), settings, the phases with their
+  epochs, how many are done, and every epoch's mean losses; written before the first step and
+  after every epoch;
+* ``checkpoint.pt`` — the state after the last finished epoch (weights, optimiser, numpy and
+  torch generators, the schedule's state, the history), from which training resumes;
+* ``phase-<k>-<name>.pt`` — the same state at the end of phase ``k`` (1-based), for
+  :func:`load_supernet` and for comparing phases.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge.architecture import Architecture
+from nasforge.elastic.base import (
+    Phase,
+    Schedule,
+    TrainContext,
+    TrainedSupernet,
+    TrainSettings,
+    create_schedule,
+)
+from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.oneshot._data import SearchData
+from nasforge.oneshot._engine import rng_state, save_checkpoint, set_rng_state
+from nasforge.oneshot.base import NonFiniteLossError, SupernetSettings
+from nasforge.spaces.base import SearchSpace
+from nasforge.train.data import DataSplits
+from nasforge.train.trainer import num_threads, seeded, select_device
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "MANIFEST_NAME",
+    "load_supernet",
+    "make_optimizer",
+    "phase_lr",
+    "recalibrate",
+    "subnet_accuracy",
+    "train_supernet",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+MANIFEST_NAME = "manifest.json"
+CHECKPOINT_FORMAT = "nasforge-elastic-supernet"
+CHECKPOINT_VERSION = 1
+
+
+# -- building blocks ---------------------------------------------------------------------------
+def elastic_space(space: str | SearchSpace) -> SearchSpace:
+    """``space`` (or the space of that name), refused unless it has an elastic supernet."""
+    from nasforge import spaces
+
+    found = space if isinstance(space, SearchSpace) else spaces.create(space)
+    if getattr(found, "RESOLUTIONS", None) is None or not found.supports("supernet"):
+        elastic = sorted(n for n in spaces.names() if hasattr(spaces.get(n), "RESOLUTIONS"))
+        raise UnsupportedOperationError(
+            f"Search space {found.name!r} has no elastic supernet; elastic schedules train "
+            f"the spaces {elastic}."
+        )
+    return found
+
+
+def trained_resolutions(space: SearchSpace, settings: TrainSettings) -> tuple[int, ...]:
+    """The input sides trained: the settings' (checked against the space's) or all."""
+    allowed = tuple(int(r) for r in space.RESOLUTIONS)  # type: ignore[attr-defined]
+    if settings.resolutions is None:
+        return allowed
+    wrong = [r for r in settings.resolutions if r not in allowed]
+    if wrong:
+        raise InvalidConfigError(
+            f"resolutions {wrong} are not inputs of space {space.name!r}; choose from "
+            f"{list(allowed)}."
+        )
+    return tuple(settings.resolutions)
+
+
+def make_optimizer(module: nn.Module, settings: TrainSettings, lr: float) -> torch.optim.SGD:
+    """SGD with momentum (Nesterov when asked) whose weight decay spares batch-norm weights
+    and every bias (Once-for-All's ``no_decay_keys = "bn#bias"``)."""
+    spared: set[int] = set()
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            spared.update(id(p) for p in m.parameters(recurse=False))
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if id(p) in spared or name.endswith("bias") else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": settings.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.SGD(
+        groups,
+        lr=lr,
+        momentum=settings.momentum,
+        nesterov=settings.nesterov and settings.momentum > 0,
+    )
+
+
+def phase_lr(base: float, step: int, total: int, warmup: int) -> float:
+    """Learning rate of ``step`` (0-based) of a phase of ``total`` steps: linear warm-up over
+    ``warmup`` steps, then cosine decay to zero (Once-for-All's schedule per phase)."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    span = max(1, total - warmup)
+    return 0.5 * base * (1.0 + math.cos(math.pi * (step - warmup) / span))
+
+
+def _batch_norms(module: Any) -> list[nn.modules.batchnorm._BatchNorm]:
+    if hasattr(module, "bn_modules"):
+        return list(module.bn_modules())
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def recalibrate(
+    supernet: Any, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], resolution: int
+) -> None:
+    """Recompute the batch norms' running statistics of the active sub-network: reset them,
+    then a cumulative average over ``batches`` (resized to ``resolution``) in training mode
+    without gradients (Once-for-All's ``set_running_statistics``)."""
+    from nasforge.ops.elastic import resize_images
+
+    norms = [m for m in _batch_norms(supernet) if m.track_running_stats]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    before = supernet.training
+    supernet.train()
+    try:
+        for x, _ in batches:
+            supernet(resize_images(x, resolution) if x.shape[-1] != resolution else x)
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        supernet.train(before)
+
+
+@torch.no_grad()
+def subnet_accuracy(
+    supernet: Any,
+    arch: str | Architecture,
+    data: SearchData,
+    *,
+    recalibrate_batches: int = 8,
+    images: int = 1000,
+    keep_statistics: bool = False,
+) -> float:
+    """Top-1 accuracy (percent) of sub-network ``arch`` with the supernet's weights.
+
+    Sets ``arch`` active, recalibrates the batch norms on the first ``recalibrate_batches``
+    batches of the data's ``train`` half (fixed images, not augmented, resized to the
+    arch's resolution; the shared statistics of a supernet fit no single sub-network), and
+    measures the first ``images`` images of the ``valid`` half in eval mode. The same call
+    gives the same number. The supernet's statistics are put back afterwards unless
+    ``keep_statistics`` (then the arch's recalibrated statistics stay, e.g. for
+    ``supernet.extract(arch)``); the arch stays active and the supernet in eval mode.
+
+    Raises:
+        InvalidArchitectureError: ``arch`` is not a member of the supernet's space.
+        InvalidConfigError: ``recalibrate_batches`` or ``images`` below 1.
+    """
+    if recalibrate_batches < 1 or images < 1:
+        raise InvalidConfigError(
+            f"recalibrate_batches and images must be at least 1, got {recalibrate_batches} "
+            f"and {images}."
+        )
+    supernet.set_active(arch)
+    resolution = int(supernet.active_resolution)
+    device = next(supernet.parameters()).device
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in _batch_norms(supernet)]
+    try:
+        calibration = data.fixed("train", recalibrate_batches * data.batch_size, device)
+        recalibrate(supernet, calibration, resolution)
+        supernet.eval()
+        hits = seen = 0
+        for x, y in data.fixed("valid", images, device):
+            if x.shape[-1] != resolution:
+                from nasforge.ops.elastic import resize_images
+
+                x = resize_images(x, resolution)
+            hits += int((supernet(x).argmax(1) == y).sum())
+            seen += int(y.shape[0])
+    finally:
+        if not keep_statistics:
+            for m, state in zip(_batch_norms(supernet), saved, strict=True):
+                m.load_state_dict(state)
+    return 100.0 * hits / max(1, seen)
+
+
+# -- identity of a run -------------------------------------------------------------------------
+def _teacher_label(teacher: nn.Module | None) -> str | None:
+    if teacher is None:
+        return None
+    count = sum(p.numel() for p in teacher.parameters())
+    return f"{type(teacher).__name__} ({count} parameters)"
+
+
+def _identity(
+    space: SearchSpace,
+    schedule: Schedule,
+    settings: TrainSettings,
+    data: DataSplits,
+    teacher: nn.Module | None,
+) -> dict[str, Any]:
+    return {
+        "space": space.name,
+        "schedule": schedule.name,
+        "schedule_params": json.loads(json.dumps(schedule.params())),
+        "settings": settings.to_dict(),
+        "data": {
+            "name": data.name,
+            "train_images": len(data.train),
+            "num_classes": data.num_classes,
+            "resolution": data.resolution,
+        },
+        "teacher": _teacher_label(teacher),
+    }
+
+
+def _differences(
+    saved: Mapping[str, Any], given: Mapping[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    out = []
+    for key in sorted(set(saved) | set(given)):
+        a, b = saved.get(key), given.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping) and key != "schedule_params":
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append((f"{prefix}{key}", a, b))
+    return out
+
+
+def _check_same_run(saved: Mapping[str, Any], given: Mapping[str, Any], where: Path) -> None:
+    """Refuse to resume a run of another space, schedule or settings (naming each key)."""
+    for key, what in (("space", "space"), ("schedule", "schedule")):
+        if saved.get(key) != given.get(key):
+            raise InvalidConfigError(
+                f"{str(where)!r} holds a supernet of {what} {saved.get(key)!r}, not "
+                f"{given.get(key)!r} (space {saved.get('space')!r}, schedule "
+                f"{saved.get('schedule')!r}); give another out directory, or the same "
+                f"{what} to resume it."
+            )
+    diffs = _differences(saved, given)
+    if diffs:
+        listed = "; ".join(f"{k}: saved {a!r}, given {b!r}" for k, a, b in diffs)
+        raise InvalidConfigError(
+            f"{str(where)!r} holds a {saved.get('schedule')!r} run with other settings "
+            f"({listed}); resuming would mix two runs. Resume with the saved settings, or "
+            "train into a new out directory (--out), or pass resume=False to start over."
+        )
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise InvalidConfigError(f"Cannot read {str(path)!r} as a checkpoint: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise InvalidConfigError(
+            f"{str(path)!r} is not a nasforge elastic-supernet checkpoint (train one with "
+            "nasforge.elastic.train_supernet)."
+        )
+    if int(data.get("version", 0)) > CHECKPOINT_VERSION:
+        raise InvalidConfigError(
+            f"{str(path)!r} was written by a newer nasforge; upgrade nasforge to read it."
+        )
+    return data
+
+
+def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, path)
+
+
+def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([int(seed), phase, epoch]).generate_state(1)[0])
+
+
+# -- training ----------------------------------------------------------------------------------
+def train_supernet(
+    space: str | SearchSpace,
+    schedule: str | Schedule,
+    data: DataSplits,
+    out_dir: str | os.PathLike[str],
+    settings: TrainSettings | None = None,
+    *,
+    teacher: nn.Module | None = None,
+    resume: bool = True,
+    device: str = "auto",
+    threads: int | None = None,
+    callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+) -> TrainedSupernet:
+    """Train the elastic supernet of ``space`` with ``schedule``, phase by phase.
+
+    The supernet is ``space.supernet(width_mult=, num_classes=, dropout=)`` built under the
+    settings' seed; the data's training images are cut to ``settings.data_fraction`` and
+    split in halves (:class:`~nasforge.oneshot._data.SearchData`: ``train`` fits the weights,
+    ``valid`` measures sub-networks), held at the largest trained resolution. Each phase of
+    ``schedule.phases(settings.epochs)`` wraps the module (``schedule.wrap``), starts
+    (``schedule.begin_phase``), gets a fresh SGD optimiser (see :func:`make_optimizer`) at
+    ``settings.lr * phase.lr_scale`` with warm-up and cosine decay over the phase, and runs
+    its epochs: every step ``optimizer.zero_grad()``, ``schedule.step(ctx, x, y, phase)``
+    (which draws sub-networks and resolutions), gradient clipping, ``optimizer.step()``.
+    Each epoch runs with torch's global generator seeded from (seed, phase, epoch), so
+    dropout too repeats on resume.
+
+    Args:
+        space: A space with an elastic supernet (``"ofa"``, ``"ofa-cifar"``).
+        schedule: A schedule or its registered name (built with its defaults).
+        data: The images (``nasforge.train.load_cifar10(path)`` or ``SyntheticImages``).
+        out_dir: Folder of the manifest and checkpoints (created).
+        settings: Training settings (default :class:`TrainSettings`).
+        teacher: A network to distil from (``ctx.teacher``; DNA needs one); frozen, put in
+            eval mode and on the device. Give the same one again to resume.
+        resume: Continue the run saved in ``out_dir`` (after checking it is the same run);
+            ``False`` starts over and overwrites it.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+        threads: CPU threads (default all this process may use).
+        callbacks: Called after every epoch with that epoch's record (phase, epoch, mean
+            statistics, seconds), after its checkpoint is written.
+
+    Returns:
+        The trained supernet (in eval mode).
+
+    Raises:
+        UnsupportedOperationError: A space without an elastic supernet.
+        InvalidConfigError: ``out_dir`` holds a run of another space, schedule or settings
+            (the differing keys are named), or the data is too small for the split.
+        NonFiniteLossError: A step's loss was NaN or infinite (the last epoch's checkpoint
+            is kept).
+    """
+    found = elastic_space(space)
+    built = create_schedule(schedule) if isinstance(schedule, str) else schedule
+    settings = settings if settings is not None else TrainSettings()
+    resolutions = trained_resolutions(found, settings)
+    folder = Path(out_dir)
+    identity = _identity(found, built, settings, data, teacher)
+    manifest_path = folder / MANIFEST_NAME
+    checkpoint_path = folder / CHECKPOINT_NAME
+    saved: dict[str, Any] | None = None
+    if resume and manifest_path.exists():
+        _check_same_run(json.loads(manifest_path.read_text())["run"], identity, folder)
+        if checkpoint_path.exists():
+            saved = _read_checkpoint(checkpoint_path)
+            _check_same_run(saved["run"], identity, checkpoint_path)
+    phases = built.phases(settings.epochs)  # after the checks: a mismatch is said first
+    folder.mkdir(parents=True, exist_ok=True)
+    if saved is None:  # a fresh run: no stale phase files of an earlier one
+        for stale in folder.glob("phase-*.pt"):
+            stale.unlink()
+        checkpoint_path.unlink(missing_ok=True)
+    target = select_device(device)
+    search = SupernetSettings(
+        resolution=max(resolutions),
+        data_fraction=settings.data_fraction,
+        batch_size=settings.batch_size,
+    )
+    split = SearchData.from_splits(data, search, seed=settings.seed)
+    steps = split.steps_per_epoch
+    if settings.steps_per_epoch is not None:
+        steps = min(steps, settings.steps_per_epoch)
+    if teacher is not None:
+        teacher = teacher.to(target).eval().requires_grad_(False)
+    with num_threads(threads):
+        with seeded(settings.seed):
+            supernet = found.supernet(
+                width_mult=settings.width_mult,
+                num_classes=settings.num_classes or split.num_classes,
+                dropout=settings.dropout,
+            )
+        supernet.to(target)
+        ctx = TrainContext(
+            supernet=supernet,
+            data=split,
+            optimizer=None,
+            device=target,
+            rng=np.random.default_rng(settings.seed),
+            generator=torch.Generator().manual_seed(int(settings.seed)),
+            teacher=teacher,
+            settings=settings,
+            space=found,
+            resolutions=resolutions,
+        )
+        history: list[dict[str, Any]] = []
+        start_phase = start_epoch = 0
+        if saved is not None:
+            start_phase, start_epoch = int(saved["phase"]), int(saved["epoch"])
+            ctx.supernet = _rebuild(built, ctx, phases, start_phase + (start_epoch > 0))
+            ctx.supernet.load_state_dict(saved["model"])
+            built.load_state_dict(saved["schedule_state"])
+            ctx.generator.set_state(saved["generator"])
+            set_rng_state(ctx.rng, saved["rng"])
+            history = list(saved["history"])
+            logger.info("resuming phase %d epoch %d from %s", start_phase + 1, start_epoch, folder)
+        manifest = {"run": identity, "phases": [p.to_dict() for p in phases]}
+
+        def record(phases_done: int) -> None:
+            _write_manifest(
+                manifest_path, {**manifest, "phases_done": phases_done, "history": history}
+            )
+
+        record(start_phase)
+        for k in range(start_phase, len(phases)):
+            phase = phases[k]
+            ctx.phase_index = k
+            resumed = k == start_phase and start_epoch > 0
+            first = start_epoch if k == start_phase else 0
+            if not resumed:
+                ctx.restoring = False
+                ctx.supernet = built.wrap(ctx.supernet, phase, ctx)
+                ctx.supernet.to(target)
+            lr = settings.lr * phase.lr_scale
+            ctx.optimizer = make_optimizer(ctx.supernet, settings, lr)
+            if resumed:
+                assert saved is not None
+                ctx.optimizer.load_state_dict(saved["optimizer"])
+                built.resume_phase(ctx, phase)
+            else:
+                built.begin_phase(ctx, phase)
+            warm = phase.warmup_epochs
+            warmup = (settings.warmup_epochs if warm is None else warm) * steps
+            for epoch in range(first, phase.epochs):
+                ctx.epoch = epoch
+                began = time.perf_counter()
+                with seeded(_epoch_seed(settings.seed, k, epoch)):
+                    stats = _run_epoch(built, ctx, phase, steps, epoch, lr, warmup)
+                done = epoch + 1 == phase.epochs
+                entry = {
+                    "phase": k + 1,
+                    "name": phase.name,
+                    "epoch": epoch + 1,
+                    "lr": phase_lr(lr, epoch * steps, phase.epochs * steps, warmup),
+                    "seconds": time.perf_counter() - began,
+                    **stats,
+                }
+                history.append(entry)
+                position = (k + 1, 0) if done else (k, epoch + 1)
+                payload = {
+                    "format": CHECKPOINT_FORMAT,
+                    "version": CHECKPOINT_VERSION,
+                    "run": identity,
+                    "phase": position[0],
+                    "epoch": position[1],
+                    "model": ctx.supernet.state_dict(),
+                    "optimizer": ctx.optimizer.state_dict(),
+                    "schedule_state": built.state_dict(),
+                    "generator": ctx.generator.get_state(),
+                    "rng": rng_state(ctx.rng),
+                    "history": history,
+                }
+                save_checkpoint(checkpoint_path, payload)
+                if done:
+                    save_checkpoint(folder / f"phase-{k + 1}-{phase.name}.pt", payload)
+                record(k + 1 if done else k)
+                logger.info(
+                    "phase %d/%d (%s) epoch %d/%d: loss %.4f",
+                    k + 1,
+                    len(phases),
+                    phase.name,
+                    epoch + 1,
+                    phase.epochs,
+                    stats.get("loss", float("nan")),
+                )
+                for callback in callbacks:
+                    callback(dict(entry))
+    ctx.supernet.eval()
+    return TrainedSupernet(
+        supernet=ctx.supernet,
+        space=found,
+        schedule=built,
+        settings=settings,
+        phases_done=len(phases),
+        metadata={**manifest, "phases_done": len(phases), "history": history},
+    )
+
+
+def _rebuild(schedule: Schedule, ctx: TrainContext, phases: list[Phase], count: int) -> Any:
+    """The module after ``count`` phases' wraps (``ctx.restoring`` set while wrapping)."""
+    module = ctx.supernet
+    ctx.restoring = True
+    try:
+        for k in range(count):
+            ctx.phase_index = k
+            module = schedule.wrap(module, phases[k], ctx)
+            ctx.supernet = module
+    finally:
+        ctx.restoring = False
+    module.to(ctx.device)
+    return module
+
+
+def _run_epoch(
+    schedule: Schedule,
+    ctx: TrainContext,
+    phase: Phase,
+    steps: int,
+    epoch: int,
+    lr: float,
+    warmup: int,
+) -> dict[str, float]:
+    """One epoch of ``steps`` steps; returns the mean of each statistic ``step`` returned."""
+    assert ctx.data is not None
+    module = ctx.supernet
+    module.train()
+    if ctx.teacher is not None:
+        ctx.teacher.eval()
+    total = phase.epochs * steps
+    sums: dict[str, float] = {}
+    batches = ctx.data.batches("train", ctx.generator, ctx.device, steps)
+    for i, (x, y) in enumerate(batches):
+        for group in ctx.optimizer.param_groups:
+            group["lr"] = phase_lr(lr, epoch * steps + i, total, warmup)
+        ctx.optimizer.zero_grad(set_to_none=True)
+        stats = schedule.step(ctx, x, y, phase)
+        loss = float(stats.get("loss", 0.0))
+        if not math.isfinite(loss):
+            arch = getattr(module, "active", None)
+            raise NonFiniteLossError(
+                f"the loss became {loss} in phase {phase.name!r}, epoch {epoch + 1}, step "
+                f"{i + 1}; lower the learning rate or check the data",
+                None if arch is None else tuple(arch.choices),
+            )
+        if ctx.settings.grad_clip is not None:
+            nn.utils.clip_grad_norm_(module.parameters(), ctx.settings.grad_clip)
+        ctx.optimizer.step()
+        for key, value in stats.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+    return {key: value / max(1, steps) for key, value in sums.items()}
+
+
+# -- loading -----------------------------------------------------------------------------------
+def load_supernet(
+    out_dir: str | os.PathLike[str],
+    *,
+    phase: int | None = None,
+    space: str | None = None,
+    schedule: str | None = None,
+    device: str = "cpu",
+) -> TrainedSupernet:
+    """The supernet trained in ``out_dir`` after its last completed phase (or phase
+    ``phase``, 1-based): built from the space, wrapped by the schedule for each completed
+    phase, then given the saved weights; returned in eval mode.
+
+    Args:
+        out_dir: The folder :func:`train_supernet` wrote.
+        phase: Which phase's checkpoint (default the last completed).
+        space, schedule: When given, the checkpoint must be of this space and schedule.
+        device: Where to put it.
+
+    Raises:
+        InvalidConfigError: No manifest or no completed phase in ``out_dir``, a phase out of
+            range, or a checkpoint of another space or schedule (both named).
+    """
+    folder = Path(out_dir)
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.exists():
+        raise InvalidConfigError(
+            f"{str(folder)!r} holds no trained supernet (no {MANIFEST_NAME}); train one with "
+            "nasforge.elastic.train_supernet or `nasforge supernet train --out DIR`."
+        )
+    manifest = json.loads(manifest_path.read_text())
+    run = manifest["run"]
+    for key, expected in (("space", space), ("schedule", schedule)):
+        if expected is not None and run[key] != expected:
+            raise InvalidConfigError(
+                f"{str(folder)!r} holds a supernet of {key} {run[key]!r}, not {expected!r}; "
+                f"give the folder of a {expected!r} run, or {key}={run[key]!r}."
+            )
+    phases = manifest["phases"]
+    done = int(manifest["phases_done"])
+    chosen = done if phase is None else int(phase)
+    if done == 0 or not 1 <= chosen <= done:
+        raise InvalidConfigError(
+            f"{str(folder)!r} has {done} of {len(phases)} phases completed; "
+            + ("train further first." if done == 0 else f"choose a phase in 1..{done}.")
+        )
+    name = phases[chosen - 1]["name"]
+    path = folder / f"phase-{chosen}-{name}.pt"
+    saved = _read_checkpoint(path)
+    for key in ("space", "schedule", "schedule_params", "settings"):
+        if saved["run"].get(key) != run.get(key):
+            raise InvalidConfigError(
+                f"{str(path)!r} is a checkpoint of {key} {saved['run'].get(key)!r} but the "
+                f"manifest of {str(folder)!r} says {run.get(key)!r}; the file comes from "
+                "another run: train this folder again or restore its own checkpoint."
+            )
+    found = elastic_space(run["space"])
+    built = create_schedule(run["schedule"], **run["schedule_params"])
+    settings = TrainSettings.from_dict(run["settings"])
+    target = select_device(device)
+    with seeded(settings.seed):
+        supernet = found.supernet(
+            width_mult=settings.width_mult,
+            num_classes=settings.num_classes or run["data"]["num_classes"],
+            dropout=settings.dropout,
+        )
+    supernet.to(target)
+    ctx = TrainContext(
+        supernet=supernet,
+        data=None,
+        optimizer=None,
+        device=target,
+        rng=np.random.default_rng(settings.seed),
+        generator=torch.Generator().manual_seed(int(settings.seed)),
+        settings=settings,
+        space=found,
+        resolutions=trained_resolutions(found, settings),
+    )
+    plan = built.phases(settings.epochs)
+    module = _rebuild(built, ctx, plan, chosen)
+    module.load_state_dict(saved["model"])
+    built.load_state_dict(saved["schedule_state"])
+    module.eval()
+    return TrainedSupernet(
+        supernet=module,
+        space=found,
+        schedule=built,
+        settings=settings,
+        phases_done=chosen,
+        metadata=manifest,
+    )
