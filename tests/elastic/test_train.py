@@ -135,7 +135,7 @@ def test_load_supernet_rebuilds_the_trained_network(uniform_run, tmp_path):
         load_supernet(out, schedule="ofa")
     with pytest.raises(InvalidConfigError, match="space 'ofa-cifar', not 'ofa'"):
         load_supernet(out, space="ofa")
-    with pytest.raises(InvalidConfigError, match="no manifest.json"):
+    with pytest.raises(InvalidConfigError, match=r"no manifest\.json"):
         load_supernet(tmp_path)
 
 
@@ -150,7 +150,7 @@ def test_a_checkpoint_of_another_run_is_refused(uniform_run, tmp_path):
         load_supernet(copy)
     # and for resuming: the epoch checkpoint of another run
     shutil.copy(other / "checkpoint.pt", copy / "checkpoint.pt")
-    with pytest.raises(InvalidConfigError, match="settings.epochs"):
+    with pytest.raises(InvalidConfigError, match=r"settings\.epochs"):
         train(copy)
 
 
