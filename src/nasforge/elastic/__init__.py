@@ -75,7 +75,19 @@ def train_supernet(
     callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
 ) -> TrainedSupernet:
     """Train ``space``'s elastic supernet with ``schedule``; see
-    :func:`nasforge.elastic._train.train_supernet`."""
+    :func:`nasforge.elastic._train.train_supernet`.
+
+    Example:
+        >>> import tempfile
+        >>> from nasforge.train import SyntheticImages
+        >>> data = SyntheticImages(num_classes=4, n_train=32, n_test=4, size=16).load()
+        >>> settings = TrainSettings(width_mult=0.25, resolutions=(16,), batch_size=8,
+        ...                          epochs=1, steps_per_epoch=1)
+        >>> out = tempfile.mkdtemp()
+        >>> trained = train_supernet("ofa-cifar", "uniform", data, out, settings, device="cpu")
+        >>> trained.phases_done, load_supernet(out).schedule.name
+        (1, 'uniform')
+    """
     from nasforge.elastic import _train
 
     return _train.train_supernet(
@@ -116,10 +128,10 @@ def subnet_accuracy(
     keep_statistics: bool = False,
 ) -> float:
     """Top-1 accuracy of ``arch``'s inherited weights after batch-norm recalibration; see
-    :func:`nasforge.elastic._train.subnet_accuracy`."""
-    from nasforge.elastic import _train
+    :func:`nasforge.elastic._accuracy.subnet_accuracy`."""
+    from nasforge.elastic import _accuracy
 
-    return _train.subnet_accuracy(
+    return _accuracy.subnet_accuracy(
         supernet,
         arch,
         data,
