@@ -18,11 +18,10 @@ from nasforge.elastic import (
     schedule_names,
     subnet_accuracy,
     train_supernet,
+    training_data,
 )
 from nasforge.elastic._train import make_optimizer, phase_lr
 from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
-from nasforge.oneshot._data import SearchData
-from nasforge.oneshot.base import SupernetSettings
 from nasforge.train import SyntheticImages
 
 DATA = SyntheticImages(num_classes=4, n_train=64, n_test=4, size=16).load()
@@ -167,7 +166,8 @@ def test_loss_decreases_on_synthetic_images(tmp_path):
 def test_subnet_accuracy_recalibrates_and_restores(uniform_run):
     out, _ = uniform_run
     net = load_supernet(out).supernet
-    data = SearchData.from_splits(DATA, SupernetSettings(resolution=16, batch_size=8), seed=0)
+    data = training_data("ofa-cifar", DATA, tiny())
+    assert len(data.valid) == 32 and data.valid.resolution == 16
     arch = net.smallest()
     stats = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
     first = subnet_accuracy(net, arch, data, recalibrate_batches=2, images=24)

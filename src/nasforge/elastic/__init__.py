@@ -58,6 +58,7 @@ __all__ = [
     "schedule_names",
     "subnet_accuracy",
     "train_supernet",
+    "training_data",
 ]
 
 
@@ -139,3 +140,13 @@ def subnet_accuracy(
         images=images,
         keep_statistics=keep_statistics,
     )
+
+
+def training_data(
+    space: str | SearchSpace, data: DataSplits, settings: TrainSettings
+) -> SearchData:
+    """The two halves :func:`train_supernet` uses for ``settings`` (``valid`` holds the
+    images sub-networks are measured on); see :func:`nasforge.elastic._train.training_data`."""
+    from nasforge.elastic import _train
+
+    return _train.training_data(space, data, settings)

@@ -56,6 +56,7 @@ __all__ = [
     "recalibrate",
     "subnet_accuracy",
     "train_supernet",
+    "training_data",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,26 @@ def trained_resolutions(space: SearchSpace, settings: TrainSettings) -> tuple[in
             f"{list(allowed)}."
         )
     return tuple(settings.resolutions)
+
+
+def training_data(
+    space: str | SearchSpace, data: DataSplits, settings: TrainSettings
+) -> SearchData:
+    """The halves :func:`train_supernet` trains on (``train``) and measures sub-networks on
+    (``valid``): ``settings.data_fraction`` of ``data.train``, held at the largest trained
+    resolution, split with the settings' seed. Evaluators and benchmarks call this to see
+    the same held-out images.
+
+    Raises:
+        InvalidConfigError: The data is too small for two halves of one batch each.
+    """
+    found = elastic_space(space)
+    search = SupernetSettings(
+        resolution=max(trained_resolutions(found, settings)),
+        data_fraction=settings.data_fraction,
+        batch_size=settings.batch_size,
+    )
+    return SearchData.from_splits(data, search, seed=settings.seed)
 
 
 def make_optimizer(module: nn.Module, settings: TrainSettings, lr: float) -> torch.optim.SGD:
@@ -293,12 +314,7 @@ def train_supernet(
             stale.unlink()
         checkpoint_path.unlink(missing_ok=True)
     target = select_device(device)
-    search = SupernetSettings(
-        resolution=max(resolutions),
-        data_fraction=settings.data_fraction,
-        batch_size=settings.batch_size,
-    )
-    split = SearchData.from_splits(data, search, seed=settings.seed)
+    split = training_data(found, data, settings)
     steps = split.steps_per_epoch
     if settings.steps_per_epoch is not None:
         steps = min(steps, settings.steps_per_epoch)
