@@ -4,7 +4,10 @@
 :func:`export_trial`. The trial is the study's best (or trial ``N``); its weights are the
 checkpoint the training evaluator saved for it (``checkpoint_dir``). A study scored by a
 tabular benchmark has no weights: the export is then the architecture's network freshly
-initialised from a seed, and says so (``ExportResult.trained`` is ``False``).
+initialised from a seed, and says so (``ExportResult.trained`` is ``False``). A study of the
+``supernet`` evaluator (sub-networks of a trained elastic supernet) exports the sub-network
+with its inherited weights, after the batch-norm recalibration the evaluator did
+(:func:`nasforge.evaluators.supernet.subnet_record`).
 
 * ``pytorch``: a file written by ``torch.save`` holding a plain dictionary (space, the
   architecture's text, the keyword arguments of ``space.build``, input shape, normalisation,
@@ -140,6 +143,11 @@ def record_for_trial(
     chosen = _choose_trial(study, trial)
     spec = dict(study.record.evaluator or {})
     name = spec.pop("name", None)
+    if name == "supernet":  # a sub-network of a trained supernet: its inherited weights
+        from nasforge.evaluators.supernet import subnet_record
+
+        info = {"study": study.name, "trial": chosen.number}
+        return subnet_record(study.record.evaluator or {}, chosen.arch, info), chosen, None
     if name == "train":
         from nasforge import evaluators
         from nasforge.evaluators.training import TrainingEvaluator

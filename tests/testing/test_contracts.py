@@ -56,9 +56,24 @@ def _latency_table_params() -> dict[str, Any]:
     return {"space": "mobilenet", "tables": table}
 
 
+def _supernet_params(folder: Any) -> dict[str, Any]:
+    """The ``supernet`` evaluator on an ``ofa-cifar`` supernet trained for two steps."""
+    from nasforge.elastic import TrainSettings, train_supernet
+    from nasforge.train.data import SyntheticImages
+
+    synthetic = {"n_train": 128, "n_test": 8, "size": 8, "num_classes": 4}
+    settings = TrainSettings(width_mult=0.25, epochs=1, batch_size=32, steps_per_epoch=2)
+    data = SyntheticImages(**synthetic).load()
+    train_supernet("ofa-cifar", "uniform", data, folder, settings, device="cpu", threads=1)
+    return {"dir": str(folder), "dataset": "synthetic", "synthetic": synthetic,
+            "recalibration_batches": 1, "valid_images": 32}  # fmt: skip
+
+
 @pytest.mark.parametrize("name", evaluators.names())
-def test_evaluator_contract(name):
+def test_evaluator_contract(name, tmp_path):
     params = _latency_table_params() if name == "latency-table" else SMALL_EVALUATORS.get(name, {})
+    if name == "supernet":
+        params = _supernet_params(tmp_path)
     try:
         evaluator = evaluators.create(name, **params)
     except MissingDependencyError as exc:

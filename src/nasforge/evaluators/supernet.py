@@ -1,0 +1,623 @@
+"""Sub-networks of a trained elastic supernet as trials: inherited accuracy and costs.
+
+Once-for-All (Cai, H., Gan, C., Wang, T., Zhang, Z. and Han, S. "Once-for-All: Train One
+Network and Specialize it for Efficient Deployment." ICLR 2020, arXiv:1908.09791, Section 3.3)
+measures a sub-network by taking its weights from the trained supernet, recomputing the
+batch-norm statistics on a few training batches (they differ from the largest network's) and
+counting its accuracy on validation images held out from the weights' training; its costs
+come from tables: the sum of the per-layer latencies of a device's lookup table (Section 3.3,
+"latency lookup table") and the multiply-accumulates of its layers.
+
+:class:`SupernetEvaluator` (registered ``"supernet"``) does that for every architecture of the
+supernet's space, so any registered strategy can search the sub-networks as trials:
+``nasforge search --space ofa-cifar --evaluator supernet --evaluator-param dir=DIR``.
+Its costs (parameters, MACs, FLOPs, table latency) are free metrics: a constraint on them
+rejects a proposal before it is measured. :class:`SubnetCosts` prices whole populations of
+sub-networks at once (the evolutionary search of :mod:`nasforge.elastic.search`).
+
+Where this differs from the paper: the recalibration batches are the first images of the
+training half (fixed, not augmented), so that two evaluations of one sub-network, and the
+export of the chosen one (:mod:`nasforge.export`), recompute exactly the same statistics.
+
+Torch is imported when a sub-network is measured, not when this module loads.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nasforge import evaluators, spaces
+from nasforge.architecture import Architecture
+from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
+from nasforge.evaluators.base import Evaluator
+from nasforge.hardware.layer_lut import LayerLatencyTable
+from nasforge.trial import Direction, Result
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nasforge.elastic.base import TrainedSupernet
+    from nasforge.oneshot._data import SearchData
+    from nasforge.ops.mobile import LayerSpec
+
+__all__ = ["COST_METRICS", "SubnetCosts", "SupernetEvaluator", "subnet_record"]
+
+#: The cost metrics of every sub-network (millions), as the training evaluator names them.
+COST_METRICS: tuple[str, ...] = ("params_M", "macs_M", "flops_M")
+#: The accuracy metric (percent of the validation images).
+ACCURACY = "valid_acc"
+MANIFEST = "manifest.json"
+
+TableSource = str | os.PathLike[str] | LayerLatencyTable
+
+
+# -- costs --------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=16384)
+def layer_costs(spec: LayerSpec) -> tuple[float, float]:
+    """Parameters and multiply-accumulates (millions) of one layer alone, on an input of its
+    shape. A network of layers costs the sum of its layers' costs.
+
+    The MACs are those :func:`nasforge.hardware.count_flops` counts for these layers (their
+    convolutions and linear layers: ``k*k*C_in/groups*C_out*H_out*W_out`` and
+    ``in*out``; biases, activations and pooling not counted), taken from the output shapes of
+    one pass on a zero image (the flop counter's dispatch, on the meta device or not, takes
+    some 40 ms a layer: too slow for a search that prices every layer of a space; the tests
+    check the two agree).
+    """
+    import torch
+    from torch import nn
+
+    from nasforge.hardware import count_params
+    from nasforge.ops.mobile import build_layer
+
+    layer = build_layer(spec).eval()
+    macs = [0]
+
+    def count(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+            macs[0] += output.numel() * per_output
+        elif isinstance(module, nn.Linear):
+            macs[0] += output.numel() * module.in_features
+
+    hooks = [
+        m.register_forward_hook(count)
+        for m in layer.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    try:
+        with torch.no_grad():
+            layer(torch.zeros((1, spec.in_channels, spec.resolution, spec.resolution)))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return count_params(layer) / 1e6, macs[0] / 1e6
+
+
+class SubnetCosts:
+    """Parameters, MACs, FLOPs and table latency of the sub-networks of an ``ofa`` space.
+
+    A sub-network is its stem, first block and head (fixed at each resolution) plus the
+    active blocks of its stages, each a layer whose shape depends only on the resolution,
+    the stage, the block's place and its kernel and expansion. So every cost is the sum of
+    a base (per resolution) and of per-block entries, and :meth:`batch` prices thousands of
+    architectures (rows of choices) with a few array look-ups. :meth:`of` prices one from
+    ``space.layers(arch)`` directly; the two agree.
+
+    Args:
+        space: An ``ofa`` space (:class:`~nasforge.spaces.ofa.OFASpace`).
+        num_classes, width_mult, dropout: The sub-networks' settings (the supernet's).
+        tables: Per-layer latency tables by device name (``latency_ms[<name>]``).
+    """
+
+    def __init__(
+        self,
+        space: Any,
+        *,
+        num_classes: int | None = None,
+        width_mult: float = 1.0,
+        dropout: float = 0.0,
+        tables: Mapping[str, LayerLatencyTable] | None = None,
+    ) -> None:
+        self.space = space
+        self.build = {"num_classes": num_classes, "width_mult": width_mult, "dropout": dropout}
+        self.tables = dict(tables or {})
+        self.names: tuple[str, ...] = (*COST_METRICS, *(latency_metric(n) for n in self.tables))
+        decisions = space.decisions()
+        position = {d.name: i for i, d in enumerate(decisions)}
+        self.decisions = decisions
+        self.res_col = position["resolution"]
+        self.resolutions = tuple(int(r) for r in decisions[self.res_col].options)
+        self.stages = sum(1 for d in decisions if d.name.endswith("_depth"))
+        self.depth_cols = np.array([position[f"s{i}_depth"] for i in range(1, self.stages + 1)])
+        self.depth_options = np.array(decisions[self.depth_cols[0]].options)
+        self.max_depth = int(self.depth_options.max())
+        shape = (self.stages, self.max_depth)
+        self.kernel_cols = np.array(
+            [position[f"s{i + 1}b{j}_kernel"] for i in range(shape[0]) for j in range(shape[1])]
+        ).reshape(shape)
+        self.expansion_cols = np.array(
+            [position[f"s{i + 1}b{j}_expansion"] for i in range(shape[0]) for j in range(shape[1])]
+        ).reshape(shape)
+        self.n_kernels = len(decisions[int(self.kernel_cols[0, 0])].options)
+        self.n_expansions = len(decisions[int(self.expansion_cols[0, 0])].options)
+        self._base: dict[str, np.ndarray] | None = None
+        self._blocks: dict[str, np.ndarray] | None = None
+
+    # -- one architecture ----------------------------------------------------------------------
+    def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
+        """The layers of ``arch``'s network at these settings."""
+        return tuple(self.space.layers(arch, **self.build))
+
+    def _price(self, specs: Sequence[LayerSpec]) -> dict[str, float]:
+        params = math.fsum(layer_costs(spec)[0] for spec in specs)
+        macs = math.fsum(layer_costs(spec)[1] for spec in specs)
+        out = {"params_M": params, "macs_M": macs, "flops_M": 2.0 * macs}
+        for name, table in self.tables.items():
+            out[latency_metric(name)] = table.predict(specs)
+        return out
+
+    def of(self, arch: Architecture) -> dict[str, float]:
+        """Every cost of ``arch`` (by metric name)."""
+        return self._price(self.layers(arch))
+
+    # -- many architectures --------------------------------------------------------------------
+    def _fill(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The base ``[resolution]`` and block ``[resolution, stage, block, kernel,
+        expansion]`` entries of every metric, from the layers of probe networks (every
+        stage at its largest depth, one kernel and expansion everywhere)."""
+        if self._base is not None and self._blocks is not None:
+            return self._base, self._blocks
+        n_res = len(self.resolutions)
+        dims = (n_res, self.stages, self.max_depth, self.n_kernels, self.n_expansions)
+        base = {name: np.zeros(n_res) for name in self.names}
+        blocks = {name: np.zeros(dims) for name in self.names}
+        depth_choice = int(np.argmax(self.depth_options))
+        expected = 3 + self.stages * self.max_depth
+        for r in range(n_res):
+            for k in range(self.n_kernels):
+                for e in range(self.n_expansions):
+                    choices = np.zeros(len(self.decisions), dtype=int)
+                    choices[self.res_col] = r
+                    choices[self.depth_cols] = depth_choice
+                    choices[self.kernel_cols] = k
+                    choices[self.expansion_cols] = e
+                    specs = self.layers(self.space.from_choices(choices.tolist()))
+                    if len(specs) != expected:
+                        raise UnsupportedOperationError(
+                            f"Space {self.space.name!r}: the largest depth gives {len(specs)} "
+                            f"layers, not stem, first block, {self.stages}x{self.max_depth} "
+                            "blocks and head; SubnetCosts prices only Once-for-All's skeleton."
+                        )
+                    fixed = self._price([specs[0], specs[1], specs[-1]])
+                    for name in self.names:
+                        base[name][r] = fixed[name]
+                    for i in range(self.stages):
+                        for j in range(self.max_depth):
+                            one = self._price([specs[2 + i * self.max_depth + j]])
+                            for name in self.names:
+                                # a table's fixed part belongs to the base only
+                                offset = self._fixed(name)
+                                blocks[name][r, i, j, k, e] = one[name] - offset
+        self._base, self._blocks = base, blocks
+        return base, blocks
+
+    def _fixed(self, name: str) -> float:
+        for device, table in self.tables.items():
+            if latency_metric(device) == name:
+                return table.fixed_ms
+        return 0.0
+
+    def active(self, choices: np.ndarray) -> np.ndarray:
+        """``[n, stage, block]``: whether each block is within its stage's depth."""
+        depths = self.depth_options[choices[:, self.depth_cols]]
+        return np.asarray(np.arange(self.max_depth)[None, None, :] < depths[:, :, None])
+
+    def batch(self, choices: np.ndarray) -> dict[str, np.ndarray]:
+        """Every cost of each row of ``choices`` (``[n, decisions]`` choice indices)."""
+        base, blocks = self._fill()
+        choices = np.asarray(choices, dtype=int)
+        res = choices[:, self.res_col]
+        mask = self.active(choices)
+        stage = np.arange(self.stages)[None, :, None]
+        place = np.arange(self.max_depth)[None, None, :]
+        kernel = choices[:, self.kernel_cols]
+        expansion = choices[:, self.expansion_cols]
+        out = {}
+        for name in self.names:
+            entries = blocks[name][res[:, None, None], stage, place, kernel, expansion]
+            out[name] = base[name][res] + (entries * mask).sum(axis=(1, 2))
+        return out
+
+    def extreme(self, metric: str, *, lowest: bool = True) -> tuple[float, Architecture]:
+        """The lowest (or highest) value of ``metric`` over every sub-network, and a
+        sub-network that reaches it (each stage's depth and blocks chosen independently)."""
+        if metric not in self.names:
+            raise UnknownNameError("cost metric", metric, self.names)
+        base, blocks = self._fill()
+        pick = np.argmin if lowest else np.argmax
+        table = blocks[metric].reshape(*blocks[metric].shape[:3], -1)
+        best_block = (table.min if lowest else table.max)(axis=-1)  # [res, stage, block]
+        which_block = pick(table, axis=-1)
+        cumulative = np.cumsum(best_block, axis=-1)  # [res, stage, depth-1]
+        depth_index = self.depth_options - 1
+        per_depth = cumulative[:, :, depth_index]  # [res, stage, depth option]
+        depth_pick = pick(per_depth, axis=-1)
+        stage_best = np.take_along_axis(per_depth, depth_pick[..., None], axis=-1)[..., 0]
+        totals = base[metric] + stage_best.sum(axis=-1)
+        r = int(pick(totals))
+        choices = np.zeros(len(self.decisions), dtype=int)
+        choices[self.res_col] = r
+        for i in range(self.stages):
+            choices[self.depth_cols[i]] = int(depth_pick[r, i])
+            for j in range(int(self.depth_options[depth_pick[r, i]])):
+                k, e = divmod(int(which_block[r, i, j]), self.n_expansions)
+                choices[self.kernel_cols[i, j]] = k
+                choices[self.expansion_cols[i, j]] = e
+        return float(totals[r]), self.space.from_choices(choices.tolist())
+
+
+def latency_metric(device: str) -> str:
+    """``latency_ms[<device>]``."""
+    return f"latency_ms[{device}]"
+
+
+def measured_metric(device: str) -> str:
+    """``measured_latency_ms[<device>]``."""
+    return f"measured_latency_ms[{device}]"
+
+
+# -- the evaluator ------------------------------------------------------------------------------
+@evaluators.register("supernet")
+class SupernetEvaluator(Evaluator):
+    """Measures sub-networks of a trained elastic supernet (see the module docstring).
+
+        Each evaluation makes ``arch`` the supernet's active sub-network, recalibrates its
+        batch norms on the first ``recalibration_batches`` batches of the training half of the
+        supernet's data (fixed images, resized to the arch's resolution), and counts its top-1
+        accuracy on the first ``valid_images`` images of the held-out half
+    (:func:`nasforge.elastic.subnet_accuracy`); the supernet's own statistics are put back after.
+        The halves are those the supernet was trained with (its settings' data fraction, batch
+        size and seed), so the accuracy is measured on images its weights never saw.
+
+        Metrics: ``valid_acc`` (percent), ``params_M``, ``macs_M``, ``flops_M`` (of the
+        sub-network's layers, :class:`SubnetCosts`), ``latency_ms[<table>]`` for each table
+        (the sum of the table's entries for ``space.layers(arch)`` plus its fixed part), and
+        with ``measure`` the latency measured here: ``measured_latency_ms[<table>]`` timed with
+        each table's runtime and threads (tables of device ``cpu`` only), or
+        ``latency_ms[cpu-torch]`` (PyTorch, one thread) without tables. Every metric but the
+        accuracy and the measured latency is free (known without evaluating). ``Result.cost`` is
+        the seconds spent.
+
+        Args:
+            dir: The folder of a supernet trained by :func:`nasforge.elastic.train_supernet`.
+            data: Path of the data the supernet was trained on (not for ``synthetic``).
+            dataset: ``"cifar10"``, ``"folder"`` or ``"synthetic"`` (as the training evaluator).
+            synthetic: Keyword arguments of :class:`~nasforge.train.data.SyntheticImages`.
+            cache_dir: Where archives are extracted (see :mod:`nasforge.train.data`).
+            recalibration_batches: Training batches (of the supernet's batch size) that
+                recompute the batch-norm statistics.
+            valid_images: Held-out images the accuracy is counted on.
+            tables: Per-layer latency tables (CSV paths or tables, named by their ``name``, or
+                ``{device: path or table}``), as the ``latency-table`` evaluator takes them.
+            measure: Also time each sub-network on this machine.
+            runs: Timed passes of a measurement (the median is kept).
+            phase: Use the checkpoint of this phase (1-based; default the last completed).
+            threads: CPU threads of an evaluation (``None``: all; default one, which measures
+            small sub-networks fastest on a shared machine); not part of :meth:`spec`.
+
+        Raises:
+            InvalidConfigError: No trained supernet in ``dir``, counts below 1, two tables with
+                one name, or ``measure`` with a table of another device.
+
+        Example:
+            >>> ev = SupernetEvaluator("no/such/folder")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            nasforge.errors.InvalidConfigError: 'no/such/folder' holds no trained supernet ...
+    """
+
+    cost_unit = "seconds"
+
+    def __init__(
+        self,
+        dir: str | os.PathLike[str],
+        *,
+        data: str | os.PathLike[str] | None = None,
+        dataset: str = "cifar10",
+        synthetic: Mapping[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        recalibration_batches: int = 8,
+        valid_images: int = 1000,
+        tables: TableSource | Sequence[TableSource] | Mapping[str, TableSource] = (),
+        measure: bool = False,
+        runs: int = 20,
+        phase: int | None = None,
+        threads: int | None = 1,
+    ) -> None:
+        from nasforge.evaluators._images import open_data
+        from nasforge.evaluators.latency_table import _load_tables
+        from nasforge.evaluators.training import DATASETS
+
+        self.dir = Path(dir)
+        manifest_path = self.dir / MANIFEST
+        if not manifest_path.is_file():
+            raise InvalidConfigError(
+                f"{str(dir)!r} holds no trained supernet (no {MANIFEST}); train one with "
+                "`nasforge supernet train --out DIR` or nasforge.elastic.train_supernet, and "
+                "give that folder as dir."
+            )
+        self.manifest = json.loads(manifest_path.read_text())
+        run = self.manifest["run"]
+        self._space: Any = spaces.create(run["space"])
+        self.space = self._space.name
+        settings = run["settings"]
+        self.num_classes = int(settings.get("num_classes") or run["data"]["num_classes"])
+        self.width_mult = float(settings.get("width_mult", 1.0))
+        self.dropout = float(settings.get("dropout", 0.0))
+        if dataset not in DATASETS:
+            raise UnknownNameError("dataset", dataset, DATASETS)
+        self.dataset = dataset
+        self.data_path, self.synthetic = open_data(dataset, data, synthetic)
+        self.synthetic_params = None if synthetic is None else dict(synthetic)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        for name, value in (
+            ("recalibration_batches", recalibration_batches),
+            ("valid_images", valid_images),
+            ("runs", runs),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidConfigError(f"{name} must be an integer >= 1, got {value!r}.")
+        self.recalibration_batches = recalibration_batches
+        self.valid_images = valid_images
+        self.phase = phase
+        self.threads = threads
+        has_tables = bool(tables) or isinstance(tables, LayerLatencyTable)
+        self._tables = _load_tables(tables) if has_tables else {}
+        self.measure, self.runs = bool(measure), int(runs)
+        if self.measure:
+            elsewhere = [
+                name
+                for name, table in self._tables.items()
+                if table.device != "cpu" or table.backend not in ("torch", "onnxruntime")
+            ]
+            if elsewhere:
+                raise InvalidConfigError(
+                    f"measure=True times sub-networks on this machine, but the tables "
+                    f"{elsewhere} describe another device or runtime (only device 'cpu' with "
+                    "runtime 'torch' or 'onnxruntime' can be measured here); leave measure "
+                    "off or give tables of this machine."
+                )
+        self.costs = SubnetCosts(
+            self._space,
+            num_classes=self.num_classes,
+            width_mult=self.width_mult,
+            dropout=self.dropout,
+            tables=self._tables,
+        )
+        self._trained: TrainedSupernet | None = None
+        self._data: SearchData | None = None
+        self._saved: dict[str, Any] = {}
+
+    # -- what it returns -----------------------------------------------------------------------
+    @property
+    def tables(self) -> dict[str, LayerLatencyTable]:
+        """The latency tables by device name."""
+        return dict(self._tables)
+
+    @property
+    def measured_names(self) -> tuple[str, ...]:
+        """The metrics of the latency measured here (empty without ``measure``)."""
+        if not self.measure:
+            return ()
+        if not self._tables:
+            from nasforge.hardware.latency import latency_metric_name
+
+            return (latency_metric_name("cpu", "torch"),)
+        return tuple(measured_metric(name) for name in self._tables)
+
+    @property
+    def metrics(self) -> Mapping[str, Direction]:
+        out = {ACCURACY: Direction.MAXIMIZE}
+        out.update({name: Direction.MINIMIZE for name in self.costs.names})
+        out.update({name: Direction.MINIMIZE for name in self.measured_names})
+        return out
+
+    @property
+    def free_metric_names(self) -> tuple[str, ...]:
+        return self.costs.names
+
+    def free_metrics(self, arch: Architecture) -> dict[str, float]:
+        return self.costs.of(self._space.check(arch))
+
+    # -- the supernet and its data ---------------------------------------------------------------
+    def trained(self) -> TrainedSupernet:
+        """The trained supernet (loaded once, on the CPU)."""
+        if self._trained is None:
+            from nasforge.elastic import load_supernet
+
+            self._trained = load_supernet(self.dir, phase=self.phase)
+        return self._trained
+
+    def search_data(self) -> SearchData:
+        """The halves of the supernet's training images, as its training split them."""
+        if self._data is None:
+            from nasforge.evaluators._images import TrainingImages
+            from nasforge.oneshot._data import SearchData
+            from nasforge.oneshot.base import SupernetSettings
+
+            images = TrainingImages(
+                self.dataset, self.data_path, self.synthetic, self.cache_dir, None, 0, None
+            )
+            splits = images.load()
+            run = self.manifest["run"]
+            expected = run["data"]
+            if (
+                len(splits.train) != expected["train_images"]
+                or splits.num_classes != expected["num_classes"]
+            ):
+                raise InvalidConfigError(
+                    f"The supernet in {str(self.dir)!r} was trained on {expected['name']!r} "
+                    f"({expected['train_images']} training images of {expected['num_classes']} "
+                    f"classes), but the evaluator's data has {len(splits.train)} images of "
+                    f"{splits.num_classes} classes; give the data it was trained on, so that "
+                    "the validation images are the held-out half."
+                )
+            settings = self.trained().settings
+            sides = settings.resolutions or self._space.RESOLUTIONS
+            search = SupernetSettings(
+                resolution=max(sides),
+                data_fraction=settings.data_fraction,
+                batch_size=settings.batch_size,
+            )
+            self._data = SearchData.from_splits(splits, search, seed=settings.seed)
+        return self._data
+
+    def prepare(self, arch: Architecture) -> Any:
+        """The supernet with ``arch`` active and its batch norms recalibrated as
+        :meth:`evaluate` does (kept: ``supernet.extract(arch)`` is then the stand-alone
+        sub-network the evaluator measured). Call :meth:`restore` after."""
+        from nasforge.elastic import subnet_accuracy
+
+        supernet = self.trained().supernet
+        self._saved = {k: v.clone() for k, v in supernet.state_dict().items()}
+        subnet_accuracy(
+            supernet,
+            arch,
+            self.search_data(),
+            recalibrate_batches=self.recalibration_batches,
+            images=1,
+            keep_statistics=True,
+        )
+        return supernet
+
+    def restore(self) -> None:
+        """Put back the supernet's statistics after :meth:`prepare`."""
+        if self._saved:
+            self.trained().supernet.load_state_dict(self._saved)
+            self._saved = {}
+
+    # -- evaluating -----------------------------------------------------------------------------
+    def accuracy(self, arch: Architecture) -> float:
+        """The inherited top-1 accuracy (percent) of ``arch`` after recalibration."""
+        from nasforge.elastic import subnet_accuracy
+
+        return float(
+            subnet_accuracy(
+                self.trained().supernet,
+                arch,
+                self.search_data(),
+                recalibrate_batches=self.recalibration_batches,
+                images=self.valid_images,
+            )
+        )
+
+    def measured(self, arch: Architecture) -> dict[str, float]:
+        """The latency of ``arch``'s stand-alone network measured here (see ``measure``)."""
+        from nasforge.hardware.latency import measure_latency
+
+        net = self.trained().supernet.extract(arch).eval()
+        side = int(self._space.resolution(arch))
+        settings = [(name, t.backend, t.threads, t.batch_size) for name, t in self._tables.items()]
+        if not settings:
+            settings = [("", "torch", 1, 1)]
+        out = {}
+        for metric, (_, backend, threads, batch) in zip(self.measured_names, settings, strict=True):
+            out[metric] = measure_latency(
+                net, (3, side, side), runs=self.runs, threads=threads, backend=backend,
+                batch_size=batch,
+            ).median_ms  # fmt: skip
+        return out
+
+    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
+        from nasforge.train.trainer import num_threads
+
+        if fidelity:
+            raise InvalidConfigError(
+                f"The supernet evaluator has no fidelity (it trains nothing), got "
+                f"{dict(fidelity)!r}."
+            )
+        arch = self._space.check(arch)
+        start = time.perf_counter()
+        with num_threads(self.threads):
+            metrics = {ACCURACY: self.accuracy(arch), **self.costs.of(arch)}
+            if self.measure:
+                metrics.update(self.measured(arch))
+        seconds = time.perf_counter() - start
+        return Result(metrics, cost=max(seconds, 1e-9), seconds=seconds)
+
+    def spec(self) -> dict[str, Any] | None:
+        sources = {name: table.source for name, table in self._tables.items()}
+        if None in sources.values():
+            return None  # a table built in memory
+        out: dict[str, Any] = {
+            "name": "supernet",
+            "dir": str(self.dir),
+            "dataset": self.dataset,
+            "recalibration_batches": self.recalibration_batches,
+            "valid_images": self.valid_images,
+        }
+        if self.data_path is not None:
+            out["data"] = str(self.data_path)
+        if self.synthetic_params is not None:
+            out["synthetic"] = self.synthetic_params
+        if sources:
+            out["tables"] = sources
+        if self.measure:
+            out.update(measure=True, runs=self.runs)
+        if self.phase is not None:
+            out["phase"] = self.phase
+        return out
+
+    def __repr__(self) -> str:
+        return f"SupernetEvaluator({str(self.dir)!r}, space={self.space!r})"
+
+
+def subnet_record(spec: Mapping[str, Any], arch: Architecture, info: Mapping[str, Any]) -> Any:
+    """The stand-alone network of sub-network ``arch`` with its inherited weights, as a
+    :class:`~nasforge.train.checkpoint.ModelRecord` (what ``nasforge export`` writes for a
+    study of the ``supernet`` evaluator whose spec is ``spec``): ``supernet.extract(arch)``
+    after the batch-norm recalibration the evaluator did, so its outputs are the supernet's
+    with ``arch`` active.
+
+    Raises:
+        InvalidConfigError: The spec is not a ``supernet`` evaluator's, or its supernet or
+            data are gone.
+    """
+    from nasforge.train.checkpoint import ModelRecord
+
+    params = dict(spec)
+    if params.pop("name", None) != "supernet":
+        raise InvalidConfigError(f"Not the spec of a supernet evaluator: {dict(spec)!r}.")
+    evaluator = SupernetEvaluator(**params)
+    arch = evaluator._space.check(arch)
+    try:
+        network = evaluator.prepare(arch).extract(arch)
+    finally:
+        evaluator.restore()
+    side = int(evaluator._space.resolution(arch))
+    data = evaluator.search_data()
+    return ModelRecord(
+        space=evaluator._space.name,
+        arch=arch.text,
+        build={
+            "num_classes": evaluator.num_classes,
+            "width_mult": evaluator.width_mult,
+            "dropout": evaluator.dropout,
+        },
+        state_dict={k: v.detach().cpu() for k, v in network.state_dict().items()},
+        input_shape=(3, side, side),
+        mean=tuple(data.mean),
+        std=tuple(data.std),
+        trained=True,
+        info={"supernet": str(evaluator.dir), **dict(info)},
+    )
