@@ -93,6 +93,8 @@ def test_registered_with_a_parent_and_a_split_phase():
         ({"k": 1}, "k must be"),
         ({"parent_fraction": 1.0}, "parent_fraction"),
         ({"gm_samples": 0}, "gm_samples"),
+        ({"split": "s1_depth"}, "few-shot splits on 'resolution' or a block's kernel"),
+        ({"split": "gradient", "candidates": ["kernel"]}, "got 'kernel'"),
     ],
 )
 def test_bad_parameters_are_refused(params, match):
@@ -104,7 +106,6 @@ def test_bad_parameters_are_refused(params, match):
     ("split", "k", "match"),
     [
         ("s1b3_kernel", None, "cannot split"),  # a block beyond the smallest depth
-        ("s1_depth", None, "cannot split"),
         ("s9b0_kernel", None, "cannot split"),
         ("s1b0_kernel", 4, "2 <= k <= the split decision's 3 options"),
     ],

@@ -213,8 +213,8 @@ class BigNAS(Schedule):
         """The sub-networks of one step, in order: the largest, the smallest and
         ``num_random`` drawn uniformly, each with its own resolution (the largest at the
         highest trained side, the smallest at the lowest)."""
-        sides = ctx.phase_resolutions(phase)
         net = ctx.supernet
+        sides = ctx.phase_resolutions(phase) or tuple(net.space.RESOLUTIONS)
         largest = _at_resolution(net.space, net.largest(), max(sides))
         smallest = _at_resolution(net.space, net.smallest(), min(sides))
         drawn = [ctx.sample(phase) for _ in range(self.num_random)]

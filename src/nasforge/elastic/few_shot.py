@@ -124,7 +124,12 @@ class Split:
         return self.decision == other.decision and self.groups == other.groups
 
 
+def _splittable_name(name: Any) -> bool:
+    return isinstance(name, str) and (name == "resolution" or bool(_BLOCK_DECISION.match(name)))
+
+
 def decision_kind(decision: str) -> str:
+    """``"resolution"``, ``"kernel"`` or ``"expansion"``: the kind of a split decision."""
     return "resolution" if decision == "resolution" else decision.rsplit("_", 1)[-1]
 
 
@@ -327,8 +332,8 @@ class FewShot(Schedule):
             block), or ``"gradient"`` for the gradient-matching choice.
         k: Number of sub-supernets (``None``: one per option of a named split, 2 for
             ``"gradient"``).
-        parent_fraction: Share of the epochs that train the one-shot parent (0.5); the
-            sub-supernets train for the rest.
+        parent_fraction: Share of the epochs that train the one-shot parent (0.5, our
+            choice for short budgets); the sub-supernets train for the rest.
         gm_samples: Gradient matching: batches (each with one sub-network) per decision.
         candidates: Gradient matching: the decisions considered (``None``: the kernels and
             expansions of every block all sub-networks have).
@@ -343,10 +348,13 @@ class FewShot(Schedule):
         gm_samples: int = 4,
         candidates: list[str] | None = None,
     ) -> None:
-        if not isinstance(split, str) or not split:
-            raise InvalidConfigError(
-                f"few-shot split must be a decision name or 'gradient', got {split!r}."
-            )
+        for name in [split, *(candidates or [])]:
+            if name != "gradient" and not _splittable_name(name):
+                raise InvalidConfigError(
+                    f"few-shot splits on 'resolution' or a block's kernel or expansion "
+                    f"('s<stage>b<block>_kernel', 's<stage>b<block>_expansion'), or "
+                    f"split='gradient' chooses; got {name!r}."
+                )
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 2):
             raise InvalidConfigError(f"few-shot k must be an integer >= 2 or None, got {k!r}.")
         if not 0.0 < parent_fraction < 1.0:
