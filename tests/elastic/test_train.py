@@ -112,6 +112,8 @@ def test_resume_with_other_settings_names_the_keys(uniform_run):
     assert "new out directory" in message
     with pytest.raises(InvalidConfigError, match="schedule 'uniform', not 'ofa'"):
         train(out, schedule="ofa")
+    with pytest.raises(InvalidConfigError, match="space 'ofa-cifar', not 'ofa'"):
+        train_supernet("ofa", "uniform", DATA, out, tiny(resolutions=(128,)))
     assert (out / "manifest.json").read_text() == before  # nothing overwritten
 
 

@@ -296,7 +296,6 @@ def train_supernet(
     found = elastic_space(space)
     built = create_schedule(schedule) if isinstance(schedule, str) else schedule
     settings = settings if settings is not None else TrainSettings()
-    resolutions = trained_resolutions(found, settings)
     folder = Path(out_dir)
     identity = _identity(found, built, settings, data, teacher)
     manifest_path = folder / MANIFEST_NAME
@@ -307,17 +306,19 @@ def train_supernet(
         if checkpoint_path.exists():
             saved = _read_checkpoint(checkpoint_path)
             _check_same_run(saved["run"], identity, checkpoint_path)
-    phases = built.phases(settings.epochs)  # after the checks: a mismatch is said first
-    folder.mkdir(parents=True, exist_ok=True)
-    if saved is None:  # a fresh run: no stale phase files of an earlier one
-        for stale in folder.glob("phase-*.pt"):
-            stale.unlink()
-        checkpoint_path.unlink(missing_ok=True)
+    # checked after the saved run, so that a mismatch is said first
+    resolutions = trained_resolutions(found, settings)
+    phases = built.phases(settings.epochs)
     target = select_device(device)
     split = training_data(found, data, settings)
     steps = split.steps_per_epoch
     if settings.steps_per_epoch is not None:
         steps = min(steps, settings.steps_per_epoch)
+    if saved is None and manifest_path.exists():  # starting over: no stale files of before
+        for stale in folder.glob("phase-*.pt"):
+            stale.unlink()
+        checkpoint_path.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     if teacher is not None:
         teacher = teacher.to(target).eval().requires_grad_(False)
     with num_threads(threads):
