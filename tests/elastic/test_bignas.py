@@ -13,7 +13,7 @@ from torch import nn
 
 from nasforge import spaces
 from nasforge.elastic import TrainSettings, create_schedule, schedule_names
-from nasforge.elastic._train import train_supernet
+from nasforge.elastic._train import make_optimizer, train_supernet
 from nasforge.elastic.base import Phase, TrainContext
 from nasforge.elastic.bignas import BigNAS, constant_ending_lr, zero_init_residual_blocks
 from nasforge.errors import InvalidConfigError
@@ -229,6 +229,27 @@ def test_dropout_only_for_the_largest(space):
     create_schedule("bignas").step(_ctx(net, space), x, y, PHASE)
     assert rates == [0.5, 0.0, 0.0, 0.0]
     assert all(m.p == 0.5 for m in dropouts)
+
+
+def test_weight_decay_is_applied_once_per_step_by_the_optimiser_not_on_norms_or_biases(space):
+    net = _supernet(space)
+    settings = TrainSettings(weight_decay=0.5)
+    decay, spared = make_optimizer(net, settings, 0.1).param_groups
+    assert decay["weight_decay"] == 0.5 and spared["weight_decay"] == 0.0
+    norms = {id(p) for m in net.bn_modules() for p in m.parameters(recurse=False)}
+    biases = {id(p) for n, p in net.named_parameters() if n.endswith("bias")}
+    assert {id(p) for p in spared["params"]} == norms | biases
+    convs = [m.weight for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert {id(p) for p in convs} <= {id(p) for p in decay["params"]}
+    # the step's losses carry no penalty of their own: its gradients do not depend on it
+    x, y = _batch(side=16)
+    grads = []
+    for weight_decay in (0.0, 0.5):
+        net.zero_grad()
+        ctx = _ctx(net, space, settings=TrainSettings(weight_decay=weight_decay))
+        create_schedule("bignas", num_random=1).step(ctx, x, y, PHASE)
+        grads.append([p.grad.clone() for p in net.parameters() if p.grad is not None])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
 
 
 def test_constant_ending_learning_rate():
