@@ -265,8 +265,10 @@ def train_supernet(
     ``settings.lr * phase.lr_scale`` with warm-up and cosine decay over the phase, and runs
     its epochs: every step ``optimizer.zero_grad()``, ``schedule.step(ctx, x, y, phase)``
     (which draws sub-networks and resolutions), gradient clipping, ``optimizer.step()``.
-    Each epoch runs with torch's global generator seeded from (seed, phase, epoch), so
-    dropout too repeats on resume.
+    Each epoch runs with torch's global CPU generator seeded from (seed, phase, epoch) (and
+    restored afterwards), so dropout too repeats on resume: on the CPU a resumed run ends
+    with the same weights, bit for bit, as an uninterrupted one (on a GPU, up to its
+    non-deterministic kernels and its own generator).
 
     Args:
         space: A space with an elastic supernet (``"ofa"``, ``"ofa-cifar"``).
