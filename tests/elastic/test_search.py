@@ -1,0 +1,197 @@
+"""Sub-network search on a trained supernet: Once-for-All's encoding, accuracy predictor and
+evolution under constraints, the search as a study, bad input, and the export of the chosen
+sub-network with its inherited weights."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from nasforge import export, spaces
+from nasforge.constraints import Constraint
+from nasforge.elastic.search import (
+    AccuracyPredictor,
+    SubnetScorer,
+    encode,
+    evolve,
+    search_subnets,
+)
+from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
+from nasforge.evaluators.supernet import SubnetCosts, SupernetEvaluator
+from nasforge.trial import Objective
+
+SYNTHETIC = {"n_train": 256, "n_test": 16, "size": 16, "num_classes": 4}
+SMALL = {
+    "dataset": "synthetic",
+    "synthetic": SYNTHETIC,
+    "recalibration_batches": 1,
+    "valid_images": 64,
+}
+QUICK = {"measured": 6, "population": 10, "generations": 5, "top_k": 2, "predictor_epochs": 50}
+
+
+@pytest.fixture(scope="module")
+def supernet_dir(tmp_path_factory):
+    """An ofa-cifar supernet at width 0.25 trained for two steps of the uniform schedule."""
+    from nasforge.elastic import TrainSettings, train_supernet
+    from nasforge.train.data import SyntheticImages
+
+    out = tmp_path_factory.mktemp("supernet")
+    settings = TrainSettings(width_mult=0.25, epochs=1, batch_size=32, steps_per_epoch=2)
+    data = SyntheticImages(**SYNTHETIC).load()
+    train_supernet("ofa-cifar", "uniform", data, out, settings, device="cpu", threads=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def costs():
+    return SubnetCosts(spaces.create("ofa-cifar"), num_classes=4, width_mult=0.25)
+
+
+def _rows(count, seed):
+    return np.random.default_rng(seed).integers(0, 3, (count, 46))
+
+
+def test_encoding_is_ofas(costs):
+    space = costs.space
+    arch = space.parse(
+        "res=24;s1=e6k7,e3k5;s2=e4k3,e4k3,e4k3;s3=e3k3,e3k3;s4=e3k3,e3k3;s5=e3k3,e3k3"
+    )
+    x = encode(costs, np.array([arch.choices]))[0]
+    assert x.shape == (3 + 20 * 3 * 2,)
+    assert x[:3].tolist() == [0, 1, 0]  # resolution 24
+    kernels = x[3:63].reshape(5, 4, 3)
+    expansions = x[63:].reshape(5, 4, 3)
+    assert kernels[0, 0].tolist() == [0, 0, 1] and expansions[0, 0].tolist() == [0, 0, 1]
+    assert kernels[0, 1].tolist() == [0, 1, 0] and expansions[0, 1].tolist() == [1, 0, 0]
+    assert not kernels[0, 2:].any() and not expansions[0, 2:].any()  # beyond the depth
+    assert kernels[1, :3].sum() == 3 and not kernels[1, 3].any()
+    # blocks beyond the depth do not change the encoding
+    twin = space.parse(str(arch).replace("s1=e6k7,e3k5", "s1=e6k7,e3k5/e6k7,e6k7"))
+    assert np.array_equal(encode(costs, np.array([twin.choices]))[0], x)
+
+
+def test_predictor_learns_accuracy_as_a_function_of_macs(costs):
+    rows = _rows(160, 0)
+    macs = costs.batch(rows)["macs_M"]
+    accuracy = 60.0 + 8.0 * np.log(macs)  # a made-up relation with the size
+    predictor = AccuracyPredictor(costs, seed=0).fit(rows[:120], accuracy[:120])
+    error = np.mean((predictor.predict(rows[120:]) - accuracy[120:]) ** 2)
+    baseline = np.mean((accuracy[:120].mean() - accuracy[120:]) ** 2)
+    assert error < 0.2 * baseline  # far better than predicting the mean
+
+
+def _macs_scorer(costs, bound):
+    """A scorer whose 'predicted accuracy' grows with the MACs, under a MACs bound."""
+    return SubnetScorer(
+        costs,
+        lambda rows: np.log(costs.batch(rows)["macs_M"]),
+        Objective.parse("valid_acc:max"),
+        [Constraint.parse(f"macs_M<={bound}")],
+    )
+
+
+def test_evolution_under_a_macs_bound_keeps_feasible_and_improves(costs):
+    low, _ = costs.extreme("macs_M")
+    high, _ = costs.extreme("macs_M", lowest=False)
+    bound = low + 0.3 * (high - low)
+    found = evolve(_macs_scorer(costs, bound), np.random.default_rng(0), population=30,
+                   generations=30)  # fmt: skip
+    assert np.all(costs.batch(found.candidates)["macs_M"] <= bound)
+    assert found.history[-1] > found.initial.max()  # better than the initial population
+    assert np.all(np.diff(found.history) >= 0)  # the parents are kept
+    assert found.fitness[0] == max(found.fitness) == found.history[-1]
+    assert len(np.unique(found.candidates, axis=0)) == len(found.candidates)
+    again = evolve(_macs_scorer(costs, bound), np.random.default_rng(0), population=30,
+                   generations=30)  # fmt: skip
+    assert np.array_equal(again.candidates, found.candidates)  # same seed, same search
+
+
+def test_scoring_a_thousand_candidates_is_fast(costs):
+    predictor = AccuracyPredictor(costs, epochs=5).fit(_rows(20, 1), np.arange(20.0))
+    scorer = SubnetScorer(
+        costs, predictor.predict, Objective.parse("valid_acc:max"), [Constraint.parse("macs_M<=9")]
+    )
+    rows = _rows(1000, 2)
+    scorer.score(rows[:10])
+    start = time.perf_counter()
+    scores = scorer.score(rows)
+    assert time.perf_counter() - start < 5.0  # the issue asks for 60 s
+    assert scores.predicted.shape == (1000,)
+    assert np.array_equal(scores.feasible, scores.metrics["macs_M"] <= 9)
+
+
+def test_search_is_a_study_and_exports_the_chosen_sub_network(supernet_dir, tmp_path):
+    ev = SupernetEvaluator(supernet_dir, **SMALL)
+    low, _ = ev.costs.extreme("macs_M")
+    bound = 2.5 * low
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    result = search_subnets(
+        ev, constraints=[f"macs_M<={bound}"], storage=url, study_name="ofa", **QUICK
+    )
+    study = result.study
+    assert QUICK["measured"] < len(study.trials) <= QUICK["measured"] + QUICK["top_k"]
+    assert all("valid_acc" in t.metrics and "macs_M" in t.metrics for t in study.trials)
+    assert result.chosen.number == study.best_trial.number
+    assert result.constraints["macs_M"] <= bound and result.metrics == result.chosen.metrics
+    measured_finals = [t for t in study.trials if "predicted_valid_acc" in t.metrics]
+    assert all(t.metrics["macs_M"] <= bound for t in measured_finals)
+    assert [c[0] for c in result.candidates] == [t.arch.text for t in measured_finals]
+    # the same command again resumes: nothing is measured twice
+    again = search_subnets(
+        ev, constraints=[f"macs_M<={bound}"], storage=url, study_name="ofa", **QUICK
+    )
+    assert len(again.study.trials) == len(study.trials) and again.arch == result.arch
+    # the export: the stand-alone sub-network with the inherited, recalibrated weights
+    written = export.export_trial(study, tmp_path / "chosen.pt")
+    assert written.trained and written.arch == result.arch.text
+    model = export.load(written.path)
+    side = spaces.create("ofa-cifar").resolution(result.arch)
+    x = torch.randn(4, 3, side, side, generator=torch.Generator().manual_seed(0))
+    supernet = ev.prepare(result.arch).eval()
+    try:
+        with torch.no_grad():
+            diff = (model(x) - supernet(x)).abs().max().item()
+    finally:
+        ev.restore()
+    assert diff <= 1e-5
+
+
+def test_any_registered_strategy_searches(supernet_dir):
+    ev = SupernetEvaluator(supernet_dir, **SMALL)
+    result = search_subnets(ev, strategy="random", n_trials=3, constraints=["params_M<=1"])
+    assert len(result.study.trials) == 3 and result.predicted is None
+    assert result.chosen.number == result.study.best_trial.number
+
+
+def test_measured_latency_constraint(supernet_dir):
+    ev = SupernetEvaluator(supernet_dir, measure=True, runs=3, **SMALL)
+    (metric,) = ev.measured_names
+    result = search_subnets(ev, constraints=[f"{metric}<=1000"], **QUICK)
+    assert result.constraints[metric] <= 1000
+    with pytest.raises(InfeasibleConstraintError, match=r"smallest sub-network .* measured"):
+        search_subnets(ev, constraints=[f"{metric}<=0.000001"], **QUICK)
+
+
+def test_bad_input(supernet_dir):
+    ev = SupernetEvaluator(supernet_dir, **SMALL)
+    low, smallest = ev.costs.extreme("macs_M")
+    with pytest.raises(InfeasibleConstraintError) as info:
+        search_subnets(ev, constraints=[f"macs_M<={low / 2}"], **QUICK)
+    assert f"lowest reachable macs_M is {low:g}" in str(info.value)
+    assert smallest.text in str(info.value)
+    high, _ = ev.costs.extreme("params_M", lowest=False)
+    with pytest.raises(InfeasibleConstraintError, match=f"highest reachable params_M is {high:g}"):
+        search_subnets(ev, constraints=[f"params_M>={2 * high}"], **QUICK)
+    with pytest.raises(UnknownNameError, match="macs_M") as unknown:
+        search_subnets(ev, constraints=["mac_M<=5"], **QUICK)
+    assert "valid_acc" in str(unknown.value) and "params_M" in str(unknown.value)
+    with pytest.raises(InvalidConfigError, match="measured must be"):
+        search_subnets(ev, **{**QUICK, "measured": 1})
+    with pytest.raises(InvalidConfigError, match="population"):
+        search_subnets(ev, **{**QUICK, "population": 1})
+    with pytest.raises(UnknownNameError, match="strategy"):
+        search_subnets(ev, strategy="no-such-strategy", n_trials=1)
