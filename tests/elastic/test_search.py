@@ -17,6 +17,7 @@ from nasforge.elastic.search import (
     SubnetScorer,
     encode,
     evolve,
+    random_rows,
     search_subnets,
 )
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
@@ -140,6 +141,10 @@ def test_search_is_a_study_and_exports_the_chosen_sub_network(supernet_dir, tmp_
     measured_finals = [t for t in study.trials if "predicted_valid_acc" in t.metrics]
     assert all(t.metrics["macs_M"] <= bound for t in measured_finals)
     assert [c[0] for c in result.candidates] == [t.arch.text for t in measured_finals]
+    rows = random_rows(ev.costs, 1000, np.random.default_rng(0))
+    start = time.perf_counter()
+    scores = result.scorer.score(rows)  # what the benchmark times
+    assert time.perf_counter() - start < 5.0 and scores.predicted.shape == (1000,)
     # the same command again resumes: nothing is measured twice
     again = search_subnets(
         ev, constraints=[f"macs_M<={bound}"], storage=url, study_name="ofa", **QUICK

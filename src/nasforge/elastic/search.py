@@ -84,6 +84,7 @@ __all__ = [
     "canonical_rows",
     "encode",
     "evolve",
+    "random_rows",
     "sample_feasible",
     "search_subnets",
 ]
@@ -111,6 +112,9 @@ class SubnetSearchResult:
         candidates: The top candidates measured at the end: ``(arch text, predicted,
             measured)`` of the objective.
         history: The best predicted fitness after each generation of the evolution.
+        scorer: The batched scoring the evolution used (predictor and cheap constraints):
+            ``scorer.score(rows)`` is what ``benchmarks/`` times on 1,000 candidates
+            (``random_rows`` draws them); ``None`` for another strategy.
     """
 
     study: Study
@@ -121,6 +125,7 @@ class SubnetSearchResult:
     constraints: dict[str, float]
     candidates: list[tuple[str, float, float]] = field(default_factory=list)
     history: list[float] = field(default_factory=list)
+    scorer: SubnetScorer | None = None
 
 
 def _measure_everything(inner: SupernetEvaluator) -> Evaluator:
@@ -233,6 +238,13 @@ def _open_study(
             "Use another study name, or the stored settings to resume it."
         )
     return Study(existing, store)
+
+
+def random_rows(costs: SubnetCosts, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` sub-networks drawn uniformly (rows of choice indices), e.g. candidates to
+    time :meth:`SubnetScorer.score` on."""
+    options = option_counts(costs)
+    return rng.integers(0, options, size=(count, len(options)))
 
 
 def _distinct_random(costs: SubnetCosts, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -416,6 +428,7 @@ def search_subnets(
         constraints={c.metric: chosen.metrics[c.metric] for c in parsed},
         candidates=finals,
         history=found.history if found is not None else [],
+        scorer=scorer,
     )
 
 
