@@ -1,5 +1,5 @@
-"""The ``nasforge`` command line: search, compare, list, show, profile, export, pareto,
-proxies and worker, from a shell.
+"""The ``nasforge`` command line: search, supernet, compare, list, show, profile, export,
+pareto, proxies and worker, from a shell.
 
 The CLI is thin: each command (one module each) parses its options, calls the Python API
 (:mod:`nasforge.runs` and the core) and prints. An option means the same in every command
@@ -36,7 +36,18 @@ from nasforge.cli._common import parse_params, parse_value
 
 #: The command modules, in the order ``nasforge --help`` lists them; importing one registers
 #: its command on :data:`app`.
-COMMANDS = ("search", "compare", "list", "proxies", "show", "profile", "export", "pareto", "worker")
+COMMANDS = (
+    "search",
+    "supernet",
+    "compare",
+    "list",
+    "proxies",
+    "show",
+    "profile",
+    "export",
+    "pareto",
+    "worker",
+)
 for _name in COMMANDS:
     importlib.import_module(f"{__name__}.{_name}")
 
