@@ -177,8 +177,11 @@ def test_measured_latency_constraint(supernet_dir):
     (metric,) = ev.measured_names
     result = search_subnets(ev, constraints=[f"{metric}<=1000"], **QUICK)
     assert result.constraints[metric] <= 1000
-    with pytest.raises(InfeasibleConstraintError, match=r"smallest sub-network .* measured"):
+    with pytest.raises(InfeasibleConstraintError) as info:
         search_subnets(ev, constraints=[f"{metric}<=0.000001"], **QUICK)
+    _, smallest = ev.costs.extreme("macs_M")
+    assert f"lowest {metric} measured was" in str(info.value)
+    assert f"by the smallest sub-network {smallest.text}" in str(info.value)
 
 
 def test_bad_input(supernet_dir):
@@ -191,6 +194,8 @@ def test_bad_input(supernet_dir):
     high, _ = ev.costs.extreme("params_M", lowest=False)
     with pytest.raises(InfeasibleConstraintError, match=f"highest reachable params_M is {high:g}"):
         search_subnets(ev, constraints=[f"params_M>={2 * high}"], **QUICK)
+    with pytest.raises(InfeasibleConstraintError, match="highest valid_acc measured was"):
+        search_subnets(ev, constraints=["valid_acc>=101"], **QUICK)
     with pytest.raises(UnknownNameError, match="macs_M") as unknown:
         search_subnets(ev, constraints=["mac_M<=5"], **QUICK)
     assert "valid_acc" in str(unknown.value) and "params_M" in str(unknown.value)

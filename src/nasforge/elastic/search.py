@@ -406,9 +406,9 @@ def search_subnets(
             parent_ratio=parent_ratio, mutation_ratio=mutation_ratio,
         )  # fmt: skip
     except InfeasibleConstraintError:
-        if not models:
+        if not models and all(c.metric != goal.metric for c in parsed):
             raise
-        found = None  # the latency models see no feasible one: measure the smallest below
+        found = None  # only predictions rule every candidate out: report what was measured
     # (d) the best predicted candidates, measured
     best = found.candidates[:top_k] if found is not None else np.empty((0, X.shape[1]), int)
     predicted = scorer.score(best).predicted
@@ -438,32 +438,39 @@ def _chosen(
     constraints: Sequence[Constraint],
     measure_one: Callable[[Architecture, Evaluator, Mapping[str, float]], Trial],
 ) -> Trial:
-    """The study's best feasible trial; when none meets the constraints measured, the
-    smallest sub-network is measured too, and if it does not either, the error reports it."""
+    """The study's best feasible trial. When none meets the constraints when measured and
+    one of them bounds a latency measured here, the smallest sub-network (by table latency,
+    else MACs) is measured too; if still none meets them, the error reports for each bound
+    missed the tightest value measured (the smallest sub-network's for a latency)."""
     from nasforge.errors import StorageError
 
     try:
         return study.best_trial
     except StorageError:
         pass
-    costs = evaluator.costs
-    cheapest = next((n for n in costs.names if n.startswith("latency_ms[")), "macs_M")
-    _, smallest = costs.extreme(cheapest, lowest=True)
-    trial = measure_one(smallest, evaluator, {})
-    try:
-        return study.best_trial
-    except StorageError:
-        missed = [c for c in constraints if not c.satisfied(trial.metrics)]
-        shown = "; ".join(
-            f"{c}: the smallest sub-network ({smallest.text}) measured "
-            f"{c.metric}={trial.metrics.get(c.metric, np.nan):g}"
-            for c in missed
-        )
-        raise InfeasibleConstraintError(
-            f"None of the {len(study.trials)} sub-networks measured in study {study.name!r} "
-            f"meets the constraints, not even the smallest: {shown or trial.fail_reason}. "
-            "That is the lowest reachable here; loosen the bound."
-        ) from None
+    smallest = None
+    if any(c.metric in evaluator.measured_names for c in constraints):
+        costs = evaluator.costs
+        cheapest = next((n for n in costs.names if n.startswith("latency_ms[")), "macs_M")
+        smallest = costs.extreme(cheapest, lowest=True)[1]
+        measure_one(smallest, evaluator, {})
+        try:
+            return study.best_trial
+        except StorageError:
+            pass
+    parts = []
+    for c in constraints:
+        seen = [(t.metrics[c.metric], t) for t in study.trials if c.metric in t.metrics]
+        if not seen or any(c.satisfied(t.metrics) for _, t in seen):
+            continue
+        value, trial = (min if c.upper else max)(seen, key=lambda pair: pair[0])
+        word = "lowest" if c.upper else "highest"
+        by = f", by the smallest sub-network {smallest.text}" if trial.arch == smallest else ""
+        parts.append(f"{c}: the {word} {c.metric} measured was {value:g}{by}")
+    raise InfeasibleConstraintError(
+        f"None of the {len(study.trials)} sub-networks measured in study {study.name!r} meets "
+        f"the constraints ({'; '.join(parts) or 'see its failed trials'}); loosen the bounds."
+    )
 
 
 def _with_strategy(
