@@ -96,6 +96,11 @@ def test_train_search_and_export_the_chosen_subnetwork(
     side = int(report["arch"].split(";")[0].removeprefix("res="))
     with torch.no_grad():
         assert network(torch.zeros(2, 3, side, side)).shape == (2, 10)
+    # the exported sub-network as DNA's teacher of a supernet twice as wide: refused, naming
+    # the block and both shapes
+    wider = train(tmp_path / "dna", "--schedule", "dna", "--teacher", "subnet.pt",
+                  "--width-mult", "0.5")  # fmt: skip
+    assert_usage_error(wider, "The teacher's block 1", "(8, 16, 16)", "(16, 16, 16)")
 
 
 def test_quiet_search_prints_nothing_on_stderr(trained: Path, tmp_path: Path) -> None:
