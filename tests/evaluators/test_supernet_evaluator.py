@@ -155,5 +155,7 @@ def test_bad_input(supernet_dir, tmp_path):
     with pytest.raises(InvalidConfigError, match="another device"):
         table = LayerLatencyTable({}, fixed_ms=0.0, backend="tflite", device="pixel1")
         SupernetEvaluator(supernet_dir, tables=table, measure=True, **SMALL)
+    with pytest.raises(InvalidConfigError, match=r"path of the cifar10 data .*dataset='synthetic'"):
+        SupernetEvaluator(supernet_dir)
     with pytest.raises(InvalidConfigError, match="valid_images"):
         SupernetEvaluator(supernet_dir, **{**SMALL, "valid_images": 0})

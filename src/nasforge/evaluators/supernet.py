@@ -138,7 +138,7 @@ class SupernetEvaluator(Evaluator):
         from nasforge.evaluators.latency_table import _load_tables
         from nasforge.evaluators.training import DATASETS
 
-        self.dir = Path(dir)
+        self.dir = Path(dir).expanduser().absolute()
         manifest_path = self.dir / MANIFEST
         if not manifest_path.is_file():
             raise InvalidConfigError(
@@ -146,16 +146,30 @@ class SupernetEvaluator(Evaluator):
                 "`nasforge supernet train --out DIR` or nasforge.elastic.train_supernet, and "
                 "give that folder as dir."
             )
-        self.manifest = json.loads(manifest_path.read_text())
-        run = self.manifest["run"]
-        self._space: Any = spaces.create(run["space"])
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+            run = self.manifest["run"]
+            space_name, settings, trained_on = run["space"], run["settings"], run["data"]
+        except (ValueError, KeyError, TypeError):
+            raise InvalidConfigError(
+                f"{str(manifest_path)!r} is not the manifest of a nasforge supernet; train the "
+                "folder again."
+            ) from None
+        self._space: Any = spaces.create(space_name)
         self.space = self._space.name
-        settings = run["settings"]
-        self.num_classes = int(settings.get("num_classes") or run["data"]["num_classes"])
+        self.num_classes = int(settings.get("num_classes") or trained_on["num_classes"])
         self.width_mult = float(settings.get("width_mult", 1.0))
         self.dropout = float(settings.get("dropout", 0.0))
         if dataset not in DATASETS:
             raise UnknownNameError("dataset", dataset, DATASETS)
+        if data is None and dataset != "synthetic":
+            raise InvalidConfigError(
+                f"The supernet evaluator needs the path of the {dataset} data the supernet in "
+                f"{str(dir)!r} was trained on ({trained_on.get('name')!r}, "
+                f"{trained_on.get('train_images')} training images): data=PATH (nasforge "
+                "never downloads data), or dataset='synthetic' with the synthetic= settings "
+                "of SyntheticImages it was trained on."
+            )
         self.dataset = dataset
         self.data_path, self.synthetic = open_data(dataset, data, synthetic)
         self.synthetic_params = None if synthetic is None else dict(synthetic)
