@@ -255,6 +255,7 @@ class SupernetEvaluator(Evaluator):
     def search_data(self) -> SearchData:
         """The halves of the supernet's training images, as its training split them."""
         if self._data is None:
+            from nasforge.elastic._train import trained_resolutions
             from nasforge.evaluators._images import TrainingImages
             from nasforge.oneshot._data import SearchData
             from nasforge.oneshot.base import SupernetSettings
@@ -277,9 +278,8 @@ class SupernetEvaluator(Evaluator):
                     "the validation images are the held-out half."
                 )
             settings = self.trained().settings
-            sides = settings.resolutions or self._space.RESOLUTIONS
             search = SupernetSettings(
-                resolution=max(sides),
+                resolution=max(trained_resolutions(self._space, settings)),
                 data_fraction=settings.data_fraction,
                 batch_size=settings.batch_size,
             )
