@@ -116,6 +116,15 @@ def test_quiet_search_prints_nothing_on_stderr(trained: Path, tmp_path: Path) ->
     assert found.exit_code == 0, found.stderr
     assert found.stderr == ""
     assert "nasforge export mine --storage" in found.stdout
+    other = supernet_search(trained, "--storage", sqlite(tmp_path), "--strategy", "random",
+                            "--trials", "2", "--valid-images", "16", "--json")  # fmt: skip
+    assert other.exit_code == 0, other.stderr
+    report = json.loads(other.stdout)
+    assert report["study"] == "run-random-seed0" and report["measured"] == 2
+    assert report["predicted"] is None and report["candidates"] == []
+    assert "searching the uniform supernet of ofa-cifar with random: 2 sub-networks" in (
+        other.stderr
+    )
 
 
 def test_rerun_resumes_and_an_interrupted_run_resumes_where_it_stopped(

@@ -127,8 +127,12 @@ def search(
         run = _trained_run(folder)
         bounds = [item.strip() for item in constraint or []]
         params = common.parse_params(param or [])
-        counts = {"measured": measured, "population": population, "generations": generations}
-        counts["top_k"] = top_k
+        counts = {
+            "measured": measured,
+            "population": population,
+            "generations": generations,
+            "top_k": top_k,
+        }
         for key, value in counts.items():
             common.check_at_least_one(f"--{key.replace('_', '-')}", value)
         common.check_at_least_one("--trials", trials)
@@ -317,17 +321,23 @@ def _announcing_evaluator(
 def _plan(
     manifest: Mapping[str, Any], strategy: str, given: Mapping[str, int], trials: int | None
 ) -> str:
+    """What the search does, in one line (and that the training is incomplete, if so)."""
     run = manifest["run"]
     what = f"{run['schedule']} supernet of {run['space']}"
     if strategy == "ofa-evolution":
-        return (
+        text = (
             f"searching the {what}: measuring {given.get('measured', 100)} random "
             "sub-networks, fitting the accuracy predictor, evolving "
             f"{given.get('generations', 500)} generations, measuring the "
             f"{given.get('top_k', 5)} best predicted"
         )
-    count = trials if trials is not None else given.get("measured", 100) + 5
-    return f"searching the {what} with {strategy}: {count} sub-networks measured"
+    else:
+        count = trials if trials is not None else given.get("measured", 100) + 5
+        text = f"searching the {what} with {strategy}: {count} sub-networks measured"
+    done, total = int(manifest["phases_done"]), len(manifest["phases"])
+    if done < total:
+        text += f" (training incomplete: the supernet after phase {done} of {total})"
+    return text
 
 
 def _print_search(result: Any, bounds: Sequence[str], storage: str, as_json: bool) -> None:

@@ -379,9 +379,9 @@ def _print_trained(
             }
         )
         return
-    shown = trained.space.name if space == trained.space.name else f"{trained.space.name} "
-    if space != trained.space.name:
-        shown += f"(the elastic space of {space} for --preset {preset})"
+    shown = trained.space.name
+    if space != shown:
+        shown += f" (the elastic space of {space} for --preset {preset})"
     rows = [
         ("supernet", str(folder)),
         ("space", shown),
