@@ -251,6 +251,7 @@ def test_bad_search_input(trained: Path, tmp_path: Path) -> None:
     )
     assert_usage_error(search("-p", "x=1"), "--param and --trials apply to other strategies")
     assert_usage_error(search("--top-k", "0"), "--top-k must be at least 1, got 0")
+    assert_usage_error(search("--dataset", "cifar10"), "search --dataset cifar10", "--data PATH")
     copy = tmp_path / "copy"
     shutil.copytree(trained, copy)
     (copy / "data.json").unlink()

@@ -237,7 +237,8 @@ def _evaluator_params(
         recorded = json.loads(path.read_text())
     if data is not None or dataset is not None:
         kind = dataset or recorded.get("dataset") or "cifar10"
-        source = _data_source(kind, data, None)
+        who = f"nasforge supernet search --dataset {kind} measures the sub-networks of"
+        source = _data_source(kind, data, None, who)
         if "cache_dir" in recorded:
             source["cache_dir"] = recorded["cache_dir"]
     elif recorded:

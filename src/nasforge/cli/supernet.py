@@ -286,7 +286,12 @@ def _settings(space: str, preset: str, **given: Any) -> TrainSettings:
     return TrainSettings.preset(space, preset, **changes)
 
 
-def _data_source(dataset: str, data: Path | None, cache_dir: Path | None) -> dict[str, Any]:
+def _data_source(
+    dataset: str,
+    data: Path | None,
+    cache_dir: Path | None,
+    who: str = "nasforge supernet train trains",
+) -> dict[str, Any]:
     """How the data is read, as the ``supernet`` evaluator takes it (``dataset``, ``data``,
     ``cache_dir``): recorded in the supernet's folder for ``supernet search``."""
     from nasforge.runs.oneshot import require_data
@@ -300,7 +305,7 @@ def _data_source(dataset: str, data: Path | None, cache_dir: Path | None) -> dic
                 "--data does not apply to --dataset synthetic (generated images); leave one out."
             )
     else:
-        require_data(data, "nasforge supernet train trains")
+        require_data(data, who)
         assert data is not None
         source["data"] = str(data.expanduser().resolve())
     if cache_dir is not None:
