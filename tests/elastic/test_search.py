@@ -4,8 +4,6 @@ sub-network with its inherited weights."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -111,17 +109,15 @@ def test_evolution_under_a_macs_bound_keeps_feasible_and_improves(costs):
     assert np.array_equal(again.candidates, found.candidates)  # same seed, same search
 
 
-def test_scoring_a_thousand_candidates_is_fast(costs):
+def test_scoring_a_thousand_candidates_in_one_batch(costs):
     predictor = AccuracyPredictor(costs, epochs=5).fit(_rows(20, 1), np.arange(20.0))
     scorer = SubnetScorer(
         costs, predictor.predict, Objective.parse("valid_acc:max"), [Constraint.parse("macs_M<=9")]
     )
     rows = _rows(1000, 2)
-    scorer.score(rows[:10])
-    start = time.perf_counter()
-    scores = scorer.score(rows)
-    assert time.perf_counter() - start < 5.0  # the issue asks for 60 s
+    scores = scorer.score(rows)  # the timing is benchmarks/subnet_search.py's
     assert scores.predicted.shape == (1000,)
+    assert np.allclose(scores.predicted[:10], scorer.score(rows[:10]).predicted)
     assert np.array_equal(scores.feasible, scores.metrics["macs_M"] <= 9)
 
 
@@ -142,9 +138,8 @@ def test_search_is_a_study_and_exports_the_chosen_sub_network(supernet_dir, tmp_
     assert all(t.metrics["macs_M"] <= bound for t in measured_finals)
     assert [c[0] for c in result.candidates] == [t.arch.text for t in measured_finals]
     rows = random_rows(ev.costs, 1000, np.random.default_rng(0))
-    start = time.perf_counter()
     scores = result.scorer.score(rows)  # what the benchmark times
-    assert time.perf_counter() - start < 5.0 and scores.predicted.shape == (1000,)
+    assert scores.predicted.shape == (1000,)
     # the same command again resumes: nothing is measured twice
     again = search_subnets(
         ev, constraints=[f"macs_M<={bound}"], storage=url, study_name="ofa", **QUICK
@@ -205,3 +200,30 @@ def test_bad_input(supernet_dir):
         search_subnets(ev, **{**QUICK, "population": 1})
     with pytest.raises(UnknownNameError, match="strategy"):
         search_subnets(ev, strategy="no-such-strategy", n_trials=1)
+
+
+def test_a_few_shot_supernet_exports_its_sub_network(tmp_path):
+    """The few-shot wrapper keeps its split as extra state (not a tensor): the export's
+    save and restore of the statistics must carry it."""
+    from nasforge.elastic import TrainSettings, create_schedule, train_supernet
+    from nasforge.train.data import SyntheticImages
+
+    out = tmp_path / "few"
+    settings = TrainSettings(width_mult=0.25, epochs=2, batch_size=32, steps_per_epoch=1)
+    data = SyntheticImages(**SYNTHETIC).load()
+    schedule = create_schedule("few-shot", split="s2b0_kernel")
+    train_supernet("ofa-cifar", schedule, data, out, settings, device="cpu", threads=1)
+    ev = SupernetEvaluator(out, **SMALL)
+    url = f"sqlite:///{tmp_path / 'few.db'}"
+    result = search_subnets(ev, strategy="random", n_trials=2, storage=url, study_name="few")
+    written = export.export_trial(result.study, tmp_path / "few.pt")
+    model = export.load(written.path)
+    side = spaces.create("ofa-cifar").resolution(result.arch)
+    x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(1))
+    supernet = ev.prepare(result.arch).eval()
+    try:
+        with torch.no_grad():
+            diff = (model(x) - supernet(x)).abs().max().item()
+    finally:
+        ev.restore()
+    assert diff <= 1e-5

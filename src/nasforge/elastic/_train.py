@@ -209,7 +209,8 @@ def _check_same_run(saved: Mapping[str, Any], given: Mapping[str, Any], where: P
         raise InvalidConfigError(
             f"{str(where)!r} holds a {saved.get('schedule')!r} run with other settings "
             f"({listed}); resuming would mix two runs. Resume with the saved settings, or "
-            "train into a new out directory (--out), or pass resume=False to start over."
+            "train into a new out directory (--out), or start over (resume=False; nasforge "
+            "supernet train --restart)."
         )
 
 

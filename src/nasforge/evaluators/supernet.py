@@ -24,6 +24,7 @@ Torch is imported when a sub-network is measured, not when this module loads.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -290,10 +291,15 @@ class SupernetEvaluator(Evaluator):
         """The supernet with ``arch`` active and its batch norms recalibrated as
         :meth:`evaluate` does (kept: ``supernet.extract(arch)`` is then the stand-alone
         sub-network the evaluator measured). Call :meth:`restore` after."""
+        import torch
+
         from nasforge.elastic import subnet_accuracy
 
         supernet = self.trained().supernet
-        self._saved = {k: v.clone() for k, v in supernet.state_dict().items()}
+        self._saved = {  # a wrapper's extra state (few-shot's split) is not a tensor
+            k: v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+            for k, v in supernet.state_dict().items()
+        }
         subnet_accuracy(
             supernet,
             arch,
