@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pytest
@@ -262,31 +261,35 @@ def test_constant_ending_learning_rate():
     assert values[2] / values[1] == pytest.approx(values[6] / values[5])
 
 
-def test_step_sets_the_optimiser_rate(space):
-    net = _supernet(space)
-    optimizer = torch.optim.SGD(net.parameters(), lr=123.0)
-    settings = TrainSettings(lr=0.2, steps_per_epoch=2, warmup_epochs=1)
-    ctx = _ctx(net, space, optimizer=optimizer, settings=settings)
+def test_learning_rate_warms_up_then_decays_to_a_constant_ending():
     schedule = create_schedule("bignas", num_random=0, lr_end=0.1, decay_fraction=0.5)
-    phase = Phase("sandwich", 5)
-    x, y = _batch(n=2, side=16)
-    seen = []
-    for epoch in range(5):
-        ctx.epoch = epoch
-        for _ in range(2):
-            schedule.step(ctx, x, y, phase)
-            seen.append(optimizer.param_groups[0]["lr"])
-    # warm-up over the first epoch's 2 steps, then decay over 8 steps to 10% at step 4 of 8
-    assert seen[:2] == pytest.approx([0.1, 0.2])
-    assert seen[2:7] == pytest.approx([0.2 * 0.1 ** (i / 4) for i in range(5)])
-    assert seen[7:] == pytest.approx([0.02] * 3)
-    # a resumed schedule continues where it was
-    again = create_schedule("bignas", num_random=0, lr_end=0.1, decay_fraction=0.5)
-    again.load_state_dict(json.loads(json.dumps(schedule.state_dict())))
-    ctx.epoch = 4
-    optimizer.param_groups[0]["lr"] = 123.0
-    again.step(ctx, x, y, phase)
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
+    seen = [schedule.lr_factor(step, 10, 2) for step in range(10)]
+    # warm-up over 2 steps, then decay over 8 steps to 10% at step 4 of 8, then constant
+    assert seen[:2] == pytest.approx([0.5, 1.0])
+    assert seen[2:7] == pytest.approx([0.1 ** (i / 4) for i in range(5)])
+    assert seen[7:] == pytest.approx([0.1] * 3)
+
+
+def test_the_trainer_applies_and_records_the_schedules_rate(tmp_path, monkeypatch):
+    data = SyntheticImages(num_classes=4, n_train=64, n_test=8, size=16, seed=0).load()
+    settings = TrainSettings(
+        width_mult=WIDTH, resolutions=(16,), batch_size=8, epochs=3, steps_per_epoch=2, lr=0.2
+    )
+    schedule = create_schedule("bignas", num_random=0, lr_end=0.1, decay_fraction=0.5)
+    used = []
+    original = torch.optim.SGD.step
+
+    def step(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    trained = train_supernet("ofa-cifar", schedule, data, tmp_path / "run", settings, threads=1)
+    expected = [0.2 * schedule.lr_factor(i, 6, 0) for i in range(6)]
+    assert used == pytest.approx(expected)  # not the trainer's default cosine
+    assert expected[-1] == pytest.approx(0.02)
+    recorded = [entry["lr"] for entry in trained.metadata["history"]]
+    assert recorded == pytest.approx(expected[::2])  # each epoch's first step
 
 
 def test_trains_end_to_end_and_resumes(tmp_path):

@@ -37,6 +37,7 @@ from nasforge.elastic.base import (
     TrainContext,
     TrainedSupernet,
     TrainSettings,
+    cosine_lr_factor,
     create_schedule,
 )
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
@@ -143,11 +144,9 @@ def make_optimizer(module: nn.Module, settings: TrainSettings, lr: float) -> tor
 
 def phase_lr(base: float, step: int, total: int, warmup: int) -> float:
     """Learning rate of ``step`` (0-based) of a phase of ``total`` steps: linear warm-up over
-    ``warmup`` steps, then cosine decay to zero (Once-for-All's schedule per phase)."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    span = max(1, total - warmup)
-    return 0.5 * base * (1.0 + math.cos(math.pi * (step - warmup) / span))
+    ``warmup`` steps, then cosine decay to zero (Once-for-All's schedule per phase; the
+    default :meth:`Schedule.lr_factor`)."""
+    return base * cosine_lr_factor(step, total, warmup)
 
 
 # -- identity of a run -------------------------------------------------------------------------
@@ -392,7 +391,7 @@ def train_supernet(
                     "phase": k + 1,
                     "name": phase.name,
                     "epoch": epoch + 1,
-                    "lr": phase_lr(lr, epoch * steps, phase.epochs * steps, warmup),
+                    "lr": lr * built.lr_factor(epoch * steps, phase.epochs * steps, warmup),
                     "seconds": time.perf_counter() - began,
                     **stats,
                 }
@@ -472,7 +471,7 @@ def _run_epoch(
     batches = ctx.data.batches("train", ctx.generator, ctx.device, steps)
     for i, (x, y) in enumerate(batches):
         for group in ctx.optimizer.param_groups:
-            group["lr"] = phase_lr(lr, epoch * steps + i, total, warmup)
+            group["lr"] = lr * schedule.lr_factor(epoch * steps + i, total, warmup)
         ctx.optimizer.zero_grad(set_to_none=True)
         stats = schedule.step(ctx, x, y, phase)
         loss = float(stats.get("loss", 0.0))

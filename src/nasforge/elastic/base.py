@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -367,6 +368,13 @@ class Schedule(ABC):
         """The module trained in ``phase`` (default: ``supernet`` itself)."""
         return supernet
 
+    def lr_factor(self, step: int, total: int, warmup: int) -> float:
+        """The learning rate of ``step`` (0-based) of a phase of ``total`` steps, as a share
+        of the phase's initial rate. Default: :func:`cosine_lr_factor` (linear warm-up over
+        ``warmup`` steps, then cosine decay to zero: Once-for-All's schedule per phase). The
+        trainer sets the optimiser's rate from it before every step and records it."""
+        return cosine_lr_factor(step, total, warmup)
+
     def begin_phase(self, ctx: TrainContext, phase: Phase) -> None:  # noqa: B027 (optional hook)
         """Called once when ``phase`` starts, after :meth:`wrap` and before its first step
         (when training resumes inside a phase, :meth:`resume_phase` is called instead; at a
@@ -398,6 +406,20 @@ class Schedule(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+def cosine_lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to zero at ``total`` steps,
+    as a share of the initial learning rate (``step`` is 0-based).
+
+    Example:
+        >>> [round(cosine_lr_factor(s, 6, 2), 2) for s in range(6)]
+        [0.5, 1.0, 1.0, 0.85, 0.5, 0.15]
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / span))
 
 
 @dataclass(eq=False)

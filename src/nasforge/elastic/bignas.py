@@ -169,8 +169,6 @@ class BigNAS(Schedule):
         self.lr_end = float(lr_end)
         self.decay_fraction = float(decay_fraction)
         self.zero_init = bool(zero_init)
-        self._epoch = -1
-        self._step = 0
 
     def phases(self, epochs: int) -> list[Phase]:
         return [Phase("sandwich", epochs)]
@@ -183,30 +181,13 @@ class BigNAS(Schedule):
     # -- learning rate ---------------------------------------------------------------------------
     def lr_factor(self, step: int, total: int, warmup: int) -> float:
         """The learning rate of ``step`` (0-based) of a phase of ``total`` steps, as a share
-        of the phase's initial rate: the trainer's linear warm-up over ``warmup`` steps, then
-        :func:`constant_ending_lr` of the progress through the remaining steps."""
+        of the phase's initial rate (the trainer sets it before every step): the linear
+        warm-up over ``warmup`` steps, then :func:`constant_ending_lr` of the progress
+        through the remaining steps."""
         if step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total - warmup)
         return constant_ending_lr(progress, lr_end=self.lr_end, decay_fraction=self.decay_fraction)
-
-    def _set_lr(self, ctx: TrainContext, phase: Phase) -> None:
-        """Set the optimiser's rate for this step (replacing the trainer's cosine, which it
-        set just before :meth:`step`)."""
-        if ctx.optimizer is None:
-            return
-        steps = ctx.settings.steps_per_epoch
-        if ctx.data is not None:
-            per_epoch = ctx.data.steps_per_epoch
-            steps = per_epoch if steps is None else min(steps, per_epoch)
-        steps = max(1, steps or 1)
-        if ctx.epoch != self._epoch:
-            self._epoch, self._step = ctx.epoch, 0
-        warm = ctx.settings.warmup_epochs if phase.warmup_epochs is None else phase.warmup_epochs
-        factor = self.lr_factor(ctx.epoch * steps + self._step, phase.epochs * steps, warm * steps)
-        for group in ctx.optimizer.param_groups:
-            group["lr"] = ctx.settings.lr * phase.lr_scale * factor
-        self._step += 1
 
     # -- training --------------------------------------------------------------------------------
     def archs(self, ctx: TrainContext, phase: Phase) -> list[Any]:
@@ -223,7 +204,6 @@ class BigNAS(Schedule):
     def step(
         self, ctx: TrainContext, x: torch.Tensor, y: torch.Tensor, phase: Phase
     ) -> dict[str, float]:
-        self._set_lr(ctx, phase)
         net = ctx.supernet
         archs = self.archs(ctx, phase)
         teacher: torch.Tensor | None = None
@@ -251,13 +231,6 @@ class BigNAS(Schedule):
             "accuracy": accuracy,
             "kd_loss": kd_total / students if students else 0.0,
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self._epoch, "step": self._step}
-
-    def load_state_dict(self, state: Any) -> None:
-        self._epoch = int(state.get("epoch", -1))
-        self._step = int(state.get("step", 0))
 
 
 def _at_resolution(space: Any, arch: Any, side: int) -> Any:
