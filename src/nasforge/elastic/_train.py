@@ -347,9 +347,10 @@ def train_supernet(
         start_phase = start_epoch = 0
         if saved is not None:
             start_phase, start_epoch = int(saved["phase"]), int(saved["epoch"])
+            # the schedule's state first: wrap() may need it (few-shot's chosen split)
+            built.load_state_dict(saved["schedule_state"])
             ctx.supernet = _rebuild(built, ctx, phases, start_phase + (start_epoch > 0))
             ctx.supernet.load_state_dict(saved["model"])
-            built.load_state_dict(saved["schedule_state"])
             ctx.generator.set_state(saved["generator"])
             set_rng_state(ctx.rng, saved["rng"])
             history = list(saved["history"])
@@ -569,9 +570,9 @@ def load_supernet(
         resolutions=trained_resolutions(found, settings),
     )
     plan = built.phases(settings.epochs)
+    built.load_state_dict(saved["schedule_state"])
     module = _rebuild(built, ctx, plan, chosen)
     module.load_state_dict(saved["model"])
-    built.load_state_dict(saved["schedule_state"])
     module.eval()
     return TrainedSupernet(
         supernet=module,
