@@ -242,7 +242,6 @@ def test_bad_search_input(trained: Path, tmp_path: Path) -> None:
         "macs_M",
     )
     assert_usage_error(search("--constraint", "macs_M=<3"), "Malformed constraint 'macs_M=<3'")
-    assert_usage_error(search("--device", "gpu"), "--device cpu", "--table PATH")
     assert_usage_error(
         search("--strategy", "no-such"), "Unknown strategy (--strategy) 'no-such'", "ofa-evolution"
     )
@@ -335,8 +334,7 @@ def test_search_under_a_table_latency_target(trained: Path, tmp_path: Path) -> N
 def test_search_under_a_latency_measured_here(trained: Path, tmp_path: Path) -> None:
     found = supernet_search(
         trained,
-        "--device",
-        "cpu",
+        "--measure",
         "--constraint",
         "latency_ms[cpu-torch]<=500",
         "--storage",

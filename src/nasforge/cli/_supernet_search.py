@@ -42,7 +42,7 @@ def search(
             "--constraint",
             metavar="METRIC<=VALUE",
             help="Bound a metric (repeatable): 'latency_ms\\[DEVICE]<=15' with --table, "
-            "'latency_ms\\[cpu-torch]<=3' with --device cpu, 'macs_M<=20', 'params_M<=1'.",
+            "'latency_ms\\[cpu-torch]<=3' (timed here), 'macs_M<=20', 'params_M<=1'.",
             show_default=False,
         ),
     ] = None,
@@ -87,17 +87,16 @@ def search(
             metavar="PATH",
         ),
     ] = None,
-    measure_device: Annotated[
-        str | None,
+    measure_here: Annotated[
+        bool,
         typer.Option(
-            "--device",
-            help="cpu: also time each sub-network on this machine (PyTorch, one thread: "
+            "--measure",
+            help="Also time each sub-network on this machine's CPU (PyTorch, one thread: "
             "latency_ms\\[cpu-torch]; with a --table of this CPU, measured_latency_ms\\[<its "
-            "name>]).",
+            "name>]). On when a constraint names such a latency.",
             rich_help_panel=_MEASURE,
-            show_default=False,
         ),
-    ] = None,
+    ] = False,
     recalibration_batches: Annotated[
         int | None,
         _option("Training batches that recompute the batch norms (default 8).", _MEASURE),
@@ -146,7 +145,7 @@ def search(
             folder,
             source,
             tables=list(table or []),
-            measure=_measure(measure_device, bounds),
+            measure=_measure(measure_here, bounds),
             plan=None if quiet else _plan(run, strategy, given, trials),
         )
         _check_latency_metrics(evaluator, bounds)
@@ -260,23 +259,15 @@ def _evaluator_params(
     return out
 
 
-def _measure(device: str | None, bounds: Sequence[str]) -> bool:
-    """``--device cpu``: time sub-networks here; without it, when a constraint names a
+def _measure(measure: bool, bounds: Sequence[str]) -> bool:
+    """``--measure``: time sub-networks here; without it, when a constraint names a
     latency measured here (as :func:`~nasforge.elastic.search.search_subnets` decides)."""
     from nasforge.constraints import Constraint
 
-    if device is None:
-        metrics = [Constraint.parse(text).metric for text in bounds]
-        return any(
-            m.startswith("measured_latency_ms[") or m == "latency_ms[cpu-torch]" for m in metrics
-        )
-    if device.strip().lower() != "cpu":
-        raise InvalidConfigError(
-            f"--device {common.abbreviate(device)}: sub-networks can be timed only on this "
-            "machine's CPU (--device cpu); for another device give its per-layer latency "
-            "table with --table PATH."
-        )
-    return True
+    metrics = [Constraint.parse(text).metric for text in bounds]
+    return measure or any(
+        m.startswith("measured_latency_ms[") or m == "latency_ms[cpu-torch]" for m in metrics
+    )
 
 
 def _check_latency_metrics(evaluator: Any, bounds: Sequence[str]) -> None:
@@ -291,7 +282,7 @@ def _check_latency_metrics(evaluator: Any, bounds: Sequence[str]) -> None:
             raise InvalidConfigError(
                 f"--constraint {common.abbreviate(text)}: no {metric} without the per-layer "
                 "latency table of that device; give it with --table PATH (a CSV of "
-                "nasforge.hardware.LayerLatencyTable), or --device cpu to time sub-networks "
+                "nasforge.hardware.LayerLatencyTable), or --measure to time sub-networks "
                 f"here (latency_ms[cpu-torch]). Latencies known now: {', '.join(have) or 'none'}."
             )
 
