@@ -56,6 +56,7 @@ __all__ = [
     "load_supernet",
     "register_schedule",
     "schedule_names",
+    "search_subnets",
     "subnet_accuracy",
     "train_supernet",
     "training_data",
@@ -117,6 +118,16 @@ def load_supernet(
     from nasforge.elastic import _train
 
     return _train.load_supernet(out_dir, phase=phase, space=space, schedule=schedule, device=device)
+
+
+def search_subnets(out_dir: Any, **options: Any) -> Any:
+    """Search the sub-networks of the supernet trained in ``out_dir`` under constraints (an
+    accuracy predictor and Once-for-All's evolution, or any registered strategy), every
+    measured sub-network a trial; see :func:`nasforge.elastic.search.search_subnets` for the
+    options and the returned :class:`~nasforge.elastic.search.SubnetSearchResult`."""
+    from nasforge.elastic import search
+
+    return search.search_subnets(out_dir, **options)
 
 
 def subnet_accuracy(
