@@ -5,9 +5,10 @@ progressive shrinking; ``bignas``: sandwich rule; ``few-shot``: K sub-supernets 
 the uniform parent; ``dna``: block-wise distillation), the script trains the ``ofa-cifar``
 supernet (width 0.25, 16x16 images by default, ``--data-fraction`` of CIFAR-10's training
 images split in halves) and compares, on the same sub-networks spread over the MACs range,
-the accuracy each sub-network inherits (after batch-norm recalibration; DNA: minus its summed block loss) with the
-accuracy of the same architecture trained alone with a short fixed recipe (the same SGD
-settings, epochs ``--alone-epochs``), on the same validation half. It prints Kendall's tau
+the accuracy each sub-network inherits (after batch-norm recalibration; DNA: minus its
+summed block loss) with the accuracy of the same architecture trained alone with a short
+fixed recipe (the same SGD settings, epochs ``--alone-epochs``), on the same validation
+half. It prints Kendall's tau
 per schedule with its wall time, and BigNAS's claim (its largest and smallest sub-networks
 against the same architectures trained alone for the same epochs).
 
