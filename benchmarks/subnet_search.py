@@ -13,7 +13,9 @@ a) measures a per-layer latency table of THIS machine (PyTorch eager, batch 1, o
    the script checks that they cover the layers of ``--check`` random sub-networks. Every
    resolution of the space is in it, not only the trained ones, because the search and
    :class:`SubnetCosts` price all of them. The table is written as ``<out>/cpu-torch-lut.csv``
-   (device ``cpu-torch-lut``; ``--table CSV`` reuses one, measuring only what it lacks);
+   (device ``cpu-torch-lut``; ``--table CSV`` reuses one, measuring only what it lacks), and
+   checked against ``--table-check`` random sub-networks at the trained resolutions measured
+   here (MAPE and mean signed error of its predictions);
 b) for three latency targets on that table, the 25th, 50th and 75th percentiles
    (``--percentiles``) of the table latencies of ``--candidates`` random sub-networks at the
    trained resolutions, runs :func:`nasforge.elastic.search.search_subnets` (Once-for-All's
@@ -220,18 +222,50 @@ def latency_table(args: argparse.Namespace, costs: SubnetCosts, out: Path) -> tu
     return LayerLatencyTable.from_csv(path), figures
 
 
+def table_error(
+    evaluator: SupernetEvaluator, rows: np.ndarray, metric: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The table against sub-networks measured here: the first ``--table-check`` of ``rows``
+    (random, at the trained resolutions), each timed with ``--runs`` passes."""
+    space, costs = evaluator.costs.space, evaluator.costs
+    rows = rows[: args.table_check]
+    predicted = costs.batch(rows)[metric]
+    measured = np.array([measure_here(evaluator, space.from_choices(r.tolist()), args, args.runs)
+                         for r in rows])  # fmt: skip
+    error = (predicted - measured) / measured * 100
+    figures = {
+        "networks": len(rows),
+        "mape": float(np.abs(error).mean()),
+        "max_ape": float(np.abs(error).max()),
+        "mean_signed": float(error.mean()),
+        "measured_min": float(measured.min()),
+        "measured_max": float(measured.max()),
+    }
+    print(
+        f"  the table on {len(rows)} random sub-networks measured here ({measured.min():.3f}-"
+        f"{measured.max():.3f} ms): MAPE {figures['mape']:.1f}%, worst {figures['max_ape']:.1f}%,"
+        f" mean signed error {figures['mean_signed']:+.1f}%",
+        flush=True,
+    )
+    return figures
+
+
 # -- b), c) the searches ------------------------------------------------------------------------
 def measure_here(
-    evaluator: SupernetEvaluator, arch: Architecture, args: argparse.Namespace
+    evaluator: SupernetEvaluator,
+    arch: Architecture,
+    args: argparse.Namespace,
+    runs: int | None = None,
 ) -> float:
     """Median latency (ms) of ``arch``'s extracted network here, timed as the table's layers
-    were (PyTorch eager, batch 1, one thread, ``--warmup`` untimed passes)."""
+    were (PyTorch eager, batch 1, one thread, ``--warmup`` untimed passes, ``runs`` timed:
+    ``--measure-runs`` by default)."""
     from nasforge.hardware import measure_latency
 
     net = evaluator.trained().supernet.extract(arch).eval()
     side = int(evaluator.costs.space.resolution(arch))
     timing = measure_latency(
-        net, (3, side, side), runs=args.measure_runs, warmup=args.warmup, threads=1,
+        net, (3, side, side), runs=runs or args.measure_runs, warmup=args.warmup, threads=1,
         backend="torch",
     )  # fmt: skip
     return float(timing.median_ms)
@@ -328,6 +362,13 @@ def markdown(report: dict[str, Any]) -> str:
             f"{'yes' if row['met'] else 'NO'} | {row['resolution']} | {_f(row['macs_M'], 2)} | "
             f"{accuracy} | {_f(row['search_s'], 1)} ({row['accuracies_measured']}) |"
         )
+    check = report["table"]["check"]
+    lines += [
+        "",
+        f"Table {report['table']['name']}: {report['table']['layers']} layers; on "
+        f"{check['networks']} random sub-networks measured here, MAPE {check['mape']:.1f}%, "
+        f"worst {check['max_ape']:.1f}%, mean signed error {check['mean_signed']:+.1f}%.",
+    ]
     lines += ["", "| scoring | candidates | first call s | median s | feasible | bound s |"]
     lines.append("|---|---|---|---|---|---|")
     for label, s in report["scoring"].items():
@@ -353,6 +394,8 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=5, help="calibration networks")
     parser.add_argument("--check", type=int, default=100,
                         help="random sub-networks whose layers the table must cover")  # fmt: skip
+    parser.add_argument("--table-check", type=int, default=20,
+                        help="random sub-networks measured to check the table")  # fmt: skip
     parser.add_argument("--percentiles", default="25,50,75", help="table-latency targets")
     parser.add_argument("--measured-percentile", type=float, default=50.0,
                         help="the target of the search under a latency measured here")  # fmt: skip
@@ -419,6 +462,7 @@ def main() -> None:
     allowed = [costs.resolutions.index(s) for s in sides]
     rows[:, costs.res_col] = rng.choice(allowed, size=len(rows))
     latencies = costs.batch(rows)[metric]
+    table_figures["check"] = table_error(with_table, rows, metric, args)
     percentiles = [float(p) for p in args.percentiles.split(",")]
     targets = [float(np.percentile(latencies, p)) for p in percentiles]
     print(
