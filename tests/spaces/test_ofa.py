@@ -214,3 +214,33 @@ def test_other_bad_input():
         OFA.build(OFA.smallest(), stem_stride=1)
     with pytest.raises(InvalidConfigError, match="width_mult"):
         CIFAR.layers(CIFAR.smallest(), width_mult=0)
+
+
+@pytest.mark.parametrize("space", [CIFAR, OFA], ids=["ofa-cifar", "ofa"])
+def test_layer_specs_list_every_layer_of_every_sub_network_once(space):
+    build = {"num_classes": 4, "width_mult": 0.25}
+    specs = space.layer_specs(**build)
+    assert len({s.key for s in specs}) == len(specs) == len(set(specs))  # no duplicates
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        assert set(space.layers(space.sample(rng), **build)) <= set(specs)
+    assert set(space.layers(space.largest(), **build)) <= set(specs)
+    # only the resolutions asked for
+    low = space.RESOLUTIONS[0]
+    some = space.layer_specs(**build, resolutions=(low,))
+    assert set(some) < set(specs) and set(space.layers(space.smallest(), **build)) <= set(some)
+    with pytest.raises(InvalidConfigError, match=f"choose from \\[{low}, "):
+        space.layer_specs(resolutions=(low + 1,))
+
+
+def test_a_latency_table_of_every_layer_of_the_space():
+    from torch import nn
+
+    from nasforge.hardware.layer_measure import measure_table
+
+    build = {"num_classes": 4, "width_mult": 0.25}
+    table = measure_table(CIFAR, "all", backend="torch", runs=1, warmup=0, build=build,
+                          calibration=0, builder=lambda spec: nn.Identity())  # fmt: skip
+    assert set(table.entries) == {s.key for s in CIFAR.layer_specs(**build)}
+    arch = CIFAR.sample(np.random.default_rng(1))
+    assert not table.missing(CIFAR.layers(arch, **build))

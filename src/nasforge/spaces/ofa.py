@@ -314,6 +314,63 @@ class OFASpace(SearchSpace):
             size = out[-1].out_resolution
         return tuple(out)
 
+    def layer_specs(
+        self,
+        *,
+        num_classes: int | None = None,
+        width_mult: float = 1.0,
+        dropout: float = 0.0,
+        resolutions: Sequence[int] | None = None,
+    ) -> tuple[LayerSpec, ...]:
+        """Every distinct layer a sub-network can have at these settings (those of
+        :meth:`layers`), without enumerating sub-networks: the stem, first block and head at
+        each resolution, and each block place of each stage with every kernel and
+        expansion (a block's layer depends only on the resolution, stage, place, kernel and
+        expansion: every stage is at least 2 deep). What a per-layer latency table of the
+        space measures (:func:`nasforge.hardware.layer_measure.all_specs`, ``measure_table(
+        space, "all")``); ``ofa-cifar`` at its three resolutions lists 252 layers.
+
+        Args:
+            num_classes, width_mult, dropout: As :meth:`layers`.
+            resolutions: Only these input sides (default all of :attr:`RESOLUTIONS`), e.g.
+                those a supernet was trained at.
+
+        Raises:
+            InvalidConfigError: A resolution not of this space (the valid ones are listed),
+                or a setting out of range.
+        """
+        from nasforge.errors import InvalidConfigError
+        from nasforge.hardware.layer_lut import distinct_layers
+
+        sides = tuple(self.RESOLUTIONS) if resolutions is None else tuple(resolutions)
+        wrong = [r for r in sides if r not in self.RESOLUTIONS]
+        if wrong or not sides:
+            raise InvalidConfigError(
+                f"resolutions {list(sides)} are not (all) input sides of space {self.name!r}; "
+                f"choose from {list(self.RESOLUTIONS)}."
+            )
+        deepest = self._from_values(
+            {
+                d.name: MAX_DEPTH if d.name.endswith("_depth") else d.options[0]
+                for d in self._decisions
+            }
+        )
+        template = self.layers(
+            deepest, num_classes=num_classes, width_mult=width_mult, dropout=dropout
+        )
+        blocks = range(2, 2 + N_STAGES * MAX_DEPTH)  # after the stem and the first block
+        out: list[LayerSpec] = []
+        for side in sides:
+            size = side
+            for place, spec in enumerate(template):
+                at = replace(spec, resolution=size)
+                if place in blocks:
+                    out += [replace(at, kernel=k, expansion=e) for k in KERNELS for e in EXPANSIONS]
+                else:
+                    out.append(at)
+                size = at.out_resolution
+        return tuple(distinct_layers(out))
+
     def build(
         self,
         arch: Architecture,
