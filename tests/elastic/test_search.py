@@ -18,7 +18,12 @@ from nasforge.elastic.search import (
     random_rows,
     search_subnets,
 )
-from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
+from nasforge.errors import (
+    InfeasibleConstraintError,
+    InvalidArchitectureError,
+    InvalidConfigError,
+    UnknownNameError,
+)
 from nasforge.evaluators.supernet import SubnetCosts, SupernetEvaluator
 from nasforge.trial import Objective
 
@@ -227,3 +232,101 @@ def test_a_few_shot_supernet_exports_its_sub_network(tmp_path):
     finally:
         ev.restore()
     assert diff <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def sixteen_dir(tmp_path_factory):
+    """An ofa-cifar supernet trained only at 16 px (two steps of the uniform schedule)."""
+    from nasforge.elastic import TrainSettings, train_supernet
+    from nasforge.train.data import SyntheticImages
+
+    out = tmp_path_factory.mktemp("sixteen")
+    settings = TrainSettings(
+        width_mult=0.25, epochs=1, batch_size=32, steps_per_epoch=2, resolutions=(16,)
+    )
+    data = SyntheticImages(**SYNTHETIC).load()
+    train_supernet("ofa-cifar", "uniform", data, out, settings, device="cpu", threads=1)
+    return out
+
+
+def test_search_keeps_to_the_trained_resolutions(sixteen_dir, tmp_path):
+    from nasforge.hardware.layer_lut import LayerLatencyTable
+
+    space = spaces.create("ofa-cifar")
+    # a latency table of the trained resolution only
+    specs = space.layer_specs(num_classes=4, width_mult=0.25, resolutions=(16,))
+    entries = {s.key: 0.01 * s.kernel * s.expansion for s in specs}
+    table = LayerLatencyTable(entries, fixed_ms=0.1, backend="tflite", device="phone")
+    ev = SupernetEvaluator(sixteen_dir, tables={"phone": table}, **SMALL)
+    assert ev.trained_resolutions == (16,) and ev.costs.in_use == (16,)
+    metric = "latency_ms[phone]"
+    low, smallest = ev.costs.extreme(metric)
+    high, _ = ev.costs.extreme(metric, lowest=False)
+    result = search_subnets(ev, constraints=[f"{metric}<={(low + high) / 2}"], **QUICK)
+    assert {space.resolution(t.arch) for t in result.study.trials} == {16}
+    assert result.constraints[metric] <= (low + high) / 2
+    with pytest.raises(InfeasibleConstraintError) as info:
+        search_subnets(ev, constraints=[f"{metric}<={low / 2}"], **QUICK)
+    assert f"lowest reachable {metric} is {low:g}" in str(info.value)
+    assert smallest.text.startswith("res=16;") and smallest.text in str(info.value)
+    # another set of resolutions of the space on request
+    wider = SupernetEvaluator(sixteen_dir, **SMALL)
+    other = search_subnets(wider, resolutions=(16, 32), **QUICK)
+    sides = {space.resolution(t.arch) for t in other.study.trials}
+    assert sides == {16, 32}
+    with pytest.raises(InvalidConfigError, match=r"\[20\].*choose from \[16, 24, 32\]"):
+        search_subnets(wider, resolutions=(20,), **QUICK)
+    with pytest.raises(InvalidConfigError, match="resolutions applies to 'ofa-evolution'"):
+        search_subnets(wider, strategy="random", n_trials=1, resolutions=(16,))
+
+
+def test_evolution_draws_and_mutates_within_the_resolutions_in_use():
+    costs = SubnetCosts(
+        spaces.create("ofa-cifar"), num_classes=4, width_mult=0.25, resolutions=(16, 32)
+    )
+    assert costs.allowed.tolist() == [0, 2]
+    rows = random_rows(costs, 300, np.random.default_rng(0))
+    assert set(rows[:, costs.res_col].tolist()) == {0, 2}
+    high, _ = costs.extreme("macs_M", lowest=False)
+    # the predicted accuracy grows with the MACs, so 32 px wins; 24 px is never proposed
+    found = evolve(_macs_scorer(costs, high), np.random.default_rng(0), population=20,
+                   generations=20, resolution_mutate_prob=1.0)  # fmt: skip
+    assert set(found.candidates[:, costs.res_col].tolist()) <= {0, 2}
+    assert found.candidates[0, costs.res_col] == 2
+    with pytest.raises(InvalidArchitectureError, match="resolution 24"):
+        costs.batch(np.ones((1, len(costs.decisions)), dtype=int))
+
+
+def test_another_constraint_reuses_the_measured_accuracies(supernet_dir, tmp_path, monkeypatch):
+    from nasforge.elastic import _accuracy
+    from nasforge.evaluators.supernet import CACHED
+
+    own = {**SMALL, "valid_images": 48}  # settings of their own: a cache of their own
+    url = f"sqlite:///{tmp_path / 'cache.db'}"
+    first = search_subnets(
+        SupernetEvaluator(supernet_dir, **own), constraints=["params_M<=1"], storage=url,
+        study_name="first", **QUICK,
+    )  # fmt: skip
+    assert not any(CACHED in t.metrics for t in first.study.trials)
+    measured = {t.arch.text: t.metrics["valid_acc"] for t in first.study.trials}
+    calls = []
+    real = _accuracy.subnet_accuracy
+
+    def counted(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_accuracy, "subnet_accuracy", counted)
+    low, _ = SubnetCosts(spaces.create("ofa-cifar"), num_classes=4, width_mult=0.25).extreme(
+        "macs_M"
+    )
+    second = search_subnets(
+        SupernetEvaluator(supernet_dir, **own), constraints=[f"macs_M<={3 * low}"], storage=url,
+        study_name="second", **QUICK,
+    )  # fmt: skip
+    trials = second.study.trials
+    randoms = trials[: QUICK["measured"]]
+    assert all(t.metrics[CACHED] == 1.0 for t in randoms)  # recorded, marked, not measured
+    assert all(t.metrics["valid_acc"] == measured[t.arch.text] for t in randoms)
+    fresh = [t for t in trials if "valid_acc" in t.metrics and CACHED not in t.metrics]
+    assert len(calls) == len(fresh)

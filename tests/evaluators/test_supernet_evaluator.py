@@ -159,3 +159,49 @@ def test_bad_input(supernet_dir, tmp_path):
         SupernetEvaluator(supernet_dir)
     with pytest.raises(InvalidConfigError, match="valid_images"):
         SupernetEvaluator(supernet_dir, **{**SMALL, "valid_images": 0})
+
+
+def test_measured_accuracies_are_cached_until_the_checkpoint_changes(tmp_path, monkeypatch):
+    from nasforge.elastic import TrainSettings, _accuracy, train_supernet
+    from nasforge.train.data import SyntheticImages
+
+    out = tmp_path / "run"
+    data = SyntheticImages(**SYNTHETIC).load()
+
+    def train(steps):
+        settings = TrainSettings(width_mult=0.25, epochs=1, batch_size=32, steps_per_epoch=steps)
+        train_supernet("ofa-cifar", "uniform", data, out, settings, device="cpu", threads=1,
+                       resume=False)  # fmt: skip
+
+    train(1)
+    space = spaces.create("ofa-cifar")
+    arch = space.sample(np.random.default_rng(5))
+    first = SupernetEvaluator(out, **SMALL).evaluate(arch).metrics
+    [written] = out.glob("measured-*.json")
+    calls = []
+    real = _accuracy.subnet_accuracy
+    monkeypatch.setattr(
+        _accuracy, "subnet_accuracy", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    again = SupernetEvaluator(out, **SMALL)
+    assert again.cached_accuracy(arch) == first["valid_acc"]
+    assert again.evaluate(arch).metrics == first and calls == []  # no forward pass
+    assert SupernetEvaluator(out, **SMALL, cache=False).evaluate(arch).metrics == first
+    assert len(calls) == 1
+    other = SupernetEvaluator(out, **{**SMALL, "recalibration_batches": 2})
+    assert other.cached_accuracy(arch) is None  # another measurement: another key
+    # the checkpoint changed under the same manifest: not answered from the cache
+    checkpoint = out / "phase-1-uniform.pt"
+    saved = torch.load(checkpoint, weights_only=False)
+    saved["model"] = {k: v * 2 if v.is_floating_point() else v for k, v in saved["model"].items()}
+    torch.save(saved, checkpoint)
+    changed = SupernetEvaluator(out, **SMALL)
+    assert changed.cached_accuracy(arch) is None
+    changed.evaluate(arch)
+    assert len(calls) == 2 and len(list(out.glob("measured-*.json"))) == 2
+    # more training (the folder trained again, longer): measured anew
+    train(3)
+    longer = SupernetEvaluator(out, **SMALL)
+    assert longer.cached_accuracy(arch) is None
+    longer.evaluate(arch)
+    assert len(calls) == 3 and written.exists()

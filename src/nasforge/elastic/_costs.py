@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasforge.architecture import Architecture
-from nasforge.errors import UnknownNameError, UnsupportedOperationError
+from nasforge.errors import (
+    InvalidArchitectureError,
+    InvalidConfigError,
+    UnknownNameError,
+    UnsupportedOperationError,
+)
 from nasforge.hardware.layer_lut import LayerLatencyTable
 
 if TYPE_CHECKING:
@@ -82,10 +87,21 @@ class SubnetCosts:
     architectures (rows of choices) with a few array look-ups. :meth:`of` prices one from
     ``space.layers(arch)`` directly; the two agree.
 
+    The populations are of the resolutions in use (``resolutions``, e.g. those the supernet
+    was trained at): :meth:`batch` and :meth:`extreme` price those only, so a latency table
+    needs entries for their layers only; :meth:`of` prices any sub-network. The layout of the
+    rows (:attr:`resolutions`, the choice indices of the ``resolution`` decision) keeps every
+    resolution of the space; :attr:`allowed` holds the indices in use.
+
     Args:
         space: An ``ofa`` space (:class:`~nasforge.spaces.ofa.OFASpace`).
         num_classes, width_mult, dropout: The sub-networks' settings (the supernet's).
         tables: Per-layer latency tables by device name (``latency_ms[<name>]``).
+        resolutions: The input sides in use (default all of the space's).
+
+    Raises:
+        InvalidConfigError: A resolution that is not an option of the space (the valid ones
+            are listed).
     """
 
     def __init__(
@@ -96,9 +112,11 @@ class SubnetCosts:
         width_mult: float = 1.0,
         dropout: float = 0.0,
         tables: Mapping[str, LayerLatencyTable] | None = None,
+        resolutions: Sequence[int] | None = None,
     ) -> None:
         self.space = space
         self.build = {"num_classes": num_classes, "width_mult": width_mult, "dropout": dropout}
+        self._settings = (num_classes, width_mult, dropout)
         self.tables = dict(tables or {})
         self.names: tuple[str, ...] = (*COST_METRICS, *(latency_metric(n) for n in self.tables))
         decisions = space.decisions()
@@ -106,6 +124,16 @@ class SubnetCosts:
         self.decisions = decisions
         self.res_col = position["resolution"]
         self.resolutions = tuple(int(r) for r in decisions[self.res_col].options)
+        used = self.resolutions if resolutions is None else tuple(resolutions)
+        wrong = [r for r in used if r not in self.resolutions]
+        if wrong or not used:
+            raise InvalidConfigError(
+                f"resolutions {list(used)} are not (all) input sides of space {space.name!r}; "
+                f"choose from {list(self.resolutions)}."
+            )
+        #: The resolutions in use, and their choice indices.
+        self.in_use: tuple[int, ...] = tuple(sorted({int(r) for r in used}))
+        self.allowed = np.array([self.resolutions.index(r) for r in self.in_use])
         self.stages = sum(1 for d in decisions if d.name.endswith("_depth"))
         self.depth_cols = np.array([position[f"s{i}_depth"] for i in range(1, self.stages + 1)])
         self.depth_options = np.array(decisions[self.depth_cols[0]].options)
@@ -121,6 +149,17 @@ class SubnetCosts:
         self.n_expansions = len(decisions[int(self.expansion_cols[0, 0])].options)
         self._base: dict[str, np.ndarray] | None = None
         self._blocks: dict[str, np.ndarray] | None = None
+
+    def restricted(self, resolutions: Sequence[int] | None) -> SubnetCosts:
+        """The same costs for populations of other resolutions (``None``: all)."""
+        return SubnetCosts(
+            self.space,
+            num_classes=self._settings[0],
+            width_mult=self._settings[1],
+            dropout=self._settings[2],
+            tables=self.tables,
+            resolutions=resolutions,
+        )
 
     # -- one architecture ----------------------------------------------------------------------
     def layers(self, arch: Architecture) -> tuple[LayerSpec, ...]:
@@ -143,16 +182,17 @@ class SubnetCosts:
     def _fill(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The base ``[resolution]`` and block ``[resolution, stage, block, kernel,
         expansion]`` entries of every metric, from the layers of probe networks (every
-        stage at its largest depth, one kernel and expansion everywhere)."""
+        stage at its largest depth, one kernel and expansion everywhere), for the
+        resolutions in use (NaN at the others)."""
         if self._base is not None and self._blocks is not None:
             return self._base, self._blocks
         n_res = len(self.resolutions)
         dims = (n_res, self.stages, self.max_depth, self.n_kernels, self.n_expansions)
-        base = {name: np.zeros(n_res) for name in self.names}
-        blocks = {name: np.zeros(dims) for name in self.names}
+        base = {name: np.full(n_res, np.nan) for name in self.names}
+        blocks = {name: np.full(dims, np.nan) for name in self.names}
         depth_choice = int(np.argmax(self.depth_options))
         expected = 3 + self.stages * self.max_depth
-        for r in range(n_res):
+        for r in self.allowed.tolist():
             for k in range(self.n_kernels):
                 for e in range(self.n_expansions):
                     choices = np.zeros(len(self.decisions), dtype=int)
@@ -192,10 +232,22 @@ class SubnetCosts:
         return np.asarray(np.arange(self.max_depth)[None, None, :] < depths[:, :, None])
 
     def batch(self, choices: np.ndarray) -> dict[str, np.ndarray]:
-        """Every cost of each row of ``choices`` (``[n, decisions]`` choice indices)."""
+        """Every cost of each row of ``choices`` (``[n, decisions]`` choice indices).
+
+        Raises:
+            InvalidArchitectureError: A row at a resolution not in use.
+        """
         base, blocks = self._fill()
         choices = np.asarray(choices, dtype=int)
         res = choices[:, self.res_col]
+        outside = ~np.isin(res, self.allowed)
+        if outside.any():
+            side = self.resolutions[int(res[outside][0])]
+            raise InvalidArchitectureError(
+                f"A sub-network at resolution {side} is outside the resolutions in use "
+                f"{list(self.in_use)}; price it with of(arch), or use costs of its "
+                "resolutions (restricted())."
+            )
         mask = self.active(choices)
         stage = np.arange(self.stages)[None, :, None]
         place = np.arange(self.max_depth)[None, None, :]
@@ -208,8 +260,9 @@ class SubnetCosts:
         return out
 
     def extreme(self, metric: str, *, lowest: bool = True) -> tuple[float, Architecture]:
-        """The lowest (or highest) value of ``metric`` over every sub-network, and a
-        sub-network that reaches it (each stage's depth and blocks chosen independently)."""
+        """The lowest (or highest) value of ``metric`` over every sub-network at the
+        resolutions in use, and a sub-network that reaches it (each stage's depth and blocks
+        chosen independently)."""
         if metric not in self.names:
             raise UnknownNameError("cost metric", metric, self.names)
         base, blocks = self._fill()
@@ -223,7 +276,7 @@ class SubnetCosts:
         depth_pick = pick(per_depth, axis=-1)
         stage_best = np.take_along_axis(per_depth, depth_pick[..., None], axis=-1)[..., 0]
         totals = base[metric] + stage_best.sum(axis=-1)
-        r = int(pick(totals))
+        r = int(self.allowed[pick(totals[self.allowed])])
         choices = np.zeros(len(self.decisions), dtype=int)
         choices[self.res_col] = r
         for i in range(self.stages):

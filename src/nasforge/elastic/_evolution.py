@@ -34,6 +34,7 @@ __all__ = [
     "evolve",
     "option_counts",
     "sample_feasible",
+    "to_choices",
 ]
 
 
@@ -237,7 +238,20 @@ def canonical_rows(costs: SubnetCosts, choices: np.ndarray) -> np.ndarray:
 
 
 def option_counts(costs: SubnetCosts) -> np.ndarray:
-    return np.array([len(d.options) for d in costs.decisions])
+    """How many options a draw has for each decision: the resolutions in use for the
+    resolution (``costs.allowed``), every option for the others; :func:`to_choices` maps a
+    draw to choice indices."""
+    counts = np.array([len(d.options) for d in costs.decisions])
+    counts[costs.res_col] = len(costs.allowed)
+    return counts
+
+
+def to_choices(costs: SubnetCosts, draws: np.ndarray) -> np.ndarray:
+    """Rows drawn within :func:`option_counts` as choice indices of the space (the
+    resolution's draw indexes the resolutions in use; the same rows when all are)."""
+    out = np.array(draws, dtype=int, copy=True)
+    out[:, costs.res_col] = costs.allowed[out[:, costs.res_col]]
+    return out
 
 
 def sample_feasible(
@@ -254,7 +268,7 @@ def sample_feasible(
     have = drawn = 0
     batch = max(256, 2 * count)
     for _ in range(rounds):
-        rows = rng.integers(0, options, size=(batch, len(options)))
+        rows = to_choices(scorer.costs, rng.integers(0, options, size=(batch, len(options))))
         kept = rows[scorer.feasible(rows)]
         found.append(kept)
         have += len(kept)
@@ -276,14 +290,14 @@ def _mutate(
     mutate_prob: float,
     resolution_prob: float,
 ) -> np.ndarray:
-    """OFA's mutation: the resolution redrawn with ``resolution_prob``, each block's kernel
-    and expansion (together) and each stage's depth with ``mutate_prob``."""
+    """OFA's mutation: the resolution redrawn (among those in use) with ``resolution_prob``,
+    each block's kernel and expansion (together) and each stage's depth with
+    ``mutate_prob``."""
     n = len(parents)
     child = np.array(parents, dtype=int, copy=True)
     redraw = rng.random(n) < resolution_prob
-    child[:, costs.res_col] = np.where(
-        redraw, rng.integers(0, len(costs.resolutions), n), child[:, costs.res_col]
-    )
+    drawn = costs.allowed[rng.integers(0, len(costs.allowed), n)]
+    child[:, costs.res_col] = np.where(redraw, drawn, child[:, costs.res_col])
     shape = (n, *costs.kernel_cols.shape)
     blocks = rng.random(shape) < mutate_prob
     kernels = rng.integers(0, costs.n_kernels, shape)

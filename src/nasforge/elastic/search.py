@@ -21,6 +21,18 @@ Specialize it for Efficient Deployment." ICLR 2020, arXiv:1908.09791, Section 3.
 4. measure the ``top_k`` sub-networks of the highest predicted score and keep the best one
    that meets every constraint when measured.
 
+The sub-networks are those of the resolutions the supernet was trained at
+(:func:`nasforge.elastic._train.trained_resolutions`; ``resolutions=`` chooses others): the
+random ones, the evolution's population and mutations, the measured candidates and the lowest
+reachable cost of a bound no sub-network meets; the predictor's encoding keeps a column for
+every resolution of the space.
+
+Each measured inherited accuracy is kept in the supernet's folder
+(:class:`~nasforge.evaluators.supernet.SupernetEvaluator`'s cache), so a search under another
+constraint (another study) records the same random sub-networks as trials again, marked
+``valid_acc_cached = 1``, without measuring them again, as OFA trains its predictor once and
+reuses it for every constraint.
+
 Constraints on parameters, MACs and per-layer-table latency are checked on every candidate
 from :class:`~nasforge.evaluators.supernet.SubnetCosts` (sums of per-block entries, for whole
 populations at once). A constraint on latency measured on this machine is checked during the
@@ -34,7 +46,8 @@ images and searches for 500 generations; the defaults here (100 measured, 1,000 
 generations) fit a CPU, and the predictor is fitted full-batch with Adam
 (:class:`~nasforge.predictors.MLPEnsemble` with one member) on standardised targets (OFA
 subtracts the mean accuracy). Any registered strategy can search instead
-(``strategy="regularized-evolution"``...), every proposal measured.
+(``strategy="regularized-evolution"``...), every proposal measured; it proposes from the whole
+space, at any resolution (trained or not: the evaluator measures what it is given).
 
 :meth:`SubnetScorer.score` scores a batch of candidates (predictor and constraint checks) at
 once; ``benchmarks/`` times it on 1,000 candidates. On the project's shared 2-core machine
@@ -67,6 +80,7 @@ from nasforge.elastic._evolution import (
     evolve,
     option_counts,
     sample_feasible,
+    to_choices,
 )
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
 from nasforge.evaluators.base import Evaluator
@@ -131,12 +145,15 @@ class SubnetSearchResult:
     scorer: SubnetScorer | None = None
 
 
-def _measure_everything(inner: SupernetEvaluator) -> Evaluator:
-    """``inner`` without free metrics, so that the study measures every random sub-network
-    of the predictor's training set (a constraint then only keeps an infeasible one from
-    being the best) instead of rejecting some before measuring them."""
+def _noting(inner: SupernetEvaluator, *, free: bool = True) -> Evaluator:
+    """``inner`` whose results say when the accuracy came from its cache (the metric
+    ``valid_acc_cached``, 1). Without ``free``, also without free metrics, so that the study
+    measures every random sub-network of the predictor's training set (a constraint then
+    only keeps an infeasible one from being the best) instead of rejecting some before
+    measuring them."""
+    from nasforge.evaluators.supernet import CACHED
 
-    class MeasureEverything(Evaluator):
+    class Noting(Evaluator):
         space = inner.space
         cost_unit = inner.cost_unit
 
@@ -144,8 +161,19 @@ def _measure_everything(inner: SupernetEvaluator) -> Evaluator:
         def metrics(self) -> Mapping[str, Direction]:
             return inner.metrics
 
+        @property
+        def free_metric_names(self) -> tuple[str, ...]:
+            return inner.free_metric_names if free else ()
+
+        def free_metrics(self, arch: Architecture) -> Mapping[str, float]:
+            return inner.free_metrics(arch) if free else {}
+
         def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
-            return inner.evaluate(arch, fidelity)
+            hit = inner.cached_accuracy(arch) is not None
+            result = inner.evaluate(arch, fidelity)
+            if not hit:
+                return result
+            return Result({**result.metrics, CACHED: 1.0}, result.cost, result.seconds)
 
         def spec(self) -> dict[str, Any] | None:
             return inner.spec()
@@ -153,7 +181,7 @@ def _measure_everything(inner: SupernetEvaluator) -> Evaluator:
         def __repr__(self) -> str:
             return repr(inner)
 
-    return MeasureEverything()
+    return Noting()
 
 
 def _evaluator(
@@ -181,21 +209,24 @@ def _evaluator(
     return SupernetEvaluator(source, **dict(params), tables=tables or (), measure=wanted)
 
 
-def _check_constraints(evaluator: SupernetEvaluator, constraints: Sequence[Constraint]) -> None:
-    """Refuse unknown metrics (listing the valid ones) and bounds no sub-network meets on a
-    cost (reporting the lowest, or highest, reachable value and a sub-network reaching it)."""
+def _check_constraints(
+    evaluator: SupernetEvaluator, costs: SubnetCosts, constraints: Sequence[Constraint]
+) -> None:
+    """Refuse unknown metrics (listing the valid ones) and bounds no sub-network of the
+    resolutions in use meets on a cost (reporting the lowest, or highest, reachable value
+    and a sub-network reaching it)."""
     valid = sorted({*evaluator.metrics, *evaluator.free_metric_names})
     for c in constraints:
         if c.metric not in valid:
             raise UnknownNameError(f"constraint metric (of {evaluator!r})", c.metric, valid)
-        if c.metric in evaluator.costs.names:
-            value, arch = evaluator.costs.extreme(c.metric, lowest=c.upper)
+        if c.metric in costs.names:
+            value, arch = costs.extreme(c.metric, lowest=c.upper)
             if not c.satisfied({c.metric: value}):
                 word = "lowest" if c.upper else "highest"
                 raise InfeasibleConstraintError(
-                    f"No sub-network of the {evaluator.space} supernet meets {c}: the {word} "
-                    f"reachable {c.metric} is {value:g} (sub-network {arch.text}). Loosen the "
-                    "bound."
+                    f"No sub-network of the {evaluator.space} supernet at resolutions "
+                    f"{list(costs.in_use)} meets {c}: the {word} reachable {c.metric} is "
+                    f"{value:g} (sub-network {arch.text}). Loosen the bound."
                 )
 
 
@@ -247,7 +278,7 @@ def random_rows(costs: SubnetCosts, count: int, rng: np.random.Generator) -> np.
     """``count`` sub-networks drawn uniformly (rows of choice indices), e.g. candidates to
     time :meth:`SubnetScorer.score` on."""
     options = option_counts(costs)
-    return rng.integers(0, options, size=(count, len(options)))
+    return to_choices(costs, rng.integers(0, options, size=(count, len(options))))
 
 
 def _distinct_random(costs: SubnetCosts, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -255,7 +286,8 @@ def _distinct_random(costs: SubnetCosts, count: int, rng: np.random.Generator) -
     options = option_counts(costs)
     rows = np.empty((0, len(options)), dtype=int)
     while len(rows) < count:
-        drawn = canonical_rows(costs, rng.integers(0, options, size=(2 * count, len(options))))
+        drawn = rng.integers(0, options, size=(2 * count, len(options)))
+        drawn = canonical_rows(costs, to_choices(costs, drawn))
         merged = np.concatenate([rows, drawn])
         _, first = np.unique(merged, axis=0, return_index=True)
         rows = merged[np.sort(first)]
@@ -285,6 +317,7 @@ def search_subnets(
     tables: Any = (),
     measure: bool | None = None,
     evaluator_params: Mapping[str, Any] | None = None,
+    resolutions: Sequence[int] | None = None,
 ) -> SubnetSearchResult:
     """Search the sub-networks of the supernet trained in ``out_dir`` under ``constraints``.
 
@@ -319,18 +352,28 @@ def search_subnets(
             latency).
         evaluator_params: Other settings of the evaluator (``data``, ``dataset``,
             ``synthetic``, ``recalibration_batches``, ``valid_images``...).
+        resolutions: The input sides of the sub-networks searched (default: those the
+            supernet was trained at); options of the space. Only for ``"ofa-evolution"``:
+            another strategy proposes from the whole space.
 
     Raises:
         UnknownNameError: A constraint on a metric the evaluator does not know (the valid
             ones are listed), or an unknown strategy.
         InfeasibleConstraintError: No sub-network meets a constraint (the message gives the
             lowest reachable value and a sub-network that reaches it).
-        InvalidConfigError: Counts out of range, or settings of a strategy they do not fit.
+        InvalidConfigError: Counts out of range, settings of a strategy they do not fit, or
+            resolutions not of the space (the valid ones are listed).
     """
     parsed = [Constraint.parse(c) for c in constraints]
     goal = Objective.parse(objective)
     evaluator = _evaluator(out_dir, evaluator_params or {}, tables, measure, parsed)
-    _check_constraints(evaluator, parsed)
+    if resolutions is not None and strategy != STRATEGY:
+        raise InvalidConfigError(
+            f"resolutions applies to {STRATEGY!r}; the {strategy!r} strategy proposes "
+            "sub-networks of the whole space."
+        )
+    costs = evaluator.costs if resolutions is None else evaluator.costs.restricted(resolutions)
+    _check_constraints(evaluator, costs, parsed)
     if goal.metric not in evaluator.metrics:
         raise UnknownNameError("objective metric", goal.metric, evaluator.metrics)
     for name, value, least in (("measured", measured, 2), ("top_k", top_k, 1)):
@@ -361,13 +404,14 @@ def search_subnets(
         "mutation_ratio": mutation_ratio,
         "top_k": top_k,
         "predictor_epochs": predictor_epochs,
+        "resolutions": list(costs.in_use),
     }
     study = _open_study(evaluator, params, seed, storage, study_name, goal, parsed)
     sample_rng, evolve_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)
     )
-    costs = evaluator.costs
     space = costs.space
+    noting = _noting(evaluator)
     done = {t.arch.text: t for t in study.trials if t.state.finished}
 
     def measure_one(arch: Architecture, ev: Evaluator, extra: Mapping[str, float]) -> Trial:
@@ -377,7 +421,7 @@ def search_subnets(
         return known
 
     # (a) random sub-networks, every one measured
-    view = _measure_everything(evaluator)
+    view = _noting(evaluator, free=False)
     rows, values, trials = [], [], []
     for row in _distinct_random(costs, measured, sample_rng):
         trial = measure_one(space.from_choices(row.tolist()), view, {})
@@ -418,9 +462,9 @@ def search_subnets(
     key = f"predicted_{goal.metric}"
     finals = []
     for row, guess in zip(best, predicted, strict=True):
-        trial = measure_one(space.from_choices(row.tolist()), evaluator, {key: float(guess)})
+        trial = measure_one(space.from_choices(row.tolist()), noting, {key: float(guess)})
         finals.append((trial.arch.text, float(guess), trial.metrics.get(goal.metric, np.nan)))
-    chosen = _chosen(study, evaluator, parsed, measure_one)
+    chosen = _chosen(study, evaluator, costs, noting, parsed, measure_one)
     guesses = {text: guess for text, guess, _ in finals}
     return SubnetSearchResult(
         study=study,
@@ -438,13 +482,16 @@ def search_subnets(
 def _chosen(
     study: Study,
     evaluator: SupernetEvaluator,
+    costs: SubnetCosts,
+    noting: Evaluator,
     constraints: Sequence[Constraint],
     measure_one: Callable[[Architecture, Evaluator, Mapping[str, float]], Trial],
 ) -> Trial:
     """The study's best feasible trial. When none meets the constraints when measured and
-    one of them bounds a latency measured here, the smallest sub-network (by table latency,
-    else MACs) is measured too; if still none meets them, the error reports for each bound
-    missed the tightest value measured (the smallest sub-network's for a latency)."""
+    one of them bounds a latency measured here, the smallest sub-network of the resolutions
+    in use (by table latency, else MACs) is measured too; if still none meets them, the
+    error reports for each bound missed the tightest value measured (the smallest
+    sub-network's for a latency)."""
     from nasforge.errors import StorageError
 
     try:
@@ -453,10 +500,9 @@ def _chosen(
         pass
     smallest = None
     if any(c.metric in evaluator.measured_names for c in constraints):
-        costs = evaluator.costs
         cheapest = next((n for n in costs.names if n.startswith("latency_ms[")), "macs_M")
         smallest = costs.extreme(cheapest, lowest=True)[1]
-        measure_one(smallest, evaluator, {})
+        measure_one(smallest, noting, {})
         try:
             return study.best_trial
         except StorageError:
@@ -487,7 +533,8 @@ def _with_strategy(
     seed: int,
     n_trials: int,
 ) -> SubnetSearchResult:
-    """Search with a registered strategy, every proposal measured by the evaluator."""
+    """Search with a registered strategy, every proposal measured by the evaluator (at any
+    resolution the strategy proposes)."""
     from nasforge.study import create_study
 
     study = create_study(
@@ -495,7 +542,7 @@ def _with_strategy(
         storage=storage, study_name=study_name, objectives=[str(goal)], evaluator=evaluator,
         constraints=constraints, load_if_exists=True,
     )  # fmt: skip
-    study.optimize(evaluator, n_trials=n_trials)
+    study.optimize(_noting(evaluator), n_trials=n_trials)
     chosen = study.best_trial
     return SubnetSearchResult(
         study=study,

@@ -15,6 +15,20 @@ Its costs (parameters, MACs, FLOPs, table latency) are free metrics: a constrain
 rejects a proposal before it is measured. :class:`SubnetCosts` prices whole populations of
 sub-networks at once (the evolutionary search of :mod:`nasforge.elastic.search`).
 
+The sub-networks of a search are those of the resolutions the supernet was trained at
+(:attr:`SupernetEvaluator.trained_resolutions`): :attr:`SupernetEvaluator.costs` prices
+populations of those (a latency table needs entries for their layers only). A strategy that
+searches the space through this evaluator may still propose any resolution; the evaluator
+measures it (its table latency then needs the table's entries for that resolution).
+
+Measured accuracies are cached in the supernet's folder, ``measured-<key>.json`` (written
+atomically), the key a hash of everything the value depends on: the supernet's run (space,
+schedule, settings, data), the checkpoint measured (its phase and a digest of its file, so
+that more training is never answered from the cache), the recalibration batches, the
+validation images and a digest of the images used. Another search (another study, another
+constraint) reads them instead of measuring again; only the accuracy is cached, a latency
+measured here is timed again.
+
 Where this differs from the paper: the recalibration batches are the first images of the
 training half (fixed, not augmented), so that two evaluations of one sub-network, and the
 export of the chosen one (:mod:`nasforge.export`), recompute exactly the same statistics.
@@ -25,6 +39,7 @@ Torch is imported when a sub-network is measured, not when this module loads.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import time
@@ -62,6 +77,10 @@ __all__ = [
 
 #: The accuracy metric (percent of the validation images).
 ACCURACY = "valid_acc"
+#: A trial's mark that its accuracy came from the cache (1), by the sub-network search.
+CACHED = "valid_acc_cached"
+#: The cache files in a supernet's folder (``measured-<key>.json``).
+CACHE_PREFIX = "measured-"
 MANIFEST = "manifest.json"
 
 TableSource = str | os.PathLike[str] | LayerLatencyTable
@@ -105,6 +124,8 @@ class SupernetEvaluator(Evaluator):
             phase: Use the checkpoint of this phase (1-based; default the last completed).
             threads: CPU threads of an evaluation (``None``: all; default one, which measures
             small sub-networks fastest on a shared machine); not part of :meth:`spec`.
+            cache: Read and write the cache of measured accuracies in ``dir`` (see the
+            module docstring); not part of :meth:`spec`.
 
         Raises:
             InvalidConfigError: No trained supernet in ``dir``, counts below 1, two tables with
@@ -134,6 +155,7 @@ class SupernetEvaluator(Evaluator):
         runs: int = 20,
         phase: int | None = None,
         threads: int | None = 1,
+        cache: bool = True,
     ) -> None:
         from nasforge.evaluators._images import open_data
         from nasforge.evaluators.latency_table import _load_tables
@@ -202,16 +224,26 @@ class SupernetEvaluator(Evaluator):
                     "runtime 'torch' or 'onnxruntime' can be measured here); leave measure "
                     "off or give tables of this machine."
                 )
+        from nasforge.elastic._train import trained_resolutions
+        from nasforge.elastic.base import TrainSettings
+
+        self.settings = TrainSettings.from_dict(settings)
+        #: The input sides the supernet was trained at (those :attr:`costs` prices).
+        self.trained_resolutions = trained_resolutions(self._space, self.settings)
         self.costs = SubnetCosts(
             self._space,
             num_classes=self.num_classes,
             width_mult=self.width_mult,
             dropout=self.dropout,
             tables=self._tables,
+            resolutions=self.trained_resolutions,
         )
+        self.cache = bool(cache)
         self._trained: TrainedSupernet | None = None
         self._data: SearchData | None = None
         self._saved: dict[str, Any] = {}
+        self._cache_path: Path | None = None
+        self._cached: dict[str, float] = {}
 
     # -- what it returns -----------------------------------------------------------------------
     @property
@@ -278,7 +310,7 @@ class SupernetEvaluator(Evaluator):
                     f"{splits.num_classes} classes; give the data it was trained on, so that "
                     "the validation images are the held-out half."
                 )
-            settings = self.trained().settings
+            settings = self.settings
             search = SupernetSettings(
                 resolution=max(trained_resolutions(self._space, settings)),
                 data_fraction=settings.data_fraction,
@@ -315,6 +347,59 @@ class SupernetEvaluator(Evaluator):
         if self._saved:
             self.trained().supernet.load_state_dict(self._saved)
             self._saved = {}
+
+    # -- the cache of measured accuracies -------------------------------------------------------
+    def cache_path(self) -> Path:
+        """``dir/measured-<key>.json``, the key a hash of what the accuracy depends on (see
+        the module docstring); computed once (it reads the checkpoint and the data)."""
+        if self._cache_path is None:
+            chosen = int(self.manifest["phases_done"]) if self.phase is None else int(self.phase)
+            phases = self.manifest.get("phases", [])
+            name = phases[chosen - 1]["name"] if 1 <= chosen <= len(phases) else "?"
+            checkpoint = self.dir / f"phase-{chosen}-{name}.pt"
+            data = self.search_data()
+            images = hashlib.sha256()
+            count = self.recalibration_batches * data.batch_size
+            for part, n in ((data.train, count), (data.valid, self.valid_images)):
+                images.update(part.images[:n].contiguous().numpy().tobytes())
+                images.update(part.labels[:n].contiguous().numpy().tobytes())
+            images.update(json.dumps([data.mean, data.std]).encode())
+            material = {
+                "run": self.manifest["run"],
+                "phase": chosen,
+                "checkpoint": _file_digest(checkpoint),
+                "recalibration_batches": self.recalibration_batches,
+                "valid_images": self.valid_images,
+                "images": images.hexdigest(),
+            }
+            text = json.dumps(material, sort_keys=True, default=str).encode()
+            key = hashlib.sha256(text).hexdigest()[:20]
+            self._cache_path = self.dir / f"{CACHE_PREFIX}{key}.json"
+            self._cached = _read_cache(self._cache_path)
+        return self._cache_path
+
+    def cached_accuracy(self, arch: Architecture) -> float | None:
+        """The accuracy of ``arch`` measured before with these settings (by any evaluator of
+        this folder), or ``None`` (also without ``cache``)."""
+        if not self.cache:
+            return None
+        text = self._space.canonical(self._space.check(arch)).text
+        if text not in self._cached:  # another process may have measured it since
+            self._cached = _read_cache(self.cache_path())
+        return self._cached.get(text)
+
+    def _remember(self, arch: Architecture, value: float) -> None:
+        path = self.cache_path()
+        known = {**_read_cache(path), **self._cached}
+        known[self._space.canonical(arch).text] = float(value)
+        self._cached = known
+        temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        payload = {"format": "nasforge-measured-accuracy", "metric": ACCURACY, "values": known}
+        try:
+            temporary.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+            os.replace(temporary, path)
+        except OSError:  # a read-only folder: measure without caching
+            temporary.unlink(missing_ok=True)
 
     # -- evaluating -----------------------------------------------------------------------------
     def accuracy(self, arch: Architecture) -> float:
@@ -359,7 +444,12 @@ class SupernetEvaluator(Evaluator):
         arch = self._space.check(arch)
         start = time.perf_counter()
         with num_threads(self.threads):
-            metrics = {ACCURACY: self.accuracy(arch), **self.costs.of(arch)}
+            accuracy = self.cached_accuracy(arch)
+            if accuracy is None:
+                accuracy = self.accuracy(arch)
+                if self.cache:
+                    self._remember(arch, accuracy)
+            metrics = {ACCURACY: accuracy, **self.costs.of(arch)}
             if self.measure:
                 metrics.update(self.measured(arch))
         seconds = time.perf_counter() - start
@@ -390,6 +480,27 @@ class SupernetEvaluator(Evaluator):
 
     def __repr__(self) -> str:
         return f"SupernetEvaluator({str(self.dir)!r}, space={self.space!r})"
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (``"missing"`` when it is absent)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        return "missing"
+    return digest.hexdigest()
+
+
+def _read_cache(path: Path) -> dict[str, float]:
+    """The accuracies of a cache file (empty when it is absent or unreadable)."""
+    try:
+        values = json.loads(path.read_text())["values"]
+        return {str(k): float(v) for k, v in values.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def subnet_record(spec: Mapping[str, Any], arch: Architecture, info: Mapping[str, Any]) -> Any:
