@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from cli_testing import assert_usage_error, invoke, sqlite
 
 import nasforge
 from nasforge.constraints import Constraint
+from nasforge.train.data import SyntheticImages
 
 #: A uniform (SPOS) supernet of ofa-cifar at width 0.25, trained 2 steps at 16 px on the
 #: synthetic images.
@@ -50,7 +52,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert phase["name"] == "uniform" and Path(phase["checkpoint"]).is_file()
     assert report["resumed_after_epochs"] == 0 and len(report["history"]) == 1
     assert report["next"].startswith(f"nasforge supernet search {out} --constraint 'macs_M<=")
-    assert json.loads((out / "data.json").read_text()) == {"dataset": "synthetic"}
+    recorded = json.loads((out / "data.json").read_text())
+    assert recorded == {"dataset": "synthetic", "synthetic": asdict(SyntheticImages())}
     assert "phase 1/1 (uniform) epoch 1/1" in result.stderr
     return out
 
@@ -178,6 +181,12 @@ def test_rerun_resumes_and_an_interrupted_run_resumes_where_it_stopped(
         (("--data", "d"), ["--data does not apply to --dataset synthetic"]),
         (("--dataset", "imagenet"), ["Unknown dataset (--dataset) 'imagenet'", "folder"]),
         (("--epochs", "0"), ["epochs must be a positive integer, got 0"]),
+        (("--synthetic", "colour=3"), ["Unknown setting of --synthetic 'colour'", "n_train"]),
+        (("--synthetic", "n_train=0"), ["n_train must be a positive integer, got 0"]),
+        (
+            ("--dataset", "folder", "--synthetic", "n_train=50"),
+            ["--synthetic applies to --dataset synthetic", "not folder"],
+        ),
     ],
 )
 def test_bad_training_options(tmp_path: Path, args: tuple[str, ...], fragments: list[str]) -> None:
@@ -347,3 +356,23 @@ def test_search_under_a_latency_measured_here(trained: Path, tmp_path: Path) -> 
     report = json.loads(found.stdout)
     value = report["constraints"]["latency_ms[cpu-torch]"]
     assert 0 < value <= 500 and report["metrics"]["latency_ms[cpu-torch]"] == value
+
+
+def test_search_makes_the_synthetic_images_the_supernet_was_trained_on(tmp_path: Path) -> None:
+    out = tmp_path / "made-up"
+    trained = train(out, "--synthetic", "n_train=160", "--synthetic", "seed=3", "--quiet")
+    assert trained.exit_code == 0, trained.stderr
+    recorded = json.loads((out / "data.json").read_text())
+    assert recorded["synthetic"] == asdict(SyntheticImages(n_train=160, seed=3))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["run"]["data"]["train_images"] == 160
+    # the search measures on the held-out half of those images, not of the default ones
+    found = supernet_search(out, "--storage", sqlite(tmp_path), *SMALL, "--json", "--quiet")
+    assert found.exit_code == 0, found.stderr
+    report = json.loads(found.stdout)
+    assert 0 <= report["metrics"]["valid_acc"] <= 100
+    # so does --dataset synthetic given again
+    again = supernet_search(out, "--storage", sqlite(tmp_path), *SMALL, "--dataset",
+                            "synthetic", "--study", "again", "--json", "--quiet")  # fmt: skip
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["metrics"]["valid_acc"] == report["metrics"]["valid_acc"]

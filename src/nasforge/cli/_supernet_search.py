@@ -228,8 +228,10 @@ def _evaluator_params(
     recalibration_batches: int | None,
     valid_images: int | None,
 ) -> dict[str, Any]:
-    """The data of the ``supernet`` evaluator: what ``train`` recorded in ``DATA_FILE``,
-    or ``--data``/``--dataset``; and the measuring counts given."""
+    """The data of the ``supernet`` evaluator: what ``train`` recorded in ``DATA_FILE``
+    (with the settings of synthetic images), or ``--data``/``--dataset`` (``--dataset
+    synthetic`` keeps the recorded settings of synthetic images); and the measuring counts
+    given."""
     recorded: dict[str, Any] = {}
     path = folder / DATA_FILE
     if path.is_file():
@@ -237,7 +239,8 @@ def _evaluator_params(
     if data is not None or dataset is not None:
         kind = dataset or recorded.get("dataset") or "cifar10"
         who = f"nasforge supernet search --dataset {kind} measures the sub-networks of"
-        source = _data_source(kind, data, None, who)
+        synthetic = recorded.get("synthetic") if recorded.get("dataset") == kind else None
+        source = _data_source(kind, data, None, who, synthetic=synthetic)
         if "cache_dir" in recorded:
             source["cache_dir"] = recorded["cache_dir"]
     elif recorded:

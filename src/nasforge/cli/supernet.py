@@ -10,13 +10,16 @@ sub-networks under device constraints (``search``) and export the chosen one wit
 ``train`` runs :func:`nasforge.elastic.train_supernet` (Once-for-All's progressive shrinking,
 BigNAS, few-shot NAS, DNA or the uniform SPOS baseline) and resumes by itself when the out
 folder holds a run of the same settings. It also writes ``data.json`` there (how the data was
-given), so that ``search`` measures sub-networks on the held-out half of the same images.
+given: the dataset, its path, and for ``--dataset synthetic`` every setting of the generated
+images, ``--synthetic KEY=VALUE`` or the defaults), so that ``search`` measures sub-networks on
+the held-out half of the same images.
 ``search`` runs :func:`nasforge.elastic.search.search_subnets` (Once-for-All's predictor-guided
 evolution, or any registered strategy): every measured sub-network is a trial of a study.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from collections.abc import Mapping
@@ -101,6 +104,16 @@ def train(
         str,
         typer.Option(help="How to read --data: cifar10, folder (any classes) or synthetic."),
     ] = "cifar10",
+    synthetic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--synthetic",
+            metavar="KEY=VALUE",
+            help="--dataset synthetic: a setting of the generated images (repeatable): "
+            "num_classes, n_train, n_test, size, noise, seed.",
+            show_default=False,
+        ),
+    ] = None,
     preset: Annotated[
         str,
         typer.Option(
@@ -178,7 +191,7 @@ def train(
             raise InvalidConfigError(
                 f"--out {common.abbreviate(out)} is a file; give a folder (it is created)."
             )
-        source = _data_source(dataset, data, cache_dir)
+        source = _data_source(dataset, data, cache_dir, synthetic=_synthetic(synthetic))
         splits = _load(source)
         done_before = 0 if restart else _epochs_done(folder)
         total = sum(p.epochs for p in phases)
@@ -286,15 +299,35 @@ def _settings(space: str, preset: str, **given: Any) -> TrainSettings:
     return TrainSettings.preset(space, preset, **changes)
 
 
+def _synthetic(items: list[str] | None) -> dict[str, Any] | None:
+    """``--synthetic KEY=VALUE`` as settings of :class:`~nasforge.train.data.SyntheticImages`
+    (``None`` when none are given); an unknown key is refused, listing the valid ones."""
+    from nasforge.train.data import SyntheticImages
+
+    if not items:
+        return None
+    params = common.parse_params(items, option="--synthetic", example="n_train=500")
+    valid = [f.name for f in dataclasses.fields(SyntheticImages)]
+    for key in params:
+        if key not in valid:
+            raise UnknownNameError("setting of --synthetic", key, valid)
+    return params
+
+
 def _data_source(
     dataset: str,
     data: Path | None,
     cache_dir: Path | None,
     who: str = "nasforge supernet train trains",
+    *,
+    synthetic: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """How the data is read, as the ``supernet`` evaluator takes it (``dataset``, ``data``,
-    ``cache_dir``): recorded in the supernet's folder for ``supernet search``."""
+    ``synthetic``, ``cache_dir``): recorded in the supernet's folder for ``supernet search``.
+    For ``synthetic``, every setting of the generated images (the defaults filled in), so
+    that a search makes the same images."""
     from nasforge.runs.oneshot import require_data
+    from nasforge.train.data import SyntheticImages
 
     if dataset not in DATASETS:
         raise UnknownNameError("dataset (--dataset)", dataset, DATASETS)
@@ -304,6 +337,12 @@ def _data_source(
             raise InvalidConfigError(
                 "--data does not apply to --dataset synthetic (generated images); leave one out."
             )
+        source["synthetic"] = dataclasses.asdict(SyntheticImages(**(synthetic or {})))
+    elif synthetic:
+        raise InvalidConfigError(
+            f"--synthetic applies to --dataset synthetic (generated images), not {dataset}; "
+            "leave it out."
+        )
     else:
         require_data(data, who)
         assert data is not None
@@ -317,7 +356,7 @@ def _load(source: Mapping[str, Any]) -> DataSplits:
     from nasforge.train.data import SyntheticImages, load_cifar10, load_image_folder
 
     if source["dataset"] == "synthetic":
-        return SyntheticImages().load()
+        return SyntheticImages(**source.get("synthetic", {})).load()
     loader = load_cifar10 if source["dataset"] == "cifar10" else load_image_folder
     return loader(source["data"], cache_dir=source.get("cache_dir"))
 
