@@ -77,6 +77,9 @@ def test_train_search_and_export_the_chosen_subnetwork(
     assert 0 <= report["metrics"]["valid_acc"] <= 100
     assert report["measured"] in (2, 3)  # 2 random, and the best predicted unless among them
     assert len(report["candidates"]) == 1
+    # the supernet was trained at 16 px only: so are the sub-networks searched
+    assert all(c["arch"].startswith("res=16;") for c in report["candidates"])
+    assert report["arch"].startswith("res=16;")
     assert report["study"] == "run-ofa-evolution-macs_M<=8-seed0"
     assert "searching the uniform supernet of ofa-cifar: measuring 2 random" in found.stderr
     # the same search again: the study resumes, nothing is measured again
@@ -259,6 +262,11 @@ def test_bad_search_input(trained: Path, tmp_path: Path) -> None:
     )
     assert_usage_error(search("-p", "x=1"), "--param and --trials apply to other strategies")
     assert_usage_error(search("--top-k", "0"), "--top-k must be at least 1, got 0")
+    assert_usage_error(search("--resolutions", "20"), "[20]", "choose from [16, 24, 32]")
+    assert_usage_error(
+        supernet_search(trained, "--storage", url, "--strategy", "random", "--resolutions", "16"),
+        "--resolutions applies to ofa-evolution",
+    )
     assert_usage_error(search("--dataset", "cifar10"), "search --dataset cifar10", "--data PATH")
     copy = tmp_path / "copy"
     shutil.copytree(trained, copy)

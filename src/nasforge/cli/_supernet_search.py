@@ -18,7 +18,14 @@ import typer
 from nasforge.cli import _common as common
 from nasforge.cli._app import _Command
 from nasforge.cli._common import Json, Param, Quiet, StorageRequired
-from nasforge.cli.supernet import DATA_FILE, MANIFEST, _data_source, _option, supernet_app
+from nasforge.cli.supernet import (
+    DATA_FILE,
+    MANIFEST,
+    _data_source,
+    _option,
+    _sides,
+    supernet_app,
+)
 from nasforge.errors import InvalidConfigError, UnknownNameError
 
 __all__ = ["search"]
@@ -76,6 +83,14 @@ def search(
     top_k: Annotated[
         int | None,
         _option("Best predicted sub-networks measured at the end (default 5).", _SEARCH),
+    ] = None,
+    resolutions: Annotated[
+        str | None,
+        _option(
+            "Input sides of the sub-networks searched, e.g. 16,32 (default: those the supernet "
+            "was trained at).",
+            _SEARCH,
+        ),
     ] = None,
     trials: Annotated[int | None, _option("Trials of another --strategy (default 105).")] = None,
     table: Annotated[
@@ -141,6 +156,12 @@ def search(
         given: dict[str, Any] = {k: v for k, v in counts.items() if v is not None}
         if strategy != STRATEGY and measured is not None:
             given = {"measured": measured}
+        sides = _sides(resolutions)
+        if sides is not None and strategy != STRATEGY:
+            raise InvalidConfigError(
+                f"--resolutions applies to {STRATEGY}; the {strategy!r} strategy proposes "
+                "sub-networks of the whole space."
+            )
         evaluator = _announcing_evaluator(
             folder,
             source,
@@ -158,6 +179,7 @@ def search(
             strategy_params=params or None,
             n_trials=trials,
             seed=seed,
+            resolutions=sides,
             **given,
         )
         result.study.storage.close()

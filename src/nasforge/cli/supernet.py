@@ -374,18 +374,27 @@ def _epochs_done(folder: Path) -> int:
 
 def _next_command(folder: Path, trained: TrainedSupernet) -> str:
     """The ``supernet search`` command to run next, with a MACs bound halfway between the
-    smallest and the largest sub-network."""
+    smallest and the largest sub-network at the trained resolutions (those it searches)."""
+    from nasforge.elastic._train import trained_resolutions
     from nasforge.evaluators.supernet import SubnetCosts
 
     settings = trained.settings
+    space = trained.space
     costs = SubnetCosts(
-        trained.space,
+        space,
         num_classes=settings.num_classes or trained.metadata["run"]["data"]["num_classes"],
         width_mult=settings.width_mult,
         dropout=settings.dropout,
     )
-    low = costs.of(trained.space.smallest())["macs_M"]
-    high = costs.of(trained.space.largest())["macs_M"]
+    sides = trained_resolutions(space, settings)
+
+    def at(arch: Any, side: int) -> Any:
+        choices = list(arch.choices)
+        choices[costs.res_col] = costs.resolutions.index(side)
+        return space.from_choices(choices)
+
+    low = costs.of(at(space.smallest(), min(sides)))["macs_M"]
+    high = costs.of(at(space.largest(), max(sides)))["macs_M"]
     bound = f"{(low + high) / 2:.3g}"
     return (
         f"nasforge supernet search {shlex.quote(str(folder))} --constraint "
