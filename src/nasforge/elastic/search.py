@@ -275,14 +275,15 @@ def _open_study(
 
 
 def random_rows(costs: SubnetCosts, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` sub-networks drawn uniformly (rows of choice indices), e.g. candidates to
-    time :meth:`SubnetScorer.score` on."""
+    """``count`` sub-networks drawn uniformly at the resolutions in use (rows of choice
+    indices), e.g. candidates to time :meth:`SubnetScorer.score` on."""
     options = option_counts(costs)
     return to_choices(costs, rng.integers(0, options, size=(count, len(options))))
 
 
 def _distinct_random(costs: SubnetCosts, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` distinct sub-networks (canonical rows) drawn uniformly, in order of draw."""
+    """``count`` distinct sub-networks (canonical rows) drawn uniformly at the resolutions in
+    use, in order of draw."""
     options = option_counts(costs)
     rows = np.empty((0, len(options)), dtype=int)
     while len(rows) < count:
