@@ -3,19 +3,15 @@
 On a supernet folder trained by ``nasforge supernet train`` or
 :func:`nasforge.elastic.train_supernet` (``ofa-cifar``; any ``ofa`` space works), the script:
 
-a) measures a per-layer latency table of THIS machine (PyTorch eager, batch 1, one thread,
-   :func:`nasforge.hardware.measure_table`, median of ``--runs`` passes after ``--warmup``,
-   calibrated on ``--calibration`` whole sub-networks) for every layer a sub-network can
-   have: the ``ofa`` spaces list no ``layer_specs()``, so the layers are those of the probe
-   networks :class:`~nasforge.evaluators.supernet.SubnetCosts` prices the space with (each
-   resolution of the space, every stage 4 deep, one kernel and one expansion everywhere: the
-   layer of a block depends only on the resolution, stage, place, kernel and expansion), and
-   the script checks that they cover the layers of ``--check`` random sub-networks. Every
-   resolution of the space is in it, not only the trained ones, because the search and
-   :class:`SubnetCosts` price all of them. The table is written as ``<out>/cpu-torch-lut.csv``
-   (device ``cpu-torch-lut``; ``--table CSV`` reuses one, measuring only what it lacks), and
-   checked against ``--table-check`` random sub-networks at the trained resolutions measured
-   here (MAPE and mean signed error of its predictions);
+a) measures a per-layer latency table of THIS machine (PyTorch eager, batch 1, one thread, the
+   median of ``--runs`` passes after ``--warmup``, calibrated on ``--calibration`` whole sub-
+   networks) for every layer a sub-network can have: the layers of the probe networks
+   :class:`~nasforge.evaluators.supernet.SubnetCosts` prices the space with (the same set as
+   ``OFASpace.layer_specs()``), checked to cover the layers of ``--check`` random sub-networks;
+   every resolution of the space is in it (the search keeps to the trained ones). The table is
+   written as ``<out>/cpu-torch-lut.csv`` (device ``cpu-torch-lut``; ``--table CSV`` reuses
+   one, measuring only what it lacks) and checked against ``--table-check`` random sub-networks
+   at the trained resolutions measured here (MAPE and mean signed error);
 b) for three latency targets on that table, the 25th, 50th and 75th percentiles
    (``--percentiles``) of the table latencies of ``--candidates`` random sub-networks at the
    trained resolutions, runs :func:`nasforge.elastic.search.search_subnets` (Once-for-All's
