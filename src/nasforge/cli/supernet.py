@@ -43,9 +43,8 @@ __all__ = ["DATA_FILE", "SPACES", "elastic_space_name", "supernet_app"]
 DATA_FILE = "data.json"
 #: What ``--space`` takes: a family with an elastic space, or an elastic space itself.
 SPACES = ("mobilenet", "ofa", "ofa-cifar")
-#: The elastic space of the ``mobilenet`` family for each preset.
-FAMILY = {"reduced": "ofa-cifar", "paper": "ofa"}
-PRESETS = tuple(sorted(FAMILY))
+#: The presets ``train`` takes (a family space maps each to its elastic space).
+PRESETS = ("paper", "reduced")
 DATASETS = ("cifar10", "folder", "synthetic")
 MANIFEST = "manifest.json"
 _SETTINGS = "Training settings (default: the preset's)"
@@ -245,13 +244,14 @@ def elastic_space_name(space: str, preset: str) -> str:
         UnknownNameError: An unknown preset (``paper``, ``reduced``) or a space without an
             elastic supernet (the valid ones are listed).
     """
-    if preset not in FAMILY:
+    if preset not in PRESETS:
         raise UnknownNameError("preset", preset, PRESETS)
-    if space == "mobilenet":
-        return FAMILY[preset]
     if space not in SPACES:
         raise UnknownNameError("elastic space (--space)", space, SPACES)
-    return space
+    from nasforge import spaces
+
+    family: Mapping[str, str] = getattr(spaces.get(space), "elastic_spaces", {})
+    return family.get(preset, space)
 
 
 def _teacher(schedule: str, teacher: Path | None, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ __all__ = ["Predictor", "blas_threads", "one_blas_thread"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _LIMIT = threading.local()
-_CONTROLLER: list[Any] = []
 
 
 @contextlib.contextmanager
@@ -34,13 +33,14 @@ def blas_threads(limit: int = 1) -> Iterator[None]:
         finally:
             _LIMIT.depth -= 1
         return
-    if not _CONTROLLER:
-        from threadpoolctl import ThreadpoolController
+    from threadpoolctl import ThreadpoolController
 
-        _CONTROLLER.append(ThreadpoolController())
+    # a fresh controller (about 1 ms): a BLAS library loaded since the last block (torch's,
+    # scipy's) must be held too
+    controller = ThreadpoolController()
     _LIMIT.depth = 1
     try:
-        with _CONTROLLER[0].limit(limits=limit, user_api="blas"):
+        with controller.limit(limits=limit, user_api="blas"):
             yield
     finally:
         _LIMIT.depth = 0

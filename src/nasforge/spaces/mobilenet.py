@@ -78,9 +78,9 @@ CIFAR-10 networks of ProxylessNAS come from another space).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nasforge import spaces
 from nasforge.architecture import Architecture
@@ -161,6 +161,10 @@ class MobileNetSpace(SearchSpace):
     #: Classes and image side of the network when nothing else is asked (``nasforge
     #: profile``): the ImageNet networks of the papers.
     default_input: tuple[int, int] = (1000, 224)
+    #: The elastic sub-network space of this family under each preset (Once-for-All's
+    #: MobileNetV3 sub-networks, :mod:`nasforge.spaces.ofa`): what ``nasforge supernet train
+    #: --space mobilenet`` trains.
+    elastic_spaces: ClassVar[Mapping[str, str]] = {"paper": "ofa", "reduced": "ofa-cifar"}
 
     # -- decisions ---------------------------------------------------------------------------
     @cached_property
