@@ -179,9 +179,11 @@ def test_measured_latency_constraint(supernet_dir):
     assert result.constraints[metric] <= 1000
     with pytest.raises(InfeasibleConstraintError) as info:
         search_subnets(ev, constraints=[f"{metric}<=0.000001"], **QUICK)
-    _, smallest = ev.costs.extreme("macs_M")
+    # the smallest sub-network is measured too before giving up; which one times fastest
+    # depends on the machine, so the message's value is checked, not whose it is
     assert f"lowest {metric} measured was" in str(info.value)
-    assert f"by the smallest sub-network {smallest.text}" in str(info.value)
+    value = float(str(info.value).split("measured was ")[1].split(",")[0].split(")")[0])
+    assert 0.0 < value < 1000.0
 
 
 def test_bad_input(supernet_dir):
