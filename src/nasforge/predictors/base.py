@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import numpy as np
 
 __all__ = ["Predictor", "blas_threads", "one_blas_thread"]
 
+_CONTROLLER: list[tuple[int, Any]] = []
 _F = TypeVar("_F", bound=Callable[..., Any])
 _LIMIT = threading.local()
 
@@ -33,11 +35,14 @@ def blas_threads(limit: int = 1) -> Iterator[None]:
         finally:
             _LIMIT.depth -= 1
         return
-    from threadpoolctl import ThreadpoolController
+    # one scan of the loaded libraries per set of imported modules: a BLAS library comes with
+    # a module (torch, scipy), and one loaded after the last scan must be held too
+    count = len(sys.modules)
+    if not _CONTROLLER or _CONTROLLER[0][0] != count:
+        from threadpoolctl import ThreadpoolController
 
-    # a fresh controller (about 1 ms): a BLAS library loaded since the last block (torch's,
-    # scipy's) must be held too
-    controller = ThreadpoolController()
+        _CONTROLLER[:] = [(count, ThreadpoolController())]
+    controller = _CONTROLLER[0][1]
     _LIMIT.depth = 1
     try:
         with controller.limit(limits=limit, user_api="blas"):
