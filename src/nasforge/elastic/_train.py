@@ -241,6 +241,38 @@ def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
 
 
 # -- training ----------------------------------------------------------------------------------
+def _fresh_context(
+    space: SearchSpace,
+    settings: TrainSettings,
+    num_classes: int,
+    device: torch.device,
+    data: SearchData | None,
+    teacher: nn.Module | None,
+) -> TrainContext:
+    """A context holding the space's freshly initialised supernet (built under the settings'
+    seed, on ``device``) and the run's random streams, as training starts and as
+    :func:`load_supernet` rebuilds it before loading the saved state."""
+    with seeded(settings.seed):
+        supernet = space.supernet(
+            width_mult=settings.width_mult,
+            num_classes=settings.num_classes or num_classes,
+            dropout=settings.dropout,
+        )
+    supernet.to(device)
+    return TrainContext(
+        supernet=supernet,
+        data=data,
+        optimizer=None,
+        device=device,
+        rng=np.random.default_rng(settings.seed),
+        generator=torch.Generator().manual_seed(int(settings.seed)),
+        teacher=teacher,
+        settings=settings,
+        space=space,
+        resolutions=trained_resolutions(space, settings),
+    )
+
+
 def train_supernet(
     space: str | SearchSpace,
     schedule: str | Schedule,
@@ -309,7 +341,7 @@ def train_supernet(
             saved = _read_checkpoint(checkpoint_path)
             _check_same_run(saved["run"], identity, checkpoint_path)
     # checked after the saved run, so that a mismatch is said first
-    resolutions = trained_resolutions(found, settings)
+    trained_resolutions(found, settings)
     phases = built.phases(settings.epochs)
     target = select_device(device)
     split = training_data(found, data, settings)
@@ -324,25 +356,7 @@ def train_supernet(
     if teacher is not None:
         teacher = teacher.to(target).eval().requires_grad_(False)
     with num_threads(threads):
-        with seeded(settings.seed):
-            supernet = found.supernet(
-                width_mult=settings.width_mult,
-                num_classes=settings.num_classes or split.num_classes,
-                dropout=settings.dropout,
-            )
-        supernet.to(target)
-        ctx = TrainContext(
-            supernet=supernet,
-            data=split,
-            optimizer=None,
-            device=target,
-            rng=np.random.default_rng(settings.seed),
-            generator=torch.Generator().manual_seed(int(settings.seed)),
-            teacher=teacher,
-            settings=settings,
-            space=found,
-            resolutions=resolutions,
-        )
+        ctx = _fresh_context(found, settings, split.num_classes, target, split, teacher)
         history: list[dict[str, Any]] = []
         start_phase = start_epoch = 0
         if saved is not None:
@@ -551,24 +565,7 @@ def load_supernet(
     built = create_schedule(run["schedule"], **run["schedule_params"])
     settings = TrainSettings.from_dict(run["settings"])
     target = select_device(device)
-    with seeded(settings.seed):
-        supernet = found.supernet(
-            width_mult=settings.width_mult,
-            num_classes=settings.num_classes or run["data"]["num_classes"],
-            dropout=settings.dropout,
-        )
-    supernet.to(target)
-    ctx = TrainContext(
-        supernet=supernet,
-        data=None,
-        optimizer=None,
-        device=target,
-        rng=np.random.default_rng(settings.seed),
-        generator=torch.Generator().manual_seed(int(settings.seed)),
-        settings=settings,
-        space=found,
-        resolutions=trained_resolutions(found, settings),
-    )
+    ctx = _fresh_context(found, settings, run["data"]["num_classes"], target, None, None)
     plan = built.phases(settings.epochs)
     built.load_state_dict(saved["schedule_state"])
     module = _rebuild(built, ctx, plan, chosen)
