@@ -28,6 +28,8 @@ import platform
 import time
 from typing import Any
 
+from nasforge.hardware.machine import load_average
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,7 +61,7 @@ def main() -> None:
         f"(warm-up {opts.warmup} / 3), ONNX opset 17 (TorchScript exporter), "
         f"ORT_ENABLE_ALL, inter-op threads 1"
     )
-    print(f"load average before: {_load()}")
+    print(f"load average before: {load_average()}")
     space = nasforge.spaces.create("nb201")
     bench = nasforge.tabular.create("nb201")
     started = time.perf_counter()
@@ -105,7 +107,7 @@ def main() -> None:
                         f"{result.p10_ms:>9.2f} {result.p90_ms:>9.2f} {result.mean_ms:>9.2f} "
                         f"{result.std_ms:>8.2f} {result.median_ms / batch:>8.3f}  {check}"
                     )
-    print(f"\nload average after: {_load()}; {time.perf_counter() - started:.0f} s in all")
+    print(f"\nload average after: {load_average()}; {time.perf_counter() - started:.0f} s in all")
     print("times in ms per batch (ms/img: median / batch size)")
     if failures:
         raise SystemExit(f"{failures} ONNX Runtime result(s) differ from PyTorch by 1e-4 or more")
@@ -134,10 +136,6 @@ def _calibrate_batch_norm(net: Any, batch: Any) -> None:
     for norm in norms:
         norm.momentum = 0.1
     net.eval()
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import time
 
@@ -33,13 +32,7 @@ import numpy as np
 from nasforge import __version__, spaces
 from nasforge.architecture import Architecture
 from nasforge.hardware.lut import LatencyLUT, device_report, evaluate
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:  # pragma: no cover - not on every platform
-        return "n/a"
+from nasforge.hardware.machine import load_average
 
 
 def _devices(train: int, seed: int) -> None:
@@ -83,7 +76,7 @@ def _machine(opts: argparse.Namespace) -> None:
         f"eager, {opts.threads} thread(s), batch 1, {opts.statistic} of {opts.runs} passes after "
         f"{opts.warmup}); {opts.cells} random cells, fit on the first {opts.machine_train}"
     )
-    print(f"  load average before: {_load()}")
+    print(f"  load average before: {load_average()}")
     started = time.perf_counter()
     latency = []
     for arch in archs:
@@ -100,7 +93,7 @@ def _machine(opts: argparse.Namespace) -> None:
     y = np.array(latency)
     print(
         f"  measured in {time.perf_counter() - started:.0f} s; latency median {np.median(y):.3f} "
-        f"ms, range {y.min():.3f}..{y.max():.3f} ms; load average after: {_load()}"
+        f"ms, range {y.min():.3f}..{y.max():.3f} ms; load average after: {load_average()}"
     )
     train = opts.machine_train
     lut = LatencyLUT.fit(space, archs[:train], y[:train], metric=f"latency_ms[{opts.device}]")

@@ -40,8 +40,6 @@ backend); ``LayerLatencyTable.from_csv`` reads it back.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import os
 import platform
 import time
@@ -52,32 +50,10 @@ import numpy as np
 from nasforge import __version__, spaces
 from nasforge.architecture import Architecture
 from nasforge.hardware import measure_network, measure_table
+from nasforge.hardware.machine import load_average, steady_malloc
 from nasforge.ranks import spearman
 
 BACKENDS = ("onnxruntime", "torch")
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:  # pragma: no cover - not on every platform
-        return "n/a"
-
-
-def _steady_malloc() -> str:
-    """Keep freed memory in the heap (glibc ``mallopt``); returns what was set."""
-    library = ctypes.util.find_library("c") if platform.system() == "Linux" else None
-    if library is None:
-        return "default (not Linux/glibc)"
-    libc = ctypes.CDLL(library)
-    if not hasattr(libc, "mallopt"):
-        return "default (no mallopt)"
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mmap_ok = libc.mallopt(m_mmap_threshold, 32 * 2**20)  # 32 MiB, glibc's largest
-    trim_ok = libc.mallopt(m_trim_threshold, 2**30)
-    if not (mmap_ok and trim_ok):
-        return "default (mallopt refused)"
-    return "steady (glibc mmap threshold 32 MiB, trim threshold 1 GiB)"
 
 
 def _distinct(space, n: int, seed: int, exclude: set[Architecture]) -> list[Architecture]:
@@ -94,7 +70,7 @@ def _distinct(space, n: int, seed: int, exclude: set[Architecture]) -> list[Arch
 
 def _run(backend: str, opts: argparse.Namespace, space, archs, calibration) -> dict:
     build = {"resolution": opts.resolution, "width_mult": opts.width_mult}
-    print(f"\n== {backend}: load average {_load()}")
+    print(f"\n== {backend}: load average {load_average()}")
     started = time.perf_counter()
     last = [started]
 
@@ -159,7 +135,7 @@ def _run(backend: str, opts: argparse.Namespace, space, archs, calibration) -> d
         f"  {len(m)} networks ({min(depth)}-{max(depth)} layers, measured {m.min():.2f}-"
         f"{m.max():.2f} ms): Spearman {row['spearman']:.4f}, MAPE {row['mape']:.2f}%, "
         f"worst {row['max_ape']:.2f}%, mean signed error {row['bias']:+.2f}% "
-        f"({row['seconds']:.0f} s; load average {_load()})"
+        f"({row['seconds']:.0f} s; load average {load_average()})"
     )
     return row
 
@@ -181,7 +157,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write each table to this CSV")
     opts = parser.parse_args()
     opts.backends = BACKENDS if opts.backend == "both" else (opts.backend,)
-    allocator = _steady_malloc() if opts.malloc == "steady" else "default"
+    allocator = steady_malloc() if opts.malloc == "steady" else "default"
 
     import torch
 

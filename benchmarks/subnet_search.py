@@ -59,8 +59,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import math
 import platform
@@ -73,33 +71,11 @@ import numpy as np
 from nasforge import __version__
 from nasforge.architecture import Architecture
 from nasforge.evaluators.supernet import SubnetCosts, SupernetEvaluator
+from nasforge.hardware.machine import load_average, steady_malloc
 
 DEFAULT_DATA = "../shared/data/cifar10/cifar10-jpeg.tar.gz"
 DATA_FILE = "data.json"  # what nasforge supernet train records of its data
 MEASURED_METRIC = "latency_ms[cpu-torch]"
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:  # pragma: no cover - not on every platform
-        return "n/a"
-
-
-def _steady_malloc() -> str:
-    """Keep freed memory in the heap (glibc ``mallopt``); returns what was set."""
-    library = ctypes.util.find_library("c") if platform.system() == "Linux" else None
-    if library is None:
-        return "default (not Linux/glibc)"
-    libc = ctypes.CDLL(library)
-    if not hasattr(libc, "mallopt"):
-        return "default (no mallopt)"
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mmap_ok = libc.mallopt(m_mmap_threshold, 32 * 2**20)  # 32 MiB, glibc's largest
-    trim_ok = libc.mallopt(m_trim_threshold, 2**30)
-    if not (mmap_ok and trim_ok):
-        return "default (mallopt refused)"
-    return "steady (glibc mmap threshold 32 MiB, trim threshold 1 GiB)"
 
 
 # -- the supernet's data and evaluators ---------------------------------------------------------
@@ -173,7 +149,7 @@ def latency_table(args: argparse.Namespace, costs: SubnetCosts, out: Path) -> tu
         f"a) latency table: {len(specs)} distinct layers at resolutions "
         f"{list(costs.resolutions)} (cover the layers of {args.check} random sub-networks), "
         f"{len(todo)} to measure; PyTorch, batch 1, 1 thread, median of {args.runs} passes "
-        f"after {args.warmup}; load average {_load()}",
+        f"after {args.warmup}; load average {load_average()}",
         flush=True,
     )
     started, last = time.perf_counter(), [time.perf_counter()]
@@ -407,7 +383,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--malloc", choices=("steady", "default"), default="steady")
     args = parser.parse_args()
-    allocator = _steady_malloc() if args.malloc == "steady" else "default"
+    allocator = steady_malloc() if args.malloc == "steady" else "default"
 
     import torch
 
@@ -431,7 +407,7 @@ def main() -> None:
     trained = plain.trained()
     sides = trained_resolutions(trained.space, trained.settings)
     run = plain.manifest["run"]
-    load_before = _load()
+    load_before = load_average()
     print(
         f"nasforge {__version__}, torch {torch.__version__}, {platform.processor() or '?'} "
         f"({os.cpu_count()} CPUs), Python {platform.python_version()}; malloc: {allocator}"
@@ -537,7 +513,7 @@ def main() -> None:
             "processor": platform.processor(),
             "cpus": os.cpu_count(),
             "load_before": load_before,
-            "load_after": _load(),
+            "load_after": load_average(),
         },
         "table": table_figures,
         "targets_from": {
@@ -549,7 +525,7 @@ def main() -> None:
         "scoring": scoring,
     }
     text = markdown(report)
-    print(f"\n{text}\n\nload average {load_before} before, {_load()} after")
+    print(f"\n{text}\n\nload average {load_before} before, {load_average()} after")
     (out / "subnet_search.md").write_text(text + "\n")
     path = out / "subnet_search.json"
     path.write_text(json.dumps(report, indent=1, default=str) + "\n")
