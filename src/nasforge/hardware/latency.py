@@ -186,6 +186,7 @@ def measure_latency(
     threads: int = 1,
     backend: str = "torch",
     device: str = "cpu",
+    token_ids: int | None = None,
 ) -> Latency:
     """Time forward passes of ``module`` on this machine (see the module docstring).
 
@@ -204,6 +205,9 @@ def measure_latency(
             ``intra_op_num_threads``).
         backend: ``"torch"`` (PyTorch eager) or ``"onnxruntime"``.
         device: ``"cpu"`` or ``"cuda"``.
+        token_ids: When given, the input is random integer ids in ``[0, token_ids)``
+            (``int64``) instead of normal floats: the token ids of a module that starts with
+            an embedding table (a language model), ``token_ids`` its vocabulary size.
 
     Returns:
         The :class:`Latency` summary, with every time in :attr:`Latency.times_ms`.
@@ -227,6 +231,8 @@ def measure_latency(
     _check_count("runs", runs, 1)
     _check_count("warmup", warmup, 0)
     _check_count("threads", threads, 1)
+    if token_ids is not None:
+        _check_count("token_ids", token_ids, 1)
     if backend not in BACKENDS:
         raise UnknownNameError("latency backend", str(backend), BACKENDS)
     if device not in DEVICES:
@@ -250,7 +256,11 @@ def measure_latency(
         _require("onnx", "measure_latency(backend='onnxruntime')")  # the exporter needs it
 
     generator = torch.Generator().manual_seed(_INPUT_SEED)
-    batch = torch.randn((batch_size, *shape), generator=generator).to(device)
+    if token_ids is None:
+        batch = torch.randn((batch_size, *shape), generator=generator).to(device)
+    else:
+        size = (batch_size, *shape)
+        batch = torch.randint(0, token_ids, size, generator=generator).to(device)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
