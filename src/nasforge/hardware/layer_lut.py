@@ -20,6 +20,19 @@ operation, since their macro-architecture fixes the shape of each position; here
 layer's whole description, so one table serves any width, depth and resolution that produces
 the same layers, and two positions with the same shape share an entry.
 
+**Transformer layers.** A vision transformer or a decoder-only language model is a sequence
+of :class:`~nasforge.ops.vit.TransformerLayerSpec` too (patch or token embedding, one entry per
+encoder block, spatial reductions, classifier or vocabulary head), each keyed by its kind,
+width, tokens, heads, Q-K-V dimension and MLP width, so a table spans heads x dimensions x
+sequence length and the same prediction applies: each block measured alone on an input of
+its shape (``spec.input_shape``: ``(tokens, width)``; random token ids, ``int64``, for a
+token embedding). HAT (Wang et al., "HAT: Hardware-Aware Transformers for Efficient Natural
+Language Processing", ACL 2020, arXiv:2005.14187, Sec. 3) measures sub-transformers on the
+target device to train a learned latency predictor over the layer settings; here the
+per-layer table of the convolutional papers above is kept for transformers as well, as the
+issue asks, so that one table and one calibration serve both kinds of space. The encoder
+block's attention is built of explicit matrix products, which ONNX Runtime runs as exported.
+
 **The fixed part and the in-network factor.** A whole network is one call of the runtime:
 the fixed part is what that call costs without any layer, measured as the latency of an
 empty network (``nn.Identity``) on the network's input (about 0.02 ms with ONNX Runtime, which
@@ -51,8 +64,10 @@ predict).
 (a name of the device, ``cpu`` for this machine), ``backend`` (the runtime: ``torch``,
 ``onnxruntime`` or a label of your own), ``threads``, ``batch_size``, ``key`` (``LayerSpec.key``,
 what a lookup matches), the layer's fields (``kind``, ``in_channels``, ``out_channels``,
-``kernel``, ``expansion``, ``stride``, ``se``, ``act``, ``groups``, ``resolution`` and any other
-field of the spec, for reading; empty on the ``fixed`` row), ``factor`` (the in-network
+``kernel``, ``expansion``, ``stride``, ``se``, ``act``, ``groups``, ``resolution``, then a
+transformer layer's ``embed``, ``seq``, ``heads``, ``qkv``, ``mlp``, ``out``, ``patch``,
+``causal``, ``conv_stem`` where the table has such layers, and any other field of the spec,
+for reading; empty on the ``fixed`` row), ``factor`` (the in-network
 factor the times measured alone were multiplied by; 1 when absent) and ``latency_ms``. To
 fill a table from another device, write the rows (:func:`write_template` writes them with
 ``latency_ms`` empty) and put the median time of each layer there, measured alone at batch
@@ -98,12 +113,14 @@ __all__ = [
     "FIXED_KEY",
     "LAYER_FIELDS",
     "REQUIRED_COLUMNS",
+    "TRANSFORMER_FIELDS",
     "LayerLatencyTable",
     "describe_layer",
     "distinct_layers",
     "input_shape",
     "layer_key",
     "spec_fields",
+    "token_vocabulary",
     "write_template",
 ]
 
@@ -121,6 +138,19 @@ LAYER_FIELDS: tuple[str, ...] = (
     "act",
     "groups",
     "resolution",
+)
+#: Fields of a transformer layer (:class:`~nasforge.ops.vit.TransformerLayerSpec`), written in
+#: this order after :data:`LAYER_FIELDS`.
+TRANSFORMER_FIELDS: tuple[str, ...] = (
+    "embed",
+    "seq",
+    "heads",
+    "qkv",
+    "mlp",
+    "out",
+    "patch",
+    "causal",
+    "conv_stem",
 )
 #: Columns a CSV must have.
 REQUIRED_COLUMNS: tuple[str, ...] = ("backend", "threads", "batch_size", "key", "latency_ms")
@@ -409,7 +439,8 @@ def spec_fields(spec: Any) -> dict[str, str]:
         values = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
     else:
         values = {k: v for k, v in vars(spec).items() if not k.startswith("_")}
-    ordered = [k for k in LAYER_FIELDS if k in values] + sorted(set(values) - set(LAYER_FIELDS))
+    known = (*LAYER_FIELDS, *TRANSFORMER_FIELDS)
+    ordered = [k for k in known if k in values] + sorted(set(values) - set(known))
     return {k: str(values[k]) for k in ordered if k != "key"}
 
 
@@ -422,15 +453,45 @@ def describe_layer(spec: Any) -> str:
     return f"{kind}({', '.join(f'{k}={v}' for k, v in fields.items())})"
 
 
-def input_shape(spec: Any) -> tuple[int, int, int]:
-    """The input of one sample of a layer: ``(in_channels, resolution, resolution)``."""
+def input_shape(spec: Any) -> tuple[int, ...]:
+    """The input of one sample of a layer: ``spec.input_shape`` where the spec has one (a
+    :class:`~nasforge.ops.vit.TransformerLayerSpec`: ``(tokens, width)``, ``(C, H, W)`` for a
+    patch embedding, ``(tokens,)`` token ids for a token embedding), else
+    ``(in_channels, resolution, resolution)``."""
+    shape = getattr(spec, "input_shape", None)
+    if shape is not None:
+        try:
+            dims = tuple(int(d) for d in shape)
+        except (TypeError, ValueError):
+            dims = ()
+        if not dims or min(dims) < 1:
+            raise InvalidConfigError(
+                f"Layer {describe_layer(spec)} has input_shape {shape!r}; expected a tuple of "
+                "positive integers (one sample, without the batch dimension)."
+            )
+        return dims
     try:
         return (int(spec.in_channels), int(spec.resolution), int(spec.resolution))
     except AttributeError as err:
         raise InvalidConfigError(
-            f"Layer {describe_layer(spec)} has no in_channels or resolution, so its input "
-            "shape is unknown."
+            f"Layer {describe_layer(spec)} has no input_shape, nor in_channels and resolution, "
+            "so its input shape is unknown."
         ) from err
+
+
+def token_vocabulary(spec: Any) -> int | None:
+    """The vocabulary of a layer whose input is token ids (kind ``token_embed``: its ``out``),
+    so that it is timed on random ids in ``[0, vocabulary)``; ``None`` for a layer that takes
+    real-valued tensors."""
+    if getattr(spec, "kind", None) != "token_embed":
+        return None
+    vocab = getattr(spec, "out", None)
+    if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1:
+        raise InvalidConfigError(
+            f"Token embedding {describe_layer(spec)} needs its vocabulary size in 'out' "
+            f"(an integer >= 1), got {vocab!r}."
+        )
+    return vocab
 
 
 def distinct_layers(specs: Iterable[Any]) -> list[Any]:
@@ -460,14 +521,16 @@ _DOC = """\
 # Columns: device = name of the device; backend = runtime (torch, onnxruntime, or your own);
 # threads = intra-op threads; batch_size = samples per pass; factor = the in-network factor
 # the times measured alone were multiplied by (1 if absent); key = LayerSpec.key (what a
-# lookup matches); kind .. resolution (+ other spec fields) = the layer, for reading;
+# lookup matches); kind .. resolution, embed .. conv_stem (+ other fields) = the layer, to read;
 # latency_ms = milliseconds. Required: backend, threads, batch_size, key, latency_ms.
 """
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:
-    extra = sorted({k for r in rows for k in r} - {*_META, "key", *LAYER_FIELDS, "latency_ms"})
-    columns = [*_META, "key", *LAYER_FIELDS, *extra, "latency_ms"]
+    used = {k for r in rows for k in r}
+    transformer = [k for k in TRANSFORMER_FIELDS if k in used]
+    known = {*_META, "key", *LAYER_FIELDS, *TRANSFORMER_FIELDS, "latency_ms"}
+    columns = [*_META, "key", *LAYER_FIELDS, *transformer, *sorted(used - known), "latency_ms"]
     buffer = io.StringIO()
     buffer.write(_DOC)
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")

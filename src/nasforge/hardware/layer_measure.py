@@ -5,6 +5,14 @@ input of its shape with :func:`nasforge.hardware.measure_latency` and calibrates
 and the in-network factor on a few whole networks (see :mod:`nasforge.hardware.layer_lut` for
 the model, the papers and why). PyTorch is imported only when something is measured.
 
+Convolution blocks (:class:`nasforge.ops.mobile.LayerSpec`) and transformer layers
+(:class:`nasforge.ops.vit.TransformerLayerSpec`: patch and token embeddings, encoder blocks
+across heads x Q-K-V and MLP widths x sequence lengths, reductions, heads) are measured alike:
+``measure_table("vit-cifar", archs)`` splits each network with the space's ``layers(arch)``,
+``measure_table("vit-cifar", "all")`` measures its ``layer_specs()``, and the calibration
+builds whole networks with ``space.build``. ``benchmarks/transformer_latency_lut.py`` checks
+the predictions against whole networks for both runtimes.
+
 PyTorch and the system allocator: PyTorch eager takes every activation tensor from
 ``malloc``; glibc maps large blocks afresh and returns them when freed, so each pass
 page-faults its activations again at a cost that depends on what the process allocated
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -60,13 +69,21 @@ from nasforge.hardware.layer_lut import (
     input_shape,
     layer_key,
     spec_fields,
+    token_vocabulary,
 )
 
 if TYPE_CHECKING:
     from nasforge.hardware.latency import Latency
     from nasforge.spaces.base import SearchSpace
 
-__all__ = ["ENUMERATION_LIMIT", "all_specs", "measure_network", "measure_table", "network_specs"]
+__all__ = [
+    "ENUMERATION_LIMIT",
+    "all_specs",
+    "build_default_layer",
+    "measure_network",
+    "measure_table",
+    "network_specs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +159,9 @@ def measure_table(
 ) -> LayerLatencyTable:
     """Measure a latency table on this machine (batch size 1).
 
-    Every distinct layer is built alone (``builder``, by default
-    :func:`nasforge.ops.mobile.build_layer`) and timed on an input of its shape with
+    Every distinct layer is built alone (``builder``, by default :func:`build_default_layer`,
+    which builds convolution blocks and transformer layers) and timed on an input of its shape
+    (:func:`~nasforge.hardware.layer_lut.input_shape`; token ids for a token embedding) with
     :func:`nasforge.hardware.measure_latency` (``warmup`` untimed passes, then the median, or
     ``statistic``, of ``runs``); for ONNX Runtime each layer is exported on its own. Then the
     in-network factor and the fixed part are calibrated on whole networks
@@ -214,7 +232,7 @@ def measure_table(
     make = builder or _default_builder()
     total = len(todo) + len(networks)
     for done, spec in enumerate(todo, start=1):
-        timing = _measure(make(spec), input_shape(spec), backend, threads, runs, warmup)
+        timing = _measure(make(spec), spec, backend, threads, runs, warmup)
         alone[layer_key(spec)] = _figure(timing, statistic)
         layers[layer_key(spec)] = spec_fields(spec)
         if progress is not None:
@@ -237,7 +255,7 @@ def measure_table(
             progress(done, total, "calibration network")
     if measured:  # see nasforge.hardware.layer_lut: the runtime's call, then the factor
         first = network_specs(space, networks[0], settings)[0]
-        call = _measure(_empty_network(), input_shape(first), backend, threads, runs, warmup)
+        call = _measure(_empty_network(), first, backend, threads, runs, warmup)
         fixed = _figure(call, statistic)
         ratios = (np.asarray(measured) - fixed) / np.asarray(sums)
         factor = float(np.median(ratios))
@@ -276,16 +294,24 @@ def measure_network(
     else:
         make = builder or _default_builder()
         module = nn.Sequential(*(make(spec) for spec in specs))
-    return _measure(module, input_shape(specs[0]), backend, threads, runs, warmup)
+    return _measure(module, specs[0], backend, threads, runs, warmup)
 
 
 def _measure(
-    module: Any, shape: Sequence[int], backend: str, threads: int, runs: int, warmup: int
+    module: Any, first: Any, backend: str, threads: int, runs: int, warmup: int
 ) -> Latency:
+    """Time ``module`` on the input of the layer spec ``first`` (token ids for a token
+    embedding, else random floats of its shape)."""
     from nasforge.hardware.latency import measure_latency
 
     return measure_latency(
-        module, shape, runs=runs, warmup=warmup, threads=threads, backend=backend
+        module,
+        input_shape(first),
+        runs=runs,
+        warmup=warmup,
+        threads=threads,
+        backend=backend,
+        token_ids=token_vocabulary(first),
     )
 
 
@@ -331,8 +357,21 @@ def _empty_network() -> Any:
 
 
 def _default_builder() -> Callable[[Any], Any]:
+    return build_default_layer
+
+
+def build_default_layer(spec: Any) -> Any:
+    """The module of one layer spec: :func:`nasforge.ops.vit.build_layer` for a
+    :class:`~nasforge.ops.vit.TransformerLayerSpec`, else :func:`nasforge.ops.mobile.build_layer`.
+
+    The spec's type decides: a transformer spec exists only once :mod:`nasforge.ops.vit` is
+    imported, so this module imports neither PyTorch nor the builders until a layer is built.
+    """
+    vit = sys.modules.get("nasforge.ops.vit")
+    if vit is not None and isinstance(spec, vit.TransformerLayerSpec):
+        return vit.build_layer(spec)
     try:
         from nasforge.ops.mobile import build_layer
     except ImportError as err:  # pragma: no cover - ships with nasforge
         raise UnsupportedOperationError(f"No layer builder available: {err}") from err
-    return build_layer
+    return build_layer(spec)
