@@ -1,0 +1,381 @@
+"""Sub-networks of a trained super-transformer as trials: inherited accuracy and costs.
+
+AutoFormer (Chen, M., Peng, H., Fu, J. and Ling, H. "AutoFormer: Searching Transformers for
+Visual Recognition." ICCV 2021, arXiv:2107.00651, Section 3.3) scores a sub-network by its
+accuracy with the weights it inherits from the trained super-transformer, measured on images
+held out from the weights' training, and bounds its parameters (or FLOPs) in closed form
+before measuring it.
+
+:class:`SuperTransformerEvaluator` (registered ``"super-transformer"``) does that for every
+architecture of the super-transformer's space (``vit``, ``vit-cifar``), so any registered
+strategy can search the sub-networks, and :func:`nasforge.transformer.search_subvits` runs
+AutoFormer's evolution with it. Metrics: ``valid_acc`` (percent, maximised; the sub-network
+active in the super-transformer, eval mode, on the held-out half the training split off),
+``params_M`` and ``macs_M`` (minimised; ``space.costs`` in closed form), ``latency_ms[<table>]``
+for each per-layer latency table (the table's prediction for ``space.layers(arch)``), and with
+``measure`` the latency of the extracted sub-network timed here
+(``measured_latency_ms[<table>]``, or ``latency_ms[cpu-torch]`` without tables). Costs and
+table latencies are free metrics: a constraint on them rejects a proposal before it is
+measured.
+
+Measured accuracies are cached in the super-transformer's folder
+(``measured-<key>.json``, written atomically), the key a hash of the run (space, settings,
+data), a digest of the checkpoint, the number of validation images and a digest of those
+images; another study reads them instead of measuring again. Torch is imported when a
+sub-network is measured, not when this module loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nasforge import evaluators, spaces
+from nasforge.architecture import Architecture
+from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.evaluators.base import Evaluator
+from nasforge.hardware.layer_lut import LayerLatencyTable
+from nasforge.trial import Direction, Result
+
+if TYPE_CHECKING:
+    from nasforge.oneshot._data import SearchData
+    from nasforge.transformer.settings import TrainedSuperViT, ViTTrainSettings
+
+__all__ = ["ACCURACY", "CACHED", "SuperTransformerEvaluator"]
+
+#: The accuracy metric (percent of the held-out images).
+ACCURACY = "valid_acc"
+#: A trial's mark that its accuracy came from the cache (1).
+CACHED = "valid_acc_cached"
+CACHE_PREFIX = "measured-"
+MANIFEST = "manifest.json"
+COSTS = ("params_M", "macs_M")
+
+TableSource = str | os.PathLike[str] | LayerLatencyTable
+
+
+@evaluators.register("super-transformer")
+class SuperTransformerEvaluator(Evaluator):
+    """Measures sub-networks of a trained super-transformer (see the module docstring).
+
+    Args:
+        dir: The folder of a super-transformer trained by
+            :func:`nasforge.transformer.train_super_vit`.
+        data: Path of the data it was trained on (not for ``synthetic``).
+        dataset: ``"cifar10"``, ``"folder"`` or ``"synthetic"``.
+        synthetic: Keyword arguments of :class:`~nasforge.train.data.SyntheticImages`.
+        cache_dir: Where archives are extracted (see :mod:`nasforge.train.data`).
+        valid_images: Held-out images the accuracy is counted on.
+        tables: Per-layer latency tables (CSV paths or tables, named by their ``name``, or
+            ``{name: path or table}``) with entries for the space's transformer layers.
+        measure: Also time each extracted sub-network on this machine.
+        runs: Timed passes of a measurement (the median is kept).
+        threads: CPU threads of an evaluation (``None``: all); not part of :meth:`spec`.
+        cache: Read and write the cache of measured accuracies in ``dir``; not part of
+            :meth:`spec`.
+
+    Raises:
+        InvalidConfigError: No trained super-transformer in ``dir``, counts below 1, no data
+            path, or ``measure`` with a table of another device.
+
+    Example:
+        >>> SuperTransformerEvaluator("no/such/folder")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        nasforge.errors.InvalidConfigError: 'no/such/folder' holds no trained super-transformer ...
+    """
+
+    cost_unit = "seconds"
+
+    def __init__(
+        self,
+        dir: str | os.PathLike[str],
+        *,
+        data: str | os.PathLike[str] | None = None,
+        dataset: str = "cifar10",
+        synthetic: Mapping[str, Any] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        valid_images: int = 1000,
+        tables: TableSource | Sequence[TableSource] | Mapping[str, TableSource] = (),
+        measure: bool = False,
+        runs: int = 20,
+        threads: int | None = 1,
+        cache: bool = True,
+    ) -> None:
+        from nasforge.evaluators._images import open_data
+        from nasforge.evaluators.latency_table import _load_tables
+        from nasforge.evaluators.training import DATASETS
+        from nasforge.transformer.settings import ViTTrainSettings
+
+        self.dir = Path(dir).expanduser().absolute()
+        manifest_path = self.dir / MANIFEST
+        if not manifest_path.is_file():
+            raise InvalidConfigError(
+                f"{str(dir)!r} holds no trained super-transformer (no {MANIFEST}); train one "
+                "with nasforge.transformer.train_super_vit and give that folder as dir."
+            )
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+            run = self.manifest["run"]
+            space_name, settings, trained_on = run["space"], run["settings"], run["data"]
+            self.settings: ViTTrainSettings = ViTTrainSettings.from_dict(settings)
+        except (ValueError, KeyError, TypeError):
+            raise InvalidConfigError(
+                f"{str(manifest_path)!r} is not the manifest of a nasforge super-transformer; "
+                "train the folder again."
+            ) from None
+        self._space: Any = spaces.create(space_name)
+        self.space = self._space.name
+        self.num_classes = int(self.settings.num_classes or trained_on["num_classes"])
+        if dataset not in DATASETS:
+            raise UnknownNameError("dataset", dataset, DATASETS)
+        if data is None and dataset != "synthetic":
+            raise InvalidConfigError(
+                f"The super-transformer evaluator needs the path of the {dataset} data the "
+                f"super-transformer in {str(dir)!r} was trained on ({trained_on.get('name')!r}, "
+                f"{trained_on.get('train_images')} training images): data=PATH (nasforge never "
+                "downloads data), or dataset='synthetic' with the synthetic= settings it was "
+                "trained on."
+            )
+        self.dataset = dataset
+        self.data_path, self.synthetic = open_data(dataset, data, synthetic)
+        self.synthetic_params = None if synthetic is None else dict(synthetic)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        for name, value in (("valid_images", valid_images), ("runs", runs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidConfigError(f"{name} must be an integer >= 1, got {value!r}.")
+        self.valid_images, self.runs = valid_images, runs
+        has_tables = bool(tables) or isinstance(tables, LayerLatencyTable)
+        self._tables = _load_tables(tables) if has_tables else {}
+        self.measure = bool(measure)
+        if self.measure:
+            elsewhere = [
+                n
+                for n, t in self._tables.items()
+                if t.device != "cpu" or t.backend not in ("torch", "onnxruntime")
+            ]
+            if elsewhere:
+                raise InvalidConfigError(
+                    f"measure=True times sub-networks on this machine, but the tables "
+                    f"{elsewhere} describe another device or runtime; leave measure off or "
+                    "give tables of this machine (device 'cpu', runtime torch or onnxruntime)."
+                )
+        self.threads = threads
+        self.cache = bool(cache)
+        self._trained: TrainedSuperViT | None = None
+        self._data: SearchData | None = None
+        self._cache_path: Path | None = None
+        self._cached: dict[str, float] = {}
+
+    # -- what it returns -----------------------------------------------------------------------
+    @property
+    def tables(self) -> dict[str, LayerLatencyTable]:
+        """The latency tables by name."""
+        return dict(self._tables)
+
+    @property
+    def table_names(self) -> tuple[str, ...]:
+        """``latency_ms[<table>]`` for each table."""
+        return tuple(f"latency_ms[{name}]" for name in self._tables)
+
+    @property
+    def measured_names(self) -> tuple[str, ...]:
+        """The metrics of the latency measured here (empty without ``measure``)."""
+        if not self.measure:
+            return ()
+        if not self._tables:
+            return ("latency_ms[cpu-torch]",)
+        return tuple(f"measured_latency_ms[{name}]" for name in self._tables)
+
+    @property
+    def metrics(self) -> Mapping[str, Direction]:
+        out = {ACCURACY: Direction.MAXIMIZE}
+        for name in (*COSTS, *self.table_names, *self.measured_names):
+            out[name] = Direction.MINIMIZE
+        return out
+
+    @property
+    def free_metric_names(self) -> tuple[str, ...]:
+        return (*COSTS, *self.table_names)
+
+    def free_metrics(self, arch: Architecture) -> dict[str, float]:
+        arch = self._space.check(arch)
+        costs = self._space.costs(arch, num_classes=self.num_classes)
+        out = {name: float(costs[name]) for name in COSTS}
+        if self._tables:
+            layers = self._space.layers(arch, num_classes=self.num_classes)
+            for name, table in self._tables.items():
+                out[f"latency_ms[{name}]"] = float(table.predict(layers))
+        return out
+
+    # -- the super-transformer and its data -------------------------------------------------------
+    def trained(self) -> TrainedSuperViT:
+        """The trained super-transformer (loaded once, on the CPU)."""
+        if self._trained is None:
+            from nasforge.transformer import load_super_vit
+
+            self._trained = load_super_vit(self.dir)
+        return self._trained
+
+    def search_data(self) -> SearchData:
+        """The halves of the training images, as the training split them."""
+        if self._data is None:
+            from nasforge.evaluators._images import TrainingImages
+            from nasforge.transformer import training_data
+
+            images = TrainingImages(
+                self.dataset, self.data_path, self.synthetic, self.cache_dir, None, 0, None
+            )
+            splits = images.load()
+            expected = self.manifest["run"]["data"]
+            if (
+                len(splits.train) != expected["train_images"]
+                or splits.num_classes != expected["num_classes"]
+            ):
+                raise InvalidConfigError(
+                    f"The super-transformer in {str(self.dir)!r} was trained on "
+                    f"{expected['name']!r} ({expected['train_images']} training images of "
+                    f"{expected['num_classes']} classes), but the evaluator's data has "
+                    f"{len(splits.train)} images of {splits.num_classes} classes; give the data "
+                    "it was trained on, so that the validation images are the held-out half."
+                )
+            self._data = training_data(self._space, splits, self.settings)
+        return self._data
+
+    # -- the cache -------------------------------------------------------------------------------
+    def cache_path(self) -> Path:
+        """``dir/measured-<key>.json`` (see the module docstring)."""
+        if self._cache_path is None:
+            data = self.search_data()
+            images = hashlib.sha256()
+            images.update(data.valid.images[: self.valid_images].contiguous().numpy().tobytes())
+            images.update(data.valid.labels[: self.valid_images].contiguous().numpy().tobytes())
+            images.update(json.dumps([data.mean, data.std]).encode())
+            material = {
+                "run": self.manifest["run"],
+                "checkpoint": _file_digest(self.dir / "checkpoint.pt"),
+                "valid_images": self.valid_images,
+                "images": images.hexdigest(),
+            }
+            text = json.dumps(material, sort_keys=True, default=str).encode()
+            key = hashlib.sha256(text).hexdigest()[:20]
+            self._cache_path = self.dir / f"{CACHE_PREFIX}{key}.json"
+            self._cached = _read_cache(self._cache_path)
+        return self._cache_path
+
+    def cached_accuracy(self, arch: Architecture) -> float | None:
+        """The accuracy of ``arch`` measured before with these settings, or ``None``."""
+        if not self.cache:
+            return None
+        text = self._space.canonical(self._space.check(arch)).text
+        if text not in self._cached:  # another process may have measured it since
+            self._cached = _read_cache(self.cache_path())
+        return self._cached.get(text)
+
+    def _remember(self, arch: Architecture, value: float) -> None:
+        path = self.cache_path()
+        known = {**_read_cache(path), **self._cached}
+        known[self._space.canonical(arch).text] = float(value)
+        self._cached = known
+        temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        payload = {"format": "nasforge-measured-accuracy", "metric": ACCURACY, "values": known}
+        try:
+            temporary.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+            os.replace(temporary, path)
+        except OSError:  # a read-only folder: measure without caching
+            temporary.unlink(missing_ok=True)
+
+    # -- evaluating -----------------------------------------------------------------------------
+    def accuracy(self, arch: Architecture) -> float:
+        """The inherited top-1 accuracy (percent) of ``arch``."""
+        from nasforge.transformer import subnet_accuracy
+
+        return float(
+            subnet_accuracy(self.trained(), arch, self.search_data(), images=self.valid_images)
+        )
+
+    def measured(self, arch: Architecture) -> dict[str, float]:
+        """The latency of ``arch``'s extracted network measured here (see ``measure``)."""
+        from nasforge.hardware.latency import measure_latency
+
+        net = self.trained().supernet.extract(arch).eval()
+        side = int(self._space.IMAGE_SIZE)
+        settings = [(t.backend, t.threads, t.batch_size) for t in self._tables.values()]
+        out = {}
+        for metric, (backend, threads, batch) in zip(
+            self.measured_names, settings or [("torch", 1, 1)], strict=True
+        ):
+            out[metric] = measure_latency(
+                net, (3, side, side), runs=self.runs, threads=threads, backend=backend,
+                batch_size=batch,
+            ).median_ms  # fmt: skip
+        return out
+
+    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
+        from nasforge.train.trainer import num_threads
+
+        if fidelity:
+            raise InvalidConfigError(
+                "The super-transformer evaluator has no fidelity (it trains nothing), got "
+                f"{dict(fidelity)!r}."
+            )
+        arch = self._space.check(arch)
+        start = time.perf_counter()
+        with num_threads(self.threads):
+            accuracy = self.cached_accuracy(arch)
+            if accuracy is None:
+                accuracy = self.accuracy(arch)
+                if self.cache:
+                    self._remember(arch, accuracy)
+            metrics = {ACCURACY: accuracy, **self.free_metrics(arch)}
+            if self.measure:
+                metrics.update(self.measured(arch))
+        seconds = time.perf_counter() - start
+        return Result(metrics, cost=max(seconds, 1e-9), seconds=seconds)
+
+    def spec(self) -> dict[str, Any] | None:
+        sources = {name: table.source for name, table in self._tables.items()}
+        if None in sources.values():
+            return None  # a table built in memory
+        out: dict[str, Any] = {
+            "name": "super-transformer",
+            "dir": str(self.dir),
+            "dataset": self.dataset,
+            "valid_images": self.valid_images,
+        }
+        if self.data_path is not None:
+            out["data"] = str(self.data_path)
+        if self.synthetic_params is not None:
+            out["synthetic"] = self.synthetic_params
+        if sources:
+            out["tables"] = sources
+        if self.measure:
+            out.update(measure=True, runs=self.runs)
+        return out
+
+    def __repr__(self) -> str:
+        return f"SuperTransformerEvaluator({str(self.dir)!r}, space={self.space!r})"
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        return "missing"
+    return digest.hexdigest()
+
+
+def _read_cache(path: Path) -> dict[str, float]:
+    try:
+        values = json.loads(path.read_text())["values"]
+        return {str(k): float(v) for k, v in values.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
