@@ -39,7 +39,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     archs = [space.sample(rng) for _ in range(args.archs)]
     batch = load_batch(args.data, batch_size=args.batch_size, seed=args.seed).to(args.device)
-    names = proxies.names()
+    names = [n for n in proxies.names() if not proxies.get(n).requires]
     alone: dict[str, list[float]] = {n: [] for n in names}
     together: list[float] = []
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)

@@ -44,7 +44,8 @@ def main() -> None:
     from nasforge import proxies, tabular
     from nasforge.proxies.scores import compute_scores, read_reference, spearman
 
-    names = args.proxies.split(",") if args.proxies else proxies.names()
+    general = [n for n in proxies.names() if not proxies.get(n).requires]
+    names = args.proxies.split(",") if args.proxies else general
     ref = read_reference(args.reference, dataset=args.dataset, proxies=names)
     rng = np.random.default_rng(args.seed)
     rows = np.sort(rng.choice(len(ref), size=min(args.sample, len(ref)), replace=False))

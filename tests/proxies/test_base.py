@@ -18,10 +18,13 @@ ALL = [
     "epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm", "nwot", "params",
     "plain", "snip", "synflow", "zen",
 ]  # fmt: skip
+#: The proxies that need transformer layers (nas_role attention and MLP modules).
+TRANSFORMER = ["decoder_params", "dss", "synaptic_diversity", "synaptic_saliency"]
 
 
 def test_registry_has_the_issue_proxies():
-    assert proxies.names() == sorted(ALL)
+    assert proxies.names() == sorted(ALL + TRANSFORMER)
+    assert [n for n in proxies.names() if proxies.get(n).requires] == TRANSFORMER
     assert proxies.create("grad-norm").name == "grad_norm"
 
 

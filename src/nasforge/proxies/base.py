@@ -143,11 +143,14 @@ class Proxy(ABC):  # noqa: B024 - subclasses override _score or reduce
             of one input (synflow feeds ones, zen Gaussian noise, flops counts); ``"none"``:
             only the weights.
         shared_pass: Name of the pass in :data:`PASSES` the proxy reads, or ``None``.
+        requires: ``nas_role`` values of modules the network must have (``("attention",
+            "mlp")`` for the transformer proxies); empty for proxies of any network.
     """
 
     name: ClassVar[str] = ""
     data: ClassVar[str] = "images"
     shared_pass: ClassVar[str | None] = None
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def score(self, model: nn.Module, batch: Batch, *, seed: int = 0) -> float:
         """The proxy's score of ``model`` on ``batch`` (``model`` itself is left unchanged).

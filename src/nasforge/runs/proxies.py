@@ -29,8 +29,9 @@ def proxies_summary(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``sample`` architectures of ``space`` (drawn with ``seed``, or from the
-    ``reference`` table's architectures) with the proxies ``names`` (default: all) and
-    correlate.
+    ``reference`` table's architectures) with the proxies ``names`` (default: all that score
+    any network; the transformer proxies, which need attention and MLP modules, are named
+    explicitly) and correlate.
 
     Args:
         device: ``"auto"`` (CUDA when PyTorch sees a GPU), ``"cpu"``, ``"cuda[:N]"``.
@@ -49,7 +50,8 @@ def proxies_summary(
     if sample < 2:
         raise InvalidConfigError(f"--sample must be at least 2, got {sample}.")
     the_space = spaces.create(space)
-    chosen = [proxies.create(n).name for n in names] if names else proxies.names()
+    every = [n for n in proxies.names() if not proxies.get(n).requires]  # any network's
+    chosen = [proxies.create(n).name for n in names] if names else every
     rng = np.random.default_rng(seed)
     ref = None
     if reference is not None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from nasforge.evaluators.base import Evaluator
     from nasforge.proxies import Batch
 
-__all__ = ["check_oneshot", "check_proxy", "tiny_batch", "tiny_network"]
+__all__ = ["check_oneshot", "check_proxy", "tiny_batch", "tiny_network", "tiny_transformer"]
 
 
 def tiny_network(num_classes: int = 3, seed: int = 0) -> nn.Module:
@@ -39,6 +39,19 @@ def tiny_network(num_classes: int = 3, seed: int = 0) -> nn.Module:
         )
 
 
+def tiny_transformer(num_classes: int = 3, seed: int = 0) -> nn.Module:
+    """A small vision transformer for 8x8 images (patch 4, width 8, two encoder layers)
+    whose weights are drawn from ``seed`` without touching torch's global generator."""
+    import torch
+
+    from nasforge.ops.vit import LayerConfig, VisionTransformer, ViTConfig
+
+    layers = (LayerConfig(2, 8, 16), LayerConfig(1, 4, 8))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VisionTransformer(ViTConfig(8, 4, 8, layers, num_classes=num_classes))
+
+
 def tiny_batch(num_classes: int = 3, size: int = 8, seed: int = 0) -> Batch:
     """A fixed batch of ``size`` Gaussian 8x8 images with every class represented."""
     import torch
@@ -55,7 +68,9 @@ def check_proxy(name: str, *, seed: int = 0) -> None:
 
     * its ``name`` is its registry name, its ``data`` one of ``images``, ``shape``, ``none``,
       its ``shared_pass`` ``None`` or a known pass;
-    * its score of a small network on a fixed batch is a finite float, the same when scored
+    * its score of a small network (:func:`tiny_transformer` for a proxy that ``requires``
+      transformer modules, :func:`tiny_network` otherwise) on a fixed batch is a finite
+      float, the same when scored
       again, and the same through :func:`nasforge.proxies.compute`;
     * scoring leaves the network unchanged.
     """
@@ -68,7 +83,8 @@ def check_proxy(name: str, *, seed: int = 0) -> None:
     assert proxy.name == name, f"proxy registered as {name!r} calls itself {proxy.name!r}"
     assert proxy.data in ("images", "shape", "none"), f"data {proxy.data!r}"
     assert proxy.shared_pass is None or proxy.shared_pass in PASSES
-    model, batch = tiny_network(seed=seed), tiny_batch(seed=seed)
+    build = tiny_transformer if proxy.requires else tiny_network
+    model, batch = build(seed=seed), tiny_batch(seed=seed)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     first = proxy.score(model, batch, seed=seed)
     assert isinstance(first, float) and math.isfinite(first), f"{name} scored {first!r}"
