@@ -194,3 +194,15 @@ def test_bad_input_is_refused(space: ViTSpace) -> None:
         SuperViT(space, reductions=(6,))
     with pytest.raises(InvalidConfigError, match="fewer reductions"):
         SuperViT(space, reductions=(1, 2, 3))
+
+
+def test_training_updates_only_the_active_stem_statistics(space: ViTSpace) -> None:
+    net = SuperViT(space, conv_stem=True).train()
+    net.set_active(net.smallest())
+    bn = net.embeds["p4"].stem[1]
+    assert isinstance(bn, torch.nn.BatchNorm2d) and bn.running_mean is not None
+    before = bn.running_mean.clone()
+    net(torch.randn(4, 3, 32, 32))
+    width = max(8, space.values(net.active)["embed_dim"] // 4)
+    assert (bn.running_mean[:width] - before[:width]).abs().min() > 0
+    assert torch.equal(bn.running_mean[width:], before[width:])
