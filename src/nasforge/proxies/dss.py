@@ -33,7 +33,7 @@ transformer layers.
 Where nasforge differs from the reference code: the code also adds the saliency of the
 1000-class classifier to the indicator; the paper defines the two terms on the MSA and MLP
 modules only, which nasforge follows. The two terms are also registered alone
-(``synaptic_diversity``, ``synaptic_saliency``) for the ablation of the paper's Table 4; the
+(``synaptic_diversity``, ``synaptic_saliency``), as the paper ablates them; the
 three share one forward and backward pass in :func:`nasforge.proxies.compute`.
 """
 
