@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from nasforge import spaces
@@ -112,6 +111,11 @@ class LLMSpace(SearchSpace):
                 f"head_dim={head_dim}, context={context}, vocab={vocab}."
             )
         self.MAX_DEPTH = max(self.DEPTHS)
+        decisions = [Decision("embed_dim", self.EMBED_DIMS), Decision("depth", self.DEPTHS)]
+        for i in range(self.MAX_DEPTH):
+            decisions.append(Decision(f"l{i}_heads", self.HEADS))
+            decisions.append(Decision(f"l{i}_mlp", self.MLP_SIZES))
+        self._decisions = tuple(decisions)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -130,13 +134,6 @@ class LLMSpace(SearchSpace):
         return f"LLMSpace(**{self.settings!r})"
 
     # -- decisions ---------------------------------------------------------------------------
-    @cached_property
-    def _decisions(self) -> tuple[Decision, ...]:
-        out = [Decision("embed_dim", self.EMBED_DIMS), Decision("depth", self.DEPTHS)]
-        for i in range(self.MAX_DEPTH):
-            out.append(Decision(f"l{i}_heads", self.HEADS))
-            out.append(Decision(f"l{i}_mlp", self.MLP_SIZES))
-        return tuple(out)
 
     def decisions(self) -> tuple[Decision, ...]:
         return self._decisions
