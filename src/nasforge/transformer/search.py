@@ -6,10 +6,11 @@ of the ``super-transformer`` evaluator; any registered strategy may search inste
 Constraints on free metrics (``params_M``, ``macs_M``, ``latency_ms[<table>]``) are checked
 before a sub-network is measured: a violating child is drawn again (AutoFormer's
 ``is_legal``). A bound that no sub-network meets is refused up front with the lowest (for an
-upper bound; highest for a lower bound) reachable value: the space's smallest (largest)
-sub-network, every decision at its first (last) option, is the cheapest (dearest) in
-parameters, MACs and per-layer latency. A bound on a latency measured here is checked on the
-measured trials; the study's best trial is the best that meets every constraint.
+upper bound; highest for a lower bound) reachable value: at each patch size the space's
+smallest (largest) sub-network, every other decision at its first (last) option, is the
+cheapest (dearest) in parameters, MACs and per-layer latency, so the extreme is the best of
+those (:func:`extremes`). A bound on a latency measured here is checked on the measured
+trials; the study's best trial is the best that meets every constraint.
 """
 
 from __future__ import annotations
@@ -76,6 +77,24 @@ def _evaluator(
     return SuperTransformerEvaluator(source, **dict(params), tables=tables or (), measure=measure)
 
 
+def extremes(space: Any, lowest: bool) -> list[Architecture]:
+    """The candidates for the lowest (or highest) reachable cost: the space's smallest (or
+    largest) sub-network at each patch size. Every other dimension adds parameters, MACs and
+    latency as it grows, but a larger patch has fewer tokens (fewer MACs) and a larger patch
+    embedding (more parameters), so each patch size is tried."""
+    base = space.smallest() if lowest else space.largest()
+    names = [d.name for d in space.decisions()]
+    if "patch_size" not in names:
+        return [base]
+    k = names.index("patch_size")
+    out = []
+    for option in range(len(space.decisions()[k].options)):
+        choices = list(base.choices)
+        choices[k] = option
+        out.append(space.canonical(space.from_choices(choices)))
+    return out
+
+
 def check_constraints(
     evaluator: SuperTransformerEvaluator, constraints: Sequence[Constraint]
 ) -> None:
@@ -87,8 +106,11 @@ def check_constraints(
         if c.metric not in valid:
             raise UnknownNameError(f"constraint metric (of {evaluator!r})", c.metric, valid)
         if c.metric in evaluator.free_metric_names:
-            extreme = space.smallest() if c.upper else space.largest()
-            value = evaluator.free_metrics(extreme)[c.metric]
+            pick = min if c.upper else max
+            value, extreme = pick(
+                ((evaluator.free_metrics(a)[c.metric], a) for a in extremes(space, c.upper)),
+                key=lambda pair: pair[0],
+            )
             if not c.satisfied({c.metric: value}):
                 word = "lowest" if c.upper else "highest"
                 raise InfeasibleConstraintError(
