@@ -153,6 +153,24 @@ def test_network_without_transformer_layers_is_a_clear_error(images):
             proxies.create(name).score(conv, images)
 
 
+def test_extracted_sub_network_is_scored_and_the_supernet_refused():
+    import numpy as np
+
+    from nasforge import spaces
+
+    space = spaces.create("vit-cifar")
+    supernet = space.supernet()
+    arch = supernet.sample(np.random.default_rng(0))
+    batch = Batch(torch.zeros(2, 3, 32, 32), torch.tensor([0, 1]), 10)
+    names = [*NAMES, "decoder_params"]
+    scores = proxies.compute(supernet.extract(arch), names, batch)
+    assert all(math.isfinite(v) and v > 0 for v in scores.values())
+    built = proxies.create("decoder_params").score(space.build(arch), batch)
+    assert scores["decoder_params"] == built
+    with pytest.raises(UnsupportedOperationError, match=r"extract"):
+        proxies.create("dss").score(supernet, batch)
+
+
 def test_attention_without_its_linear_layers_is_a_clear_error(images):
     net = _vit(16, 0)
     del net[1].attn.proj

@@ -79,7 +79,8 @@ def _role_linears(model: nn.Module, role: str) -> list[nn.Linear]:
             f"layers: {type(model).__name__} has no module "
             f"with nas_role={role!r} (multi-head attention with .qkv/.proj, MLP with "
             ".fc1/.fc2, as nasforge.ops.vit builds them). Score a vision transformer or a "
-            "language model, or use a proxy for any network (synflow, snip, params)."
+            "language model (of a supernet, the sub-network supernet.extract(arch)), or use "
+            "a proxy for any network (synflow, snip, params)."
         )
     layers = []
     for module in modules:
