@@ -313,3 +313,11 @@ def test_settings_out_of_range_are_refused():
         CIFAR.config(CIFAR.smallest(), num_classes=0)
     with pytest.raises(InvalidArchitectureError, match="belongs to space 'vit'"):
         CIFAR.config(arch)
+
+
+def test_supernet_is_the_super_transformer_of_the_space_without_data_settings():
+    from nasforge.ops.super_vit import SuperViT
+
+    net = CIFAR.supernet(num_classes=3, private=False, epochs=2, batch_size=8, resolution=32)
+    assert isinstance(net, SuperViT) and net.space is CIFAR
+    assert net.settings["num_classes"] == 3 and net.settings["private"] is False
