@@ -222,3 +222,50 @@ def test_vit_cifar_space_if_present():
     table = measure_table(space, [arch], backend="torch", calibration=[arch], runs=1, warmup=0)
     assert table.missing(space.layers(arch)) == []
     assert {s.key for s in space.layers(arch)} <= {s.key for s in all_specs(space)}
+
+
+# -- the runtime's call, taken off each layer ---------------------------------------------------
+class Timed:
+    """Modules that know their made-up time alone: ``mlp / 100`` ms plus a call of 0.2 ms."""
+
+    def __call__(self, spec):
+        from torch import nn
+
+        layer = nn.Identity()
+        layer.ms = spec.mlp / 100
+        return layer
+
+
+def _fake_measure(module, first, backend, threads, runs, warmup):
+    """One call costs 0.2 ms; a layer alone is its time plus one call, a network one call
+    plus 1.5 times the time of its layers."""
+    from nasforge.hardware.latency import Latency
+
+    children = list(module.children())
+    if children:
+        ms = 0.2 + 1.5 * sum(child.ms for child in children)
+    else:
+        ms = 0.2 + getattr(module, "ms", 0.0)
+    return Latency.from_times([ms], batch_size=1, threads=threads, backend=backend, device="cpu")
+
+
+def test_subtract_call_takes_the_runtime_call_off_each_layer(monkeypatch):
+    from nasforge.hardware import layer_measure
+
+    monkeypatch.setattr(layer_measure, "_measure", _fake_measure)
+    nets = [(ENC_A, ENC_B), (ENC_A,), (ENC_B, ENC_B, ENC_A)]
+    table = measure_table(
+        None, [], backend="torch", calibration=nets, builder=Timed(), subtract_call=True
+    )
+    assert table.factor == pytest.approx(1.5) and table.fixed_ms == pytest.approx(0.2)
+    assert table.entries[ENC_B.key] == pytest.approx(1.5 * 0.48)
+    for net in nets:
+        assert table.predict(net) == pytest.approx(0.2 + 1.5 * sum(s.mlp / 100 for s in net))
+    kept = measure_table(None, [], backend="torch", calibration=nets, builder=Timed())
+    assert kept.factor != pytest.approx(1.5)  # the calls of the layers alone stay in
+    # a layer added later loses the table's call too
+    more = measure_table(
+        None, [ENC_LONG], backend="torch", calibration=0, builder=Timed(), table=table,
+        subtract_call=True,
+    )  # fmt: skip
+    assert more.entries[ENC_LONG.key] == pytest.approx(1.5 * 0.32)

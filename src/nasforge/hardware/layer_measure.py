@@ -156,6 +156,7 @@ def measure_table(
     builder: Callable[[Any], Any] | None = None,
     table: LayerLatencyTable | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    subtract_call: bool = False,
 ) -> LayerLatencyTable:
     """Measure a latency table on this machine (batch size 1).
 
@@ -191,6 +192,13 @@ def measure_table(
             lacks are measured, and the result holds both (recalibrated when there are
             calibration networks, else with the table's factor and fixed part).
         progress: Called as ``progress(done, total, what)`` after each measurement.
+        subtract_call: Take the fixed part (one call of the runtime on an empty network) off
+            each layer's time alone before scaling it by the factor: each layer timed alone
+            paid one call, a network pays one for all its layers. Matters where layers take
+            tens of microseconds, as small transformer layers with ONNX Runtime (see
+            :mod:`nasforge.hardware.layer_lut`); without calibration networks the fixed part
+            is the extended table's (0 for a new one). Pass the same value when extending a
+            table.
 
     Raises:
         UnknownNameError, MissingDependencyError: As :func:`~nasforge.hardware.measure_latency`.
@@ -237,7 +245,8 @@ def measure_table(
         layers[layer_key(spec)] = spec_fields(spec)
         if progress is not None:
             progress(done, total, layer_key(spec))
-    measured, sums = [], []
+    fresh = {layer_key(spec) for spec in todo}  # measured now, the runtime's call included
+    measured = []
     for done, net in enumerate(networks, start=len(todo) + 1):
         timing = measure_network(
             space,
@@ -250,13 +259,19 @@ def measure_table(
             builder=make,
         )
         measured.append(_figure(timing, statistic))
-        sums.append(math.fsum(alone[layer_key(s)] for s in network_specs(space, net, settings)))
         if progress is not None:
             progress(done, total, "calibration network")
     if measured:  # see nasforge.hardware.layer_lut: the runtime's call, then the factor
         first = network_specs(space, networks[0], settings)[0]
         call = _measure(_empty_network(), first, backend, threads, runs, warmup)
         fixed = _figure(call, statistic)
+    if subtract_call:  # each layer alone paid one call; a network pays one for all its layers
+        alone.update({key: max(alone[key] - fixed, 0.0) for key in fresh})
+    if measured:
+        sums = [
+            math.fsum(alone[layer_key(s)] for s in network_specs(space, net, settings))
+            for net in networks
+        ]
         ratios = (np.asarray(measured) - fixed) / np.asarray(sums)
         factor = float(np.median(ratios))
         logger.info(
