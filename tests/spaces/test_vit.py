@@ -262,8 +262,9 @@ def test_heads_that_do_not_divide_the_attention_dimension_are_refused():
         VIT.parse("patch=16;embed=192;layers=" + ",".join(["h3q100m4"] * 12))
     with pytest.raises(InvalidArchitectureError, match="head dimension 96 / 3 = 32"):
         VIT.parse("patch=16;embed=192;layers=" + ",".join(["h3q96m4"] * 12))
-    with pytest.raises(InvalidArchitectureError, match="0 heads"):
+    with pytest.raises(InvalidArchitectureError, match="0 heads") as info:
         CIFAR.parse("patch=4;embed=64;layers=h0q32m2,h2q32m2,h2q32m2,h2q32m2")
+    assert f"Example: {str(CIFAR.smallest())!r}" in str(info.value)
 
 
 @pytest.mark.parametrize(

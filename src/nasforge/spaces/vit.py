@@ -162,7 +162,7 @@ class ViTSpace(SearchSpace):
                 space, or gives a Q-K-V dimension that its heads do not divide; the message
                 says which part and what was expected.
         """
-        example = "patch=16;embed=192;layers=" + ",".join(["h3q192m4"] * 12)
+        example = self._example()
         if not isinstance(text, str):
             raise InvalidArchitectureError(
                 f"Expected a {self.name} architecture string like {example!r}, got "
@@ -176,6 +176,10 @@ class ViTSpace(SearchSpace):
                 f"In {self.name} architecture {abbreviate(text, 80)}: "
                 f"{message[:1].lower()}{message[1:]} Example: {example!r}."
             ) from None
+
+    def _example(self) -> str:
+        """An architecture text shown in parse errors (DeiT-Ti)."""
+        return NETWORKS["deit-ti"]
 
     def _parse_values(self, text: str) -> dict[str, Any]:
         parts = re.sub(r"\s+", "", text).split(";")
@@ -497,6 +501,9 @@ class ViTCifarSpace(ViTSpace):
     HEAD_DIMS: tuple[int, ...] = (16, 32)
     MLP_RATIOS: tuple[float, ...] = (2.0, 3.0, 4.0)
     MAX_DEPTH = 6
+
+    def _example(self) -> str:
+        return str(self.smallest())
 
     def named(self, name: str) -> Architecture:
         """No published network is a point of this space.
