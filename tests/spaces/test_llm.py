@@ -88,3 +88,9 @@ def test_bad_settings() -> None:
         LLMSpace(embed_dims=())
     with pytest.raises(InvalidConfigError, match="keywords"):
         LLMSpace(**TINY).build(LLMSpace(**TINY).largest(), num_classes=3)
+
+
+def test_architecture_of_a_space_with_other_options_is_refused() -> None:
+    other = spaces.create("llm").largest()
+    with pytest.raises(InvalidArchitectureError, match="other options"):
+        LLMSpace(**TINY).values(other)

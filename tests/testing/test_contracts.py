@@ -69,11 +69,24 @@ def _supernet_params(folder: Any) -> dict[str, Any]:
             "recalibration_batches": 1, "valid_images": 32}  # fmt: skip
 
 
+def _super_lm_params(folder: Any) -> dict[str, Any]:
+    """The ``super-lm`` evaluator on the ``llm`` space's super-network trained two steps."""
+    from nasforge.lm import TrainSettings, load_corpus, prepare_super_lm
+
+    (folder / "text.txt").write_text("a small corpus of bytes. " * 40)
+    steps = TrainSettings(steps=2, batch_size=2, warmup=1)
+    corpus = load_corpus(folder / "text.txt")
+    prepare_super_lm(folder / "lm", corpus=corpus, pretrain=steps, finetune=steps)
+    return {"dir": str(folder / "lm"), "max_windows": 2}
+
+
 @pytest.mark.parametrize("name", evaluators.names())
 def test_evaluator_contract(name, tmp_path):
     params = _latency_table_params() if name == "latency-table" else SMALL_EVALUATORS.get(name, {})
     if name == "supernet":
         params = _supernet_params(tmp_path)
+    if name == "super-lm":
+        params = _super_lm_params(tmp_path)
     try:
         evaluator = evaluators.create(name, **params)
     except MissingDependencyError as exc:

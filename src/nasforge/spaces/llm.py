@@ -138,6 +138,19 @@ class LLMSpace(SearchSpace):
     def decisions(self) -> tuple[Decision, ...]:
         return self._decisions
 
+    def check(self, arch: Architecture) -> Architecture:
+        """``arch`` if it is an architecture of this space (its name and, since the options
+        are settings of the space, choices within them); a clear error otherwise."""
+        arch = super().check(arch)
+        if len(arch.choices) != len(self._decisions) or any(
+            not 0 <= c < len(d.options) for d, c in zip(self._decisions, arch.choices, strict=False)
+        ):
+            raise InvalidArchitectureError(
+                f"Architecture {arch.text!r} was made by an llm space with other options than "
+                f"{self!r}; parse its text with this space instead."
+            )
+        return arch
+
     def values(self, arch: Architecture) -> dict[str, Any]:
         """The value of every decision of ``arch``, by decision name."""
         choices = self.check(arch).choices
