@@ -18,6 +18,11 @@ further training. :func:`finetune_supernet` does that, each step with:
   distribution (in-place distillation, the super-network as teacher, BigNAS Sec. 3.1), the
   gradients of all of them summed before one optimiser step.
 
+The per-step sampling rule (how many sub-networks, whether the largest one teaches the
+others) is not spelled out in the parts of the two papers we could read (their abstracts and
+LLaMA-NAS's overview); the default here is BigNAS's sandwich rule with in-place distillation,
+and ``sandwich=False, distill=False`` gives plain uniform sampling on the labels.
+
 Where this differs from the papers: LLaMA-NAS fine-tunes LLaMA2-7B on Alpaca instructions;
 here the language model is pre-trained and fine-tuned on the same byte corpus (a held-out part
 measures perplexity), with AdamW and a cosine learning rate after a linear warm-up.
