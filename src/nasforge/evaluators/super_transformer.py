@@ -78,6 +78,8 @@ class SuperTransformerEvaluator(Evaluator):
         threads: CPU threads of an evaluation (``None``: all); not part of :meth:`spec`.
         cache: Read and write the cache of measured accuracies in ``dir``; not part of
             :meth:`spec`.
+        device: Where the super-transformer measures accuracy (``"cpu"``, ``"cuda"``...; a
+            measured latency is always timed on the CPU); not part of :meth:`spec`.
 
     Raises:
         InvalidConfigError: No trained super-transformer in ``dir``, counts below 1, no data
@@ -106,6 +108,7 @@ class SuperTransformerEvaluator(Evaluator):
         runs: int = 20,
         threads: int | None = 1,
         cache: bool = True,
+        device: str = "cpu",
     ) -> None:
         from nasforge.evaluators._images import open_data
         from nasforge.evaluators.latency_table import _load_tables
@@ -167,6 +170,7 @@ class SuperTransformerEvaluator(Evaluator):
                 )
         self.threads = threads
         self.cache = bool(cache)
+        self.device = device
         self._trained: TrainedSuperViT | None = None
         self._data: SearchData | None = None
         self._cache_path: Path | None = None
@@ -219,7 +223,7 @@ class SuperTransformerEvaluator(Evaluator):
         if self._trained is None:
             from nasforge.transformer import load_super_vit
 
-            self._trained = load_super_vit(self.dir)
+            self._trained = load_super_vit(self.dir, device=self.device)
         return self._trained
 
     def search_data(self) -> SearchData:
@@ -303,7 +307,7 @@ class SuperTransformerEvaluator(Evaluator):
         """The latency of ``arch``'s extracted network measured here (see ``measure``)."""
         from nasforge.hardware.latency import measure_latency
 
-        net = self.trained().supernet.extract(arch).eval()
+        net = self.trained().supernet.extract(arch).eval().cpu()
         side = int(self._space.IMAGE_SIZE)
         settings = [(t.backend, t.threads, t.batch_size) for t in self._tables.values()]
         out = {}
