@@ -80,6 +80,18 @@ def _super_lm_params(folder: Any) -> dict[str, Any]:
     return {"dir": str(folder / "lm"), "max_windows": 2}
 
 
+def _super_transformer_params(folder: Any) -> dict[str, Any]:
+    """The ``super-transformer`` evaluator on a ``vit-cifar`` super-transformer trained one step."""
+    from nasforge.train.data import SyntheticImages
+    from nasforge.transformer import ViTTrainSettings, train_super_vit
+
+    synthetic = {"n_train": 32, "n_test": 4, "size": 32, "num_classes": 3}
+    settings = ViTTrainSettings(epochs=1, batch_size=8, steps_per_epoch=1)
+    data = SyntheticImages(**synthetic).load()
+    train_super_vit("vit-cifar", folder, settings, data=data, device="cpu", threads=1)
+    return {"dir": str(folder), "dataset": "synthetic", "synthetic": synthetic, "valid_images": 8}
+
+
 @pytest.mark.parametrize("name", evaluators.names())
 def test_evaluator_contract(name, tmp_path):
     params = _latency_table_params() if name == "latency-table" else SMALL_EVALUATORS.get(name, {})
@@ -87,6 +99,8 @@ def test_evaluator_contract(name, tmp_path):
         params = _supernet_params(tmp_path)
     if name == "super-lm":
         params = _super_lm_params(tmp_path)
+    if name == "super-transformer":
+        params = _super_transformer_params(tmp_path)
     try:
         evaluator = evaluators.create(name, **params)
     except MissingDependencyError as exc:
