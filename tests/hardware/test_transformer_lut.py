@@ -269,3 +269,15 @@ def test_subtract_call_takes_the_runtime_call_off_each_layer(monkeypatch):
         subtract_call=True,
     )  # fmt: skip
     assert more.entries[ENC_LONG.key] == pytest.approx(1.5 * 0.32)
+
+
+def test_llm_space_if_present():
+    if "llm" not in spaces.names():
+        pytest.skip("the llm space has not landed yet")
+    space = spaces.create("llm")
+    arch = space.smallest()
+    layers = space.layers(arch)
+    assert layers[0].kind == "token_embed"  # timed on token ids by the default builder
+    table = measure_table(space, [arch], backend="torch", calibration=[arch], runs=1, warmup=0)
+    assert layers[0].key in table and table.missing(layers) == []
+    assert table.factor > 0
