@@ -155,3 +155,35 @@ def test_train_alone_is_repeatable() -> None:
     first = train_alone(SPACE, arch, settings, split, images=16)
     assert 0.0 <= first <= 100.0
     assert train_alone(SPACE, arch.text, settings, DATA, images=16) == first
+
+
+def test_sandwich_step_trains_largest_smallest_and_random_with_soft_targets() -> None:
+    from nasforge.transformer._train import _super_step
+
+    net = SPACE.supernet(num_classes=3)
+    active: list[str] = []
+    original = net.set_active
+
+    def record(arch: object) -> None:
+        original(arch)
+        active.append(net.active.text)
+
+    net.set_active = record  # type: ignore[method-assign]
+    x = torch.randn(4, 3, 32, 32)
+    y = torch.tensor([0, 1, 2, 0])
+    settings = tiny(sampling="sandwich", distill=True, label_smoothing=0.0)
+    loss, _ = _super_step(net, settings, np.random.default_rng(0))(x, y)
+    assert active[:2] == [SPACE.largest().text, SPACE.smallest().text] and len(active) == 4
+    # the loss is the mean of the largest's cross-entropy and the others' soft cross-entropy
+    with torch.no_grad():
+        original(active[0])
+        teacher = net(x)
+        expected = [torch.nn.functional.cross_entropy(teacher, y)]
+        for text in active[1:]:
+            original(text)
+            target = teacher.softmax(1)
+            expected.append((-target * net(x).log_softmax(1)).sum(1).mean())
+    assert loss == pytest.approx(float(sum(expected)) / 4, rel=1e-5)
+    active.clear()
+    _super_step(net, tiny(), np.random.default_rng(0))(x, y)
+    assert len(active) == 1  # uniform: one sub-network per step
