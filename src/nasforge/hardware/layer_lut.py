@@ -438,8 +438,8 @@ def layer_key(spec: Any) -> str:
     key = spec if isinstance(spec, str) else getattr(spec, "key", None)
     if not isinstance(key, str) or not key:
         raise InvalidConfigError(
-            f"Expected a layer description with a 'key' (nasforge.ops.mobile.LayerSpec), got "
-            f"{spec!r}."
+            "Expected a layer description with a 'key' (nasforge.ops.mobile.LayerSpec or "
+            f"nasforge.ops.vit.TransformerLayerSpec), got {spec!r}."
         )
     return key
 
