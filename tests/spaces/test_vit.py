@@ -322,3 +322,13 @@ def test_supernet_is_the_super_transformer_of_the_space_without_data_settings():
     net = CIFAR.supernet(num_classes=3, private=False, epochs=2, batch_size=8, resolution=32)
     assert isinstance(net, SuperViT) and net.space is CIFAR
     assert net.settings["num_classes"] == 3 and net.settings["private"] is False
+
+
+def test_layers_and_costs_take_builds_resolution_keyword():
+    space = spaces.create("vit")
+    arch = space.named("deit-ti")
+    assert space.layers(arch, resolution=112) == space.layers(arch, image_size=112)
+    assert space.layers(arch, resolution=112)[0].seq == (112 // 16) ** 2 + 1
+    assert space.costs(arch, resolution=112)["macs_M"] < space.costs(arch)["macs_M"]
+    with pytest.raises(InvalidConfigError, match="once"):
+        space.config(arch, image_size=112, resolution=224)

@@ -289,6 +289,7 @@ class ViTSpace(SearchSpace):
         reductions: Sequence[int] = (),
         reduction_width: int = 2,
         dropout: float = 0.0,
+        resolution: int | None = None,
     ) -> ViTConfig:
         """The :class:`~nasforge.ops.vit.ViTConfig` of ``arch``'s network.
 
@@ -302,12 +303,23 @@ class ViTSpace(SearchSpace):
                 reduction halves the token grid; the grid must be even there.
             reduction_width: Width multiplier of each reduction.
             dropout: Dropout before the classifier.
+            resolution: Another name of ``image_size`` (the keyword of :meth:`build`, so
+                that :meth:`layers` and :meth:`costs` take the same keywords as it).
 
         Raises:
             InvalidArchitectureError: ``arch`` belongs to another space.
-            InvalidConfigError: A setting out of range (the message says which and why).
+            InvalidConfigError: A setting out of range (the message says which and why), or
+                both ``image_size`` and ``resolution``.
         """
         from nasforge.ops.vit import LayerConfig, ViTConfig
+
+        if resolution is not None:
+            if image_size is not None and image_size != resolution:
+                raise InvalidConfigError(
+                    f"Give the image side once: image_size={image_size!r} and "
+                    f"resolution={resolution!r} (they are the same setting)."
+                )
+            image_size = resolution
 
         values = self.values(arch)
         classes = self.DEFAULT_CLASSES if num_classes is None else num_classes
