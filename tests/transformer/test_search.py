@@ -80,3 +80,31 @@ def test_impossible_bound_reports_the_lowest_reachable_value(folder: Path) -> No
         search_subvits(ev, constraints=["params_M>=50"])
     with pytest.raises(UnknownNameError):
         search_subvits(ev, constraints=["flops_G<=1"])
+
+
+def test_measured_latency_bound_is_checked_on_the_measured_trials(folder: Path) -> None:
+    found = search_subvits(
+        folder, constraints=["latency_ms[cpu-torch]<=10000"], measure=True, n_trials=2,
+        evaluator_params={**params(folder), "runs": 2}, **SMALL,
+    )  # fmt: skip
+    assert all(t.metrics["latency_ms[cpu-torch]"] > 0 for t in found.study.trials)
+    assert found.constraints["latency_ms[cpu-torch]"] <= 10000
+    with pytest.raises(InfeasibleConstraintError, match="lowest latency_ms"):
+        search_subvits(
+            folder, constraints=["latency_ms[cpu-torch]<=0.0001"], measure=True, n_trials=2,
+            evaluator_params={**params(folder), "runs": 2}, **SMALL,
+        )  # fmt: skip
+
+
+def test_bad_evolution_settings_are_refused_before_the_study(folder: Path) -> None:
+    from nasforge.errors import InvalidConfigError
+
+    storage = InMemoryStorage()
+    with pytest.raises(InvalidConfigError, match="exceed the population"):
+        search_subvits(
+            folder, storage=storage, study_name="bad", evaluator_params=params(folder),
+            population=4, mutations=3, crossovers=3,
+        )  # fmt: skip
+    assert storage.get_study("bad") is None
+    with pytest.raises(InvalidConfigError, match="strategy_params"):
+        search_subvits(folder, strategy_params={"x": 1}, evaluator_params=params(folder))

@@ -24,7 +24,7 @@ every scored sub-network as a trial.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -34,7 +34,15 @@ from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError
 from nasforge.spaces.base import SearchSpace
 
-__all__ = ["DEFAULTS", "EvolutionResult", "autoformer_evolution", "crossover", "mutate"]
+__all__ = [
+    "DEFAULTS",
+    "EvolutionResult",
+    "NothingScoredError",
+    "autoformer_evolution",
+    "check_settings",
+    "crossover",
+    "mutate",
+]
 
 #: The reference search's settings (microsoft/Cream ``AutoFormer/evolution.py`` defaults).
 DEFAULTS = {
@@ -66,6 +74,10 @@ class EvolutionResult:
     score: float
     scored: list[tuple[Architecture, float]] = field(default_factory=list)
     history: list[float] = field(default_factory=list)
+
+
+class NothingScoredError(InvalidConfigError):
+    """The evolution scored no sub-network: every draw violated the constraints or failed."""
 
 
 class _Layout:
@@ -135,7 +147,8 @@ def crossover(
     return _Layout(space).canonical(child)
 
 
-def _check(values: dict[str, float | int]) -> None:
+def check_settings(values: Mapping[str, float | int]) -> None:
+    """Refuse evolution settings out of range (each named with the value given)."""
     for name in ("population", "generations", "parents"):
         value = values[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -185,9 +198,11 @@ def autoformer_evolution(
             filling the population, before the search stops filling it.
 
     Raises:
-        InvalidConfigError: Settings out of range, or no feasible sub-network was found.
+        InvalidConfigError: Settings out of range.
+        NothingScoredError: No sub-network was feasible and scored (a subclass of
+            :class:`~nasforge.errors.InvalidConfigError`).
     """
-    _check(dict(population=population, generations=generations, parents=parents,
+    check_settings(dict(population=population, generations=generations, parents=parents,
                 mutations=mutations, crossovers=crossovers, mutate_prob=mutate_prob,
                 structure_prob=structure_prob))  # fmt: skip
     layout = _Layout(space)
@@ -247,7 +262,7 @@ def autoformer_evolution(
         if spent():
             break
     if not scored:
-        raise InvalidConfigError(
+        raise NothingScoredError(
             "The evolution scored no sub-network: every draw violated the constraints or "
             "failed; loosen the constraints or see the failed trials."
         )

@@ -25,7 +25,12 @@ import numpy as np
 from nasforge.architecture import Architecture
 from nasforge.constraints import Constraint
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
-from nasforge.transformer.evolution import DEFAULTS, autoformer_evolution
+from nasforge.transformer.evolution import (
+    DEFAULTS,
+    NothingScoredError,
+    autoformer_evolution,
+    check_settings,
+)
 from nasforge.trial import Objective, Trial
 
 if TYPE_CHECKING:
@@ -273,6 +278,11 @@ def search_subvits(
         "structure_prob": structure_prob,
         "n_trials": n_trials,
     }
+    check_settings(
+        dict(population=population, generations=generations, parents=parents,
+             mutations=mutations, crossovers=crossovers, mutate_prob=mutate_prob,
+             structure_prob=structure_prob)
+    )  # fmt: skip
     study = _open_study(evaluator, params, seed, storage, study_name, goal, parsed)
     done = {t.arch.text: t for t in study.trials if t.state.finished}
     free = [c for c in parsed if c.metric in evaluator.free_metric_names]
@@ -290,12 +300,15 @@ def search_subvits(
             return None
         return goal.oriented(float(value))
 
-    found = autoformer_evolution(
-        evaluator._space, score, feasible, np.random.default_rng(seed),
-        population=population, generations=generations, parents=parents,
-        mutations=mutations, crossovers=crossovers, mutate_prob=mutate_prob,
-        structure_prob=structure_prob, budget=n_trials,
-    )  # fmt: skip
+    try:
+        history = autoformer_evolution(
+            evaluator._space, score, feasible, np.random.default_rng(seed),
+            population=population, generations=generations, parents=parents,
+            mutations=mutations, crossovers=crossovers, mutate_prob=mutate_prob,
+            structure_prob=structure_prob, budget=n_trials,
+        ).history  # fmt: skip
+    except NothingScoredError:  # nothing met the constraints measured: report what was seen
+        history = []
     chosen = _best(study, parsed)
     return SubViTSearchResult(
         study=study,
@@ -303,5 +316,5 @@ def search_subvits(
         arch=chosen.arch,
         metrics=dict(chosen.metrics),
         constraints={c.metric: chosen.metrics[c.metric] for c in parsed},
-        history=[goal.oriented(v) for v in found.history],
+        history=[goal.oriented(v) for v in history],
     )
