@@ -1,17 +1,19 @@
 """Training-free transformer proxies against inherited and trained accuracy on vit-cifar.
 
-Reads the sub-networks that ``benchmarks/vit_ranking.py`` measured (``--results``: a JSON
-list of records, or ``{"subnets": [...]}``, each with ``arch``, the text of a ``vit-cifar``
-architecture, and where measured ``inherited_acc``, the accuracy inherited from the
-super-transformer, and ``alone_acc``, the accuracy of the same architecture trained alone;
-a missing key skips that column), builds each architecture at initialisation (PyTorch's
-default initialisation drawn from ``--seed``), scores it with every transformer proxy (TF-TAS's
-``dss`` and its two terms, LiteTransformerSearch's ``decoder_params``) and the plain
-parameter count ``params`` on one fixed batch of CIFAR-10 training images, and prints the
-Spearman (and Kendall) correlation of each proxy with each accuracy, and the number of
-sub-networks each correlation is over (the issue asks for at least 30).
+Reads the sub-networks that ``benchmarks/vit_ranking.py`` measured (``--results``: its
+``OUT/results.json``, a JSON list of records, or ``{"subnets": [...]}``), each with ``arch``
+(the text of a ``vit-cifar`` architecture) and, where measured, ``inherited_acc`` (accuracy
+inherited from the super-transformer; ViTAS's private class tokens and attention maps in
+vit_ranking's records), ``inherited_acc_shared`` (from the AutoFormer-style shared one) and
+``alone_acc`` (the same architecture trained alone); a missing key skips that column. Builds
+each architecture at initialisation (PyTorch's default initialisation drawn from ``--seed``),
+scores it with every transformer proxy (TF-TAS's ``dss`` and its two terms,
+LiteTransformerSearch's ``decoder_params``) and the plain parameter count ``params`` on one
+fixed batch of CIFAR-10 training images, and prints the Spearman (and Kendall) correlation
+of each proxy with each accuracy and the number of sub-networks each is over (the issue
+asks for at least 30).
 
-    OMP_NUM_THREADS=1 python benchmarks/transformer_proxies.py --results runs/vit_ranking.json \
+    OMP_NUM_THREADS=1 python benchmarks/transformer_proxies.py --results OUT/results.json \
         --data ../shared/data/cifar10/cifar10-jpeg.tar.gz
 
 ``--synthetic`` scores on a Gaussian batch instead (the transformer proxies are data-free:
@@ -32,7 +34,11 @@ import numpy as np
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPACE = "vit-cifar"
 PROXIES = ("dss", "synaptic_diversity", "synaptic_saliency", "decoder_params", "params")
-COLUMNS = (("inherited_acc", "inherited"), ("alone_acc", "trained alone"))
+COLUMNS = (
+    ("inherited_acc", "inherited"),
+    ("inherited_acc_shared", "inherited shared"),
+    ("alone_acc", "trained alone"),
+)
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
