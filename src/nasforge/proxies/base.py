@@ -173,6 +173,13 @@ class Proxy(ABC):  # noqa: B024 - subclasses override _score or reduce
         """The raw score; ``model`` is a private copy the proxy may change."""
         raise NotImplementedError
 
+    def applies(self, model: nn.Module) -> bool:
+        """Whether the proxy can score networks like ``model``: each role of
+        :attr:`requires` is the ``nas_role`` of one of its modules (a proxy with other needs
+        overrides this). Lists of proxies "for this space" keep those that apply."""
+        roles = {getattr(m, "nas_role", None) for m in model.modules()}
+        return all(role in roles for role in self.requires)
+
     def reduce(self, result: Mapping[str, Any], batch: Batch) -> float:
         """The raw score from the result of :attr:`shared_pass`."""
         raise NotImplementedError

@@ -41,6 +41,12 @@ class Zen(Proxy):
     name = "zen"
     data = "shape"
 
+    def applies(self, model: nn.Module) -> bool:
+        """Only networks with a global average pooling (convolutional networks)."""
+        from torch import nn
+
+        return any(isinstance(m, nn.AdaptiveAvgPool2d) for m in model.modules())
+
     def _score(self, model: nn.Module, batch: Batch, seed: int) -> float:
         import torch
         from torch import nn

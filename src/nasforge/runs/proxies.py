@@ -50,8 +50,7 @@ def proxies_summary(
     if sample < 2:
         raise InvalidConfigError(f"--sample must be at least 2, got {sample}.")
     the_space = spaces.create(space)
-    every = [n for n in proxies.names() if not proxies.get(n).requires]  # any network's
-    chosen = [proxies.create(n).name for n in names] if names else every
+    chosen = [proxies.create(n).name for n in names] if names else _applicable(the_space)
     rng = np.random.default_rng(seed)
     ref = None
     if reference is not None:
@@ -112,3 +111,19 @@ def proxies_summary(
         "seconds": time.perf_counter() - start,
         "proxies": rows_out,
     }
+
+
+def _applicable(space: Any) -> list[str]:
+    """The registered proxies that can score the networks of ``space`` (judged on one of
+    them: the transformer proxies need attention and MLP layers, zen a global average
+    pooling); proxies of any network when the space builds none."""
+    import numpy as np
+
+    from nasforge import proxies
+    from nasforge.errors import UnsupportedOperationError
+
+    try:
+        model = space.build(space.sample(np.random.default_rng(0)))
+    except UnsupportedOperationError:
+        return [n for n in proxies.names() if not proxies.get(n).requires]
+    return [n for n in proxies.names() if proxies.create(n).applies(model)]
