@@ -2,8 +2,11 @@
 
 Each proxy is one module of this package, registered under the name NAS-Bench-Suite-Zero
 gives it (``synflow``, ``snip``, ``grasp``, ``fisher``, ``grad_norm``, ``jacov``, ``nwot``,
-``zen``, ``epe_nas``, ``l2_norm``, ``plain``, ``params``, ``flops``); a dash may stand for the
-underscore (``grad-norm``). See :mod:`nasforge.proxies.base` for the conventions they share.
+``zen``, ``epe_nas``, ``l2_norm``, ``plain``, ``params``, ``flops``), plus the proxies of
+transformers (``dss``, ``synaptic_diversity``, ``synaptic_saliency`` of TF-TAS and
+``decoder_params`` of LiteTransformerSearch), which need attention and MLP layers
+(``Proxy.requires``); a dash may stand for the underscore (``grad-norm``). See
+:mod:`nasforge.proxies.base` for the conventions they share.
 
 Example:
     >>> import torch
