@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from nasforge.cli import _common as common
+from nasforge.cli import _supernet_transformer as transformer
 from nasforge.cli._app import _Command
 from nasforge.cli._common import Json, Param, Quiet, StorageRequired
 from nasforge.cli.supernet import (
@@ -63,12 +64,14 @@ def search(
         ),
     ] = None,
     strategy: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="ofa-evolution (accuracy predictor and evolution) or any registered strategy "
-            "(nasforge list strategies), every proposal measured."
+            help="ofa-evolution (accuracy predictor and evolution; the default) or any "
+            "registered strategy (nasforge list strategies), every proposal measured; a "
+            "super-transformer: autoformer-evolution (default); llm: nsga2 (default).",
+            show_default=False,
         ),
-    ] = "ofa-evolution",
+    ] = None,
     param: Param = None,
     measured: Annotated[
         int | None,
@@ -130,6 +133,9 @@ def search(
     seed: Annotated[
         int, typer.Option(help="Seed of the random sub-networks, predictor and evolution.")
     ] = 0,
+    objective: transformer.Objective = None,
+    seq_len: transformer.SeqLen = None,
+    max_windows: transformer.MaxWindows = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -138,6 +144,24 @@ def search(
         from nasforge.elastic.search import STRATEGY, search_subnets
 
         folder = common.given_path("DIR", directory, "the folder of a trained supernet")
+        kind = transformer.supernet_kind(folder)
+    if kind != "elastic":  # a super-transformer or a language model
+        elastic = {"--measured": measured, "--top-k": top_k, "--resolutions": resolutions,
+                   "--recalibration-batches": recalibration_batches}  # fmt: skip
+        transformer.search(
+            folder, kind, storage=storage, constraint=constraint, study_name=study_name,
+            strategy=strategy, param=param, population=population, generations=generations,
+            trials=trials, table=table, measure_here=measure_here, valid_images=valid_images,
+            data=data, dataset=dataset, seed=seed, objective=objective, seq_len=seq_len,
+            max_windows=max_windows, quiet=quiet, as_json=as_json, elastic_only=elastic,
+        )  # fmt: skip
+        return
+    with common.errors():
+        strategy = strategy or STRATEGY
+        transformer.refuse_options(
+            "an elastic supernet (a language-model option)",
+            {"--objective": objective, "--seq-len": seq_len, "--max-windows": max_windows},
+        )
         run = _trained_run(folder)
         bounds = [item.strip() for item in constraint or []]
         params = common.parse_params(param or [])

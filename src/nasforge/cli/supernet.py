@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nasforge.cli import _common as common
+from nasforge.cli import _supernet_transformer as transformer
 from nasforge.cli._app import _Command, _Group, app
 from nasforge.cli._common import Json, Quiet, cache_dir_option, device_option
 from nasforge.errors import InvalidConfigError, UnknownNameError
@@ -85,16 +86,18 @@ def train(
         typer.Option(
             help="mobilenet: its elastic sub-network space, ofa-cifar (small images) with "
             "--preset reduced, ofa (ImageNet, 128-224 px) with --preset paper; or ofa, "
-            "ofa-cifar themselves."
+            "ofa-cifar themselves; vit-cifar, vit: a super-transformer; llm: a language model."
         ),
     ] = "mobilenet",
     schedule: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="ofa (progressive shrinking), bignas (sandwich rule), few-shot (K "
-            "sub-supernets), dna (block-wise distillation) or uniform (SPOS, the baseline)."
+            help="ofa (progressive shrinking, the default), bignas (sandwich rule), few-shot (K "
+            "sub-supernets), dna (block-wise distillation) or uniform (SPOS, the baseline); "
+            "vit-cifar, vit: uniform (default) or sandwich; llm: sandwich (default) or uniform.",
+            show_default=False,
         ),
-    ] = "ofa",
+    ] = None,
     data: Annotated[
         Path | None,
         _option("CIFAR-10 python release folder, image-folder tree, or a .tar.gz of either."),
@@ -158,14 +161,37 @@ def train(
     cache_dir: Annotated[
         Path | None, cache_dir_option("Where to extract archives (default: the user cache).")
     ] = None,
+    private: transformer.Private = None,
+    corpus: transformer.Corpus = None,
+    pretrain_steps: transformer.PretrainSteps = None,
+    finetune_steps: transformer.FinetuneSteps = None,
+    seq_len: transformer.SeqLen = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
     """Train an elastic supernet with a schedule; resumes when --out holds the same run."""
+    if space not in SPACES:  # the super-transformers (and an unknown space's error)
+        elastic = {"--width-mult": width_mult, "--resolutions": resolutions, "--teacher": teacher}
+        transformer.train(
+            out=out, space=space, schedule=schedule, schedule_param=schedule_param, preset=preset,
+            data=data, dataset=dataset, synthetic=synthetic, cache_dir=cache_dir, epochs=epochs,
+            batch_size=batch_size, data_fraction=data_fraction, lr=lr,
+            steps_per_epoch=steps_per_epoch, seed=seed, private=private, corpus=corpus,
+            pretrain_steps=pretrain_steps, finetune_steps=finetune_steps, seq_len=seq_len,
+            restart=restart, device=device, threads=threads, quiet=quiet, as_json=as_json,
+            elastic_only=elastic,
+        )  # fmt: skip
+        return
     bar = None
     with common.errors():
         from nasforge.elastic import create_schedule, train_supernet
 
+        schedule = schedule or "ofa"
+        transformer.refuse_options(
+            f"--space {space} (an elastic supernet)",
+            {"--private/--shared": private, "--corpus": corpus, "--seq-len": seq_len,
+             "--pretrain-steps": pretrain_steps, "--finetune-steps": finetune_steps},
+        )  # fmt: skip
         name = elastic_space_name(space, preset)
         options = common.parse_params(
             schedule_param or [], option="--schedule-param", example="teacher_share=0.5"
