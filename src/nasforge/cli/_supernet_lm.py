@@ -106,14 +106,23 @@ def train(
         if restart:
             for file in _FILES:
                 (folder / file).unlink(missing_ok=True)
-        resumed = (folder / "pretrain.pt").is_file()
-        common.note(
-            f"{'resuming' if resumed else 'training'} the llm super-network in {folder}: "
-            f"pre-training the largest network for {pretrain.steps} steps, then fine-tuning "
-            f"its sub-networks ({name}) for {finetune.steps} steps",
-            quiet,
-        )
         space = LLMSpace()
+        seq = space.CONTEXT if seq_len is None else seq_len
+        if seq > space.CONTEXT:
+            raise InvalidConfigError(
+                f"--seq-len {seq} does not fit the position embedding of the llm space "
+                f"({space.CONTEXT} positions); give 1..{space.CONTEXT}."
+            )
+        text.check_length(seq, "train")
+        text.check_length(seq, "valid")
+        resumed = (folder / "pretrain.pt").is_file()
+        if not (folder / "manifest.json").exists():  # a resumed run is checked first
+            common.note(
+                f"training the llm super-network in {folder}: pre-training the largest network "
+                f"for {pretrain.steps} steps, then fine-tuning its sub-networks ({name}) for "
+                f"{finetune.steps} steps",
+                quiet,
+            )
         with num_threads(threads):
             try:
                 supernet = prepare_super_lm(
