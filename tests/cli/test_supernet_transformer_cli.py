@@ -121,6 +121,31 @@ def test_vit_train_resumes_and_refuses_other_settings(vit_run: Path) -> None:
     assert_usage_error(shared, "other settings", "private: saved True, given False")
 
 
+def test_vit_sandwich_with_distillation_and_shared_tokens(tmp_path: Path) -> None:
+    result = invoke(
+        "supernet", "train", "--out", str(tmp_path / "run"), *VIT, "--schedule", "sandwich",
+        "--schedule-param", "distill=true", "--schedule-param", "sandwich_random=1", "--shared",
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["schedule"] == "sandwich" and report["private"] is False
+    assert report["schedule_params"] == {"sandwich_random": 1, "distill": True}
+    settings = report["settings"]
+    assert settings["sampling"] == "sandwich" and settings["distill"] is True
+    assert settings["sandwich_random"] == 1 and settings["private"] is False
+
+
+def test_vit_search_with_another_strategy(vit_run: Path, tmp_path: Path) -> None:
+    found = invoke(
+        "supernet", "search", str(vit_run), "--storage", sqlite(tmp_path), "--strategy",
+        "random", "--trials", "3", "--valid-images", "8", "--study", "mine", "--json",
+    )  # fmt: skip
+    assert found.exit_code == 0, found.stderr
+    report = json.loads(found.stdout)
+    assert report["study"] == "mine" and report["measured"] == 3 and report["history"] == []
+
+
 def test_lm_search_prints_the_front(lm_run: Path, tmp_path: Path) -> None:
     url = sqlite(tmp_path)
     args = (
@@ -215,6 +240,7 @@ def test_bad_train_options(tmp_path: Path, args: tuple[str, ...], fragments: lis
         ("vit", ("-p", "crossover=1"), ["Unknown parameter of autoformer-evolution", "crossovers"]),
         ("vit", ("--strategy", "random", "--population", "3"), ["--population does not apply"]),
         ("vit", ("--constraint", "flops_G<=1"), ["'flops_G'", "params_M"]),
+        ("vit", ("--constraint", "latency_ms[pixel3]<=3"), ["no latency_ms[pixel3] without"]),
         ("lm", ("--population", "3"), ["--population does not apply", "-p KEY=VALUE"]),
         ("lm", ("--valid-images", "3"), ["--valid-images does not apply to an llm"]),
         ("lm", ("--seq-len", "65"), ["does not fit the position embedding"]),

@@ -12,7 +12,9 @@ Neural Architecture Search for Large Language Models." arXiv:2405.18377.
 supernets: ``sandwich`` (the default: the smallest sub-network and random ones besides the
 largest, ``prepare_super_lm(sandwich=True)``) or ``uniform`` (random ones only,
 ``sandwich=False``); ``--schedule-param sampled=N`` and ``distill=false`` are
-``prepare_super_lm``'s ``sampled`` and ``distill``.
+``prepare_super_lm``'s ``sampled`` and ``distill``. ``--batch-size``, ``--seq-len``, ``--lr``
+and ``--seed`` set both phases' :class:`~nasforge.lm.TrainSettings` (without ``--lr``,
+pre-training at 3e-3 and fine-tuning at 1e-3, ``prepare_super_lm``'s defaults).
 
 Private to :mod:`nasforge.cli._supernet_transformer`.
 """

@@ -57,7 +57,7 @@ VIT_SPACES = ("vit", "vit-cifar")
 LM_SPACES = ("llm",)
 #: Every space handled here.
 SPACES = VIT_SPACES + LM_SPACES
-_PANEL = "Super-transformers (--space vit-cifar, vit, llm)"
+_PANEL = "Vision transformers (--space vit-cifar, vit)"
 _LM_PANEL = "Language models (--space llm)"
 
 # -- options the two commands take into their signatures ----------------------------------------
@@ -69,6 +69,7 @@ Private = Annotated[
         "everything shared as AutoFormer.",
         rich_help_panel=_PANEL,
         show_default=False,
+        metavar="",
     ),
 ]
 Corpus = Annotated[
