@@ -60,7 +60,14 @@ SPACES = VIT_SPACES + LM_SPACES
 _PANEL = "Vision transformers (--space vit-cifar, vit)"
 _LM_PANEL = "Language models (--space llm)"
 
+
 # -- options the two commands take into their signatures ----------------------------------------
+def _lm_option(help: str, *names: str, **extra: Any) -> Any:
+    return typer.Option(
+        *names, help=f"llm: {help}", rich_help_panel=_LM_PANEL, show_default=False, **extra
+    )
+
+
 Private = Annotated[
     bool | None,
     typer.Option(
@@ -74,55 +81,30 @@ Private = Annotated[
 ]
 Corpus = Annotated[
     list[str] | None,
-    typer.Option(
+    _lm_option(
+        "text files or folders of them (repeatable or comma-separated; default nasforge's "
+        "own source).",
         "--corpus",
         metavar="PATH",
-        help="llm: text files or folders of them (repeatable or comma-separated; default "
-        "nasforge's own source).",
-        rich_help_panel=_LM_PANEL,
-        show_default=False,
     ),
 ]
 PretrainSteps = Annotated[
-    int | None,
-    typer.Option(
-        help="llm: steps of the largest network's pre-training (default 300).",
-        rich_help_panel=_LM_PANEL,
-        show_default=False,
-    ),
+    int | None, _lm_option("steps of the largest network's pre-training (default 300).")
 ]
 FinetuneSteps = Annotated[
-    int | None,
-    typer.Option(
-        help="llm: steps of InstaTune's fine-tuning of the sub-networks (default 300).",
-        rich_help_panel=_LM_PANEL,
-        show_default=False,
-    ),
+    int | None, _lm_option("steps of InstaTune's fine-tuning of the sub-networks (default 300).")
 ]
-SeqLen = Annotated[
-    int | None,
-    typer.Option(
-        help="llm: tokens per window (default the space's context, 64).",
-        rich_help_panel=_LM_PANEL,
-        show_default=False,
-    ),
-]
+SeqLen = Annotated[int | None, _lm_option("tokens per window (default the space's context, 64).")]
 Objective = Annotated[
     list[str] | None,
-    typer.Option(
+    _lm_option(
+        "objective of the front (repeatable; default perplexity:min, params_M:min).",
         metavar="METRIC:max|min",
-        help="llm: objective of the front (repeatable; default perplexity:min, params_M:min).",
-        rich_help_panel=_LM_PANEL,
-        show_default=False,
     ),
 ]
 MaxWindows = Annotated[
     int | None,
-    typer.Option(
-        help="llm: held-out windows a sub-network's perplexity is measured on (default 64).",
-        rich_help_panel=_LM_PANEL,
-        show_default=False,
-    ),
+    _lm_option("held-out windows a sub-network's perplexity is measured on (default 64)."),
 ]
 
 
