@@ -93,3 +93,20 @@ def test_search_bad_constraints(trained: Path) -> None:
             trained, n_trials=3, constraints=["perplexity<=1.0"],
             evaluator_params={"max_windows": 2},
         )  # fmt: skip
+
+
+def test_text_changed_since_training_is_noticed(tmp_path: Path) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text("sphinx of black quartz, judge my vow. " * 40)
+    settings = {
+        "space": LLMSpace(**TINY),
+        "pretrain": TrainSettings(steps=2, batch_size=4, warmup=1),
+        "finetune": TrainSettings(steps=2, batch_size=4, warmup=1),
+    }
+    prepare_super_lm(tmp_path / "run", corpus=load_corpus(text), **settings)
+    load_super_lm(tmp_path / "run")  # the same text: fine
+    text.write_text("the five boxing wizards jump quickly. " * 40)
+    with pytest.raises(InvalidConfigError, match="changed since"):
+        load_super_lm(tmp_path / "run")
+    with pytest.raises(InvalidConfigError, match="other settings"):
+        prepare_super_lm(tmp_path / "run", corpus=load_corpus(text), **settings)

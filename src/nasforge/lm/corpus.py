@@ -12,6 +12,7 @@ split. Tokens are the bytes themselves (vocabulary 256), so any UTF-8 text is co
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,15 @@ class ByteCorpus:
         """The keywords of :func:`load_corpus` that rebuild this corpus (JSON-able)."""
         return {"paths": None if self.sources is None else list(self.sources),
                 "valid_fraction": self.valid_fraction}  # fmt: skip
+
+    @property
+    def digest(self) -> str:
+        """A fingerprint of the text (SHA-256 of both parts, 16 hex digits): a folder trained
+        on a corpus records it, so that text changed since (an edited file, another version
+        of nasforge for the default corpus) is noticed instead of silently used."""
+        hasher = hashlib.sha256(self.train.tobytes())
+        hasher.update(self.valid.tobytes())
+        return hasher.hexdigest()[:16]
 
     def split(self, name: str) -> np.ndarray:
         """The bytes of split ``name`` (``"train"`` or ``"valid"``)."""

@@ -66,6 +66,7 @@ def prepare_super_lm(
     manifest = {
         "space": space.settings,
         "corpus": corpus.settings,
+        "corpus_digest": corpus.digest,
         "pretrain": asdict(pretrain),
         "finetune": asdict(finetune),
         "instatune": {"sampled": sampled, "sandwich": sandwich, "distill": distill},
@@ -122,4 +123,11 @@ def load_super_lm(out_dir: str | os.PathLike[str]) -> tuple[SuperLM, ByteCorpus,
     supernet = SuperLM(space)
     supernet.load_state_dict(state["model"])
     corpus = load_corpus(**manifest["corpus"])
+    recorded = manifest.get("corpus_digest")
+    if recorded is not None and recorded != corpus.digest:
+        raise InvalidConfigError(
+            f"The corpus of {str(out_dir)!r} changed since its super-network was trained "
+            f"(text fingerprint {recorded}, now {corpus.digest}): its perplexities would be "
+            "measured on other text. Restore the text, or train a new folder on this one."
+        )
     return supernet.eval(), corpus, manifest

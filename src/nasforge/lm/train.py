@@ -146,7 +146,10 @@ def _run(
     )
     log = TrainLog()
     path = None if out is None else Path(out)
-    stamp = {"phase": phase, "settings": asdict(settings), "corpus": corpus.settings}
+    stamp = {
+        "phase": phase, "settings": asdict(settings), "corpus": corpus.settings,
+        "corpus_digest": corpus.digest,
+    }  # fmt: skip
     if path is not None and path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=False)
         if state.get("stamp") != stamp:
