@@ -7,7 +7,8 @@ tabular benchmark has no weights: the export is then the architecture's network 
 initialised from a seed, and says so (``ExportResult.trained`` is ``False``). A study of the
 ``supernet`` evaluator (sub-networks of a trained elastic supernet) exports the sub-network
 with its inherited weights, after the batch-norm recalibration the evaluator did
-(:func:`nasforge.evaluators.supernet.subnet_record`).
+(:func:`nasforge.evaluators.supernet.subnet_record`); so does a study of the
+``super-transformer`` evaluator (:func:`nasforge.evaluators.super_transformer.subvit_record`).
 
 * ``pytorch``: a file written by ``torch.save`` holding a plain dictionary (space, the
   architecture's text, the keyword arguments of ``space.build``, input shape, normalisation,
@@ -148,6 +149,11 @@ def record_for_trial(
 
         info = {"study": study.name, "trial": chosen.number}
         return subnet_record(study.record.evaluator or {}, chosen.arch, info), chosen, None
+    if name == "super-transformer":  # a sub-network of a super-transformer: inherited weights
+        from nasforge.evaluators.super_transformer import subvit_record
+
+        info = {"study": study.name, "trial": chosen.number}
+        return subvit_record(study.record.evaluator or {}, chosen.arch, info), chosen, None
     if name == "train":
         from nasforge import evaluators
         from nasforge.evaluators.training import TrainingEvaluator

@@ -5,12 +5,13 @@ study, and bad input in one line with exit code 2."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 from cli_testing import assert_usage_error, invoke, sqlite
 
-from nasforge import spaces
+from nasforge import export, spaces
 from nasforge.spaces.llm import LLMSpace
 
 #: Three classes of 32 px synthetic images, one step of batch 8 on one thread.
@@ -93,6 +94,13 @@ def test_vit_search_under_a_parameter_bound_then_resumed(vit_run: Path, tmp_path
     assert "(8 measured)" in rows["trial"]  # nothing measured again
     assert rows["params_M"].endswith("(constraint params_M<=0.5)")
     assert again.stderr == ""
+    # the export line it prints writes the chosen sub-network with its inherited weights
+    command = shlex.split(report["export"])
+    assert rows["export"] == report["export"] and command[:2] == ["nasforge", "export"]
+    out = tmp_path / "subnet.pt"
+    written = invoke(*command[1:-1], str(out))
+    assert written.exit_code == 0, written.stderr
+    assert export.load(out).config.embed_dim == spaces.create("vit-cifar").values(arch)["embed_dim"]
 
 
 def test_vit_constraint_no_subnetwork_meets_gives_the_lowest(vit_run: Path, tmp_path: Path) -> None:

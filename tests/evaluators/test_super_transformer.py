@@ -110,3 +110,24 @@ def test_bad_input(folder: Path, tmp_path: Path) -> None:
         wrong.evaluate(SPACE.smallest())
     with pytest.raises(InvalidConfigError, match="fidelity"):
         make(folder).evaluate(SPACE.smallest(), {"epochs": 1})
+
+
+def test_export_writes_the_chosen_sub_network_with_its_inherited_weights(folder, tmp_path):
+    import torch
+
+    from nasforge import export
+    from nasforge.transformer import search_subvits
+
+    result = search_subvits(
+        make(folder), storage=f"sqlite:///{tmp_path / 's.db'}", study_name="vit",
+        strategy="random", n_trials=3,
+    )  # fmt: skip
+    written = export.export_trial(result.study, tmp_path / "chosen.pt")
+    model = export.load(written.path)
+    best = result.study.best_trial
+    supernet = make(folder).trained().supernet
+    supernet.set_active(best.arch)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), supernet.eval()(x), atol=1e-5)
+    assert written.trained

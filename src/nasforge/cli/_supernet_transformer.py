@@ -491,7 +491,7 @@ def search(
             seed=seed, **given,
         )  # fmt: skip
         result.study.storage.close()
-    _print_vit_search(result, bounds, as_json)
+    _print_vit_search(result, bounds, storage, as_json)
 
 
 def announce(plan: str | None, count: int) -> None:
@@ -550,10 +550,16 @@ def _vit_plan(folder: Path, strategy: str, given: Mapping[str, Any], trials: int
     return text
 
 
-def _print_vit_search(result: Any, bounds: Sequence[str], as_json: bool) -> None:
+def _print_vit_search(result: Any, bounds: Sequence[str], storage: str, as_json: bool) -> None:
+    import shlex
+
     from nasforge.constraints import Constraint
 
     study = result.study
+    export = (
+        f"nasforge export {shlex.quote(study.name)} --storage {shlex.quote(storage)} "
+        "--out subnet.pt"
+    )
     if as_json:
         common.print_json(
             {
@@ -564,6 +570,7 @@ def _print_vit_search(result: Any, bounds: Sequence[str], as_json: bool) -> None
                 "constraints": result.constraints,
                 "measured": len(study.trials),
                 "history": result.history,
+                "export": export,
             }
         )
         return
@@ -579,4 +586,5 @@ def _print_vit_search(result: Any, bounds: Sequence[str], as_json: bool) -> None
     for metric in ("params_M", "macs_M"):
         if metric in result.metrics and metric not in result.constraints:
             rows.append((metric, common.fmt(result.metrics[metric], 3)))
+    rows.append(("export", export))
     common.print_fields(rows)

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from nasforge.oneshot._data import SearchData
     from nasforge.transformer.settings import TrainedSuperViT, ViTTrainSettings
 
-__all__ = ["ACCURACY", "CACHED", "SuperTransformerEvaluator"]
+__all__ = ["ACCURACY", "CACHED", "SuperTransformerEvaluator", "subvit_record"]
 
 #: The accuracy metric (percent of the held-out images).
 ACCURACY = "valid_acc"
@@ -364,6 +364,41 @@ class SuperTransformerEvaluator(Evaluator):
 
     def __repr__(self) -> str:
         return f"SuperTransformerEvaluator({str(self.dir)!r}, space={self.space!r})"
+
+
+def subvit_record(spec: Mapping[str, Any], arch: Architecture, info: Mapping[str, Any]) -> Any:
+    """The stand-alone network of sub-network ``arch`` with its inherited weights, as a
+    :class:`~nasforge.train.checkpoint.ModelRecord` (what ``nasforge export`` writes for a
+    study of the ``super-transformer`` evaluator whose spec is ``spec``):
+    ``supernet.extract(arch)``, whose outputs are the super-transformer's with ``arch``
+    active.
+
+    Raises:
+        InvalidConfigError: The spec is not a ``super-transformer`` evaluator's, or its
+            super-transformer or data are gone.
+    """
+    from nasforge.train.checkpoint import ModelRecord
+
+    params = dict(spec)
+    if params.pop("name", None) != "super-transformer":
+        raise InvalidConfigError(f"Not the spec of a super-transformer evaluator: {dict(spec)!r}.")
+    evaluator = SuperTransformerEvaluator(**params)
+    supernet = evaluator.trained().supernet
+    arch = evaluator._space.check(arch)
+    network = supernet.extract(arch)
+    side = int(evaluator._space.IMAGE_SIZE)
+    data = evaluator.search_data()
+    return ModelRecord(
+        space=evaluator._space.name,
+        arch=arch.text,
+        build=dict(supernet.build_settings(arch)),
+        state_dict={k: v.detach().cpu() for k, v in network.state_dict().items()},
+        input_shape=(3, side, side),
+        mean=tuple(data.mean),
+        std=tuple(data.std),
+        trained=True,
+        info={"supernet": str(evaluator.dir), **dict(info)},
+    )
 
 
 def _file_digest(path: Path) -> str:

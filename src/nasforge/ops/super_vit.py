@@ -324,8 +324,9 @@ class SuperViT(nn.Module):
         self.active_config: ViTConfig = largest
         self.set_active(self.active)
 
-    def _build_settings(self, arch: Architecture) -> dict[str, Any]:
-        """The space's build keywords for ``arch``: the reductions before its depth only."""
+    def build_settings(self, arch: Architecture) -> dict[str, Any]:
+        """The keywords of ``space.build`` that give ``arch``'s stand-alone network (what
+        :meth:`extract` builds): the reductions before its depth only."""
         depth = self.space.values(arch)["depth"]
         s = self.settings
         return {
@@ -336,7 +337,7 @@ class SuperViT(nn.Module):
         }
 
     def _config(self, arch: Architecture) -> ViTConfig:
-        return self.space.config(arch, **self._build_settings(arch))
+        return self.space.config(arch, **self.build_settings(arch))
 
     # -- the active sub-network --------------------------------------------------------------
     def set_active(self, arch: Architecture | str) -> None:
@@ -426,7 +427,7 @@ class SuperViT(nn.Module):
             self.set_active(arch)
         try:
             config = self.active_config
-            network = self.space.build(self.active, **self._build_settings(self.active))
+            network = self.space.build(self.active, **self.build_settings(self.active))
             parameter = next(self.parameters())
             network.to(device=parameter.device, dtype=parameter.dtype)
             self._copy_into(network, config)
