@@ -145,7 +145,7 @@ def search(
 
         folder = common.given_path("DIR", directory, "the folder of a trained supernet")
         kind = transformer.supernet_kind(folder)
-    if kind != "elastic":  # a super-transformer or a language model
+    if kind != transformer.ELASTIC_KIND:  # a super-transformer or a language model
         elastic = {"--measured": measured, "--top-k": top_k, "--resolutions": resolutions,
                    "--recalibration-batches": recalibration_batches}  # fmt: skip
         transformer.search(

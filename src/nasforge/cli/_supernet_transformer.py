@@ -8,13 +8,10 @@ through :mod:`nasforge.cli._supernet_lm`, of :mod:`nasforge.lm` (LLaMA-NAS / Ins
     nasforge supernet train --space llm --corpus notes/ --out lm-run
     nasforge supernet search lm-run --constraint "params_M<=0.1" --storage sqlite:///lm.db
 
-The options are those of the elastic supernets where the concept is the same (``--epochs``,
-``--batch-size``, ``--data``, ``--dataset``, ``--data-fraction``, ``--lr``, ``--seed``,
-``--schedule`` for how sub-networks are drawn per step, ``--schedule-param``, ``--study``,
-``--storage``, ``--constraint``, ``--strategy``, ``--trials``, ``-p``); new concepts have
-their own: ``--private/--shared`` (ViTAS's private tokens, :class:`ViTTrainSettings.private`),
+Options share the elastic supernets' names where the concept is the same (``--schedule`` is
+how sub-networks are drawn per step); new concepts have their own (``--private/--shared``,
 ``--corpus``, ``--pretrain-steps``, ``--finetune-steps``, ``--seq-len``, ``--objective``,
-``--max-windows``. An option of another kind of supernet is refused in one line.
+``--max-windows``). An option of another kind of supernet is refused in one line.
 
 Chen, M., Peng, H., Fu, J. and Ling, H. "AutoFormer: Searching Transformers for Visual
 Recognition." ICCV 2021, arXiv:2107.00651; Su, X. et al. "Vision Transformer Architecture
@@ -35,6 +32,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from nasforge import spaces
 from nasforge.cli import _common as common
 from nasforge.errors import InvalidConfigError, UnknownNameError
 
@@ -42,21 +40,35 @@ if TYPE_CHECKING:
     from nasforge.transformer import ViTTrainSettings
 
 __all__ = [
-    "LM_SPACES",
-    "SPACES",
-    "VIT_SPACES",
+    "ELASTIC_KIND",
+    "LM_KIND",
+    "VIT_KIND",
+    "lm_spaces",
     "refuse_options",
     "search",
     "supernet_kind",
     "train",
 ]
 
-#: The vision-transformer spaces with a super-transformer.
-VIT_SPACES = ("vit", "vit-cifar")
-#: The language-model spaces with a super-network.
-LM_SPACES = ("llm",)
-#: Every space handled here.
-SPACES = VIT_SPACES + LM_SPACES
+#: The kinds of supernet folder: a super-transformer of a vision-transformer space, a
+#: super-network of a language-model space, an elastic supernet (anything else).
+VIT_KIND, LM_KIND, ELASTIC_KIND = "super-transformer", "super-lm", "elastic"
+
+
+def vit_spaces() -> tuple[str, ...]:
+    """The registered spaces of :class:`ViTSpace` (they train a super-transformer)."""
+    from nasforge.spaces.vit import ViTSpace
+
+    return tuple(n for n in spaces.names() if issubclass(spaces.get(n), ViTSpace))
+
+
+def lm_spaces() -> tuple[str, ...]:
+    """The registered spaces of :class:`LLMSpace` (language models)."""
+    from nasforge.spaces.llm import LLMSpace
+
+    return tuple(n for n in spaces.names() if issubclass(spaces.get(n), LLMSpace))
+
+
 _PANEL = "Vision transformers (--space vit-cifar, vit)"
 _LM_PANEL = "Language models (--space llm)"
 
@@ -109,23 +121,23 @@ MaxWindows = Annotated[
 
 
 def supernet_kind(folder: Path) -> str:
-    """What ``folder``'s manifest holds: ``"vit"`` (a super-transformer of
-    :func:`nasforge.transformer.train_super_vit`), ``"llm"`` (a super-network of
-    :func:`nasforge.lm.prepare_super_lm`) or ``"elastic"`` (anything else, also no or an
-    unreadable manifest: the elastic commands say what is wrong with it)."""
+    """What ``folder``'s manifest holds: :data:`VIT_KIND` (a super-transformer of
+    :func:`nasforge.transformer.train_super_vit`), :data:`LM_KIND` (a super-network of
+    :func:`nasforge.lm.prepare_super_lm`) or :data:`ELASTIC_KIND` (anything else, also no or
+    an unreadable manifest: the elastic commands say what is wrong with it)."""
     path = folder / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
-        return "elastic"
+        return ELASTIC_KIND
     if not isinstance(manifest, dict):
-        return "elastic"
+        return ELASTIC_KIND
     if "finetune" in manifest and "pretrain" in manifest:
-        return "llm"
+        return LM_KIND
     run = manifest.get("run")
-    if isinstance(run, dict) and run.get("space") in VIT_SPACES and "epochs_done" in manifest:
-        return "vit"
-    return "elastic"
+    if isinstance(run, dict) and run.get("space") in vit_spaces() and "epochs_done" in manifest:
+        return VIT_KIND
+    return ELASTIC_KIND
 
 
 def refuse_options(who: str, given: Mapping[str, Any]) -> None:
@@ -144,11 +156,13 @@ def refuse_options(who: str, given: Mapping[str, Any]) -> None:
 def _kind_of_space(space: str) -> str:
     from nasforge.cli.supernet import SPACES as ELASTIC
 
-    if space in VIT_SPACES:
-        return "vit"
-    if space in LM_SPACES:
-        return "llm"
-    raise UnknownNameError("supernet space (--space)", space, [*ELASTIC, *SPACES])
+    if space in vit_spaces():
+        return VIT_KIND
+    if space in lm_spaces():
+        return LM_KIND
+    raise UnknownNameError(
+        "supernet space (--space)", space, [*ELASTIC, *vit_spaces(), *lm_spaces()]
+    )
 
 
 # -- train ---------------------------------------------------------------------------------------
@@ -199,7 +213,7 @@ def train(
         params = common.parse_params(
             schedule_param or [], option="--schedule-param", example="distill=true"
         )
-    if kind == "llm":
+    if kind == LM_KIND:
         from nasforge.cli import _supernet_lm
 
         with common.errors():
@@ -420,15 +434,15 @@ def search(
     as_json: bool,
     elastic_only: Mapping[str, Any],
 ) -> None:
-    """``nasforge supernet search DIR`` on a super-transformer (``kind`` ``"vit"``) or a
-    language-model super-network (``"llm"``)."""
+    """``nasforge supernet search DIR`` on a super-transformer (``kind``
+    :data:`VIT_KIND`) or a language-model super-network (:data:`LM_KIND`)."""
     with common.errors():
         bounds = [item.strip() for item in constraint or []]
         params = common.parse_params(param or [])
         common.check_at_least_one("--trials", trials)
-        what = "a super-transformer" if kind == "vit" else "an llm super-network"
+        what = "a super-transformer" if kind == VIT_KIND else "an llm super-network"
         refuse_options(f"{what} (an elastic supernet's option)", elastic_only)
-    if kind == "llm":
+    if kind == LM_KIND:
         from nasforge.cli import _supernet_lm
 
         with common.errors():
@@ -551,8 +565,6 @@ def _vit_plan(folder: Path, strategy: str, given: Mapping[str, Any], trials: int
 
 
 def _print_vit_search(result: Any, bounds: Sequence[str], storage: str, as_json: bool) -> None:
-    import shlex
-
     from nasforge.constraints import Constraint
 
     study = result.study
