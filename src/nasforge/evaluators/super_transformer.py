@@ -27,7 +27,6 @@ sub-network is measured, not when this module loads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -38,6 +37,17 @@ from typing import TYPE_CHECKING, Any
 from nasforge import evaluators, spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.evaluators._subnet_cache import (
+    ACCURACY,
+    CACHED,
+    AccuracyCache,
+    cache_file,
+    check_counts,
+    file_digest,
+    images_digest,
+    read_cache,
+    trained_splits,
+)
 from nasforge.evaluators.base import Evaluator
 from nasforge.hardware.layer_lut import LayerLatencyTable
 from nasforge.trial import Direction, Result
@@ -48,11 +58,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ACCURACY", "CACHED", "SuperTransformerEvaluator", "subvit_record"]
 
-#: The accuracy metric (percent of the held-out images).
-ACCURACY = "valid_acc"
-#: A trial's mark that its accuracy came from the cache (1).
-CACHED = "valid_acc_cached"
-CACHE_PREFIX = "measured-"
 MANIFEST = "manifest.json"
 COSTS = ("params_M", "macs_M")
 
@@ -60,7 +65,7 @@ TableSource = str | os.PathLike[str] | LayerLatencyTable
 
 
 @evaluators.register("super-transformer")
-class SuperTransformerEvaluator(Evaluator):
+class SuperTransformerEvaluator(AccuracyCache, Evaluator):
     """Measures sub-networks of a trained super-transformer (see the module docstring).
 
     Args:
@@ -149,9 +154,7 @@ class SuperTransformerEvaluator(Evaluator):
         self.data_path, self.synthetic = open_data(dataset, data, synthetic)
         self.synthetic_params = None if synthetic is None else dict(synthetic)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        for name, value in (("valid_images", valid_images), ("runs", runs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfigError(f"{name} must be an integer >= 1, got {value!r}.")
+        check_counts(valid_images=valid_images, runs=runs)
         self.valid_images, self.runs = valid_images, runs
         has_tables = bool(tables) or isinstance(tables, LayerLatencyTable)
         self._tables = _load_tables(tables) if has_tables else {}
@@ -229,25 +232,16 @@ class SuperTransformerEvaluator(Evaluator):
     def search_data(self) -> SearchData:
         """The halves of the training images, as the training split them."""
         if self._data is None:
-            from nasforge.evaluators._images import TrainingImages
             from nasforge.transformer import training_data
 
-            images = TrainingImages(
-                self.dataset, self.data_path, self.synthetic, self.cache_dir, None, 0, None
+            splits = trained_splits(
+                self.dataset,
+                self.data_path,
+                self.synthetic,
+                self.cache_dir,
+                self.manifest["run"]["data"],
+                f"The super-transformer in {str(self.dir)!r}",
             )
-            splits = images.load()
-            expected = self.manifest["run"]["data"]
-            if (
-                len(splits.train) != expected["train_images"]
-                or splits.num_classes != expected["num_classes"]
-            ):
-                raise InvalidConfigError(
-                    f"The super-transformer in {str(self.dir)!r} was trained on "
-                    f"{expected['name']!r} ({expected['train_images']} training images of "
-                    f"{expected['num_classes']} classes), but the evaluator's data has "
-                    f"{len(splits.train)} images of {splits.num_classes} classes; give the data "
-                    "it was trained on, so that the validation images are the held-out half."
-                )
             self._data = training_data(self._space, splits, self.settings)
         return self._data
 
@@ -256,43 +250,15 @@ class SuperTransformerEvaluator(Evaluator):
         """``dir/measured-<key>.json`` (see the module docstring)."""
         if self._cache_path is None:
             data = self.search_data()
-            images = hashlib.sha256()
-            images.update(data.valid.images[: self.valid_images].contiguous().numpy().tobytes())
-            images.update(data.valid.labels[: self.valid_images].contiguous().numpy().tobytes())
-            images.update(json.dumps([data.mean, data.std]).encode())
             material = {
                 "run": self.manifest["run"],
-                "checkpoint": _file_digest(self.dir / "checkpoint.pt"),
+                "checkpoint": file_digest(self.dir / "checkpoint.pt"),
                 "valid_images": self.valid_images,
-                "images": images.hexdigest(),
+                "images": images_digest([(data.valid, self.valid_images)], data.mean, data.std),
             }
-            text = json.dumps(material, sort_keys=True, default=str).encode()
-            key = hashlib.sha256(text).hexdigest()[:20]
-            self._cache_path = self.dir / f"{CACHE_PREFIX}{key}.json"
-            self._cached = _read_cache(self._cache_path)
+            self._cache_path = cache_file(self.dir, material)
+            self._cached = read_cache(self._cache_path)
         return self._cache_path
-
-    def cached_accuracy(self, arch: Architecture) -> float | None:
-        """The accuracy of ``arch`` measured before with these settings, or ``None``."""
-        if not self.cache:
-            return None
-        text = self._space.canonical(self._space.check(arch)).text
-        if text not in self._cached:  # another process may have measured it since
-            self._cached = _read_cache(self.cache_path())
-        return self._cached.get(text)
-
-    def _remember(self, arch: Architecture, value: float) -> None:
-        path = self.cache_path()
-        known = {**_read_cache(path), **self._cached}
-        known[self._space.canonical(arch).text] = float(value)
-        self._cached = known
-        temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        payload = {"format": "nasforge-measured-accuracy", "metric": ACCURACY, "values": known}
-        try:
-            temporary.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-            os.replace(temporary, path)
-        except OSError:  # a read-only folder: measure without caching
-            temporary.unlink(missing_ok=True)
 
     # -- evaluating -----------------------------------------------------------------------------
     def accuracy(self, arch: Architecture) -> float:
@@ -331,12 +297,7 @@ class SuperTransformerEvaluator(Evaluator):
         arch = self._space.check(arch)
         start = time.perf_counter()
         with num_threads(self.threads):
-            accuracy = self.cached_accuracy(arch)
-            if accuracy is None:
-                accuracy = self.accuracy(arch)
-                if self.cache:
-                    self._remember(arch, accuracy)
-            metrics = {ACCURACY: accuracy, **self.free_metrics(arch)}
+            metrics = {ACCURACY: self.cached_or_measured(arch), **self.free_metrics(arch)}
             if self.measure:
                 metrics.update(self.measured(arch))
         seconds = time.perf_counter() - start
@@ -399,22 +360,3 @@ def subvit_record(spec: Mapping[str, Any], arch: Architecture, info: Mapping[str
         trained=True,
         info={"supernet": str(evaluator.dir), **dict(info)},
     )
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        return "missing"
-    return digest.hexdigest()
-
-
-def _read_cache(path: Path) -> dict[str, float]:
-    try:
-        values = json.loads(path.read_text())["values"]
-        return {str(k): float(v) for k, v in values.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}

@@ -39,7 +39,6 @@ Torch is imported when a sub-network is measured, not when this module loads.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import time
@@ -57,6 +56,17 @@ from nasforge.elastic._costs import (
     measured_metric,
 )
 from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.evaluators._subnet_cache import (
+    ACCURACY,
+    AccuracyCache,
+    cache_file,
+    check_counts,
+    file_digest,
+    images_digest,
+    read_cache,
+    trained_splits,
+)
+from nasforge.evaluators._subnet_cache import CACHED as CACHED  # read by elastic.search
 from nasforge.evaluators.base import Evaluator
 from nasforge.hardware.layer_lut import LayerLatencyTable
 from nasforge.trial import Direction, Result
@@ -75,12 +85,6 @@ __all__ = [
     "subnet_record",
 ]
 
-#: The accuracy metric (percent of the validation images).
-ACCURACY = "valid_acc"
-#: A trial's mark that its accuracy came from the cache (1), by the sub-network search.
-CACHED = "valid_acc_cached"
-#: The cache files in a supernet's folder (``measured-<key>.json``).
-CACHE_PREFIX = "measured-"
 MANIFEST = "manifest.json"
 
 TableSource = str | os.PathLike[str] | LayerLatencyTable
@@ -88,7 +92,7 @@ TableSource = str | os.PathLike[str] | LayerLatencyTable
 
 # -- the evaluator ------------------------------------------------------------------------------
 @evaluators.register("supernet")
-class SupernetEvaluator(Evaluator):
+class SupernetEvaluator(AccuracyCache, Evaluator):
     """Measures sub-networks of a trained elastic supernet (see the module docstring).
 
         Each evaluation makes ``arch`` the supernet's active sub-network, recalibrates its
@@ -197,13 +201,9 @@ class SupernetEvaluator(Evaluator):
         self.data_path, self.synthetic = open_data(dataset, data, synthetic)
         self.synthetic_params = None if synthetic is None else dict(synthetic)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        for name, value in (
-            ("recalibration_batches", recalibration_batches),
-            ("valid_images", valid_images),
-            ("runs", runs),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfigError(f"{name} must be an integer >= 1, got {value!r}.")
+        check_counts(
+            recalibration_batches=recalibration_batches, valid_images=valid_images, runs=runs
+        )
         self.recalibration_batches = recalibration_batches
         self.valid_images = valid_images
         self.phase = phase
@@ -289,27 +289,17 @@ class SupernetEvaluator(Evaluator):
         """The halves of the supernet's training images, as its training split them."""
         if self._data is None:
             from nasforge.elastic._train import trained_resolutions
-            from nasforge.evaluators._images import TrainingImages
             from nasforge.oneshot._data import SearchData
             from nasforge.oneshot.base import SupernetSettings
 
-            images = TrainingImages(
-                self.dataset, self.data_path, self.synthetic, self.cache_dir, None, 0, None
+            splits = trained_splits(
+                self.dataset,
+                self.data_path,
+                self.synthetic,
+                self.cache_dir,
+                self.manifest["run"]["data"],
+                f"The supernet in {str(self.dir)!r}",
             )
-            splits = images.load()
-            run = self.manifest["run"]
-            expected = run["data"]
-            if (
-                len(splits.train) != expected["train_images"]
-                or splits.num_classes != expected["num_classes"]
-            ):
-                raise InvalidConfigError(
-                    f"The supernet in {str(self.dir)!r} was trained on {expected['name']!r} "
-                    f"({expected['train_images']} training images of {expected['num_classes']} "
-                    f"classes), but the evaluator's data has {len(splits.train)} images of "
-                    f"{splits.num_classes} classes; give the data it was trained on, so that "
-                    "the validation images are the held-out half."
-                )
             settings = self.settings
             search = SupernetSettings(
                 resolution=max(trained_resolutions(self._space, settings)),
@@ -358,48 +348,19 @@ class SupernetEvaluator(Evaluator):
             name = phases[chosen - 1]["name"] if 1 <= chosen <= len(phases) else "?"
             checkpoint = self.dir / f"phase-{chosen}-{name}.pt"
             data = self.search_data()
-            images = hashlib.sha256()
             count = self.recalibration_batches * data.batch_size
-            for part, n in ((data.train, count), (data.valid, self.valid_images)):
-                images.update(part.images[:n].contiguous().numpy().tobytes())
-                images.update(part.labels[:n].contiguous().numpy().tobytes())
-            images.update(json.dumps([data.mean, data.std]).encode())
+            parts = ((data.train, count), (data.valid, self.valid_images))
             material = {
                 "run": self.manifest["run"],
                 "phase": chosen,
-                "checkpoint": _file_digest(checkpoint),
+                "checkpoint": file_digest(checkpoint),
                 "recalibration_batches": self.recalibration_batches,
                 "valid_images": self.valid_images,
-                "images": images.hexdigest(),
+                "images": images_digest(parts, data.mean, data.std),
             }
-            text = json.dumps(material, sort_keys=True, default=str).encode()
-            key = hashlib.sha256(text).hexdigest()[:20]
-            self._cache_path = self.dir / f"{CACHE_PREFIX}{key}.json"
-            self._cached = _read_cache(self._cache_path)
+            self._cache_path = cache_file(self.dir, material)
+            self._cached = read_cache(self._cache_path)
         return self._cache_path
-
-    def cached_accuracy(self, arch: Architecture) -> float | None:
-        """The accuracy of ``arch`` measured before with these settings (by any evaluator of
-        this folder), or ``None`` (also without ``cache``)."""
-        if not self.cache:
-            return None
-        text = self._space.canonical(self._space.check(arch)).text
-        if text not in self._cached:  # another process may have measured it since
-            self._cached = _read_cache(self.cache_path())
-        return self._cached.get(text)
-
-    def _remember(self, arch: Architecture, value: float) -> None:
-        path = self.cache_path()
-        known = {**_read_cache(path), **self._cached}
-        known[self._space.canonical(arch).text] = float(value)
-        self._cached = known
-        temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        payload = {"format": "nasforge-measured-accuracy", "metric": ACCURACY, "values": known}
-        try:
-            temporary.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-            os.replace(temporary, path)
-        except OSError:  # a read-only folder: measure without caching
-            temporary.unlink(missing_ok=True)
 
     # -- evaluating -----------------------------------------------------------------------------
     def accuracy(self, arch: Architecture) -> float:
@@ -444,12 +405,7 @@ class SupernetEvaluator(Evaluator):
         arch = self._space.check(arch)
         start = time.perf_counter()
         with num_threads(self.threads):
-            accuracy = self.cached_accuracy(arch)
-            if accuracy is None:
-                accuracy = self.accuracy(arch)
-                if self.cache:
-                    self._remember(arch, accuracy)
-            metrics = {ACCURACY: accuracy, **self.costs.of(arch)}
+            metrics = {ACCURACY: self.cached_or_measured(arch), **self.costs.of(arch)}
             if self.measure:
                 metrics.update(self.measured(arch))
         seconds = time.perf_counter() - start
@@ -480,27 +436,6 @@ class SupernetEvaluator(Evaluator):
 
     def __repr__(self) -> str:
         return f"SupernetEvaluator({str(self.dir)!r}, space={self.space!r})"
-
-
-def _file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (``"missing"`` when it is absent)."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        return "missing"
-    return digest.hexdigest()
-
-
-def _read_cache(path: Path) -> dict[str, float]:
-    """The accuracies of a cache file (empty when it is absent or unreadable)."""
-    try:
-        values = json.loads(path.read_text())["values"]
-        return {str(k): float(v) for k, v in values.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
 
 
 def subnet_record(spec: Mapping[str, Any], arch: Architecture, info: Mapping[str, Any]) -> Any:
