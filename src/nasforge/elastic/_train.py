@@ -45,6 +45,14 @@ from nasforge.oneshot._data import SearchData
 from nasforge.oneshot._engine import rng_state, save_checkpoint, set_rng_state
 from nasforge.oneshot.base import NonFiniteLossError, SupernetSettings
 from nasforge.spaces.base import SearchSpace
+from nasforge.train._runs import (
+    data_identity,
+    differences,
+    epoch_seed,
+    listed_differences,
+    read_checkpoint,
+    write_manifest,
+)
 from nasforge.train.data import DataSplits
 from nasforge.train.trainer import num_threads, seeded, select_device
 
@@ -169,27 +177,9 @@ def _identity(
         "schedule": schedule.name,
         "schedule_params": json.loads(json.dumps(schedule.params())),
         "settings": settings.to_dict(),
-        "data": {
-            "name": data.name,
-            "train_images": len(data.train),
-            "num_classes": data.num_classes,
-            "resolution": data.resolution,
-        },
+        "data": data_identity(data),
         "teacher": _teacher_label(teacher),
     }
-
-
-def _differences(
-    saved: Mapping[str, Any], given: Mapping[str, Any], prefix: str = ""
-) -> list[tuple[str, Any, Any]]:
-    out = []
-    for key in sorted(set(saved) | set(given)):
-        a, b = saved.get(key), given.get(key)
-        if isinstance(a, Mapping) and isinstance(b, Mapping) and key != "schedule_params":
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append((f"{prefix}{key}", a, b))
-    return out
 
 
 def _check_same_run(saved: Mapping[str, Any], given: Mapping[str, Any], where: Path) -> None:
@@ -202,9 +192,9 @@ def _check_same_run(saved: Mapping[str, Any], given: Mapping[str, Any], where: P
                 f"{saved.get('schedule')!r}); give another out directory, or the same "
                 f"{what} to resume it."
             )
-    diffs = _differences(saved, given)
+    diffs = differences(saved, given, whole=("schedule_params",))
     if diffs:
-        listed = "; ".join(f"{k}: saved {a!r}, given {b!r}" for k, a, b in diffs)
+        listed = listed_differences(diffs)
         raise InvalidConfigError(
             f"{str(where)!r} holds a {saved.get('schedule')!r} run with other settings "
             f"({listed}); resuming would mix two runs. Resume with the saved settings, or "
@@ -214,30 +204,13 @@ def _check_same_run(saved: Mapping[str, Any], given: Mapping[str, Any], where: P
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise InvalidConfigError(f"Cannot read {str(path)!r} as a checkpoint: {err}") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InvalidConfigError(
-            f"{str(path)!r} is not a nasforge elastic-supernet checkpoint (train one with "
-            "nasforge.elastic.train_supernet)."
-        )
-    if int(data.get("version", 0)) > CHECKPOINT_VERSION:
-        raise InvalidConfigError(
-            f"{str(path)!r} was written by a newer nasforge; upgrade nasforge to read it."
-        )
-    return data
-
-
-def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
-
-
-def _epoch_seed(seed: int, phase: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([int(seed), phase, epoch]).generate_state(1)[0])
+    return read_checkpoint(
+        path,
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        "elastic-supernet",
+        "nasforge.elastic.train_supernet",
+    )
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -372,7 +345,7 @@ def train_supernet(
         manifest = {"run": identity, "phases": [p.to_dict() for p in phases]}
 
         def record(phases_done: int) -> None:
-            _write_manifest(
+            write_manifest(
                 manifest_path, {**manifest, "phases_done": phases_done, "history": history}
             )
 
@@ -399,7 +372,7 @@ def train_supernet(
             for epoch in range(first, phase.epochs):
                 ctx.epoch = epoch
                 began = time.perf_counter()
-                with seeded(_epoch_seed(settings.seed, k, epoch)):
+                with seeded(epoch_seed(settings.seed, k, epoch)):
                     stats = _run_epoch(built, ctx, phase, steps, epoch, lr, warmup)
                 done = epoch + 1 == phase.epochs
                 entry = {

@@ -48,6 +48,14 @@ from nasforge.oneshot._data import SearchData
 from nasforge.oneshot._engine import rng_state, save_checkpoint, set_rng_state
 from nasforge.oneshot.base import NonFiniteLossError, SupernetSettings
 from nasforge.spaces.base import SearchSpace
+from nasforge.train._runs import (
+    data_identity,
+    differences,
+    epoch_seed,
+    listed_differences,
+    read_checkpoint,
+    write_manifest,
+)
 from nasforge.train.data import DataSplits
 from nasforge.train.trainer import num_threads, seeded, select_device
 from nasforge.transformer.settings import TrainedSuperViT, ViTTrainSettings
@@ -123,10 +131,6 @@ def make_optimizer(module: nn.Module, settings: ViTTrainSettings) -> torch.optim
         {"params": spared, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=settings.peak_lr)
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([int(seed), 20, epoch]).generate_state(1)[0])
 
 
 def _soft_ce(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -211,60 +215,28 @@ def _identity(space: SearchSpace, settings: ViTTrainSettings, data: DataSplits) 
     return {
         "space": space.name,
         "settings": settings.to_dict(),
-        "data": {
-            "name": data.name,
-            "train_images": len(data.train),
-            "num_classes": data.num_classes,
-            "resolution": data.resolution,
-        },
+        "data": data_identity(data),
     }
 
 
-def _differences(
-    saved: Mapping[str, Any], given: Mapping[str, Any], prefix: str = ""
-) -> list[tuple[str, Any, Any]]:
-    out = []
-    for key in sorted(set(saved) | set(given)):
-        a, b = saved.get(key), given.get(key)
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append((f"{prefix}{key}", a, b))
-    return out
-
-
 def _check_same_run(saved: Mapping[str, Any], given: Mapping[str, Any], where: Path) -> None:
-    diffs = _differences(saved, given)
+    diffs = differences(saved, given)
     if diffs:
-        listed = "; ".join(f"{k}: saved {a!r}, given {b!r}" for k, a, b in diffs)
         raise InvalidConfigError(
-            f"{str(where)!r} holds a super-transformer run with other settings ({listed}); "
-            "resuming would mix two runs. Resume with the saved settings, train into another "
-            "out directory, or start over (resume=False)."
+            f"{str(where)!r} holds a super-transformer run with other settings "
+            f"({listed_differences(diffs)}); resuming would mix two runs. Resume with the saved "
+            "settings, train into another out directory, or start over (resume=False)."
         )
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise InvalidConfigError(f"Cannot read {str(path)!r} as a checkpoint: {err}") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InvalidConfigError(
-            f"{str(path)!r} is not a nasforge super-transformer checkpoint (train one with "
-            "nasforge.transformer.train_super_vit)."
-        )
-    if int(data.get("version", 0)) > CHECKPOINT_VERSION:
-        raise InvalidConfigError(
-            f"{str(path)!r} was written by a newer nasforge; upgrade nasforge to read it."
-        )
-    return data
-
-
-def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
+    return read_checkpoint(
+        path,
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        "super-transformer",
+        "nasforge.transformer.train_super_vit",
+    )
 
 
 def _build_supernet(
@@ -359,7 +331,7 @@ def train_super_vit(
             logger.info("resuming epoch %d from %s", start, folder)
 
         def record(done: int) -> None:
-            _write_manifest(
+            write_manifest(
                 manifest_path, {"run": identity, "epochs_done": done, "history": history}
             )
 
@@ -367,7 +339,7 @@ def train_super_vit(
         step = _super_step(supernet, settings, rng)
         for epoch in range(start, settings.epochs):
             began = time.perf_counter()
-            with seeded(_epoch_seed(settings.seed, epoch)):
+            with seeded(epoch_seed(settings.seed, 20, epoch)):
                 loss = _run_epoch(
                     supernet, optimizer, split, generator, target, settings, epoch, step
                 )
@@ -424,7 +396,7 @@ def load_super_vit(out_dir: str | os.PathLike[str], *, device: str = "cpu") -> T
             "further first."
         )
     saved = _read_checkpoint(checkpoint_path)
-    if _differences(saved["run"], manifest["run"]):
+    if differences(saved["run"], manifest["run"]):
         raise InvalidConfigError(
             f"{str(checkpoint_path)!r} comes from another run than the manifest of "
             f"{str(folder)!r}; train this folder again."
@@ -520,6 +492,6 @@ def train_alone(
             return float(loss.detach()), parsed
 
         for epoch in range(settings.epochs):
-            with seeded(_epoch_seed(settings.seed, epoch)):
+            with seeded(epoch_seed(settings.seed, 20, epoch)):
                 _run_epoch(net, optimizer, split, generator, target, settings, epoch, step)
         return _accuracy(net, split, images)
