@@ -84,6 +84,7 @@ from nasforge.elastic._evolution import (
 )
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
 from nasforge.evaluators.base import Evaluator
+from nasforge.study._subnets import open_subnet_study
 from nasforge.trial import Direction, Objective, Result, Trial
 
 if TYPE_CHECKING:
@@ -230,50 +231,6 @@ def _check_constraints(
                 )
 
 
-def _open_study(
-    evaluator: SupernetEvaluator,
-    params: Mapping[str, Any],
-    seed: int,
-    storage: Any,
-    study_name: str | None,
-    objective: Objective,
-    constraints: Sequence[Constraint],
-) -> Study:
-    """The study of an OFA search: created, or opened when it exists with equal settings
-    (its measured sub-networks are then not measured again)."""
-    from nasforge.errors import StudyConflictError
-    from nasforge.storage import StudyRecord, get_storage
-    from nasforge.study import Study, check_evaluator
-
-    space = str(evaluator.space)
-    check_evaluator(evaluator, space, [objective], constraints)
-    store = get_storage(storage)
-    options: dict[str, Any] = {"oneshot": True}
-    if constraints:
-        options["constraints"] = [str(c) for c in constraints]
-    record = StudyRecord(
-        name=study_name or f"{space}-{STRATEGY}-seed{seed}-{os.urandom(4).hex()}",
-        space=space,
-        strategy=STRATEGY,
-        seed=int(seed),
-        objectives=(str(objective),),
-        strategy_params=dict(params),
-        space_params={},
-        evaluator=evaluator.spec(),
-        options=options,
-    )
-    existing = store.get_study(record.name)
-    if existing is None:
-        return Study(store.create_study(record), store)
-    diffs = existing.differences(record)
-    if diffs:
-        raise StudyConflictError(
-            f"Study {record.name!r} already exists with other settings ({'; '.join(diffs)}). "
-            "Use another study name, or the stored settings to resume it."
-        )
-    return Study(existing, store)
-
-
 def random_rows(costs: SubnetCosts, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` sub-networks drawn uniformly at the resolutions in use (rows of choice
     indices), e.g. candidates to time :meth:`SubnetScorer.score` on."""
@@ -407,7 +364,7 @@ def search_subnets(
         "predictor_epochs": predictor_epochs,
         "resolutions": list(costs.in_use),
     }
-    study = _open_study(evaluator, params, seed, storage, study_name, goal, parsed)
+    study = open_subnet_study(evaluator, STRATEGY, params, seed, storage, study_name, goal, parsed)
     sample_rng, evolve_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)
     )

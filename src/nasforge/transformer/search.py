@@ -25,6 +25,7 @@ import numpy as np
 from nasforge.architecture import Architecture
 from nasforge.constraints import Constraint
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
+from nasforge.study._subnets import open_subnet_study
 from nasforge.transformer.evolution import (
     DEFAULTS,
     NothingScoredError,
@@ -123,48 +124,6 @@ def check_constraints(
                     f"{word} reachable {c.metric} is {value:g} (sub-network {extreme.text}). "
                     "Loosen the bound."
                 )
-
-
-def _open_study(
-    evaluator: SuperTransformerEvaluator,
-    params: Mapping[str, Any],
-    seed: int,
-    storage: Any,
-    study_name: str | None,
-    objective: Objective,
-    constraints: Sequence[Constraint],
-) -> Study:
-    from nasforge.errors import StudyConflictError
-    from nasforge.storage import StudyRecord, get_storage
-    from nasforge.study import Study, check_evaluator
-
-    space = str(evaluator.space)
-    check_evaluator(evaluator, space, [objective], constraints)
-    store = get_storage(storage)
-    options: dict[str, Any] = {"oneshot": True}
-    if constraints:
-        options["constraints"] = [str(c) for c in constraints]
-    record = StudyRecord(
-        name=study_name or f"{space}-{STRATEGY}-seed{seed}-{os.urandom(4).hex()}",
-        space=space,
-        strategy=STRATEGY,
-        seed=int(seed),
-        objectives=(str(objective),),
-        strategy_params=dict(params),
-        space_params={},
-        evaluator=evaluator.spec(),
-        options=options,
-    )
-    existing = store.get_study(record.name)
-    if existing is None:
-        return Study(store.create_study(record), store)
-    diffs = existing.differences(record)
-    if diffs:
-        raise StudyConflictError(
-            f"Study {record.name!r} already exists with other settings ({'; '.join(diffs)}). "
-            "Use another study name, or the stored settings to resume it."
-        )
-    return Study(existing, store)
 
 
 def _best(study: Study, constraints: Sequence[Constraint]) -> Trial:
@@ -283,7 +242,7 @@ def search_subvits(
              mutations=mutations, crossovers=crossovers, mutate_prob=mutate_prob,
              structure_prob=structure_prob)
     )  # fmt: skip
-    study = _open_study(evaluator, params, seed, storage, study_name, goal, parsed)
+    study = open_subnet_study(evaluator, STRATEGY, params, seed, storage, study_name, goal, parsed)
     done = {t.arch.text: t for t in study.trials if t.state.finished}
     free = [c for c in parsed if c.metric in evaluator.free_metric_names]
 
