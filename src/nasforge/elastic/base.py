@@ -202,13 +202,9 @@ class TrainSettings:
         Raises:
             InvalidConfigError: An unknown key (the valid ones are listed).
         """
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise InvalidConfigError(
-                f"Unknown training settings {unknown}; the settings are {sorted(names)}."
-            )
-        kwargs = dict(values)
+        from nasforge.train._runs import known_settings
+
+        kwargs = known_settings(cls, values, "training settings")
         if kwargs.get("resolutions") is not None:
             kwargs["resolutions"] = tuple(kwargs["resolutions"])
         return cls(**kwargs)

@@ -1,6 +1,6 @@
 """What the trainings of super-networks in a folder share: the identity of the data a run
 trained on, the differences between a saved and a given run, checkpoint reading, the atomic
-manifest write and the seed of an epoch.
+manifest write, the seed of an epoch, and the check of saved settings' keys.
 
 Used by :mod:`nasforge.elastic._train` (elastic supernets) and :mod:`nasforge.transformer._train`
 (super-transformers). Torch is imported when a checkpoint is read.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Container, Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "data_identity",
     "differences",
     "epoch_seed",
+    "known_settings",
     "listed_differences",
     "read_checkpoint",
     "write_manifest",
@@ -99,3 +101,17 @@ def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
 def epoch_seed(seed: int, *parts: int) -> int:
     """The seed of one epoch: a 32-bit word of ``SeedSequence([seed, *parts])``."""
     return int(np.random.SeedSequence([int(seed), *parts]).generate_state(1)[0])
+
+
+def known_settings(cls: type, values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``values`` as a dict, checked to name only fields of the dataclass ``cls``.
+
+    Raises:
+        InvalidConfigError: An unknown key (``what`` names the settings; the valid ones are
+            listed).
+    """
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise InvalidConfigError(f"Unknown {what} {unknown}; the settings are {sorted(names)}.")
+    return dict(values)

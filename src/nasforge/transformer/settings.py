@@ -11,7 +11,7 @@ smoothing 0.1.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nasforge.errors import InvalidConfigError
@@ -145,14 +145,9 @@ class ViTTrainSettings:
         Raises:
             InvalidConfigError: An unknown key (the valid ones are listed).
         """
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise InvalidConfigError(
-                f"Unknown super-transformer training settings {unknown}; the settings are "
-                f"{sorted(names)}."
-            )
-        return cls(**dict(values))
+        from nasforge.train._runs import known_settings
+
+        return cls(**known_settings(cls, values, "super-transformer training settings"))
 
     def replace(self, **changes: Any) -> ViTTrainSettings:
         """A copy with ``changes`` applied (validated)."""
