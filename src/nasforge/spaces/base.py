@@ -19,7 +19,7 @@ from nasforge.errors import (
     UnsupportedOperationError,
 )
 
-__all__ = ["DISTINCT_PATIENCE", "UNSEEN_TRIES", "Decision", "SearchSpace"]
+__all__ = ["DISTINCT_PATIENCE", "UNSEEN_TRIES", "Decision", "SearchSpace", "ValuedSpace"]
 
 #: Draws of :meth:`SearchSpace.sample` tried for one architecture not seen yet before a
 #: repeat is accepted (:meth:`SearchSpace.sample_unseen`).
@@ -491,3 +491,40 @@ class SearchSpace(ABC):
 _FROM_DECISIONS = frozenset(
     ("sample", "mutate", "crossover", "neighbours", "encode", "size", "iter")
 )
+
+
+class ValuedSpace(SearchSpace):
+    """A space of independent decisions whose architectures are one value per decision,
+    written as text by :meth:`_text` (the ``ofa``, ``vit`` and ``llm`` spaces): it reads the
+    values of an architecture (:meth:`values`), builds one from values (refusing a value that
+    is not an option) or from choices, and gives its extremes (every decision at its first
+    or last option)."""
+
+    @abstractmethod
+    def _text(self, values: dict[str, Any]) -> str:
+        """The text form of the architecture with these decision values."""
+
+    def values(self, arch: Architecture) -> dict[str, Any]:
+        """The value of every decision of ``arch``, by decision name."""
+        choices = self.check(arch).choices
+        return {d.name: d.options[c] for d, c in zip(self.decisions(), choices, strict=True)}
+
+    def _from_values(self, values: dict[str, Any]) -> Architecture:
+        choices = []
+        for decision in self.decisions():
+            value = values[decision.name]
+            if value not in decision.options:
+                raise InvalidArchitectureError(
+                    f"{decision.name} = {value!r} is not an option; choose from "
+                    f"{', '.join(map(str, decision.options))}."
+                )
+            choices.append(decision.options.index(value))
+        return self.from_choices(choices)
+
+    def from_choices(self, choices: Sequence[int]) -> Architecture:
+        checked = self.check_choices(choices)
+        values = {d.name: d.options[c] for d, c in zip(self.decisions(), checked, strict=True)}
+        return Architecture(self.name, checked, self._text(values))
+
+    def _extreme(self, last: bool) -> Architecture:
+        return self.from_choices([len(d.options) - 1 if last else 0 for d in self.decisions()])

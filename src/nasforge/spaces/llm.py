@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge import spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, InvalidConfigError, abbreviate
-from nasforge.spaces.base import Decision, SearchSpace
+from nasforge.spaces.base import Decision, ValuedSpace
 
 if TYPE_CHECKING:
     from nasforge.ops.llm import DecoderLM, LMConfig
@@ -60,7 +60,7 @@ def _options(name: str, values: Sequence[int]) -> tuple[int, ...]:
 
 
 @spaces.register("llm")
-class LLMSpace(SearchSpace):
+class LLMSpace(ValuedSpace):
     """Decoder-only language models with elastic depth, width, heads and MLP size (see the
     module docstring).
 
@@ -151,28 +151,6 @@ class LLMSpace(SearchSpace):
             )
         return arch
 
-    def values(self, arch: Architecture) -> dict[str, Any]:
-        """The value of every decision of ``arch``, by decision name."""
-        choices = self.check(arch).choices
-        return {d.name: d.options[c] for d, c in zip(self._decisions, choices, strict=True)}
-
-    def _from_values(self, values: dict[str, Any]) -> Architecture:
-        choices = []
-        for decision in self._decisions:
-            value = values[decision.name]
-            if value not in decision.options:
-                raise InvalidArchitectureError(
-                    f"{decision.name} = {value!r} is not an option; choose from "
-                    f"{', '.join(map(str, decision.options))}."
-                )
-            choices.append(decision.options.index(value))
-        return self.from_choices(choices)
-
-    def from_choices(self, choices: Sequence[int]) -> Architecture:
-        checked = self.check_choices(choices)
-        values = {d.name: d.options[c] for d, c in zip(self._decisions, checked, strict=True)}
-        return Architecture(self.name, checked, self._text(values))
-
     def _layer_text(self, values: dict[str, Any], i: int) -> str:
         h = values[f"l{i}_heads"]
         return f"h{h}q{h * self.HEAD_DIM}m{values[f'l{i}_mlp']}"
@@ -248,9 +226,6 @@ class LLMSpace(SearchSpace):
         return values
 
     # -- named points ------------------------------------------------------------------------
-    def _extreme(self, last: bool) -> Architecture:
-        return self.from_choices([len(d.options) - 1 if last else 0 for d in self._decisions])
-
     def largest(self) -> Architecture:
         """Every decision at its last (largest) option."""
         return self._extreme(True)

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge import spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, abbreviate
-from nasforge.spaces.base import DATA_SETTINGS, Decision, SearchSpace
+from nasforge.spaces.base import DATA_SETTINGS, Decision, ValuedSpace
 
 if TYPE_CHECKING:
     from nasforge.ops.elastic import ElasticMobileNet
@@ -85,7 +85,7 @@ _BLOCK_RE = re.compile(r"^e([0-9]+)k([0-9]+)$")
 
 
 @spaces.register("ofa")
-class OFASpace(SearchSpace):
+class OFASpace(ValuedSpace):
     """Once-for-All's elastic MobileNetV3 space (see the module docstring).
 
     Decisions, in order: ``resolution``; then for each stage ``i`` in 1..5: ``s<i>_depth``
@@ -127,28 +127,6 @@ class OFASpace(SearchSpace):
 
     def decisions(self) -> tuple[Decision, ...]:
         return self._decisions
-
-    def values(self, arch: Architecture) -> dict[str, Any]:
-        """The value of every decision of ``arch``, by decision name."""
-        choices = self.check(arch).choices
-        return {d.name: d.options[c] for d, c in zip(self._decisions, choices, strict=True)}
-
-    def _from_values(self, values: dict[str, Any]) -> Architecture:
-        choices = []
-        for decision in self._decisions:
-            value = values[decision.name]
-            if value not in decision.options:
-                raise InvalidArchitectureError(
-                    f"{decision.name} = {value!r} is not an option; choose from "
-                    f"{', '.join(map(str, decision.options))}."
-                )
-            choices.append(decision.options.index(value))
-        return self.from_choices(choices)
-
-    def from_choices(self, choices: Sequence[int]) -> Architecture:
-        checked = self.check_choices(choices)
-        values = {d.name: d.options[c] for d, c in zip(self._decisions, checked, strict=True)}
-        return Architecture(self.name, checked, self._text(values))
 
     @staticmethod
     def _text(values: dict[str, Any]) -> str:
@@ -227,9 +205,6 @@ class OFASpace(SearchSpace):
         return values
 
     # -- named points ------------------------------------------------------------------------
-    def _extreme(self, last: bool) -> Architecture:
-        return self.from_choices([len(d.options) - 1 if last else 0 for d in self._decisions])
-
     def largest(self) -> Architecture:
         """The largest network: the highest resolution, every stage 4 deep, kernel 7,
         expansion 6."""

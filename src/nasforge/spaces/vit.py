@@ -53,7 +53,7 @@ from nasforge.errors import (
     abbreviate,
 )
 from nasforge.spaces._vit_presets import NETWORKS, PUBLISHED, SOURCES
-from nasforge.spaces.base import DATA_SETTINGS, Decision, SearchSpace
+from nasforge.spaces.base import DATA_SETTINGS, Decision, ValuedSpace
 
 if TYPE_CHECKING:
     from nasforge.ops.super_vit import SuperViT
@@ -65,7 +65,7 @@ _LAYER_RE = re.compile(r"^h([0-9]+)q([0-9]+)m([0-9]+(?:\.[0-9]+)?)$")
 
 
 @spaces.register("vit")
-class ViTSpace(SearchSpace):
+class ViTSpace(ValuedSpace):
     """AutoFormer's vision transformer space with ViTAS's patch size (see the module docstring).
 
     Example:
@@ -114,28 +114,6 @@ class ViTSpace(SearchSpace):
 
     def decisions(self) -> tuple[Decision, ...]:
         return self._decisions
-
-    def values(self, arch: Architecture) -> dict[str, Any]:
-        """The value of every decision of ``arch``, by decision name."""
-        choices = self.check(arch).choices
-        return {d.name: d.options[c] for d, c in zip(self._decisions, choices, strict=True)}
-
-    def _from_values(self, values: dict[str, Any]) -> Architecture:
-        choices = []
-        for decision in self._decisions:
-            value = values[decision.name]
-            if value not in decision.options:
-                raise InvalidArchitectureError(
-                    f"{decision.name} = {value!r} is not an option; choose from "
-                    f"{', '.join(map(str, decision.options))}."
-                )
-            choices.append(decision.options.index(value))
-        return self.from_choices(choices)
-
-    def from_choices(self, choices: Sequence[int]) -> Architecture:
-        checked = self.check_choices(choices)
-        values = {d.name: d.options[c] for d, c in zip(self._decisions, checked, strict=True)}
-        return Architecture(self.name, checked, self._text(values))
 
     def _default_layer(self) -> str:
         return f"h{self.HEADS[0]}q{self.HEADS[0] * self.HEAD_DIMS[0]}m{self.MLP_RATIOS[0]:g}"
@@ -232,9 +210,6 @@ class ViTSpace(SearchSpace):
         return values
 
     # -- named points ------------------------------------------------------------------------
-    def _extreme(self, last: bool) -> Architecture:
-        return self.from_choices([len(d.options) - 1 if last else 0 for d in self._decisions])
-
     def largest(self) -> Architecture:
         """Every decision at its last option: the largest patch (fewest tokens), the widest and
         deepest network with the most heads, head dimension and MLP ratio."""
