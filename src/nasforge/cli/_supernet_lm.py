@@ -241,7 +241,7 @@ def search(
     objectives and print it."""
     with common.errors():
         from nasforge.cli._supernet_search import _study_name
-        from nasforge.cli._supernet_transformer import announce
+        from nasforge.cli._supernet_transformer import announcing
         from nasforge.evaluators.super_lm import SuperLMEvaluator
         from nasforge.lm import search_sublms
         from nasforge.lm.search import OBJECTIVES
@@ -271,19 +271,9 @@ def search(
             )
         )
 
-        class Announcing(SuperLMEvaluator):
-            """Says what the search does when it measures its first sub-network."""
-
-            count = 0
-
-            def evaluate(self, arch: Any, fidelity: Mapping[str, Any] | None = None) -> Any:
-                announce(plan, self.count)
-                result = super().evaluate(arch, fidelity)
-                self.count += 1
-                return result
-
+        measuring = announcing(SuperLMEvaluator, plan)(folder, **evaluator)
         result = search_sublms(
-            Announcing(folder, **evaluator), n_trials=count, strategy=chosen,
+            measuring, n_trials=count, strategy=chosen,
             strategy_params=dict(params) or None, objectives=goals, constraints=list(bounds),
             storage=storage, study_name=name, seed=seed,
         )  # fmt: skip
