@@ -12,15 +12,7 @@ from nasforge.lm import TrainSettings, load_corpus, load_super_lm, prepare_super
 from nasforge.lm.train import perplexity
 from nasforge.pareto import dominates
 from nasforge.spaces.llm import LLMSpace
-
-TINY = {
-    "embed_dims": (16, 32),
-    "depths": (1, 2),
-    "heads": (2, 4),
-    "head_dim": 4,
-    "mlp_sizes": (32, 64),
-    "context": 16,
-}
+from nasforge.testing.models import TINY_LLM
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +20,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("superlm")
     (root / "text.txt").write_text("pack my box with five dozen liquor jugs. " * 50)
     prepare_super_lm(
-        root / "run", space=LLMSpace(**TINY), corpus=load_corpus(root / "text.txt"),
+        root / "run", space=LLMSpace(**TINY_LLM), corpus=load_corpus(root / "text.txt"),
         pretrain=TrainSettings(steps=20, batch_size=8, warmup=2),
         finetune=TrainSettings(steps=10, batch_size=8, warmup=2), checkpoint_every=5,
     )  # fmt: skip
@@ -37,22 +29,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_folder_reloads_and_resumes(trained: Path) -> None:
     net, corpus, manifest = load_super_lm(trained)
-    assert manifest["space"] == LLMSpace(**TINY).settings
+    assert manifest["space"] == LLMSpace(**TINY_LLM).settings
     again = prepare_super_lm(
-        trained, space=LLMSpace(**TINY), corpus=corpus,
+        trained, space=LLMSpace(**TINY_LLM), corpus=corpus,
         pretrain=TrainSettings(steps=20, batch_size=8, warmup=2),
         finetune=TrainSettings(steps=10, batch_size=8, warmup=2), checkpoint_every=5,
     )  # fmt: skip
     assert perplexity(again, corpus, max_windows=4) == perplexity(net, corpus, max_windows=4)
     with pytest.raises(InvalidConfigError, match="other settings"):
-        prepare_super_lm(trained, space=LLMSpace(**TINY), corpus=corpus)
+        prepare_super_lm(trained, space=LLMSpace(**TINY_LLM), corpus=corpus)
     with pytest.raises(InvalidConfigError, match="no fine-tuned llm"):
         load_super_lm(trained.parent / "nothing")
 
 
 def test_evaluator_measures_inherited_perplexity(trained: Path) -> None:
     ev = evaluators.create("super-lm", dir=str(trained), max_windows=4)
-    space = LLMSpace(**TINY)
+    space = LLMSpace(**TINY_LLM)
     small, large = ev.evaluate(space.smallest()), ev.evaluate(space.largest())
     assert small.metrics["params_M"] < large.metrics["params_M"]
     assert small.metrics["params_M"] == pytest.approx(space.costs(space.smallest())["params_M"])
@@ -83,7 +75,7 @@ def test_search_finds_a_front_and_resumes(trained: Path, tmp_path: Path) -> None
 
 
 def test_search_bad_constraints(trained: Path) -> None:
-    lowest = LLMSpace(**TINY).costs(LLMSpace(**TINY).smallest())["params_M"]
+    lowest = LLMSpace(**TINY_LLM).costs(LLMSpace(**TINY_LLM).smallest())["params_M"]
     with pytest.raises(InfeasibleConstraintError, match=f"lowest reachable params_M is {lowest:g}"):
         search_sublms(trained, n_trials=2, constraints=["params_M<=0.001"])
     with pytest.raises(UnknownNameError):
@@ -99,7 +91,7 @@ def test_text_changed_since_training_is_noticed(tmp_path: Path) -> None:
     text = tmp_path / "text.txt"
     text.write_text("sphinx of black quartz, judge my vow. " * 40)
     settings = {
-        "space": LLMSpace(**TINY),
+        "space": LLMSpace(**TINY_LLM),
         "pretrain": TrainSettings(steps=2, batch_size=4, warmup=1),
         "finetune": TrainSettings(steps=2, batch_size=4, warmup=1),
     }

@@ -20,16 +20,8 @@ from nasforge.lm.train import (
 )
 from nasforge.ops.super_lm import SuperLM
 from nasforge.spaces.llm import LLMSpace
+from nasforge.testing.models import TINY_LLM
 from nasforge.train.trainer import seeded
-
-TINY = {
-    "embed_dims": (16, 32),
-    "depths": (1, 2),
-    "heads": (2, 4),
-    "head_dim": 4,
-    "mlp_sizes": (32, 64),
-    "context": 16,
-}
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +33,11 @@ def text(tmp_path_factory: pytest.TempPathFactory) -> ByteCorpus:
 
 def _supernet() -> SuperLM:
     with seeded(0):
-        return SuperLM(LLMSpace(**TINY))
+        return SuperLM(LLMSpace(**TINY_LLM))
 
 
 def test_perplexity_of_uniform_predictions_is_the_vocabulary(text: ByteCorpus) -> None:
-    space = LLMSpace(**TINY)
+    space = LLMSpace(**TINY_LLM)
     lm = space.build(space.smallest())
     with torch.no_grad():
         lm.head.fc.weight.zero_()
@@ -104,7 +96,7 @@ def test_resume_takes_the_steps_an_uninterrupted_run_takes(
 
 
 def test_train_alone_and_bad_settings(text: ByteCorpus) -> None:
-    space = LLMSpace(**TINY)
+    space = LLMSpace(**TINY_LLM)
     with seeded(1):
         lm = space.build(space.smallest())
     before = perplexity(lm, text, max_windows=8)

@@ -11,15 +11,7 @@ from nasforge.ops.llm import DecoderLM, LMConfig, build_lm_layer
 from nasforge.ops.super_lm import SuperLM
 from nasforge.ops.vit import LayerConfig, TransformerLayerSpec, build_layer
 from nasforge.spaces.llm import LLMSpace
-
-TINY = {
-    "embed_dims": (16, 32),
-    "depths": (1, 2),
-    "heads": (2, 4),
-    "head_dim": 4,
-    "mlp_sizes": (32, 64),
-    "context": 16,
-}
+from nasforge.testing.models import TINY_LLM
 
 
 def _lm() -> DecoderLM:
@@ -64,7 +56,7 @@ def test_layer_specs_build_the_same_modules() -> None:
 
 def test_super_lm_extraction_is_exact() -> None:
     torch.manual_seed(0)
-    space = LLMSpace(**TINY)
+    space = LLMSpace(**TINY_LLM)
     net = SuperLM(space).eval()
     tokens = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(2))
     rng = np.random.default_rng(0)
@@ -84,7 +76,7 @@ def test_super_lm_extraction_is_exact() -> None:
 
 
 def test_super_lm_shares_weights() -> None:
-    space = LLMSpace(**TINY)
+    space = LLMSpace(**TINY_LLM)
     net = SuperLM(space)
     net.set_active(space.smallest())
     loss = net(torch.zeros(1, 4, dtype=torch.int64)).sum()

@@ -8,15 +8,7 @@ import pytest
 from nasforge import spaces
 from nasforge.errors import InvalidArchitectureError, InvalidConfigError
 from nasforge.spaces.llm import LLMSpace
-
-TINY = {
-    "embed_dims": (16, 32),
-    "depths": (1, 2),
-    "heads": (2, 4),
-    "head_dim": 4,
-    "mlp_sizes": (32, 64),
-    "context": 16,
-}
+from nasforge.testing.models import TINY_LLM
 
 
 def test_registered_with_reduced_defaults() -> None:
@@ -29,7 +21,7 @@ def test_registered_with_reduced_defaults() -> None:
 
 
 def test_text_round_trip_and_canonical() -> None:
-    space = LLMSpace(**TINY)
+    space = LLMSpace(**TINY_LLM)
     rng = np.random.default_rng(0)
     for _ in range(50):
         arch = space.sample(rng)
@@ -46,7 +38,7 @@ def test_costs_match_the_built_network() -> None:
     torch = pytest.importorskip("torch")
     from nasforge.hardware.costs import count_flops
 
-    space = LLMSpace(**TINY)
+    space = LLMSpace(**TINY_LLM)
     rng = np.random.default_rng(1)
     for _ in range(3):
         arch = space.sample(rng)
@@ -59,7 +51,7 @@ def test_costs_match_the_built_network() -> None:
 
 
 def test_layer_specs_are_causal_and_sized() -> None:
-    space = LLMSpace(**TINY)
+    space = LLMSpace(**TINY_LLM)
     specs = space.layers(space.largest(), seq=8)
     assert [s.kind for s in specs] == ["token_embed", "encoder", "encoder", "lm_head"]
     assert all(s.causal for s in specs[1:-1]) and specs[0].seq == 8 and specs[-1].out == 256
@@ -80,17 +72,17 @@ def test_layer_specs_are_causal_and_sized() -> None:
 )
 def test_bad_text_is_a_clear_error(text: str, message: str) -> None:
     with pytest.raises(InvalidArchitectureError, match=message):
-        LLMSpace(**TINY).parse(text)
+        LLMSpace(**TINY_LLM).parse(text)
 
 
 def test_bad_settings() -> None:
     with pytest.raises(InvalidConfigError, match="positive"):
         LLMSpace(embed_dims=())
     with pytest.raises(InvalidConfigError, match="keywords"):
-        LLMSpace(**TINY).build(LLMSpace(**TINY).largest(), num_classes=3)
+        LLMSpace(**TINY_LLM).build(LLMSpace(**TINY_LLM).largest(), num_classes=3)
 
 
 def test_architecture_of_a_space_with_other_options_is_refused() -> None:
     other = spaces.create("llm").largest()
     with pytest.raises(InvalidArchitectureError, match="other options"):
-        LLMSpace(**TINY).values(other)
+        LLMSpace(**TINY_LLM).values(other)

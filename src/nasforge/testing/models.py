@@ -5,6 +5,8 @@ torch; the checks do."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import nasforge
@@ -16,7 +18,28 @@ if TYPE_CHECKING:
     from nasforge.evaluators.base import Evaluator
     from nasforge.proxies import Batch
 
-__all__ = ["check_oneshot", "check_proxy", "tiny_batch", "tiny_network", "tiny_transformer"]
+__all__ = [
+    "TINY_LLM",
+    "check_oneshot",
+    "check_proxy",
+    "tiny_batch",
+    "tiny_network",
+    "tiny_transformer",
+]
+
+#: Settings of a tiny ``llm`` space, ``LLMSpace(**TINY_LLM)``: widths 16 and 32, one or two
+#: layers of two or four 4-wide heads, MLPs of 32 or 64 and a 16-token context (fast tests
+#: of the space, the language models and their training and search).
+TINY_LLM: Mapping[str, Any] = MappingProxyType(
+    {
+        "embed_dims": (16, 32),
+        "depths": (1, 2),
+        "heads": (2, 4),
+        "head_dim": 4,
+        "mlp_sizes": (32, 64),
+        "context": 16,
+    }
+)
 
 
 def tiny_network(num_classes: int = 3, seed: int = 0) -> nn.Module:
