@@ -1,5 +1,6 @@
 """What the evaluators of trained super-networks share: the cache of measured accuracies in the
-super-network's folder, digests of files and images for its key, the count checks, and the
+super-network's folder, digests of files and images for its key, the evaluation of a
+sub-network and the evaluator's spec (:class:`SubnetEvaluator`), the count checks, and the
 training images checked against those the super-network was trained on.
 
 Used by :mod:`nasforge.evaluators.supernet` (``"supernet"``) and
@@ -14,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasforge.errors import InvalidConfigError
+from nasforge.evaluators.base import Evaluator
+from nasforge.trial import Result
 
 if TYPE_CHECKING:
     from nasforge.architecture import Architecture
@@ -28,7 +32,7 @@ __all__ = [
     "ACCURACY",
     "CACHED",
     "CACHE_PREFIX",
-    "AccuracyCache",
+    "SubnetEvaluator",
     "cache_file",
     "check_counts",
     "file_digest",
@@ -122,15 +126,29 @@ def trained_splits(
     return splits
 
 
-class AccuracyCache:
-    """The cached accuracy of an evaluator of a trained super-network (a mixin).
+class SubnetEvaluator(Evaluator):
+    """An evaluator of the sub-networks of a trained super-network: its cached accuracy, its
+    :meth:`evaluate` and the common part of its :meth:`spec`.
 
-    The evaluator sets ``cache`` (bool), ``_space`` (its space), ``_cached`` (``{}``) and
-    defines :meth:`cache_path` (which fills ``_cached`` from the file) and :meth:`accuracy`.
+    A subclass sets ``kind`` (its registered name), ``dir``, ``dataset``, ``data_path``,
+    ``synthetic_params``, ``valid_images``, ``runs``, ``measure``, ``threads``, ``cache``,
+    ``_space``, ``_tables`` and ``_cached`` (``{}``), and defines :meth:`cache_path` (which
+    fills ``_cached`` from the file), :meth:`accuracy`, :meth:`measured` and
+    :meth:`free_metrics`.
     """
 
+    kind: str
+    dir: Path
+    dataset: str
+    data_path: Path | None
+    synthetic_params: dict[str, Any] | None
+    valid_images: int
+    runs: int
+    measure: bool
+    threads: int | None
     cache: bool
     _space: Any
+    _tables: dict[str, Any]
     _cached: dict[str, float]
 
     def cache_path(self) -> Path:
@@ -139,6 +157,10 @@ class AccuracyCache:
 
     def accuracy(self, arch: Architecture) -> float:
         """The accuracy of ``arch`` measured now."""
+        raise NotImplementedError
+
+    def measured(self, arch: Architecture) -> dict[str, float]:
+        """The latency of ``arch``'s stand-alone network measured here."""
         raise NotImplementedError
 
     def cached_accuracy(self, arch: Architecture) -> float | None:
@@ -172,3 +194,43 @@ class AccuracyCache:
             os.replace(temporary, path)
         except OSError:  # a read-only folder: measure without caching
             temporary.unlink(missing_ok=True)
+
+    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
+        from nasforge.train.trainer import num_threads
+
+        if fidelity:
+            raise InvalidConfigError(
+                f"The {self.kind} evaluator has no fidelity (it trains nothing), got "
+                f"{dict(fidelity)!r}."
+            )
+        arch = self._space.check(arch)
+        start = time.perf_counter()
+        with num_threads(self.threads):
+            metrics = {ACCURACY: self.cached_or_measured(arch), **self.free_metrics(arch)}
+            if self.measure:
+                metrics.update(self.measured(arch))
+        seconds = time.perf_counter() - start
+        return Result(metrics, cost=max(seconds, 1e-9), seconds=seconds)
+
+    def _spec(self, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The spec: the name, folder and dataset, then ``settings``, the validation images,
+        the data, the tables and the measurement (``None`` with a table built in memory)."""
+        sources = {name: table.source for name, table in self._tables.items()}
+        if None in sources.values():
+            return None  # a table built in memory
+        out: dict[str, Any] = {
+            "name": self.kind,
+            "dir": str(self.dir),
+            "dataset": self.dataset,
+            **settings,
+            "valid_images": self.valid_images,
+        }
+        if self.data_path is not None:
+            out["data"] = str(self.data_path)
+        if self.synthetic_params is not None:
+            out["synthetic"] = self.synthetic_params
+        if sources:
+            out["tables"] = sources
+        if self.measure:
+            out.update(measure=True, runs=self.runs)
+        return out

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,7 @@ from nasforge.errors import InvalidConfigError, UnknownNameError
 from nasforge.evaluators._subnet_cache import (
     ACCURACY,
     CACHED,
-    AccuracyCache,
+    SubnetEvaluator,
     cache_file,
     check_counts,
     file_digest,
@@ -48,9 +47,8 @@ from nasforge.evaluators._subnet_cache import (
     read_cache,
     trained_splits,
 )
-from nasforge.evaluators.base import Evaluator
 from nasforge.hardware.layer_lut import LayerLatencyTable
-from nasforge.trial import Direction, Result
+from nasforge.trial import Direction
 
 if TYPE_CHECKING:
     from nasforge.oneshot._data import SearchData
@@ -65,7 +63,7 @@ TableSource = str | os.PathLike[str] | LayerLatencyTable
 
 
 @evaluators.register("super-transformer")
-class SuperTransformerEvaluator(AccuracyCache, Evaluator):
+class SuperTransformerEvaluator(SubnetEvaluator):
     """Measures sub-networks of a trained super-transformer (see the module docstring).
 
     Args:
@@ -98,6 +96,7 @@ class SuperTransformerEvaluator(AccuracyCache, Evaluator):
     """
 
     cost_unit = "seconds"
+    kind = "super-transformer"
 
     def __init__(
         self,
@@ -286,42 +285,8 @@ class SuperTransformerEvaluator(AccuracyCache, Evaluator):
             ).median_ms  # fmt: skip
         return out
 
-    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
-        from nasforge.train.trainer import num_threads
-
-        if fidelity:
-            raise InvalidConfigError(
-                "The super-transformer evaluator has no fidelity (it trains nothing), got "
-                f"{dict(fidelity)!r}."
-            )
-        arch = self._space.check(arch)
-        start = time.perf_counter()
-        with num_threads(self.threads):
-            metrics = {ACCURACY: self.cached_or_measured(arch), **self.free_metrics(arch)}
-            if self.measure:
-                metrics.update(self.measured(arch))
-        seconds = time.perf_counter() - start
-        return Result(metrics, cost=max(seconds, 1e-9), seconds=seconds)
-
     def spec(self) -> dict[str, Any] | None:
-        sources = {name: table.source for name, table in self._tables.items()}
-        if None in sources.values():
-            return None  # a table built in memory
-        out: dict[str, Any] = {
-            "name": "super-transformer",
-            "dir": str(self.dir),
-            "dataset": self.dataset,
-            "valid_images": self.valid_images,
-        }
-        if self.data_path is not None:
-            out["data"] = str(self.data_path)
-        if self.synthetic_params is not None:
-            out["synthetic"] = self.synthetic_params
-        if sources:
-            out["tables"] = sources
-        if self.measure:
-            out.update(measure=True, runs=self.runs)
-        return out
+        return self._spec({})
 
     def __repr__(self) -> str:
         return f"SuperTransformerEvaluator({str(self.dir)!r}, space={self.space!r})"

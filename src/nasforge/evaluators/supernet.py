@@ -41,7 +41,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +57,7 @@ from nasforge.elastic._costs import (
 from nasforge.errors import InvalidConfigError, UnknownNameError
 from nasforge.evaluators._subnet_cache import (
     ACCURACY,
-    AccuracyCache,
+    SubnetEvaluator,
     cache_file,
     check_counts,
     file_digest,
@@ -67,9 +66,8 @@ from nasforge.evaluators._subnet_cache import (
     trained_splits,
 )
 from nasforge.evaluators._subnet_cache import CACHED as CACHED  # read by elastic.search
-from nasforge.evaluators.base import Evaluator
 from nasforge.hardware.layer_lut import LayerLatencyTable
-from nasforge.trial import Direction, Result
+from nasforge.trial import Direction
 
 if TYPE_CHECKING:
     from nasforge.elastic.base import TrainedSupernet
@@ -92,7 +90,7 @@ TableSource = str | os.PathLike[str] | LayerLatencyTable
 
 # -- the evaluator ------------------------------------------------------------------------------
 @evaluators.register("supernet")
-class SupernetEvaluator(AccuracyCache, Evaluator):
+class SupernetEvaluator(SubnetEvaluator):
     """Measures sub-networks of a trained elastic supernet (see the module docstring).
 
         Each evaluation makes ``arch`` the supernet's active sub-network, recalibrates its
@@ -143,6 +141,7 @@ class SupernetEvaluator(AccuracyCache, Evaluator):
     """
 
     cost_unit = "seconds"
+    kind = "supernet"
 
     def __init__(
         self,
@@ -394,43 +393,9 @@ class SupernetEvaluator(AccuracyCache, Evaluator):
             ).median_ms  # fmt: skip
         return out
 
-    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
-        from nasforge.train.trainer import num_threads
-
-        if fidelity:
-            raise InvalidConfigError(
-                f"The supernet evaluator has no fidelity (it trains nothing), got "
-                f"{dict(fidelity)!r}."
-            )
-        arch = self._space.check(arch)
-        start = time.perf_counter()
-        with num_threads(self.threads):
-            metrics = {ACCURACY: self.cached_or_measured(arch), **self.costs.of(arch)}
-            if self.measure:
-                metrics.update(self.measured(arch))
-        seconds = time.perf_counter() - start
-        return Result(metrics, cost=max(seconds, 1e-9), seconds=seconds)
-
     def spec(self) -> dict[str, Any] | None:
-        sources = {name: table.source for name, table in self._tables.items()}
-        if None in sources.values():
-            return None  # a table built in memory
-        out: dict[str, Any] = {
-            "name": "supernet",
-            "dir": str(self.dir),
-            "dataset": self.dataset,
-            "recalibration_batches": self.recalibration_batches,
-            "valid_images": self.valid_images,
-        }
-        if self.data_path is not None:
-            out["data"] = str(self.data_path)
-        if self.synthetic_params is not None:
-            out["synthetic"] = self.synthetic_params
-        if sources:
-            out["tables"] = sources
-        if self.measure:
-            out.update(measure=True, runs=self.runs)
-        if self.phase is not None:
+        out = self._spec({"recalibration_batches": self.recalibration_batches})
+        if out is not None and self.phase is not None:
             out["phase"] = self.phase
         return out
 
