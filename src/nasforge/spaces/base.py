@@ -17,6 +17,7 @@ from nasforge.errors import (
     InvalidConfigError,
     UnknownNameError,
     UnsupportedOperationError,
+    abbreviate,
 )
 
 __all__ = ["DISTINCT_PATIENCE", "UNSEEN_TRIES", "Decision", "SearchSpace", "ValuedSpace"]
@@ -495,14 +496,36 @@ _FROM_DECISIONS = frozenset(
 
 class ValuedSpace(SearchSpace):
     """A space of independent decisions whose architectures are one value per decision,
-    written as text by :meth:`_text` (the ``ofa``, ``vit`` and ``llm`` spaces): it reads the
-    values of an architecture (:meth:`values`), builds one from values (refusing a value that
-    is not an option) or from choices, and gives its extremes (every decision at its first
-    or last option)."""
+    written as text by :meth:`_text` and read by :meth:`_parse_values` (the ``ofa``, ``vit``
+    and ``llm`` spaces): it reads the values of an architecture (:meth:`values`), builds one
+    from values (refusing a value that is not an option), from choices or from text, and gives
+    its extremes (every decision at its first or last option)."""
 
     @abstractmethod
     def _text(self, values: dict[str, Any]) -> str:
         """The text form of the architecture with these decision values."""
+
+    @abstractmethod
+    def _parse_values(self, text: str) -> dict[str, Any]:
+        """The decision values written in ``text``; :class:`InvalidArchitectureError` (a
+        sentence starting with the part that is wrong) if malformed."""
+
+    def _example(self) -> str:
+        """An architecture text shown in parse errors (the largest network: every decision at
+        its last option)."""
+        return str(self._extreme(True))
+
+    def _read_text(self, text: str) -> Architecture:
+        """The architecture written as ``text``; an error names the space, the text and
+        :meth:`_example`."""
+        try:
+            return self._from_values(self._parse_values(text))
+        except InvalidArchitectureError as error:
+            message = str(error)
+            raise InvalidArchitectureError(
+                f"In {self.name} architecture {abbreviate(text, 80)}: "
+                f"{message[:1].lower()}{message[1:]} Example: {self._example()!r}."
+            ) from None
 
     def values(self, arch: Architecture) -> dict[str, Any]:
         """The value of every decision of ``arch``, by decision name."""

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge import spaces
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidArchitectureError, InvalidConfigError, abbreviate
+from nasforge.errors import InvalidArchitectureError, InvalidConfigError
 from nasforge.spaces.base import Decision, ValuedSpace
 
 if TYPE_CHECKING:
@@ -177,14 +177,7 @@ class LLMSpace(ValuedSpace):
                 f"Expected an llm architecture string like {str(self.largest())!r}, got "
                 f"{type(text).__name__}."
             )
-        try:
-            return self._from_values(self._parse_values(text))
-        except InvalidArchitectureError as error:
-            message = str(error)
-            raise InvalidArchitectureError(
-                f"In llm architecture {abbreviate(text, 80)}: {message[:1].lower()}"
-                f"{message[1:]} Example: {str(self.largest())!r}."
-            ) from None
+        return self._read_text(text)
 
     def _parse_values(self, text: str) -> dict[str, Any]:
         body = re.sub(r"\s+", "", text)

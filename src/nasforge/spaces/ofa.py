@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge import spaces
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidArchitectureError, abbreviate
+from nasforge.errors import InvalidArchitectureError
 from nasforge.spaces.base import DATA_SETTINGS, Decision, ValuedSpace
 
 if TYPE_CHECKING:
@@ -157,14 +157,7 @@ class OFASpace(ValuedSpace):
                 f"Expected an {self.name} architecture string like "
                 f"{str(self.largest())!r}, got {type(text).__name__}."
             )
-        try:
-            return self._from_values(self._parse_values(text))
-        except InvalidArchitectureError as error:
-            message = str(error)
-            raise InvalidArchitectureError(
-                f"In {self.name} architecture {abbreviate(text, 80)}: "
-                f"{message[:1].lower()}{message[1:]} Example: {str(self.largest())!r}."
-            ) from None
+        return self._read_text(text)
 
     def _parse_values(self, text: str) -> dict[str, Any]:
         parts = re.sub(r"\s+", "", text).split(";")

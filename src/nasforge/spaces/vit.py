@@ -50,7 +50,6 @@ from nasforge.errors import (
     InvalidArchitectureError,
     InvalidConfigError,
     UnknownNameError,
-    abbreviate,
 )
 from nasforge.spaces._vit_presets import NETWORKS, PUBLISHED, SOURCES
 from nasforge.spaces.base import DATA_SETTINGS, Decision, ValuedSpace
@@ -146,14 +145,7 @@ class ViTSpace(ValuedSpace):
                 f"Expected a {self.name} architecture string like {example!r}, got "
                 f"{type(text).__name__}."
             )
-        try:
-            return self._from_values(self._parse_values(text))
-        except InvalidArchitectureError as error:
-            message = str(error)
-            raise InvalidArchitectureError(
-                f"In {self.name} architecture {abbreviate(text, 80)}: "
-                f"{message[:1].lower()}{message[1:]} Example: {example!r}."
-            ) from None
+        return self._read_text(text)
 
     def _example(self) -> str:
         """An architecture text shown in parse errors (DeiT-Ti)."""
