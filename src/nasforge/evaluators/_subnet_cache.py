@@ -127,14 +127,14 @@ def trained_splits(
 
 
 class SubnetEvaluator(Evaluator):
-    """An evaluator of the sub-networks of a trained super-network: its cached accuracy, its
-    :meth:`evaluate` and the common part of its :meth:`spec`.
+    """An evaluator of the sub-networks of a trained super-network: its training images, its
+    cached accuracy, its :meth:`evaluate` and the common part of its :meth:`spec`.
 
-    A subclass sets ``kind`` (its registered name), ``dir``, ``dataset``, ``data_path``,
-    ``synthetic_params``, ``valid_images``, ``runs``, ``measure``, ``threads``, ``cache``,
-    ``_space``, ``_tables`` and ``_cached`` (``{}``), and defines :meth:`cache_path` (which
-    fills ``_cached`` from the file), :meth:`accuracy`, :meth:`measured` and
-    :meth:`free_metrics`.
+    A subclass sets ``kind`` (its registered name), ``dir``, ``manifest``, ``dataset``,
+    ``data_path``, ``synthetic``, ``synthetic_params``, ``cache_dir``, ``valid_images``,
+    ``runs``, ``measure``, ``threads``, ``cache``, ``_space``, ``_tables`` and ``_cached``
+    (``{}``), and defines :meth:`cache_path` (which fills ``_cached`` from the file),
+    :meth:`accuracy`, :meth:`measured` and :meth:`free_metrics`.
     """
 
     kind: str
@@ -142,6 +142,9 @@ class SubnetEvaluator(Evaluator):
     dataset: str
     data_path: Path | None
     synthetic_params: dict[str, Any] | None
+    synthetic: Any
+    cache_dir: Path | None
+    manifest: dict[str, Any]
     valid_images: int
     runs: int
     measure: bool
@@ -154,6 +157,18 @@ class SubnetEvaluator(Evaluator):
     def cache_path(self) -> Path:
         """``dir/measured-<key>.json`` of the evaluator."""
         raise NotImplementedError
+
+    def _training_splits(self) -> DataSplits:
+        """The evaluator's training images, checked against those the super-network was
+        trained on (:func:`trained_splits`)."""
+        return trained_splits(
+            self.dataset,
+            self.data_path,
+            self.synthetic,
+            self.cache_dir,
+            self.manifest["run"]["data"],
+            f"The {self.kind} in {str(self.dir)!r}",
+        )
 
     def accuracy(self, arch: Architecture) -> float:
         """The accuracy of ``arch`` measured now."""

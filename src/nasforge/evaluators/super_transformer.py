@@ -45,7 +45,6 @@ from nasforge.evaluators._subnet_cache import (
     file_digest,
     images_digest,
     read_cache,
-    trained_splits,
 )
 from nasforge.hardware.layer_lut import LayerLatencyTable
 from nasforge.trial import Direction
@@ -233,14 +232,7 @@ class SuperTransformerEvaluator(SubnetEvaluator):
         if self._data is None:
             from nasforge.transformer import training_data
 
-            splits = trained_splits(
-                self.dataset,
-                self.data_path,
-                self.synthetic,
-                self.cache_dir,
-                self.manifest["run"]["data"],
-                f"The super-transformer in {str(self.dir)!r}",
-            )
+            splits = self._training_splits()
             self._data = training_data(self._space, splits, self.settings)
         return self._data
 

@@ -63,7 +63,6 @@ from nasforge.evaluators._subnet_cache import (
     file_digest,
     images_digest,
     read_cache,
-    trained_splits,
 )
 from nasforge.evaluators._subnet_cache import CACHED as CACHED  # read by elastic.search
 from nasforge.hardware.layer_lut import LayerLatencyTable
@@ -291,14 +290,7 @@ class SupernetEvaluator(SubnetEvaluator):
             from nasforge.oneshot._data import SearchData
             from nasforge.oneshot.base import SupernetSettings
 
-            splits = trained_splits(
-                self.dataset,
-                self.data_path,
-                self.synthetic,
-                self.cache_dir,
-                self.manifest["run"]["data"],
-                f"The supernet in {str(self.dir)!r}",
-            )
+            splits = self._training_splits()
             settings = self.settings
             search = SupernetSettings(
                 resolution=max(trained_resolutions(self._space, settings)),
