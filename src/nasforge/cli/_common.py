@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
 
@@ -21,6 +21,10 @@ from nasforge.errors import InvalidConfigError, NasforgeError
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from nasforge.evaluators.base import Evaluator
+
+E = TypeVar("E", bound="Evaluator")
 
 #: Exit code of a run stopped by bad input (as click uses for usage errors).
 EXIT_USAGE = 2
@@ -428,3 +432,31 @@ def progress_bar(label: str, *extra: Any) -> Any:
         TimeRemainingColumn(),
         console=console(stderr=True),
     )
+
+
+def announcing(evaluator: type[E], plan: str | None) -> type[E]:
+    """A subclass of the class ``evaluator`` that says what the search does when it measures
+    its first sub-network (after every check of the input passed), then every tenth (see
+    :func:`announce`); used by the super-transformer and llm sub-network searches."""
+
+    class Announcing(evaluator):  # type: ignore[valid-type,misc]  # a class given at run time
+        count = 0
+
+        def evaluate(self, arch: Any, fidelity: Mapping[str, Any] | None = None) -> Any:
+            announce(plan, self.count)
+            result = super().evaluate(arch, fidelity)
+            self.count += 1
+            return result
+
+    return cast("type[E]", Announcing)
+
+
+def announce(plan: str | None, count: int) -> None:
+    """Before the first sub-network is measured, what the search does (``plan``; ``None``:
+    silent), and before every tenth after it, how many were measured."""
+    if plan is None:
+        return
+    if count == 0:
+        note(plan, False)
+    elif count % 10 == 0:
+        note(f"measured {count} sub-networks", False)

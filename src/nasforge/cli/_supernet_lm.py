@@ -241,7 +241,6 @@ def search(
     objectives and print it."""
     with common.errors():
         from nasforge.cli._supernet_search import _study_name
-        from nasforge.cli._supernet_transformer import announcing
         from nasforge.evaluators.super_lm import SuperLMEvaluator
         from nasforge.lm import search_sublms
         from nasforge.lm.search import OBJECTIVES
@@ -271,7 +270,7 @@ def search(
             )
         )
 
-        measuring = announcing(SuperLMEvaluator, plan)(folder, **evaluator)
+        measuring = common.announcing(SuperLMEvaluator, plan)(folder, **evaluator)
         result = search_sublms(
             measuring, n_trials=count, strategy=chosen,
             strategy_params=dict(params) or None, objectives=goals, constraints=list(bounds),

@@ -28,7 +28,7 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -37,10 +37,7 @@ from nasforge.cli import _common as common
 from nasforge.errors import InvalidConfigError, UnknownNameError
 
 if TYPE_CHECKING:
-    from nasforge.evaluators.base import Evaluator
     from nasforge.transformer import ViTTrainSettings
-
-E = TypeVar("E", bound="Evaluator")
 
 __all__ = [
     "ELASTIC_KIND",
@@ -486,7 +483,7 @@ def search(
         source = _evaluator_params(folder, data, dataset, None, valid_images)
         plan = None if quiet else _vit_plan(folder, chosen, given, trials)
 
-        evaluator = announcing(SuperTransformerEvaluator, plan)(
+        evaluator = common.announcing(SuperTransformerEvaluator, plan)(
             folder, **source, tables=list(table or []), measure=_measure(measure_here, bounds)
         )
         _check_latency_metrics(evaluator, bounds)
@@ -497,34 +494,6 @@ def search(
         )  # fmt: skip
         result.study.storage.close()
     _print_vit_search(result, bounds, storage, as_json)
-
-
-def announcing(evaluator: type[E], plan: str | None) -> type[E]:
-    """A subclass of the class ``evaluator`` that says what the search does when it measures
-    its first sub-network (after every check of the input passed), then every tenth (see
-    :func:`announce`); used by the super-transformer and llm searches."""
-
-    class Announcing(evaluator):  # type: ignore[valid-type,misc]  # a class given at run time
-        count = 0
-
-        def evaluate(self, arch: Any, fidelity: Mapping[str, Any] | None = None) -> Any:
-            announce(plan, self.count)
-            result = super().evaluate(arch, fidelity)
-            self.count += 1
-            return result
-
-    return cast("type[E]", Announcing)
-
-
-def announce(plan: str | None, count: int) -> None:
-    """Before the first sub-network is measured, what the search does (``plan``; ``None``:
-    silent), and before every tenth after it, how many were measured."""
-    if plan is None:
-        return
-    if count == 0:
-        common.note(plan, False)
-    elif count % 10 == 0:
-        common.note(f"measured {count} sub-networks", False)
 
 
 def _vit_strategy(
