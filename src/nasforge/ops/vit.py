@@ -269,7 +269,7 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.proj(self.stem(x)).flatten(2).transpose(1, 2)
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        return torch.cat([cls, tokens], dim=1) + self.pos_embed  # type: ignore[no-any-return]
+        return torch.cat([cls, tokens], dim=1) + self.pos_embed
 
 
 class SpatialReduction(nn.Module):
