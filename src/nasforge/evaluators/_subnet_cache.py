@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasforge.errors import InvalidConfigError
+from nasforge.errors import InvalidConfigError, UnknownNameError
 from nasforge.evaluators.base import Evaluator
 from nasforge.trial import Result
 
@@ -157,6 +157,41 @@ class SubnetEvaluator(Evaluator):
     def cache_path(self) -> Path:
         """``dir/measured-<key>.json`` of the evaluator."""
         raise NotImplementedError
+
+    def _open_source(
+        self,
+        what: str,
+        trained_on: Mapping[str, Any],
+        dataset: str,
+        data: str | os.PathLike[str] | None,
+        synthetic: Mapping[str, Any] | None,
+        cache_dir: str | os.PathLike[str] | None,
+    ) -> None:
+        """Set where the training images are read (``dataset``, ``data_path``,
+        ``synthetic``, ``synthetic_params``, ``cache_dir``); ``what`` names the super-network
+        (``"supernet"``) and ``trained_on`` is the ``data`` of its run.
+
+        Raises:
+            UnknownNameError: An unknown dataset.
+            InvalidConfigError: No data path for a dataset that is not synthetic.
+        """
+        from nasforge.evaluators._images import open_data
+        from nasforge.evaluators.training import DATASETS
+
+        if dataset not in DATASETS:
+            raise UnknownNameError("dataset", dataset, DATASETS)
+        if data is None and dataset != "synthetic":
+            raise InvalidConfigError(
+                f"The {what} evaluator needs the path of the {dataset} data the {what} in "
+                f"{str(self.dir)!r} was trained on ({trained_on.get('name')!r}, "
+                f"{trained_on.get('train_images')} training images): data=PATH (nasforge "
+                "never downloads data), or dataset='synthetic' with the synthetic= settings "
+                "of SyntheticImages it was trained on."
+            )
+        self.dataset = dataset
+        self.data_path, self.synthetic = open_data(dataset, data, synthetic)
+        self.synthetic_params = None if synthetic is None else dict(synthetic)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
 
     def _training_splits(self) -> DataSplits:
         """The evaluator's training images, checked against those the super-network was

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge import evaluators, spaces
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.errors import InvalidConfigError
 from nasforge.evaluators._subnet_cache import (
     ACCURACY,
     CACHED,
@@ -113,9 +113,7 @@ class SuperTransformerEvaluator(SubnetEvaluator):
         cache: bool = True,
         device: str = "cpu",
     ) -> None:
-        from nasforge.evaluators._images import open_data
         from nasforge.evaluators.latency_table import _load_tables
-        from nasforge.evaluators.training import DATASETS
         from nasforge.transformer.settings import ViTTrainSettings
 
         self.dir = Path(dir).expanduser().absolute()
@@ -138,20 +136,7 @@ class SuperTransformerEvaluator(SubnetEvaluator):
         self._space: Any = spaces.create(space_name)
         self.space = self._space.name
         self.num_classes = int(self.settings.num_classes or trained_on["num_classes"])
-        if dataset not in DATASETS:
-            raise UnknownNameError("dataset", dataset, DATASETS)
-        if data is None and dataset != "synthetic":
-            raise InvalidConfigError(
-                f"The super-transformer evaluator needs the path of the {dataset} data the "
-                f"super-transformer in {str(dir)!r} was trained on ({trained_on.get('name')!r}, "
-                f"{trained_on.get('train_images')} training images): data=PATH (nasforge never "
-                "downloads data), or dataset='synthetic' with the synthetic= settings it was "
-                "trained on."
-            )
-        self.dataset = dataset
-        self.data_path, self.synthetic = open_data(dataset, data, synthetic)
-        self.synthetic_params = None if synthetic is None else dict(synthetic)
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._open_source("super-transformer", trained_on, dataset, data, synthetic, cache_dir)
         check_counts(valid_images=valid_images, runs=runs)
         self.valid_images, self.runs = valid_images, runs
         has_tables = bool(tables) or isinstance(tables, LayerLatencyTable)

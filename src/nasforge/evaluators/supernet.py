@@ -54,7 +54,7 @@ from nasforge.elastic._costs import (
     layer_costs,
     measured_metric,
 )
-from nasforge.errors import InvalidConfigError, UnknownNameError
+from nasforge.errors import InvalidConfigError
 from nasforge.evaluators._subnet_cache import (
     ACCURACY,
     SubnetEvaluator,
@@ -159,9 +159,7 @@ class SupernetEvaluator(SubnetEvaluator):
         threads: int | None = 1,
         cache: bool = True,
     ) -> None:
-        from nasforge.evaluators._images import open_data
         from nasforge.evaluators.latency_table import _load_tables
-        from nasforge.evaluators.training import DATASETS
 
         self.dir = Path(dir).expanduser().absolute()
         manifest_path = self.dir / MANIFEST
@@ -185,20 +183,7 @@ class SupernetEvaluator(SubnetEvaluator):
         self.num_classes = int(settings.get("num_classes") or trained_on["num_classes"])
         self.width_mult = float(settings.get("width_mult", 1.0))
         self.dropout = float(settings.get("dropout", 0.0))
-        if dataset not in DATASETS:
-            raise UnknownNameError("dataset", dataset, DATASETS)
-        if data is None and dataset != "synthetic":
-            raise InvalidConfigError(
-                f"The supernet evaluator needs the path of the {dataset} data the supernet in "
-                f"{str(dir)!r} was trained on ({trained_on.get('name')!r}, "
-                f"{trained_on.get('train_images')} training images): data=PATH (nasforge "
-                "never downloads data), or dataset='synthetic' with the synthetic= settings "
-                "of SyntheticImages it was trained on."
-            )
-        self.dataset = dataset
-        self.data_path, self.synthetic = open_data(dataset, data, synthetic)
-        self.synthetic_params = None if synthetic is None else dict(synthetic)
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._open_source("supernet", trained_on, dataset, data, synthetic, cache_dir)
         check_counts(
             recalibration_batches=recalibration_batches, valid_images=valid_images, runs=runs
         )
