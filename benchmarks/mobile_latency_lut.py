@@ -50,8 +50,8 @@ import numpy as np
 from nasforge import __version__, spaces
 from nasforge.architecture import Architecture
 from nasforge.hardware import measure_network, measure_table
+from nasforge.hardware.lut import prediction_errors
 from nasforge.hardware.machine import load_average, steady_malloc
-from nasforge.ranks import spearman
 
 BACKENDS = ("onnxruntime", "torch")
 
@@ -116,15 +116,10 @@ def _run(backend: str, opts: argparse.Namespace, space, archs, calibration) -> d
         )
         measured.append(timing.p10_ms if opts.statistic == "p10" else timing.median_ms)
         depth.append(len(layers))
-    p, m = np.asarray(predicted), np.asarray(measured)
-    ape = np.abs(p - m) / m * 100
+    m = np.asarray(measured)
     row = {
         "backend": backend,
-        "n": len(m),
-        "spearman": spearman(p, m),
-        "mape": float(ape.mean()),
-        "max_ape": float(ape.max()),
-        "bias": float(((p - m) / m * 100).mean()),
+        **prediction_errors(predicted, measured),
         "fixed": table.fixed_ms,
         "entries": len(table),
         "min_ms": float(m.min()),

@@ -72,8 +72,8 @@ import numpy as np
 from nasforge import __version__, spaces
 from nasforge.architecture import Architecture
 from nasforge.hardware import measure_network, measure_table
+from nasforge.hardware.lut import prediction_errors
 from nasforge.hardware.machine import load_average, steady_malloc
-from nasforge.ranks import spearman
 
 BACKENDS = ("onnxruntime", "torch")
 
@@ -150,16 +150,11 @@ def _run(backend: str, opts: argparse.Namespace, space, table_archs, held_out) -
         )
         measured.append(whole.p10_ms if opts.statistic == "p10" else whole.median_ms)
         depth.append(len(layers))
-    p, m = np.asarray(predicted), np.asarray(measured)
-    ape = np.abs(p - m) / m * 100
+    m = np.asarray(measured)
     row = {
         "space": space.name,
         "backend": backend,
-        "n": len(m),
-        "spearman": spearman(p, m) if len(m) > 1 else float("nan"),
-        "mape": float(ape.mean()),
-        "max_ape": float(ape.max()),
-        "bias": float(((p - m) / m * 100).mean()),
+        **prediction_errors(predicted, measured),
         "factor": table.factor,
         "fixed": table.fixed_ms,
         "entries": size,

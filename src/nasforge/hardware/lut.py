@@ -67,6 +67,7 @@ __all__ = [
     "evaluate",
     "fit_table",
     "mean_relative_error",
+    "prediction_errors",
     "spearman",
 ]
 
@@ -229,6 +230,30 @@ def mean_relative_error(
     p = np.asarray(predicted, dtype=np.float64)
     a = np.asarray(actual, dtype=np.float64)
     return float(np.mean(np.abs(p - a) / np.abs(a)))
+
+
+def prediction_errors(
+    predicted: Sequence[float] | np.ndarray, measured: Sequence[float] | np.ndarray
+) -> dict[str, float]:
+    """How well latency predictions rank and match measurements: ``n``, ``spearman`` (NaN for
+    fewer than two), ``mape`` and ``max_ape`` (mean and worst ``|p - m| / m`` in percent)
+    and ``bias`` (mean signed ``(p - m) / m`` in percent).
+
+    Example:
+        >>> errors = prediction_errors([1.1, 1.8], [1.0, 2.0])
+        >>> {k: round(v, 6) for k, v in errors.items()}
+        {'n': 2, 'spearman': 1.0, 'mape': 10.0, 'max_ape': 10.0, 'bias': 0.0}
+    """
+    p = np.asarray(predicted, dtype=np.float64)
+    m = np.asarray(measured, dtype=np.float64)
+    ape = np.abs(p - m) / m * 100
+    return {
+        "n": len(m),
+        "spearman": spearman(p, m) if len(m) > 1 else float("nan"),
+        "mape": float(ape.mean()),
+        "max_ape": float(ape.max()),
+        "bias": float(((p - m) / m * 100).mean()),
+    }
 
 
 def evaluate(lut: LatencyLUT, archs: Any, actual: Sequence[float] | np.ndarray) -> LUTReport:
