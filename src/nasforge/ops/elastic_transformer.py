@@ -112,6 +112,9 @@ class ElasticAttention(nn.Module):
             empty for one shared Q-K projection.
     """
 
+    #: No binary form (see :class:`nasforge.ops.vit.Attention`).
+    binary_form = False
+
     def __init__(
         self,
         max_embed: int,

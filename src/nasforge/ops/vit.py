@@ -154,6 +154,9 @@ class Attention(nn.Module):
     """
 
     nas_role = "attention"
+    #: The product of queries and keys multiplies two activations: no binary form
+    #: (:func:`nasforge.ops.binary.binarize` refuses it).
+    binary_form = False
 
     def __init__(self, embed: int, heads: int, qkv_dim: int, *, causal: bool = False) -> None:
         super().__init__()
