@@ -67,7 +67,8 @@ class SignSTE(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
-        return grad * (x.abs() <= 1).to(grad.dtype)
+        out: torch.Tensor = grad * (x.abs() <= 1).to(grad.dtype)
+        return out
 
 
 def sign_ste(x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +81,7 @@ def sign_ste(x: torch.Tensor) -> torch.Tensor:
         >>> y.tolist(), x.grad.tolist()
         ([-1.0, -1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0, 0.0])
     """
-    out: torch.Tensor = SignSTE.apply(x)
+    out: torch.Tensor = SignSTE.apply(x)  # type: ignore[no-untyped-call]
     return out
 
 
@@ -126,7 +127,8 @@ class BinaryConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inputs = sign_ste(x) if self.binary_activations else x
         weight = binary_weight(self.weight) if self.binary_weights else self.weight
-        return self._conv_forward(inputs, weight, self.bias)
+        out: torch.Tensor = self._conv_forward(inputs, weight, self.bias)
+        return out
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> BinaryConv2d:
@@ -147,7 +149,8 @@ class BinaryConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return (
-            f"{super().extra_repr()}, binary_activations={self.binary_activations}, "
+            f"{super().extra_repr()}, "  # type: ignore[no-untyped-call]
+            f"binary_activations={self.binary_activations}, "
             f"binary_weights={self.binary_weights}"
         )
 
