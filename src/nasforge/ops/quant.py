@@ -1,0 +1,698 @@
+"""Fake quantization of weights and activations, per layer, at integer and FP8 precisions.
+
+A quantized layer computes in float with values restricted to the grid of its precision
+("fake" or simulated quantization): the input and the weight are quantized and dequantized
+before the convolution or matrix product. The pieces and where they come from:
+
+* **Integer quantization.** Jacob, B. et al. "Quantization and Training of Neural Networks
+  for Efficient Integer-Arithmetic-Only Inference." CVPR 2018, arXiv:1712.05877, Section 2.1
+  and Eq. (1): a real value is ``r = S (q - Z)`` with a real scale ``S`` and an integer
+  zero point ``Z``; quantizing is ``q = clamp(round(r / S) + Z, qmin, qmax)``. Section 3.1:
+  fake quantization in training, with the real range of an activation collected during
+  training by an exponential moving average of its minimum and maximum and always made to
+  contain zero (so zero is exact). Here the quantize-dequantize is PyTorch's own
+  ``torch.fake_quantize_per_channel_affine`` / ``torch.fake_quantize_per_tensor_affine``,
+  with the range of ``b`` bits: ``[-2^(b-1), 2^(b-1) - 1]`` for weights, symmetric per
+  output channel (``Z = 0``, ``S = max|W| / (2^(b-1) - 1)``), and ``[0, 2^b - 1]`` for
+  activations, affine per tensor (``S = (max - min) / (2^b - 1)``, ``Z = -round(min / S)``;
+  the formula of ``torch.ao``'s min/max observers). The running range follows
+  ``torch.ao.quantization.MovingAverageMinMaxObserver`` (averaging constant 0.01) in
+  training mode; :func:`calibrate` sets it to the exact minimum and maximum over the
+  calibration batches.
+* **FP8.** Micikevicius, P. et al. "FP8 Formats for Deep Learning." arXiv:2209.05433 (2022),
+  Section 3 and Table 1: E4M3 (largest finite 448, no infinities) and E5M2 (largest finite
+  57344). A tensor is scaled so that its largest magnitude maps to the format's largest
+  value (per output channel for weights, per tensor for activations; Section 4's per-tensor
+  scaling), saturated to the finite range (Section 3: saturate rather than overflow), cast
+  to ``torch.float8_e4m3fn`` / ``torch.float8_e5m2`` and back, and scaled back.
+* **Straight-through estimator.** Bengio, Y., Léonard, N. and Courville, A. "Estimating or
+  Propagating Gradients Through Stochastic Neurons." arXiv:1308.3432 (2013), as Jacob et al.
+  use it: the gradient passes through the rounding unchanged inside the clipping range and
+  is zero outside it (PyTorch's fake-quantize ops have exactly this gradient; the FP8 path
+  implements it).
+* **Costs.** :func:`model_bits`: the size of the weights in bits (parameters that are not
+  quantized count 32). :func:`bops`: bit operations, ``MACs x b_w x b_a`` summed over the
+  convolutions and linear layers. Bit operations were introduced by Baskin, C. et al. "UNIQ:
+  Uniform Noise Injection for Non-Uniform Quantization of Neural Networks."
+  arXiv:1804.10969 (2018), Section 4.2 (a layer's count ``m n k^2 (b_a b_w + b_a + b_w +
+  log2(n k^2))``, accumulator terms included); the product ``MACs x b_w x b_a`` without the
+  accumulator terms is the form van Baalen, M. et al. "Bayesian Bits: Unifying Quantization
+  and Pruning." NeurIPS 2020, arXiv:2005.07093 report (their BOP counts relative to a
+  32-bit network) and the mixed-precision search literature (FLIQS) uses. A float layer
+  counts ``32 x 32``.
+
+Not done here: the bias stays float (Jacob et al. keep it in int32 with scale ``S_w S_x``, which
+changes nothing visible at 8 bits); batch norm is not folded into the convolution before
+quantization (Jacob et al. Section 3.2).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+
+__all__ = [
+    "FP8_DTYPES",
+    "INT_BITS",
+    "NO_QUANT_FORM",
+    "PRECISIONS",
+    "QuantConv2d",
+    "QuantLinear",
+    "bops",
+    "calibrate",
+    "check_precision",
+    "fake_quantize",
+    "freeze_qparams",
+    "int_range",
+    "model_bits",
+    "policy_of",
+    "precision_bits",
+    "quantizable_layers",
+    "quantize_model",
+    "quantized_layers",
+    "set_policy",
+]
+
+#: Every precision a layer can have, from the fewest bits to full precision.
+PRECISIONS: tuple[str, ...] = ("int2", "int3", "int4", "int8", "fp8_e4m3", "fp8_e5m2", "fp32")
+#: The integer bit widths.
+INT_BITS: tuple[int, ...] = (2, 3, 4, 8)
+#: The PyTorch dtype of each FP8 precision.
+FP8_DTYPES: dict[str, torch.dtype] = {
+    "fp8_e4m3": torch.float8_e4m3fn,
+    "fp8_e5m2": torch.float8_e5m2,
+}
+#: Module types with weights that :func:`quantize_model` cannot quantize.
+NO_QUANT_FORM: tuple[type[nn.Module], ...] = (
+    nn.MultiheadAttention,
+    nn.RNNBase,
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Conv1d,
+    nn.Conv3d,
+)
+#: Averaging constant of the running activation range (torch.ao's MovingAverageMinMaxObserver).
+AVERAGING_CONSTANT = 0.01
+_EPS = float(torch.finfo(torch.float32).eps)
+
+
+def check_precision(precision: str | int) -> str:
+    """The precision's name: ``8 -> "int8"``, ``32 -> "fp32"``, a name of :data:`PRECISIONS`.
+
+    Raises:
+        InvalidConfigError: Anything else; the message lists the supported precisions.
+
+    Example:
+        >>> check_precision(4), check_precision("fp8_e4m3"), check_precision(32)
+        ('int4', 'fp8_e4m3', 'fp32')
+    """
+    if isinstance(precision, int) and not isinstance(precision, bool):
+        if precision in INT_BITS:
+            return f"int{precision}"
+        if precision == 32:
+            return "fp32"
+    elif isinstance(precision, str) and precision in PRECISIONS:
+        return precision
+    raise InvalidConfigError(
+        f"Unsupported precision {precision!r}; choose one of {list(PRECISIONS)} "
+        f"(an integer bit width of {list(INT_BITS)} or 32 is read as int<bits> or fp32)."
+    )
+
+
+def precision_bits(precision: str | int) -> int:
+    """Bits of one value at ``precision``: ``int4 -> 4``, ``fp8_* -> 8``, ``fp32 -> 32``.
+
+    Example:
+        >>> [precision_bits(p) for p in PRECISIONS]
+        [2, 3, 4, 8, 8, 8, 32]
+    """
+    name = check_precision(precision)
+    if name == "fp32":
+        return 32
+    if name in FP8_DTYPES:
+        return 8
+    return int(name[3:])
+
+
+def int_range(bits: int, *, signed: bool) -> tuple[int, int]:
+    """``(qmin, qmax)`` of ``bits``-bit integers: ``[-2^(b-1), 2^(b-1)-1]`` or ``[0, 2^b-1]``.
+
+    Example:
+        >>> int_range(8, signed=True), int_range(2, signed=False)
+        ((-128, 127), (0, 3))
+    """
+    if signed:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+class _FP8RoundTrip(torch.autograd.Function):
+    """Scale, saturate, cast to FP8 and back; straight-through gradient inside the range."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> Any:
+        largest = torch.finfo(dtype).max
+        scaled = x / scale
+        inside = scaled.abs() <= largest
+        ctx.save_for_backward(inside)
+        cast = scaled.clamp(-largest, largest).to(dtype).to(x.dtype)
+        return cast * scale
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (inside,) = ctx.saved_tensors
+        return grad * inside.to(grad.dtype), None, None
+
+
+def fake_quantize(
+    x: torch.Tensor,
+    precision: str | int,
+    *,
+    scale: float | torch.Tensor,
+    zero_point: int | torch.Tensor | None = None,
+    axis: int | None = None,
+    signed: bool = True,
+) -> torch.Tensor:
+    """Quantize and dequantize ``x`` at ``precision``, with the straight-through gradient.
+
+    Integers: ``(clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale``,
+    computed by ``torch.fake_quantize_per_tensor_affine`` (``axis=None``; ``scale`` a float
+    or a one-element tensor) or ``torch.fake_quantize_per_channel_affine`` (``scale`` and
+    ``zero_point`` one value per index of dimension ``axis``), with the range of
+    :func:`int_range` (``signed`` picks it). The gradient is the incoming one where the
+    quantized value lies inside ``[qmin, qmax]`` and zero where it was clipped.
+    FP8: ``cast(clamp(x / scale, -max, max)) * scale`` with the format's largest finite
+    ``max`` (``zero_point`` must be ``None``); gradient 1 inside ``[-max, max] * scale``.
+    ``fp32``: ``x`` itself.
+
+    Example:
+        >>> import torch
+        >>> fake_quantize(torch.tensor([0.26, -0.9, 3.0]), "int2", scale=0.5).tolist()
+        [0.5, -1.0, 0.5]
+    """
+    name = check_precision(precision)
+    if name == "fp32":
+        return x
+    if name in FP8_DTYPES:
+        if zero_point is not None:
+            raise InvalidConfigError(
+                f"fake_quantize({name!r}): FP8 has no zero point (got {zero_point!r}); "
+                "pass zero_point=None and only a scale."
+            )
+        s = torch.as_tensor(scale, dtype=x.dtype, device=x.device)
+        if axis is not None:
+            shape = [1] * x.dim()
+            shape[axis] = -1
+            s = s.reshape(shape)
+        out: torch.Tensor = _FP8RoundTrip.apply(x, s, FP8_DTYPES[name])  # type: ignore[no-untyped-call]
+        return out
+    qmin, qmax = int_range(precision_bits(name), signed=signed)
+    if axis is None:
+        if isinstance(scale, torch.Tensor):
+            zp = torch.as_tensor(0 if zero_point is None else zero_point, device=x.device)
+            return torch.fake_quantize_per_tensor_affine(
+                x, scale.float().reshape(()), zp.to(torch.int32).reshape(()), qmin, qmax
+            )
+        if isinstance(zero_point, torch.Tensor):
+            zero_point = int(zero_point.item())
+        return torch.fake_quantize_per_tensor_affine(
+            x, float(scale), int(zero_point or 0), qmin, qmax
+        )
+    scales = torch.as_tensor(scale, dtype=torch.float32, device=x.device).reshape(-1)
+    if zero_point is None:
+        zps = torch.zeros(scales.numel(), dtype=torch.int32, device=x.device)
+    else:
+        zps = torch.as_tensor(zero_point, device=x.device).to(torch.int32).reshape(-1)
+    return torch.fake_quantize_per_channel_affine(x, scales, zps, axis, qmin, qmax)
+
+
+def _weight_scale(weight: torch.Tensor, precision: str) -> torch.Tensor:
+    """The symmetric per-output-channel scale of ``weight`` at ``precision``."""
+    largest = weight.detach().abs().amax(dim=tuple(range(1, weight.dim())))
+    if precision in FP8_DTYPES:
+        top = torch.finfo(FP8_DTYPES[precision]).max
+    else:
+        top = float(int_range(precision_bits(precision), signed=True)[1])
+    return (largest / top).clamp_min(_EPS).float()
+
+
+def _act_qparams(
+    lo: torch.Tensor, hi: torch.Tensor, precision: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-tensor scale and zero point (``None`` for FP8) of the range ``[lo, hi]``."""
+    lo = lo.clamp(max=0.0)
+    hi = hi.clamp(min=0.0)
+    if precision in FP8_DTYPES:
+        top = torch.finfo(FP8_DTYPES[precision]).max
+        return (torch.maximum(-lo, hi) / top).clamp_min(_EPS).float(), None
+    qmin, qmax = int_range(precision_bits(precision), signed=False)
+    scale = ((hi - lo) / float(qmax - qmin)).clamp_min(_EPS).float()
+    zero = (qmin - torch.round(lo / scale)).clamp(qmin, qmax).to(torch.int32)
+    return scale, zero
+
+
+class _QuantLayer:
+    """What :class:`QuantConv2d` and :class:`QuantLinear` share: precisions, the running
+    activation range (buffers ``act_min``/``act_max``), and the quantization of the input
+    and of the weight."""
+
+    training: bool
+    act_min: torch.Tensor
+    act_max: torch.Tensor
+    weight_precision: str
+    act_precision: str
+    _calibrating: bool
+    _frozen: tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None] | None
+
+    def _init_quant(self, weight_precision: str | int, act_precision: str | int | None) -> None:
+        module: Any = self
+        module.register_buffer("act_min", torch.tensor(math.inf))
+        module.register_buffer("act_max", torch.tensor(-math.inf))
+        self._calibrating = False
+        self._frozen = None
+        self.set_precision(weight_precision, act_precision)
+
+    def set_precision(self, weight: str | int, act: str | int | None = None) -> None:
+        """Quantize the weight at ``weight`` and the input at ``act`` (``None``: the same)."""
+        self.weight_precision = check_precision(weight)
+        self.act_precision = self.weight_precision if act is None else check_precision(act)
+        self._frozen = None
+
+    @property
+    def observed(self) -> bool:
+        """Whether the running activation range has been set (by training or calibration)."""
+        return bool(torch.isfinite(self.act_min)) and bool(torch.isfinite(self.act_max))
+
+    def reset_range(self) -> None:
+        """Forget the running activation range."""
+        self.act_min.fill_(math.inf)
+        self.act_max.fill_(-math.inf)
+
+    def _observe(self, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            lo, hi = torch.aminmax(x.detach().float())
+            if self._calibrating or not self.observed:
+                self.act_min.copy_(torch.minimum(self.act_min, lo))
+                self.act_max.copy_(torch.maximum(self.act_max, hi))
+            else:
+                self.act_min.add_(AVERAGING_CONSTANT * (lo - self.act_min))
+                self.act_max.add_(AVERAGING_CONSTANT * (hi - self.act_max))
+
+    def _quant_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self._frozen is not None:
+            _, scale, zero = self._frozen
+            if scale is None:
+                return x
+            return fake_quantize(x, self.act_precision, scale=scale, zero_point=zero, signed=False)
+        if self.training or self._calibrating:
+            self._observe(x)
+        if self.act_precision == "fp32":
+            return x
+        if self.observed:
+            lo, hi = self.act_min, self.act_max
+        else:  # never trained nor calibrated: the batch's own range
+            lo, hi = torch.aminmax(x.detach().float())
+        scale, zero = _act_qparams(lo, hi, self.act_precision)
+        return fake_quantize(x, self.act_precision, scale=scale, zero_point=zero, signed=False)
+
+    def _quant_weight(self) -> torch.Tensor:
+        weight: torch.Tensor = cast(Any, self).weight
+        if self.weight_precision == "fp32":
+            return weight
+        if self._frozen is not None and self._frozen[0] is not None:
+            scale = self._frozen[0]
+        else:
+            scale = _weight_scale(weight, self.weight_precision)
+        return fake_quantize(weight, self.weight_precision, scale=scale, axis=0)
+
+    def _quant_repr(self) -> str:
+        return f"weight_precision={self.weight_precision}, act_precision={self.act_precision}"
+
+
+class QuantConv2d(_QuantLayer, nn.Conv2d):
+    """A 2-D convolution of its fake-quantized input with its fake-quantized weight.
+
+    The arguments are :class:`torch.nn.Conv2d`'s plus ``weight_precision`` (default int8)
+    and ``act_precision`` (default: the weight's), each one of :data:`PRECISIONS`.
+
+    Example:
+        >>> import torch
+        >>> conv = QuantConv2d.from_float(torch.nn.Conv2d(3, 4, 3), "int4", "int8")
+        >>> conv(torch.randn(2, 3, 8, 8)).shape, conv.weight_precision, conv.act_precision
+        (torch.Size([2, 4, 6, 6]), 'int4', 'int8')
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        weight_precision: str | int = "int8",
+        act_precision: str | int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_quant(weight_precision, act_precision)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self._conv_forward(
+            self._quant_input(x), self._quant_weight(), self.bias
+        )
+        return out
+
+    @classmethod
+    def from_float(
+        cls, module: nn.Conv2d, weight: str | int = "int8", act: str | int | None = None
+    ) -> QuantConv2d:
+        """A quantized convolution with ``module``'s settings and a copy of its weights."""
+        out = cls(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            stride=module.stride,
+            padding=module.padding,
+            dilation=module.dilation,
+            groups=module.groups,
+            bias=module.bias is not None,
+            padding_mode=module.padding_mode,
+            weight_precision=weight,
+            act_precision=act,
+        )
+        out.load_state_dict(module.state_dict(), strict=False)
+        out.train(module.training)
+        return out.to(module.weight.device)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._quant_repr()}"  # type: ignore[no-untyped-call]
+
+
+class QuantLinear(_QuantLayer, nn.Linear):
+    """A linear layer on its fake-quantized input with its fake-quantized weight (per output
+    unit); the arguments are :class:`torch.nn.Linear`'s plus the precisions of
+    :class:`QuantConv2d`."""
+
+    def __init__(
+        self,
+        *args: Any,
+        weight_precision: str | int = "int8",
+        act_precision: str | int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_quant(weight_precision, act_precision)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(self._quant_input(x), self._quant_weight(), self.bias)
+
+    @classmethod
+    def from_float(
+        cls, module: nn.Linear, weight: str | int = "int8", act: str | int | None = None
+    ) -> QuantLinear:
+        """A quantized linear layer with a copy of ``module``'s weights."""
+        out = cls(
+            module.in_features,
+            module.out_features,
+            bias=module.bias is not None,
+            weight_precision=weight,
+            act_precision=act,
+        )
+        out.load_state_dict(module.state_dict(), strict=False)
+        out.train(module.training)
+        return out.to(module.weight.device)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, {self._quant_repr()}"
+
+
+_QUANT_TYPES = (QuantConv2d, QuantLinear)
+
+
+def quantizable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The 2-D convolutions and linear layers of ``model`` (plain or already quantized) with
+    their module paths, in module order. Subclasses with a forward of their own (binary,
+    masked, attention projections) are not listed."""
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if type(module) in (nn.Conv2d, nn.Linear) or isinstance(module, _QUANT_TYPES)
+    ]
+
+
+def quantized_layers(model: nn.Module) -> list[tuple[str, QuantConv2d | QuantLinear]]:
+    """The quantized layers of ``model`` with their module paths, in module order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, _QUANT_TYPES)]
+
+
+def _expand(policy: str | int | Sequence[str | int], names: Sequence[str], what: str) -> list[str]:
+    """One checked precision per layer of ``names`` from one precision or a sequence."""
+    if isinstance(policy, (str, int)):
+        return [check_precision(policy)] * len(names)
+    items = list(policy)
+    if len(items) != len(names):
+        raise InvalidConfigError(
+            f"The {what} has {len(items)} entries but the network has {len(names)} "
+            f"quantizable layers: {list(names)}; give one precision per layer, in this order, "
+            "or a single precision for all of them."
+        )
+    return [check_precision(p) for p in items]
+
+
+def quantize_model(
+    model: nn.Module,
+    policy: str | int | Sequence[str | int],
+    *,
+    act_policy: str | int | Sequence[str | int] | None = None,
+    keep: Iterable[str] = (),
+) -> nn.Module:
+    """A copy of ``model`` with every quantizable layer replaced by its quantized form.
+
+    Args:
+        model: The float network (left as it is).
+        policy: The weight precision of every layer, or one per layer of
+            :func:`quantizable_layers` not named in ``keep``, in that order.
+        act_policy: The input precision, in the same form (``None``: each layer's weight
+            precision).
+        keep: Module paths of layers to leave as they are (float).
+
+    Raises:
+        InvalidConfigError: A policy of the wrong length (both counts and the layers named),
+            an unsupported precision, or ``keep`` naming a layer the network does not have.
+        UnsupportedOperationError: The network has no quantizable layer, or a layer with
+            weights that has no quantized form (its path and type named).
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2))
+        >>> policy_of(quantize_model(net, ["int4", "int8"]))
+        ('int4', 'int8')
+    """
+    out = copy.deepcopy(model)
+    kept = set(keep)
+    named = dict(out.named_modules())
+    unknown = kept - set(named)
+    if unknown:
+        raise InvalidConfigError(
+            f"quantize_model(keep=...) names layers the network does not have: "
+            f"{sorted(unknown)}; give module paths as model.named_modules() lists them."
+        )
+    for name, module in named.items():
+        if name in kept or any(name.startswith(k + ".") for k in kept if k):
+            continue
+        if isinstance(module, NO_QUANT_FORM) or getattr(module, "quant_form", True) is False:
+            raise UnsupportedOperationError(
+                f"Layer {name!r} ({type(module).__name__}) has no quantized form; quantized "
+                "networks quantize 2-D convolutions and linear layers. Choose a space without "
+                "this operation, or leave it float with quantize_model(..., keep=(name,))."
+            )
+    layers = [(n, m) for n, m in quantizable_layers(out) if n not in kept]
+    if not layers:
+        raise UnsupportedOperationError(
+            f"{type(model).__name__} has no quantizable layer (nn.Conv2d or nn.Linear) outside "
+            f"keep={sorted(kept)}; nothing to quantize."
+        )
+    names = [n for n, _ in layers]
+    weights = _expand(policy, names, "precision policy")
+    acts = weights if act_policy is None else _expand(act_policy, names, "activation policy")
+    for (name, module), w, a in zip(layers, weights, acts, strict=True):
+        if isinstance(module, _QUANT_TYPES):
+            module.set_precision(w, a)
+            continue
+        replacement: nn.Module
+        if isinstance(module, nn.Conv2d):
+            replacement = QuantConv2d.from_float(module, w, a)
+        else:
+            replacement = QuantLinear.from_float(cast(nn.Linear, module), w, a)
+        if not name:  # the network is itself one layer
+            return replacement
+        parent_name, _, child = name.rpartition(".")
+        setattr(out.get_submodule(parent_name) if parent_name else out, child, replacement)
+    return out
+
+
+def _quant_or_error(model: nn.Module, caller: str) -> list[tuple[str, QuantConv2d | QuantLinear]]:
+    layers = quantized_layers(model)
+    if not layers:
+        raise UnsupportedOperationError(
+            f"{caller}: {type(model).__name__} has no quantized layer; make one with "
+            "quantize_model(model, policy)."
+        )
+    return layers
+
+
+def set_policy(
+    model: nn.Module,
+    policy: str | int | Sequence[str | int],
+    act_policy: str | int | Sequence[str | int] | None = None,
+) -> None:
+    """Set the precisions of the quantized layers of ``model`` in place (one precision for
+    all or one per quantized layer, in module order; ``act_policy=None``: the weights')."""
+    layers = _quant_or_error(model, "set_policy")
+    names = [n for n, _ in layers]
+    weights = _expand(policy, names, "precision policy")
+    acts = weights if act_policy is None else _expand(act_policy, names, "activation policy")
+    for (_, module), w, a in zip(layers, weights, acts, strict=True):
+        module.set_precision(w, a)
+
+
+def policy_of(model: nn.Module) -> tuple[str, ...]:
+    """The weight precision of each quantized layer of ``model``, in module order."""
+    return tuple(m.weight_precision for _, m in quantized_layers(model))
+
+
+def calibrate(model: nn.Module, batches: Iterable[Any]) -> int:
+    """Set every quantized layer's activation range to the exact minimum and maximum of its
+    inputs over ``batches`` (tensors, or ``(inputs, targets)`` pairs), in evaluation mode and
+    without gradients; the weights are not changed. Returns the number of batches.
+
+    Raises:
+        UnsupportedOperationError: ``model`` has no quantized layer.
+        InvalidConfigError: ``batches`` is empty.
+    """
+    layers = _quant_or_error(model, "calibrate")
+    modes = [(sub, sub.training) for sub in model.modules()]
+    model.eval()
+    count = 0
+    for _, layer in layers:
+        layer.reset_range()
+        layer._calibrating = True
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+                model(inputs)
+                count += 1
+    finally:
+        for _, layer in layers:
+            layer._calibrating = False
+        for sub, training in modes:
+            sub.training = training
+    if not count:
+        raise InvalidConfigError("calibrate: no batches given; pass at least one input batch.")
+    return count
+
+
+def freeze_qparams(model: nn.Module) -> None:
+    """Fix the weight scales and the input scale and zero point of every quantized layer as
+    constants computed now (so that an exported graph holds them as initializers). Setting a
+    precision again unfreezes a layer.
+
+    Raises:
+        InvalidConfigError: A layer quantizes its input but has no activation range yet
+            (train or :func:`calibrate` first); the layer is named.
+    """
+    for name, layer in _quant_or_error(model, "freeze_qparams"):
+        w_scale = None
+        if layer.weight_precision != "fp32":
+            w_scale = _weight_scale(layer.weight, layer.weight_precision)
+        a_scale: torch.Tensor | None = None
+        a_zero: torch.Tensor | None = None
+        if layer.act_precision != "fp32":
+            if not layer.observed:
+                raise InvalidConfigError(
+                    f"Layer {name!r} has no activation range yet; run calibrate(model, batches) "
+                    "or train the quantized network before exporting it."
+                )
+            a_scale, a_zero = _act_qparams(layer.act_min, layer.act_max, layer.act_precision)
+        layer._frozen = (w_scale, a_scale, a_zero)
+
+
+def _layer_bits(module: nn.Module) -> tuple[int, int]:
+    """(weight bits, input bits) a layer computes with."""
+    if isinstance(module, _QUANT_TYPES):
+        return precision_bits(module.weight_precision), precision_bits(module.act_precision)
+    from nasforge.ops.binary import BinaryConv2d, BinaryLinear
+
+    if isinstance(module, (BinaryConv2d, BinaryLinear)):
+        return (1 if module.binary_weights else 32), (1 if module.binary_activations else 32)
+    return 32, 32
+
+
+def model_bits(model: nn.Module) -> int:
+    """Bits of the parameters of ``model``: each quantized weight at its precision's bits,
+    every other parameter (biases, normalisation, float layers) at 32.
+
+    Example:
+        >>> from torch import nn
+        >>> model_bits(quantize_model(nn.Linear(10, 2), "int4"))  # 20 x 4 + 2 x 32
+        144
+    """
+    seen: set[int] = set()
+    total = 0
+    for module in model.modules():
+        for pname, param in module.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            bits = 32
+            if pname == "weight":
+                bits = _layer_bits(module)[0]
+            total += param.numel() * bits
+    return total
+
+
+def bops(model: nn.Module, input_size: Sequence[int]) -> float:
+    """Bit operations of one forward pass on one sample of shape ``input_size`` (no batch
+    dimension): ``MACs x weight bits x input bits`` summed over the 2-D convolutions and
+    linear layers (float layers ``32 x 32``).
+
+    Example:
+        >>> from torch import nn
+        >>> bops(quantize_model(nn.Linear(10, 2), "int4", act_policy="int8"), (10,))
+        640.0
+    """
+    from nasforge.hardware.costs import check_shape, eval_mode
+
+    shape = check_shape(input_size, "bops")
+    total = [0.0]
+
+    def count(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+        per_sample = output.numel() / output.shape[0]
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            fan_in = module.in_channels // module.groups * kh * kw
+        else:
+            fan_in = module.in_features  # type: ignore[assignment]
+        w_bits, a_bits = _layer_bits(module)
+        total[0] += per_sample * fan_in * w_bits * a_bits
+
+    hooks = [
+        m.register_forward_hook(count)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    device = next(model.parameters(), torch.empty(0)).device
+    try:
+        with eval_mode(model), torch.no_grad():
+            model(torch.zeros((1, *shape), device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total[0]

@@ -1,0 +1,242 @@
+"""Fake quantization against PyTorch's quantize-dequantize, the straight-through gradient,
+the quantized layers, policies, calibration and the bit costs."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.ops.quant import (
+    FP8_DTYPES,
+    INT_BITS,
+    PRECISIONS,
+    QuantConv2d,
+    QuantLinear,
+    bops,
+    calibrate,
+    check_precision,
+    fake_quantize,
+    int_range,
+    model_bits,
+    policy_of,
+    precision_bits,
+    quantizable_layers,
+    quantize_model,
+    set_policy,
+)
+
+torch.set_num_threads(1)
+
+
+def _data(*shape: int, seed: int = 0, spread: float = 3.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * spread
+
+
+def _formula(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, qmin: int, qmax: int):
+    return (torch.clamp(torch.round(x / s) + z, qmin, qmax) - z) * s
+
+
+def _quantize_reference(fn, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantized tensors are deprecated; still the reference
+        return fn(*args).dequantize()
+
+
+def test_int8_per_channel_equals_torch_quantize_dequantize():
+    x = _data(6, 3, 5, 5)
+    scale = x.abs().amax(dim=(1, 2, 3)) / 127
+    zero = torch.tensor([0, 3, -5, 0, 1, -2])
+    ours = fake_quantize(x, "int8", scale=scale, zero_point=zero, axis=0)
+    ref = _quantize_reference(torch.quantize_per_channel, x, scale.double(), zero, 0, torch.qint8)
+    assert torch.equal(ours, ref)
+    # the axis may be another dimension
+    ours1 = fake_quantize(x, 8, scale=scale[:3], axis=1)
+    ref1 = _quantize_reference(
+        torch.quantize_per_channel,
+        x,
+        scale[:3].double(),
+        torch.zeros(3, dtype=torch.long),
+        1,
+        torch.qint8,
+    )
+    assert torch.equal(ours1, ref1)
+
+
+@pytest.mark.parametrize("scale", [0.0371, torch.tensor(0.0371)])
+def test_int8_per_tensor_equals_torch_quantize_dequantize(scale):
+    x = _data(4, 3, 7, 7)
+    unsigned = fake_quantize(x, "int8", scale=scale, zero_point=131, signed=False)
+    ref = _quantize_reference(torch.quantize_per_tensor, x, 0.0371, 131, torch.quint8)
+    assert torch.equal(unsigned, ref)
+    signed = fake_quantize(x, "int8", scale=scale, zero_point=-7)
+    ref = _quantize_reference(torch.quantize_per_tensor, x, 0.0371, -7, torch.qint8)
+    assert torch.equal(signed, ref)
+
+
+@pytest.mark.parametrize("bits", INT_BITS)
+@pytest.mark.parametrize("signed", [True, False])
+def test_low_bit_equals_torch_fake_quantize_and_the_formula(bits, signed):
+    qmin, qmax = int_range(bits, signed=signed)
+    assert qmax - qmin == 2**bits - 1
+    x = _data(5, 4, 6, 6, seed=bits)
+    # per tensor
+    s, z = 0.21, (qmin + qmax) // 2
+    ours = fake_quantize(x, f"int{bits}", scale=s, zero_point=z, signed=signed)
+    assert torch.equal(ours, torch.fake_quantize_per_tensor_affine(x, s, z, qmin, qmax))
+    expected = _formula(x, torch.tensor(s), torch.tensor(z), qmin, qmax)
+    assert torch.equal(ours, expected)
+    assert ours.unique().numel() <= 2**bits
+    # per channel, along dimension 0
+    scales = torch.tensor([0.1, 0.35, 0.9, 2.0, 0.05])
+    zeros = torch.tensor([qmin, z, qmax, z, z], dtype=torch.int32)
+    ours = fake_quantize(x, bits, scale=scales, zero_point=zeros, axis=0, signed=signed)
+    ref = torch.fake_quantize_per_channel_affine(x, scales, zeros, 0, qmin, qmax)
+    assert torch.equal(ours, ref)
+    shape = (5, 1, 1, 1)
+    expected = _formula(x, scales.view(shape), zeros.view(shape).float(), qmin, qmax)
+    assert torch.equal(ours, expected)
+
+
+@pytest.mark.parametrize("name", sorted(FP8_DTYPES))
+def test_fp8_equals_the_dtype_cast_round_trip(name):
+    dtype = FP8_DTYPES[name]
+    x = _data(3, 64, seed=5)
+    assert torch.equal(fake_quantize(x, name, scale=1.0), x.to(dtype).float())
+    assert torch.equal(fake_quantize(x, name, scale=0.25), (x / 0.25).to(dtype).float() * 0.25)
+    scales = torch.tensor([0.5, 1.0, 4.0])
+    per_channel = fake_quantize(x, name, scale=scales, axis=0)
+    assert torch.equal(per_channel, (x / scales[:, None]).to(dtype).float() * scales[:, None])
+    top = torch.finfo(dtype).max
+    big = torch.tensor([2 * top, -3 * top, top])
+    assert fake_quantize(big, name, scale=1.0).tolist() == [top, -top, top]  # saturates
+
+
+def test_gradients_are_straight_through():
+    # int4 signed range [-8, 7], scale 0.5, zero point 0: the range is [-4, 3.5]
+    x = torch.tensor([-9.0, -4.0, -1.26, 0.1, 3.4, 3.9, 20.0], requires_grad=True)
+    fake_quantize(x, "int4", scale=0.5).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    # int2 signed range [-2, 1]: -7 / 4 rounds to -2 (kept), 9 / 4 to 2 (clipped)
+    per_channel = torch.tensor([[-9.0, 0.3], [-7.0, 9.0]], requires_grad=True)
+    fake_quantize(per_channel, "int2", scale=torch.tensor([1.0, 4.0]), axis=0).sum().backward()
+    assert per_channel.grad.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    for name, dtype in FP8_DTYPES.items():
+        top = torch.finfo(dtype).max
+        y = torch.tensor([-2 * top, -1.0, 0.3, top, 1.5 * top], requires_grad=True)
+        upstream = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+        (fake_quantize(y, name, scale=1.0) * upstream).sum().backward()
+        assert y.grad.tolist() == [0.0, 2.0, 3.0, 4.0, 0.0]
+
+
+def test_precision_names_and_errors():
+    assert [check_precision(b) for b in INT_BITS] == ["int2", "int3", "int4", "int8"]
+    assert check_precision(32) == "fp32"
+    assert [precision_bits(p) for p in PRECISIONS] == [2, 3, 4, 8, 8, 8, 32]
+    for bad in (5, 16, "int16", "fp16", True, None):
+        with pytest.raises(InvalidConfigError, match=r"int2.*int3.*int4.*int8.*fp8_e4m3.*fp32"):
+            check_precision(bad)
+    with pytest.raises(InvalidConfigError, match="zero point"):
+        fake_quantize(torch.ones(2), "fp8_e5m2", scale=1.0, zero_point=0)
+
+
+def _tiny() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(144, 10),
+    )
+
+
+def test_quantized_layer_computes_with_quantized_input_and_weight():
+    torch.manual_seed(0)
+    net = _tiny()
+    q = quantize_model(net, ["int4", "int8"], act_policy=["int8", "int3"])
+    conv = q[0]
+    assert isinstance(conv, QuantConv2d) and isinstance(q[4], QuantLinear)
+    assert torch.equal(conv.weight, net[0].weight) and net[0].__class__ is nn.Conv2d
+    x = _data(2, 3, 8, 8)
+    q.eval()
+    calibrate(q, [x])
+    lo, hi = float(x.min()), float(x.max())
+    assert conv.act_min.item() == lo and conv.act_max.item() == hi
+    s = (hi - lo) / 255
+    z = round(-lo / s)
+    xq = torch.fake_quantize_per_tensor_affine(x, s, z, 0, 255)
+    w = net[0].weight.detach()
+    ws = w.abs().amax(dim=(1, 2, 3)) / 7
+    wq = torch.fake_quantize_per_channel_affine(w, ws, torch.zeros(4, dtype=torch.int32), 0, -8, 7)
+    torch.testing.assert_close(conv(x), nn.functional.conv2d(xq, wq), rtol=0, atol=1e-5)
+    # fp32 layers compute exactly as the float layers
+    set_policy(q, "fp32")
+    with torch.no_grad():
+        assert torch.equal(q.eval()(x), net.eval()(x))
+
+
+def test_running_range_is_an_average_in_training_and_exact_at_calibration():
+    layer = QuantLinear(4, 2)
+    assert not layer.observed
+    a, b = _data(8, 4, seed=1), _data(8, 4, seed=2)
+    layer.train()
+    layer(a)
+    assert layer.act_min.item() == a.min().item() and layer.act_max.item() == a.max().item()
+    layer(b)
+    expected = a.max() + 0.01 * (b.max() - a.max())
+    torch.testing.assert_close(layer.act_max, expected)
+    before = layer.act_max.clone()
+    layer.eval()
+    layer(b * 10)  # evaluation leaves the range alone
+    assert torch.equal(layer.act_max, before)
+    weight = layer.weight.detach().clone()
+    assert calibrate(layer, [(a, None), (b, None)]) == 2
+    assert layer.act_min.item() == min(a.min(), b.min()).item()
+    assert layer.act_max.item() == max(a.max(), b.max()).item()
+    assert torch.equal(layer.weight, weight) and not layer.training
+
+
+def test_policies_and_their_errors():
+    net = _tiny()
+    assert [n for n, _ in quantizable_layers(net)] == ["0", "4"]
+    q = quantize_model(net, 4)
+    assert policy_of(q) == ("int4", "int4")
+    assert [m.act_precision for _, m in quantizable_layers(q)] == ["int4", "int4"]
+    set_policy(q, ["int2", "fp8_e4m3"], act_policy="int8")
+    assert policy_of(q) == ("int2", "fp8_e4m3")
+    q.train()(_data(2, 3, 8, 8)).sum().backward()  # trains through every precision
+    assert q[0].weight.grad is not None and q[0].weight.grad.abs().sum() > 0
+    with pytest.raises(InvalidConfigError, match=r"3 entries.*2 quantizable layers.*'0', '4'"):
+        quantize_model(net, ["int8"] * 3)
+    with pytest.raises(InvalidConfigError, match=r"1 entries.*2 quantizable"):
+        set_policy(q, ["int8"])
+    with pytest.raises(InvalidConfigError, match="choose one of"):
+        quantize_model(net, ["int8", "int5"])
+    kept = quantize_model(net, ["int2"], keep=("0",))
+    assert type(kept[0]) is nn.Conv2d and policy_of(kept) == ("int2",)
+    with pytest.raises(InvalidConfigError, match="does not have"):
+        quantize_model(net, "int8", keep=("nope",))
+    with pytest.raises(UnsupportedOperationError, match="no quantizable layer"):
+        quantize_model(nn.Sequential(nn.ReLU(), nn.Flatten()), "int8")
+    with pytest.raises(UnsupportedOperationError, match=r"'1' \(Conv1d\)"):
+        quantize_model(nn.Sequential(nn.Linear(3, 3), nn.Conv1d(1, 1, 1)), "int8")
+    with pytest.raises(UnsupportedOperationError, match="no quantized layer"):
+        set_policy(net, "int8")
+
+
+def test_model_bits_and_bops_by_hand():
+    net = _tiny()
+    q = quantize_model(net, ["int4", "int8"], act_policy=["int8", "int2"])
+    # conv weight 4*3*3*3 = 108 at 4 bits; BN 8 parameters, linear 144*10 at 8 bits, bias 10
+    assert model_bits(q) == 108 * 4 + 8 * 32 + 1440 * 8 + 10 * 32
+    assert model_bits(net) == (108 + 8 + 1440 + 10) * 32
+    # conv: 4*6*6 outputs x 27 inputs = 3888 MACs; linear: 10 x 144 = 1440 MACs
+    assert bops(q, (3, 8, 8)) == 3888 * 4 * 8 + 1440 * 8 * 2
+    assert bops(net, (3, 8, 8)) == (3888 + 1440) * 32 * 32
+    depthwise = quantize_model(nn.Conv2d(4, 4, 3, groups=4, stride=2, padding=1), "int3")
+    assert bops(depthwise, (4, 8, 8)) == 4 * 4 * 4 * 9 * 3 * 3
+    with pytest.raises(InvalidConfigError, match="input shape"):
+        bops(q, (0, 8))
