@@ -1,0 +1,390 @@
+"""Sparse weights: magnitude masks, masked layers, uniform magnitude pruning.
+
+Unstructured weight sparsity as the pruning literature and DASS use it: a layer keeps the
+weights of largest magnitude and sets the others to zero.
+
+* **Magnitude masks.** Han, S., Pool, J., Tran, J. and Dally, W. J. "Learning both Weights
+  and Connections for Efficient Neural Networks." NeurIPS 2015, arXiv:1506.02626, Section 3:
+  the connections of smallest absolute weight are removed. :func:`magnitude_mask` keeps the
+  largest ``|w|`` of a tensor and zeroes exactly ``round(sparsity * n)`` of its ``n``
+  entries (ties go to the lower flat index, so the mask is a function of the weights).
+  The same operation is the Euclidean projection onto the set of tensors with at most
+  ``n - round(sparsity * n)`` non-zeros (:func:`project_sparse`), the ``Z``-step of ADMM
+  pruning (Zhang, T. et al. "A Systematic DNN Weight Pruning Framework using Alternating
+  Direction Method of Multipliers." ECCV 2018, arXiv:1804.03294, Eq. 7), which
+  :mod:`nasforge.oneshot.dass` uses.
+* **Masked layers.** :class:`MaskedConv2d` and :class:`MaskedLinear` hold a boolean ``mask``
+  buffer and compute with ``weight * mask``, so a pruned weight neither acts nor receives a
+  gradient; pruning also sets the pruned weights to zero, so weight decay and momentum
+  (both proportional to the weight or to past gradients, all zero there) keep them at zero
+  through any SGD or Adam step. :func:`apply_masks` re-zeroes them after an optimiser that
+  moves zero weights (none of torch's does).
+* **Uniform magnitude pruning**, the baseline every sparse search must beat (Zhu, M. and
+  Gupta, S. "To prune, or not to prune." arXiv:1710.01878; Gale, T., Elsen, E. and Hooker, S.
+  "The State of Sparsity in Deep Neural Networks." arXiv:1902.09574, which finds it as good
+  as more elaborate schemes): :func:`prune_magnitude` prunes every convolution and linear
+  layer to the same sparsity (``scope="layer"``) or ranks all their weights together
+  (``scope="global"``); the first convolution and the last linear layer stay dense, as is
+  usual (Gale et al., Section 4).
+
+The supported sparsity levels are :data:`SPARSITY_LEVELS` (and 0, dense);
+:func:`check_sparsity` refuses the others, listing them.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.Flatten(),
+    ...                     nn.LazyLinear(4))
+    >>> _ = net(torch.zeros(1, 3, 8, 8))
+    >>> sparse = prune_magnitude(net, 0.75)
+    >>> type(sparse[2]).__name__, sparsity_of(sparse)
+    ('MaskedConv2d', 0.75)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasforge.errors import InvalidConfigError
+
+__all__ = [
+    "SPARSITY_LEVELS",
+    "MaskedConv2d",
+    "MaskedLinear",
+    "apply_masks",
+    "check_sparsity",
+    "magnitude_mask",
+    "masked_layers",
+    "nonzero_params",
+    "project_sparse",
+    "prunable_layers",
+    "prune_magnitude",
+    "sparsify",
+    "sparsity_of",
+]
+
+#: The sparsity levels sparse operations and searches support (share of zero weights).
+SPARSITY_LEVELS: tuple[float, ...] = (0.5, 0.75, 0.9)
+
+_SCOPES = ("layer", "global")
+
+
+def check_sparsity(sparsity: float) -> float:
+    """``sparsity`` as a float when it is one of :data:`SPARSITY_LEVELS` or 0 (dense).
+
+    Raises:
+        InvalidConfigError: Any other value; the message lists the supported levels.
+    """
+    if not isinstance(sparsity, bool) and isinstance(sparsity, (int, float)):
+        value = float(sparsity)
+        for level in (0.0, *SPARSITY_LEVELS):
+            if abs(value - level) < 1e-9:
+                return level
+    raise InvalidConfigError(
+        f"Sparsity {sparsity!r} is not supported; choose one of "
+        f"{', '.join(str(s) for s in SPARSITY_LEVELS)} (the share of zero weights), or 0.0 "
+        "for a dense network."
+    )
+
+
+def _check_share(share: float) -> float:
+    """A share of zero weights in [0, 1) (masked layers also hold the realised shares of
+    global pruning, which are not levels)."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+        raise InvalidConfigError(
+            f"A layer's sparsity must be a number in [0, 1), got {share!r}; the supported "
+            f"levels are {', '.join(str(s) for s in SPARSITY_LEVELS)}."
+        )
+    return float(share)
+
+
+def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """The boolean mask that keeps the largest ``|weight|`` entries and drops exactly
+    ``round(sparsity * weight.numel())`` of the smallest (ties: the lower flat index is
+    dropped first). Same shape as ``weight``."""
+    share = _check_share(sparsity)
+    flat = weight.detach().abs().flatten()
+    drop = round(share * flat.numel())
+    keep = torch.ones(flat.numel(), dtype=torch.bool, device=weight.device)
+    if drop:
+        order = torch.sort(flat, stable=True).indices
+        keep[order[:drop]] = False
+    return keep.view(weight.shape)
+
+
+def project_sparse(tensor: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """The closest tensor (in the Euclidean norm) to ``tensor`` with
+    ``round(sparsity * n)`` zeros: ``tensor`` with its smallest-magnitude entries zeroed."""
+    return tensor * magnitude_mask(tensor, sparsity)
+
+
+class _Masked(nn.Module):
+    """What both masked layers share: the ``mask`` buffer and its upkeep."""
+
+    weight: torch.Tensor
+    mask: torch.Tensor
+    sparsity: float
+
+    def _init_mask(self, sparsity: float) -> None:
+        self.sparsity = _check_share(sparsity)
+        self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
+
+    def masked_weight(self) -> torch.Tensor:
+        """The weight the layer computes with, ``weight * mask``."""
+        return self.weight * self.mask
+
+    def update_mask(self, sparsity: float | None = None) -> None:
+        """Recompute the mask from the current weights' magnitudes at ``sparsity`` (default:
+        the layer's own :attr:`sparsity`, which a given value replaces). The weights are
+        left as they are: a dropped weight keeps its value and may come back when the mask
+        is recomputed (see :meth:`prune`)."""
+        if sparsity is not None:
+            self.sparsity = _check_share(sparsity)
+        with torch.no_grad():
+            self.mask.copy_(magnitude_mask(self.weight, self.sparsity))
+
+    def prune(self, sparsity: float | None = None) -> None:
+        """:meth:`update_mask`, then set the dropped weights to zero (they stay zero under
+        training: no gradient reaches them, and decay and momentum of zero are zero)."""
+        self.update_mask(sparsity)
+        self.apply_mask()
+
+    def apply_mask(self) -> None:
+        """Set the weights outside the mask to zero."""
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+
+
+class MaskedConv2d(nn.Conv2d, _Masked):
+    """A convolution that computes with ``weight * mask`` (see the module docstring).
+
+    Args:
+        Those of :class:`torch.nn.Conv2d`, and ``sparsity``: the share of weights the mask
+        drops when it is computed (:meth:`update_mask`); the mask starts all ones.
+    """
+
+    def __init__(self, *args: Any, sparsity: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_mask(sparsity)
+
+    @classmethod
+    def from_dense(cls, conv: nn.Conv2d, sparsity: float = 0.0) -> MaskedConv2d:
+        """A masked copy of ``conv`` (same weights), pruned to ``sparsity`` by magnitude."""
+        out = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+            sparsity=sparsity,
+        )
+        _copy_weights(conv, out)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self._conv_forward(x, self.masked_weight(), self.bias)
+        return out
+
+
+class MaskedLinear(nn.Linear, _Masked):
+    """A linear layer that computes with ``weight * mask`` (see :class:`MaskedConv2d`)."""
+
+    def __init__(self, *args: Any, sparsity: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_mask(sparsity)
+
+    @classmethod
+    def from_dense(cls, linear: nn.Linear, sparsity: float = 0.0) -> MaskedLinear:
+        """A masked copy of ``linear`` (same weights), pruned to ``sparsity`` by magnitude."""
+        out = cls(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+            sparsity=sparsity,
+        )
+        _copy_weights(linear, out)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.masked_weight(), self.bias)
+
+
+def _copy_weights(source: nn.Conv2d | nn.Linear, target: MaskedConv2d | MaskedLinear) -> None:
+    with torch.no_grad():
+        source_weight = source.weight
+        if isinstance(source, (MaskedConv2d, MaskedLinear)):
+            source_weight = source.masked_weight()  # pruned weights stay pruned
+        target.weight.copy_(source_weight)
+        if source.bias is not None and target.bias is not None:
+            target.bias.copy_(source.bias)
+    target.train(source.training)
+    if isinstance(source, _Masked):
+        target.mask.copy_(source.mask)
+    if target.sparsity > 0:
+        target.prune()
+
+
+def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d | nn.Linear]]:
+    """The convolutions and linear layers of ``model`` (masked ones included), with their
+    module paths, in module order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def masked_layers(model: nn.Module) -> list[tuple[str, MaskedConv2d | MaskedLinear]]:
+    """The masked layers of ``model`` with their module paths, in module order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (MaskedConv2d, MaskedLinear))]
+
+
+def _masked_form(module: nn.Conv2d | nn.Linear, sparsity: float) -> MaskedConv2d | MaskedLinear:
+    if isinstance(module, (MaskedConv2d, MaskedLinear)):
+        module.apply_mask()  # a weight pruned before stays pruned
+        if sparsity > 0:
+            module.prune(sparsity)
+        return module
+    if isinstance(module, nn.Conv2d):
+        return MaskedConv2d.from_dense(module, sparsity)
+    return MaskedLinear.from_dense(module, sparsity)
+
+
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, module)
+
+
+def sparsify(
+    model: nn.Module, sparsity: float = 0.0, *, skip: Iterable[str] = ()
+) -> list[tuple[str, MaskedConv2d | MaskedLinear]]:
+    """Replace, **in place**, every convolution and linear layer of ``model`` (but those
+    named in ``skip``) by its masked form pruned to ``sparsity`` (0: all-ones masks, to be
+    pruned later); a layer already masked keeps its pruned weights pruned and is pruned
+    again at ``sparsity`` when it is above 0. Returns the masked layers and their paths.
+
+    Raises:
+        InvalidConfigError: ``skip`` names a layer ``model`` does not have.
+    """
+    share = _check_share(sparsity)
+    layers = prunable_layers(model)
+    skipped = set(skip)
+    unknown = skipped - {n for n, _ in model.named_modules()}
+    if unknown:
+        raise InvalidConfigError(
+            f"Layers {sorted(unknown)} are not in the network; give module paths as "
+            "model.named_modules() lists them."
+        )
+    out: list[tuple[str, MaskedConv2d | MaskedLinear]] = []
+    for name, module in layers:
+        if name in skipped:
+            continue
+        masked = _masked_form(module, share)
+        if masked is not module:
+            _replace(model, name, masked)
+        out.append((name, masked))
+    return out
+
+
+def prune_magnitude(
+    model: nn.Module,
+    sparsity: float,
+    *,
+    scope: str = "layer",
+    keep_first: bool = True,
+    keep_last: bool = True,
+    keep: Iterable[str] = (),
+) -> nn.Module:
+    """A copy of ``model`` with its convolutions and linear layers magnitude-pruned.
+
+    Args:
+        model: Any network (left as it is).
+        sparsity: The share of zero weights, one of :data:`SPARSITY_LEVELS` (or 0).
+        scope: ``"layer"``: every pruned layer loses the same share of its weights (uniform
+            magnitude pruning); ``"global"``: the weights of all pruned layers are ranked
+            together and the smallest ``sparsity`` share of them dropped.
+        keep_first: Leave the first convolution dense.
+        keep_last: Leave the last linear layer (the classifier) dense.
+        keep: Module paths of further layers to leave dense.
+
+    Returns:
+        The pruned copy: each pruned layer a :class:`MaskedConv2d` or :class:`MaskedLinear`
+        whose dropped weights are zero and stay zero under training.
+
+    Raises:
+        InvalidConfigError: An unsupported sparsity (the levels are listed), an unknown
+            scope, or ``keep`` naming a layer the network does not have.
+    """
+    share = check_sparsity(sparsity)
+    if scope not in _SCOPES:
+        raise InvalidConfigError(f"Unknown pruning scope {scope!r}; choose 'layer' or 'global'.")
+    out = copy.deepcopy(model)
+    layers = prunable_layers(out)
+    dense = set(keep)
+    convs = [n for n, m in layers if isinstance(m, nn.Conv2d)]
+    linears = [n for n, m in layers if isinstance(m, nn.Linear)]
+    if keep_first and convs:
+        dense.add(convs[0])
+    if keep_last and linears:
+        dense.add(linears[-1])
+    pruned = sparsify(out, share if scope == "layer" else 0.0, skip=dense)
+    if scope == "global" and pruned:
+        scores = torch.cat([m.masked_weight().detach().abs().flatten() for _, m in pruned])
+        keep_all = magnitude_mask(scores, share)
+        start = 0
+        for _, m in pruned:
+            count = m.weight.numel()
+            part = keep_all[start : start + count].view(m.weight.shape)
+            start += count
+            m.mask.copy_(part)
+            m.sparsity = 1.0 - float(part.float().mean()) if count else 0.0
+            m.apply_mask()
+    return out
+
+
+def apply_masks(model: nn.Module) -> None:
+    """Set every masked layer's dropped weights to zero (after an optimiser step that could
+    have moved them; SGD and Adam do not)."""
+    for _, module in masked_layers(model):
+        module.apply_mask()
+
+
+def _effective_weights(model: nn.Module) -> list[torch.Tensor]:
+    masked = masked_layers(model)
+    if masked:
+        return [m.masked_weight().detach() for _, m in masked]
+    return [m.weight.detach() for _, m in prunable_layers(model)]
+
+
+def sparsity_of(model: nn.Module) -> float:
+    """The share of zero weights among the prunable layers: the masked layers when the
+    network has any (the layers a pruning kept dense are not counted), else all its
+    convolutions and linear layers. 0.0 for a network without them."""
+    weights = _effective_weights(model)
+    total = sum(w.numel() for w in weights)
+    if not total:
+        return 0.0
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    return zeros / total
+
+
+def nonzero_params(model: nn.Module) -> int:
+    """The non-zero parameters of ``model`` (every parameter: a masked layer's weight counted
+    as ``weight * mask``), the storage a sparse format would keep."""
+    masked = {id(m.weight): m for _, m in masked_layers(model)}
+    count = 0
+    for p in model.parameters():
+        layer = masked.get(id(p))
+        value = layer.masked_weight() if layer is not None else p
+        count += int(torch.count_nonzero(value.detach()))
+    return count
