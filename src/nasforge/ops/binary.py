@@ -143,9 +143,11 @@ class BinaryConv2d(nn.Conv2d):
             groups=conv.groups,
             bias=conv.bias is not None,
             padding_mode=conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
         )
         out.load_state_dict(conv.state_dict())
-        return out.to(conv.weight.device)
+        return out
 
     def extra_repr(self) -> str:
         return (
@@ -170,9 +172,15 @@ class BinaryLinear(nn.Linear):
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> BinaryLinear:
         """A binary linear layer holding a copy of ``linear``'s weights."""
-        out = cls(linear.in_features, linear.out_features, bias=linear.bias is not None)
+        out = cls(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+        )
         out.load_state_dict(linear.state_dict())
-        return out.to(linear.weight.device)
+        return out
 
     def extra_repr(self) -> str:
         return (

@@ -1,0 +1,192 @@
+"""The "+binary" form of a space: the base's architectures, built as binary networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import nasforge
+from nasforge import spaces
+from nasforge.architecture import Architecture
+from nasforge.errors import InvalidArchitectureError, UnsupportedOperationError
+from nasforge.ops.binary import BinaryConv2d, BinaryLinear, binarize, binary_layers, set_binary
+from nasforge.spaces.base import Decision, SearchSpace
+from nasforge.spaces.binary import BinarySpace, count_bops
+from nasforge.trial import TrialState
+
+TINY = {"channels": 4, "cells_per_stage": 1}
+
+
+@pytest.fixture(scope="module")
+def space() -> BinarySpace:
+    built = spaces.create("nb201+binary")
+    assert isinstance(built, BinarySpace)
+    return built
+
+
+def test_name_decisions_and_text_are_the_base_s(space: BinarySpace) -> None:
+    base = spaces.create("nb201")
+    assert space.name == "nb201+binary" and space.base.name == "nb201"
+    assert space.decisions() == base.decisions()
+    assert space.size == base.size and space.encodings == base.encodings
+    arch = space.from_index(6111)
+    assert arch.space == "nb201+binary" and arch.choices == base.from_index(6111).choices
+    assert str(arch) == str(base.from_index(6111))
+    assert space.parse(str(arch)) == arch and space.index(arch) == 6111
+    assert space.base_arch(arch) == base.from_index(6111)
+    with pytest.raises(InvalidArchitectureError, match="belongs to space 'nb201'"):
+        space.build(base.from_index(6111))
+
+
+def test_sampling_and_variation_follow_the_base(space: BinarySpace) -> None:
+    base = spaces.create("nb201")
+    for seed in range(3):
+        ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+        arch, ref = space.sample(ours), base.sample(theirs)
+        assert arch.choices == ref.choices and arch.space == space.name
+        assert space.mutate(arch, ours).choices == base.mutate(ref, theirs).choices
+        assert (
+            space.mutate(arch, ours, rate=0.5).choices == base.mutate(ref, theirs, rate=0.5).choices
+        )
+        other, other_ref = space.sample(ours), base.sample(theirs)
+        child = space.crossover(arch, other, ours)
+        assert child.choices == base.crossover(ref, other_ref, theirs).choices
+        for kind in space.encodings:
+            assert np.array_equal(space.encode(arch, kind), base.encode(ref, kind))
+        assert [a.choices for a in space.neighbours(arch)] == [
+            a.choices for a in base.neighbours(ref)
+        ]
+        assert space.canonical(arch).choices == base.canonical(ref).choices
+        assert space.canonical(arch).space == space.name
+    assert space.supports("mutate") and space.supports("build")
+    assert not space.supports("supernet")
+    assert space.dedupe_method == "canonical"
+    assert space.functional_key(space.from_index(6111)).space == space.name
+
+
+def test_build_binarizes_the_base_network(space: BinarySpace) -> None:
+    arch = space.from_index(6111)
+    network = space.build(arch, **TINY)
+    real = spaces.create("nb201").build(space.base_arch(arch), **TINY)
+    weighted = [n for n, m in real.named_modules() if type(m) in (nn.Conv2d, nn.Linear)]
+    binary = [n for n, _ in binary_layers(network)]
+    assert binary == weighted[1:-1]  # first convolution and classifier stay real
+    assert type(network.get_submodule(weighted[0])) is nn.Conv2d
+    assert type(network.get_submodule(weighted[-1])) is nn.Linear
+    x = torch.randn(2, 3, 8, 8)
+    assert network(x).shape == (2, 10)
+    # the binary network with both switches off is the real network with the same weights
+    network.load_state_dict(real.state_dict())
+    set_binary(network, activations=False, weights=False)
+    assert torch.allclose(network.eval()(x), real.eval()(x), atol=1e-5)
+
+
+def test_count_bops_by_hand() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        BinaryConv2d(4, 6, 3, stride=2, padding=1, groups=2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        BinaryLinear(6, 5),
+    )
+
+    def bits(module: nn.Module) -> tuple[int, int]:
+        if isinstance(module, (BinaryConv2d, BinaryLinear)):
+            return (1 if module.binary_weights else 32, 1 if module.binary_activations else 32)
+        return 32, 32
+
+    first = 8 * 8 * 4 * 3 * 9  # outputs x (inputs per group x kernel)
+    second = 4 * 4 * 6 * 2 * 9
+    last = 5 * 6
+    assert count_bops(model, 8, bits) == 1024 * first + second + last
+    set_binary(model, activations=False)
+    assert count_bops(model, 8, bits) == 1024 * first + 32 * (second + last)
+    assert next(model.parameters()).device.type == "cpu"  # counted on a copy
+
+
+def test_costs(space: BinarySpace) -> None:
+    arch = space.from_index(6111)
+    costs = space.costs(arch, **TINY)
+    real = spaces.create("nb201").build(space.base_arch(arch), **TINY)
+    assert costs["params_M"] == pytest.approx(sum(p.numel() for p in real.parameters()) / 1e6)
+    binary = space.build(arch, **TINY)
+    set_binary(binary, activations=False, weights=False)
+
+    def all_real(module: nn.Module) -> tuple[int, int]:
+        return 32, 32
+
+    full = count_bops(binary, 32, all_real)
+    assert 0 < costs["bops"] < full / 4  # most multiply-adds are binary
+    # a network whose only operations are the real stem and classifier costs 1024 x MACs
+    empty = space.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert space.costs(empty, **TINY)["bops"] < costs["bops"]
+
+
+def test_spaces_of_the_mobile_family_have_binary_forms() -> None:
+    for name in ("mobilenet", "ofa-cifar"):
+        wrapped = spaces.create(f"{name}+binary")
+        arch = wrapped.sample(np.random.default_rng(0))
+        assert arch.space == f"{name}+binary" and wrapped.parse(str(arch)) == arch
+        assert wrapped.costs(arch)["bops"] > 0
+    ofa = spaces.create("ofa-cifar+binary")
+    net = ofa.build_preset(ofa.smallest(), "reduced")
+    assert list(binary_layers(net)) and net(torch.randn(1, 3, 16, 16)).shape == (1, 10)
+
+
+def test_space_without_binary_form_is_refused_naming_the_operation() -> None:
+    with pytest.raises(UnsupportedOperationError, match=r"'vit-cifar'.*'0' \(PatchEmbed\)"):
+        spaces.create("vit-cifar+binary")
+
+    class NoBuilder(SearchSpace):
+        name = "no-builder"
+
+        def decisions(self) -> tuple[Decision, ...]:
+            return (Decision("a", (0, 1)),)
+
+        def from_choices(self, choices: list[int]) -> Architecture:
+            return Architecture(self.name, self.check_choices(choices), str(choices))
+
+        def parse(self, text: str) -> Architecture:
+            return self.from_choices([int(text)])
+
+    with pytest.raises(UnsupportedOperationError, match="no model builder"):
+        BinarySpace(NoBuilder())
+
+
+def test_a_study_records_and_resumes_by_the_wrapped_name(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/binary.db"
+    evaluator = nasforge.evaluators.create(
+        "proxy", space="nb201+binary", proxies=["params"], batch_size=2, build=TINY
+    )
+    study = nasforge.create_study(
+        space="nb201+binary",
+        strategy="random",
+        seed=0,
+        storage=url,
+        study_name="b",
+        objectives=["params:max"],
+        evaluator=evaluator,
+    )
+    study.optimize(evaluator, n_trials=2)
+    first = [t.arch for t in study.trials]
+    assert all(a.space == "nb201+binary" for a in first)
+    del study
+    resumed = nasforge.load_study("b", url)
+    assert resumed.space.name == "nb201+binary"
+    assert [t.arch for t in resumed.trials] == first
+    resumed.optimize(evaluator, n_trials=3)
+    assert [t.state for t in resumed.trials] == [TrialState.COMPLETE] * 3
+    for trial in resumed.trials:
+        expected = resumed.space.costs(trial.arch, **TINY)["params_M"]
+        assert trial.metrics["params"] == pytest.approx(expected)
+
+
+def test_binarize_matches_build(space: BinarySpace) -> None:
+    arch = space.sample(np.random.default_rng(4))
+    built = space.build(arch, **TINY)
+    direct = binarize(spaces.create("nb201").build(space.base_arch(arch), **TINY))
+    assert [(n, type(m)) for n, m in built.named_modules()] == [
+        (n, type(m)) for n, m in direct.named_modules()
+    ]
