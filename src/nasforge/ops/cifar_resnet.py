@@ -189,7 +189,7 @@ class CifarResNet(nn.Module):
         >>> layout = ResNetLayout(blocks=1, base=4, resolution=8)
         >>> net = CifarResNet(layout, (2, 3, 4, 5, 6, 7, 8))
         >>> tuple(net(torch.zeros(2, 3, 8, 8)).shape), layout.params(net.widths)
-        ((2, 10), 1592)
+        ((2, 10), 1708)
     """
 
     def __init__(self, layout: ResNetLayout, widths: Sequence[int] | None = None) -> None:
