@@ -31,7 +31,7 @@ refused at construction: one network is built and :func:`binarize` names the fir
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,7 +43,7 @@ from nasforge.spaces.base import Decision, SearchSpace
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["BinarySpace", "count_bops", "input_side"]
+__all__ = ["BinarySpace", "input_side"]
 
 #: Attributes of the base space that the wrapped space offers as they are, their
 #: architectures renamed to the wrapped space (published networks, benchmark indices,
@@ -67,44 +67,6 @@ def input_side(base: SearchSpace, arch: Architecture, build: Mapping[str, Any]) 
         return int(build["resolution"])
     default = getattr(base, "default_input", None)
     return int(default[1]) if default else 32
-
-
-def count_bops(model: nn.Module, side: int, bits: Callable[[nn.Module], tuple[int, int]]) -> float:
-    """Bit-operations of one forward pass of ``model`` on one ``3 x side x side`` image: for
-    each ``Conv2d`` and ``Linear`` module, its multiply-adds times ``bits(module)`` (weight
-    bits times activation bits). The pass runs on the meta device (shapes only, no weights
-    are read) in evaluation mode; the model is left as it was."""
-    import copy
-
-    import torch
-    from torch import nn
-
-    meta = copy.deepcopy(model).to("meta").eval()
-    total = [0.0]
-
-    def hook(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        weight_bits, act_bits = bits(module)
-        if isinstance(module, nn.Conv2d):
-            per_output = module.in_channels // module.groups
-            per_output *= int(np.prod(module.kernel_size))
-            macs = output.numel() * per_output
-        else:
-            assert isinstance(module, nn.Linear)
-            macs = output.numel() * module.in_features
-        total[0] += float(macs) * weight_bits * act_bits
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in meta.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
-    ]
-    try:
-        with torch.no_grad():
-            meta(torch.zeros(1, 3, side, side, device="meta"))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total[0]
 
 
 class BinarySpace(SearchSpace):
@@ -305,24 +267,20 @@ class BinarySpace(SearchSpace):
     def costs(self, arch: Architecture, **kwargs: Any) -> dict[str, float]:
         """``params_M`` (millions of parameters of the binary network, real or binary alike)
         and ``bops`` (bit-operations of one image: multiply-adds x 1 x 1 in binary layers,
-        x 32 x 32 in real ones, see the module docstring) of the network :meth:`build` makes
-        with ``kwargs``; the image side is :func:`input_side`'s."""
-        from nasforge.hardware import count_params
-        from nasforge.ops.binary import BinaryConv2d, BinaryLinear
-
-        def bits(module: nn.Module) -> tuple[int, int]:
-            if isinstance(module, (BinaryConv2d, BinaryLinear)):
-                return (1 if module.binary_weights else 32, 1 if module.binary_activations else 32)
-            return 32, 32
-
+        x 32 x 32 in real ones, see the module docstring; :func:`nasforge.ops.quant.bops`) of
+        the network :meth:`build` makes with ``kwargs`` (built on the meta device: no weights
+        are drawn); the image side is :func:`input_side`'s."""
         import torch
+
+        from nasforge.hardware import count_params
+        from nasforge.ops.quant import bops
 
         with torch.device("meta"):
             network = self.build(arch, **kwargs)
         side = input_side(self.base, self._unwrap(arch), kwargs)
         return {
             "params_M": count_params(network) / 1e6,
-            "bops": count_bops(network, side, bits),
+            "bops": bops(network, (3, side, side)),
         }
 
     def __repr__(self) -> str:
