@@ -171,7 +171,8 @@ def _export(net: nn.Module, target: Path, example: torch.Tensor, opset: int) -> 
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
         warnings.filterwarnings("ignore", message="The feature will be removed")
         # the frozen scales and zero points are constants of the trace, as they should be
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*registered as constants in the trace")
+        warnings.filterwarnings("ignore", message=".*might cause the trace to be incorrect")
         try:
             torch.onnx.export(
                 net,
