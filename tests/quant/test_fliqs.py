@@ -174,3 +174,16 @@ def test_bad_input(data) -> None:  # type: ignore[no-untyped-def]
     net = quantize_model(tiny(), "int8")
     with pytest.raises(InvalidConfigError, match="2 quantizable layers"):
         policy_accuracy(net, ["int8", "int4", "int2"], data)
+
+
+def test_fp8_formats_and_weights_only(data) -> None:  # type: ignore[no-untyped-def]
+    formats = ("int4", "fp8_e4m3", "fp8_e5m2")
+    result = fliqs_search(
+        tiny(), data, precisions=formats, cost="bops", epochs=2, warmup_epochs=1,
+        weights_only=True, calibration_images=32,
+    )  # fmt: skip
+    assert set(result.policy) <= set(formats)
+    layers = [result.supernet[0], result.supernet[5]]
+    assert [m.act_precision for m in layers] == ["fp32", "fp32"]
+    assert [m.weight_precision for m in layers] == list(result.policy)
+    assert result.cost == result.bops > 0

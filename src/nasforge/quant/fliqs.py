@@ -559,8 +559,9 @@ def fliqs_search(
     test_acc = math.nan
     if len(data.test):
         test_acc = policy_accuracy(
-            net, final, data, calibration_images=calibration_images, device=device
-        )
+            net, final, data, calibration_images=calibration_images, device=device,
+            act_policy=act,
+        )  # fmt: skip
     return FliqsResult(
         policy=final,
         layers=layers,
