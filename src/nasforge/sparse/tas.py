@@ -441,7 +441,7 @@ def train_pruned(
             optimizer.step()
             step += 1
             seen += len(y)
-            loss_sum += float(loss) * len(y)
+            loss_sum += float(loss.detach()) * len(y)
             correct += float((logits.argmax(1) == y).sum())
             count += len(y)
     return model, PrunedTraining(
