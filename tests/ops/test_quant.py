@@ -240,3 +240,19 @@ def test_model_bits_and_bops_by_hand():
     assert bops(depthwise, (4, 8, 8)) == 4 * 4 * 4 * 9 * 3 * 3
     with pytest.raises(InvalidConfigError, match="input shape"):
         bops(q, (0, 8))
+
+
+def test_a_space_network_quantizes_trains_and_costs_less():
+    from nasforge import spaces
+
+    space = spaces.create("nb201")
+    torch.manual_seed(0)
+    net = space.build(space.from_index(6111), channels=4, cells_per_stage=1)
+    layers = quantizable_layers(net)
+    q = quantize_model(net, "int4", act_policy="int8")
+    assert len(policy_of(q)) == len(layers)
+    x = _data(4, 3, 8, 8)
+    q.train()(x).sum().backward()
+    assert all(m.weight.grad is not None for _, m in quantizable_layers(q))
+    assert model_bits(q) < model_bits(net)
+    assert bops(q, (3, 8, 8)) < bops(net, (3, 8, 8)) / 16

@@ -32,18 +32,21 @@ before the convolution or matrix product. The pieces and where they come from:
   implements it).
 * **Costs.** :func:`model_bits`: the size of the weights in bits (parameters that are not
   quantized count 32). :func:`bops`: bit operations, ``MACs x b_w x b_a`` summed over the
-  convolutions and linear layers. Bit operations were introduced by Baskin, C. et al. "UNIQ:
-  Uniform Noise Injection for Non-Uniform Quantization of Neural Networks."
-  arXiv:1804.10969 (2018), Section 4.2 (a layer's count ``m n k^2 (b_a b_w + b_a + b_w +
-  log2(n k^2))``, accumulator terms included); the product ``MACs x b_w x b_a`` without the
-  accumulator terms is the form van Baalen, M. et al. "Bayesian Bits: Unifying Quantization
-  and Pruning." NeurIPS 2020, arXiv:2005.07093 report (their BOP counts relative to a
-  32-bit network) and the mixed-precision search literature (FLIQS) uses. A float layer
-  counts ``32 x 32``.
+  convolutions and linear layers; a float layer counts ``32 x 32``. Bit operations were
+  introduced by Baskin, C. et al. "UNIQ: Uniform Noise Injection for Non-Uniform
+  Quantization of Neural Networks." ACM Transactions on Computer Systems 2020,
+  arXiv:1804.10969, whose count of a layer, ``m n k^2 (b_a b_w + b_a + b_w + log2(n k^2))``,
+  also charges the accumulator; van Baalen, M. et al. "Bayesian Bits: Unifying Quantization
+  and Pruning." NeurIPS 2020, arXiv:2005.07093 report their networks' cost in these bit
+  operations relative to the 32-bit network. Here the accumulator terms are left out (the
+  product ``MACs x b_w x b_a``, the form the mixed-precision search literature, FLIQS
+  included, uses), which keeps the count exact to check by hand.
 
-Not done here: the bias stays float (Jacob et al. keep it in int32 with scale ``S_w S_x``, which
-changes nothing visible at 8 bits); batch norm is not folded into the convolution before
-quantization (Jacob et al. Section 3.2).
+Not done here: the bias stays float (Jacob et al. keep it in int32 with scale ``S_w S_x``,
+which changes nothing visible at 8 bits), and :func:`quantize_model` does not fold batch norm
+into the convolution before it (Jacob et al. Section 3.2); fold it first where the network
+is to run in integers, e.g. with ``torch.fx.experimental.optimization.fuse`` as
+``benchmarks/int8_onnx.py`` does.
 """
 
 from __future__ import annotations
