@@ -51,7 +51,10 @@ from nasforge.train import SyntheticImages, load_cifar10, train
 from nasforge.train.data import DataSplits, split_train_valid, stratified_indices
 from nasforge.train.trainer import evaluate_accuracy, seeded
 
-CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+CELL = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+    "+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+)
 FORMATS = ("int2", "int4", "int8")
 
 
@@ -83,12 +86,13 @@ def main() -> None:
     parser.add_argument("--cell", default=CELL)
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--resolution", type=int, default=16)
-    parser.add_argument("--train-images", type=int, default=4500)
+    parser.add_argument("--train-images", type=int, default=3000)
     parser.add_argument("--test-images", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--warmup-epochs", type=int, default=2)
-    parser.add_argument("--targets", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.5])
-    parser.add_argument("--random", type=int, default=4, help="random policies trained alone")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--warmup-epochs", type=int, default=1)
+    parser.add_argument("--targets", type=float, nargs="+", default=[3.5, 5.0, 6.5])
+    parser.add_argument("--random", type=int, default=2, help="random policies trained alone")
+    parser.add_argument("--controller-lr", type=float, default=0.15)
     parser.add_argument("--cost-weight", type=float, default=-1.0)
     parser.add_argument("--entropy-weight", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
@@ -126,6 +130,7 @@ def main() -> None:
         result = fliqs_search(
             model, data, precisions=FORMATS, cost="model_bits", target=target,
             cost_weight=args.cost_weight, entropy_weight=args.entropy_weight,
+            controller_lr=args.controller_lr,
             epochs=args.epochs, warmup_epochs=args.warmup_epochs, seed=args.seed,
         )  # fmt: skip
         searches.append(
