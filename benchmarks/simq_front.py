@@ -89,11 +89,11 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--resolution", type=int, default=16)
     parser.add_argument("--data-fraction", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--precisions", default="int4,int8,fp32")
-    parser.add_argument("--evaluations", type=int, default=60)
-    parser.add_argument("--population", type=int, default=12)
-    parser.add_argument("--inner-evaluations", type=int, default=1200)
+    parser.add_argument("--evaluations", type=int, default=100)
+    parser.add_argument("--population", type=int, default=20)
+    parser.add_argument("--inner-evaluations", type=int, default=2000)
     parser.add_argument("--valid-images", type=int, default=1000)
     parser.add_argument("--calibration-batches", type=int, default=4)
     parser.add_argument("--recalibration-batches", type=int, default=4)
@@ -150,8 +150,7 @@ def main() -> None:
         row: dict[str, Any] = {
             "arch": base.text,
             "policy": list(policy),
-            "int8_layers": present.count("int8"),
-            "layers": len(present),
+            "layers": {p: present.count(p) for p in joint.precisions},
             "searched": (trial.metrics["accuracy"], trial.metrics["model_bits"] / 1e3),
         }
         for precision in UNIFORM:
@@ -163,11 +162,13 @@ def main() -> None:
     print(f"c) uniform fp32/int8/int4/int2 of the {len(rows)} front architectures "
           f"({base_s:.0f} s)\n", flush=True)  # fmt: skip
 
-    print("| sub-network | int8 layers | searched acc % / kbit | fp32 | int8 | int4 | int2 |")
+    mix = "/".join(joint.precisions)
+    print(f"| sub-network | {mix} layers | searched acc % / kbit | fp32 | int8 | int4 | int2 |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         cells = " | ".join(f"{r[k][0]:.1f} / {r[k][1]:.0f}" for k in ("searched", *UNIFORM))
-        print(f"| {_short(r['arch'])} | {r['int8_layers']}/{r['layers']} | {cells} |")
+        counts = "/".join(str(n) for n in r["layers"].values())
+        print(f"| {_short(r['arch'])} | {counts} | {cells} |")
     beaten = sum(dominates(_oriented(r["int8"]), _oriented(r["searched"])) for r in rows)
     beats = sum(
         any(dominates(_oriented(s["searched"]), _oriented(r["int8"])) for s in rows) for r in rows
