@@ -58,6 +58,7 @@ __all__ = [
     "MaskedLinear",
     "apply_masks",
     "check_sparsity",
+    "end_layers",
     "magnitude_mask",
     "masked_layers",
     "nonzero_params",
@@ -243,6 +244,15 @@ def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d | nn.Linear]]
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
+def end_layers(model: nn.Module) -> tuple[str | None, str | None]:
+    """The module paths of the first convolution and of the last linear layer of ``model``
+    (``None`` where it has none): the layers pruning leaves dense by default."""
+    layers = prunable_layers(model)
+    convs = [n for n, m in layers if isinstance(m, nn.Conv2d)]
+    linears = [n for n, m in layers if isinstance(m, nn.Linear)]
+    return (convs[0] if convs else None), (linears[-1] if linears else None)
+
+
 def masked_layers(model: nn.Module) -> list[tuple[str, MaskedConv2d | MaskedLinear]]:
     """The masked layers of ``model`` with their module paths, in module order."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (MaskedConv2d, MaskedLinear))]
@@ -329,14 +339,12 @@ def prune_magnitude(
     if scope not in _SCOPES:
         raise InvalidConfigError(f"Unknown pruning scope {scope!r}; choose 'layer' or 'global'.")
     out = copy.deepcopy(model)
-    layers = prunable_layers(out)
+    first, last = end_layers(out)
     dense = set(keep)
-    convs = [n for n, m in layers if isinstance(m, nn.Conv2d)]
-    linears = [n for n, m in layers if isinstance(m, nn.Linear)]
-    if keep_first and convs:
-        dense.add(convs[0])
-    if keep_last and linears:
-        dense.add(linears[-1])
+    if keep_first and first is not None:
+        dense.add(first)
+    if keep_last and last is not None:
+        dense.add(last)
     pruned = sparsify(out, share if scope == "layer" else 0.0, skip=dense)
     if scope == "global" and pruned:
         scores = torch.cat([m.masked_weight().detach().abs().flatten() for _, m in pruned])

@@ -165,6 +165,9 @@ class DartsSpace(SearchSpace):
 
     name = "darts"
     encodings = ("onehot",)
+    #: The operations a genotype holds, by index (a subclass with more operations, such as
+    #: the sparse ones of :mod:`nasforge.spaces.dass`, sets its own).
+    genotype_ops: tuple[str, ...] = GENOTYPE_OPS
 
     # -- construction ------------------------------------------------------------------------
     def from_choices(self, choices: Sequence[int]) -> Architecture:
@@ -246,7 +249,8 @@ class DartsSpace(SearchSpace):
         cells = []
         for cell in range(len(CELLS)):
             part = values[cell * _PER_CELL : (cell + 1) * _PER_CELL]
-            cells.append([(GENOTYPE_OPS[part[i + 1]], part[i]) for i in range(0, _PER_CELL, 2)])
+            ops = self.genotype_ops
+            cells.append([(ops[part[i + 1]], part[i]) for i in range(0, _PER_CELL, 2)])
         return _genotype(cells[0], cells[1])
 
     def named(self, name: str) -> Architecture:
@@ -266,7 +270,7 @@ class DartsSpace(SearchSpace):
         for _cell in CELLS:
             for k in range(N_NODES):
                 inputs = rng.choice(k + 2, size=2, replace=False)
-                ops = rng.integers(N_OPS, size=2)
+                ops = rng.integers(len(self.genotype_ops), size=2)
                 values += [int(inputs[0]), int(ops[0]), int(inputs[1]), int(ops[1])]
         return self.from_choices(values)
 
@@ -285,7 +289,7 @@ class DartsSpace(SearchSpace):
                     values[base], values[base + 2] = int(inputs[0]), int(inputs[1])
                 for edge in range(2):
                     if rng.random() < rate:
-                        values[base + 2 * edge + 1] = int(rng.integers(N_OPS))
+                        values[base + 2 * edge + 1] = int(rng.integers(len(self.genotype_ops)))
             return self.from_choices(values)
         cell = int(rng.integers(len(CELLS)))
         if rng.random() < 0.5:  # hidden state mutation: move one edge to another input
@@ -299,7 +303,7 @@ class DartsSpace(SearchSpace):
             k = int(rng.integers(N_NODES))
             edge = int(rng.integers(2))
             position = cell * _PER_CELL + 4 * k + 2 * edge + 1
-            new = int(rng.integers(N_OPS - 1))
+            new = int(rng.integers(len(self.genotype_ops) - 1))
             values[position] = new if new < values[position] else new + 1
         return self.from_choices(values)
 
@@ -327,7 +331,7 @@ class DartsSpace(SearchSpace):
                 used = (values[base], values[base + 2])
                 for edge in range(2):
                     position = base + 2 * edge
-                    for op in range(N_OPS):
+                    for op in range(len(self.genotype_ops)):
                         if op != values[position + 1]:
                             result.append(self._replace(values, position + 1, op))
                     for source in range(k + 2):
@@ -338,7 +342,7 @@ class DartsSpace(SearchSpace):
     def encode(self, arch: Architecture, kind: str = "onehot") -> np.ndarray:
         self.check_encoding(kind)
         values = self.check(arch).choices
-        onehot = np.zeros((len(CELLS), _N_EDGES, N_OPS))
+        onehot = np.zeros((len(CELLS), _N_EDGES, len(self.genotype_ops)))
         for cell in range(len(CELLS)):
             for k in range(N_NODES):
                 base = cell * _PER_CELL + 4 * k
