@@ -86,7 +86,17 @@ def test_the_recorded_size_is_that_of_the_quantized_network(searched):
     qmodel, side = result.evaluator.quantized(trial.arch)
     assert side == 16
     assert model_bits(qmodel) == trial.metrics["model_bits"]
-    assert "int8" in policy_of(qmodel) or "fp32" in policy_of(qmodel)
+    space = result.space
+    assert set(policy_of(qmodel)) <= set(space.split(trial.arch)[1])
+    # the same sub-network all in fp32 is 32 bits a parameter, all in int8 about a quarter
+    base = space.split(trial.arch)[0]
+    fp32, int8 = (
+        result.evaluator.evaluate(space.join(base, [p] * len(space.slots))).metrics
+        for p in ("fp32", "int8")
+    )
+    assert fp32["model_bits"] == round(32 * fp32["params_M"] * 1e6)
+    assert 0.2 < int8["model_bits"] / fp32["model_bits"] < 0.3
+    assert int8["model_bits"] <= trial.metrics["model_bits"] <= fp32["model_bits"]
 
 
 def test_the_front_is_the_non_dominated_trials(searched):
