@@ -10,8 +10,10 @@ import torch
 
 from nasforge.errors import InvalidConfigError, StudyConflictError, UnknownNameError
 from nasforge.pareto import dominates
+from nasforge.predictors import MLPEnsemble
 from nasforge.quant.simq import (
     QuantizedSubnetEvaluator,
+    _fit,
     _Loop,
     _onehot,
     search_quantized_subnets,
@@ -173,6 +175,22 @@ def test_the_inner_search_follows_the_predictors(searched):
     kernels = lambda archs: _onehot(space, archs) @ small  # noqa: E731
     assert kernels(batch).mean() > kernels(random).mean() + 5
     assert all(set(g) == {"predicted_accuracy", "predicted_model_bits"} for g in guesses)
+
+
+@pytest.mark.parametrize(
+    ("predictor", "least"),
+    [("ridge", 0.9), ("mlp", 0.25), (MLPEnsemble(n_members=2, seed=1), 0.25)],
+)
+def test_each_predictor_learns_a_per_layer_additive_metric(predictor, least):
+    """Model size is a sum of per-layer terms: every predictor ranks unseen pairs by it
+    (ridge, the default, almost exactly; the MLP ensemble, heavier, overfits 60 pairs)."""
+    from nasforge.ranks import kendall
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((160, 30)) < 0.5).astype(float)
+    y = X @ rng.random(30) * 1e6
+    predict = _fit(predictor, X[:60], y[:60], seed=0)
+    assert kendall(predict(X[60:]), y[60:]) > least
 
 
 def test_bad_input(supernet_dir, data):

@@ -268,8 +268,9 @@ def _open_supernet(source: Any) -> tuple[Any, Any, Any, str]:
     """The supernet module, its space, its training settings (or ``None``) and a label."""
     from nasforge.elastic import TrainedSupernet, load_supernet
 
-    label = str(source) if isinstance(source, (str, os.PathLike)) else "in-memory supernet"
-    if isinstance(source, (str, os.PathLike)):
+    path = isinstance(source, (str, os.PathLike))
+    label = os.path.abspath(source) if path else "in-memory supernet"
+    if path:
         source = load_supernet(source)
     if isinstance(source, TrainedSupernet):
         return source.supernet, source.space, source.settings, label
@@ -409,7 +410,7 @@ def search_quantized_subnets(
     )  # fmt: skip
     params = {
         "population": population, "inner_evaluations": inner_evaluations,
-        "predictor": predictor if isinstance(predictor, str) else repr(predictor),
+        "predictor": predictor if isinstance(predictor, str) else type(predictor).__name__,
         "resolutions": list(sides), "recalibration_batches": recalibration_batches,
         "calibration_batches": calibration_batches, "valid_images": valid_images,
         "supernet": label,
