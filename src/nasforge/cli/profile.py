@@ -96,6 +96,11 @@ def profile(
         ("macs_M", fmt(data["metrics"]["macs_M"], 3)),
         ("flops_M", fmt(data["metrics"]["flops_M"], 3)),
     ]
+    rows += [  # a space form's own costs (model_bits, bops)
+        (key, f"{float(value):.6g}")
+        for key, value in data["metrics"].items()
+        if key not in ("params_M", "macs_M", "flops_M")
+    ]
     for name, result in data["latency"].items():
         spread = f"p10 {result['p10_ms']:.3f}, p90 {result['p90_ms']:.3f}"
         rows.append(

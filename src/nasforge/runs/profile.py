@@ -43,6 +43,15 @@ def parse_arch(space: SearchSpace, text: str) -> Architecture:
     return space.parse(stripped)
 
 
+def _innermost(space: SearchSpace) -> SearchSpace:
+    """The registered space under the forms of ``space`` (``"nb201+binary"`` -> ``nb201``)."""
+    from nasforge.spaces.base import SearchSpace
+
+    while isinstance(getattr(space, "base", None), SearchSpace):
+        space = space.base  # type: ignore[attr-defined]
+    return space
+
+
 #: Largest value of each setting of :func:`profile_arch` (a network this size still fits in a
 #: few GB of memory; beyond it a typo such as ``--cells 15624`` would exhaust the machine).
 PROFILE_LIMITS = {
@@ -134,9 +143,10 @@ def profile_arch(
             if build_key is None:
                 raise InvalidConfigError(f"{label} is not a setting of space {space!r}.")
             build[build_key] = value
-    if "resolution" in inspect.signature(space_obj.build).parameters:
+    builder = _innermost(space_obj)  # a form ("mobilenet+quant") takes its base's keywords
+    if "resolution" in inspect.signature(builder.build).parameters:
         build["resolution"] = size  # a space whose layers know their input size
-    if "auxiliary" in inspect.signature(space_obj.build).parameters:
+    if "auxiliary" in inspect.signature(builder.build).parameters:
         build["auxiliary"] = False  # what is deployed; the head only trains
     try:
         from nasforge import hardware
@@ -158,6 +168,9 @@ def profile_arch(
         raise InvalidConfigError(
             f"The {space} network of {arch.text!r} cannot run on {size}x{size} images: {exc}"
         ) from None
+    if builder is not space_obj:  # a form adds its own costs (model bits, BOPs)
+        form_costs = space_obj.costs(arch, **build)  # type: ignore[attr-defined]
+        metrics.update({k: v for k, v in form_costs.items() if k not in metrics})
     notes: list[str] = []
     timings: dict[str, Any] = {}
     if latency:

@@ -38,12 +38,13 @@ import numpy as np
 
 from nasforge.architecture import Architecture
 from nasforge.errors import UnsupportedOperationError
+from nasforge.spaces._forms import input_side
 from nasforge.spaces.base import Decision, SearchSpace
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["BinarySpace", "input_side"]
+__all__ = ["BinarySpace"]
 
 #: Attributes of the base space that the wrapped space offers as they are, their
 #: architectures renamed to the wrapped space (published networks, benchmark indices,
@@ -54,19 +55,6 @@ _FORWARDED = frozenset(
 #: Capabilities of a base that the wrapped space does not offer: the base's weight-sharing
 #: network is real-valued (binary one-shot search is :mod:`nasforge.oneshot.bats`).
 _NOT_WRAPPED = frozenset({"supernet"})
-
-
-def input_side(base: SearchSpace, arch: Architecture, build: Mapping[str, Any]) -> int:
-    """The image side a network of ``arch`` (of ``base``) takes: the architecture's own
-    resolution where the space decides it (``ofa``), else ``build["resolution"]``, else the
-    side of the space's ``default_input``, else 32 (CIFAR)."""
-    resolution = getattr(base, "resolution", None)
-    if callable(resolution):
-        return int(resolution(arch))
-    if "resolution" in build:
-        return int(build["resolution"])
-    default = getattr(base, "default_input", None)
-    return int(default[1]) if default else 32
 
 
 class BinarySpace(SearchSpace):
@@ -269,7 +257,7 @@ class BinarySpace(SearchSpace):
         and ``bops`` (bit-operations of one image: multiply-adds x 1 x 1 in binary layers,
         x 32 x 32 in real ones, see the module docstring; :func:`nasforge.ops.quant.bops`) of
         the network :meth:`build` makes with ``kwargs`` (built on the meta device: no weights
-        are drawn); the image side is :func:`input_side`'s."""
+        are drawn); the image side is that of :func:`nasforge.spaces._forms.input_side`."""
         import torch
 
         from nasforge.hardware import count_params
