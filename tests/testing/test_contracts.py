@@ -121,8 +121,13 @@ def test_proxy_contract(name):
 #: DARTS-PT decides the 28 edges of a DARTS cell pair one epoch each: about 3 minutes of a
 #: 5-layer supernet on a loaded 2-core CPU, so it runs with the slow tests; so do its
 #: searches of the mobile supernets (one epoch per searchable layer: 21 on mobilenet, 22 on
-#: fbnet, 100 s and 40 s).
-SLOW_ONESHOT = {("darts-pt", "darts"), ("darts-pt", "mobilenet"), ("darts-pt", "fbnet")}
+#: fbnet, 100 s and 40 s), and of the DASS space (DARTS cells with 12 options per edge).
+SLOW_ONESHOT = {
+    ("darts-pt", "darts"),
+    ("darts-pt", "dass"),
+    ("darts-pt", "mobilenet"),
+    ("darts-pt", "fbnet"),
+}
 
 SUPERNET_PAIRS = [
     pytest.param(method, space, marks=[pytest.mark.slow] if (method, space) in SLOW_ONESHOT else [])
