@@ -187,3 +187,30 @@ def test_fp8_formats_and_weights_only(data) -> None:  # type: ignore[no-untyped-
     assert [m.act_precision for m in layers] == ["fp32", "fp32"]
     assert [m.weight_precision for m in layers] == list(result.policy)
     assert result.cost == result.bops > 0
+
+
+def test_measured_policies_are_trials_of_a_quant_study(data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nasforge import load_study, spaces
+    from nasforge.spaces.quantized import QuantizedSpace
+
+    base = spaces.create("nb201")
+    space = QuantizedSpace(base, settings={"cells_per_stage": 1})
+    arch = base.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|none~1|none~2|")
+    with seeded(0):
+        model = base.build(arch, channels=4, cells_per_stage=1, num_classes=3)
+    storage = f"sqlite:///{tmp_path / 'fliqs.db'}"
+    result = fliqs_search(
+        model, data, epochs=3, warmup_epochs=1, space=space, arch=arch, storage=storage,
+        study_name="fliqs", calibration_images=32,
+    )  # fmt: skip
+    study = load_study("fliqs", storage=storage)
+    trials = study.trials
+    assert [int(t.metrics["epoch"]) for t in trials] == [1, 2]
+    last = trials[-1]
+    assert space.split(last.arch)[0] == arch
+    assert last.arch == result.study.space.parse(last.arch.text)
+    assert last.metrics["valid_acc"] == pytest.approx(result.history[-1]["valid_acc"])
+    assert ",".join(result.policy) == result.history[-1]["policy"]
+    with pytest.raises(InvalidConfigError, match="weights_only"):
+        fliqs_search(model, data, epochs=2, warmup_epochs=1, space=space, arch=arch,
+                     weights_only=True)  # fmt: skip

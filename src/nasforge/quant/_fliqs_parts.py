@@ -202,42 +202,55 @@ class PolicyEvaluator(Evaluator):
 
 
 class PolicyRecord:
-    """The study of a search on a quantized space (``"<base>+quant"``): each policy of the
-    model's layers is written as an architecture of that space, the base architecture
-    ``arch`` with the policy on the slots of the model's layers (other slots take the first
-    format)."""
+    """The study of a search on a quantized space (``"<base>+quant"``,
+    :class:`~nasforge.spaces.quantized.QuantizedSpace`): each policy of the model's layers is
+    written as an architecture of that space, the base architecture ``arch`` with the policy
+    on the slots of the model's layers (other slots take the first format)."""
 
     def __init__(
-        self, space: Any, arch: Architecture | str, layers: Sequence[str],
-        precisions: Sequence[str],
+        self, space: Any, arch: Architecture | str, model: Any, precisions: Sequence[str],
+        weights_only: bool,
     ) -> None:  # fmt: skip
         from nasforge import spaces
 
         if isinstance(space, str):
-            space = spaces.create(space, precisions=tuple(precisions))
-        for name in ("slots", "split", "join"):
+            space = spaces.create(space, precisions=tuple(precisions), weights_only=weights_only)
+        for name in ("slots", "split", "join", "base"):
             if not hasattr(space, name):
                 raise InvalidConfigError(
                     f"space must be a quantized space (a '<space>+quant' name or a "
                     f"QuantizedSpace), got {space!r}, which has no {name!r}."
                 )
+        missing = [p for p in precisions if p not in space.precisions]
+        if missing or bool(space.weights_only) != weights_only:
+            raise InvalidConfigError(
+                f"Space {space.name!r} has precisions {list(space.precisions)} and "
+                f"weights_only={space.weights_only}, but the search uses {list(precisions)} and "
+                f"weights_only={weights_only}; make the space with the search's settings."
+            )
         self.space = space
         if isinstance(arch, str):
             arch = space.parse(arch) if "|q=" in arch else space.base.parse(arch)
-        assert isinstance(arch, Architecture)
+        if not isinstance(arch, Architecture):
+            raise InvalidConfigError(f"arch must be an architecture or its text, got {arch!r}.")
         if arch.space == space.name:
             arch = space.split(arch)[0]
         self.base_arch: Architecture = space.base.check(arch)
-        slots = list(space.slots)
-        missing = [name for name in layers if name not in slots]
-        if missing:
-            raise InvalidConfigError(
-                f"Layers {missing} of the model are not slots of space {space.name!r} "
-                f"(its slots: {slots}); build the model with the space's builder."
-            )
-        self.index = [slots.index(name) for name in layers]
-        self.slots = slots
-        self.first = str(precisions[0])
+        # the slot of each quantizable layer of the model, in module order (by module path,
+        # or by place in mobile networks): the space's own matching
+        named = space._model_slots(model, self.base_arch)
+        self.index = [space._slot(slot, self.base_arch) for _, slot in named]
+        self.slots = list(space.slots)
+        self.first = str(space.precisions[0])
+
+    @property
+    def space_params(self) -> dict[str, Any]:
+        """The arguments that rebuild the space when the study is loaded."""
+        return {
+            "precisions": list(self.space.precisions),
+            "weights_only": bool(self.space.weights_only),
+            "settings": dict(self.space.settings),
+        }
 
     def to_arch(self, policy: Sequence[str]) -> Architecture:
         full = [self.first] * len(self.slots)
@@ -272,7 +285,7 @@ def open_study(
         seed=int(seed),
         objectives=(str(objective),),
         strategy_params={**settings, "arch": record.base_arch.text},
-        space_params={"precisions": list(settings["precisions"])},
+        space_params=record.space_params,
         evaluator=None,
         options={"oneshot": True},
     )

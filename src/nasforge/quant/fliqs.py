@@ -406,7 +406,9 @@ def fliqs_search(
         "valid_size": valid_size, "calibration_images": calibration_images,
         "weights_only": weights_only, "layers": list(layers),
     }  # fmt: skip
-    record = None if space is None else PolicyRecord(space, arch, layers, names)  # type: ignore[arg-type]
+    record = None
+    if space is not None and arch is not None:
+        record = PolicyRecord(space, arch, model, names, weights_only)
 
     def policy_of(choices: Sequence[int]) -> tuple[str, ...]:
         return tuple(names[c] for c in choices)
