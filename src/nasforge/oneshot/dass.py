@@ -9,8 +9,9 @@ changes the search objective so that the architecture is trained on the *sparse*
 * the weights solve DARTS's lower-level problem under the constraint that every pruned layer
   keeps at most ``(1 - sparsity)`` of its weights, ``min_w L_train(w, alpha)`` s.t.
   ``w in S``. As in ADMM pruning (Zhang, T. et al. "A Systematic DNN Weight Pruning Framework
-  using Alternating Direction Method of Multipliers." ECCV 2018, arXiv:1804.03294, Eqs. 4-8),
-  the weights descend ``L_train + rho/2 sum_l ||W_l - Z_l + U_l||^2``; after every epoch
+  using Alternating Direction Method of Multipliers." ECCV 2018, arXiv:1804.03294: its
+  W-, Z- and U-updates), the weights descend ``L_train + rho/2 sum_l ||W_l - Z_l + U_l||^2``;
+  after every epoch
   ``Z_l = Proj_S(W_l + U_l)`` (keep the largest magnitudes) and ``U_l += W_l - Z_l``;
 * the architecture descends the validation loss of the network *with its weights projected
   onto* ``S`` (each layer computing with the magnitude mask of ``Z_l``), first order, so the
@@ -33,12 +34,12 @@ Adaptation and what was not read: the stored copies of the paper available here 
 abstract and introduction (two parametric sparse operations, ``SparseConv`` and
 ``SparseLinear``; a search objective that trains the architecture on the sparsity of the
 operations); the ADMM form of the constrained lower level, the projected upper level and the
-pre-train/prune/fine-tune schedule follow the ADMM pruning framework above, on which the
-paper's pruning builds, and are nasforge's reading, not the paper's equations. The
+pre-train/prune/fine-tune schedule follow the ADMM pruning framework above and are
+nasforge's reading, not the paper's equations. The
 ``SparseLinear`` of the paper has no counterpart inside DARTS cells (no linear layer); the
 classifier stays dense. Hyperparameters default to NAS-Bench-201's DARTS protocol
-(:class:`~nasforge.oneshot.base.DifferentiableMethod`), ``rho = 1e-2`` is within the range
-ADMM pruning uses on CIFAR-10 (1e-3 to 1e-1).
+(:class:`~nasforge.oneshot.base.DifferentiableMethod`); ``rho = 1e-2`` and ``prune_at =
+0.5`` are nasforge's choices, not tuned and not the paper's.
 
 Example (how a benchmark runs DASS and trains its network; ``data`` from
 ``nasforge.train.load_cifar10`` or ``SyntheticImages(...).load()``)::

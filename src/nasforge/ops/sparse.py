@@ -4,28 +4,28 @@ Unstructured weight sparsity as the pruning literature and DASS use it: a layer 
 weights of largest magnitude and sets the others to zero.
 
 * **Magnitude masks.** Han, S., Pool, J., Tran, J. and Dally, W. J. "Learning both Weights
-  and Connections for Efficient Neural Networks." NeurIPS 2015, arXiv:1506.02626, Section 3:
-  the connections of smallest absolute weight are removed. :func:`magnitude_mask` keeps the
+  and Connections for Efficient Neural Networks." NeurIPS 2015, arXiv:1506.02626: the
+  connections of smallest absolute weight are removed. :func:`magnitude_mask` keeps the
   largest ``|w|`` of a tensor and zeroes exactly ``round(sparsity * n)`` of its ``n``
   entries (ties go to the lower flat index, so the mask is a function of the weights).
   The same operation is the Euclidean projection onto the set of tensors with at most
   ``n - round(sparsity * n)`` non-zeros (:func:`project_sparse`), the ``Z``-step of ADMM
   pruning (Zhang, T. et al. "A Systematic DNN Weight Pruning Framework using Alternating
-  Direction Method of Multipliers." ECCV 2018, arXiv:1804.03294, Eq. 7), which
+  Direction Method of Multipliers." ECCV 2018, arXiv:1804.03294), which
   :mod:`nasforge.oneshot.dass` uses.
 * **Masked layers.** :class:`MaskedConv2d` and :class:`MaskedLinear` hold a boolean ``mask``
   buffer and compute with ``weight * mask``, so a pruned weight neither acts nor receives a
-  gradient; pruning also sets the pruned weights to zero, so weight decay and momentum
-  (both proportional to the weight or to past gradients, all zero there) keep them at zero
-  through any SGD or Adam step. :func:`apply_masks` re-zeroes them after an optimiser that
-  moves zero weights (none of torch's does).
+  gradient; pruning also sets the pruned weights to zero, so that SGD and Adam (weight
+  decay and momentum proportional to the weight or to past gradients, all zero there) keep
+  them at zero when the optimiser starts after the pruning. :func:`apply_masks` re-zeroes
+  them after a step of an optimiser that still holds momentum from before the pruning.
 * **Uniform magnitude pruning**, the baseline every sparse search must beat (Zhu, M. and
   Gupta, S. "To prune, or not to prune." arXiv:1710.01878; Gale, T., Elsen, E. and Hooker, S.
-  "The State of Sparsity in Deep Neural Networks." arXiv:1902.09574, which finds it as good
-  as more elaborate schemes): :func:`prune_magnitude` prunes every convolution and linear
-  layer to the same sparsity (``scope="layer"``) or ranks all their weights together
+  "The State of Sparsity in Deep Neural Networks." arXiv:1902.09574, which finds it
+  competitive with more elaborate schemes): :func:`prune_magnitude` prunes every convolution
+  and linear layer to the same sparsity (``scope="layer"``) or ranks all their weights together
   (``scope="global"``); the first convolution and the last linear layer stay dense, as is
-  usual (Gale et al., Section 4).
+  usual in these studies.
 
 The supported sparsity levels are :data:`SPARSITY_LEVELS` (and 0, dense);
 :func:`check_sparsity` refuses the others, listing them.
@@ -361,8 +361,8 @@ def prune_magnitude(
 
 
 def apply_masks(model: nn.Module) -> None:
-    """Set every masked layer's dropped weights to zero (after an optimiser step that could
-    have moved them; SGD and Adam do not)."""
+    """Set every masked layer's dropped weights to zero (after a step of an optimiser that
+    could have moved them: one holding momentum from before the pruning)."""
     for _, module in masked_layers(model):
         module.apply_mask()
 

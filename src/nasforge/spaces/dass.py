@@ -12,7 +12,9 @@ usually does, :func:`nasforge.ops.sparse.prune_magnitude`).
 Operations
 ----------
 The 7 operations of a DARTS genotype (:mod:`nasforge.spaces.darts`) keep their indices 0..6;
-the sparse forms of its four convolutions follow (:data:`SPARSE_OPS`)::
+the sparse forms of its four convolutions follow (:data:`SPARSE_OPS`; the paper names one
+``SparseConv`` operation, which nasforge reads as a sparse form of each DARTS convolution,
+kernel and dilation kept)::
 
     0 max_pool_3x3  1 avg_pool_3x3  2 skip_connect  3 sep_conv_3x3  4 sep_conv_5x5
     5 dil_conv_3x3  6 dil_conv_5x5  7 sparse_sep_conv_3x3  8 sparse_sep_conv_5x5
