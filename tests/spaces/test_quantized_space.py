@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -9,15 +12,17 @@ from torch import nn
 
 import nasforge
 from nasforge import spaces
+from nasforge.architecture import Architecture
 from nasforge.errors import (
     InvalidArchitectureError,
     InvalidConfigError,
     UnsupportedOperationError,
 )
+from nasforge.evaluators.base import Evaluator
 from nasforge.ops.quant import PRECISIONS, policy_of, quantizable_layers, quantized_layers
 from nasforge.runs.profile import profile_arch
 from nasforge.spaces.quantized import QuantizedSpace
-from nasforge.trial import TrialState
+from nasforge.trial import Direction, Result, TrialState
 
 SMALL = {"cells_per_stage": 1}
 TINY = {"channels": 4}
@@ -219,6 +224,33 @@ def test_a_study_records_closes_and_resumes_by_name(tmp_path: object) -> None:
     for trial in resumed.trials:
         costs = resumed.space.costs(trial.arch, width_mult=0.25)
         assert trial.metrics["params"] == pytest.approx(costs["params_M"])
+
+
+class _Bits(Evaluator):
+    """A cheap objective: fewer bits in the slots that are present, more operations kept."""
+
+    space = "nb201+quant"
+
+    @property
+    def metrics(self) -> Mapping[str, Direction]:
+        return {"score": Direction.MAXIMIZE}
+
+    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
+        space = spaces.create(self.space, settings=SMALL)
+        base, policy = space.split(arch)
+        score = sum(base.choices) - sum(int(p[3:]) for p in policy) / 8
+        return Result({"score": float(score)}, cost=1.0)
+
+
+def test_a_predictor_guided_strategy_searches_the_joint_space() -> None:
+    study = nasforge.create_study(
+        space="nb201+quant", space_params={"settings": SMALL}, strategy="bananas", seed=0,
+        strategy_params={"n_initial": 4, "k": 2, "n_candidates": 8, "n_members": 2, "epochs": 5},
+        objectives=["score:max"], evaluator=_Bits(),
+    )  # fmt: skip
+    study.optimize(_Bits(), n_trials=7)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 7
+    assert len({t.arch for t in study.trials}) == 7
 
 
 def test_profile_prints_bits_and_bops() -> None:
