@@ -22,7 +22,9 @@ validation split), and every accuracy is on the same ``--test-images`` test imag
    both accuracies, Kendall's tau and Spearman's rho between them, the mean absolute gap.
 
 Prints the front (accuracy vs model bits: searched and uniform), the one-shot vs trained-alone
-table and its statistics, and writes ``OUT/results.json``.
+table and its statistics, and writes ``OUT/results.json``; each search's measured policies
+are trials of a study ``fliqs-<target>bits-seed<seed>`` of ``nb201+quant`` in
+``OUT/studies.db`` (a rerun with the same OUT reopens them and records no epoch twice).
 
 Full run (about 10 minutes on one thread of the project machine):
     OMP_NUM_THREADS=1 nice python benchmarks/mixed_precision.py \\
@@ -47,6 +49,7 @@ from nasforge import spaces
 from nasforge.ops.quant import model_bits, quantize_model
 from nasforge.quant.fliqs import fliqs_search, policy_accuracy
 from nasforge.ranks import kendall, spearman
+from nasforge.spaces.quantized import QuantizedSpace
 from nasforge.train import SyntheticImages, load_cifar10, train
 from nasforge.train.data import DataSplits, split_train_valid, stratified_indices
 from nasforge.train.trainer import evaluate_accuracy, seeded
@@ -109,6 +112,10 @@ def main() -> None:
     arch = space.parse(args.cell)
     with seeded(args.seed):
         model = space.build(arch, channels=args.channels, cells_per_stage=1)
+    quant_space = QuantizedSpace(space, FORMATS, settings={"cells_per_stage": 1})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{(out / 'studies.db').resolve()}"
     uniform_bits = {f: float(model_bits(quantize_model(model, f))) for f in FORMATS}
     low, high = uniform_bits["int2"], uniform_bits["int8"]
 
@@ -130,7 +137,8 @@ def main() -> None:
         result = fliqs_search(
             model, data, precisions=FORMATS, cost="model_bits", target=target,
             cost_weight=args.cost_weight, entropy_weight=args.entropy_weight,
-            controller_lr=args.controller_lr,
+            controller_lr=args.controller_lr, space=quant_space, arch=arch, storage=storage,
+            study_name=f"fliqs-{avg:g}bits-seed{args.seed}",
             epochs=args.epochs, warmup_epochs=args.warmup_epochs, seed=args.seed,
         )  # fmt: skip
         searches.append(
@@ -221,8 +229,6 @@ def main() -> None:
     )
     seconds = time.perf_counter() - began
     print(f"total {seconds:.0f}s")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     payload = {
         "settings": dict(vars(args)),
         "data": data.name,
