@@ -32,7 +32,8 @@ What it does, on one thread:
 Prints its settings and figures and writes ``OUT/results.json`` (``--out``). Without the
 CIFAR-10 archive it says so and uses :class:`nasforge.train.SyntheticImages` instead.
 
-Full run (about 8-10 minutes on one thread of the shared 2-core machine):
+Full run (one thread; 678 s on the shared 2-core machine while its load average was 6-8,
+491 s of it training the float network; less on a quiet machine):
     OMP_NUM_THREADS=1 nice python benchmarks/int8_onnx.py \
         --data ../shared/data/cifar10/cifar10-jpeg.tar.gz --out ../ref/issue21/int8_onnx
 Smoke run (about a minute):
