@@ -247,6 +247,21 @@ def tas_search(
 
     Raises:
         InvalidConfigError: A target outside (0, 1], an unknown cost, fewer than 4 images.
+
+    Example:
+        >>> from nasforge.train import Recipe, SyntheticImages
+        >>> data = SyntheticImages(num_classes=3, n_train=48, n_test=6, size=8).load()
+        >>> layout = ResNetLayout(blocks=1, base=4, num_classes=3, resolution=8)
+        >>> result = tas_search(layout, data.train, mean=data.mean, std=data.std,
+        ...                     target_ratio=0.5, recipe=Recipe(lr=0.05, epochs=2,
+        ...                     batch_size=16), arch_lr=0.05)
+        >>> len(result.widths), [h.epoch for h in result.history]
+        (7, [0, 1, 2])
+        >>> net, record = train_pruned(result.widths, CifarResNet(layout), data.train,
+        ...                            layout=layout, mean=data.mean, std=data.std,
+        ...                            recipe=Recipe(lr=0.05, epochs=1, batch_size=16))
+        >>> net.widths == result.widths, record.kd, record.images_seen
+        (True, True, 48)
     """
     target_ratio = check_ratio(target_ratio)
     _check_cost(cost)
