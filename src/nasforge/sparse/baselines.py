@@ -317,7 +317,8 @@ def random_sparse_search(
     split_seed, draw_seed, *seeds = derive_seeds(seed, 2 + 2 * n_candidates + 1)
     fit, valid = split_train_valid(data, valid_size or max(1, len(data) // 5), split_seed)
     rng = np.random.default_rng(draw_seed)
-    reference = CifarResNet(layout)
+    with seeded(0):  # only its layer sizes are read; leave the global generator alone
+        reference = CifarResNet(layout)
     layers = dict(_prunable(reference))
     sizes = [layers[n].weight.numel() for n in _allocation_layers(reference)]
     configs: list[tuple[float, ...]] = []
