@@ -99,19 +99,15 @@ class BinarySpace(SearchSpace):
         self._check_binary_form()
 
     def _check_binary_form(self) -> None:
-        """Build one network of the base (its ``reduced`` preset where it has one, on the
-        meta device) and binarise it: :func:`binarize` names a layer with no binary form."""
+        """Build one network of the base (with its default settings, on the meta device: no
+        weights are drawn) and binarise it: :func:`binarize` names a layer with no binary
+        form."""
         import torch
 
         from nasforge.ops.binary import binarize
 
-        arch = self._first()
-        try:
-            reduced = "reduced" in self.base.presets()
-        except UnsupportedOperationError:
-            reduced = False
         with torch.device("meta"):
-            network = self.base.build_preset(arch, "reduced") if reduced else self.base.build(arch)
+            network = self.base.build(self._first())
         try:
             binarize(network)
         except UnsupportedOperationError as error:
