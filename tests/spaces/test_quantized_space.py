@@ -288,6 +288,9 @@ def test_bad_input() -> None:
         space.parse(str(base))
     with pytest.raises(InvalidArchitectureError, match="belongs to space 'nb201\\+quant'"):
         space.join(space.join(base, ["int8"] * len(space.slots)), ["int8"] * len(space.slots))
+    other = spaces.create("nb201+quant", precisions=("int2", "int8"), settings=SMALL)
+    with pytest.raises(InvalidArchitectureError, match="other arguments"):
+        other.build(space.join(base, ["int4"] * len(space.slots)))  # read as int2 there
     deeper = space.base.build(base, cells_per_stage=2)  # settings the space was not made with
     with pytest.raises(InvalidConfigError, match="has no slot"):
         space.quantize(deeper, space.join(base, ["int8"] * len(space.slots)))

@@ -423,6 +423,28 @@ class QuantizedSpace(SearchSpace):
         indices = [self._precision(p, i) for i, p in enumerate(policy)]
         return self.from_choices((*base_arch.choices, *indices))
 
+    def check(self, arch: Architecture) -> Architecture:
+        """``arch`` if it is an architecture of this space, made with these precisions and
+        settings (an evaluator that opens the space by name with other arguments would read
+        its choices as other precisions: refused).
+
+        Raises:
+            InvalidArchitectureError: Another space, or the same name with other arguments.
+        """
+        arch = super().check(arch)
+        try:
+            same = self.from_choices(arch.choices).text == arch.text
+        except InvalidArchitectureError:
+            same = False
+        if not same:
+            raise InvalidArchitectureError(
+                f"Architecture {abbreviate(arch.text, 80)!r} was made by a {self.name} space with "
+                f"other arguments than this one (precisions={list(self.precisions)}, "
+                f"{len(self.slots)} slots, settings={self.settings}); open the space with the "
+                "arguments the study recorded (its space_params)."
+            )
+        return arch
+
     def split(self, arch: Architecture) -> tuple[Architecture, tuple[str, ...]]:
         """The base architecture of ``arch`` and its policy (one precision per slot)."""
         choices = self.check(arch).choices
