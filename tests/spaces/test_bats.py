@@ -77,7 +77,7 @@ def test_build_gives_a_binary_network_of_either_operation_family(space):
         # DARTS's separable convolutions are depthwise; BATS's groups hold 4 channels each
         assert (len(depthwise) > 0) == (family == "darts")
     # the auxiliary head of the preset networks is real and returned in training
-    net = space.build(arch, channels=8, layers=5)
+    net = space.build(arch, channels=8, layers=5, auxiliary=True)
     logits, aux = net.train()(torch.randn(2, 3, 32, 32))
     assert logits.shape == aux.shape == (2, 10)
     assert any(isinstance(m, FactorizedReduce) for m in net.modules())

@@ -148,7 +148,7 @@ class BatsSpace(DartsSpace):
         num_classes: int = 10,
         channels: int = 36,
         layers: int = 20,
-        auxiliary: bool = True,
+        auxiliary: bool = False,
         drop_path_prob: float = 0.0,
         operations: str = "bats",
         group_width: int = 4,
@@ -160,6 +160,8 @@ class BatsSpace(DartsSpace):
             operations: ``"bats"`` (grouped binary convolutions) or ``"darts"`` (DARTS's
                 operations at the same places, binarised).
             group_width: Channels per group of the grouped convolutions.
+            auxiliary: Build DARTS's (real) auxiliary head, which needs 32x32 images; off by
+                default (the ``paper`` preset turns it on where the recipe weighs it).
             Others: as :meth:`DartsSpace.build`.
 
         Raises:
