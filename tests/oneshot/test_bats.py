@@ -162,3 +162,23 @@ def test_space_without_binary_form_and_bad_settings_are_refused(data):
         oneshot.create("bats", temperature=0.0)
     with pytest.raises(InvalidConfigError, match="weights_from"):
         oneshot.create("bats", weights_from=1.5)
+
+
+@pytest.mark.parametrize("method", ["darts", "gdas", "spos"])
+def test_other_one_shot_methods_search_the_binary_supernet(data, method):
+    params = {"population": 2, "generations": 1, "top_k": 1} if method == "spos" else {}
+    if method == "spos":
+        params.update(recal_images=16, eval_images=16)
+    result = oneshot.search(
+        method,
+        data,
+        space="bats",
+        params=params,
+        settings=TINY,
+        epochs=1,
+        device="cpu",
+        threads=1,
+        evaluator=_ConvCount(),
+    )
+    assert result.failed is None and result.arch is not None
+    assert result.arch.space == "bats" and "group_conv" in str(result.arch)
