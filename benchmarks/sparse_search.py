@@ -36,8 +36,9 @@ classifier weights that are zero or absent: the ResNet's, or DASS's own network'
 ``weights`` (the non-zero ones), ``images`` (training images seen, the cost) and wall
 seconds.
 
-Full run, TAS and the baselines at the three levels (about 7 minutes on one thread of the
-project's loaded 2-core machine; the ResNet trains at about 1 ms an image):
+Full run, TAS and the baselines at the three levels (11.5 minutes on one thread of the
+project's 2-core machine while two other benchmarks ran: dense network 45 s, then per level
+TAS 32-43 s beyond the shared dense network, magnitude 20 s, random search 21-45 s each):
     OMP_NUM_THREADS=1 nice python benchmarks/sparse_search.py \
         --data ../shared/data/cifar10/cifar10-jpeg.tar.gz --out OUT
 DASS does not fit the same 12 minutes: its supernet costs about 0.1 s an image and its
