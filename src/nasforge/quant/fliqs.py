@@ -95,7 +95,7 @@ from nasforge.quant._fliqs_parts import (
     tunas_reward,
 )
 from nasforge.train.augment import Augment, normalize
-from nasforge.train.data import DataSplits, ImageData, split_train_valid
+from nasforge.train.data import DataSplits, ImageData, split_train_valid, stratified_indices
 from nasforge.train.recipe import Recipe, cosine_warmup_lr
 from nasforge.train.trainer import derive_seeds, evaluate_accuracy, make_optimizer, scaled_pixels
 
@@ -205,15 +205,17 @@ def policy_accuracy(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     act_policy: str | Sequence[str] | None = None,
+    seed: int = 0,
 ) -> float:
     """Top-1 accuracy (percent) of ``policy`` with ``supernet``'s shared weights, no
     retraining.
 
     A copy of the supernet is set to ``policy`` (one format for all layers, or one per
     quantizable layer), its batch-norm statistics and activation ranges are recalibrated on
-    the first ``calibration_images`` training images of ``data``, and it is evaluated on
-    ``images`` (default ``data.test``). The supernet itself is left unchanged.
-    ``act_policy`` sets the activations' formats apart (``None``: the weights').
+    ``calibration_images`` training images of ``data`` (drawn class-balanced with ``seed``:
+    the first images of a dataset stored class by class would give one class's statistics),
+    and it is evaluated on ``images`` (default ``data.test``). The supernet itself is left
+    unchanged. ``act_policy`` sets the activations' formats apart (``None``: the weights').
 
     Raises:
         InvalidConfigError: An unknown format, or a policy of the wrong length (from
@@ -222,7 +224,8 @@ def policy_accuracy(
     device = torch.device(device)
     net = copy.deepcopy(supernet).to(device)
     set_policy(net, policy, act_policy)
-    calib = data.train.images[:calibration_images]
+    count = min(calibration_images, len(data.train))
+    calib = data.train.images[stratified_indices(data.train.labels, count, seed)]
     recalibrate(net, list(_batches(calib, data.mean, data.std, batch_size, device)))
     target = data.test if images is None else images
     return evaluate_accuracy(
