@@ -15,14 +15,16 @@ b) runs :func:`nasforge.quant.simq.search_quantized_subnets`: ``--evaluations`` 
 c) for every architecture of the found front, measures the same sub-network with uniform
    policies, every layer fp32, int8 (SimQ-NAS's baseline: the fully INT8 network), int4 and
    int2, quantized and calibrated the same way;
-d) prints a Markdown table (accuracy and kbit of each searched pair beside its uniform
-   versions), how many searched pairs the uniform-int8 version of their architecture
-   dominates and how many uniform-int8 networks a searched pair dominates, the hypervolume of
-   each family on (accuracy, -kbit) from a common reference point, and writes
+d) prints, per LINAS iteration, the accuracy and size of the pairs measured and Kendall's
+   tau of the predictors on them; a Markdown table (accuracy and kbit of each searched pair
+   beside its uniform versions), how many searched pairs the uniform-int8 version of their
+   architecture dominates and how many uniform-int8 networks a searched pair dominates, the
+   hypervolume of each family on (accuracy, -kbit) from a common reference point, and writes
    ``<out>/results.json``.
 
-Full run (about 9 minutes on one thread of the project's machine: 4-5 to train the supernet
-once, cached in ``<out>/supernet``; the search and the baselines the rest):
+Full run (7.2 CPU minutes on one thread of the project's shared machine: about 3.5 to train
+the supernet once, cached in ``<out>/supernet``, the search of 100 pairs and the baselines the
+rest; 16 minutes of wall time there while other jobs held the cores):
 
     OMP_NUM_THREADS=1 nice python benchmarks/simq_front.py --out /work/ref/issue21/simq_front
 
@@ -81,6 +83,28 @@ def hypervolume_2d(points: list[tuple[float, float]], ref: tuple[float, float]) 
     return area
 
 
+def iteration_figures(trials: list[Any]) -> list[dict[str, Any]]:
+    """Per LINAS iteration: the accuracy and size of its measured pairs, and how well the
+    predictors ranked them (Kendall's tau of predicted against measured, within the batch)."""
+    from nasforge.ranks import kendall
+
+    out = []
+    for it in sorted({int(t.metrics["simq_iteration"]) for t in trials}):
+        batch = [t.metrics for t in trials if int(t.metrics["simq_iteration"]) == it]
+        acc = [m["accuracy"] for m in batch]
+        mbit = [m["model_bits"] / 1e6 for m in batch]
+        line: dict[str, Any] = {
+            "iteration": it, "pairs": len(batch), "acc_mean": float(np.mean(acc)),
+            "acc_max": max(acc), "mbit_min": min(mbit), "mbit_mean": float(np.mean(mbit)),
+        }  # fmt: skip
+        if all("predicted_accuracy" in m for m in batch) and len(batch) > 1:
+            for name in ("accuracy", "model_bits"):
+                guess = [m[f"predicted_{name}"] for m in batch]
+                line[f"tau_{name}"] = kendall(guess, [m[name] for m in batch])
+        out.append(line)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -133,6 +157,10 @@ def main() -> None:
     print(f"b) SimQ-NAS: {len(trials)} pairs measured ({args.precisions} per layer), "
           f"{len(result.iterations)} LINAS iterations, front of {len(result.front)} "
           f"({search_s:.0f} s)", flush=True)  # fmt: skip
+    per_iteration = iteration_figures(trials)
+    for line in per_iteration:
+        print("   " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                for k, v in line.items()))  # fmt: skip
 
     began = time.perf_counter()
     joint = result.space
@@ -191,6 +219,7 @@ def main() -> None:
         "settings": vars(args),
         "seconds": {"train_this_call": train_s, "search": search_s, "baselines": base_s},
         "iterations": result.iterations,
+        "per_iteration": per_iteration,
         "trials": [
             {"arch": t.arch.text, **{k: float(v) for k, v in t.metrics.items()}} for t in trials
         ],
