@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--warmup-epochs", type=int, default=1)
     parser.add_argument("--targets", type=float, nargs="+", default=[3.5, 5.0, 6.5])
     parser.add_argument("--random", type=int, default=2, help="random policies trained alone")
-    parser.add_argument("--controller-lr", type=float, default=0.15)
+    parser.add_argument("--controller-lr", type=float, default=0.5)
     parser.add_argument("--cost-weight", type=float, default=-1.0)
     parser.add_argument("--entropy-weight", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
