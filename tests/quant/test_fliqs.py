@@ -17,6 +17,7 @@ from nasforge.quant.fliqs import (
     cosine_entropy_weight,
     fliqs_search,
     policy_accuracy,
+    recalibrate,
     tunas_reward,
 )
 from nasforge.train import SyntheticImages
@@ -125,6 +126,28 @@ def test_policy_accuracy_leaves_the_supernet_unchanged(data) -> None:  # type: i
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert [m.weight_precision for m in (net[0], net[5])] == ["int4", "int8"]
+
+
+def test_recalibrate_averages_per_batch_ranges_and_batch_norm() -> None:
+    net = quantize_model(nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 1)), "int8")
+    first = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    second = torch.tensor([[4.0, 3.0], [0.0, 5.0]])
+    recalibrate(net, [first, second])
+    layer = net[1]
+    # the linear layer sees the inputs normalised with the recomputed statistics (evaluation
+    # mode); its range is the mean of the two batches' ranges
+    net.eval()
+    outs = []
+    with torch.no_grad():
+        for x in (first, second):
+            z = net[0](x)
+            outs.append((float(z.min()), float(z.max())))
+    assert float(layer.act_min) == pytest.approx(sum(o[0] for o in outs) / 2, abs=1e-5)
+    assert float(layer.act_max) == pytest.approx(sum(o[1] for o in outs) / 2, abs=1e-5)
+    together = torch.cat([first, second])
+    expected_mean = (first.mean(0) + second.mean(0)) / 2  # plain average of batch means
+    assert torch.allclose(net[0].running_mean, expected_mean)
+    assert torch.allclose(net[0].running_mean, together.mean(0))
 
 
 class Stop(Exception):
