@@ -193,6 +193,19 @@ def test_each_predictor_learns_a_per_layer_additive_metric(predictor, least):
     assert kendall(predict(X[60:]), y[60:]) > least
 
 
+def test_a_supernet_module_and_search_data_are_accepted(supernet_dir, data):
+    from nasforge.elastic import load_supernet, training_data
+
+    trained = load_supernet(supernet_dir)
+    split = training_data("ofa-cifar", data, trained.settings)
+    quick = {**QUICK, "evaluations": 4, "resolutions": (16,), "objectives": ("accuracy", "bops")}
+    result = search_quantized_subnets(trained.supernet, split, **quick)
+    assert len(result.study.trials) == 4
+    assert result.study.objectives[1].metric == "bops"
+    assert all(t.metrics["bops"] > 0 for t in result.study.trials)
+    assert result.study.record.strategy_params["supernet"] == "in-memory supernet"
+
+
 def test_bad_input(supernet_dir, data):
     quick = {**QUICK, "evaluations": 4}
     with pytest.raises(InvalidConfigError, match="int4"):
