@@ -18,18 +18,18 @@ then it trains each final cell as a binary network for a few epochs
 (``evaluators.create("train", space="bats", ...)``, the operations it was searched with) and
 prints its validation and test accuracy. Figures go to OUT/results.json.
 
-Reduced CPU setting (see ``--help``): search network 4 channels, 5 cells, 16x16 images, 320
-training images split in halves (weights / architecture), batch 40, 8 epochs (weights
-binary from epoch 4 on in the staged variants), the architecture's Adam at 3e-3 (10x DARTS's
-rate: the run has 32 architecture steps where DARTS has about 20,000); final network 8
+Reduced CPU setting (see ``--help``): search network 4 channels, 5 cells, 16x16 images, 400
+training images split in halves (weights / architecture), batch 40, 12 epochs (weights
+binary from epoch 6 on in the staged variants), the architecture's Adam at 3e-3 (10x DARTS's
+rate: the run has 60 architecture steps where DARTS has about 20,000); final network 8
 channels, 5 cells, 2,000 training images, 2 epochs of the space's binary recipe, accuracy on
 1,000 validation and 1,000 test images. BATS's own protocol (searching on CIFAR-10 at 32 px
 for many epochs, training for hundreds) is a GPU's work; at this size the final accuracies
 differ by less than the noise of a 2-epoch training, and the architecture weights have moved
 little: read the figures as the pipeline working, not as a replication of the paper's gaps.
 
-Full run (about 12 minutes on one thread of the shared 2-core machine under load, less on a
-free one):
+Full run (about 8 minutes on one thread of the shared 2-core machine; 5 minutes with 8
+epochs and 320 images):
     nice python benchmarks/bats_ablation.py --out /work/ref/issue21/bats_ablation
 Smoke run (under a minute):
     python benchmarks/bats_ablation.py --smoke --out /tmp/bats_smoke
@@ -51,6 +51,7 @@ from nasforge import evaluators, oneshot
 from nasforge.architecture import Architecture
 from nasforge.evaluators.base import Evaluator
 from nasforge.oneshot import SupernetSettings
+from nasforge.spaces.bats import darts_names
 from nasforge.train import load_cifar10
 from nasforge.trial import Direction, Result
 
@@ -84,11 +85,11 @@ def main() -> None:
     parser.add_argument("--data", default=DATA, help="CIFAR-10 (python release, folder, .tar.gz)")
     parser.add_argument("--out", default="bats_ablation_out", help="folder of results.json")
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--epochs", type=int, default=8, help="search epochs")
+    parser.add_argument("--epochs", type=int, default=12, help="search epochs")
     parser.add_argument("--channels", type=int, default=4, help="search network's C")
     parser.add_argument("--layers", type=int, default=5, help="cells of both networks")
     parser.add_argument("--resolution", type=int, default=16)
-    parser.add_argument("--search-images", type=int, default=320)
+    parser.add_argument("--search-images", type=int, default=400)
     parser.add_argument("--batch", type=int, default=40)
     parser.add_argument("--train-channels", type=int, default=8, help="final network's C")
     parser.add_argument("--train-epochs", type=int, default=2)
@@ -141,12 +142,16 @@ def main() -> None:
         params, options = VARIANTS[name]
         started = time.perf_counter()
 
+        def text(arch: Any, options: dict[str, Any] = options) -> str:
+            """The cell with the operations it computes (DARTS's for ``no-binary-space``)."""
+            return darts_names(str(arch)) if options.get("operations") == "darts" else str(arch)
+
         def show(study: Any, trial: Any, name: str = name) -> None:
             m = trial.metrics
             print(
                 f"{name:>16} epoch {int(m['epoch'])}  free-ops {m['param_free_share']:.3f}  "
                 f"free-weight {m.get('param_free_weight', math.nan):.3f}  binary-weights "
-                f"{int(m.get('binary_weights', 1))}  {trial.arch}",
+                f"{int(m.get('binary_weights', 1))}  {text(trial.arch)}",
                 flush=True,
             )
 
@@ -167,7 +172,7 @@ def main() -> None:
         search_seconds = time.perf_counter() - started
         trials = result.study.trials
         for trial in trials:
-            rows.append({"variant": name, "arch": str(trial.arch), **trial.metrics})
+            rows.append({"variant": name, "arch": text(trial.arch), **trial.metrics})
         final = result.arch
         assert final is not None
         trainer = evaluators.create(
@@ -189,7 +194,7 @@ def main() -> None:
         )
         trained = trainer.evaluate(final).metrics
         summary[name] = {
-            "final_arch": str(final),
+            "final_arch": text(final),
             "param_free_share": [t.metrics["param_free_share"] for t in trials],
             "param_free_weight": [t.metrics.get("param_free_weight") for t in trials],
             "valid_acc": trained["valid_acc"],

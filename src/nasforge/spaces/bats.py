@@ -66,7 +66,18 @@ if TYPE_CHECKING:
     from nasforge.ops.bats import BatsNetwork
     from nasforge.ops.darts import GenotypeLike
 
-__all__ = ["GENOTYPES", "GENOTYPE_OPS", "OPS", "BatsSpace"]
+__all__ = ["GENOTYPES", "GENOTYPE_OPS", "OPS", "BatsSpace", "darts_names"]
+
+
+def darts_names(text: str) -> str:
+    """``text`` (an architecture's text) with each BATS operation replaced by the DARTS
+    operation in its place: what a network built with ``operations="darts"`` computes.
+
+    Example:
+        >>> darts_names("normal=group_conv_3x3~0,skip_connect~1")
+        'normal=sep_conv_3x3~0,skip_connect~1'
+    """
+    return to_darts_text(text)
 
 
 @contextmanager
