@@ -15,24 +15,20 @@ form, :class:`~nasforge.spaces.quantized.QuantizedSpace`). SimQ-NAS gives every 
 choice of INT8 or FP32 (DyNAS-T's ``q_bits`` in ``{8, 32}``), so the default ``precisions``
 are ``("int8", "fp32")``; any of :data:`nasforge.ops.quant.PRECISIONS` may be offered.
 
-**A real evaluation** (:class:`QuantizedSubnetEvaluator`) of an (architecture, policy) pair:
-the sub-network is taken from the supernet with its inherited weights (batch norms
-recalibrated on a few training batches, as Once-for-All measures sub-networks), quantized
-post-training with the policy (no retraining: weights per output channel, activations per
-tensor, their ranges calibrated on ``calibration_batches`` training batches, as DyNAS-T
-calibrates with Intel Neural Compressor), and its top-1 accuracy measured on held-out images.
-Its model size in bits, bit-operations and parameters come from the quantized network
-(:func:`nasforge.ops.quant.model_bits`, :func:`~nasforge.ops.quant.bops`).
+**A real evaluation** (:class:`QuantizedSubnetEvaluator`) of a pair: the sub-network with
+its inherited weights (batch norms recalibrated, as Once-for-All measures sub-networks),
+quantized post-training with the policy (no retraining: weights per output channel,
+activations per tensor with ranges calibrated on a few training batches, as DyNAS-T calibrates
+with Intel Neural Compressor), its top-1 accuracy on held-out images, and the quantized
+network's model bits, BOPs and parameters (:func:`nasforge.ops.quant.model_bits`, ``bops``).
 
 **The loop** (LINAS, :func:`search_quantized_subnets`):
 
 1. measure ``population`` random (architecture, policy) pairs;
-2. fit one light predictor per objective on the one-hot encodings of every pair measured so
-   far (the joint decisions; a layer the sub-network lacks takes its first option, as the
-   space's canonical form);
-3. run NSGA-II (:class:`~nasforge.strategies.nsga2.NSGA2`, generational: ``population``
-   children per generation) for ``inner_evaluations`` predicted evaluations, from a random
-   population, on the predictors alone;
+2. fit one light predictor per objective on the one-hot encodings of the joint decisions of
+   every pair measured so far (in canonical form: absent layers take the first precision);
+3. run NSGA-II (:class:`~nasforge.strategies.nsga2.NSGA2`, ``population`` children per
+   generation) from a random population for ``inner_evaluations`` predicted evaluations;
 4. measure the final population of that run (the pairs not measured yet; short of
    ``population``, the next best predicted pairs by non-dominated rank and crowding);
 5. repeat from 2 until ``evaluations`` pairs are measured.
@@ -226,11 +222,7 @@ def _fit(predictor: str | Predictor, X: np.ndarray, y: np.ndarray, seed: int) ->
         model: Predictor = MLPEnsemble(n_members=3, epochs=200, seed=seed).fit(X, y)
     else:
         model = copy.deepcopy(predictor).fit(X, y)
-
-    def predict(rows: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(rows)[0])
-
-    return predict
+    return lambda rows: np.asarray(model.predict(rows)[0])
 
 
 def _onehot(space: SearchSpace, archs: Sequence[Architecture]) -> np.ndarray:
@@ -277,9 +269,8 @@ def _open_supernet(source: Any) -> tuple[Any, Any, Any, str]:
     if all(hasattr(source, a) for a in ("set_active", "extract", "space", "active_resolution")):
         return source, source.space, None, label
     raise InvalidConfigError(
-        f"search_quantized_subnets needs a trained elastic supernet: its folder, a "
-        f"TrainedSupernet (nasforge.elastic.load_supernet) or the supernet module; got "
-        f"{type(source).__name__}."
+        "search_quantized_subnets needs a trained elastic supernet: its folder, a TrainedSupernet "
+        f"(nasforge.elastic.load_supernet) or the supernet module; got {type(source).__name__}."
     )
 
 
@@ -337,30 +328,38 @@ def search_quantized_subnets(
         precisions: The precisions each layer may take (``"int8"``, ``8``, ``"fp32"``...).
         objectives: The metrics searched, of :data:`METRICS` (accuracy is maximised, the
             costs minimised); two or three.
-        evaluations: Pairs measured in the whole study (a reopened study measures only the
-            missing ones).
-        population: Pairs measured per iteration, and the inner NSGA-II's population.
-        inner_evaluations: Predicted evaluations of the inner NSGA-II per iteration.
-        predictor: ``"ridge"`` (default), ``"mlp"`` or a
-            :class:`~nasforge.predictors.base.Predictor` (copied for each objective).
+        evaluations: Pairs measured in the whole study (a reopened one measures the rest).
+        population, inner_evaluations: Pairs measured per iteration (the inner NSGA-II's
+            population); predicted evaluations of the inner NSGA-II per iteration.
+        predictor: ``"ridge"``, ``"mlp"`` or a nasforge ``Predictor`` (copied per objective).
         seed: Seed of the random pairs, the predictors and the inner searches.
-        storage, study_name: Where the study is kept and its name (an existing study of the
-            same settings is continued).
-        weights_only: Quantize the weights only (activations kept in float).
-        resolutions: Input sides searched (default: those the supernet was trained at).
-        recalibration_batches, calibration_batches, valid_images: Of the evaluator
-            (:class:`QuantizedSubnetEvaluator`).
+        storage, study_name: Where the study is kept, its name (one of equal settings goes on).
+        weights_only, resolutions: Quantize the weights only; the input sides searched
+            (default: those the supernet was trained at).
+        recalibration_batches, calibration_batches, valid_images: The evaluator's.
 
     Returns:
         The study, its Pareto front of measured pairs, the joint space and the evaluator.
 
+    Example:
+        >>> import tempfile
+        >>> from nasforge.elastic import TrainSettings, train_supernet
+        >>> from nasforge.train import SyntheticImages
+        >>> data = SyntheticImages(num_classes=4, n_train=128, n_test=4, size=16).load()
+        >>> out, settings = tempfile.mkdtemp(), TrainSettings(
+        ...     width_mult=0.25, resolutions=(16,), batch_size=32, epochs=1, steps_per_epoch=1)
+        >>> _ = train_supernet("ofa-cifar", "uniform", data, out, settings, device="cpu")
+        >>> found = search_quantized_subnets(out, data, evaluations=4, population=2,
+        ...     inner_evaluations=10, valid_images=16, calibration_batches=1)
+        >>> len(found.study.trials), sorted(set(found.space.split(found.front[0].arch)[1]))
+        (4, ['fp32', 'int8'])
+
     Raises:
-        InvalidConfigError: A precision outside :data:`nasforge.ops.quant.PRECISIONS` (they
-            are listed), counts out of range, a predictor of another kind, a supernet or data
-            of the wrong kind, resolutions the space does not have.
+        InvalidConfigError: A precision outside :data:`nasforge.ops.quant.PRECISIONS` (listed),
+            counts out of range, a predictor, supernet or data of the wrong kind, resolutions
+            the space does not have.
         UnknownNameError: An objective that is not a metric (the valid ones are listed).
-        UnsupportedOperationError: The supernet's space has operations without a quantized
-            form (named by the ``+quant`` form).
+        UnsupportedOperationError: A layer without a quantized form (named by ``+quant``).
         StudyConflictError: A study of that name exists with other settings.
     """
     from nasforge import spaces
