@@ -1,6 +1,9 @@
-"""Magnitude masks, masked layers and uniform magnitude pruning (nasforge.ops.sparse)."""
+"""Magnitude masks, masked layers, uniform magnitude pruning and DASS's sparse layers with
+learned scores (nasforge.ops.sparse)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -11,15 +14,21 @@ from nasforge.ops.sparse import (
     SPARSITY_LEVELS,
     MaskedConv2d,
     MaskedLinear,
+    SparseConv2d,
+    SparseLinear,
     apply_masks,
     check_sparsity,
+    learn_scores,
     magnitude_mask,
     masked_layers,
     nonzero_params,
     project_sparse,
     prune_magnitude,
+    set_sparsity,
+    sparse_layers,
     sparsify,
     sparsity_of,
+    to_sparse,
 )
 
 
@@ -185,3 +194,80 @@ def test_sparsify_in_place_with_all_ones_masks() -> None:
     x = torch.randn(2, 3, 8, 8)
     reference = _net()
     assert torch.allclose(net(x), reference(x), atol=1e-6)
+
+
+def test_to_sparse_starts_from_hydra_scaled_scores_and_magnitude_masks() -> None:
+    net = _net()
+    dense = {
+        n: m.weight.detach().clone()
+        for n, m in net.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    }
+    layers = to_sparse(net, 0.75, skip=["0"])
+    assert [n for n, _ in layers] == ["3", "5", "8", "10"] and isinstance(net[0], nn.Conv2d)
+    assert isinstance(net[3], SparseConv2d) and isinstance(net[10], SparseLinear)
+    for name, layer in layers:
+        weight = dense[name]
+        assert torch.equal(layer.weight.detach(), weight)  # weights kept, not zeroed
+        fan_in = weight[0].numel()
+        expected = math.sqrt(6 / fan_in) * weight / weight.abs().max()
+        assert torch.allclose(layer.scores.detach(), expected)
+        assert torch.equal(layer.mask, magnitude_mask(weight, 0.75))
+        assert not layer.scores.requires_grad
+    assert sparsity_of(net) == pytest.approx(0.75, abs=2e-2)
+    with pytest.raises(InvalidConfigError, match="not in the network"):
+        to_sparse(_net(), 0.5, skip=["99"])
+
+
+def test_sparse_conv_computes_with_the_top_scores_and_passes_gradients_through() -> None:
+    torch.manual_seed(1)
+    layer = SparseConv2d(4, 6, 3, padding=1, bias=False, sparsity=0.5)
+    learn_scores(layer)
+    with torch.no_grad():
+        layer.scores.copy_(torch.randn_like(layer.scores))  # scores unlike the weights
+    x = torch.randn(2, 4, 5, 5)
+    out = layer(x)
+    mask = magnitude_mask(layer.scores.detach(), 0.5)
+    assert not torch.equal(mask, magnitude_mask(layer.weight.detach(), 0.5))
+    assert torch.equal(layer.mask, mask)
+    effective = (layer.weight.detach() * mask).requires_grad_(True)
+    reference = nn.functional.conv2d(x, effective, padding=1)
+    assert torch.allclose(out, reference, atol=1e-6)
+    grad_out = torch.randn_like(out)
+    out.backward(grad_out)
+    reference.backward(grad_out)
+    # d loss / d scores = d loss / d (w * m) * w * sign(s): straight through the top-k
+    expected = effective.grad * layer.weight.detach() * layer.scores.detach().sign()
+    assert torch.allclose(layer.scores.grad, expected, atol=1e-6)
+    assert torch.allclose(layer.weight.grad, effective.grad * mask, atol=1e-6)
+
+
+def test_learning_scores_moves_the_mask_and_freezing_fixes_it() -> None:
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    to_sparse(net, 0.5)
+    learn_scores(net)
+    for p in net.parameters():
+        if not any(p is m.scores for _, m in sparse_layers(net)):
+            p.requires_grad_(False)
+    first = net[0]
+    before = first.mask.clone()
+    optimizer = torch.optim.SGD([m.scores for _, m in sparse_layers(net)], lr=1.0)
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    for _ in range(20):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+    net(x)
+    assert not torch.equal(first.mask, before)  # the scores chose other weights
+    assert int(first.mask.sum()) == first.weight.numel() // 2
+    learn_scores(net, False)
+    fixed = first.mask.clone()
+    with torch.no_grad():
+        first.weight.mul_(-3.0)  # weights move; a frozen mask does not follow them
+    net(x)
+    assert torch.equal(first.mask, fixed) and first.scores.grad is not None
+    set_sparsity(net, 0.9)  # re-initialised from the weights: the magnitude mask
+    assert torch.equal(first.mask, magnitude_mask(first.weight.detach(), 0.9))
+    set_sparsity(net, 0.0)
+    assert bool(first.mask.all()) and sparsity_of(net) == 0.0

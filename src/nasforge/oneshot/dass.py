@@ -2,65 +2,69 @@
 
 Mousavi, H., Loni, M., Alibeigi, M. and Daneshtalab, M. "DASS: Differentiable Architecture
 Search for Sparse Neural Networks." ACM Transactions on Embedded Computing Systems 22(5s),
-2023 (ESWEEK), arXiv:2207.06968. Cells searched for dense networks lose much accuracy when
-pruned; DASS adds sparse operations to the DARTS space (:mod:`nasforge.spaces.dass`) and
-changes the search objective so that the architecture is trained on the *sparse* network:
+2023 (ESWEEK), doi:10.1145/3609385, arXiv:2207.06968.
 
-* the weights solve DARTS's lower-level problem under the constraint that every pruned layer
-  keeps at most ``(1 - sparsity)`` of its weights, ``min_w L_train(w, alpha)`` s.t.
-  ``w in S``. As in ADMM pruning (Zhang, T. et al. "A Systematic DNN Weight Pruning Framework
-  using Alternating Direction Method of Multipliers." ECCV 2018, arXiv:1804.03294: its
-  W-, Z- and U-updates), the weights descend ``L_train + rho/2 sum_l ||W_l - Z_l + U_l||^2``;
-  after every epoch
-  ``Z_l = Proj_S(W_l + U_l)`` (keep the largest magnitudes) and ``U_l += W_l - Z_l``;
-* the architecture descends the validation loss of the network *with its weights projected
-  onto* ``S`` (each layer computing with the magnitude mask of ``Z_l``), first order, so the
-  operations are ranked by what they are worth once pruned;
-* the sparse operations compute with magnitude masks at ``sparsity`` throughout (masks
-  recomputed from the weights every epoch);
-* at epoch ``round(prune_at * epochs)`` every pruned layer is hard-pruned by magnitude (the
-  ADMM-regularised weights lose little) and the remaining epochs fine-tune the sparse
-  supernet with fixed masks, architecture and weights, so that every derived network is
-  exactly at the target sparsity.
+What the paper says and where nasforge's reading comes from
+-----------------------------------------------------------
+The paper's abstract and Section 1 (the only parts of its text the stored copies gave; its
+method sections, equations and tables could not be read here, so no equation numbers are
+cited) say: cells searched by DARTS for dense networks are ineffective once pruned, because
+DARTS's space has no sparse operations and its objective is made for dense networks; DASS
+adds two parametric sparse operations, ``SparseConv`` and ``SparseLinear``, and a search
+objective that "trains the architecture based on the sparsity of the search space
+operations"; it is evaluated at high pruning ratios on CIFAR-10 and ImageNet. The method's
+details follow the authors' code (github.com/HERO-MDH/DASS-Differentiable-Architecture-
+Search-for-Sparse-Neural-Networks, ``DASS/train_search.py``, ``architect.py``, ``layers.py``,
+``pruning.py``), which builds on HYDRA (Sehwag, V. et al. NeurIPS 2020, arXiv:2002.10509):
 
-Every convolution of the cells (operations, 1x1 preprocessing, factorized reductions) is
-pruned; the stem convolution and the classifier stay dense, as pruning usually leaves them
-(:func:`nasforge.ops.sparse.prune_magnitude`). Derivation is DARTS's (two strongest inputs per
-node, strongest non-``none`` operation). The derived network is evaluated at the same
-sparsity: built and pruned to it (``prune_magnitude(space.build(arch), sparsity)``), or
-extracted with its inherited sparse weights (:meth:`DASS.extract`).
+* **Operations** (:mod:`nasforge.ops.sparse`, :mod:`nasforge.spaces.dass`): every
+  convolution and linear layer of the DARTS supernet computes with
+  ``weight * 1[|score| in the top (1 - sparsity)]``, an importance score per weight,
+  gradient straight through to the scores.
+* **Search: three steps** with DARTS's bi-level alternation in each (an architecture step on
+  a validation batch, then a step on a training batch):
 
-Adaptation and what was not read: the stored copies of the paper available here gave its
-abstract and introduction (two parametric sparse operations, ``SparseConv`` and
-``SparseLinear``; a search objective that trains the architecture on the sparsity of the
-operations); the ADMM form of the constrained lower level, the projected upper level and the
-pre-train/prune/fine-tune schedule follow the ADMM pruning framework above and are
-nasforge's reading, not the paper's equations. The
-``SparseLinear`` of the paper has no counterpart inside DARTS cells (no linear layer); the
-classifier stays dense. Hyperparameters default to NAS-Bench-201's DARTS protocol
-(:class:`~nasforge.oneshot.base.DifferentiableMethod`); ``rho = 1e-2`` and ``prune_at =
-0.5`` are nasforge's choices, not tuned and not the paper's.
+  1. *pre-training* (dense, every layer at sparsity 0): the weights and ``alpha`` train;
+  2. *pruning* (target sparsity): the scores are initialised from the pre-trained weights
+     (HYDRA's scaled initialisation ``sqrt(6 / fan_in) * w / max|w|``: the magnitude mask),
+     the weights are frozen and the *scores* descend the training loss of the sparse
+     network, while ``alpha`` descends the validation loss of the same sparse network;
+  3. *fine-tuning*: the scores, hence the masks, are frozen; the kept weights and ``alpha``
+     train on the sparse network.
 
-Example (how a benchmark runs DASS and trains its network; ``data`` from
-``nasforge.train.load_cifar10`` or ``SyntheticImages(...).load()``)::
+  So the upper level reads ``min_alpha L_val(w*(alpha) * m*(alpha), alpha)``, the mask
+  ``m*`` minimising ``L_train`` over the scores with the weights fixed, and the weights
+  ``w*`` minimising ``L_train`` (dense first, then under the mask): the architecture is
+  ranked by the loss of the network *once pruned*, which is what makes the objective
+  sparsity-aware. In the code the steps take ``epochs``, 50 and ``epochs`` epochs (100 by
+  default): nasforge splits its ``epochs`` 0.4 / 0.2 / 0.4 (``phases``).
+* **Derivation**: DARTS's (two strongest inputs per node, strongest non-``none`` operation).
+  :meth:`DASS.extract` gives the derived network with the supernet's sparse weights and
+  masks; a network built by ``space.build(arch, sparsity=...)`` starts from magnitude masks
+  of its initial weights (train it, or prune it HYDRA's way with
+  :func:`nasforge.ops.sparse.learn_scores`).
+
+nasforge's choices (not the code's): the architecture step is first order (the code's
+default is DARTS's second-order unrolled step); every step's optimiser is nasforge's DARTS
+SGD (momentum 0.9, Nesterov, weight decay 5e-4, cosine from ``lr`` to ``lr_min`` within each
+step; the code uses plain SGD with weight decay 1e-3, lr 0.025 / 0.1 / 0.025, a new
+optimiser per step, as nasforge does); the scores' learning rate is the code's 0.1
+(``prune_lr``); the sparsity levels are nasforge's :data:`nasforge.ops.sparse.
+SPARSITY_LEVELS` (50/75/90%, the issue's), where the code's default is a 99% pruning ratio.
+
+Example (how a benchmark runs DASS; ``data`` from ``nasforge.train.load_cifar10`` or
+``SyntheticImages(...).load()``)::
 
     from nasforge import oneshot, spaces
-    from nasforge.ops.sparse import prune_magnitude, sparsity_of
-    result = oneshot.search("dass", data, space="dass", params={"sparsity": 0.75},
+    result = oneshot.search("dass", data, space="dass", params={"sparsity": 0.9},
                             settings=oneshot.SupernetSettings.reduced("dass"), epochs=10,
                             evaluator=evaluator)  # e.g. evaluators.create("train", ...)
-    net = prune_magnitude(spaces.create("dass").build(result.arch, channels=16, layers=8,
-                                                      sparsity=0.75), 0.75)
-    # train `net` with any optimiser: its masks keep the pruned weights at zero;
-    # sparsity_of(net) == 0.75. (_engine.search(oneshot.create("dass", sparsity=0.75),
-    # "dass", data, space="dass", ...) does the same with the method object in hand,
-    # whose extract() gives the derived network with the supernet's sparse weights.)
+    net = spaces.create("dass").build(result.arch, channels=16, layers=8, sparsity=0.9)
+    # train `net`: its sparse layers keep the masks fixed; sparsity_of(net) == 0.9
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
@@ -75,24 +79,29 @@ if TYPE_CHECKING:
     from nasforge.oneshot.base import SupernetSettings
     from nasforge.spaces.base import SearchSpace
 
-__all__ = ["DASS"]
+__all__ = ["DASS", "PHASES"]
+
+#: The three steps of a DASS search, in order.
+PHASES = ("pretrain", "prune", "finetune")
 
 
 @oneshot.register("dass")
 class DASS(DifferentiableMethod):
-    """DASS (Mousavi et al. 2023) on a space with sparse operations (``"dass"``).
+    """DASS (Mousavi et al. 2023) on a space of sparse layers (``"dass"``).
 
     Args:
         sparsity: The target share of zero weights, one of
             :data:`nasforge.ops.sparse.SPARSITY_LEVELS` (0.5, 0.75, 0.9).
-        rho: ADMM's penalty weight.
-        prune_at: Share of the epochs after which the supernet is hard-pruned and
-            fine-tuned (the last epoch is always sparse).
-        Others: see :class:`~nasforge.oneshot.base.DifferentiableMethod`.
+        phases: The shares of the epochs given to pre-training, pruning and fine-tuning
+            (at least one pruning epoch is kept).
+        prune_lr: The scores' learning rate in the pruning step.
+        Others: see :class:`~nasforge.oneshot.base.DifferentiableMethod` (the weights'
+            optimiser in pre-training and fine-tuning, the architecture's Adam).
 
     Raises:
-        InvalidConfigError: An unsupported sparsity (the levels are listed), or a negative
-            ``rho``, or ``prune_at`` outside [0, 1].
+        InvalidConfigError: An unsupported sparsity (the levels are listed), ``phases`` not
+            three shares >= 0 summing to 1 with a positive pruning share, or ``prune_lr``
+            not positive.
         UnsupportedOperationError: (at search) a space without sparse operations.
     """
 
@@ -102,8 +111,8 @@ class DASS(DifferentiableMethod):
         self,
         *,
         sparsity: float = 0.75,
-        rho: float = 1e-2,
-        prune_at: float = 0.5,
+        phases: tuple[float, float, float] = (0.4, 0.2, 0.4),
+        prune_lr: float = 0.1,
         lr: float = 0.025,
         lr_min: float = 0.001,
         momentum: float = 0.9,
@@ -121,12 +130,20 @@ class DASS(DifferentiableMethod):
                 f"DASS searches for a sparse network; choose a sparsity of "
                 f"{', '.join(str(s) for s in SPARSITY_LEVELS)}, not 0 (dense: use 'darts')."
             )
-        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or rho < 0:
-            raise InvalidConfigError(f"rho must be a number >= 0, got {rho!r}.")
-        if isinstance(prune_at, bool) or not isinstance(prune_at, (int, float)):
-            raise InvalidConfigError(f"prune_at must be a number in [0, 1], got {prune_at!r}.")
-        if not 0.0 <= prune_at <= 1.0:
-            raise InvalidConfigError(f"prune_at must be a number in [0, 1], got {prune_at!r}.")
+        shares = tuple(phases) if isinstance(phases, (tuple, list)) else ()
+        if (
+            len(shares) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in shares)
+            or min(shares) < 0
+            or shares[1] <= 0
+            or abs(sum(shares) - 1.0) > 1e-6
+        ):
+            raise InvalidConfigError(
+                f"phases must be three shares of the epochs (pre-training, pruning, "
+                f"fine-tuning), each >= 0, the pruning one > 0, summing to 1; got {phases!r}."
+            )
+        if isinstance(prune_lr, bool) or not isinstance(prune_lr, (int, float)) or prune_lr <= 0:
+            raise InvalidConfigError(f"prune_lr must be a number > 0, got {prune_lr!r}.")
         super().__init__(
             lr=lr,
             lr_min=lr_min,
@@ -138,21 +155,16 @@ class DASS(DifferentiableMethod):
             arch_weight_decay=arch_weight_decay,
         )
         self.sparsity = share
-        self.rho = float(rho)
-        self.prune_at = float(prune_at)
-        self.pruned = False
+        self.phases = tuple(float(v) for v in shares)
+        self.prune_lr = float(prune_lr)
+        self.phase: str | None = None
         self._state: SearchState | None = None
-        self._admm: list[tuple[str, Any]] = []  # (path, layer) pruned by the ADMM phase
-        self._sparse_ops: list[Any] = []  # the sparse options' masked layers
-        self._z: list[Any] = []
-        self._u: list[Any] = []
-        self._view: list[Any] = []  # the masks of Z, what the architecture step sees
 
     def params(self) -> dict[str, Any]:
         return {
             "sparsity": self.sparsity,
-            "rho": self.rho,
-            "prune_at": self.prune_at,
+            "phases": list(self.phases),
+            "prune_lr": self.prune_lr,
             **super().params(),
         }
 
@@ -160,147 +172,123 @@ class DASS(DifferentiableMethod):
     def build_network(
         self, space: SearchSpace, settings: SupernetSettings, data: SearchData
     ) -> Any | None:
-        """The space's supernet at :attr:`sparsity`, every cell convolution maskable.
+        """The space's supernet, dense (its pre-training step).
 
         Raises:
             UnsupportedOperationError: The space has no sparse operations.
         """
-        from nasforge.ops.sparse import end_layers, sparsify
-
         if not getattr(space, "sparse_operations", ()) or not space.supports("supernet"):
             raise UnsupportedOperationError(
                 f"DASS searches a space with sparse operations among its choices; space "
-                f"{space.name!r} has none. Use the space 'dass' (the DARTS cell space with "
-                "DASS's sparse convolutions added), e.g. oneshot.search('dass', data, "
+                f"{space.name!r} has none. Use the space 'dass' (the DARTS cell space built "
+                "from DASS's sparse layers), e.g. oneshot.search('dass', data, "
                 "space='dass', params={'sparsity': 0.75})."
             )
-        net = space.supernet(
-            **settings.supernet_args(space), num_classes=data.num_classes, sparsity=self.sparsity
+        return space.supernet(
+            **settings.supernet_args(space), num_classes=data.num_classes, sparsity=0.0
         )
-        sparsify(net, 0.0, skip=[n for n in end_layers(net) if n is not None])
-        return net
 
-    def prune_epoch(self, epochs: int) -> int:
-        """The epoch at whose start the supernet is hard-pruned (at most the last one)."""
-        return min(epochs - 1, int(self.prune_at * epochs + 0.5))
+    # -- the schedule ------------------------------------------------------------------------
+    def bounds(self, epochs: int) -> tuple[int, int]:
+        """The first pruning epoch and the first fine-tuning epoch of an ``epochs``-epoch
+        search (at least one pruning epoch; the last epochs fine-tune when there are any)."""
+        start = min(epochs - 1, round(self.phases[0] * epochs))
+        start = max(0, start)
+        end = min(epochs, start + max(1, round(self.phases[1] * epochs)))
+        return start, end
+
+    def phase_of(self, epoch: int, epochs: int) -> str:
+        """The step (``"pretrain"``, ``"prune"``, ``"finetune"``) epoch ``epoch`` belongs to."""
+        start, end = self.bounds(epochs)
+        return PHASES[0] if epoch < start else PHASES[1] if epoch < end else PHASES[2]
+
+    def schedule(self, state: SearchState, epoch: int) -> float:
+        """Cosine annealing within the current step, from ``lr`` (``prune_lr`` for the
+        scores) to ``lr_min``."""
+        from nasforge.train.schedule import cosine_annealing
+
+        start, end = self.bounds(state.epochs)
+        first, length, top = 0, start, self.lr
+        if epoch >= end:
+            first, length = end, state.epochs - end
+        elif epoch >= start:
+            first, length, top = start, end - start, self.prune_lr
+        return cosine_annealing(epoch - first, max(1, length), lr=top, min_lr=self.lr_min)
 
     def setup(self, state: SearchState) -> None:
-        import torch
-
-        from nasforge.ops.sparse import masked_layers, project_sparse
-
         super().setup(state)
         self._state = state
-        self._admm, self._sparse_ops = [], []
-        for name, layer in masked_layers(state.supernet):
-            (self._sparse_ops if layer.sparsity > 0 else self._admm).append((name, layer))
-        with torch.no_grad():
-            self._z = [project_sparse(m.weight.detach(), self.sparsity) for _, m in self._admm]
-            self._u = [torch.zeros_like(m.weight) for _, m in self._admm]
-        for index, (_, layer) in enumerate(self._admm):
-            layer.weight.register_hook(self._penalty_hook(index))
+        self.phase = None
 
-    def _penalty_hook(self, index: int) -> Any:
-        """The gradient of ADMM's ``rho/2 ||W - Z + U||^2`` added to the weight's gradient
-        in every weight step before the hard pruning (the architecture steps take gradients
-        of the architecture only, which do not reach the weights)."""
+    def _enter(self, state: SearchState, phase: str, fresh: bool = True) -> None:
+        """Configure the supernet and the optimiser for ``phase``; ``fresh``: as at the
+        step's start (``False`` when resuming: weights, scores and masks come from the
+        checkpoint)."""
+        import torch
 
-        def hook(grad: Any) -> Any:
-            if self.pruned or self.rho == 0:
-                return grad
-            weight = self._admm[index][1].weight.detach()
-            return grad + self.rho * (weight - self._z[index] + self._u[index])
+        from nasforge.ops.sparse import learn_scores, set_sparsity, sparse_layers
 
-        return hook
-
-    @contextlib.contextmanager
-    def _projected(self) -> Iterator[None]:
-        """The supernet computing with every ADMM layer masked like its ``Z``."""
-        if self.pruned:
-            yield
-            return
-        for (_, layer), view in zip(self._admm, self._view, strict=True):
-            layer.mask.copy_(view)
-        try:
-            yield
-        finally:
-            for _, layer in self._admm:
-                layer.mask.fill_(True)
+        net = state.supernet
+        layers = sparse_layers(net)
+        scores = {id(layer.scores) for _, layer in layers}
+        weights = [p for p in net.parameters() if id(p) not in scores]
+        share = 0.0 if phase == PHASES[0] else self.sparsity
+        if fresh and phase != PHASES[2]:
+            set_sparsity(net, share)  # scores re-initialised from the weights
+        else:
+            for _, layer in layers:
+                layer.sparsity = share
+        learn_scores(net, phase == PHASES[1])
+        for p in weights:
+            p.requires_grad_(phase != PHASES[1])
+        for p in net.parameters():
+            p.grad = None  # a frozen tensor's last gradient must not enter the clipping
+        if phase == PHASES[2] and fresh:
+            for _, layer in layers:
+                layer.apply_mask()  # the pruned weights are zero from here on
+        trained = [layer.scores for _, layer in layers] if phase == PHASES[1] else weights
+        self.w_optimizer = torch.optim.SGD(
+            trained,
+            lr=self.prune_lr if phase == PHASES[1] else self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            nesterov=self.nesterov and self.momentum > 0,
+        )
+        self.phase = phase
 
     # -- the loop ----------------------------------------------------------------------------
     def train_epoch(self, state: SearchState, epoch: int) -> dict[str, float]:
-        import torch
-
         from nasforge.ops.sparse import sparsity_of
 
-        if not self.pruned and epoch >= self.prune_epoch(state.epochs):
-            self._hard_prune()
-        if not self.pruned:
-            for _, layer in self._sparse_ops:
-                layer.update_mask()
-            self._view = [z != 0 for z in self._z]
+        phase = self.phase_of(epoch, state.epochs)
+        if phase != self.phase:
+            self._enter(state, phase)
         stats = super().train_epoch(state, epoch)
-        if not self.pruned:
-            stats["admm_gap"] = self._admm_update()
-        with torch.no_grad(), self._projected():
-            stats["sparsity"] = sparsity_of(state.supernet)
+        stats["phase"] = float(PHASES.index(phase))
+        stats["sparsity"] = sparsity_of(state.supernet)
         return stats
 
     def step(self, state: SearchState, batch: tuple[Any, ...], epoch: int, step: int) -> Any:
+        """DARTS's alternation on the network as it is in this step: ``alpha`` on the
+        validation batch, then the weights (pre-training, fine-tuning) or the scores
+        (pruning) on the training batch."""
         xt, yt, xv, yv = batch
-        with self._projected():
-            self.arch_step(state, xv, yv, epoch, step)
+        self.arch_step(state, xv, yv, epoch, step)
         return self.weight_step(state, xt, yt, epoch, step)
 
-    def _admm_update(self) -> float:
-        """``Z = Proj_S(W + U)``, ``U += W - Z``; returns ``sum ||W - Z||^2 / sum ||W||^2``
-        after the update (how far the weights still are from sparse)."""
-        import torch
-
-        from nasforge.ops.sparse import project_sparse
-
-        gap = norm = 0.0
-        with torch.no_grad():
-            for i, (_, layer) in enumerate(self._admm):
-                weight = layer.weight.detach()
-                self._z[i] = project_sparse(weight + self._u[i], self.sparsity)
-                self._u[i] = self._u[i] + weight - self._z[i]
-                gap += float((weight - self._z[i]).pow(2).sum())
-                norm += float(weight.pow(2).sum())
-        return gap / norm if norm > 0 else 0.0
-
-    def _hard_prune(self) -> None:
-        """Prune every ADMM layer to the target by magnitude and fix the sparse options'
-        masks; the momentum of a pruned weight is cleared so that it stays at zero."""
-        import torch
-
-        for _, layer in (*self._admm, *self._sparse_ops):
-            layer.prune(self.sparsity)
-            buffer = self.w_optimizer.state.get(layer.weight, {}).get("momentum_buffer")
-            if buffer is not None:
-                with torch.no_grad():
-                    buffer.mul_(layer.mask)
-        self.pruned = True
-
     def extract(self) -> nn.Module:
-        """The architecture derived now as a stand-alone network with the supernet's
-        current (sparse) weights (:meth:`nasforge.ops.supernet.Supernet.extract`)."""
+        """The architecture derived now as a stand-alone network with the supernet's current
+        sparse weights, scores and masks (:meth:`nasforge.ops.supernet.Supernet.extract`)."""
         if self._state is None:
             raise InvalidConfigError("DASS.extract() needs a search: run oneshot.search first.")
         supernet = self._state.supernet
         return supernet.extract(supernet.derive(self.op_weights(self._state, detach=True)))
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            **super().state_dict(),
-            "pruned": self.pruned,
-            "z": [z.detach().cpu().clone() for z in self._z],
-            "u": [u.detach().cpu().clone() for u in self._u],
-        }
+        return {**super().state_dict(), "phase": self.phase}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        phase = state.get("phase")
+        if phase is not None and self._state is not None:
+            self._enter(self._state, str(phase), fresh=False)
         super().load_state_dict(state)
-        self.pruned = bool(state["pruned"])
-        device = self._admm[0][1].weight.device if self._admm else None
-        self._z = [z.to(device) for z in state["z"]]
-        self._u = [u.to(device) for u in state["u"]]

@@ -19,6 +19,22 @@ weights of largest magnitude and sets the others to zero.
   decay and momentum proportional to the weight or to past gradients, all zero there) keep
   them at zero when the optimiser starts after the pruning. :func:`apply_masks` re-zeroes
   them after a step of an optimiser that still holds momentum from before the pruning.
+* **DASS's sparse layers** (Mousavi, H., Loni, M., Alibeigi, M. and Daneshtalab, M. "DASS:
+  Differentiable Architecture Search for Sparse Neural Networks." ACM TECS 22(5s), 2023,
+  arXiv:2207.06968: its parametric ``SparseConv`` and ``SparseLinear`` operations).
+  :class:`SparseConv2d` and :class:`SparseLinear` are masked layers whose mask is *learned*:
+  every weight has an importance score ``s`` and the layer computes with
+  ``weight * 1[|s| among the largest (1 - sparsity) share]``; the scores receive the gradient
+  of the masked weight straight through the top-k selection, as in HYDRA (Sehwag, V. et al.
+  "HYDRA: Pruning Adversarially Robust Neural Networks." NeurIPS 2020, arXiv:2002.10509),
+  the pruning method DASS builds on. :meth:`SparseConv2d.init_scores` is HYDRA's scaled
+  initialisation ``s = sqrt(6 / fan_in) * w / max|w|``, so that before any score update the
+  mask is the magnitude mask. The scores are frozen (``requires_grad=False``) unless
+  :func:`learn_scores` turns them on: a frozen sparse layer behaves like a masked layer whose
+  mask stays fixed while its weights train (HYDRA's fine-tuning). What the paper's text
+  says of these layers could not be read here (only its abstract and introduction); the
+  definition follows the authors' code (github.com/HERO-MDH/DASS-Differentiable-Architecture-
+  Search-for-Sparse-Neural-Networks, ``DASS/layers.py``: ``SubnetConv``, ``SubnetLinear``).
 * **Uniform magnitude pruning**, the baseline every sparse search must beat (Zhu, M. and
   Gupta, S. "To prune, or not to prune." arXiv:1710.01878; Gale, T., Elsen, E. and Hooker, S.
   "The State of Sparsity in Deep Neural Networks." arXiv:1902.09574, which finds it
@@ -44,6 +60,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -56,17 +73,23 @@ __all__ = [
     "SPARSITY_LEVELS",
     "MaskedConv2d",
     "MaskedLinear",
+    "SparseConv2d",
+    "SparseLinear",
     "apply_masks",
     "check_sparsity",
     "end_layers",
+    "learn_scores",
     "magnitude_mask",
     "masked_layers",
     "nonzero_params",
     "project_sparse",
     "prunable_layers",
     "prune_magnitude",
+    "set_sparsity",
+    "sparse_layers",
     "sparsify",
     "sparsity_of",
+    "to_sparse",
 ]
 
 #: The sparsity levels sparse operations and searches support (share of zero weights).
@@ -238,6 +261,89 @@ def _copy_weights(source: nn.Conv2d | nn.Linear, target: MaskedConv2d | MaskedLi
         target.prune()
 
 
+class _TopScores(torch.autograd.Function):
+    """The 0/1 mask of the largest scores; the gradient passes straight through."""
+
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+        return magnitude_mask(scores, sparsity).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
+class _Scored(_Masked):
+    """What both DASS layers share: the importance scores and the mask they select."""
+
+    scores: nn.Parameter
+
+    def _init_scores(self) -> None:
+        self.scores = nn.Parameter(torch.zeros_like(self.weight), requires_grad=False)
+        self.init_scores()
+
+    def init_scores(self) -> None:
+        """HYDRA's scaled initialisation from the current weights,
+        ``scores = sqrt(6 / fan_in) * weight / max|weight|``, and the mask it selects (the
+        magnitude mask at :attr:`sparsity`)."""
+        with torch.no_grad():
+            weight = self.weight.detach()
+            peak = float(weight.abs().max()) if weight.numel() else 0.0
+            fan_in = weight[0].numel() if weight.numel() else 1
+            scale = math.sqrt(6.0 / fan_in) / peak if peak > 0 else 0.0
+            self.scores.copy_(weight * scale)
+            self.mask.copy_(magnitude_mask(self.scores, self.sparsity))
+
+    def masked_weight(self) -> torch.Tensor:
+        """``weight * mask``: while the scores learn, the mask is selected from them anew
+        (straight-through gradient to the scores); else the stored mask."""
+        if self.scores.requires_grad and self.sparsity > 0:
+            mask: torch.Tensor = _TopScores.apply(  # type: ignore[no-untyped-call]
+                self.scores.abs(), self.sparsity
+            )
+            with torch.no_grad():
+                self.mask.copy_(mask > 0)
+            out: torch.Tensor = self.weight * mask
+            return out
+        return self.weight * self.mask
+
+    def update_mask(self, sparsity: float | None = None) -> None:
+        """Set :attr:`sparsity` (when given) and re-initialise the scores from the weights'
+        magnitudes (:meth:`init_scores`): the mask becomes the magnitude mask."""
+        if sparsity is not None:
+            self.sparsity = _check_share(sparsity)
+        self.init_scores()
+
+    def learn(self, on: bool = True) -> None:
+        """Let the scores train (``on``) or freeze them, fixing the mask they select."""
+        self.scores.requires_grad_(on)
+        if not on:
+            with torch.no_grad():
+                self.mask.copy_(magnitude_mask(self.scores.abs(), self.sparsity))
+
+
+class SparseConv2d(_Scored, MaskedConv2d):
+    """DASS's ``SparseConv``: a convolution with importance scores that select the weights it
+    computes with (see the module docstring).
+
+    Args:
+        Those of :class:`MaskedConv2d`; the scores start at HYDRA's scaled initialisation of
+        the initial weights, frozen.
+    """
+
+    def __init__(self, *args: Any, sparsity: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, sparsity=sparsity, **kwargs)
+        self._init_scores()
+
+
+class SparseLinear(_Scored, MaskedLinear):
+    """DASS's ``SparseLinear``: the linear counterpart of :class:`SparseConv2d`."""
+
+    def __init__(self, *args: Any, sparsity: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, sparsity=sparsity, **kwargs)
+        self._init_scores()
+
+
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d | nn.Linear]]:
     """The convolutions and linear layers of ``model`` (masked ones included), with their
     module paths, in module order."""
@@ -396,3 +502,64 @@ def nonzero_params(model: nn.Module) -> int:
         value = layer.masked_weight() if layer is not None else p
         count += int(torch.count_nonzero(value.detach()))
     return count
+
+
+def sparse_layers(model: nn.Module) -> list[tuple[str, SparseConv2d | SparseLinear]]:
+    """The DASS layers (:class:`SparseConv2d`, :class:`SparseLinear`) of ``model`` with their
+    module paths, in module order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (SparseConv2d, SparseLinear))]
+
+
+def to_sparse(
+    model: nn.Module, sparsity: float = 0.0, *, skip: Iterable[str] = ()
+) -> list[tuple[str, SparseConv2d | SparseLinear]]:
+    """Replace, **in place**, every convolution and linear layer of ``model`` (but those
+    named in ``skip``) by its DASS form (:class:`SparseConv2d`, :class:`SparseLinear`: same
+    weights, scores initialised from them) at ``sparsity``; a masked layer's dropped weights
+    stay zero. Returns the sparse layers and their paths.
+
+    Raises:
+        InvalidConfigError: ``sparsity`` outside [0, 1), or ``skip`` naming a layer the
+            network does not have.
+    """
+    share = _check_share(sparsity)
+    skipped = set(skip)
+    unknown = skipped - {n for n, _ in model.named_modules()}
+    if unknown:
+        raise InvalidConfigError(
+            f"Layers {sorted(unknown)} are not in the network; give module paths as "
+            "model.named_modules() lists them."
+        )
+    out: list[tuple[str, SparseConv2d | SparseLinear]] = []
+    for name, module in prunable_layers(model):
+        if name in skipped:
+            continue
+        if isinstance(module, (SparseConv2d, SparseLinear)):
+            module.apply_mask()
+            module.update_mask(share)
+            out.append((name, module))
+            continue
+        sparse: SparseConv2d | SparseLinear
+        if isinstance(module, nn.Conv2d):
+            sparse = SparseConv2d.from_dense(module)  # type: ignore[assignment]
+        else:
+            sparse = SparseLinear.from_dense(module)  # type: ignore[assignment]
+        sparse.update_mask(share)
+        _replace(model, name, sparse)
+        out.append((name, sparse))
+    return out
+
+
+def set_sparsity(model: nn.Module, sparsity: float) -> None:
+    """Set every DASS layer of ``model`` to ``sparsity``, its scores re-initialised from its
+    weights (the mask becomes the magnitude mask, HYDRA's start of pruning)."""
+    share = _check_share(sparsity)
+    for _, layer in sparse_layers(model):
+        layer.update_mask(share)
+
+
+def learn_scores(model: nn.Module, on: bool = True) -> None:
+    """Let the scores of every DASS layer of ``model`` train, or freeze them (and the masks
+    they select)."""
+    for _, layer in sparse_layers(model):
+        layer.learn(on)
