@@ -32,7 +32,8 @@ Search-for-Sparse-Neural-Networks, ``DASS/train_search.py``, ``architect.py``, `
   3. *fine-tuning*: the scores, hence the masks, are frozen; the kept weights and ``alpha``
      train on the sparse network.
 
-  So the upper level reads ``min_alpha L_val(w*(alpha) * m*(alpha), alpha)``, the mask
+  So, as nasforge formalises the code (the paper's own equation could not be read), the
+  upper level reads ``min_alpha L_val(w*(alpha) * m*(alpha), alpha)``, the mask
   ``m*`` minimising ``L_train`` over the scores with the weights fixed, and the weights
   ``w*`` minimising ``L_train`` (dense first, then under the mask): the architecture is
   ranked by the loss of the network *once pruned*, which is what makes the objective
@@ -48,9 +49,11 @@ nasforge's choices (not the code's): the architecture step is first order (the c
 default is DARTS's second-order unrolled step); every step's optimiser is nasforge's DARTS
 SGD (momentum 0.9, Nesterov, weight decay 5e-4, cosine from ``lr`` to ``lr_min`` within each
 step; the code uses plain SGD with weight decay 1e-3, lr 0.025 / 0.1 / 0.025, a new
-optimiser per step, as nasforge does); the scores' learning rate is the code's 0.1
-(``prune_lr``); the sparsity levels are nasforge's :data:`nasforge.ops.sparse.
-SPARSITY_LEVELS` (50/75/90%, the issue's), where the code's default is a 99% pruning ratio.
+optimiser per step, as nasforge does); while the scores learn, every other parameter of
+the supernet is frozen (the code leaves batch-norm parameters trainable); the scores'
+learning rate is the code's 0.1 (``prune_lr``); the sparsity levels are nasforge's
+:data:`nasforge.ops.sparse.SPARSITY_LEVELS` (50/75/90%, the issue's), where the code's
+default is a 99% pruning ratio.
 
 Example (how a benchmark runs DASS; ``data`` from ``nasforge.train.load_cifar10`` or
 ``SyntheticImages(...).load()``)::
@@ -278,11 +281,16 @@ class DASS(DifferentiableMethod):
 
     def extract(self) -> nn.Module:
         """The architecture derived now as a stand-alone network with the supernet's current
-        sparse weights, scores and masks (:meth:`nasforge.ops.supernet.Supernet.extract`)."""
+        sparse weights, scores and masks (:meth:`nasforge.ops.supernet.Supernet.extract`),
+        its scores frozen."""
+        from nasforge.ops.sparse import learn_scores
+
         if self._state is None:
             raise InvalidConfigError("DASS.extract() needs a search: run oneshot.search first.")
         supernet = self._state.supernet
-        return supernet.extract(supernet.derive(self.op_weights(self._state, detach=True)))
+        net = supernet.extract(supernet.derive(self.op_weights(self._state, detach=True)))
+        learn_scores(net, False)  # its masks stay fixed when it trains
+        return net
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "phase": self.phase}

@@ -25,12 +25,12 @@ setting of the network (one of :data:`nasforge.ops.sparse.SPARSITY_LEVELS`, or 0
 the architecture.
 
 Presets: DARTS's published genotypes (``space.named("darts-v2")``) and the cells found by
-DASS that the authors' evaluation scripts build (``Scripts/genotypes.py``), at the pruning
-ratios they were searched for: ``dass-90``, ``dass-95`` and ``dass-99`` (``DARTS_prune_three_
-for_90``, ``_95`` and ``DARTS_prune_three_for``; the 99% one is the repository's default).
-Which of them is the paper's DASS-Tiny/Small/Medium/Large cell could not be checked against
-its tables; all four sizes share one cell in the repository (30/36/86/108 channels, 16/20/12/
-14 layers).
+DASS that the authors' evaluation scripts build (``Scripts/genotypes.py`` and
+``statics.py``): ``dass-90`` and ``dass-95`` (``DARTS_prune_three_for_90``, ``_95``, named
+for those pruning ratios) and ``dass-99`` (``DARTS_prune_three_for``, the scripts' default
+DASS cell; nasforge reads it as the one searched at the code's default 99% ratio). Which of
+them the paper's tables report could not be checked; the repository builds all four sizes
+(DASS-Tiny/Small/Medium/Large: 30/36/86/108 channels, 16/20/12/14 layers) from one cell.
 """
 
 from __future__ import annotations
