@@ -26,7 +26,7 @@ table and its statistics, and writes ``OUT/results.json``; each search's measure
 are trials of a study ``fliqs-<target>bits-seed<seed>`` of ``nb201+quant`` in
 ``OUT/studies.db`` (a rerun with the same OUT reopens them and records no epoch twice).
 
-Full run (449 s on one thread of the project machine, with two other benchmarks running):
+Full run (about 4 minutes, 249 s, on one thread of the project machine):
     OMP_NUM_THREADS=1 nice python benchmarks/mixed_precision.py \\
         --data /work/shared/data/cifar10/cifar10-jpeg.tar.gz --out /tmp/mixed_precision
 Smoke (synthetic images, seconds):
