@@ -121,9 +121,11 @@ def test_proxy_contract(name):
 #: DARTS-PT decides the 28 edges of a DARTS cell pair one epoch each: about 3 minutes of a
 #: 5-layer supernet on a loaded 2-core CPU, so it runs with the slow tests; so do its
 #: searches of the mobile supernets (one epoch per searchable layer: 21 on mobilenet, 22 on
-#: fbnet, 100 s and 40 s), and of the DASS space (DARTS cells with 12 options per edge).
+#: fbnet, 100 s and 40 s), and of the DARTS-shaped cells of the binary (BATS) and sparse (DASS)
+#: spaces.
 SLOW_ONESHOT = {
     ("darts-pt", "darts"),
+    ("darts-pt", "bats"),
     ("darts-pt", "dass"),
     ("darts-pt", "mobilenet"),
     ("darts-pt", "fbnet"),

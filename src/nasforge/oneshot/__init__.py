@@ -15,7 +15,13 @@ Methods (one file each, registered by name; ``nasforge.oneshot.names()``):
 * ``single-path-nas`` — one superkernel per layer, kernel and expansion decided by threshold
   indicators, runtime-aware loss (Stamoulis et al., ECML-PKDD 2019), on ``mobilenet``;
 * ``hurricane`` — device-specific candidate blocks from a latency table, then a two-stage
-  single-path search, later layers first (Zhang et al., CVPRW 2020), on ``mobilenet``.
+  single-path search, later layers first (Zhang et al., CVPRW 2020), on ``mobilenet``;
+* ``bats`` — binary cells: DARTS's search on the ``bats`` space of grouped binary
+  convolutions with real shortcuts, a temperature on the architecture softmax and binary
+  activations before binary weights (Bulat et al., ECCV 2020, arXiv:2003.01711);
+* ``dass`` — sparse cells: pre-training, then learned top-k masks (HYDRA) and fine-tuning,
+  the architecture descending the validation loss of the sparse network (Mousavi et al.,
+  ACM TECS 2023, arXiv:2207.06968), on ``dass``.
 
 The hardware-aware methods read per-layer latency tables
 (:class:`nasforge.hardware.layer_lut.LayerLatencyTable`), measured here or filled from a

@@ -165,8 +165,8 @@ class DartsSpace(SearchSpace):
 
     name = "darts"
     encodings = ("onehot",)
-    #: The operations a genotype holds, by index (a subclass with more operations, such as
-    #: the sparse ones of :mod:`nasforge.spaces.dass`, sets its own).
+    #: The operations a genotype holds, by index (a subclass with another number of
+    #: operations sets its own; moves, encodings and genotypes read it).
     genotype_ops: tuple[str, ...] = GENOTYPE_OPS
 
     # -- construction ------------------------------------------------------------------------
