@@ -20,8 +20,9 @@ stage, first-stage width ``--base``; ResNet-8 at width 16 by default, 77k weight
   ``--search-epochs``, then training the searched widths from scratch with knowledge
   distillation from the dense network for the rest of the budget;
 * ``dass``: DASS (``nasforge.oneshot``, method ``dass`` on space ``dass``) at sparsity ``s``
-  for ``--search-epochs``, then the derived sparse network trained for the rest of the budget
-  (see ``run_dass``).
+  for ``--search-epochs`` on ``--dass-search-fraction`` of the images, then the derived
+  network built at ``s`` (every layer sparse) trained from scratch for the rest of the budget
+  (``run_dass``).
 
 Cost accounting: every method gets the same budget of ``--budget`` epochs' worth of training
 images passed forward and backward (``budget x train-images``), counting everything it trains:
@@ -117,13 +118,13 @@ def row(level, method, model, data, dense, images, seconds, **extra) -> dict:
 def run_dass(args, level, data, budget, seed):
     """DASS through ``nasforge.oneshot`` (method ``dass`` on space ``dass``) at ``level``:
     ``--search-epochs`` of the sparse supernet (``--dass-channels``, ``--dass-layers``, the
-    data's resolution; each epoch passes every training image once), then the derived
-    network, pruned to ``level`` (``prune_magnitude``, stem and classifier dense), trained
-    from scratch for the rest of the budget. Each epoch's derived architecture is recorded
-    with its weights (the study's metric, cheap) rather than trained."""
+    data's resolution, on ``--dass-search-fraction`` of the images; each epoch passes them
+    once), then the derived network built at ``level`` (every convolution and the classifier
+    sparse, DASS's SparseConv/SparseLinear, masks from its initial weights) and trained from
+    scratch for the rest of the budget. Each epoch's derived architecture is recorded with
+    its weight count (the study's metric, cheap) rather than trained."""
     from nasforge import oneshot, spaces
     from nasforge.evaluators.base import Evaluator
-    from nasforge.ops.sparse import prune_magnitude
     from nasforge.train import train
     from nasforge.trial import Direction, Result
 
@@ -165,7 +166,7 @@ def run_dass(args, level, data, budget, seed):
     if result.arch is None:
         raise RuntimeError(f"DASS derived no architecture: {result.failed}")
     search_images = args.search_epochs * (round(n * fraction) if fraction < 1 else n)
-    model = prune_magnitude(space.build(result.arch, sparsity=level, **shape), level)
+    model = space.build(result.arch, sparsity=level, **shape)  # every layer sparse
     epochs = (budget - search_images) // n
     train(model, data.train, recipe(args, epochs), mean=data.mean, std=data.std, seed=seed)
     extra = {"arch": str(result.arch), "search_seconds": search_seconds}
