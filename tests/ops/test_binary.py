@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -218,7 +220,7 @@ def test_binarize_keeps_first_and_last_real_and_copies_weights() -> None:
     for index in (0, 3, 7, 9):
         assert torch.equal(out[index].weight, model[index].weight)
     assert out[3].weight.data_ptr() != model[3].weight.data_ptr()
-    everything = binarize(model, keep_first=False, keep_last=False)
+    everything = binarize(model, keep_first=False, keep_last=False, drop_relu=False)
     assert [name for name, _ in binary_layers(everything)] == ["0", "3", "7", "9"]
     kept = binarize(model, keep=("3",))
     assert [name for name, _ in binary_layers(kept)] == ["7"]
@@ -248,3 +250,37 @@ def test_binarize_refuses_operations_without_binary_form() -> None:
         binarize(vit)
     kind = type(vit.get_submodule(first_odd)).__name__
     assert f"Layer {first_odd!r} ({kind})" in str(info.value)
+
+
+def test_binarize_drops_a_relu_right_before_a_binary_layer_whose_sign_would_be_constant():
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
+    # a sign after a ReLU is +1 everywhere: the binary convolution would see a constant
+    relu_then_sign = sign_ste(torch.relu(torch.randn(2, 4, 5, 5)))
+    assert torch.all(relu_then_sign == 1)
+    binary = binarize(net)
+    assert isinstance(binary[2], nn.Identity)  # before the binary convolution
+    assert isinstance(binary[5], nn.ReLU)  # before pooling: kept
+    assert isinstance(binarize(net, drop_relu=False)[2], nn.ReLU)
+    # nor_conv layers of NAS-Bench-201 are ReLU, convolution, batch norm
+    nb201 = spaces.create("nb201")
+    cell_net = binarize(
+        nb201.build(
+            nb201.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"),
+            channels=4,
+            cells_per_stage=1,
+        )
+    )
+    leaves = [m for m in cell_net.modules() if not list(m.children())]
+    for before, layer in itertools.pairwise(leaves):
+        if isinstance(layer, BinaryConv2d):
+            assert not isinstance(before, nn.ReLU)

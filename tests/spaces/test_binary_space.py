@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ import nasforge
 from nasforge import spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, UnsupportedOperationError
-from nasforge.ops.binary import binarize, binary_layers, set_binary
+from nasforge.ops.binary import BinaryConv2d, binarize, binary_layers, set_binary
 from nasforge.spaces.base import Decision, SearchSpace
 from nasforge.spaces.binary import BinarySpace
 from nasforge.trial import TrialState
@@ -77,10 +79,16 @@ def test_build_binarizes_the_base_network(space: BinarySpace) -> None:
     assert type(network.get_submodule(weighted[-1])) is nn.Linear
     x = torch.randn(2, 3, 8, 8)
     assert network(x).shape == (2, 10)
-    # the binary network with both switches off is the real network with the same weights
-    network.load_state_dict(real.state_dict())
-    set_binary(network, activations=False, weights=False)
-    assert torch.allclose(network.eval()(x), real.eval()(x), atol=1e-5)
+    # the ReLU before each binary convolution is gone (its sign would be constant); with
+    # both switches off and the ReLUs kept, the network is the real one with the same weights
+    leaves = [m for m in network.modules() if not list(m.children())]
+    assert not any(
+        isinstance(a, nn.ReLU) and isinstance(b, BinaryConv2d)
+        for a, b in itertools.pairwise(leaves)
+    )
+    kept = binarize(real, drop_relu=False)
+    set_binary(kept, activations=False, weights=False)
+    assert torch.allclose(kept.eval()(x), real.eval()(x), atol=1e-5)
 
 
 def test_costs(space: BinarySpace) -> None:

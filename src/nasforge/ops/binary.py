@@ -32,6 +32,7 @@ search can binarise the activations first and the weights later (BATS's staged s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -295,9 +296,15 @@ def binarize(
     keep_first: bool = True,
     keep_last: bool = True,
     keep: tuple[str, ...] = (),
+    drop_relu: bool = True,
 ) -> nn.Module:
     """The binary form of ``model``: every ``Conv2d`` and ``Linear`` replaced by its binary
     layer with the same weights (a new module; ``model`` is left as it is).
+
+    A ReLU right before a binary layer (in module order, the order of a sequential block
+    such as NAS-Bench-201's and DARTS's ReLU-convolution-batch-norm) would make the sign
+    constant (+1 everywhere); with ``drop_relu`` (default) it becomes the identity, the sign
+    being the layer's non-linearity as in Bi-Real Net.
 
     As in binary-network practice (XNOR-Net, Bi-Real Net, BATS) the first convolution and
     the last linear layer stay real (``keep_first``, ``keep_last``); ``keep`` names more
@@ -350,7 +357,29 @@ def binarize(
         )
         replacement.train(module.training)
         setattr(parent, child, replacement)
+    if drop_relu:
+        _drop_relus_before_signs(out, {n for n in weighted if n not in real})
     return out
+
+
+#: Activations whose output is never negative: a sign right after one is constant.
+_NON_NEGATIVE = (nn.ReLU, nn.ReLU6)
+
+
+def _drop_relus_before_signs(model: nn.Module, binary: set[str]) -> None:
+    """Replace by the identity each ReLU that comes right before a binary layer in module
+    order (the order of data in a sequential block): the sign of a ReLU's output is +1
+    everywhere, so the binary layer would see a constant."""
+    leaves = [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and not any(True for _ in module.children())
+    ]
+    for (name, module), (following, _) in itertools.pairwise(leaves):
+        if isinstance(module, _NON_NEGATIVE) and following in binary:
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, nn.Identity())
 
 
 def binary_layers(model: nn.Module) -> Iterator[tuple[str, BinaryConv2d | BinaryLinear]]:
