@@ -20,10 +20,12 @@ ALL = [
 ]  # fmt: skip
 #: The proxies that need transformer layers (nas_role attention and MLP modules).
 TRANSFORMER = ["decoder_params", "dss", "synaptic_diversity", "synaptic_saliency"]
+#: The costs of quantized and binary networks (a float network counts 32 bits).
+BITS = ["bops", "model_bits"]
 
 
 def test_registry_has_the_issue_proxies():
-    assert proxies.names() == sorted(ALL + TRANSFORMER)
+    assert proxies.names() == sorted(ALL + TRANSFORMER + BITS)
     assert [n for n in proxies.names() if proxies.get(n).requires] == TRANSFORMER
     assert proxies.create("grad-norm").name == "grad_norm"
 
@@ -112,3 +114,17 @@ def test_not_a_module_is_refused(batch):
         proxies.create("zen").score(
             torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 10)), batch
         )
+
+
+def test_bit_costs_follow_the_precisions_of_a_network(tiny_nb201, batch):
+    from nasforge.ops.binary import binarize
+    from nasforge.ops.quant import quantize_model
+
+    model = tiny_nb201(GOOD_CELL)
+    weights = sum(p.numel() for p in model.parameters())
+    assert proxies.create("model_bits").score(model, batch) == pytest.approx(32 * weights / 1e6)
+    int4 = quantize_model(model, "int4")
+    assert proxies.create("model_bits").score(int4, batch) < weights * 8 / 1e6
+    full = proxies.create("bops").score(model, batch)
+    assert proxies.create("bops").score(int4, batch) == pytest.approx(full / 64, rel=0.05)
+    assert proxies.create("bops").score(binarize(model), batch) < full / 4

@@ -160,7 +160,12 @@ def worker(
                     "space": space or "nb201",
                     "seed": 0 if seed is None else seed,
                     "strategy_params": common.parse_params(param or []),
-                    "evaluator": evaluator_from_options(evaluator, dataset=dataset, params=params),
+                    "evaluator": evaluator_from_options(
+                        evaluator,
+                        dataset=dataset,
+                        params=params,
+                        space=None if evaluator == "tabular" else space,
+                    ),
                     "max_retries": max_retries,
                 }
             expect = {"strategy": strategy, "space": space, "seed": seed}

@@ -55,11 +55,15 @@ def scale_keys(space: SearchSpace) -> tuple[str, str | None] | None:
 
 
 def evaluator_from_options(
-    name: str, *, dataset: str | None = None, params: Mapping[str, Any] | None = None
+    name: str,
+    *,
+    dataset: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    space: str | None = None,
 ) -> Evaluator:
     """The evaluator registered as ``name`` (nasforge's own or a plugin's) built with
-    ``params``; ``dataset`` is passed too when the evaluator takes a ``dataset`` keyword and
-    ``params`` does not set it.
+    ``params``; ``dataset`` and ``space`` (the searched space's name) are passed too when the
+    evaluator takes that keyword and ``params`` does not set it.
 
     Raises:
         UnknownNameError: No evaluator of that name (the closest is named).
@@ -78,6 +82,8 @@ def evaluator_from_options(
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     if dataset is not None and "dataset" not in kwargs and ("dataset" in parameters):
         kwargs["dataset"] = dataset
+    if space is not None and "space" not in kwargs and ("space" in parameters):
+        kwargs["space"] = space
     unknown = sorted(k for k in kwargs if k not in parameters) if not takes_any else []
     if parameters and unknown:
         known = sorted(p for p in parameters if p not in ("self", "args", "kwargs"))

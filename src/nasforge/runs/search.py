@@ -193,7 +193,10 @@ def open_search(
             f"--fidelity looks up a tabular benchmark; give the {evaluator!r} evaluator's own "
             "settings with --evaluator-param KEY=VALUE."
         )
-    the_evaluator = evaluator_from_options(evaluator, dataset=dataset, params=params)
+    with_space = None if evaluator == "tabular" else space
+    the_evaluator = evaluator_from_options(
+        evaluator, dataset=dataset, params=params, space=with_space
+    )
     if study_name is None and storage is not None:
         spelled = str((the_evaluator.spec() or {}).get("dataset", dataset))
         study_name = default_study_name(space, strategy, spelled, seed=seed, evaluator=evaluator)
