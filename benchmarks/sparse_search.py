@@ -42,12 +42,12 @@ project's 2-core machine while two other benchmarks ran: dense network 45 s, the
 TAS 32-43 s beyond the shared dense network, magnitude 20 s, random search 21-45 s each):
     OMP_NUM_THREADS=1 nice python benchmarks/sparse_search.py \
         --data ../shared/data/cifar10/cifar10-jpeg.tar.gz --out OUT
-DASS does not fit the same 12 minutes: its supernet costs about 0.1 s an image and its
-DARTS-cell network about 10 ms an image on one thread, so at the same image budget one level
-takes about 8 minutes; run it a level at a time (its dense reference is its own network):
+DASS does not fit in the same 12 minutes: its supernet and its DARTS-cell network cost several
+times the ResNet's time an image, so at the same image budget a level takes 136-174 s (three
+levels 7.6 minutes, measured on the same machine alone); run it as a second command (its
+dense reference is its own network):
     OMP_NUM_THREADS=1 nice python benchmarks/sparse_search.py \
-        --data ../shared/data/cifar10/cifar10-jpeg.tar.gz --methods dass --levels 0.75 \
-        --out OUT-dass
+        --data ../shared/data/cifar10/cifar10-jpeg.tar.gz --methods dass --out OUT-dass
 Smoke run (about a minute): add ``--smoke`` (500 images, 8 px, width 8, budget 4, batch 32,
 two candidates).
 Without the CIFAR-10 archive it says so and runs on ``SyntheticImages`` instead.
@@ -193,8 +193,8 @@ def main() -> None:
         "--dass-search-fraction",
         type=float,
         default=0.25,
-        help="share of the training images DASS's supernet searches on (its epochs cost 0.1 s "
-        "an image on one thread; the images it does not see go to the final training)",
+        help="share of the training images DASS's supernet searches on (its epochs cost many "
+        "times the ResNet's per image; the images it does not see go to the final training)",
     )
     parser.add_argument("--candidate-epochs", type=int, default=1)
     parser.add_argument("--arch-lr", type=float, default=0.02, help="TAS logits (paper 1e-3)")
