@@ -123,8 +123,8 @@ def test_a_broken_plugin_is_named_and_hides_nothing(plugin_root, nasforge_cli, w
     done = nasforge_cli(plugin_root, "list", "spaces", "--json")
     names = [row["name"] for row in json.loads(done.stdout)["spaces"]]
     assert names == [
-        "darts", "fbnet", "llm", "mobilenet", "nb201", "ofa", "ofa-cifar", "toy-chain", "vit",
-        "vit-cifar",
+        "bats", "darts", "dass", "fbnet", "llm", "mobilenet", "nb201", "ofa", "ofa-cifar",
+        "toy-chain", "vit", "vit-cifar",
     ]  # fmt: skip
     assert "nasforge-broken" in done.stderr and "broken-space = nasforge_broken.space:Space" in (
         done.stderr

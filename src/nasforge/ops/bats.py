@@ -160,7 +160,7 @@ def make_op(
         raise InvalidArchitectureError(unknown_name_message("BATS operation", name, OPS))
     if "conv" not in name:  # none, pooling, skip: DARTS's (the stride-2 skip real)
         return darts_ops.make_op(TO_DARTS[name], channels, stride, affine)
-    if operations == "darts":
+    if operations != "bats":  # DARTS's operations binarised (the ablation)
         return _binarised_darts_op(name, channels, stride, affine)
     kernel = 5 if name.endswith("5x5") else 3
     dilation = 2 if name.startswith("dil") else 1
