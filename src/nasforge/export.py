@@ -49,6 +49,7 @@ from nasforge.errors import (
 from nasforge.trial import Trial, TrialState
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from nasforge.study import Study
@@ -379,6 +380,49 @@ def _require(package: str) -> ModuleType:
         ) from None
 
 
+def trace_to_onnx(
+    module: nn.Module,
+    example: torch.Tensor,
+    target: Path,
+    opset: int,
+    *,
+    what: str,
+    ignore: tuple[str, ...] = (),
+) -> None:
+    """Write ``module`` traced on ``example`` to ``target`` as ONNX (the TorchScript exporter,
+    ``dynamo=False``, which holds every nasforge layer; input ``input`` and output ``logits``
+    with a free batch dimension); ``ignore`` lists more warning messages (regular
+    expressions) of the trace to silence.
+
+    Raises:
+        UnsupportedOperationError: The exporter failed; the message names ``what``.
+    """
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message="The feature will be removed")
+        for message in ignore:
+            warnings.filterwarnings("ignore", message=message)
+        try:
+            torch.onnx.export(
+                module,
+                (example,),
+                str(target),
+                dynamo=False,
+                opset_version=opset,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                do_constant_folding=True,
+            )
+        except Exception as err:
+            raise UnsupportedOperationError(
+                f"Could not export {what} to ONNX (opset {opset}) with "
+                f"torch.onnx.export(dynamo=False): {err}"
+            ) from err
+
+
 def to_onnx(
     record: ModelRecord,
     path: str | os.PathLike[str],
@@ -409,26 +453,9 @@ def to_onnx(
     example = torch.randn((2, *record.input_shape), generator=generator)
     with torch.no_grad():
         expected = module(example)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
-        warnings.filterwarnings("ignore", message="The feature will be removed")
-        try:
-            torch.onnx.export(
-                module,
-                (example,),
-                str(target),
-                dynamo=False,
-                opset_version=opset,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                do_constant_folding=True,
-            )
-        except Exception as err:
-            raise UnsupportedOperationError(
-                f"Could not export the {record.space} network of {record.arch!r} to ONNX "
-                f"(opset {opset}): {err}"
-            ) from err
+    trace_to_onnx(
+        module, example, target, opset, what=f"the {record.space} network of {record.arch!r}"
+    )
     model = onnx.load(str(target))
     meta = record.to_dict()
     meta.pop("state_dict")

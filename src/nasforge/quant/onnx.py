@@ -36,7 +36,6 @@ one are timed alike. Needs the extra ``[onnx]``.
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -166,30 +165,12 @@ def export_float(
 
 
 def _export(net: nn.Module, target: Path, example: torch.Tensor, opset: int) -> Path:
+    from nasforge.export import trace_to_onnx
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
-        warnings.filterwarnings("ignore", message="The feature will be removed")
-        # the frozen scales and zero points are constants of the trace, as they should be
-        warnings.filterwarnings("ignore", message=".*registered as constants in the trace")
-        warnings.filterwarnings("ignore", message=".*might cause the trace to be incorrect")
-        try:
-            torch.onnx.export(
-                net,
-                (example,),
-                str(target),
-                dynamo=False,
-                opset_version=opset,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                do_constant_folding=True,
-            )
-        except Exception as err:
-            raise UnsupportedOperationError(
-                f"Could not export {type(net).__name__} to ONNX (opset {opset}) with "
-                f"torch.onnx.export(dynamo=False): {err}"
-            ) from err
+    # the frozen scales and zero points are constants of the trace, as they should be
+    ignore = (".*registered as constants in the trace", ".*might cause the trace to be incorrect")
+    trace_to_onnx(net, example, target, opset, what=type(net).__name__, ignore=ignore)
     return target
 
 
