@@ -269,9 +269,9 @@ def open_study(
     storage: Any, study_name: str | None,
 ) -> Any:  # fmt: skip
     """Create the study, or open it when one of that name exists with equal settings."""
-    from nasforge.errors import StudyConflictError
     from nasforge.storage import StudyRecord, get_storage
-    from nasforge.study import Study, check_evaluator
+    from nasforge.study import check_evaluator
+    from nasforge.study._subnets import open_recorded
     from nasforge.trial import Objective
 
     space = record.space.name
@@ -289,13 +289,4 @@ def open_study(
         evaluator=None,
         options={"oneshot": True},
     )
-    existing = store.get_study(wanted.name)
-    if existing is None:
-        return Study(store.create_study(wanted), store)
-    diffs = existing.differences(wanted)
-    if diffs:
-        raise StudyConflictError(
-            f"Study {wanted.name!r} already exists with other settings ({'; '.join(diffs)}). "
-            "Use another study name, or the stored settings to resume it."
-        )
-    return Study(existing, store)
+    return open_recorded(store, wanted)

@@ -426,9 +426,8 @@ def _open_study(
     objectives: tuple[str, ...], seed: int, storage: Any, study_name: str | None,
 ) -> Study:  # fmt: skip
     """The multi-objective study of the search, created or reopened (same settings)."""
-    from nasforge.errors import StudyConflictError
     from nasforge.storage import StudyRecord, get_storage
-    from nasforge.study import Study
+    from nasforge.study._subnets import open_recorded
 
     store = get_storage(storage)
     record = StudyRecord(
@@ -436,16 +435,7 @@ def _open_study(
         space=qspace.name, strategy=STRATEGY, seed=int(seed), objectives=objectives,
         strategy_params=dict(params), space_params=dict(space_params), options={"oneshot": True},
     )  # fmt: skip
-    existing = store.get_study(record.name)
-    if existing is None:
-        return Study(store.create_study(record), store)
-    diffs = existing.differences(record)
-    if diffs:
-        raise StudyConflictError(
-            f"Study {record.name!r} already exists with other settings ({'; '.join(diffs)}). "
-            "Use another study name, or the stored settings to continue it."
-        )
-    return Study(existing, store)
+    return open_recorded(store, record)
 
 
 class _Loop:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from nasforge.study._study import Study
     from nasforge.trial import Objective
 
-__all__ = ["open_subnet_study"]
+__all__ = ["open_recorded", "open_subnet_study"]
 
 
 def open_subnet_study(
@@ -37,9 +37,8 @@ def open_subnet_study(
     Raises:
         StudyConflictError: A study of that name exists with other settings.
     """
-    from nasforge.errors import StudyConflictError
     from nasforge.storage import StudyRecord, get_storage
-    from nasforge.study import Study, check_evaluator
+    from nasforge.study import check_evaluator
 
     space = str(evaluator.space)
     check_evaluator(evaluator, space, [objective], constraints)
@@ -58,6 +57,19 @@ def open_subnet_study(
         evaluator=evaluator.spec(),
         options=options,
     )
+    return open_recorded(store, record)
+
+
+def open_recorded(store: Any, record: Any) -> Study:
+    """The study ``record`` names in ``store``: created from ``record``, or opened when it
+    exists with the same settings.
+
+    Raises:
+        StudyConflictError: The stored study has other settings (they are listed).
+    """
+    from nasforge.errors import StudyConflictError
+    from nasforge.study._study import Study
+
     existing = store.get_study(record.name)
     if existing is None:
         return Study(store.create_study(record), store)
