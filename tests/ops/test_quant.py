@@ -140,3 +140,13 @@ def test_a_space_network_quantizes_trains_and_costs_less():
     assert all(m.weight.grad is not None for _, m in quantizable_layers(q))
     assert model_bits(q) < model_bits(net)
     assert bops(q, (3, 8, 8)) < bops(net, (3, 8, 8)) / 16
+
+
+def test_quantize_model_keeps_the_device_and_dtype_of_the_layers():
+    with torch.device("meta"):
+        meta = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2))
+    quantized = quantize_model(meta, "int4")
+    assert policy_of(quantized) == ("int4", "int4")
+    assert all(p.device.type == "meta" for p in quantized.parameters())
+    double = quantize_model(nn.Sequential(nn.Conv2d(3, 4, 3)).double(), "int8")
+    assert double[0].weight.dtype == torch.float64

@@ -248,6 +248,8 @@ class QuantConv2d(_QuantLayer, nn.Conv2d):
             padding_mode=module.padding_mode,
             weight_precision=weight,
             act_precision=act,
+            device=module.weight.device,
+            dtype=module.weight.dtype,
         )
         out.load_state_dict(module.state_dict(), strict=False)
         out.train(module.training)
@@ -286,6 +288,8 @@ class QuantLinear(_QuantLayer, nn.Linear):
             bias=module.bias is not None,
             weight_precision=weight,
             act_precision=act,
+            device=module.weight.device,
+            dtype=module.weight.dtype,
         )
         out.load_state_dict(module.state_dict(), strict=False)
         out.train(module.training)
