@@ -30,7 +30,6 @@ import importlib
 import json
 import logging
 import os
-import warnings
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -44,12 +43,10 @@ from nasforge.errors import (
     InvalidConfigError,
     MissingDependencyError,
     NasforgeError,
-    UnsupportedOperationError,
 )
 from nasforge.trial import Trial, TrialState
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
     from nasforge.study import Study
@@ -380,49 +377,6 @@ def _require(package: str) -> ModuleType:
         ) from None
 
 
-def trace_to_onnx(
-    module: nn.Module,
-    example: torch.Tensor,
-    target: Path,
-    opset: int,
-    *,
-    what: str,
-    ignore: tuple[str, ...] = (),
-) -> None:
-    """Write ``module`` traced on ``example`` to ``target`` as ONNX (the TorchScript exporter,
-    ``dynamo=False``, which holds every nasforge layer; input ``input`` and output ``logits``
-    with a free batch dimension); ``ignore`` lists more warning messages (regular
-    expressions) of the trace to silence.
-
-    Raises:
-        UnsupportedOperationError: The exporter failed; the message names ``what``.
-    """
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
-        warnings.filterwarnings("ignore", message="The feature will be removed")
-        for message in ignore:
-            warnings.filterwarnings("ignore", message=message)
-        try:
-            torch.onnx.export(
-                module,
-                (example,),
-                str(target),
-                dynamo=False,
-                opset_version=opset,
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                do_constant_folding=True,
-            )
-        except Exception as err:
-            raise UnsupportedOperationError(
-                f"Could not export {what} to ONNX (opset {opset}) with "
-                f"torch.onnx.export(dynamo=False): {err}"
-            ) from err
-
-
 def to_onnx(
     record: ModelRecord,
     path: str | os.PathLike[str],
@@ -442,6 +396,7 @@ def to_onnx(
     """
     import torch
 
+    from nasforge.hardware.latency import export_onnx
     from nasforge.train.checkpoint import build_model
 
     onnx = _require("onnx")
@@ -453,8 +408,13 @@ def to_onnx(
     example = torch.randn((2, *record.input_shape), generator=generator)
     with torch.no_grad():
         expected = module(example)
-    trace_to_onnx(
-        module, example, target, opset, what=f"the {record.space} network of {record.arch!r}"
+    export_onnx(
+        module,
+        example,
+        target,
+        opset=opset,
+        dynamic_batch=True,
+        what=f"the {record.space} network of {record.arch!r}",
     )
     model = onnx.load(str(target))
     meta = record.to_dict()

@@ -295,7 +295,14 @@ def measure_latency(
 
 
 def export_onnx(
-    module: nn.Module, example: torch.Tensor, path: str | Path, *, opset: int = ONNX_OPSET
+    module: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    *,
+    opset: int = ONNX_OPSET,
+    dynamic_batch: bool = False,
+    what: str | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> Path:
     """Export ``module`` to an ONNX file for inputs shaped like ``example``.
 
@@ -308,6 +315,10 @@ def export_onnx(
         example: An input batch of the shape the model will be run on.
         path: The file to write.
         opset: The ONNX operator set version.
+        dynamic_batch: Name the output ``logits`` and leave the batch dimension of the input
+            and the output free (the exported networks of :mod:`nasforge.export`).
+        what: How an export error names the module (default its class name).
+        ignore: More warning messages (regular expressions) of the trace to silence.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -323,6 +334,14 @@ def export_onnx(
         # the exporter's notice that it is deprecated, once per call; keep all other warnings
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
         warnings.filterwarnings("ignore", message="The feature will be removed")
+        for message in ignore:
+            warnings.filterwarnings("ignore", message=message)
+        free: dict[str, Any] = {}
+        if dynamic_batch:
+            free = {
+                "output_names": ["logits"],
+                "dynamic_axes": {"input": {0: "batch"}, "logits": {0: "batch"}},
+            }
         try:
             torch.onnx.export(
                 module,
@@ -332,11 +351,12 @@ def export_onnx(
                 opset_version=opset,
                 input_names=["input"],
                 do_constant_folding=True,
+                **free,
             )
         except Exception as err:
             raise UnsupportedOperationError(
-                f"Could not export {type(module).__name__} to ONNX (opset {opset}) with "
-                f"torch.onnx.export(dynamo=False): {err}"
+                f"Could not export {what or type(module).__name__} to ONNX (opset {opset}) "
+                f"with torch.onnx.export(dynamo=False): {err}"
             ) from err
     return target
 

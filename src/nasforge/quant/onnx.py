@@ -51,6 +51,7 @@ from nasforge.hardware.latency import (
     _ort_session,
     _require,
     _time_calls,
+    export_onnx,
 )
 from nasforge.ops.quant import freeze_qparams, quantized_layers
 
@@ -165,13 +166,10 @@ def export_float(
 
 
 def _export(net: nn.Module, target: Path, example: torch.Tensor, opset: int) -> Path:
-    from nasforge.export import trace_to_onnx
-
     target.parent.mkdir(parents=True, exist_ok=True)
     # the frozen scales and zero points are constants of the trace, as they should be
     ignore = (".*registered as constants in the trace", ".*might cause the trace to be incorrect")
-    trace_to_onnx(net, example, target, opset, what=type(net).__name__, ignore=ignore)
-    return target
+    return export_onnx(net, example, target, opset=opset, dynamic_batch=True, ignore=ignore)
 
 
 def qdq_counts(model: Any) -> dict[str, int]:
