@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.ops._layers import NO_WEIGHTED_FORM, same_layer_args
 
 __all__ = [
     "NO_BINARY_FORM",
@@ -134,19 +135,7 @@ class BinaryConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> BinaryConv2d:
         """A binary convolution sharing ``conv``'s settings and holding a copy of its weights."""
-        out = cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,  # type: ignore[arg-type]
-            stride=conv.stride,  # type: ignore[arg-type]
-            padding=conv.padding,  # type: ignore[arg-type]
-            dilation=conv.dilation,  # type: ignore[arg-type]
-            groups=conv.groups,
-            bias=conv.bias is not None,
-            padding_mode=conv.padding_mode,
-            device=conv.weight.device,
-            dtype=conv.weight.dtype,
-        )
+        out = cls(**same_layer_args(conv))
         out.load_state_dict(conv.state_dict())
         return out
 
@@ -173,13 +162,7 @@ class BinaryLinear(nn.Linear):
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> BinaryLinear:
         """A binary linear layer holding a copy of ``linear``'s weights."""
-        out = cls(
-            linear.in_features,
-            linear.out_features,
-            bias=linear.bias is not None,
-            device=linear.weight.device,
-            dtype=linear.weight.dtype,
-        )
+        out = cls(**same_layer_args(linear))
         out.load_state_dict(linear.state_dict())
         return out
 
@@ -259,17 +242,7 @@ class BinaryConvBN(nn.Module):
 
 
 #: Module types that have no binary form: :func:`binarize` refuses networks holding them.
-NO_BINARY_FORM: tuple[type[nn.Module], ...] = (
-    nn.MultiheadAttention,
-    nn.RNNBase,
-    nn.Embedding,
-    nn.EmbeddingBag,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-    nn.Conv1d,
-    nn.Conv3d,
-)
+NO_BINARY_FORM: tuple[type[nn.Module], ...] = NO_WEIGHTED_FORM
 
 #: Parameterised module types that stay real in a binary network (normalisation, PReLU).
 _KEEP_REAL: tuple[type[nn.Module], ...] = (

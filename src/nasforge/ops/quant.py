@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.ops._layers import NO_WEIGHTED_FORM, same_layer_args
 from nasforge.ops.fake_quant import (
     FP8_DTYPES,
     INT_BITS,
@@ -83,17 +84,7 @@ __all__ = [
 ]
 
 #: Module types with weights that :func:`quantize_model` cannot quantize.
-NO_QUANT_FORM: tuple[type[nn.Module], ...] = (
-    nn.MultiheadAttention,
-    nn.RNNBase,
-    nn.Embedding,
-    nn.EmbeddingBag,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-    nn.Conv1d,
-    nn.Conv3d,
-)
+NO_QUANT_FORM: tuple[type[nn.Module], ...] = NO_WEIGHTED_FORM
 #: Averaging constant of the running activation range (torch.ao's MovingAverageMinMaxObserver).
 AVERAGING_CONSTANT = 0.01
 _EPS = float(torch.finfo(torch.float32).eps)
@@ -236,21 +227,7 @@ class QuantConv2d(_QuantLayer, nn.Conv2d):
         cls, module: nn.Conv2d, weight: str | int = "int8", act: str | int | None = None
     ) -> QuantConv2d:
         """A quantized convolution with ``module``'s settings and a copy of its weights."""
-        out = cls(
-            module.in_channels,
-            module.out_channels,
-            module.kernel_size,
-            stride=module.stride,
-            padding=module.padding,
-            dilation=module.dilation,
-            groups=module.groups,
-            bias=module.bias is not None,
-            padding_mode=module.padding_mode,
-            weight_precision=weight,
-            act_precision=act,
-            device=module.weight.device,
-            dtype=module.weight.dtype,
-        )
+        out = cls(**same_layer_args(module), weight_precision=weight, act_precision=act)
         out.load_state_dict(module.state_dict(), strict=False)
         out.train(module.training)
         return out.to(module.weight.device)
@@ -282,15 +259,7 @@ class QuantLinear(_QuantLayer, nn.Linear):
         cls, module: nn.Linear, weight: str | int = "int8", act: str | int | None = None
     ) -> QuantLinear:
         """A quantized linear layer with a copy of ``module``'s weights."""
-        out = cls(
-            module.in_features,
-            module.out_features,
-            bias=module.bias is not None,
-            weight_precision=weight,
-            act_precision=act,
-            device=module.weight.device,
-            dtype=module.weight.dtype,
-        )
+        out = cls(**same_layer_args(module), weight_precision=weight, act_precision=act)
         out.load_state_dict(module.state_dict(), strict=False)
         out.train(module.training)
         return out.to(module.weight.device)

@@ -68,6 +68,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import InvalidConfigError
+from nasforge.ops._layers import same_layer_args
 
 __all__ = [
     "SPARSITY_LEVELS",
@@ -199,20 +200,7 @@ class MaskedConv2d(nn.Conv2d, _Masked):
     @classmethod
     def from_dense(cls, conv: nn.Conv2d, sparsity: float = 0.0) -> MaskedConv2d:
         """A masked copy of ``conv`` (same weights), pruned to ``sparsity`` by magnitude."""
-        out = cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
-            groups=conv.groups,
-            bias=conv.bias is not None,
-            padding_mode=conv.padding_mode,
-            device=conv.weight.device,
-            dtype=conv.weight.dtype,
-            sparsity=sparsity,
-        )
+        out = cls(**same_layer_args(conv), sparsity=sparsity)
         _copy_weights(conv, out)
         return out
 
@@ -231,14 +219,7 @@ class MaskedLinear(nn.Linear, _Masked):
     @classmethod
     def from_dense(cls, linear: nn.Linear, sparsity: float = 0.0) -> MaskedLinear:
         """A masked copy of ``linear`` (same weights), pruned to ``sparsity`` by magnitude."""
-        out = cls(
-            linear.in_features,
-            linear.out_features,
-            bias=linear.bias is not None,
-            device=linear.weight.device,
-            dtype=linear.weight.dtype,
-            sparsity=sparsity,
-        )
+        out = cls(**same_layer_args(linear), sparsity=sparsity)
         _copy_weights(linear, out)
         return out
 
