@@ -27,6 +27,7 @@ which BATS's staged search uses.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ from nasforge.errors import InvalidArchitectureError, InvalidConfigError, unknow
 from nasforge.ops import darts as darts_ops
 from nasforge.ops.binary import BinaryConvBN, binarize
 from nasforge.ops.darts_supernet import _NODES, DartsSupernet, _DartsSearchCell
-from nasforge.ops.supernet import DecisionGroup, MixedEdge, Supernet, channel_shuffle, fast_pool
+from nasforge.ops.supernet import DecisionGroup, channel_shuffle
 from nasforge.spaces._bats_genotypes import OPS, TO_DARTS
 
 if TYPE_CHECKING:
@@ -206,30 +207,16 @@ class BatsCell(darts_ops.DartsCell):
         operations: str = "bats",
         group_width: int = 4,
     ) -> None:
-        nn.Module.__init__(self)
-        pairs = [(str(name), int(index)) for name, index in ops]
-        for position, (_, index) in enumerate(pairs):
-            if not 0 <= index < position // 2 + 2:
-                raise InvalidArchitectureError(
-                    f"Edge {pairs[position]!r} of node {position // 2 + 2} reads a later node."
-                )
-        self.reduction = reduction
-        self.steps = len(pairs) // 2
-        self.multiplier = len(concat)
-        self._concat = tuple(int(i) for i in concat)
-        self._indices = tuple(index for _, index in pairs)
-        first, second = _inputs(c_prev_prev, c_prev, channels, reduction_prev, True)
-        self.preprocess0 = first
-        self.preprocess1 = second  # type: ignore[assignment]  # binary, not DARTS's ReLUConvBN
-        self._ops = nn.ModuleList(
-            make_op(
-                name,
-                channels,
-                2 if reduction and index < 2 else 1,
-                operations=operations,
-                group_width=group_width,
-            )
-            for name, index in pairs
+        super().__init__(
+            ops,
+            concat,
+            c_prev_prev,
+            c_prev,
+            channels,
+            reduction,
+            reduction_prev,
+            op=functools.partial(make_op, operations=operations, group_width=group_width),
+            inputs=functools.partial(_inputs, affine=True),
         )
 
 
@@ -261,88 +248,15 @@ class BatsNetwork(darts_ops.NetworkCIFAR):
         operations: str = "bats",
         group_width: int = 4,
     ) -> None:
-        nn.Module.__init__(self)
-        darts_ops._check_config(channels, num_classes, layers, drop_path_prob)
-        self._layers = layers
-        self._auxiliary = auxiliary
-        self.drop_path_prob = float(drop_path_prob)
-        self.generator: torch.Generator | None = None
-        stem = 3 * channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem)
+        super().__init__(
+            genotype,
+            channels=channels,
+            num_classes=num_classes,
+            layers=layers,
+            auxiliary=auxiliary,
+            drop_path_prob=drop_path_prob,
+            cell=functools.partial(BatsCell, operations=operations, group_width=group_width),
         )
-        reductions = darts_ops.reduction_layers(layers)
-        c_prev_prev, c_prev, c_curr = stem, stem, channels
-        c_auxiliary, reduction_prev = 0, False
-        cells = []
-        for i in range(layers):
-            reduction = i in reductions
-            c_curr = c_curr * 2 if reduction else c_curr
-            kind = "reduce" if reduction else "normal"
-            cell = BatsCell(
-                getattr(genotype, kind),
-                getattr(genotype, f"{kind}_concat"),
-                c_prev_prev,
-                c_prev,
-                c_curr,
-                reduction,
-                reduction_prev,
-                operations,
-                group_width,
-            )
-            cells.append(cell)
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
-            if i == reductions[1]:
-                c_auxiliary = c_prev
-        self.cells = nn.ModuleList(cells)
-        if auxiliary:
-            self.auxiliary_head = darts_ops.AuxiliaryHeadCIFAR(c_auxiliary, num_classes)
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
-
-
-class _BatsSearchCell(_DartsSearchCell):
-    """A search cell: 14 mixed edges of BATS's 8 operations (DARTS's search-cell forward)."""
-
-    def __init__(
-        self,
-        c_prev_prev: int,
-        c_prev: int,
-        channels: int,
-        reduction: bool,
-        reduction_prev: bool,
-        operations: str,
-        group_width: int,
-    ) -> None:
-        nn.Module.__init__(self)
-        self.reduction = reduction
-        self.steps = self.multiplier = 4
-        first, second = _inputs(c_prev_prev, c_prev, channels, reduction_prev, False)
-        self.preprocess0 = first
-        self.preprocess1 = second  # type: ignore[assignment]  # binary, not DARTS's ReLUConvBN
-        edges: list[MixedEdge] = []
-        for i in range(self.steps):
-            for j in range(i + 2):
-                stride = 2 if reduction and j < 2 else 1
-                ops = []
-                for name in OPS:
-                    op = make_op(
-                        name,
-                        channels,
-                        stride,
-                        operations=operations,
-                        affine=False,
-                        group_width=group_width,
-                    )
-                    op = fast_pool(op, channels)
-                    if "pool" in name:  # the search network adds a batch norm after pooling
-                        op = nn.Sequential(op, nn.BatchNorm2d(channels, affine=False))
-                    ops.append(op)
-                edge = MixedEdge(ops, OPS, 1, stride)
-                edge.site = (1 if reduction else 0, len(edges))
-                edges.append(edge)
-        self.edges = nn.ModuleList(edges)
 
 
 class BatsSupernet(DartsSupernet):
@@ -370,40 +284,23 @@ class BatsSupernet(DartsSupernet):
         group_width: int = 4,
         space: SearchSpace | None = None,
     ) -> None:
-        Supernet.__init__(self)
         if space is None:
             from nasforge.spaces.bats import BatsSpace
 
             space = BatsSpace()
-        self.space = space
-        darts_ops._check_config(channels, num_classes, layers, 0.0)
         if operations not in OPERATIONS:
             raise InvalidConfigError(
                 unknown_name_message("operation family", operations, OPERATIONS)
             )
         _check_group_width(channels, group_width)
-        self.operations_family = operations
-        stem = 3 * channels
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem)
+        op = functools.partial(
+            make_op, operations=operations, affine=False, group_width=group_width
         )
-        reductions = darts_ops.reduction_layers(layers)
-        c_prev_prev, c_prev, c_curr = stem, stem, channels
-        reduction_prev = False
-        cells = []
-        for i in range(layers):
-            reduction = i in reductions
-            c_curr = c_curr * 2 if reduction else c_curr
-            cells.append(
-                _BatsSearchCell(
-                    c_prev_prev, c_prev, c_curr, reduction, reduction_prev, operations, group_width
-                )
-            )
-            reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, 4 * c_curr
-        self.cells = nn.ModuleList(cells)
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_prev, num_classes)
+        cell = functools.partial(
+            _DartsSearchCell, names=OPS, op=op, inputs=functools.partial(_inputs, affine=False)
+        )
+        super().__init__(num_classes, channels, layers, 1, space, cell=cell)
+        self.operations_family = operations
 
     def operations(self, arch: Architecture) -> list[str]:
         """The 16 operations of the genotype, BATS names."""

@@ -39,7 +39,7 @@ names follow the reference (``stem``, ``cells.<i>.preprocess0``, ``cells.<i>._op
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -265,6 +265,11 @@ class DartsCell(nn.Module):
         reduction: Whether the cell halves the spatial size (stride 2 on edges from inputs).
         reduction_prev: Whether the previous cell was a reduction cell (the first input is
             then twice as large and goes through :class:`FactorizedReduce`).
+        op: Builds an operation from its name, channels and stride (default
+            :func:`make_op`; another operation set, such as BATS's binary one, gives its own).
+        inputs: Builds the two input maps from ``(c_prev_prev, c_prev, channels,
+            reduction_prev)`` (default: :class:`FactorizedReduce` or :class:`ReLUConvBN`
+            for the first, :class:`ReLUConvBN` for the second).
     """
 
     def __init__(
@@ -276,6 +281,9 @@ class DartsCell(nn.Module):
         channels: int,
         reduction: bool,
         reduction_prev: bool,
+        *,
+        op: Callable[[str, int, int], nn.Module] = make_op,
+        inputs: Callable[[int, int, int, bool], tuple[nn.Module, nn.Module]] | None = None,
     ) -> None:
         super().__init__()
         pairs = [(str(name), int(index)) for name, index in ops]
@@ -303,13 +311,20 @@ class DartsCell(nn.Module):
         self.multiplier = len(nodes)
         self._concat = nodes
         self._indices = tuple(index for _, index in pairs)
-        if reduction_prev:
-            self.preprocess0: nn.Module = FactorizedReduce(c_prev_prev, channels)
+        self.preprocess0: nn.Module
+        self.preprocess1: nn.Module
+        if inputs is not None:
+            self.preprocess0, self.preprocess1 = inputs(
+                c_prev_prev, c_prev, channels, reduction_prev
+            )
         else:
-            self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1)
-        self.preprocess1 = ReLUConvBN(c_prev, channels, 1)
+            if reduction_prev:
+                self.preprocess0 = FactorizedReduce(c_prev_prev, channels)
+            else:
+                self.preprocess0 = ReLUConvBN(c_prev_prev, channels, 1)
+            self.preprocess1 = ReLUConvBN(c_prev, channels, 1)
         self._ops = nn.ModuleList(
-            make_op(name, channels, 2 if reduction and index < 2 else 1) for name, index in pairs
+            op(name, channels, 2 if reduction and index < 2 else 1) for name, index in pairs
         )
 
     def forward(
@@ -379,6 +394,8 @@ class NetworkCIFAR(nn.Module):
         auxiliary: Whether to build the auxiliary head (weighted 0.4 in DARTS' training loss).
         drop_path_prob: Drop-path probability; the trainer updates the attribute of the same
             name during training (DARTS: ``0.2 * epoch / epochs``).
+        cell: Builds a cell from :class:`DartsCell`'s positional arguments (default
+            :class:`DartsCell`; a network of other operations gives its cell class).
 
     In training mode with ``auxiliary``, ``forward`` returns ``(logits, aux_logits)``;
     otherwise (evaluation mode, or no auxiliary head) it returns ``logits``. The attribute
@@ -405,6 +422,7 @@ class NetworkCIFAR(nn.Module):
         layers: int = 20,
         auxiliary: bool = True,
         drop_path_prob: float = 0.0,
+        cell: Callable[..., DartsCell] = DartsCell,
     ) -> None:
         super().__init__()
         _check_config(channels, num_classes, layers, drop_path_prob)
@@ -430,10 +448,10 @@ class NetworkCIFAR(nn.Module):
                 if reduction
                 else (genotype.normal, genotype.normal_concat)
             )
-            cell = DartsCell(ops, concat, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
-            cells.append(cell)
+            built = cell(ops, concat, c_prev_prev, c_prev, c_curr, reduction, reduction_prev)
+            cells.append(built)
             reduction_prev = reduction
-            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
+            c_prev_prev, c_prev = c_prev, built.multiplier * c_curr
             if i == reductions[1]:
                 c_auxiliary = c_prev
         self.cells = nn.ModuleList(cells)

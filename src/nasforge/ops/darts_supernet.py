@@ -9,7 +9,7 @@ never the ``none`` operation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -47,7 +47,26 @@ GROUPS = tuple(
 )
 
 
+def _darts_search_op(name: str, channels: int, stride: int) -> nn.Module:
+    return darts_ops.make_op(name, channels, stride, affine=False)
+
+
+def _darts_search_inputs(
+    c_prev_prev: int, c_prev: int, channels: int, reduction_prev: bool
+) -> tuple[nn.Module, nn.Module]:
+    first: nn.Module = (
+        darts_ops.FactorizedReduce(c_prev_prev, channels, affine=False)
+        if reduction_prev
+        else darts_ops.ReLUConvBN(c_prev_prev, channels, 1, affine=False)
+    )
+    return first, darts_ops.ReLUConvBN(c_prev, channels, 1, affine=False)
+
+
 class _DartsSearchCell(nn.Module):
+    """A search cell: every edge mixes the operations ``names`` (built by ``op`` from a
+    name, channels and stride, without affine batch norm) from the two inputs built by
+    ``inputs``; DARTS's operations and inputs by default."""
+
     def __init__(
         self,
         steps: int,
@@ -58,30 +77,30 @@ class _DartsSearchCell(nn.Module):
         reduction: bool,
         reduction_prev: bool,
         partial_channels: int,
+        *,
+        names: Sequence[str] = darts_ops.OPS,
+        op: Callable[[str, int, int], nn.Module] = _darts_search_op,
+        inputs: Callable[[int, int, int, bool], tuple[nn.Module, nn.Module]] = (
+            _darts_search_inputs
+        ),
     ) -> None:
         super().__init__()
         self.reduction = reduction
         self.steps = steps
         self.multiplier = multiplier
-        if reduction_prev:
-            self.preprocess0: nn.Module = darts_ops.FactorizedReduce(
-                c_prev_prev, channels, affine=False
-            )
-        else:
-            self.preprocess0 = darts_ops.ReLUConvBN(c_prev_prev, channels, 1, affine=False)
-        self.preprocess1 = darts_ops.ReLUConvBN(c_prev, channels, 1, affine=False)
+        self.preprocess0, self.preprocess1 = inputs(c_prev_prev, c_prev, channels, reduction_prev)
         width = channels // partial_channels
         edges: list[MixedEdge] = []
         for i in range(steps):
             for j in range(i + 2):
                 stride = 2 if reduction and j < 2 else 1
                 ops = []
-                for name in darts_ops.OPS:
-                    op = fast_pool(darts_ops.make_op(name, width, stride, affine=False), width)
+                for name in names:
+                    built = fast_pool(op(name, width, stride), width)
                     if "pool" in name:  # the search network adds a batch norm after pooling
-                        op = nn.Sequential(op, nn.BatchNorm2d(width, affine=False))
-                    ops.append(op)
-                edge = MixedEdge(ops, darts_ops.OPS, partial_channels, stride)
+                        built = nn.Sequential(built, nn.BatchNorm2d(width, affine=False))
+                    ops.append(built)
+                edge = MixedEdge(ops, tuple(names), partial_channels, stride)
                 edge.site = (1 if reduction else 0, len(edges))
                 edges.append(edge)
         self.edges = nn.ModuleList(edges)
@@ -125,6 +144,10 @@ class DartsSupernet(Supernet):
         channels: ``C`` (16 at search time in DARTS).
         layers: Cells (8 at search time), at least 5 (see ``nasforge.ops.darts``).
         partial_channels: PC-DARTS's ``K``; must divide ``C``.
+        space: The space whose architectures it derives (default ``DartsSpace()``).
+        cell: Builds a search cell from :class:`_DartsSearchCell`'s positional arguments
+            (a space of other operations passes ``_DartsSearchCell`` with its own ``names``,
+            ``op`` and ``inputs``).
     """
 
     groups = GROUPS
@@ -136,6 +159,8 @@ class DartsSupernet(Supernet):
         layers: int = 8,
         partial_channels: int = 1,
         space: SearchSpace | None = None,
+        *,
+        cell: Callable[..., nn.Module] = _DartsSearchCell,
     ) -> None:
         super().__init__()
         if space is None:
@@ -160,7 +185,7 @@ class DartsSupernet(Supernet):
             if reduction:
                 c_curr *= 2
             cells.append(
-                _DartsSearchCell(
+                cell(
                     steps,
                     multiplier,
                     c_prev_prev,
