@@ -16,11 +16,14 @@ __all__ = ["Direction", "Objective", "Proposal", "Result", "Trial", "TrialState"
 
 
 class TrialState(enum.Enum):
-    """Life cycle of a trial: written RUNNING when it starts, COMPLETE or FAILED when it ends."""
+    """Life cycle of a trial: written RUNNING when it starts, COMPLETE or FAILED when it ends,
+    or STOPPED when the study's stopping rule ended it early (see :mod:`nasforge.stopping`:
+    a STOPPED trial has its cost and last reported metrics but no score)."""
 
     RUNNING = "RUNNING"
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
+    STOPPED = "STOPPED"
 
     @property
     def finished(self) -> bool:
@@ -100,11 +103,18 @@ class Result:
         cost: What the evaluation cost, in the evaluator's ``cost_unit`` (one full benchmark
             query is 1.0; seconds for real training).
         seconds: Wall time the evaluation took, measured.
+        stopped: Whether the evaluation ended early because the study's stopping rule said
+            so (:meth:`nasforge.reporting.TrialContext.should_stop`); ``metrics`` are then
+            the last reported ones and ``cost`` what was spent until then.
+        reports: The intermediate values reported along the way, ``{step: {metric:
+            value}}`` (filled in by the study; ``None`` when the evaluator reported none).
     """
 
     metrics: Mapping[str, float]
     cost: float = 1.0
     seconds: float = 0.0
+    stopped: bool = False
+    reports: Mapping[int, Mapping[str, float]] | None = None
 
 
 @dataclass

@@ -19,10 +19,17 @@ class Evaluator(ABC):
         space: Registry name of the space whose architectures it accepts (``None``: any).
         cost_unit: Unit of ``Result.cost`` (``"queries"`` for a tabular benchmark, where one
             full-fidelity look-up costs 1, or ``"seconds"``).
+        takes_context: Whether :meth:`evaluate` takes a ``context`` keyword: a
+            :class:`nasforge.reporting.TrialContext` through which it reports intermediate
+            values and learns whether the study's stopping rule ends the trial early. A study
+            always passes one to such an evaluator (``evaluate(arch, fidelity,
+            context=ctx)``); the evaluation then returns ``Result(..., stopped=True)`` or
+            lets :class:`nasforge.reporting.TrialStopped` propagate when it stopped early.
     """
 
     space: str | None = None
     cost_unit: str = "queries"
+    takes_context: bool = False
 
     @property
     @abstractmethod
