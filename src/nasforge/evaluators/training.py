@@ -360,7 +360,7 @@ class TrainingEvaluator(Evaluator):
             result = train(
                 model,
                 train_data,
-                self.recipe.replace(epochs=setting.epochs),
+                self._space.recipe_of(arch, self.recipe.replace(epochs=setting.epochs)),
                 mean=splits.mean,
                 std=splits.std,
                 seed=train_seed,
@@ -401,7 +401,9 @@ class TrainingEvaluator(Evaluator):
                     "fidelity": {str(k): v for k, v in (fidelity or {}).items()},
                     "seed": self.seed,
                     "trial_seed": self.trial_seed(arch),
-                    "recipe": self.recipe.replace(epochs=setting.epochs).to_dict(),
+                    "recipe": self._space.recipe_of(
+                        arch, self.recipe.replace(epochs=setting.epochs)
+                    ).to_dict(),
                     "dataset": self.dataset,
                 },
             )

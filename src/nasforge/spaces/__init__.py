@@ -27,6 +27,7 @@ register = _REGISTRY.register
 FORMS: dict[str, str] = {
     "binary": "nasforge.spaces.binary:BinarySpace",
     "quant": "nasforge.spaces.quantized:QuantizedSpace",
+    "recipe": "nasforge.spaces.recipe:RecipeSpace",
 }
 
 

@@ -422,6 +422,14 @@ class SearchSpace(ABC):
 
         return Recipe()
 
+    def recipe_of(self, arch: Architecture, base: Any = None) -> Any:
+        """The recipe ``arch`` is trained with (:class:`nasforge.train.Recipe`): ``base``
+        (the evaluator's recipe; ``None``: :meth:`recipe`) for a space whose architectures
+        are networks only. A space whose architectures also decide how they are trained
+        (``"<space>+recipe"``, :mod:`nasforge.spaces.recipe`) applies its decisions to it."""
+        self.check(arch)
+        return self.recipe() if base is None else base
+
     def supernet(self, **settings: Any) -> Any:
         """The weight-sharing network one-shot methods train
         (:class:`nasforge.ops.supernet.Supernet`), built with ``settings`` (keys of

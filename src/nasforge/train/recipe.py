@@ -3,9 +3,12 @@
 A :class:`Recipe` holds the optimiser and its settings, the learning-rate schedule (cosine
 annealing with a linear warm-up), the regularisers (weight decay, label smoothing, cutout,
 gradient clipping, and for DARTS networks the auxiliary head and drop-path) and the batch
-size and epochs. It is plain data: :meth:`Recipe.to_dict` and :meth:`Recipe.from_dict` turn it
-into JSON-ready values and back, so a study can store it and rebuild the same evaluator when
-it resumes. This module does not import torch.
+size and epochs, and the recipe settings FBNetV3 searches beside the architecture (mixup,
+an exponential moving average of the weights, dropout before the classifier; Dai et al.,
+"FBNetV3: Joint Architecture-Recipe Search using Predictor Pretraining", CVPR 2021,
+arXiv:2006.02049, Section 3 and Table 1). It is plain data: :meth:`Recipe.to_dict` and
+:meth:`Recipe.from_dict` turn it into JSON-ready values and back, so a study can store it and
+rebuild the same evaluator when it resumes. This module does not import torch.
 
 The defaults are the NAS-Bench-201 recipe (Dong and Yang, ICLR 2020, arXiv:2001.00326,
 Section 2.3): SGD with Nesterov momentum 0.9, learning rate 0.1 annealed to 0 with a cosine,
@@ -70,6 +73,19 @@ class Recipe:
         drop_path_prob: Final drop-path probability of networks with a ``drop_path_prob``
             attribute, raised linearly over the epochs as in DARTS (0: off).
         eval_batch_size: Images per forward pass when measuring accuracy.
+        mixup: The ``alpha`` of mixup (Zhang et al., "mixup: Beyond Empirical Risk
+            Minimization", ICLR 2018, arXiv:1710.09412): each training batch is mixed with a
+            shuffled copy of itself, ``lam * x + (1 - lam) * x[perm]``, with
+            ``lam ~ Beta(alpha, alpha)`` drawn per batch, and the loss mixed in the same
+            proportion; 0: off.
+        ema: Decay of an exponential moving average of the weights (and a copy of the
+            batch-norm statistics), updated after every step; the averaged weights are the
+            trained network (what is evaluated and saved). The decay of step ``t`` is
+            ``min(ema, (1 + t) / (10 + t))``, TensorFlow's ``num_updates`` warm-up, so that
+            short runs do not keep the initial weights; 0: off.
+        dropout: Dropout probability on the classifier's input (the network's last linear
+            layer) during training, in addition to any dropout the network has; ``None``:
+            the network as built.
 
     Raises:
         UnknownNameError: An optimiser other than :data:`OPTIMIZERS`.
@@ -101,6 +117,9 @@ class Recipe:
     auxiliary_weight: float = 0.0
     drop_path_prob: float = 0.0
     eval_batch_size: int = 512
+    mixup: float = 0.0
+    ema: float = 0.0
+    dropout: float | None = None
 
     def __post_init__(self) -> None:
         name = str(self.optimizer).lower()
@@ -129,6 +148,10 @@ class Recipe:
         _number("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
         _number("auxiliary_weight", self.auxiliary_weight, low=0.0)
         _number("drop_path_prob", self.drop_path_prob, low=0.0, high=1.0, high_open=True)
+        _number("mixup", self.mixup, low=0.0)
+        _number("ema", self.ema, low=0.0, high=1.0, high_open=True)
+        if self.dropout is not None:
+            _number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
         for label in ("cutout", "crop_padding"):
             value = getattr(self, label)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -170,9 +193,14 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as JSON-ready values (``betas`` as a list or ``None``)."""
+        """The fields as JSON-ready values (``betas`` as a list or ``None``); the FBNetV3
+        settings (``mixup``, ``ema``, ``dropout``) only when they are not off, so that the
+        records of studies written before them compare equal."""
         out = dataclasses.asdict(self)
         out["betas"] = None if self.betas is None else list(self.betas)
+        for name, off in _OFF.items():
+            if out[name] == off:
+                del out[name]
         return out
 
     @classmethod
@@ -207,6 +235,10 @@ class Recipe:
         if not isinstance(recipe, Recipe):
             raise UnknownNameError("recipe", name, spaces.names())
         return recipe
+
+
+#: The recipe settings added for FBNetV3 and their "off" values (left out of ``to_dict``).
+_OFF: Mapping[str, Any] = {"mixup": 0.0, "ema": 0.0, "dropout": None}
 
 
 def cosine_warmup_lr(

@@ -251,6 +251,15 @@ def train(
     auxiliary loss. A network with a ``drop_path_prob`` attribute gets
     ``recipe.drop_path_prob * epoch / epochs`` at each epoch, as in DARTS.
 
+    The FBNetV3 recipe settings (:class:`~nasforge.train.recipe.Recipe`): with
+    ``recipe.mixup`` each batch is mixed with a shuffled copy of itself and the loss mixed
+    alike (the training accuracy then counts each image's two labels in the same proportion);
+    with ``recipe.ema`` an exponential moving average of the weights is kept and copied into
+    ``model`` at the end, so the averaged weights are the trained network; with
+    ``recipe.dropout`` the input of the classifier (the last linear layer, an auxiliary head's
+    left out) is dropped during training by a hook removed at the end, so the network's
+    structure and state dict do not change. Their randomness comes from ``seed`` too.
+
     Args:
         model: The network, on the CPU or on ``device``; it is moved to ``device``.
         data: Training images.
@@ -276,9 +285,11 @@ def train(
     steps_per_epoch = n // batch + (1 if n % batch > 1 else 0)
     total_steps = steps_per_epoch * recipe.epochs
     warmup_steps = round(recipe.warmup_epochs * steps_per_epoch)
-    order_seed, augment_seed, path_seed = derive_seeds(seed, 3)
+    # the first three seeds are those of the runs before mixup and dropout (same streams)
+    order_seed, augment_seed, path_seed, mix_seed, drop_seed = derive_seeds(seed, 5)
     order = torch.Generator().manual_seed(order_seed)
     randomness = torch.Generator().manual_seed(augment_seed)
+    mixing = _Mixup(recipe.mixup, mix_seed)
     resolution = data.resolution
     augment = Augment(
         padding=scaled_pixels(recipe.crop_padding, resolution),
@@ -294,6 +305,8 @@ def train(
     images = data.images.to(device)
     labels = data.labels.to(device)
     optimizer = make_optimizer(model, recipe)
+    average = _WeightAverage(model, recipe.ema) if recipe.ema > 0 else None
+    hook = _classifier_dropout(model, recipe.dropout, drop_seed, device)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     check_every = CUDA_CHECK_EVERY if amp else 1
@@ -304,7 +317,7 @@ def train(
         on_epoch(EpochReport(0, recipe.epochs, math.nan, math.nan, lr, 0.0))
     step = 0
     loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
+    correct = torch.zeros((), device=device)
     seen = 0
     for epoch in range(recipe.epochs):
         if hasattr(model, "drop_path_prob"):
@@ -322,8 +335,9 @@ def train(
             )
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            x, y_mixed, lam = mixing(x, y)
             with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                logits, loss = _forward_loss(model, x, y, recipe)
+                logits, loss = _forward_loss(model, x, y, recipe, y_mixed, lam)
             optimizer.zero_grad(set_to_none=True)
             scaled: torch.Tensor = scaler.scale(loss)
             scaled.backward()
@@ -332,9 +346,15 @@ def train(
                 nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            if average is not None:
+                average.update(step)
             step += 1
             loss_sum += loss.detach().float() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
+            predicted = logits.detach().argmax(1)
+            if y_mixed is None:
+                correct += (predicted == y).sum()
+            else:
+                correct += lam * (predicted == y).sum() + (1 - lam) * (predicted == y_mixed).sum()
             seen += len(y)
             if step % check_every == 0 or i == steps_per_epoch - 1:
                 _check_finite(loss_sum, epoch, i, steps_per_epoch, lr)
@@ -349,6 +369,10 @@ def train(
                     time.perf_counter() - started,
                 )
             )
+    if hook is not None:
+        hook.remove()
+    if average is not None:
+        average.copy_to(model)
     return TrainResult(
         train_loss=float(loss_sum) / seen,
         train_acc=100.0 * float(correct) / seen,
@@ -359,17 +383,110 @@ def train(
 
 
 def _forward_loss(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    recipe: Recipe,
+    y_mixed: torch.Tensor | None = None,
+    lam: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     out = model(x)
     aux = None
     if isinstance(out, (tuple, list)):
         out, aux = out[0], (out[1] if len(out) > 1 else None)
-    loss = F.cross_entropy(out, y, label_smoothing=recipe.label_smoothing)
+
+    def criterion(logits: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+        if y_mixed is None:
+            return loss
+        other = F.cross_entropy(logits, y_mixed, label_smoothing=recipe.label_smoothing)
+        return lam * loss + (1.0 - lam) * other
+
+    loss = criterion(out)
     if aux is not None and recipe.auxiliary_weight > 0:
-        aux_loss = F.cross_entropy(aux, y, label_smoothing=recipe.label_smoothing)
-        loss = loss + recipe.auxiliary_weight * aux_loss
+        loss = loss + recipe.auxiliary_weight * criterion(aux)
     return out, loss
+
+
+class _Mixup:
+    """Mixup of a batch (``alpha = 0``: the batch unchanged): ``lam ~ Beta(alpha, alpha)``
+    from a NumPy generator, the partner of each image from a torch permutation, both seeded
+    from ``seed``."""
+
+    def __init__(self, alpha: float, seed: int) -> None:
+        self.alpha = float(alpha)
+        self.rng = np.random.default_rng(seed)
+        self.order = torch.Generator().manual_seed(seed)
+
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+        if self.alpha <= 0:
+            return x, None, 1.0
+        lam = float(self.rng.beta(self.alpha, self.alpha))
+        perm = torch.randperm(len(y), generator=self.order).to(x.device)
+        return lam * x + (1.0 - lam) * x[perm], y[perm], lam
+
+
+class _WeightAverage:
+    """An exponential moving average of a model's parameters, its buffers copied (batch-norm
+    statistics are averages already): the decay of step ``t`` is
+    ``min(decay, (1 + t) / (10 + t))``."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = float(decay)
+        self.model = model
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.params = dict(model.named_parameters())
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        decay = min(self.decay, (1.0 + step) / (10.0 + step))
+        for name, value in self.model.state_dict().items():
+            shadow = self.shadow[name]
+            if name in self.params and shadow.is_floating_point():
+                shadow.mul_(decay).add_(value.detach(), alpha=1.0 - decay)
+            else:
+                shadow.copy_(value)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        model.load_state_dict(self.shadow)
+
+
+def _classifier_dropout(
+    model: nn.Module, p: float | None, seed: int, device: torch.device
+) -> torch.utils.hooks.RemovableHandle | None:
+    """A forward pre-hook dropping the input of ``model``'s classifier (its last linear
+    layer, auxiliary heads left out) with probability ``p`` in training mode, masks drawn
+    from a generator seeded with ``seed``; ``None`` when ``p`` is ``None`` or 0.
+
+    Raises:
+        InvalidConfigError: ``p > 0`` and the network has no linear layer.
+    """
+    if not p:
+        return None
+    linears = [
+        module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and "auxiliary" not in name
+    ]
+    if not linears:
+        raise InvalidConfigError(
+            f"Recipe dropout={p} drops the input of the classifier, the network's last linear "
+            f"layer, but {type(model).__name__} has none; set dropout=None."
+        )
+    generator = torch.Generator(device=device).manual_seed(seed)
+    keep = 1.0 - float(p)
+
+    def drop(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        if not module.training:
+            return inputs
+        x = inputs[0]
+        mask = torch.empty(x.shape, device=x.device).bernoulli_(keep, generator=generator)
+        return (x * mask.to(x.dtype) / keep, *inputs[1:])
+
+    return linears[-1].register_forward_pre_hook(drop)
 
 
 def _check_finite(total: torch.Tensor, epoch: int, index: int, steps: int, lr: float) -> None:
