@@ -25,9 +25,13 @@ class TabularEvaluator(Evaluator):
         metrics: The metrics to return; ``None`` returns every metric the benchmark has.
         fidelity: Default training budget (epochs) when a proposal names none; ``None`` is
             the benchmark's highest.
+        benchmark_params: Keyword arguments of the benchmark (a table of one's own:
+            ``benchmark="table"`` with its path and columns, see
+            :func:`nasforge.tabular.from_table`).
 
-    A proposal may ask for another fidelity with ``{"epochs": 12}``; its cost is then
-    ``12 / 200`` of a full query (``cost_unit`` is ``"queries"``).
+    A proposal may ask for another fidelity with ``{"epochs": 12}`` (the benchmark's
+    ``fidelity_key``); its cost is then ``12 / 200`` of a full query (``cost_unit`` is
+    ``"queries"``), or the seconds the table records for it (``cost_unit`` ``"seconds"``).
 
     Example:
         >>> from nasforge import spaces
@@ -46,9 +50,12 @@ class TabularEvaluator(Evaluator):
         *,
         metrics: Sequence[str] | None = None,
         fidelity: int | None = None,
+        benchmark_params: Mapping[str, Any] | None = None,
     ) -> None:
-        self.benchmark = tabular.create(benchmark)
+        self._benchmark_params = dict(benchmark_params or {})
+        self.benchmark = tabular.create(benchmark, **self._benchmark_params)
         self.space = self.benchmark.space
+        self.cost_unit = self.benchmark.cost_unit
         catalogue = self.benchmark.metrics(dataset, fidelity)  # validates dataset and fidelity
         self.dataset = dataset.lower()
         self.fidelity = fidelity
@@ -62,8 +69,11 @@ class TabularEvaluator(Evaluator):
                     raise UnknownNameError(f"metric of {benchmark} {dataset}", name, known)
             known = {name: known[name] for name in metrics}
         self._selected = None if metrics is None else tuple(metrics)
+        declared = self.benchmark.free
         self._free = tuple(
-            m.name for m in catalogue if not m.name.endswith("_acc") and "_acc_" not in m.name
+            m.name
+            for m in catalogue
+            if (m.name in declared if declared is not None else not _is_accuracy(m.name))
         )
         self._metrics = known
 
@@ -74,13 +84,15 @@ class TabularEvaluator(Evaluator):
     def _epochs(self, fidelity: Mapping[str, Any] | None) -> int | None:
         if not fidelity:
             return self.fidelity
-        unknown = set(fidelity) - {"epochs"}
+        key = self.benchmark.fidelity_key
+        unknown = set(fidelity) - {key}
         if unknown:
             raise InvalidConfigError(
-                f"A tabular benchmark fidelity has only 'epochs' (one of "
+                f"A tabular benchmark fidelity has only {key!r} (one of "
                 f"{list(self.benchmark.fidelities)}), got {dict(fidelity)!r}."
             )
-        return int(fidelity["epochs"])
+        value = fidelity[key]
+        return int(value) if float(value).is_integer() else value  # type: ignore[no-any-return]
 
     def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
         epochs = self._epochs(fidelity)
@@ -92,10 +104,10 @@ class TabularEvaluator(Evaluator):
                 value = self.benchmark.query(arch, self.dataset, name, epochs)
                 if not math.isnan(value):
                     values[name] = value
-        return Result(values, cost=self.benchmark.cost(self.dataset, epochs))
+        return Result(values, cost=self.benchmark.query_cost(arch, self.dataset, epochs))
 
     def expected_cost(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> float:
-        return self.benchmark.cost(self.dataset, self._epochs(fidelity))
+        return self.benchmark.query_cost(arch, self.dataset, self._epochs(fidelity))
 
     @property
     def free_metric_names(self) -> tuple[str, ...]:
@@ -113,13 +125,22 @@ class TabularEvaluator(Evaluator):
         return out
 
     def spec(self) -> dict[str, Any]:
-        return {
+        spec = {
             "name": "tabular",
             "benchmark": self._benchmark_name,
             "dataset": self.dataset,
             "metrics": None if self._selected is None else list(self._selected),
             "fidelity": self.fidelity,
         }
+        if self._benchmark_params:
+            spec["benchmark_params"] = dict(self._benchmark_params)
+        return spec
 
     def __repr__(self) -> str:
         return f"TabularEvaluator({self._benchmark_name!r}, {self.dataset!r})"
+
+
+def _is_accuracy(metric: str) -> bool:
+    """Whether a metric of a benchmark that declares no free metrics is an accuracy (what
+    training gives), by name: ``*_acc`` or ``*_acc_*``."""
+    return metric.endswith("_acc") or "_acc_" in metric

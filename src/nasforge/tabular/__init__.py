@@ -1,4 +1,5 @@
-"""Tabular benchmarks: measured results of every architecture of a space, shipped offline."""
+"""Tabular benchmarks: measured results of every architecture of a space, shipped offline,
+or a table of one's own (:func:`from_table`: a CSV or Parquet file, or a DataFrame)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from typing import Any
 from nasforge.registry import Registry
 from nasforge.tabular.base import MetricInfo, TabularBenchmark, load_table
 
-__all__ = ["MetricInfo", "TabularBenchmark", "create", "load_table", "names", "register"]
+__all__ = [
+    "MetricInfo",
+    "TableBenchmark",
+    "TabularBenchmark",
+    "create",
+    "from_table",
+    "load_table",
+    "names",
+    "register",
+]
 
 _REGISTRY: Registry[TabularBenchmark] = Registry("benchmark", __name__)
 register = _REGISTRY.register
@@ -21,3 +31,7 @@ def create(name: str, **kwargs: Any) -> TabularBenchmark:
 def names() -> list[str]:
     """Names of the registered benchmarks."""
     return _REGISTRY.names()
+
+
+# after register exists: the table module registers itself as "table" (numpy only at import)
+from nasforge.tabular.table import TableBenchmark, from_table  # noqa: E402

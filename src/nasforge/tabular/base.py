@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -108,6 +109,20 @@ class TabularBenchmark(ABC):
     space: str = ""
     datasets: tuple[str, ...] = ()
     fidelities: tuple[int, ...] = ()
+    #: The key of a proposal's fidelity (``{"epochs": 12}``).
+    fidelity_key: str = "epochs"
+    #: The unit of :meth:`query_cost`: ``"queries"``, or ``"seconds"`` for a table that
+    #: records each architecture's training time.
+    cost_unit: str = "queries"
+    #: The metrics known without training (parameters, FLOPs, device latency) that an
+    #: evaluator offers as free metrics; ``None``: every metric that is not an accuracy.
+    free: tuple[str, ...] | None = None
+
+    @property
+    def space_params(self) -> dict[str, Any]:
+        """Keyword arguments that build :attr:`space` for this benchmark (``{}``; a user's
+        table names its file and columns)."""
+        return {}
 
     @abstractmethod
     def metrics(self, dataset: str, fidelity: int | None = None) -> list[MetricInfo]:
@@ -135,6 +150,13 @@ class TabularBenchmark(ABC):
         if fidelity is None or not self.fidelities:
             return 1.0
         return fidelity / max(self.fidelities)
+
+    def query_cost(
+        self, arch: Architecture, dataset: str, fidelity: int | None = None
+    ) -> float:
+        """What looking ``arch`` up costs, in :attr:`cost_unit`: by default :meth:`cost`, the
+        same for every architecture."""
+        return self.cost(dataset, fidelity)
 
     @staticmethod
     def _finite(values: Mapping[str, float]) -> dict[str, float]:
