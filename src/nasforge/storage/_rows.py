@@ -24,6 +24,7 @@ from nasforge.trial import Trial, TrialState
 __all__ = [
     "aware",
     "counts_of",
+    "decode_report",
     "decode_study",
     "decode_trial",
     "dumps",
@@ -302,6 +303,26 @@ def options_of(value: Any, *, study_id: int, display: str) -> dict[str, Any]:
             f"Study {study_id} in {display} is damaged: column 'options' holds "
             f"{_short(value)}: {exc}. Fix the value with: UPDATE nasforge_studies SET options = "
             f"'{{}}' WHERE study_id = {study_id};"
+        ) from None
+
+
+def decode_report(
+    value: Any, *, study: str, study_id: int, number: Any, step: Any, display: str
+) -> dict[str, float]:
+    """The metrics of a row of ``nasforge_reports``.
+
+    Raises:
+        StorageError: The value is not a JSON object of numbers; the message names the
+            study, the trial and the step and gives the SQL that deletes the report.
+    """
+    try:
+        return _metrics(value)
+    except _Damaged as exc:
+        raise StorageError(
+            f"The report of trial {number} at step {step} of study {study!r} in {display} is "
+            f"damaged: column 'metrics' holds {_short(value)}: {exc}. Delete it with: DELETE "
+            f"FROM nasforge_reports WHERE study_id = {study_id} AND number = {number} AND "
+            f"step = {step};"
         ) from None
 
 

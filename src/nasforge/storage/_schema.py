@@ -70,12 +70,28 @@ def tables(sa: Any) -> dict[str, Any]:
         sa.UniqueConstraint("study_id", "number", name="uq_nasforge_trial_number"),
     )
     finish_index = sa.Index("ix_nasforge_trials_finish", trials.c.study_id, trials.c.finish_seq)
+    reports = sa.Table(
+        "nasforge_reports",
+        meta,
+        sa.Column("report_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "study_id",
+            sa.Integer,
+            sa.ForeignKey("nasforge_studies.study_id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("number", sa.Integer, nullable=False),
+        sa.Column("step", sa.Integer, nullable=False),
+        sa.Column("metrics", sa.Text, nullable=False),
+        sa.UniqueConstraint("study_id", "number", "step", name="uq_nasforge_report_step"),
+    )
     return {
         "meta": meta,
         "schema": schema,
         "studies": studies,
         "trials": trials,
         "finish_index": finish_index,
+        "reports": reports,
     }
 
 
@@ -167,6 +183,10 @@ def _migrate(conn: Any, tables: dict[str, Any], version: int, display: str) -> N
             sa.text("UPDATE nasforge_trials SET finish_seq = number + 1 WHERE state <> 'RUNNING'")
         )
         tables["finish_index"].create(conn, checkfirst=True)
+    if version < 3:
+        # schema 2 kept no intermediate reports: the table starts empty (the decisions of
+        # the finished trials are their recorded states, which a resume does not revisit)
+        tables["reports"].create(conn, checkfirst=True)
     schema = tables["schema"]
     conn.execute(
         schema.update().values(schema_version=SCHEMA_VERSION, library_version=version_text())

@@ -6,12 +6,12 @@ import contextlib
 import operator
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from nasforge.errors import InvalidConfigError
+from nasforge.errors import InvalidConfigError, UnsupportedOperationError
 from nasforge.trial import Trial
 
 __all__ = [
@@ -26,7 +26,9 @@ __all__ = [
 
 #: Version of the database layout; bumped with every change to the tables.
 #: 2: trials record ``asked_after`` and ``finish_seq`` (the order of events of many workers).
-SCHEMA_VERSION = 2
+#: 3: a table of intermediate reports (``nasforge_reports``: what a running trial reported
+#: per step, read by the study's stopping rule in every worker).
+SCHEMA_VERSION = 3
 
 #: Option keys that describe how a study is run, not which trials it produces, or that grow
 #: after it was created (``enqueued``: see ``Study.enqueue_trial``); a study resumed or joined
@@ -230,6 +232,31 @@ class Storage(ABC):
         ``finish_seq`` is above it: what changed since a reader's last look, read at one
         instant (one consistent snapshot).
         """
+
+    def add_reports(
+        self, study_id: int, number: int, reports: Mapping[int, Mapping[str, float]]
+    ) -> None:
+        """Store what trial ``number`` reported, ``{step: {metric: value}}``; a step stored
+        before is replaced (writing the same reports twice changes nothing).
+
+        Raises:
+            UnsupportedOperationError: This storage keeps no reports (a storage written
+                before reports existed; the built-in ones all keep them).
+        """
+        raise UnsupportedOperationError(
+            f"{type(self).__name__} keeps no intermediate reports; implement add_reports and "
+            "get_reports to use early stopping with it."
+        )
+
+    def get_reports(
+        self, study_id: int, numbers: Iterable[int] | None = None
+    ) -> dict[int, dict[int, dict[str, float]]]:
+        """Every report of the study (or of the trials ``numbers``), ``{number: {step:
+        {metric: value}}}``, steps in increasing order."""
+        raise UnsupportedOperationError(
+            f"{type(self).__name__} keeps no intermediate reports; implement add_reports and "
+            "get_reports to use early stopping with it."
+        )
 
     def study_counts(self) -> dict[int, dict[str, int]]:
         """Number of trials per state (``"COMPLETE"``...) for every study, by study id."""

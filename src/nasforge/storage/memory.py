@@ -6,7 +6,7 @@ import contextlib
 import copy
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +29,7 @@ class InMemoryStorage(Storage):
         self._studies: dict[str, StudyRecord] = {}
         self._trials: dict[int, list[Trial]] = {}
         self._finished: dict[int, int] = {}
+        self._reports: dict[int, dict[int, dict[int, dict[str, float]]]] = {}
         self._lock = threading.RLock()
 
     def create_study(self, record: StudyRecord) -> StudyRecord:
@@ -87,6 +88,7 @@ class InMemoryStorage(Storage):
         assert record.study_id is not None
         with self._lock:
             self._trials.pop(record.study_id, None)
+            self._reports.pop(record.study_id, None)
 
     def add_trial(self, study_id: int, trial: Trial) -> int:
         with self._lock:
@@ -133,3 +135,21 @@ class InMemoryStorage(Storage):
                     if changed or t.state is TrialState.RUNNING:
                         out.append(copy.copy(t))
             return out + [copy.copy(t) for t in trials[since:]]
+
+    def add_reports(
+        self, study_id: int, number: int, reports: Mapping[int, Mapping[str, float]]
+    ) -> None:
+        with self._lock:
+            self._study_trials(study_id)
+            mine = self._reports.setdefault(study_id, {}).setdefault(int(number), {})
+            for step, values in reports.items():
+                mine[int(step)] = {str(k): float(v) for k, v in values.items()}
+
+    def get_reports(
+        self, study_id: int, numbers: Iterable[int] | None = None
+    ) -> dict[int, dict[int, dict[str, float]]]:
+        with self._lock:
+            self._study_trials(study_id)
+            stored = self._reports.get(study_id, {})
+            wanted = sorted(stored) if numbers is None else sorted(set(numbers) & set(stored))
+            return {n: {step: dict(stored[n][step]) for step in sorted(stored[n])} for n in wanted}

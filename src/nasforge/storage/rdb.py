@@ -33,6 +33,7 @@ from nasforge.errors import (
     StudyDeletedError,
 )
 from nasforge.storage import _rows, _schema, _sqlite
+from nasforge.storage._rdb_reports import RDBReports
 from nasforge.storage._url import parse_url, scrub
 from nasforge.storage.base import Storage, StudyRecord, check_record
 from nasforge.trial import Trial, TrialState
@@ -46,7 +47,7 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-class RDBStorage(Storage):
+class RDBStorage(RDBReports, Storage):
     """A SQLAlchemy-backed storage.
 
     Args:
@@ -90,8 +91,8 @@ class RDBStorage(Storage):
         checked = parse_url(url)
         parsed = checked.url
         self._secrets = checked.secrets
-        self._display = checked.display
-        self.url = self._display
+        self.url = self._display = checked.display
+        self._source = url  # reopened by evaluations in other processes (their reports)
         self._sqlite = checked.backend == "sqlite"
         if self._sqlite:
             path = parsed.database
@@ -386,7 +387,7 @@ class RDBStorage(Storage):
         import sqlalchemy as sa
 
         self._writable(f"delete study {name!r}")
-        studies, trials = self._tables["studies"], self._tables["trials"]
+        studies = self._tables["studies"]
 
         def delete(conn: Any) -> None:
             row = None
@@ -396,8 +397,8 @@ class RDBStorage(Storage):
                 ).first()
             if row is None:
                 raise StorageError(f"No study named {name!r} in {self._display}.")
-            conn.execute(trials.delete().where(trials.c.study_id == row[0]))
-            conn.execute(studies.delete().where(studies.c.study_id == row[0]))
+            for table in (self._tables[t] for t in ("reports", "trials", "studies")):
+                conn.execute(table.delete().where(table.c.study_id == row[0]))
 
         self._run(delete)
 

@@ -22,6 +22,7 @@ from nasforge.errors import (
 )
 from nasforge.evaluators.base import Evaluator
 from nasforge.spaces.base import SearchSpace
+from nasforge.stopping.base import StoppingRule
 from nasforge.storage import MAX_SEED, Storage, StudyRecord, check_study_name, get_storage
 from nasforge.strategies.base import Strategy, check_params
 from nasforge.study._specs import space_spec, strategy_spec, unrecordable
@@ -171,6 +172,8 @@ def create_study(
     load_if_exists: bool = False,
     max_retries: int = 3,
     heartbeat_grace: float = 60.0,
+    stopping: str | StoppingRule | None = None,
+    stopping_params: Mapping[str, Any] | None = None,
 ) -> Study:
     """Create a study (or, with ``load_if_exists``, open one with the same settings).
 
@@ -212,6 +215,12 @@ def create_study(
             again before it counts as FAILED (stored with the study: every worker agrees).
         heartbeat_grace: Seconds without a heartbeat after which another worker declares a
             RUNNING trial dead (same host: at once when its process is gone).
+        stopping: An early-stopping rule (see ``nasforge.stopping.names()``: ``"median"``,
+            ``"successive-halving"``, ``"hyperband"``, ``"asha"``) or a rule object; it
+            judges the intermediate reports of evaluators that report (``takes_context``)
+            and ends bad trials early: they are recorded STOPPED with what they cost. Stored
+            with the study (a resume with another rule is refused).
+        stopping_params: Keyword arguments of the rule (``{"min_step": 1, "eta": 3}``).
 
     Raises:
         StudyConflictError: A study of that name exists (with other settings, or
@@ -287,6 +296,9 @@ def create_study(
         )
     if heartbeat_grace != Study.heartbeat_grace:
         options["heartbeat_grace"] = float(heartbeat_grace)
+    rule = stopping_spec(stopping, stopping_params)
+    if rule is not None:
+        options["stopping"] = rule
     spec = None
     if evaluator is not None:
         check_evaluator(evaluator, space, parsed, parsed_constraints)
@@ -354,6 +366,29 @@ def _resolve_dedupe(dedupe: bool | None, space: SearchSpace) -> bool:
             "create the study with dedupe=False, or give the space a canonical() or a build()",
         )
     return dedupe
+
+
+def stopping_spec(
+    stopping: str | StoppingRule | None, params: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The stored spec of a study's stopping rule (checked by building it), or ``None``."""
+    from nasforge import stopping as rules
+
+    if stopping is None:
+        if params:
+            raise InvalidConfigError(
+                "stopping_params were given without a stopping rule; add stopping='asha' (or "
+                f"one of {', '.join(rules.names())})."
+            )
+        return None
+    if isinstance(stopping, StoppingRule):
+        if params:
+            raise InvalidConfigError(
+                "Give a stopping rule object or stopping_params, not both: the object "
+                "carries its own parameters."
+            )
+        return stopping.spec()
+    return rules.create(stopping, **dict(params or {})).spec()
 
 
 def _options(dedupe: bool, constraints: Sequence[Constraint]) -> dict[str, Any]:

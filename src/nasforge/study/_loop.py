@@ -24,6 +24,7 @@ from nasforge.execution.base import Executor, WorkerLost
 from nasforge.execution.inprocess import InProcessExecutor
 from nasforge.study._base import StudyBase
 from nasforge.study._free import bound_free_answers, is_rejection
+from nasforge.study._reports import store_reports, trial_context
 from nasforge.study._support import (
     _WAIT,
     _evaluate,
@@ -32,6 +33,7 @@ from nasforge.study._support import (
     _nothing,
     _replace,
     check_evaluator,
+    stop_reason,
 )
 from nasforge.trial import Proposal, Result, Trial, TrialState
 
@@ -210,7 +212,8 @@ class StudyLoop(StudyBase):
             else:
                 beats.add(trial)
                 try:
-                    future = executor.submit(_evaluate, evaluator, trial.proposal)
+                    context = trial_context(self, trial, evaluator, executor)
+                    future = executor.submit(_evaluate, evaluator, trial.proposal, context)
                 except BaseException as exc:  # Ctrl-C in an in-process evaluation
                     self._abandon({Future(): (trial, free)}, exc)
                     raise
@@ -319,7 +322,7 @@ class StudyLoop(StudyBase):
     ) -> Result:
         """The result with the constrained values known for free (part of the record)."""
         known = {c.metric: free[c.metric] for c in self.constraints if c.metric in free}
-        return Result({**known, **result.metrics, **(extra or {})}, result.cost, result.seconds)
+        return dataclasses.replace(result, metrics={**known, **result.metrics, **(extra or {})})
 
     def _abandon(
         self,
@@ -490,7 +493,8 @@ class StudyLoop(StudyBase):
         try:
             with _Heartbeats(self) as beats:
                 beats.add(trial)
-                result = executor.submit(_evaluate, evaluator, proposal).result()
+                context = trial_context(self, trial, evaluator, executor)
+                result = executor.submit(_evaluate, evaluator, proposal, context).result()
         except KeyboardInterrupt:
             self._finish(trial, None, "interrupted (KeyboardInterrupt)", retryable=True)
             raise
@@ -499,7 +503,7 @@ class StudyLoop(StudyBase):
             self._finish(trial, None, f"{type(exc).__name__}: {exc}")
         else:
             result = self._with_free(result, free, extra)
-            self._finish(trial, Result(result.metrics, result.cost, result.seconds + seconds), None)
+            self._finish(trial, dataclasses.replace(result, seconds=result.seconds + seconds), None)
         return trial
 
     def _finish(
@@ -514,14 +518,21 @@ class StudyLoop(StudyBase):
         """Write the outcome of a trial of this process, then read it back in the study's
         order of finishes (which tells the strategy)."""
         done = dataclasses.replace(trial, finished_at=datetime.now(timezone.utc))
+        stopped = result is not None and result.stopped
         if result is not None:
             done.metrics = dict(result.metrics)
             done.cost = float(result.cost)
             done.seconds = float(result.seconds)
-            if self._scores(done.metrics) is None:
+            store_reports(self, trial, result)
+            if stopped:
+                reason = reason or stop_reason(result, self._record.options.get("stopping"))
+            elif self._scores(done.metrics) is None:
                 missing = [o.metric for o in self.objectives if o.metric not in done.metrics]
                 reason = f"the evaluator returned no value for objective {', '.join(missing)}"
-        done.state = TrialState.FAILED if reason is not None else TrialState.COMPLETE
+        if stopped:
+            done.state = TrialState.STOPPED
+        else:
+            done.state = TrialState.FAILED if reason is not None else TrialState.COMPLETE
         done.fail_reason = reason
         done.retryable = retryable
         self._mine.discard(trial.number)

@@ -3,6 +3,7 @@ on top of the search loop (``_loop``) and the record (``_base``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -133,9 +134,11 @@ class Study(StudyLoop):
                 cost), a mapping of metric names to values (cost 1, one evaluation), or the
                 objective values in the order of the study's objectives (a number for one).
                 Wall time since ``ask`` is recorded unless a ``Result`` gives ``seconds``.
-            state: ``COMPLETE`` (needs every objective's metric) or ``FAILED`` (values
-                optional; the strategy is told the failure, which is not retried).
-            fail_reason: Why it failed (``FAILED`` only).
+            state: ``COMPLETE`` (needs every objective's metric), ``FAILED`` (values
+                optional; the strategy is told the failure, which is not retried) or
+                ``STOPPED`` (ended early by a stopping rule: the values are the last ones
+                reported, the cost what was spent; told to the strategy like a failure).
+            fail_reason: Why it failed or stopped (``FAILED`` or ``STOPPED`` only).
 
         Returns:
             The finished trial (scored by the study's objectives and constraints).
@@ -143,7 +146,8 @@ class Study(StudyLoop):
         Raises:
             InvalidConfigError: A trial that does not exist, is already finished (a trial is
                 told once), or was not asked by this ``Study`` object; values that lack an
-                objective's metric or hold NaN for one; a state other than COMPLETE/FAILED.
+                objective's metric or hold NaN for one; a state other than COMPLETE, FAILED
+                or STOPPED.
         """
         number = self._asked_number(trial)
         final = _parse_state(state)
@@ -161,6 +165,9 @@ class Study(StudyLoop):
             result = self._told_result(local, values, check=final is TrialState.COMPLETE)
             result = self._with_free(result, self._asked[number])
         reason = None if final is TrialState.COMPLETE else fail_reason or "failed (told)"
+        if final is TrialState.STOPPED:
+            told = result or self._told_result(local, {}, check=False)
+            result, reason = dataclasses.replace(told, stopped=True), fail_reason
         self._finish(local, result, reason)
         self._close_asked(number)
         return self._trials[number]

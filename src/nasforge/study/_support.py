@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
@@ -20,6 +21,7 @@ from nasforge.errors import (
     UnsupportedOperationError,
 )
 from nasforge.evaluators.base import Evaluator
+from nasforge.reporting import TrialContext, TrialStopped
 from nasforge.storage import StudyRecord
 from nasforge.strategies.base import Strategy
 from nasforge.trial import Objective, Proposal, Result, Trial, TrialState
@@ -111,24 +113,65 @@ def trial_row(trial: Trial) -> dict[str, Any]:
     return row
 
 
-def _evaluate(evaluator: Evaluator, proposal: Proposal) -> Result:
+def _evaluate(
+    evaluator: Evaluator, proposal: Proposal, context: TrialContext | None = None
+) -> Result:
+    """Evaluate ``proposal`` (where the executor runs it). An evaluator that takes a context
+    gets ``context``; its reports come back in ``Result.reports``, and an evaluation ended
+    by :class:`~nasforge.reporting.TrialStopped` becomes a stopped result with the last
+    reported metrics."""
     start = time.perf_counter()
-    result = evaluator.evaluate(proposal.arch, proposal.fidelity)
+    if context is None:
+        result = evaluator.evaluate(proposal.arch, proposal.fidelity)
+    else:
+        try:
+            taking: Any = evaluator  # evaluate(arch, fidelity, context=...): takes_context
+            result = taking.evaluate(proposal.arch, proposal.fidelity, context=context)
+        except TrialStopped:
+            seconds = time.perf_counter() - start
+            cost = _stopped_cost(evaluator, proposal, context, seconds)
+            result = Result(context.last, cost, seconds, stopped=True)
+        metrics = result.metrics if result.metrics or not result.stopped else context.last
+        reports = {s: dict(v) for s, v in context.reports.items()} or result.reports
+        result = dataclasses.replace(result, metrics=metrics, reports=reports)
     if result.seconds:
         return result
-    return Result(result.metrics, result.cost, time.perf_counter() - start)
+    return dataclasses.replace(result, seconds=time.perf_counter() - start)
+
+
+def _stopped_cost(
+    evaluator: Evaluator, proposal: Proposal, context: TrialContext, seconds: float
+) -> float:
+    """What an evaluation that raised TrialStopped cost: its seconds for an evaluator that
+    counts seconds, else its full cost times the share of ``context.max_step`` reached."""
+    if evaluator.cost_unit == "seconds":
+        return seconds
+    full = evaluator.expected_cost(proposal.arch, proposal.fidelity)
+    full = 1.0 if full is None else float(full)
+    last = context.last_step
+    if context.max_step and last is not None:
+        return full * min(1.0, last / context.max_step)
+    return full
+
+
+def stop_reason(result: Result, rule: Mapping[str, Any] | None) -> str:
+    """What a STOPPED trial records as its reason: the rule and the last step reported."""
+    steps = sorted(result.reports or {})
+    where = f" at step {steps[-1]}" if steps else ""
+    by = f" by the {rule['name']!r} rule" if rule else ""
+    return f"stopped early{where}{by}"
 
 
 def _parse_state(state: TrialState | str) -> TrialState:
-    """COMPLETE or FAILED, from the enum or its name."""
+    """COMPLETE, FAILED or STOPPED, from the enum or its name."""
     try:
         parsed = state if isinstance(state, TrialState) else TrialState(str(state).upper())
     except ValueError:
         parsed = None
     if parsed is None or parsed is TrialState.RUNNING:
         raise InvalidConfigError(
-            f"tell() records a trial COMPLETE or FAILED, got state {state!r}; use "
-            "TrialState.COMPLETE or TrialState.FAILED."
+            f"tell() records a trial COMPLETE, FAILED or STOPPED, got state {state!r}; use "
+            "TrialState.COMPLETE, TrialState.FAILED or TrialState.STOPPED."
         )
     return parsed
 
