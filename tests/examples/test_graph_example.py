@@ -1,0 +1,201 @@
+"""The graph example (examples/graph_search.py): its message passing against dense-matrix
+computations, its graph, and both searches of its space."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import nasforge.nn as nasnn
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "graph_search.py"
+
+
+def _load():
+    if "graph_search" not in sys.modules:  # importable by name, as the evaluator records it
+        spec = importlib.util.spec_from_file_location("graph_search", EXAMPLE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["graph_search"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["graph_search"]
+
+
+gs = _load()
+
+
+def small_graph():
+    """Five nodes: a triangle 0-1-2, an edge 2-3, and 4 alone (only its self-loop)."""
+    pairs = [(0, 1), (1, 2), (0, 2), (2, 3)]
+    source = [a for a, b in pairs] + [b for a, b in pairs]
+    target = [b for a, b in pairs] + [a for a, b in pairs]
+    graph = gs.Structure(torch.tensor([source, target]), 5)
+    adjacency = torch.zeros(5, 5)
+    adjacency[graph.target, graph.source] = 1.0  # row i: the nodes i hears from (itself too)
+    return graph, adjacency
+
+
+# -- message passing against dense matrices -------------------------------------------------------
+def test_gcn_layer_is_the_normalised_adjacency_times_the_projected_features():
+    graph, a_hat = small_graph()
+    torch.manual_seed(0)
+    x = torch.randn(5, 3)
+    projection = nn.Linear(3, 4, bias=False)
+    layer = gs.GraphConv(projection, 1, gs.GcnAttention(graph), gs.Aggregation("sum", graph), graph)
+    d = a_hat.sum(1).rsqrt().diag()
+    expected = d @ a_hat @ d @ x @ projection.weight.t()
+    torch.testing.assert_close(layer(x), expected)
+
+
+@pytest.mark.parametrize("how", ["sum", "mean", "max"])
+def test_const_attention_aggregates_the_neighbourhood_with_sum_mean_or_max(how):
+    graph, a_hat = small_graph()
+    torch.manual_seed(1)
+    x = torch.randn(5, 4)
+    layer = gs.GraphConv(
+        nn.Identity(), 2, gs.ConstAttention(graph), gs.Aggregation(how, graph), graph
+    )
+    if how == "sum":
+        expected = a_hat @ x
+    elif how == "mean":
+        expected = (a_hat / a_hat.sum(1, keepdim=True)) @ x
+    else:
+        masked = torch.where(a_hat[:, :, None] > 0, x[None, :, :], -torch.inf)
+        expected = masked.max(dim=1).values
+    torch.testing.assert_close(layer(x), expected)
+
+
+@pytest.mark.parametrize("kind", ["gat", "sym-gat", "cos", "linear", "generalized-linear"])
+def test_attention_coefficients_sum_to_one_over_the_neighbours_of_each_node(kind):
+    graph, _ = small_graph()
+    torch.manual_seed(2)
+    z = torch.randn(5, 2, 3)  # two heads of three channels
+    coefficients = gs.attention(kind, graph, 6)(z)
+    assert coefficients.shape == (graph.edges.shape[1], 2)
+    assert bool((coefficients > 0).all())
+    totals = torch.zeros(5, 2).index_add(0, graph.target, coefficients)
+    torch.testing.assert_close(totals, torch.ones(5, 2))
+    # the lone node 4 hears only itself
+    alone = (graph.target == 4).nonzero().flatten()
+    torch.testing.assert_close(coefficients[alone], torch.ones(1, 2))
+
+
+def test_gat_layer_matches_a_masked_dense_softmax_per_head():
+    graph, a_hat = small_graph()
+    torch.manual_seed(3)
+    x = torch.randn(5, 3)
+    heads, width = 2, 4
+    projection = nn.Linear(3, width, bias=False)
+    attention = gs.GatAttention(graph, width)
+    layer = gs.GraphConv(projection, heads, attention, gs.Aggregation("sum", graph), graph)
+    z = x @ projection.weight.t()
+    out = torch.zeros(5, width)
+    for head in range(heads):
+        channels = list(range(head, width, heads))  # channel c belongs to head c mod heads
+        zh = z[:, channels]
+        left, right = attention.vectors[0, channels], attention.vectors[1, channels]
+        scores = nn.functional.leaky_relu((zh @ left)[:, None] + (zh @ right)[None, :], 0.2)
+        alpha = torch.softmax(scores.masked_fill(a_hat == 0, -torch.inf), dim=1)
+        out[:, channels] = alpha @ zh
+    torch.testing.assert_close(layer(x), out)
+
+
+def test_sym_gat_scores_are_symmetric_and_heads_average_in_the_output_layer():
+    graph, _ = small_graph()
+    torch.manual_seed(4)
+    z = torch.randn(5, 3, 2)
+    sym = gs.SymGatAttention(graph, 6)
+    scores = sym.scores(z[graph.target], z[graph.source], z)
+    reverse = {(int(s), int(t)): k for k, (s, t) in enumerate(graph.edges.t())}
+    for k, (s, t) in enumerate(graph.edges.t()):
+        torch.testing.assert_close(scores[k], scores[reverse[(int(t), int(s))]])
+    x = torch.randn(5, 6)
+    parts = (gs.ConstAttention(graph), gs.Aggregation("sum", graph), graph)
+    concat = gs.GraphConv(nn.Identity(), 3, *parts)
+    mean = gs.GraphConv(nn.Identity(), 3, *parts, concat=False)
+    per_head = concat(x).view(5, 2, 3)  # channel c of head c mod 3
+    torch.testing.assert_close(mean(x), per_head.mean(2))
+
+
+def test_a_width_the_heads_do_not_divide_is_refused():
+    graph, _ = small_graph()
+    layer = gs.GraphConv(
+        nn.Identity(), 4, gs.ConstAttention(graph), gs.Aggregation("sum", graph), graph
+    )
+    with pytest.raises(ValueError, match="not divisible by 4 heads"):
+        layer(torch.randn(5, 6))
+    with pytest.raises(ValueError, match="'sum', 'mean' or 'max'"):
+        gs.Aggregation("median", graph)
+
+
+# -- the graph ------------------------------------------------------------------------------------
+def test_the_graph_is_a_seeded_homophilous_block_model_with_disjoint_splits():
+    graph = gs.make_graph(nodes=300, seed=5)
+    again = gs.make_graph(nodes=300, seed=5)
+    assert torch.equal(graph.edges, again.edges) and torch.equal(graph.features, again.features)
+    assert not torch.equal(graph.edges, gs.make_graph(nodes=300, seed=6).edges)
+    source, target = graph.edges
+    assert not bool((source == target).any())
+    pairs = set(zip(source.tolist(), target.tolist(), strict=True))
+    assert all((t, s) in pairs for s, t in pairs)  # undirected
+    assert 0.7 < graph.homophily() < 0.9
+    assert 4.0 < graph.edges.shape[1] / graph.num_nodes < 8.0  # mean degree about 6
+    splits = torch.cat([graph.train, graph.valid, graph.test])
+    assert sorted(splits.tolist()) == list(range(graph.num_nodes))
+
+
+# -- the user's network ---------------------------------------------------------------------------
+ARCH = {
+    "hidden1": 16,
+    "attention1": "gat",
+    "aggregation1": "sum",
+    "heads1": "2",
+    "activation1": "elu",
+    "attention2": "cos",
+    "aggregation2": "max",
+    "heads2": "4",
+}
+
+
+class HandWritten(nn.Module):
+    """ARCH written out by hand with the example's layers."""
+
+    def __init__(self, graph):
+        super().__init__()
+        self.register_buffer("features", graph.features, persistent=False)
+        self.graph = s = gs.Structure(graph.edges, graph.num_nodes)
+        features, classes = graph.features.shape[1], graph.num_classes
+        self.layer1 = gs.GraphConv(
+            nn.Linear(features, 16), 2, gs.GatAttention(s, 16), gs.Aggregation("sum", s), s
+        )
+        self.activation = nn.ELU()
+        self.layer2 = gs.GraphConv(
+            nn.Linear(16, 4 * classes),
+            4,
+            gs.CosAttention(s, 4 * classes),
+            gs.Aggregation("max", s),
+            s,
+            concat=False,
+        )
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, nodes):
+        h = self.layer1(self.dropout(self.features))
+        return self.layer2(self.dropout(self.activation(h)))[nodes]
+
+
+def test_the_network_of_one_architecture_is_the_hand_written_one():
+    graph = gs.make_graph(nodes=60, seed=1)
+    with nasnn.fixed(ARCH):
+        built = gs.GraphNet(graph)
+    hand = HandWritten(graph)
+    hand.load_state_dict(built.state_dict())  # strict: the same layers, of the same shapes
+    layers = [(name, type(m)) for name, m in built.named_modules() if name]
+    assert layers == [(name, type(m)) for name, m in hand.named_modules() if name]
+    built.eval(), hand.eval()
+    nodes = torch.arange(graph.num_nodes)
+    torch.testing.assert_close(built(nodes), hand(nodes))
