@@ -32,10 +32,19 @@ import numpy as np
 
 from nasforge import evaluators, spaces
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, UnknownNameError, UnsupportedOperationError
-from nasforge.evaluators._images import TrainingImages, checkpoint_file, open_data, save_trained
+from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.evaluators._callbacks import EpochCallbacks
+from nasforge.evaluators._checkpoints import save_checkpoint
+from nasforge.evaluators._images import TrainingImages, checkpoint_file, open_data
 from nasforge.evaluators._models import build_network, count_costs
 from nasforge.evaluators._presets import DEFAULT_PRESET, preset_recipe, training_preset
+from nasforge.evaluators._user_training import (
+    IMAGE_ONLY,
+    USER_DATASET,
+    UserTraining,
+    epoch_hook,
+    stopped_result,
+)
 from nasforge.evaluators._values import (
     Setting,
     count,
@@ -43,6 +52,8 @@ from nasforge.evaluators._values import (
     positive_int,
 )
 from nasforge.evaluators.base import Evaluator
+from nasforge.reporting import TrialContext, TrialStopped
+from nasforge.spaces.base import SearchSpace
 from nasforge.train.recipe import Recipe
 from nasforge.trial import Direction, Result
 
@@ -51,6 +62,7 @@ if TYPE_CHECKING:
 
     from nasforge.train.data import DataSplits, ImageData
     from nasforge.train.trainer import EpochReport
+    from nasforge.train.user_data import UserData
 
 __all__ = ["DATASETS", "Setting", "TrainingEvaluator"]
 
@@ -63,7 +75,7 @@ DATASETS: tuple[str, ...] = ("cifar10", "folder", "synthetic")
 
 
 @evaluators.register("train")
-class TrainingEvaluator(Evaluator):
+class TrainingEvaluator(EpochCallbacks, Evaluator):
     """Trains each architecture and returns its accuracies, costs and the seconds it took.
 
     Each evaluation builds ``space.build(arch, ...)`` with weights drawn from a seed derived
@@ -79,10 +91,18 @@ class TrainingEvaluator(Evaluator):
     the seconds spent building, training and evaluating (``cost_unit="seconds"``); loading
     the data set, done once per evaluator, is not counted.
 
+    Your own data (``data=`` a ``Dataset``, ``DataLoader``, ``(inputs, targets)``,
+    :class:`~nasforge.train.UserData` or the import path ``"package.module:name"`` of one) is
+    trained on as it is, with ``loss`` (:mod:`nasforge.train.user_data`); the metrics are then
+    ``valid_<metric>`` (``valid_acc`` for accuracy; ``test_`` with test data), ``train_loss``,
+    ``epochs``, ``params_M``, and the fidelities ``epochs`` and ``data_fraction``.
+
     Args:
         data: Path of the data (see :mod:`nasforge.train.data`); not used for ``synthetic``.
-        dataset: One of :data:`DATASETS`.
-        space: The search space whose architectures it trains (its ``build`` is used).
+            Or your own data (above).
+        dataset: One of :data:`DATASETS`, or ``"user"``.
+        space: The search space whose architectures it trains (its ``build`` is used): a
+            name or a space object.
         preset: The space's preset (``space.presets()``) whose network is trained: ``"paper"``
             (default; NB201's benchmark network, DARTS's evaluation network, the ImageNet
             networks of ``mobilenet`` and ``fbnet`` at 224x224), ``"search"``, ``"reduced"``
@@ -132,6 +152,12 @@ class TrainingEvaluator(Evaluator):
         on_epoch: Called as ``on_epoch(arch, report)`` before and after each epoch (progress
             bars); not part of :meth:`spec`. More can be added with
             :meth:`add_epoch_callback`.
+        loss: On your own data: ``loss(outputs, targets) -> tensor`` or its import path
+            (default cross-entropy with the recipe's label smoothing; mean squared error for
+            floating targets).
+        metric: On your own data: ``"accuracy"`` (default), ``"mse"``, ``"mae"``, or
+            ``metric(outputs, targets) -> float`` over a whole split (or its import path),
+            larger better unless ``metric_direction="min"``.
 
     ``threads``, ``device``, ``deterministic`` and the epoch callbacks say how to run, not what
     to compute, and are not part of :meth:`spec`: a study resumes on another machine.
@@ -175,13 +201,14 @@ class TrainingEvaluator(Evaluator):
     """
 
     cost_unit = "seconds"
+    takes_context = True
 
     def __init__(
         self,
-        data: str | os.PathLike[str] | None = None,
+        data: str | os.PathLike[str] | Any = None,
         *,
         dataset: str = "cifar10",
-        space: str = "nb201",
+        space: str | SearchSpace = "nb201",
         preset: str = DEFAULT_PRESET,
         recipe: Recipe | Mapping[str, Any] | str | None = None,
         epochs: int | None = None,
@@ -202,12 +229,17 @@ class TrainingEvaluator(Evaluator):
         device: str = "auto",
         deterministic: bool = False,
         on_epoch: Callable[[Architecture, EpochReport], None] | None = None,
+        loss: Callable[[Any, Any], Any] | str | None = None,
+        metric: Callable[[Any, Any], float] | str | None = None,
+        metric_direction: str | None = None,
         **depth: int,
     ) -> None:
-        if dataset not in DATASETS:
-            raise UnknownNameError("dataset", dataset, DATASETS)
-        self.dataset = dataset
-        self._space = spaces.create(space)
+        self._user = UserTraining.open(data, dataset, loss, metric, metric_direction, DATASETS,
+            resolution=resolution, valid_size=valid_size, synthetic=synthetic,
+            eval_limit=eval_limit, cache_dir=cache_dir)  # fmt: skip
+        self.dataset, data = (USER_DATASET, None) if self._user else (dataset, data)
+        self._space = space if isinstance(space, SearchSpace) else spaces.create(space)
+        space = space if isinstance(space, str) else self._space.name
         if not self._space.supports("build"):
             raise UnsupportedOperationError(
                 f"Search space {space!r} lacks the capability build() (a model builder); the "
@@ -236,7 +268,9 @@ class TrainingEvaluator(Evaluator):
         self.test = bool(test)
         self.seed = count("seed", seed)
         self.synthetic = None if synthetic is None else dict(synthetic)
-        self.data, synthetic_images = open_data(dataset, data, self.synthetic)
+        self.data, synthetic_images = (
+            (None, None) if self._user else open_data(dataset, data, self.synthetic)
+        )
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser().resolve()
         self.checkpoint_dir = (
             None if checkpoint_dir is None else Path(checkpoint_dir).expanduser().resolve()
@@ -269,7 +303,7 @@ class TrainingEvaluator(Evaluator):
             metrics["test_acc"] = Direction.MAXIMIZE
         if self.hardware:
             metrics.update(dict.fromkeys(("params_M", "macs_M", "flops_M"), Direction.MINIMIZE))
-        self._metrics = metrics
+        self._metrics = metrics if self._user is None else self._user.metrics(test, hardware)
         self._check_build()
 
     # -- the Evaluator contract --------------------------------------------------------------
@@ -285,7 +319,7 @@ class TrainingEvaluator(Evaluator):
             keys.append("channels")
         if self._depth_key is not None:
             keys.append(self._depth_key)
-        return (*keys, "resolution", "data_fraction")
+        return (*keys, *("resolution",) * (self._user is None), "data_fraction")
 
     def setting(self, fidelity: Mapping[str, Any] | None = None) -> Setting:
         """The full setting with ``fidelity`` applied.
@@ -318,12 +352,22 @@ class TrainingEvaluator(Evaluator):
             depth=depth,
             resolution=positive_int(
                 "resolution", fidelity.get("resolution", self._full_resolution())
-            ),
+            )
+            if self._user is None
+            else 0,
             data_fraction=fraction(fidelity.get("data_fraction", self.data_fraction)),
         )
 
-    def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
-        """Train ``arch`` at ``fidelity`` and measure it (see the class docstring).
+    def evaluate(
+        self,
+        arch: Architecture,
+        fidelity: Mapping[str, Any] | None = None,
+        context: TrialContext | None = None,
+    ) -> Result:
+        """Train ``arch`` at ``fidelity`` and measure it (see the class docstring). With a
+        ``context`` (a study's trial), the validation metric is measured after each epoch and
+        reported to it; the study's stopping rule may then end the training early
+        (``Result.stopped``, the metrics of the last epoch, the seconds spent).
 
         Raises:
             InvalidArchitectureError: ``arch`` is not of this evaluator's space.
@@ -342,43 +386,42 @@ class TrainingEvaluator(Evaluator):
 
         arch = self._space.check(arch)
         setting = self.setting(fidelity)
+        if self._user is not None:
+            return self._user.evaluate(self, arch, setting, context)
         device = select_device(self.device)
         init_seed, train_seed = derive_seeds(self.trial_seed(arch), 2)
         with num_threads(self.threads), deterministic_algorithms(self.deterministic):
-            splits = self.load()
+            splits = self._images.load()
             train_data, valid_data, test_data = self._data(setting)
             started = time.perf_counter()
             model = self._build(arch, setting, splits.num_classes, init_seed)
-            hook = None
-            callbacks = self._epoch_callbacks_now()
-            if callbacks:
+            norm = {"mean": splits.mean, "std": splits.std}
+            batch = self.recipe.eval_batch_size
 
-                def hook(report: EpochReport) -> None:
-                    for callback in callbacks:
-                        callback(arch, report)
+            def accuracy(part: ImageData) -> float:
+                return evaluate_accuracy(model, part, **norm, device=device, batch_size=batch)
 
-            result = train(
-                model,
-                train_data,
-                self._space.recipe_of(arch, self.recipe.replace(epochs=setting.epochs)),
-                mean=splits.mean,
-                std=splits.std,
-                seed=train_seed,
-                device=device,
-                on_epoch=hook,
-            )
-            metrics: dict[str, float] = {}
-            for label, part in (("valid_acc", valid_data), ("test_acc", test_data)):
-                if label == "test_acc" and not self.test:
-                    continue
-                metrics[label] = evaluate_accuracy(
+            hook, seen = epoch_hook(
+                arch, self._epoch_callbacks_now(), context, setting.epochs, "valid_acc",
+                lambda: accuracy(valid_data),
+            )  # fmt: skip
+            try:
+                result = train(
                     model,
-                    part,
-                    mean=splits.mean,
-                    std=splits.std,
+                    train_data,
+                    self._space.recipe_of(arch, self.recipe.replace(epochs=setting.epochs)),
+                    **norm,
+                    seed=train_seed,
                     device=device,
-                    batch_size=self.recipe.eval_batch_size,
+                    on_epoch=hook,
                 )
+            except TrialStopped:
+                assert context is not None
+                return stopped_result(context, {}, time.perf_counter() - started)
+            done = setting.epochs
+            metrics = {"valid_acc": seen[done] if done in seen else accuracy(valid_data)}
+            if self.test:
+                metrics["test_acc"] = accuracy(test_data)
             seconds = time.perf_counter() - started
         metrics.update(
             train_acc=result.train_acc, train_loss=result.train_loss, epochs=float(setting.epochs)
@@ -386,59 +429,8 @@ class TrainingEvaluator(Evaluator):
         if self.hardware:
             metrics.update(self.free_metrics(arch))
         if self.checkpoint_dir is not None:
-            path = self.checkpoint_path(arch, fidelity)
-            assert path is not None
-            save_trained(
-                path,
-                self._space.name,
-                arch,
-                self.build_kwargs(setting, splits.num_classes),
-                model,
-                (3, setting.resolution, setting.resolution),
-                splits,
-                info={
-                    "metrics": {k: float(v) for k, v in metrics.items()},
-                    "fidelity": {str(k): v for k, v in (fidelity or {}).items()},
-                    "seed": self.seed,
-                    "trial_seed": self.trial_seed(arch),
-                    "recipe": self._space.recipe_of(
-                        arch, self.recipe.replace(epochs=setting.epochs)
-                    ).to_dict(),
-                    "dataset": self.dataset,
-                },
-            )
+            save_checkpoint(self, arch, fidelity, setting, model, splits, metrics)
         return Result(metrics, cost=seconds, seconds=seconds)
-
-    # -- epoch callbacks (progress) ----------------------------------------------------------
-    def add_epoch_callback(self, callback: Callable[[Architecture, EpochReport], None]) -> None:
-        """Call ``callback(arch, report)`` before the first epoch and after each epoch of every
-        evaluation from now on, after ``on_epoch`` and the callbacks added before it.
-
-        Callbacks say how to run, not what to compute: they are not part of :meth:`spec` and
-        are dropped when the evaluator is pickled for a worker process.
-        """
-        if not callable(callback):
-            raise InvalidConfigError(f"An epoch callback must be callable, got {callback!r}.")
-        self._epoch_callbacks.append(callback)
-
-    def remove_epoch_callback(self, callback: Callable[[Architecture, EpochReport], None]) -> None:
-        """Stop calling ``callback``, added with :meth:`add_epoch_callback`.
-
-        Raises:
-            InvalidConfigError: ``callback`` was not added (or was removed already).
-        """
-        try:
-            self._epoch_callbacks.remove(callback)
-        except ValueError:
-            raise InvalidConfigError(
-                f"{callback!r} is not an epoch callback of this evaluator; add it with "
-                "add_epoch_callback() first."
-            ) from None
-
-    def _epoch_callbacks_now(self) -> list[Callable[[Architecture, EpochReport], None]]:
-        """``on_epoch`` (when given) and the added callbacks, in the order they are called."""
-        first = [] if self.on_epoch is None else [self.on_epoch]
-        return [*first, *self._epoch_callbacks]
 
     def free_metrics(self, arch: Architecture) -> dict[str, float]:
         """``params_M``, ``macs_M`` and ``flops_M`` of ``arch``'s network at the full setting,
@@ -453,13 +445,19 @@ class TrainingEvaluator(Evaluator):
             self._free[arch] = cached
         return dict(cached)
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, Any] | None:
+        """The settings that rebuild it; on your own data ``None`` unless the data (and the
+        loss and metric, if given) are named by import path (``"package.module:name"``)."""
+        user = None if self._user is None else self._user.spec()
+        if self._user is not None and user is None:
+            return None
         spec: dict[str, Any] = {
             "name": "train",
             "data": None if self.data is None else str(self.data),
             "dataset": self.dataset,
             "space": self.space,
             "recipe": self.recipe.to_dict(),
+            **(user or {}),
         }
         if self.preset != DEFAULT_PRESET:  # left out by default: older studies' specs hold
             spec["preset"] = self.preset
@@ -482,17 +480,20 @@ class TrainingEvaluator(Evaluator):
             checkpoint_dir=None if self.checkpoint_dir is None else str(self.checkpoint_dir),
             hardware=self.hardware,
         )
+        if self._user is not None:
+            for key in IMAGE_ONLY:
+                del spec[key]
         return spec
 
     # -- data ------------------------------------------------------------------------------
-    def load(self) -> DataSplits:
+    def load(self) -> DataSplits | UserData:
         """Load (once) and return the data set; call it before a search to see data errors
-        at once rather than as failed trials.
+        at once rather than as failed trials (your own data was read when given).
 
         Raises:
             DatasetError: Missing data, a wrong layout or an unreadable image (named).
         """
-        return self._images.load()
+        return self._images.load() if self._user is None else self._user.data
 
     def _data(self, setting: Setting) -> tuple[ImageData, ImageData, ImageData]:
         """Training subset, validation and test images at the setting's resolution."""
@@ -502,7 +503,9 @@ class TrainingEvaluator(Evaluator):
         return self._images.full_resolution(self.resolution)
 
     def num_classes(self) -> int:
-        """Classes of the dataset (loads an image folder to count them)."""
+        """Classes of the dataset (loads an image folder to count them; 0 for regression)."""
+        if self._user is not None:
+            return self._user.data.num_classes or 0
         return self._images.num_classes()
 
     # -- models ----------------------------------------------------------------------------
@@ -512,6 +515,9 @@ class TrainingEvaluator(Evaluator):
         refuses, is an error now, not a failed trial."""
         import torch
 
+        if self._user is not None:
+            self._user.count_params(self, self._space.sample(np.random.default_rng(0)))
+            return
         resolution = self.resolution
         if resolution is None and self.dataset != "folder":  # known without loading the data
             resolution = self._full_resolution()
@@ -523,9 +529,10 @@ class TrainingEvaluator(Evaluator):
     def check(self) -> None:
         """Check that the full setting trains: load the data and run a sample network on two
         images of the full resolution (cheap). Raises what :meth:`evaluate` would."""
-        splits = self.load()
         sample = self._space.sample(np.random.default_rng(0))
-        self._build(sample, self.setting(None), splits.num_classes, 0)
+        if self._user is not None:
+            return self._user.check(self, sample)
+        self._build(sample, self.setting(None), self._images.load().num_classes, 0)
 
     def trial_seed(self, arch: Architecture) -> int:
         """The seed of ``arch``'s training runs: a hash of ``seed`` and the architecture."""
@@ -564,6 +571,8 @@ class TrainingEvaluator(Evaluator):
         return build_network(self._space, arch, kwargs, setting.resolution, seed)
 
     def _count_costs(self, arch: Architecture) -> dict[str, float]:
+        if self._user is not None:
+            return self._user.count_params(self, arch)
         setting = self.setting(None)
         kwargs = self.build_kwargs(setting, self.num_classes())
         return count_costs(self._space, arch, kwargs, setting.resolution)
@@ -577,12 +586,6 @@ class TrainingEvaluator(Evaluator):
         if self.checkpoint_dir is None:
             return None
         return checkpoint_file(self.checkpoint_dir, arch, fidelity)
-
-    # -- pickling (process pools) ----------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.update(on_epoch=None, _epoch_callbacks=[])
-        return state
 
     def __repr__(self) -> str:
         where = "" if self.data is None else f"{str(self.data)!r}, "
