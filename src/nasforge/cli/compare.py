@@ -20,6 +20,7 @@ from nasforge.cli._common import (
     resolution_option,
     workers_option,
 )
+from nasforge.cli._table import TableFile, TableParam, table_datasets, table_settings
 from nasforge.errors import InvalidConfigError
 
 _ONESHOT = "One-shot methods"
@@ -40,6 +41,16 @@ def compare(
         str, typer.Option(help="Number of seeds (N: seeds 0..N-1) or a comma list of seeds.")
     ] = "100",
     benchmark: Annotated[str, typer.Option(help="Tabular benchmark.")] = "nb201",
+    table: TableFile = None,
+    table_param: TableParam = None,
+    metrics: Annotated[
+        str,
+        typer.Option(
+            metavar="SEARCHED,JUDGED",
+            help="The metric the runs maximise and the one they are judged by (e.g. a "
+            "table's columns; the same name twice for a table with one accuracy).",
+        ),
+    ] = "valid_acc,test_acc",
     fidelity: Annotated[
         int | None,
         typer.Option(
@@ -126,6 +137,10 @@ def compare(
             params = _strategy_params(param or [])
             seed_arg = _parse_seeds(seeds)
             folder = None if out is None else common.given_path("--out", out, "a folder")
+            own_table = table_settings(table, table_param or [])
+            if own_table is not None:
+                benchmark = "table"
+                datasets = table_datasets(own_table, datasets, default="cifar10")
             oneshot_kwargs = _oneshot_kwargs(
                 names,
                 benchmark=benchmark,
@@ -148,6 +163,8 @@ def compare(
                 "dedupe": dedupe,
                 "seconds_per_query": seconds_per_query,
                 **({"fidelity": fidelity} if fidelity is not None else {}),
+                **({"benchmark_params": own_table} if own_table is not None else {}),
+                **({"metrics": common.split(metrics)} if metrics != "valid_acc,test_acc" else {}),
                 **oneshot_kwargs,
             }
             comp = _run(names, kwargs, show_progress=common.show_progress(quiet))

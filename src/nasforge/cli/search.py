@@ -24,6 +24,7 @@ from nasforge.cli._common import (
     device_option,
     resolution_option,
 )
+from nasforge.cli._table import TableFile, TableParam, table_datasets, table_settings
 from nasforge.errors import InvalidConfigError
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ def search(
         ),
     ] = None,
     benchmark: Annotated[str, typer.Option(help="Tabular benchmark that scores.")] = "nb201",
+    table: TableFile = None,
+    table_param: TableParam = None,
     fidelity: Annotated[
         int | None, typer.Option(help="Training epochs to look up (default: the highest).")
     ] = None,
@@ -240,8 +243,18 @@ def search(
                     as_json=as_json,
                 )
                 return
+            own_table = table_settings(table, table_param or [])
+            if own_table is not None:  # the table is the space and the benchmark
+                space, benchmark = "table", "table"
+                dataset = table_datasets(own_table, [dataset], default="cifar10")[0]
+                if evaluator_name != "tabular":
+                    raise InvalidConfigError(
+                        f"--table is looked up by the tabular evaluator, not --evaluator "
+                        f"{evaluator_name}: its architectures are rows, with no network to build."
+                    )
             study, evaluator, budget = _open(
                 space=space,
+                **({"space_params": own_table} if own_table is not None else {}),
                 strategy=strategy,
                 dataset=dataset,
                 budget=budget,
@@ -257,9 +270,10 @@ def search(
                 dedupe=dedupe,
                 constraints=constraint or [],
                 training=training,
-                evaluator_params=common.parse_params(
-                    evaluator_param or [], option="--evaluator-param"
-                ),
+                evaluator_params={
+                    **common.parse_params(evaluator_param or [], option="--evaluator-param"),
+                    **({"benchmark_params": own_table} if own_table is not None else {}),
+                },
                 quiet=quiet,
             )
             _run(study, evaluator, budget=budget, trials=trials, quiet=quiet)

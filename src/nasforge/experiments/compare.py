@@ -88,6 +88,9 @@ class _Task:
     dedupe: bool
     constraints: tuple[str, ...]
     fidelity: int | None = None
+    benchmark_params: Mapping[str, Any] | None = None
+    space_params: Mapping[str, Any] | None = None
+    metrics: tuple[str, str] = _METRICS
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -110,6 +113,8 @@ def run_comparison(
     device: str = "auto",
     threads: int | None = None,
     fidelity: int | None = None,
+    benchmark_params: Mapping[str, Any] | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> Comparison:
     """Run every strategy with every seed on every dataset of a tabular benchmark.
 
@@ -173,6 +178,13 @@ def run_comparison(
     are judged by, the optima) and counts as one query of the budget, as in a search on a
     table of short training runs. ``None``: the benchmark's full training (200 epochs).
 
+    A table of one's own (:func:`nasforge.tabular.from_table`) is compared with
+    ``benchmark="table"`` and ``benchmark_params`` (its path and columns, the space's
+    ``params``), and ``metrics=(searched, judged)`` naming its columns: the runs maximise the
+    first and are judged by the second (the same column twice where the table has one
+    accuracy). Each look-up counts as one query (a fidelity's share of one) even where the
+    table has a cost column.
+
     ``seconds_per_query`` charges each query (cost unit) of a black-box run that many
     seconds on the time axis, e.g. the training time of one architecture in the setting
     one-shot methods are compared in; it changes :meth:`Comparison.time_trajectories`,
@@ -233,8 +245,8 @@ def run_comparison(
 
     parsed_constraints = tuple(Constraint.parse(c) for c in constraints)
     # validate every name and parameter before any run or process starts
-    bench = tabular.create(benchmark)
-    space = spaces.create(bench.space)
+    bench, bench_params, pair = _benchmark(benchmark, benchmark_params, metrics)
+    space = spaces.create(bench.space, **bench.space_params)
     settings = dedupe_settings(dedupe, space)
     if fidelity is not None and oneshot_names:
         raise InvalidConfigError(
@@ -273,13 +285,14 @@ def run_comparison(
             "tabular",
             benchmark=benchmark,
             dataset=dataset,
-            metrics=list(_METRICS),
+            metrics=list(dict.fromkeys(pair)),
             fidelity=fidelity,
+            benchmark_params=bench_params,
         )
         canonical = str(getattr(evaluator, "dataset", dataset))
         resolved.append(canonical)
         check_evaluator(evaluator, space.name, (), parsed_constraints)
-        feasible = np.ones(len(bench.column(canonical, "valid_acc", fidelity)), dtype=bool)
+        feasible = np.ones(len(bench.column(canonical, pair[0], fidelity)), dtype=bool)
         for constraint in parsed_constraints:
             column = bench.column(canonical, constraint.metric, fidelity)
             feasible &= _satisfied(constraint, column)
@@ -288,9 +301,9 @@ def run_comparison(
                 f"No {benchmark} architecture meets {', '.join(map(str, parsed_constraints))} "
                 f"on {canonical}."
             )
-        valid = np.where(feasible, bench.column(canonical, "valid_acc", fidelity), np.nan)
+        valid = np.where(feasible, bench.column(canonical, pair[0], fidelity), np.nan)
         optima[canonical] = float(np.nanmax(valid))
-        test = np.where(feasible, bench.column(canonical, "test_acc", fidelity), np.nan)
+        test = np.where(feasible, bench.column(canonical, pair[1], fidelity), np.nan)
         test_optima[canonical] = float(np.nanmax(test))
     if len(set(resolved)) != len(resolved):
         raise InvalidConfigError(f"datasets lists a dataset twice: {list(dataset_names)}.")
@@ -320,6 +333,9 @@ def run_comparison(
             dedupe=bool(entries[label].dedupe),
             constraints=tuple(str(c) for c in parsed_constraints),
             fidelity=fidelity,
+            benchmark_params=bench_params or None,
+            space_params=bench.space_params or None,
+            metrics=pair,
         )
         for index, (label, dataset, chunk_seeds) in enumerate(groups)
     ]
@@ -389,21 +405,25 @@ def _run_chunk(task: _Task) -> list[_Run]:
         "tabular",
         benchmark=task.benchmark,
         dataset=task.dataset,
-        metrics=list(_METRICS),
+        metrics=list(dict.fromkeys(task.metrics)),
         fidelity=task.fidelity,
+        benchmark_params=task.benchmark_params,
     )
     # one query of the searched table is one query of the budget, whatever it costs to train
-    per_query = tabular.create(task.benchmark).cost(task.dataset, task.fidelity)
+    per_query = evaluator.benchmark.cost(task.dataset, task.fidelity)
+    searched, judged = task.metrics
     out = []
     for seed in task.seeds:
         study = create_study(
             space=task.space,
+            space_params=task.space_params,
             strategy=task.strategy,
             seed=seed,
             study_name=f"compare-{task.strategy}-{task.dataset}-seed{seed}",
             strategy_params=task.params,
             dedupe=task.dedupe,
             constraints=task.constraints,
+            objectives=(f"{searched}:max",),
         )
         started = datetime.now(timezone.utc)
         study.optimize(evaluator, budget=task.budget * per_query)
@@ -416,8 +436,8 @@ def _run_chunk(task: _Task) -> list[_Run]:
                     ",".join(f"{k}={v}" for k, v in sorted((t.fidelity or {}).items()))
                     for t in trials
                 ),
-                valid=np.array([t.value("valid_acc") for t in trials], dtype=np.float64),
-                test=np.array([t.value("test_acc") for t in trials], dtype=np.float64),
+                valid=np.array([t.value(searched) for t in trials], dtype=np.float64),
+                test=np.array([t.value(judged) for t in trials], dtype=np.float64),
                 cost=np.array([t.cost / per_query for t in trials], dtype=np.float64),
                 eligible=np.array(
                     [t.score is not None and not t.fidelity for t in trials], dtype=bool
@@ -432,6 +452,41 @@ def _run_chunk(task: _Task) -> list[_Run]:
             )
         )
     return out
+
+
+def _benchmark(
+    name: str, params: Mapping[str, Any] | None, metrics: Sequence[str] | None
+) -> tuple[Any, dict[str, Any], tuple[str, str]]:
+    """The benchmark compared on (counting queries: a table's cost column is left out), the
+    parameters that build it, and the (searched, judged) metrics, both maximised.
+
+    Raises:
+        InvalidConfigError: ``metrics`` is not two names, or names a minimised metric.
+        UnknownNameError: A metric the benchmark does not have.
+    """
+    from nasforge.errors import UnknownNameError
+
+    built = dict(params or {})
+    bench = tabular.create(name, **built)
+    if bench.cost_unit != "queries" and "cost" in built:
+        built = {key: value for key, value in built.items() if key != "cost"}
+        bench = tabular.create(name, **built)
+    pair = tuple(_METRICS if metrics is None else (str(m) for m in metrics))
+    if len(pair) != 2:
+        raise InvalidConfigError(
+            f"metrics names the metric searched and the one judged, e.g. ('valid_acc', "
+            f"'test_acc'); got {list(pair)}."
+        )
+    known = {m.name: m.direction for m in bench.metrics(bench.datasets[0])}
+    for metric in pair:
+        if metric not in known:
+            raise UnknownNameError(f"metric of benchmark {name!r}", metric, known)
+        if known[metric].value != "maximize":
+            raise InvalidConfigError(
+                f"The comparison maximises its metrics (optimum rate, RI over random search); "
+                f"{metric!r} is minimised. Compare on an accuracy (a larger-is-better column)."
+            )
+    return bench, built, (pair[0], pair[1])
 
 
 def _oneshot_names(names: Sequence[str]) -> tuple[str, ...]:

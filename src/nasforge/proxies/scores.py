@@ -115,7 +115,7 @@ class ProxyScores:
 def read_reference(
     path: str | os.PathLike[str],
     *,
-    space: str = "nb201",
+    space: Any = "nb201",
     dataset: str | None = "cifar10",
     proxies: Sequence[str] | None = None,
 ) -> ProxyScores:
@@ -128,7 +128,8 @@ def read_reference(
 
     Args:
         path: The file, e.g. ``../shared/data/nb201/nb201_zero_cost_proxies.csv.gz``.
-        space: Registry name of the space the ``arch`` texts belong to.
+        space: Registry name of the space the ``arch`` texts belong to, or the space itself
+            (a space built with parameters, e.g. a benchmark table's).
         dataset: Keep the rows of this dataset (matched case-insensitively); ``None`` when the
             table has no ``dataset`` column.
         proxies: The proxies to read (``None``: every column that names a registered proxy).
@@ -182,7 +183,7 @@ def read_reference(
                 f"The proxy score table {file} has no rows for dataset {dataset!r}; it has "
                 f"{present}."
             )
-    the_space = spaces.create(space)
+    the_space = spaces.create(space) if isinstance(space, str) else space
     archs = []
     values = np.empty((len(rows), len(wanted)))
     for i, r in enumerate(rows):
@@ -393,7 +394,7 @@ def candidate_scores(
         key = (str(file.resolve()), space.name, dataset, tuple(proxies), stamp)
         table = _REFERENCE_MEMO.get(key)
         if table is None:
-            table = read_reference(file, space=space.name, dataset=dataset, proxies=proxies)
+            table = read_reference(file, space=space, dataset=dataset, proxies=proxies)
             _REFERENCE_MEMO[key] = table
         if pool_size is not None and pool_size < len(table):
             rows = np.sort(rng.choice(len(table), size=pool_size, replace=False))

@@ -167,13 +167,15 @@ def open_search(
     objectives: Sequence[str] = ("valid_acc:max",),
     dedupe: bool | None = None,
     constraints: Sequence[str] = (),
+    space_params: Mapping[str, Any] | None = None,
 ) -> OpenedSearch:
     """A search scored by a registered evaluator (default the tabular ``benchmark`` at
     ``fidelity``), created or resumed; for the training evaluator use
     :func:`open_training_search`.
 
     ``evaluator_params`` are the evaluator's keyword arguments; ``dataset`` is passed to it
-    when it takes one. A persisted study without a name is named by
+    when it takes one. ``space_params`` build the space (a table of one's own: its path and
+    columns). A persisted study without a name is named by
     :func:`~nasforge.naming.default_study_name` (with the dataset as the evaluator spells
     it), so the same settings resume it.
 
@@ -205,6 +207,7 @@ def open_search(
         study_name,
         the_evaluator,
         space=space,
+        space_params=dict(space_params) if space_params else None,
         strategy=strategy,
         seed=seed,
         strategy_params=dict(strategy_params or {}),

@@ -17,6 +17,7 @@ __all__ = [
     "load_table",
     "names",
     "register",
+    "table_params",
 ]
 
 _REGISTRY: Registry[TabularBenchmark] = Registry("benchmark", __name__)
@@ -34,4 +35,4 @@ def names() -> list[str]:
 
 
 # after register exists: the table module registers itself as "table" (numpy only at import)
-from nasforge.tabular.table import TableBenchmark, from_table  # noqa: E402
+from nasforge.tabular.table import TableBenchmark, from_table, table_params  # noqa: E402
