@@ -75,6 +75,24 @@ Dedupe = Annotated[
     ),
 ]
 Seed = Annotated[int, typer.Option(help="Seed of the strategy (and of the training).")]
+Stopping = Annotated[
+    str | None,
+    typer.Option(
+        metavar="RULE",
+        help="Stop bad trials early on their intermediate reports (evaluators that report: "
+        "function, train): median, successive-halving, hyperband or asha.",
+        show_default=False,
+    ),
+]
+StoppingParam = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--stopping-param",
+        metavar="KEY=VALUE",
+        help="Parameter of the --stopping rule, e.g. min_step=1 (repeatable).",
+        show_default=False,
+    ),
+]
 Storage = Annotated[
     str | None,
     typer.Option(

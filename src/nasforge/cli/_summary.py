@@ -70,7 +70,8 @@ def print_search_summary(summary: Mapping[str, Any]) -> None:
             scored,
             (
                 "trials",
-                f"{summary['n_trials']} ({summary['n_complete']} complete), "
+                f"{summary['n_trials']} ({summary['n_complete']} complete"
+                f"{_stopped(summary)}), "
                 f"{' '.join([cost, *limit])}",
             ),
             ("dedupe", dedupe_text(summary)),
@@ -87,3 +88,9 @@ def dedupe_text(summary: Mapping[str, Any]) -> str:
         return "off"
     twins = int(summary.get("n_duplicates") or 0)
     return f"on ({twins} functional twin{'s' * (twins != 1)} answered free)"
+
+
+def _stopped(summary: Mapping[str, Any]) -> str:
+    """``, N stopped early`` when a stopping rule ended trials early."""
+    n = summary.get("n_stopped") or 0
+    return f", {n} stopped early" if n else ""

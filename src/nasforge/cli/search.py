@@ -131,6 +131,8 @@ def search(
         ),
     ] = None,
     dedupe: Dedupe = None,
+    stopping: common.Stopping = None,
+    stopping_param: common.StoppingParam = None,
     data: Annotated[
         Path | None,
         _train("The data: CIFAR-10 python release folder, image-folder tree, or a .tar.gz."),
@@ -238,7 +240,12 @@ def search(
                     ),
                     objectives=_objectives(objective, objectives),
                     options=training,
-                    other={"budget": budget, "trials": trials, "fidelity": fidelity},
+                    other={
+                        "budget": budget,
+                        "trials": trials,
+                        "fidelity": fidelity,
+                        "stopping": stopping,
+                    },
                     quiet=quiet,
                     as_json=as_json,
                 )
@@ -269,6 +276,10 @@ def search(
                 objectives=_objectives(objective, objectives),
                 dedupe=dedupe,
                 constraints=constraint or [],
+                stopping=stopping,
+                stopping_params=common.parse_params(
+                    stopping_param or [], option="--stopping-param", example="min_step=1"
+                ),
                 training=training,
                 evaluator_params={
                     **common.parse_params(evaluator_param or [], option="--evaluator-param"),

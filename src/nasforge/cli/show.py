@@ -94,10 +94,12 @@ def _print_study(data: Mapping[str, Any]) -> None:
             ("created", cell(data["created_at"])),
             ("trials", f"{data['n_trials']}" + (f" ({states})" if states else "")),
             ("dedupe", dedupe_text(data)),
+            *([("stopping", cell(data["stopping"]))] if data.get("stopping") else []),
             ("cost", f"{data['spent']:g}"),
             *best_rows(data["best"], data["objectives"]),
         ]
     )
+    _print_stopped(data)
     if not data["top"]:
         return
     n_objectives = len(data["objectives"])
@@ -155,3 +157,28 @@ def print_archs(top: list[Mapping[str, Any]], labels: Mapping[str, str]) -> None
         numbers = [str(t["number"]) for t in top if t["arch"] == arch]
         same = f"  (trials {', '.join(numbers)}: the same architecture)" if len(numbers) > 1 else ""
         out.print(f"[bold]{label.rjust(width)}[/bold]  {escape(arch)}{same}", soft_wrap=True)
+
+
+def _print_stopped(data: Mapping[str, Any]) -> None:
+    """The trials the stopping rule ended early: where, with what last value, at what cost."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    stopped = data.get("stopped") or []
+    if not stopped:
+        return
+    metric = data["objectives"][0].rpartition(":")[0] or data["objectives"][0]
+    total = data["states"].get("STOPPED", len(stopped))
+    shown = f"{len(stopped)} of {total}" if total > len(stopped) else str(total)
+    table = Table(title=escape(f"{shown} trials stopped early (STOPPED)"))
+    for column in ("#", f"last {metric}", "cost", "why"):
+        table.add_column(escape(column), overflow="fold")
+    for trial in stopped:
+        common.add_row(
+            table,
+            str(trial["number"]),
+            common.fmt(trial["metrics"].get(metric), 3),
+            common.fmt(trial["cost"], 3),
+            trial["reason"] or "",
+        )
+    common.console().print(table)

@@ -83,6 +83,24 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    stopping: Annotated[
+        str | None,
+        _create_option(
+            "Early-stopping rule of a new study: median, successive-halving, hyperband or "
+            "asha (for evaluators that report); must match the study when present.",
+            metavar="RULE",
+        ),
+    ] = None,
+    stopping_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stopping-param",
+            metavar="KEY=VALUE",
+            help="Parameter of the --stopping rule of a new study (repeatable).",
+            rich_help_panel=_CREATE,
+            show_default=False,
+        ),
+    ] = None,
     max_retries: Annotated[
         int,
         _create_option(
@@ -167,6 +185,10 @@ def worker(
                         space=None if evaluator == "tabular" else space,
                     ),
                     "max_retries": max_retries,
+                    "stopping": stopping,
+                    "stopping_params": common.parse_params(
+                        stopping_param or [], option="--stopping-param", example="min_step=1"
+                    ),
                 }
             expect = {"strategy": strategy, "space": space, "seed": seed}
             # the executor first: a cluster that cannot be reached leaves no study behind
@@ -184,6 +206,7 @@ def worker(
                 expect=expect,
                 limits={"n_trials": trials, "budget": budget},
             )
+            _check_stopping(study, stopping, stopping_param)
             common.note(
                 f"worker on study {study.name} in {safe}: {len(study.trials)} trials recorded, "
                 f"{executor} executor with {ex.max_workers} slot(s)",
@@ -228,3 +251,19 @@ def worker(
         common.print_json(data)
     else:
         common.print_fields([(k.replace("_", " "), str(v)) for k, v in data.items()])
+
+
+def _check_stopping(study: Any, stopping: str | None, params: list[str] | None) -> None:
+    """Refuse a --stopping rule other than the joined study's."""
+    if stopping is None:
+        return
+    from nasforge.errors import StudyConflictError
+    from nasforge.study._create import stopping_spec
+
+    wanted = stopping_spec(stopping, common.parse_params(params or [], option="--stopping-param"))
+    stored = study.record.options.get("stopping")
+    if stored != wanted:
+        raise StudyConflictError(
+            f"Study {study.name!r} was created with stopping rule {stored!r}; this worker asks "
+            f"for {wanted!r}. Leave --stopping out to join with the stored rule."
+        )

@@ -167,6 +167,8 @@ def open_search(
     objectives: Sequence[str] = ("valid_acc:max",),
     dedupe: bool | None = None,
     constraints: Sequence[str] = (),
+    stopping: str | None = None,
+    stopping_params: Mapping[str, Any] | None = None,
     space_params: Mapping[str, Any] | None = None,
 ) -> OpenedSearch:
     """A search scored by a registered evaluator (default the tabular ``benchmark`` at
@@ -214,6 +216,8 @@ def open_search(
         objectives=list(objectives),
         dedupe=dedupe,
         constraints=list(constraints),
+        stopping=stopping,
+        stopping_params=stopping_params,
     )
 
 
@@ -230,6 +234,8 @@ def open_training_search(
     objectives: Sequence[str] = ("valid_acc:max",),
     dedupe: bool | None = None,
     constraints: Sequence[str] = (),
+    stopping: str | None = None,
+    stopping_params: Mapping[str, Any] | None = None,
     checkpoint_dir: str | Path | None = None,
     keep_checkpoints: bool = True,
     training: Mapping[str, Any] | None = None,
@@ -272,6 +278,8 @@ def open_training_search(
         objectives=list(objectives),
         dedupe=dedupe,
         constraints=list(constraints),
+        stopping=stopping,
+        stopping_params=stopping_params,
     )
 
 

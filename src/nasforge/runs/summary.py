@@ -118,6 +118,7 @@ def search_summary(
         "storage": None if storage is None else safe_url(storage),
         "n_trials": len(study.trials),
         "n_complete": len(study.completed_trials),
+        "n_stopped": sum(1 for t in study.trials if t.state.value == "STOPPED"),
         "dedupe": study.dedupe,
         "n_duplicates": _n_duplicates(study),
         "spent": study.spent,
@@ -194,6 +195,12 @@ def study_summary(study: Study, top: int) -> dict[str, Any]:
         "spent": study.spent,
         "best": None if best is None else trial_summary(study, best),
         "top": [trial_summary(study, t) for t in ranked[:top]],
+        "stopping": record.options.get("stopping"),
+        "stopped": [
+            {**trial_summary(study, t), "cost": t.cost, "reason": t.fail_reason}
+            for t in study.trials
+            if t.state.value == "STOPPED"
+        ][:top],
     }
 
 
