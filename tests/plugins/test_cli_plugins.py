@@ -124,7 +124,7 @@ def test_a_broken_plugin_is_named_and_hides_nothing(plugin_root, nasforge_cli, w
     names = [row["name"] for row in json.loads(done.stdout)["spaces"]]
     assert names == [
         "bats", "darts", "dass", "fbnet", "llm", "mobilenet", "nb201", "ofa", "ofa-cifar",
-        "toy-chain", "vit", "vit-cifar",
+        "table", "toy-chain", "vit", "vit-cifar",
     ]  # fmt: skip
     assert "nasforge-broken" in done.stderr and "broken-space = nasforge_broken.space:Space" in (
         done.stderr

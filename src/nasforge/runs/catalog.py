@@ -5,7 +5,7 @@ Example:
     >>> catalog("metrics", dataset="cifar10", fidelity=12)["fidelity"]
     12
     >>> [row["name"] for row in catalog("benchmarks")["benchmarks"]]
-    ['nb201']
+    ['nb201', 'table']
 """
 
 from __future__ import annotations
