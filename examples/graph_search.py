@@ -29,6 +29,7 @@ Where this differs from the papers, for a CPU run of a minute or two:
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -546,47 +547,45 @@ def train_nodes(
 
 # -- the searches -------------------------------------------------------------------------------
 
+#: Training epochs of each network the searches evaluate.
+EPOCHS = 100
 
-@dataclass(frozen=True)
-class NodeTask:
-    """The user's training function, as the ``function`` evaluator calls it:
-    ``task(model, context) -> metrics``."""
 
-    graph: Graph
-    epochs: int = 100
-    seed: int = 0
+@functools.cache
+def default_graph() -> Graph:
+    """The graph the example searches on (:func:`make_graph`'s defaults)."""
+    return make_graph()
 
-    def __call__(self, model: nn.Module, context: Any = None) -> dict[str, float]:
-        return train_nodes(model, self.graph, epochs=self.epochs, seed=self.seed, context=context)
+
+def network() -> GraphNet:
+    """``GraphNet`` on the default graph: the zero-argument factory that is the search space
+    ``"graph_search:network"`` (importable wherever ``examples/`` is on the path)."""
+    return GraphNet(default_graph())
+
+
+def evaluate(model: nn.Module, context: Any = None) -> dict[str, float]:
+    """The user's training function as the ``function`` evaluator calls it, by its import
+    path ``"graph_search:evaluate"`` (so a study records it and worker processes rebuild it):
+    train for :data:`EPOCHS` epochs on the default graph, reporting as it goes."""
+    return train_nodes(model, default_graph(), epochs=EPOCHS, context=context)
 
 
 def node_data(graph: Graph) -> Any:
-    """The graph as a dataset for the one-shot methods: items ``(node index, label)``; the
-    network holds the graph itself."""
+    """The graph as a dataset for the one-shot methods: items ``(node index, label)`` (the
+    network holds the graph itself); the one-shot search splits the training nodes in halves,
+    one for the weights and one for the architecture."""
     from nasforge.train.user_data import UserData
 
     def split(nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return nodes, graph.labels[nodes]
 
     return UserData(
-        split(graph.train),
-        split(graph.valid),
-        split(graph.test),
-        num_classes=graph.num_classes,
+        split(graph.train), split(graph.valid), split(graph.test), num_classes=graph.num_classes
     )
 
 
-def graph_space(graph: Graph) -> Any:
-    """``GraphNet`` on ``graph`` as a nasforge search space."""
-    from nasforge.spaces.module import ModuleSpace
-
-    return ModuleSpace(lambda: GraphNet(graph), name="graph_search:GraphNet")
-
-
 def main(
-    graph: Graph | None = None,
     *,
-    epochs: int = 100,
     trials: int = 24,
     strategy: str = "regularized-evolution",
     oneshot: str = "darts",
@@ -594,28 +593,40 @@ def main(
     seed: int = 0,
     verbose: bool = True,
 ) -> dict[str, Any]:
-    """Search ``GraphNet`` on ``graph`` (default :func:`make_graph`) with ``strategy`` for
-    ``trials`` networks and with the one-shot method ``oneshot`` for ``oneshot_epochs`` epochs,
-    train the baseline that ignores the edges, and print (``verbose``) and return what each
-    found: architecture, validation and test accuracy, and seconds."""
-    from nasforge.evaluators.function import FunctionEvaluator
-
+    """Search ``GraphNet`` on the default graph with ``strategy`` for ``trials`` networks and
+    with the one-shot method ``oneshot`` for ``oneshot_epochs`` epochs, train the baseline
+    that ignores the edges, and print (``verbose``) and return what each found: the
+    architecture, its validation and test accuracy, the trials recorded and the seconds."""
     import nasforge
+    from nasforge.evaluators.function import FunctionEvaluator
+    from nasforge.spaces.module import ModuleSpace
 
-    graph = make_graph(seed=seed) if graph is None else graph
-    space = graph_space(graph)
-    task = NodeTask(graph, epochs=epochs, seed=seed)
-    evaluator = FunctionEvaluator(task, metrics={"valid_acc": "max", "test_acc": "max"})
+    graph = default_graph()
+    space = ModuleSpace(network, name="graph_search:network")
+    evaluator = FunctionEvaluator(
+        "graph_search:evaluate", metrics={"valid_acc": "max", "test_acc": "max"}, space=space
+    )
     out: dict[str, Any] = {}
 
     start = time.perf_counter()
-    baseline = train_nodes(FeaturesOnly(graph), graph, epochs=epochs, seed=seed)
-    out["features-only"] = {**baseline, "seconds": time.perf_counter() - start}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        baseline = FeaturesOnly(graph)
+    out["features only"] = {
+        **train_nodes(baseline, graph, epochs=EPOCHS, seed=seed),
+        "seconds": time.perf_counter() - start,
+    }
 
     start = time.perf_counter()
-    params = {"population_size": max(2, trials // 3), "tournament_size": max(2, trials // 8)}
+    population = max(2, trials // 3)
     study = nasforge.create_study(
-        space=space, strategy=strategy, strategy_params=params, seed=seed, evaluator=evaluator
+        space=space,
+        strategy=strategy,
+        strategy_params={"population_size": population, "tournament_size": max(2, trials // 8)}
+        if strategy == "regularized-evolution"
+        else None,
+        seed=seed,
+        evaluator=evaluator,
     )
     study.optimize(evaluator, n_trials=trials)
     best = study.best_trial
@@ -629,12 +640,12 @@ def main(
     }
 
     start = time.perf_counter()
-    settings = nasforge.oneshot.SupernetSettings(batch_size=len(graph.train) // 2)
+    half = len(graph.train) // 2  # one step per epoch: each step runs the whole graph anyway
     result = nasforge.oneshot.search(
         oneshot,
         node_data(graph),
         space=space,
-        settings=settings,
+        settings=nasforge.oneshot.SupernetSettings(batch_size=half),
         epochs=oneshot_epochs,
         seed=seed,
         evaluator=evaluator,
@@ -662,7 +673,7 @@ def main(
                 f"{found['seconds']:6.1f} s"
             )
             if "arch" in found:
-                line += f"  ({found['trials']} trials)  {found['arch']}"
+                line += f"  {found['trials']} trials, found {found['arch']}"
             print(line)
     return out
 

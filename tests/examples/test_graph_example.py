@@ -199,3 +199,48 @@ def test_the_network_of_one_architecture_is_the_hand_written_one():
     built.eval(), hand.eval()
     nodes = torch.arange(graph.num_nodes)
     torch.testing.assert_close(built(nodes), hand(nodes))
+
+
+# -- the space and its supernet -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_space():
+    from nasforge.spaces.module import ModuleSpace
+
+    graph = gs.make_graph(nodes=60, seed=1)
+    return graph, ModuleSpace(lambda: gs.GraphNet(graph), name="test_graph:small")
+
+
+def test_the_space_has_auto_gnns_decisions_per_layer(small_space):
+    _, space = small_space
+    decisions = {d.name: d.options for d in space.decisions()}
+    assert decisions["attention1"] == tuple(gs.ATTENTIONS) == decisions["attention2"]
+    assert decisions["aggregation1"] == ("sum", "mean", "max") == decisions["aggregation2"]
+    assert decisions["heads1"] == ("1", "2", "4") == decisions["heads2"]
+    assert decisions["hidden1"] == (8, 16, 32)
+    assert decisions["activation1"] == tuple(gs.ACTIVATIONS)
+    arch = space.parse(",".join(f"{k}={v}" for k, v in ARCH.items()))
+    assert space.build(arch).layer1.heads == 2
+
+
+@pytest.mark.parametrize("activation", ["relu", "elu", "linear"])
+def test_the_supernet_on_one_path_is_the_extracted_network_and_one_hot_mixing_agrees(
+    small_space, activation
+):
+    graph, space = small_space
+    values = {**ARCH, "activation1": activation}
+    arch = space.parse(",".join(f"{k}={v}" for k, v in values.items()))
+    torch.manual_seed(0)
+    supernet = space.supernet().eval()
+    path = supernet.path(arch)
+    nodes = torch.arange(graph.num_nodes)
+    with torch.no_grad():
+        one_path = supernet(nodes, index=path)
+        one_hot = [torch.zeros(1, len(g.options)) for g in supernet.groups]
+        for w, row in zip(one_hot, path, strict=True):
+            w[0, row[0]] = 1.0
+        dense = supernet(nodes, weights=one_hot)
+        extracted = supernet.extract(arch).eval()(nodes)
+    torch.testing.assert_close(extracted, one_path)
+    # the dense form runs the widest layers with the unchosen channels masked to zero; the
+    # heads take channels c mod heads, so the masked ones fall evenly out of every head
+    torch.testing.assert_close(dense, one_path, rtol=1e-4, atol=1e-5)
