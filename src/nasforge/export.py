@@ -163,7 +163,7 @@ def record_for_trial(
             source = study.trials[chosen.duplicate_of]
         path = evaluator.checkpoint_path(source.arch, source.fidelity)
         if path is not None and path.is_file() and source.state is TrialState.COMPLETE:
-            return _trained_record(path, source, chosen.number), chosen, None
+            return _trained_record(path, source, chosen.number, study), chosen, None
         if not untrained:
             if chosen.state is not TrialState.COMPLETE:
                 why = f"it is {chosen.state.value} ({chosen.fail_reason or 'no reason recorded'})"
@@ -213,7 +213,7 @@ def _choose_trial(study: Study, number: int | None) -> Trial:
     return trials[number]
 
 
-def _trained_record(path: Path, trial: Trial, number: int) -> ModelRecord:
+def _trained_record(path: Path, trial: Trial, number: int, study: Study) -> ModelRecord:
     from nasforge.train.checkpoint import CheckpointMismatchError, build_model, load_record
 
     record = load_record(path)
@@ -222,10 +222,24 @@ def _trained_record(path: Path, trial: Trial, number: int) -> ModelRecord:
             f"The checkpoint {str(path)!r} holds architecture {record.arch!r} of space "
             f"{record.space!r}, not trial {trial.number}'s {trial.arch.text!r}."
         )
+    record = _as_network(study, record)
     build_model(record)  # the weights must fit the network (names the mismatching keys)
     info = dict(record.info)
     info["trial"] = number
     return replace(record, info=info)
+
+
+def _as_network(study: Study, record: ModelRecord) -> ModelRecord:
+    """``record`` written under the architecture of its network where the study's space
+    names one (``space.network_arch``: the recipe form, whose networks are its base's), the
+    trial's architecture and its recipe (``info["recipe"]``, saved by the evaluator) kept in
+    ``info``: the file then loads without the space's arguments."""
+    network = getattr(study.space, "network_arch", None)
+    if not callable(network):
+        return record
+    arch = network(study.space.parse(record.arch))
+    info = {**record.info, "searched_space": record.space, "searched_arch": record.arch}
+    return replace(record, space=arch.space, arch=arch.text, info=info)
 
 
 def _init_seed(seed: int, trial: Trial) -> int:

@@ -197,3 +197,36 @@ def test_training_evaluator_trains_with_the_architecture_recipe():
     # cosine from lr at step 0: the recipe's learning rate reached the trainer
     assert seen[short.text][0].lr == pytest.approx(0.025)
     assert seen[long.text][0].lr == pytest.approx(0.1)
+
+
+def test_a_network_trained_with_its_found_recipe_is_exported(tmp_path):
+    from nasforge.export import export_trial, load, load_record
+
+    knobs = {"lr": [0.5, 2.0], "epochs": [1, 2], "mixup": [0.0, 0.2]}
+    study = nasforge.create_study(
+        space="nb201+recipe", space_params={"knobs": knobs}, strategy="random", seed=0
+    )
+    ev = evaluators.create(
+        "train",
+        dataset="synthetic",
+        space=study.space,
+        synthetic={"n_train": 48, "n_test": 8, "size": 8},
+        recipe={"epochs": 1, "batch_size": 24, "lr": 0.05},
+        channels=4,
+        cells_per_stage=1,
+        threads=1,
+        hardware=False,
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
+    study.optimize(ev, n_trials=2)
+    best = study.best_trial
+    result = export_trial(study, tmp_path / "best.pt")
+    record = load_record(result.path)
+    assert result.trained and record.space == "nb201"
+    assert record.arch == study.space.network_arch(best.arch).text
+    assert record.info["searched_arch"] == best.arch.text
+    trained_with = study.space.recipe_of(best.arch, ev.recipe)
+    assert Recipe.from_dict(record.info["recipe"]) == trained_with
+    assert type(load(result.path)).__name__ == "NB201Network"  # no knobs needed to load it
+    onnx = export_trial(study, tmp_path / "best.onnx", format="onnx")
+    assert onnx.max_abs_diff is not None and onnx.max_abs_diff < 1e-4

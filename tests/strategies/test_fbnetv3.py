@@ -21,7 +21,7 @@ CONVS = (2, 3)  # nb201's nor_conv_1x1 and nor_conv_3x3
 
 
 def convs(arch: Architecture) -> int:
-    base = SPACE.base_arch(arch) if arch.space == SPACE.name else arch
+    base = SPACE.network_arch(arch) if arch.space == SPACE.name else arch
     return sum(c in CONVS for c in base.choices)
 
 

@@ -247,8 +247,11 @@ class RecipeSpace(SearchSpace):
         }
         return base, values
 
-    def base_arch(self, arch: Architecture) -> Architecture:
-        """The base space's architecture of ``arch`` (its network)."""
+    def network_arch(self, arch: Architecture) -> Architecture:
+        """The architecture of ``arch``'s network in the base space (the same network: the
+        recipe form builds the base network). Strategies count free metrics once per network
+        by it, and ``nasforge export`` writes a trained network under it, so the file loads
+        without the knobs of the space."""
         return self.split(arch)[0]
 
     # -- the recipe --------------------------------------------------------------------------
@@ -355,7 +358,7 @@ class RecipeSpace(SearchSpace):
     # -- networks ----------------------------------------------------------------------------
     def build(self, arch: Architecture, **kwargs: Any) -> nn.Module:
         """The base network of ``arch`` (the recipe says how it is trained, not what it is)."""
-        network: nn.Module = self.base.build(self.base_arch(arch), **kwargs)
+        network: nn.Module = self.base.build(self.network_arch(arch), **kwargs)
         return network
 
     def presets(self) -> Mapping[str, Mapping[str, Any]]:
@@ -366,7 +369,7 @@ class RecipeSpace(SearchSpace):
         costs = getattr(self.base, "costs", None)
         if not callable(costs):
             raise UnsupportedOperationError(f"Space {self.base.name!r} counts no costs.")
-        return costs(self.base_arch(arch), **kwargs)
+        return costs(self.network_arch(arch), **kwargs)
 
     @property
     def default_input(self) -> tuple[int, int] | None:

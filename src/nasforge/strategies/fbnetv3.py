@@ -44,7 +44,7 @@ space decides are factors of the evaluator's (or the fidelity's) epochs, so earl
 keeps the relative lengths of the schedules. Candidates are never proposed twice.
 
 Free metrics are counted once per network: on a space whose architectures name a network
-of a base space (``space.base_arch``, the recipe form), candidates with the same network share
+of a base space (``space.network_arch``, the recipe form), candidates with the same network share
 them.
 """
 
@@ -186,7 +186,7 @@ class FBNetV3(Strategy):
         self.tolerance = float(tolerance)
         self._counts = [len(d.options) for d in space.decisions()]
         self._network: Callable[[Architecture], Architecture] | None = getattr(
-            space, "base_arch", None
+            space, "network_arch", None
         )
         self._free_cache: dict[Architecture, Mapping[str, float]] = {}
         self._codes: dict[Architecture, np.ndarray] = {}
