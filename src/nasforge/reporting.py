@@ -15,7 +15,9 @@ the trial ended::
         return {"valid_acc": acc}
 
 A trial stopped this way is recorded ``STOPPED`` with what it cost so far and the metrics
-it last reported; it has no score, and the strategy is told it like a failed trial.
+it last reported; it has no score, and the strategy is told it like a failed trial. Once
+``should_stop()`` has answered True the trial is recorded STOPPED however the evaluation
+ends (raising :class:`TrialStopped`, or returning).
 
 Nothing here imports torch: the context is plain Python and travels to pool processes and
 Ray workers (it carries where the study is stored, not the storage itself).
@@ -73,9 +75,10 @@ class TrialContext:
         reports: Every report so far, ``{step: {metric: value}}``.
         stopped: Whether :meth:`should_stop` answered True (the evaluation should end).
         max_step: The step at which a full evaluation ends, when the evaluation knows it
-            (e.g. its number of epochs). Evaluators may set it; a trial that ends by raising
-            :class:`TrialStopped` from an evaluator whose cost is not in seconds then costs
-            the full cost times ``last step / max_step``.
+            (e.g. its number of epochs). Evaluators may set it: nothing is stopped at or
+            after it (it would save nothing), and a trial that ends by raising
+            :class:`TrialStopped` from an evaluator whose cost is not in seconds costs the
+            full cost times ``last step / max_step``.
 
     Example:
         >>> from nasforge.architecture import Architecture
@@ -163,6 +166,8 @@ class TrialContext:
         if self._sink is None or not self.reports:
             return False
         step = max(self.reports)
+        if self.max_step is not None and step >= self.max_step:
+            return False  # the evaluation is over: stopping it saves nothing
         self.stopped = bool(self._sink.decide(self.number, step, self.reports))
         return self.stopped
 

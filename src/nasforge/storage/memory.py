@@ -31,12 +31,14 @@ class InMemoryStorage(Storage):
         self._finished: dict[int, int] = {}
         self._reports: dict[int, dict[int, dict[int, dict[str, float]]]] = {}
         self._lock = threading.RLock()
+        self._last_id = 0
 
     def create_study(self, record: StudyRecord) -> StudyRecord:
         check_record(record)
         if record.name in self._studies:
             raise StudyConflictError(f"A study named {record.name!r} already exists in memory.")
-        study_id = len(self._trials) + 1
+        self._last_id += 1  # never an id of a deleted study (its Study objects may live on)
+        study_id = self._last_id
         stored = dataclasses.replace(
             record, study_id=study_id, created_at=datetime.now(timezone.utc)
         )

@@ -131,9 +131,11 @@ def _evaluate(
             seconds = time.perf_counter() - start
             cost = _stopped_cost(evaluator, proposal, context, seconds)
             result = Result(context.last, cost, seconds, stopped=True)
-        metrics = result.metrics if result.metrics or not result.stopped else context.last
+        # once the rule said stop, the trial is STOPPED however the evaluation ended
+        stopped = result.stopped or context.stopped
+        metrics = result.metrics if result.metrics or not stopped else context.last
         reports = {s: dict(v) for s, v in context.reports.items()} or result.reports
-        result = dataclasses.replace(result, metrics=metrics, reports=reports)
+        result = dataclasses.replace(result, metrics=metrics, reports=reports, stopped=stopped)
     if result.seconds:
         return result
     return dataclasses.replace(result, seconds=time.perf_counter() - start)
