@@ -92,7 +92,7 @@ class TabularEvaluator(Evaluator):
                 f"{list(self.benchmark.fidelities)}), got {dict(fidelity)!r}."
             )
         value = fidelity[key]
-        return int(value) if float(value).is_integer() else value  # type: ignore[no-any-return]
+        return int(value) if float(value).is_integer() else value
 
     def evaluate(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> Result:
         epochs = self._epochs(fidelity)
@@ -125,7 +125,7 @@ class TabularEvaluator(Evaluator):
         return out
 
     def spec(self) -> dict[str, Any]:
-        spec = {
+        spec: dict[str, Any] = {
             "name": "tabular",
             "benchmark": self._benchmark_name,
             "dataset": self.dataset,

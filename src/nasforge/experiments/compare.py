@@ -410,7 +410,8 @@ def _run_chunk(task: _Task) -> list[_Run]:
         benchmark_params=task.benchmark_params,
     )
     # one query of the searched table is one query of the budget, whatever it costs to train
-    per_query = evaluator.benchmark.cost(task.dataset, task.fidelity)
+    bench = tabular.create(task.benchmark, **dict(task.benchmark_params or {}))
+    per_query = bench.cost(task.dataset, task.fidelity)
     searched, judged = task.metrics
     out = []
     for seed in task.seeds:

@@ -20,7 +20,7 @@ from nasforge import spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, abbreviate
 from nasforge.spaces.base import Decision, SearchSpace
-from nasforge.tabular.table import load, table_params
+from nasforge.tabular.table_data import load, table_params
 
 __all__ = ["TableSpace"]
 

@@ -3,7 +3,7 @@ or a table of one's own (:func:`from_table`: a CSV or Parquet file, or a DataFra
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasforge.registry import Registry
 from nasforge.tabular.base import MetricInfo, TabularBenchmark, load_table
@@ -34,5 +34,16 @@ def names() -> list[str]:
     return _REGISTRY.names()
 
 
-# after register exists: the table module registers itself as "table" (numpy only at import)
-from nasforge.tabular.table import TableBenchmark, from_table, table_params  # noqa: E402
+if TYPE_CHECKING:
+    from nasforge.tabular.table import TableBenchmark, from_table, table_params
+
+#: Names of :mod:`nasforge.tabular.table` offered here, imported on first use.
+_TABLE = ("TableBenchmark", "from_table", "table_params")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TABLE:
+        from nasforge.tabular import table
+
+        return getattr(table, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

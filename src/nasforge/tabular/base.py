@@ -151,9 +151,7 @@ class TabularBenchmark(ABC):
             return 1.0
         return fidelity / max(self.fidelities)
 
-    def query_cost(
-        self, arch: Architecture, dataset: str, fidelity: int | None = None
-    ) -> float:
+    def query_cost(self, arch: Architecture, dataset: str, fidelity: int | None = None) -> float:
         """What looking ``arch`` up costs, in :attr:`cost_unit`: by default :meth:`cost`, the
         same for every architecture."""
         return self.cost(dataset, fidelity)
