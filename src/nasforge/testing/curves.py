@@ -19,7 +19,10 @@ from nasforge.evaluators.base import Evaluator
 from nasforge.reporting import TrialContext, TrialStopped
 from nasforge.trial import Direction, Result
 
-__all__ = ["CurveEvaluator", "final_accuracy"]
+__all__ = ["EPOCHS", "CurveEvaluator", "final_accuracy", "report_curve"]
+
+#: Epochs of a full made-up training.
+EPOCHS = 9
 
 
 def final_accuracy(arch: Architecture) -> float:
@@ -46,7 +49,7 @@ class CurveEvaluator(Evaluator):
     takes_context = True
     cost_unit = "epochs"
 
-    def __init__(self, epochs: int = 9, *, raise_stop: bool = False) -> None:
+    def __init__(self, epochs: int = EPOCHS, *, raise_stop: bool = False) -> None:
         self.epochs = int(epochs)
         self.raise_stop = bool(raise_stop)
 
@@ -72,3 +75,23 @@ class CurveEvaluator(Evaluator):
                     raise TrialStopped()
                 return Result({"valid_acc": acc}, cost=float(epoch), stopped=True)
         return Result({"valid_acc": acc}, cost=float(self.epochs))
+
+    def expected_cost(
+        self, arch: Architecture, fidelity: Mapping[str, Any] | None = None
+    ) -> float | None:
+        return float(self.epochs)
+
+
+def report_curve(arch: Architecture, context: TrialContext) -> dict[str, float]:
+    """The made-up training as a user's function for the ``function`` evaluator
+    (``fn="nasforge.testing.curves:report_curve"``, ``pass_model=False``): reports
+    ``valid_acc`` per epoch and raises :class:`TrialStopped` when the rule says so."""
+    context.max_step = EPOCHS  # no stopping at the end: it would save nothing
+    final = final_accuracy(arch)
+    acc = math.nan
+    for epoch in range(1, EPOCHS + 1):
+        acc = final * (1.0 - 0.5**epoch)
+        context.report(acc, step=epoch)
+        if context.should_stop():
+            raise TrialStopped()
+    return {"valid_acc": acc}
