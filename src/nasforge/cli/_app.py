@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from nasforge.cli._common import echo_error
+from nasforge.cli._common import echo_error, user_modules
 
 __all__ = ["app", "command"]
 
@@ -111,6 +111,7 @@ def _root(
     ] = False,
 ) -> None:
     """Neural architecture search: run, compare and inspect searches."""
+    user_modules()  # --space my_space:fn names my_space.py in the current folder
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
@@ -244,6 +246,16 @@ def abbreviate(text: str, limit: int = 80) -> str:
         return shown
     half = (limit - 3) // 2
     return f"{shown[:half]}...{shown[-half:]}"
+
+
+def user_modules() -> None:
+    """Let the user's own modules in the current folder import, as ``python -m`` does: a
+    ``--space my_space:make_model`` (or another ``module:attribute`` a command is given) names
+    ``my_space.py`` there. The folder is put first on ``sys.path`` once (where ``sys.path``
+    holds ``""``, the current folder is there already)."""
+    folder = os.getcwd()
+    if "" not in sys.path and folder not in sys.path:
+        sys.path.insert(0, folder)
 
 
 def given_path(option: str, text: str, what: str) -> Path:

@@ -25,7 +25,7 @@ from nasforge.spaces.base import SearchSpace
 from nasforge.stopping.base import StoppingRule
 from nasforge.storage import MAX_SEED, Storage, StudyRecord, check_study_name, get_storage
 from nasforge.strategies.base import Strategy, check_params
-from nasforge.study._specs import space_spec, strategy_spec, unrecordable
+from nasforge.study._specs import check_resumable, space_spec, strategy_spec, unrecordable
 from nasforge.study._study import Study
 from nasforge.study._support import (
     _with_objective_count,
@@ -181,7 +181,9 @@ def create_study(
         space: Registry name of the search space (see ``nasforge.spaces.names()``), or a
             :class:`~nasforge.spaces.SearchSpace` of a registered class (``space_params``
             then say how it was built). ``None``: the strategy object's space, else
-            ``"nb201"``.
+            ``"nb201"``. A space of your own: its import path (``"my_space:make_model"``),
+            or the space object or define-by-run function itself (a persistent storage needs
+            one it can import by name in another process).
         strategy: Registry name of the strategy (see ``nasforge.strategies.names()``), or a
             :class:`~nasforge.strategies.Strategy` of a registered class built with an
             integer seed on the study's space. The study records its registry name, seed and
@@ -304,6 +306,8 @@ def create_study(
         check_evaluator(evaluator, space, parsed, parsed_constraints)
         spec = evaluator.spec()
     store = get_storage(storage)
+    if store.persistent:
+        check_resumable(space, space_obj)
     bad = unrecordable(params) if store.persistent else []
     if bad:
         kinds = ", ".join(f"{k}: {type(params[k]).__name__}" for k in bad)

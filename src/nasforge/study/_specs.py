@@ -17,10 +17,11 @@ import numpy as np
 
 from nasforge import spaces, strategies
 from nasforge.errors import InvalidConfigError
+from nasforge.spaces import _user
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy
 
-__all__ = ["space_spec", "strategy_spec", "unrecordable"]
+__all__ = ["check_resumable", "space_spec", "strategy_spec", "unrecordable"]
 
 
 def space_spec(
@@ -30,19 +31,38 @@ def space_spec(
 ) -> tuple[str, dict[str, Any], SearchSpace]:
     """The registry name and parameters of the study's space, and the space built from them.
 
-    ``space`` may be a name, a :class:`SearchSpace` (``space_params`` then say how it was
-    built, ``{}`` by default), or ``None``: the strategy object's space, else ``"nb201"``.
+    ``space`` may be a name (a registry name or a user's ``"package.module:attribute"``), a
+    :class:`SearchSpace` (``space_params`` then say how it was built, ``{}`` by default), a
+    user's define-by-run function or model class (made a space as
+    ``nasforge.spaces.from_function``/``from_module`` do), or ``None``: the strategy object's
+    space, else ``"nb201"``.
     """
     params = dict(space_params or {})
     if space is None:
         space = strategy.space if isinstance(strategy, Strategy) else "nb201"
     if isinstance(space, str):
         return space, params, spaces.create(space, **params)
+    if not isinstance(space, SearchSpace) and callable(space):
+        space = _user.from_object(space)
     if not isinstance(space, SearchSpace):
         raise InvalidConfigError(
-            f"space must be a registry name (one of {spaces.names()}) or a SearchSpace, got "
+            f"space must be a registry name (one of {spaces.names()}), a user's "
+            "'package.module:attribute', a SearchSpace or a define-by-run function, got "
             f"{type(space).__name__}."
         )
+    if _is_users(space.name):
+        if params:
+            raise InvalidConfigError(
+                f"space_params are for a space given by name; the space object {space.name!r} "
+                "is recorded as it is. Build it with those settings."
+            )
+        if not space.name.strip():
+            raise InvalidConfigError(
+                f"The space object {type(space).__name__} has no name to be recorded by; give "
+                "it one ('package.module:attribute' for a study that resumes elsewhere)."
+            )
+        _user.remember(space)  # a user's space: the study finds it by its name
+        return space.name, {}, space
     built = spaces.create(space.name, **params) if space.name in spaces.names() else None
     if built is None or type(built) is not type(space):
         raise InvalidConfigError(
@@ -108,7 +128,11 @@ def strategy_spec(
     if (
         type(theirs) is not type(space)
         or theirs.name != space.name
-        or not _same_state(theirs, space)
+        or not (
+            _user.same_space(theirs, space)
+            if _user.is_user_name(space.name)
+            else _same_state(theirs, space)
+        )
     ):
         raise InvalidConfigError(
             f"The {label} object searches space {theirs.name!r} ({type(theirs).__name__}), but "
@@ -117,6 +141,34 @@ def strategy_spec(
             "the study's space, or leave space out to use the strategy's."
         )
     return name, strategy.params(), int(own)
+
+
+def _is_users(name: object) -> bool:
+    """Whether a space object of this name is a user's (not a registered space or form)."""
+    if not isinstance(name, str) or name in spaces.names():
+        return False
+    return ":" in name or "+" not in name
+
+
+def check_resumable(name: str, space: SearchSpace) -> None:
+    """Refuse a user's space that a persistent storage could not rebuild by its name in
+    another process (a lambda, a function defined inside another one, a name that does not
+    import it); registered spaces always can.
+
+    Raises:
+        InvalidConfigError: The space cannot be rebuilt by name (why, and how to fix it).
+    """
+    if name in spaces.names() or not _user.is_user_name(name):
+        return
+    problem = _user.unrebuildable(space)
+    if problem is not None:
+        raise InvalidConfigError(
+            f"Search space {name!r} cannot be recorded in a persistent storage: {problem}. A "
+            "stored study rebuilds its space by name in every process that resumes it "
+            "(load_study, nasforge worker); define the function or class at the top level of a "
+            "module on the import path and pass it (nasforge.spaces.from_function(fn)) or its "
+            "name 'module:attribute', or keep the study in memory (storage=None)."
+        )
 
 
 def unrecordable(params: Mapping[str, Any]) -> list[str]:
