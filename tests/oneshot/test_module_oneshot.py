@@ -161,3 +161,11 @@ def test_pc_darts_on_candidates_tied_to_the_width_names_the_choice(data: Any) ->
             device="cpu",
             threads=1,
         )
+
+
+@pytest.mark.parametrize("method", oneshot.names())
+def test_every_method_runs_or_refuses_the_user_model_cleanly(method: str) -> None:
+    from nasforge.testing.models import check_oneshot
+
+    params = {"population": 4, "generations": 1} if method == "spos" else None
+    check_oneshot(method, f"{__name__}:Net", params=params)

@@ -85,6 +85,12 @@ def test_decisions_in_creation_order(space: ModuleSpace) -> None:
     assert space.size == 48
 
 
+def test_the_space_contract_holds(space: ModuleSpace) -> None:
+    from nasforge.testing.contracts import check_space
+
+    check_space(space)
+
+
 def test_text_round_trips_and_bad_text_is_named(space: ModuleSpace) -> None:
     rng = np.random.default_rng(0)
     for _ in range(10):
