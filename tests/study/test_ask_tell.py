@@ -234,7 +234,7 @@ def test_tell_refuses_unknown_told_and_foreign_trials():
         study.tell(trial, {"valid_ac": 93.0})
     with pytest.raises(InvalidConfigError, match="2 value"):
         study.tell(trial, [1.0, 2.0])
-    with pytest.raises(InvalidConfigError, match="COMPLETE or FAILED"):
+    with pytest.raises(InvalidConfigError, match="COMPLETE, FAILED or STOPPED"):
         study.tell(trial, {"valid_acc": 1.0}, state=TrialState.RUNNING)
     with pytest.raises(InvalidConfigError, match="needs the metrics"):
         study.tell(trial)
