@@ -244,3 +244,58 @@ def test_the_supernet_on_one_path_is_the_extracted_network_and_one_hot_mixing_ag
     # the dense form runs the widest layers with the unchosen channels masked to zero; the
     # heads take channels c mod heads, so the masked ones fall evenly out of every head
     torch.testing.assert_close(dense, one_path, rtol=1e-4, atol=1e-5)
+
+
+# -- the searches ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def searched():
+    return gs.main(trials=4, oneshot_epochs=2, threads=1, verbose=False)
+
+
+def test_black_box_search_records_its_trials_and_beats_the_network_that_ignores_the_edges(
+    searched,
+):
+    from nasforge.trial import TrialState
+
+    study = searched["regularized-evolution"]["study"]
+    assert len(study.trials) == 4
+    assert all(t.state is TrialState.COMPLETE for t in study.trials)
+    assert all({"valid_acc", "test_acc", "params"} <= set(t.metrics) for t in study.trials)
+    assert len({t.arch for t in study.trials}) > 1
+    baseline = searched["features only"]["test_acc"]
+    assert baseline < 65.0  # the features alone are too noisy...
+    assert searched["regularized-evolution"]["test_acc"] > baseline + 15.0  # ...the edges help
+    # both named by import path, so the study's record rebuilds them in another process
+    record = study.record
+    assert record.space == "graph_search:network"
+    assert record.evaluator["fn"] == "graph_search:evaluate"
+
+
+def test_darts_records_the_architecture_it_derives_each_epoch(searched):
+    found = searched["darts"]
+    study = found["study"]
+    assert [t.metrics["epoch"] for t in study.trials] == [0.0, 1.0]
+    assert str(study.trials[-1].arch) == found["arch"]
+    assert all(0.0 <= t.metrics["valid_acc"] <= 100.0 for t in study.trials)
+    assert all(t.arch.space == "graph_search:network" for t in study.trials)
+
+
+def test_spos_trains_the_supernet_one_path_at_a_time_and_evolves_on_it():
+    import nasforge
+
+    space = nasforge.spaces.create("graph_search:network")
+    evaluator = nasforge.evaluators.create("function", fn="graph_search:evaluate")
+    result = nasforge.oneshot.search(
+        "spos",
+        gs.node_data(gs.default_graph()),
+        space=space,
+        params={"population": 6, "generations": 2, "top_k": 3},
+        settings=nasforge.oneshot.SupernetSettings(batch_size=gs.ONESHOT_BATCH),
+        epochs=2,
+        evaluator=evaluator,
+        device="cpu",
+        threads=1,
+    )
+    assert len(result.study.trials) == 2
+    assert result.arch == result.study.trials[-1].arch
+    assert result.study.trials[-1].metrics["valid_acc"] > 100.0 / 3  # better than chance
