@@ -28,6 +28,9 @@ class TabularEvaluator(Evaluator):
         benchmark_params: Keyword arguments of the benchmark (a table of one's own:
             ``benchmark="table"`` with its path and columns, see
             :func:`nasforge.tabular.from_table`).
+        charge_queries: Charge each look-up one query (a lower fidelity its share) even where
+            the benchmark records what each architecture cost in seconds (the comparison
+            harness counts queries).
 
     A proposal may ask for another fidelity with ``{"epochs": 12}`` (the benchmark's
     ``fidelity_key``); its cost is then ``12 / 200`` of a full query (``cost_unit`` is
@@ -51,11 +54,13 @@ class TabularEvaluator(Evaluator):
         metrics: Sequence[str] | None = None,
         fidelity: int | None = None,
         benchmark_params: Mapping[str, Any] | None = None,
+        charge_queries: bool = False,
     ) -> None:
         self._benchmark_params = dict(benchmark_params or {})
         self.benchmark = tabular.create(benchmark, **self._benchmark_params)
         self.space = self.benchmark.space
-        self.cost_unit = self.benchmark.cost_unit
+        self.charge_queries = bool(charge_queries)
+        self.cost_unit = "queries" if charge_queries else self.benchmark.cost_unit
         catalogue = self.benchmark.metrics(dataset, fidelity)  # validates dataset and fidelity
         self.dataset = dataset.lower()
         self.fidelity = fidelity
@@ -104,10 +109,15 @@ class TabularEvaluator(Evaluator):
                 value = self.benchmark.query(arch, self.dataset, name, epochs)
                 if not math.isnan(value):
                     values[name] = value
-        return Result(values, cost=self.benchmark.query_cost(arch, self.dataset, epochs))
+        return Result(values, cost=self._cost(arch, epochs))
 
     def expected_cost(self, arch: Architecture, fidelity: Mapping[str, Any] | None = None) -> float:
-        return self.benchmark.query_cost(arch, self.dataset, self._epochs(fidelity))
+        return self._cost(arch, self._epochs(fidelity))
+
+    def _cost(self, arch: Architecture, epochs: int | None) -> float:
+        if self.charge_queries:
+            return self.benchmark.cost(self.dataset, epochs)
+        return self.benchmark.query_cost(arch, self.dataset, epochs)
 
     @property
     def free_metric_names(self) -> tuple[str, ...]:
@@ -134,6 +144,8 @@ class TabularEvaluator(Evaluator):
         }
         if self._benchmark_params:
             spec["benchmark_params"] = dict(self._benchmark_params)
+        if self.charge_queries:
+            spec["charge_queries"] = True
         return spec
 
     def __repr__(self) -> str:

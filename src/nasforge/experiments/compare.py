@@ -288,6 +288,7 @@ def run_comparison(
             metrics=list(dict.fromkeys(pair)),
             fidelity=fidelity,
             benchmark_params=bench_params,
+            charge_queries=True,
         )
         canonical = str(getattr(evaluator, "dataset", dataset))
         resolved.append(canonical)
@@ -408,6 +409,7 @@ def _run_chunk(task: _Task) -> list[_Run]:
         metrics=list(dict.fromkeys(task.metrics)),
         fidelity=task.fidelity,
         benchmark_params=task.benchmark_params,
+        charge_queries=True,
     )
     # one query of the searched table is one query of the budget, whatever it costs to train
     bench = tabular.create(task.benchmark, **dict(task.benchmark_params or {}))
@@ -458,8 +460,8 @@ def _run_chunk(task: _Task) -> list[_Run]:
 def _benchmark(
     name: str, params: Mapping[str, Any] | None, metrics: Sequence[str] | None
 ) -> tuple[Any, dict[str, Any], tuple[str, str]]:
-    """The benchmark compared on (counting queries: a table's cost column is left out), the
-    parameters that build it, and the (searched, judged) metrics, both maximised.
+    """The benchmark compared on, the parameters that build it, and the (searched, judged)
+    metrics, both maximised.
 
     Raises:
         InvalidConfigError: ``metrics`` is not two names, or names a minimised metric.
@@ -469,9 +471,6 @@ def _benchmark(
 
     built = dict(params or {})
     bench = tabular.create(name, **built)
-    if bench.cost_unit != "queries" and "cost" in built:
-        built = {key: value for key, value in built.items() if key != "cost"}
-        bench = tabular.create(name, **built)
     pair = tuple(_METRICS if metrics is None else (str(m) for m in metrics))
     if len(pair) != 2:
         raise InvalidConfigError(

@@ -7,6 +7,7 @@ benchmark built on it are in :mod:`nasforge.tabular.table` and :mod:`nasforge.sp
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from nasforge.spaces.base import Decision
 from nasforge.trial import Direction
 
 __all__ = ["DEFAULT_DATASET", "EXAMPLE_TABLE", "SUFFIXES", "TableData", "load", "table_params"]
+
+logger = logging.getLogger(__name__)
 
 #: The file types read, by suffix.
 SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
@@ -310,6 +313,15 @@ def _parse(frame: Any, settings: Mapping[str, Any], source: str) -> TableData:
     if arch_columns is None:
         excluded = set(metrics) | side | ({special["cost"]} if "cost" in special else set())
         arch_columns = [c for c in columns if c not in excluded]
+        measured = [c for c in arch_columns if pd.api.types.is_float_dtype(frame[c])]
+        if measured:
+            logger.warning(
+                "Column(s) %s of the table %s are taken as architecture columns (they are not "
+                "among the metrics) but hold decimal numbers; if they are measurements, name "
+                "them in metrics=, cost= or free=, or give arch_columns=.",
+                measured,
+                source,
+            )
     both = sorted(set(arch_columns) & (set(metrics) | side))
     if both:
         raise InvalidConfigError(
