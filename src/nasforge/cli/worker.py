@@ -59,6 +59,13 @@ def worker(
             show_default=True,
         ),
     ] = "tabular",
+    fn: Annotated[
+        str | None,
+        _create_option(
+            "The function of --evaluator function, package.module:function: fn(model, context) "
+            "-> metrics (recorded with the study; every worker imports it)."
+        ),
+    ] = None,
     evaluator_param: Annotated[
         list[str] | None,
         typer.Option(
@@ -168,9 +175,10 @@ def worker(
             check_worker_limits(trials, budget, heartbeat_grace, prefix="--")
             create = None
             if strategy is not None:
-                from nasforge.evaluators.options import evaluator_from_options
+                from nasforge.evaluators.options import evaluator_from_options, function_params
 
                 params = common.parse_params(evaluator_param or [], option="--evaluator-param")
+                params = function_params(evaluator, fn, params)
                 if evaluator == "tabular":
                     params = {"benchmark": benchmark, **params}
                 create = {

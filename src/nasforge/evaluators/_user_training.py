@@ -221,11 +221,12 @@ class UserTraining:
 
     def build_kwargs(self, ev: TrainingEvaluator, setting: Setting | None) -> dict[str, Any]:
         """``space.build`` keywords: the preset's width and depth; ``num_classes`` where the
-        space's ``build`` names it."""
+        space's ``build`` names it or takes any keyword (a model space passes it to a model
+        that names it)."""
         channels = ev.channels if setting is None else setting.channels
         depth = ev.depth if setting is None else setting.depth
         kwargs = ev._build_kwargs(channels, depth, None, self.data.num_classes or 1)
-        if "num_classes" not in ev._preset.build_params or self.data.num_classes is None:
+        if self.data.num_classes is None or not _takes(ev._space.build, "num_classes"):
             kwargs.pop("num_classes")
         return kwargs
 
@@ -329,3 +330,14 @@ def _is_data(value: Any) -> bool:
     from nasforge.train.user_data import UserData
 
     return isinstance(value, (Dataset, DataLoader, UserData, tuple, list))
+
+
+def _takes(function: Callable[..., Any], keyword: str) -> bool:
+    """Whether ``function`` accepts the keyword ``keyword``."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in parameters)

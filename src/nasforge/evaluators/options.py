@@ -5,7 +5,8 @@ space, the space's preset ``preset`` (``--preset reduced``), other settings of i
 ``build`` (``--build width_mult=0.5``) and the recipe's fields one by one;
 :func:`training_evaluator` turns those options into the training evaluator's keyword arguments
 (the space's own depth keyword, a recipe with the changes applied) and checks what only makes
-sense together (data and dataset).
+sense together (data and dataset). :func:`function_params` adds ``--fn package.module:function``
+to the keywords of the ``function`` evaluator (your own training function).
 
 Example:
     >>> ev = training_evaluator(space="nb201", dataset="synthetic", seed=0, epochs=1,
@@ -30,7 +31,13 @@ if TYPE_CHECKING:
     from nasforge.evaluators.base import Evaluator
     from nasforge.spaces.base import SearchSpace
 
-__all__ = ["RECIPE_OPTIONS", "evaluator_from_options", "scale_keys", "training_evaluator"]
+__all__ = [
+    "RECIPE_OPTIONS",
+    "evaluator_from_options",
+    "function_params",
+    "scale_keys",
+    "training_evaluator",
+]
 
 #: Recipe changes by option name: the option, then the :class:`~nasforge.train.Recipe` field.
 RECIPE_OPTIONS: Mapping[str, str] = {
@@ -91,6 +98,46 @@ def evaluator_from_options(
             f"The evaluator {name!r} takes no parameter(s) {unknown}; it takes {known}."
         )
     return evaluators.create(name, **kwargs)
+
+
+def function_params(
+    evaluator: str, fn: str | None, params: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The keywords of evaluator ``evaluator`` with ``--fn`` added: the import path of the
+    ``function`` evaluator's function (recorded with the study, so that every worker imports
+    it). Its ``metrics`` may be given as text, ``"valid_acc:max,latency_ms:min"``.
+
+    Example:
+        >>> function_params("function", "mypkg.train:score", {"metrics": "loss:min"})
+        {'fn': 'mypkg.train:score', 'metrics': {'loss': 'min'}}
+
+    Raises:
+        InvalidConfigError: ``--fn`` with another evaluator, or ``function`` without one.
+    """
+    out = dict(params or {})
+    if evaluator != "function":
+        if fn is not None:
+            raise InvalidConfigError(
+                f"--fn names the function of --evaluator function, not of --evaluator "
+                f"{evaluator}; add --evaluator function."
+            )
+        return out
+    if fn is not None:
+        if "fn" in out:
+            raise InvalidConfigError("Give the function once: --fn or --evaluator-param fn=.")
+        out = {"fn": fn, **out}
+    if "fn" not in out:
+        raise InvalidConfigError(
+            "--evaluator function needs --fn package.module:function, a function "
+            "fn(model, context) -> metrics importable by every worker."
+        )
+    metrics = out.get("metrics")
+    if isinstance(metrics, str):
+        pairs = [item.strip().rpartition(":") for item in metrics.split(",") if item.strip()]
+        out["metrics"] = {
+            name or direction: direction if name else "max" for name, _, direction in pairs
+        }
+    return out
 
 
 def training_evaluator(

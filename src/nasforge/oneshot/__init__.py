@@ -101,7 +101,7 @@ def names() -> list[str]:
 
 def search(
     method: str,
-    data: DataSplits,
+    data: DataSplits | Any,
     *,
     space: str | SearchSpace = "nb201",
     params: Mapping[str, Any] | None = None,
@@ -134,7 +134,12 @@ def search(
     Args:
         method: Registry name (:func:`names`).
         data: The images (``nasforge.train.load_cifar10(path)``, or ``SyntheticImages``):
-            the training images are split in halves, weights and architecture.
+            the training images are split in halves, weights and architecture. Or your own
+            classification data: a :class:`~nasforge.train.UserData`, a ``Dataset`` or
+            ``DataLoader`` of ``(input, target)`` items, or ``(inputs, targets)`` tensors, of
+            any input shape; its training items are split in halves and used as they are
+            (no augmentation, no normalisation, no resizing: ``settings.resolution`` must be
+            ``None``).
         space: A space with a supernet (its name or the object; :func:`supernet_spaces`).
         params: Hyperparameters of the method (``{"order": 2}`` for second-order DARTS).
         settings: Supernet shape and data (default :meth:`SupernetSettings.standard`; a CPU
@@ -142,7 +147,10 @@ def search(
         epochs: Supernet training epochs (default the method's published protocol).
         seed: Seed of every random draw (weights, batches, augmentation, sampling).
         evaluator: Scores derived architectures (default: the bundled table of the space on
-            the data's dataset; the DARTS space has none, pass e.g. the ``train`` evaluator).
+            the data's dataset; the DARTS space has none, pass e.g. the ``train`` evaluator;
+            on your own data, each derived network trained for 10 epochs with the space's
+            recipe on its training items and measured on its validation items, ``valid_acc``,
+            a repeated architecture answered from a cache).
         storage: ``None`` (memory), a URL (``"sqlite:///runs.db"``) or a storage.
         study_name: Name of the study; an existing study of that name with the same settings
             is continued.

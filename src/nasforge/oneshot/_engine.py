@@ -18,11 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge import evaluators, tabular
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, StudyConflictError, UnsupportedOperationError
 from nasforge.evaluators.base import Evaluator
-from nasforge.oneshot._data import SearchData
+from nasforge.oneshot._data import SearchData, default_evaluator, make_search_data, read_data
 from nasforge.oneshot.base import (
     NonFiniteLossError,
     OneShotMethod,
@@ -290,18 +289,6 @@ def open_study(
     return Study(store.create_study(record), store), False
 
 
-def default_evaluator(space: str, data: DataSplits) -> Evaluator:
-    """The bundled table of ``space`` on the data's dataset (CIFAR-10 for other data)."""
-    if space not in tabular.names():
-        raise InvalidConfigError(
-            f"Space {space!r} has no bundled table to look derived architectures up in; pass "
-            "an evaluator, e.g. nasforge.evaluators.create('train', space="
-            f"{space!r}, data=PATH) (or --evaluator train on the command line)."
-        )
-    dataset = data.name if data.name in ("cifar10", "cifar100") else "cifar10"
-    return evaluators.create("tabular", benchmark=space, dataset=dataset)
-
-
 # -- checkpoints -------------------------------------------------------------------------------
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` atomically (a partial file never has the final name)."""
@@ -358,7 +345,7 @@ class OneShotResult:
 def search(
     method: OneShotMethod,
     method_name: str,
-    data: DataSplits,
+    data: DataSplits | Any,
     *,
     space: str | SearchSpace = "nb201",
     settings: SupernetSettings | None = None,
@@ -390,8 +377,9 @@ def search(
         raise InvalidConfigError(f"epochs must be a positive integer, got {epochs!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidConfigError(f"seed must be a non-negative integer, got {seed!r}.")
-    search_data = SearchData.from_splits(data, settings, seed)
-    evaluator = evaluator or default_evaluator(space, data)
+    data = read_data(data)  # images as they are; a user's data read into tensors once
+    search_data = make_search_data(data, settings, seed)
+    evaluator = evaluator or default_evaluator(found, data, settings, threads)
     params = {**method.params(), "epochs": epochs, **settings.to_dict()}
     target = select_device(device)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
