@@ -1,0 +1,232 @@
+"""Early stopping of a user's own training function, run by ``nasforge worker`` processes on
+SQLite and on Ray: the cost saved against full training, and whether the best architecture
+found is the same.
+
+The user's side lives in ``benchmarks/_byo_train.py``: a plain ``torch.utils.data.Dataset``
+(a CIFAR-10 subset from /work/shared/data, or synthetic images when it is absent) and a
+training function ``train(arch, context)`` that trains the NAS-Bench-201 network of an
+architecture for a few epochs and reports its validation accuracy after each one. The
+``function`` evaluator calls it by import path, so every worker process (and every Ray
+worker) imports it itself.
+
+For each executor -- two ``nasforge worker`` processes sharing one SQLite study, and one
+``nasforge worker --executor ray --workers 2`` -- the same study (random search, same seed,
+same trials: random proposals do not depend on results) runs once without a stopping rule
+(full training) and once per rule (``asha``: rungs 1, 3, ... epochs, eta 3; ``median``:
+Vizier's median rule after 3 completed trials, from epoch 2; by default asha and median on
+SQLite, asha on Ray, ``--rules`` and ``--ray-rules`` choose). Figures: total training
+cost (seconds of the evaluations, and epochs trained), the saving against full training,
+the trials stopped, the best architecture and its accuracy, whether it is the best of full
+training and, if not, its rank there.
+
+Full run (about 12-15 minutes on two busy cores; one thread per worker):
+
+    nice python benchmarks/early_stopping.py --out /work/ref/issue22/early_stopping
+
+Smoke run (about two minutes):
+
+    python benchmarks/early_stopping.py --smoke --out /tmp/early_stopping_smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CIFAR = Path("/work/shared/data/cifar10/cifar10-jpeg.tar.gz")
+
+
+def make_data(path: Path, n_train: int, n_valid: int, resolution: int, seed: int) -> str:
+    """Write the user's data: a CIFAR-10 subset at ``resolution`` px, or synthetic images."""
+    import torch
+
+    torch.set_num_threads(1)
+    if CIFAR.exists():
+        from nasforge.train import load_cifar10
+
+        data = load_cifar10(CIFAR)
+        order = torch.randperm(
+            len(data.train.labels), generator=torch.Generator().manual_seed(seed)
+        )
+        mean = torch.tensor(data.mean).view(1, 3, 1, 1)
+        std = torch.tensor(data.std).view(1, 3, 1, 1)
+
+        def take(index: Any) -> tuple[Any, Any]:
+            x = data.train.images[index].float() / 255
+            x = torch.nn.functional.interpolate(
+                x, size=resolution, mode="bilinear", antialias=True, align_corners=False
+            )
+            return ((x - mean) / std).contiguous(), data.train.labels[index].clone()
+
+        train_x, train_y = take(order[:n_train])
+        valid_x, valid_y = take(order[n_train : n_train + n_valid])
+        source = f"CIFAR-10 subset ({CIFAR})"
+    else:
+        print(f"no CIFAR-10 at {CIFAR}: synthetic images instead", flush=True)
+        gen = torch.Generator().manual_seed(seed)
+        centres = torch.randn(10, 3, resolution, resolution, generator=gen)
+
+        def draw(n: int) -> tuple[Any, Any]:
+            y = torch.randint(0, 10, (n,), generator=gen)
+            return centres[y] + 1.5 * torch.randn(n, 3, resolution, resolution, generator=gen), y
+
+        (train_x, train_y), (valid_x, valid_y) = draw(n_train), draw(n_valid)
+        source = "synthetic (10 Gaussian classes)"
+    torch.save(
+        {"train_x": train_x, "train_y": train_y, "valid_x": valid_x, "valid_y": valid_y}, path
+    )
+    return source
+
+
+def run_workers(
+    url: str,
+    name: str,
+    rule: str,
+    params: dict[str, Any],
+    args: Any,
+    env: dict[str, str],
+) -> float:
+    """Run the study with ``nasforge worker``: two processes (sqlite) or one on Ray with two
+    slots; the wall time in seconds."""
+    command = [
+        sys.executable, "-m", "nasforge", "worker", "--storage", url, "--study", name,
+        "--strategy", "random", "--seed", str(args.seed), "--space", "nb201",
+        "--evaluator", "function", "--evaluator-param", "fn=_byo_train:train",
+        "--evaluator-param", "pass_model=false", "--trials", str(args.trials), "--quiet",
+    ]  # fmt: skip
+    if rule != "none":
+        command += ["--stopping", rule]
+        for key, value in params.items():
+            command += ["--stopping-param", f"{key}={value}"]
+    started = time.perf_counter()
+    quiet = {"env": env, "stdout": subprocess.DEVNULL}
+    if name.startswith("sqlite"):
+        procs = [subprocess.Popen(command, **quiet) for _ in range(2)]  # type: ignore[call-overload]
+    else:
+        ray = ["--executor", "ray", "--workers", "2", "--cpus-per-trial", "1"]
+        procs = [subprocess.Popen(command + ray, **quiet)]  # type: ignore[call-overload]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"{name}: a worker failed (exit codes {codes})")
+    return time.perf_counter() - started
+
+
+def summarise(url: str, name: str) -> dict[str, Any]:
+    """Cost, epochs, states and the best trial of a finished study."""
+    import nasforge
+    from nasforge.trial import TrialState
+
+    study = nasforge.load_study(name, url, read_only=True)
+    assert study.record.study_id is not None
+    reports = study.storage.get_reports(study.record.study_id)
+    epochs = {n: max(steps) for n, steps in reports.items()}
+    best = study.best_trial
+    finals = {
+        t.arch.text: t.metrics["valid_acc"] for t in study.trials if t.state is TrialState.COMPLETE
+    }
+    out = {
+        "study": name,
+        "trials": len(study.trials),
+        "stopped": sum(t.state is TrialState.STOPPED for t in study.trials),
+        "complete": sum(t.state is TrialState.COMPLETE for t in study.trials),
+        "seconds": round(study.spent, 2),
+        "epochs": int(sum(epochs.values())),
+        "best_arch": best.arch.text,
+        "best_acc": best.metrics["valid_acc"],
+        "finals": finals,
+        "stopped_at": sorted(
+            epochs[t.number] for t in study.trials if t.state is TrialState.STOPPED
+        ),
+    }
+    study.storage.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="early_stopping_out", help="folder of results.json")
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=6, help="epochs of full training")
+    parser.add_argument("--train-images", type=int, default=1000)
+    parser.add_argument("--valid-images", type=int, default=500)
+    parser.add_argument("--resolution", type=int, default=16)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--rules", default="asha,median", help="rules run on SQLite")
+    parser.add_argument("--ray-rules", default="asha", help="rules run on Ray")
+    parser.add_argument("--executors", default="sqlite,ray")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="4 trials, 2 epochs, 200 images")
+    args = parser.parse_args()
+    if args.smoke:
+        args.trials, args.epochs, args.train_images, args.valid_images = 4, 3, 200, 100
+        args.rules = args.ray_rules = "asha"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_path = out / "byo_data.pt"
+    source = make_data(data_path, args.train_images, args.valid_images, args.resolution, args.seed)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
+        "BYO_DATA": str(data_path.resolve()),
+        "BYO_EPOCHS": str(args.epochs),
+        "BYO_CHANNELS": str(args.channels),
+        "OMP_NUM_THREADS": "1",
+    }
+    params = {
+        "asha": {"min_step": 1, "eta": 3, "max_step": args.epochs},
+        "median": {"min_trials": 3, "warmup_steps": 2},
+        "successive-halving": {"min_step": 1, "eta": 3, "max_step": args.epochs},
+        "hyperband": {"min_step": 1, "max_step": args.epochs, "eta": 3},
+    }
+    db = out / "studies.db"
+    if db.exists():
+        db.unlink()  # a fresh record: the figures are this run's
+    url = f"sqlite:///{db.resolve()}"
+    rows: list[dict[str, Any]] = []
+    for executor in args.executors.split(","):
+        full: dict[str, Any] | None = None
+        rules = args.rules if executor == "sqlite" else args.ray_rules
+        for rule in ["none", *rules.split(",")]:
+            name = f"{executor}-{rule}"
+            wall = run_workers(url, name, rule, params.get(rule, {}), args, env)
+            row = {"executor": executor, "rule": rule, "wall_s": round(wall, 1)}
+            row |= summarise(url, name)
+            if full is None:
+                full = row
+            else:
+                ranked = sorted(full["finals"].items(), key=lambda kv: -kv[1])
+                rank = [a for a, _ in ranked].index(row["best_arch"]) + 1
+                row["seconds_saved_pct"] = round(100 * (1 - row["seconds"] / full["seconds"]), 1)
+                row["epochs_saved_pct"] = round(100 * (1 - row["epochs"] / full["epochs"]), 1)
+                row["same_best"] = row["best_arch"] == full["best_arch"]
+                row["best_rank_in_full"] = rank
+                row["best_full_acc"] = full["finals"][row["best_arch"]]
+            rows.append(row)
+            saved = (
+                f", saved {row['seconds_saved_pct']}% s / {row['epochs_saved_pct']}% epochs, "
+                f"same best: {row['same_best']} (rank {row['best_rank_in_full']} in full)"
+                if rule != "none"
+                else ""
+            )
+            print(
+                f"{name:16s} {row['seconds']:8.1f} s {row['epochs']:4d} epochs, "
+                f"{row['stopped']} stopped, best {row['best_acc']:.1f}%{saved}, "
+                f"wall {row['wall_s']} s",
+                flush=True,
+            )
+    for row in rows:
+        row.pop("finals")
+    settings = {k: v for k, v in vars(args).items() if k != "out"} | {"data": source}
+    (out / "results.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+    print(f"data: {source}; results in {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
