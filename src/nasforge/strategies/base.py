@@ -85,7 +85,7 @@ class Strategy(ABC):
         """The next architecture (and fidelity) to evaluate."""
 
     def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook
-        """Learn from a finished trial (COMPLETE or FAILED). No-op by default."""
+        """Learn from a finished trial (COMPLETE, STOPPED or FAILED). No-op by default."""
 
     def free(self, arch: Architecture) -> Mapping[str, float]:
         """``free_metrics(arch)``, or a clear error when the study gave the strategy none."""

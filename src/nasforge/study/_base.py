@@ -148,7 +148,8 @@ class StudyBase:
 
     @property
     def n_finished(self) -> int:
-        """Trials that count towards ``n_trials``: COMPLETE, and FAILED ones not retried."""
+        """Trials that count towards ``n_trials``: COMPLETE, STOPPED (ended early by the
+        study's stopping rule), and FAILED ones not retried."""
         return self._n_done
 
     @property
@@ -305,7 +306,8 @@ class StudyBase:
         )
 
     def _settle(self, trial: Trial) -> None:
-        """Bookkeeping once a trial is COMPLETE or FAILED (same code live and in replay)."""
+        """Bookkeeping once a trial is COMPLETE, STOPPED or FAILED (same code live and in
+        replay): only COMPLETE trials are scored; the strategy is told every one."""
         self._attempts[trial.number] = (
             1 if trial.retry_of is None else self._attempts.get(trial.retry_of, 1) + 1
         )

@@ -78,7 +78,8 @@ class StudyLoop(StudyBase):
         Args:
             evaluator: Scores architectures. ``None`` rebuilds the evaluator the study was
                 first optimised with. A different evaluator than the stored one is refused.
-            n_trials: Stop once this many trials are finished (COMPLETE, or FAILED for good).
+            n_trials: Stop once this many trials are finished (COMPLETE, STOPPED by the
+                study's stopping rule, or FAILED for good).
             budget: Stop once the finished trials cost this much, in the evaluator's unit
                 (queries for a tabular benchmark).
             timeout: Stop starting new trials after this many seconds of this call.
