@@ -7,6 +7,8 @@
 * :mod:`~nasforge.train.augment`: crop, flip, cutout, normalisation with torch operations.
 * :mod:`~nasforge.train.trainer`: :func:`train`, :func:`evaluate_accuracy`, devices, seeds.
 * :mod:`~nasforge.train.checkpoint`: a network saved as plain data (:class:`ModelRecord`).
+* :mod:`~nasforge.train.user_data`: your own data (:class:`UserData` from a ``Dataset``, a
+  ``DataLoader`` or tensors) and the loop that trains on it with your loss and metric.
 
 Importing this package does not import torch: :class:`Recipe`, :func:`cosine_warmup_lr` and
 :func:`cosine_annealing` (:mod:`~nasforge.train.schedule`) are plain Python, and the other
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         select_device,
         train,
     )
+    from nasforge.train.user_data import TensorData, UserData
 
 __all__ = [
     "OPTIMIZERS",
@@ -61,8 +64,10 @@ __all__ = [
     "ModelRecord",
     "Recipe",
     "SyntheticImages",
+    "TensorData",
     "TrainResult",
     "TrainingDivergedError",
+    "UserData",
     "build_model",
     "cosine_annealing",
     "cosine_warmup_lr",
@@ -97,6 +102,8 @@ _LAZY = {
     "evaluate_accuracy": "trainer",
     "select_device": "trainer",
     "train": "trainer",
+    "TensorData": "user_data",
+    "UserData": "user_data",
 }
 
 
