@@ -283,7 +283,7 @@ def fit(
     model: nn.Module,
     data: UserData,
     *,
-    epochs: int = 6,
+    epochs: int = EPOCHS,
     lr: float = 0.01,
     batch_size: int = 32,
     seed: int = 0,
@@ -334,7 +334,7 @@ def evaluate(model: nn.Module, context: Any = None) -> dict[str, float]:
     """The user's training function as the ``function`` evaluator calls it, by its import
     path ``"tdnn_search:evaluate"`` (so a study records it and worker processes rebuild it):
     train for :data:`EPOCHS` epochs on the default utterances, reporting as it goes, and add
-    the network's size and receptive field."""
+    the network's size (thousands of parameters)."""
     metrics = fit(model, default_data(), epochs=EPOCHS, context=context)
     metrics["params_k"] = sum(p.numel() for p in model.parameters()) / 1e3
     return metrics

@@ -105,6 +105,40 @@ def test_utterances_carry_the_speaker_only_in_time():
         assert echo > 0.5 and abs(other) < 0.1
 
 
+# -- training ------------------------------------------------------------------------------------
+class StopAfter:
+    """A study's side of the reports: keeps them and stops a trial at step ``step``."""
+
+    metric = "valid_acc"
+
+    def __init__(self, step):
+        self.step, self.written = step, []
+
+    def write(self, number, step, values):
+        self.written.append((step, dict(values)))
+
+    def decide(self, number, step, own):
+        return step >= self.step
+
+
+def test_training_reports_every_epoch_and_stops_when_the_study_says(space):
+    from nasforge.reporting import TrialContext, TrialStopped
+
+    arch = space.parse(
+        "width=8,kernel0=3,dilation0=1,depth=1,width1=8,kernel1=3,dilation1=1,"
+        "width2=8,kernel2=1,dilation2=1,width3=8,kernel3=1,dilation3=1"
+    )
+    data = tdnn.speaker_data(64, 32, 32)
+    sink = StopAfter(step=99)
+    metrics = tdnn.fit(space.build(arch), data, epochs=3, context=TrialContext(0, arch, sink=sink))
+    assert [step for step, _ in sink.written] == [1, 2, 3]
+    assert sink.written[-1][1]["valid_acc"] == metrics["valid_acc"]
+    sink = StopAfter(step=2)
+    with pytest.raises(TrialStopped):
+        tdnn.fit(space.build(arch), data, epochs=5, context=TrialContext(0, arch, sink=sink))
+    assert [step for step, _ in sink.written] == [1, 2]
+
+
 # -- the elastic supernet --------------------------------------------------------------------------
 @pytest.mark.parametrize("dilation", [2, 3, 4])
 def test_dilated_runs_a_convolution_with_its_taps_apart(dilation):
