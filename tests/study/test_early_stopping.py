@@ -238,3 +238,18 @@ def test_ray_tasks_share_reports_through_sqlite_and_record_stopped_trials(tmp_pa
     assert sorted(reports) == list(range(10))
     stopped = [t for t in study.trials if t.state is TrialState.STOPPED]
     assert stopped and all(t.cost == max(reports[t.number]) < EPOCHS for t in stopped)
+
+
+def test_nasforge_search_takes_a_stopping_rule_and_counts_the_stopped_trials(capsys):
+    args = [
+        "search", "--strategy", "random", "--evaluator", "function",
+        "--evaluator-param", "fn=nasforge.testing.curves:report_curve",
+        "--evaluator-param", "pass_model=false", "--trials", "10", "--quiet",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--stopping", "asha", "--stopping-param", "max_step=9"])
+    assert done.value.code in (0, None)
+    assert "stopped early" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad:
+        main([*args, "--stopping-param", "eta=2"])
+    assert bad.value.code == 2 and "without a stopping rule" in capsys.readouterr().err
