@@ -77,6 +77,20 @@ def test_search_and_worker_take_a_define_by_run_space_from_the_current_folder(
     assert all(space.parse(t.arch.text) == t.arch for t in study.trials)
 
 
+def test_the_first_worker_creates_the_study_of_a_user_space(
+    tmp_path: Path, user_folder: str
+) -> None:
+    url = sqlite(tmp_path, "worker.db")
+    worked = invoke(
+        "worker", "--storage", url, "--study", "first", "--strategy", "bananas",
+        "--param", "n_initial=2", "--space", f"{user_folder}:space", "--evaluator", "function",
+        "--evaluator-param", f"fn={user_folder}_score:score", "--trials", "4", "--json",
+    )  # fmt: skip
+    assert worked.exit_code == 0, worked.stderr
+    study = nasforge.load_study("first", url)
+    assert study.space.name == f"{user_folder}:space" and len(study.trials) == 4
+
+
 def test_the_command_imports_the_space_from_the_current_folder(
     tmp_path: Path, user_folder: str
 ) -> None:
