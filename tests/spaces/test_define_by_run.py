@@ -216,6 +216,8 @@ STRATEGIES = {
     "local-search": {"n_initial": 2},
     "reinforce": {},
     "optuna-tpe": {"n_startup_trials": 4},
+    "optuna-cmaes": {},
+    "manas": {},
 }
 
 
