@@ -81,6 +81,28 @@ def test_exploring_finds_every_choice_including_the_conditional_ones(space):
     assert len(every) == len(set(every)) == space.size
 
 
+@pytest.mark.parametrize("layers", [2, 6])
+def test_a_choice_only_a_combination_of_values_draws_is_found(layers):
+    """Trying each option once, in the context where its choice was found, misses "bonus";
+    a small space is enumerated, a larger one probed with random architectures."""
+
+    def combination(trial):
+        ops = [trial.choice(f"op{i}", ["a", "b", "c"]) for i in range(layers)]
+        if ops[0] == "b" and ops[1] == "c":
+            return ops, trial.integer("bonus", 1, 4)
+        return ops, None
+
+    space = DefineByRunSpace(combination, name="test:combination")
+    assert [d.name for d in space.decisions()][-1] == "bonus"
+    arch = space.parse(
+        ",".join(["op0=b", "op1=c", *(f"op{i}=a" for i in range(2, layers))]) + ",bonus=3"
+    )
+    assert space.build(arch) == (["b", "c"] + ["a"] * (layers - 2), 3)
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        space.sample(rng)  # no choice the exploration missed
+
+
 def test_samples_make_exactly_the_choices_the_function_draws(space):
     rng = np.random.default_rng(0)
     seen = set()

@@ -16,9 +16,11 @@ to find every choice it can draw, and makes them the decisions of a product spac
   run finds a new choice (a breadth-first search over (choice, option) pairs, at most
   ``max_runs`` runs). When the product of the option counts is small (at most
   :data:`EXACT_LIMIT`), every architecture is then enumerated, so that no choice is missed;
-  :attr:`~DefineByRunSpace.size` counts them up to :data:`SIZE_LIMIT`. Where PyTorch is loaded
-  these runs build their models on the meta device (no weights, no time), falling back to
-  ordinary runs for a function that cannot.
+  else rounds of :data:`PROBES` random architectures (from a fixed seed) look for choices that
+  only a combination of values draws, until a round finds none.
+  :attr:`~DefineByRunSpace.size` counts the architectures up to :data:`SIZE_LIMIT`. Where
+  PyTorch is loaded these runs build their models on the meta device (no weights, no time),
+  falling back to ordinary runs for a function that cannot.
 * **Architectures.** Decision ``i`` of an architecture is the option index of the ``i``-th
   choice found; a choice the function does not draw for the other values (*inactive*) is set
   to option 0, so that two draws of the same network are the same architecture. The text is
@@ -93,6 +95,9 @@ EXACT_LIMIT = 512
 #: :attr:`DefineByRunSpace.size` counts the architectures (once, when first asked) of a space
 #: with at most this many; a larger space has size ``None``.
 SIZE_LIMIT = 2048
+#: Random architectures per round of the last stage of exploring a larger space (rounds go on
+#: until one finds no new choice).
+PROBES = 64
 #: Architectures remembered per space (the function is replayed for others).
 MEMO_LIMIT = 100_000
 
@@ -206,23 +211,9 @@ class DefineByRunSpace(SearchSpace):
                 "trial.integer(name, low, high) or trial.boolean(name)."
             )
         self._merge(first)
+        self._runs = 2
         tried = {(n, i) for n, _, i in first}
-        queue = deque([first])
-        runs = 2
-        while queue:
-            draws = queue.popleft()
-            base = {n: i for n, _, i in draws}
-            for name, options, _ in draws:
-                for option in range(len(options)):
-                    if (name, option) in tried:
-                        continue
-                    tried.add((name, option))
-                    runs += 1
-                    self._check_runs(runs)
-                    found, _ = self._run(self._explorer({**base, name: option}), structure=True)
-                    self._merge(found)
-                    tried.update((n, i) for n, _, i in found)
-                    queue.append(found)
+        self._pairs(deque([first]), tried)
         if math.prod(len(o) for o in self._options.values()) <= EXACT_LIMIT:
             count = 0
             for draws in self._leaves():
@@ -232,6 +223,43 @@ class DefineByRunSpace(SearchSpace):
                     break
             if count <= EXACT_LIMIT:
                 self._size = count
+            return
+        rng = np.random.default_rng(0)  # fixed: the same decisions in every process
+        while True:  # random architectures, until a round of them finds no new choice
+            news = []
+            for _ in range(PROBES):
+                assignment = {n: int(rng.integers(len(o))) for n, o in self._options.items()}
+                found = self._counted(assignment)
+                if any(n not in self._options for n, _, _ in found):
+                    self._merge(found)
+                    news.append(found)
+            if not news:
+                return
+            for found in news:
+                tried.update((n, i) for n, _, i in found)
+            self._pairs(deque(news), tried)
+
+    def _counted(self, assignment: Mapping[str, int]) -> list[Draw]:
+        """The draws of a run with ``assignment``, counted against ``max_runs``."""
+        self._runs += 1
+        self._check_runs(self._runs)
+        return self._run(self._explorer(assignment), structure=True)[0]
+
+    def _pairs(self, queue: deque[list[Draw]], tried: set[tuple[str, int]]) -> None:
+        """From each run in ``queue``, a run with each (choice, option) pair not tried yet
+        (the run's other values kept), and so on from the runs made."""
+        while queue:
+            draws = queue.popleft()
+            base = {n: i for n, _, i in draws}
+            for name, options, _ in draws:
+                for option in range(len(options)):
+                    if (name, option) in tried:
+                        continue
+                    tried.add((name, option))
+                    found = self._counted({**base, name: option})
+                    self._merge(found)
+                    tried.update((n, i) for n, _, i in found)
+                    queue.append(found)
 
     def _check_runs(self, runs: int) -> None:
         if runs > self.max_runs:
