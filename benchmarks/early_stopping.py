@@ -19,7 +19,7 @@ cost (seconds of the evaluations, and epochs trained), the saving against full t
 the trials stopped, the best architecture and its accuracy, whether it is the best of full
 training and, if not, its rank there.
 
-Full run (about 12-15 minutes on two busy cores; one thread per worker):
+Full run (about 10-12 minutes on two busy cores; one thread per worker):
 
     nice python benchmarks/early_stopping.py --out /work/ref/issue22/early_stopping
 
@@ -134,15 +134,18 @@ def summarise(url: str, name: str) -> dict[str, Any]:
     out = {
         "study": name,
         "trials": len(study.trials),
-        "stopped": sum(t.state is TrialState.STOPPED for t in study.trials),
+        "stopped": sum(t.state is TrialState.STOPPED and t.number in epochs for t in study.trials),
         "complete": sum(t.state is TrialState.COMPLETE for t in study.trials),
         "seconds": round(study.spent, 2),
         "epochs": int(sum(epochs.values())),
         "best_arch": best.arch.text,
         "best_acc": best.metrics["valid_acc"],
         "finals": finals,
+        # a twin of a stopped architecture (dedupe) is answered STOPPED from the record, free
         "stopped_at": sorted(
-            epochs[t.number] for t in study.trials if t.state is TrialState.STOPPED
+            epochs[t.number]
+            for t in study.trials
+            if t.state is TrialState.STOPPED and t.number in epochs
         ),
     }
     study.storage.close()
@@ -153,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="early_stopping_out", help="folder of results.json")
     parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=6, help="epochs of full training")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of full training")
     parser.add_argument("--train-images", type=int, default=1000)
     parser.add_argument("--valid-images", type=int, default=500)
     parser.add_argument("--resolution", type=int, default=16)
