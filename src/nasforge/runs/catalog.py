@@ -27,6 +27,7 @@ LIST_TARGETS = (
     "evaluators",
     "metrics",
     "spaces",
+    "stopping",
     "strategies",
 )
 
@@ -102,6 +103,16 @@ def _evaluators(**_: Any) -> dict[str, Any]:
     return {"evaluators": [{"name": name} for name in nasforge.evaluators.names()]}
 
 
+def _stopping(**_: Any) -> dict[str, Any]:
+    from nasforge import stopping
+
+    rows = []
+    for name in stopping.names():
+        rule = stopping.get(name)
+        rows.append({"name": name, "description": _doc(rule), "parameters": _parameters(rule)})
+    return {"stopping": rows}
+
+
 def _devices(*, benchmark: str, **_: Any) -> dict[str, Any]:
     import nasforge
 
@@ -148,6 +159,7 @@ _LISTERS: dict[str, Callable[..., dict[str, Any]]] = {
     "evaluators": _evaluators,
     "metrics": _metrics,
     "spaces": _spaces,
+    "stopping": _stopping,
     "strategies": _strategies,
 }
 

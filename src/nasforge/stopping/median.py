@@ -27,8 +27,9 @@ __all__ = ["MedianStopping"]
 
 @stopping.register("median")
 class MedianStopping(StoppingRule):
-    """Stop a trial whose best value so far is below the median of the completed trials'
-    running averages at the same step.
+    """Stop a trial whose best value is below the median of completed trials' running means.
+
+    The running means are taken up to the step the trial reached.
 
     Args:
         min_trials: Completed trials (with reports up to the step) needed before stopping.
