@@ -132,16 +132,25 @@ def test_evaluators_that_do_not_report_are_never_stopped():
     assert {t.state for t in study.trials} == {TrialState.COMPLETE}
 
 
-def test_ask_and_tell_record_a_stopped_trial_and_the_table_lists_it():
+def test_ask_and_tell_with_the_trials_context_record_a_stopped_trial():
     study = study_with("asha")
-    trial = study.ask()
-    study.tell(trial, Result({"valid_acc": 20.0}, cost=2.0), state="STOPPED")
-    assert trial.state is TrialState.STOPPED and trial.cost == 2.0 and study.n_finished == 1
+    first = study.ask()
+    context = study.trial_context(first)
+    context.report({"valid_acc": 60.0}, step=1)
+    assert not context.should_stop()  # alone at the rung
+    study.tell(first, {"valid_acc": 70.0})
     second = study.ask()
-    study.tell(second, {"valid_acc": 70.0})
+    context = study.trial_context(second)
+    context.report(20.0, step=1)  # a bare number: the objective, valid_acc
+    assert context.should_stop()
+    study.tell(second, Result(context.last, cost=1.0), state="STOPPED")
+    assert second.state is TrialState.STOPPED and second.cost == 1.0 and study.n_finished == 2
+    assert study.storage.get_reports(study.record.study_id)[1] == {1: {"valid_acc": 20.0}}
     frame = study.to_dataframe()
-    assert list(frame["state"]) == ["STOPPED", "COMPLETE"]
-    assert study.best_trial.number == 1
+    assert list(frame["state"]) == ["COMPLETE", "STOPPED"]
+    assert study.best_trial.number == 0
+    with pytest.raises(InvalidConfigError, match="already STOPPED"):
+        study.trial_context(second)
 
 
 def test_a_function_evaluator_is_stopped_in_process_with_the_users_function():

@@ -16,7 +16,7 @@ from nasforge.trial import Direction, Result, Trial, TrialState
 if TYPE_CHECKING:
     from nasforge.study._base import StudyBase
 
-__all__ = ["store_reports", "trial_context"]
+__all__ = ["make_context", "store_reports", "trial_context"]
 
 logger = logging.getLogger("nasforge.study")
 
@@ -41,6 +41,13 @@ def trial_context(
     the executor runs the evaluation (see :mod:`nasforge.stopping._sink`)."""
     if not evaluator.takes_context:
         return None
+    return make_context(study, trial, in_process=isinstance(executor, InProcessExecutor))
+
+
+def make_context(study: StudyBase, trial: Trial, *, in_process: bool = True) -> TrialContext:
+    """A context for ``trial`` whose reports go to the study's storage and whose decisions
+    come from its stopping rule; ``in_process``: used in this process (else it carries the
+    storage's URL, or a snapshot of the reports for a study in memory)."""
     from nasforge.stopping._sink import StudySink
 
     storage = study.storage
@@ -54,7 +61,7 @@ def trial_context(
         "rule": rule,
     }
     url = getattr(storage, "_source", None) if storage.persistent else None
-    if isinstance(executor, InProcessExecutor):
+    if in_process:
         sink = StudySink(storage=storage, **settings)
     elif url is not None:
         sink = StudySink(url=url, **settings)

@@ -18,6 +18,7 @@ from nasforge.errors import (
     UnsupportedOperationError,
 )
 from nasforge.evaluators.base import Evaluator
+from nasforge.reporting import TrialContext
 from nasforge.study._loop import StudyLoop
 from nasforge.study._support import (
     _LIVE_WORKERS,
@@ -171,6 +172,32 @@ class Study(StudyLoop):
         self._finish(local, result, reason)
         self._close_asked(number)
         return self._trials[number]
+
+    def trial_context(self, trial: Trial | int) -> TrialContext:
+        """The reporting context of a trial handed out by :meth:`ask`, for evaluating it by
+        hand with early stopping: ``context.report(value, step)`` stores intermediate
+        values with the study, ``context.should_stop()`` asks the study's stopping rule; end
+        a stopped trial with ``tell(trial, context.last, state="STOPPED")``.
+
+        Raises:
+            InvalidConfigError: The trial was not handed out by this object's ``ask()`` or
+                is already told.
+
+        Example:
+            >>> import nasforge
+            >>> study = nasforge.create_study(stopping="asha")
+            >>> trial = study.ask()
+            >>> context = study.trial_context(trial)
+            >>> context.report(50.0, step=1)
+            >>> context.should_stop()  # the first trial at its rung: it goes on
+            False
+            >>> study.tell(trial, {"valid_acc": 70.0}).state.value
+            'COMPLETE'
+        """
+        from nasforge.study._reports import make_context
+
+        number = self._asked_number(trial)
+        return make_context(self, self._trials[number])
 
     def enqueue_trial(
         self, arch: Architecture | str, fidelity: Mapping[str, Any] | None = None
