@@ -182,12 +182,16 @@ def test_a_smaller_kernel_is_the_centre_of_the_larger_and_a_narrower_layer_its_f
     torch.testing.assert_close(net.frame.conv.weight, shared[:16, :, 1:4])
     block = supernet.model.blocks.blocks[0].context.conv.weight
     torch.testing.assert_close(net.blocks[0].context.conv.weight, block[:8, :16])
-    # the frame layer of the supernet, on this path, is the centre kernel spread 2 frames
+    # on this path the supernet's frame layer convolves with that centre, taps 2 frames apart
     x = torch.randn(3, 12, 30)
-    supernet(x, None, supernet.path(arch))  # sets nothing afterwards: compare the outputs
-    expected = F.conv1d(
-        x, shared[:16, :, 1:4], supernet.model.frame.conv.bias[:16], padding=2, dilation=2
-    )
+    seen = []
+    hook = supernet.model.frame.norm.register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    with torch.no_grad():
+        supernet(x, None, supernet.path(arch))
+    hook.remove()
+    bias = supernet.model.frame.conv.bias[:16]
+    expected = F.conv1d(x, shared[:16, :, 1:4], bias, padding=2, dilation=2)
+    torch.testing.assert_close(seen[0], F.relu(expected))
     torch.testing.assert_close(net.frame.conv(x), expected)
 
 
