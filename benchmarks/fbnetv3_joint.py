@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seed-start", type=int, default=0, help="First seed (more seeds later).")
     parser.add_argument("--trials", type=int, default=16, help="Budget in default trainings.")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -187,11 +188,12 @@ def main() -> None:
     print(
         f"# fbnetv3 joint vs architecture-only; budget {args.trials} x {args.epochs} epochs per "
         f"run; {args.train_images} training images at {args.resolution}px, {args.channels} "
-        f"channels; seeds 0..{args.seeds - 1}; load {os.getloadavg()[0]:.1f}",
+        f"channels; seeds {args.seed_start}..{args.seed_start + args.seeds - 1}; "
+        f"load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     rows: list[dict[str, Any]] = []
-    for seed in range(args.seeds):
+    for seed in range(args.seed_start, args.seed_start + args.seeds):
         for arm, space_name in ARMS:
             row = {"arm": arm, **run_arm(args, space_name, seed)}
             rows.append(row)
