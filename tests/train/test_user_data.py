@@ -74,6 +74,19 @@ def test_a_loader_with_its_own_collate_is_read_through_its_batches():
     assert torch.equal(materialise(doubled).inputs, x * 2)
 
 
+def test_a_shuffling_loader_gives_its_items_in_order_and_a_sampler_its_subset():
+    from torch.utils.data import SubsetRandomSampler
+
+    x, y = _blobs(20)
+    shuffled = DataLoader(TensorDataset(x, y), batch_size=6, shuffle=True)
+    assert torch.equal(materialise(shuffled).inputs, x)  # the same in every process
+    subset = DataLoader(TensorDataset(x, y), batch_size=3, sampler=SubsetRandomSampler(range(5)))
+    got = materialise(subset)
+    assert len(got) == 5 and {tuple(r.tolist()) for r in got.inputs} == {
+        tuple(r.tolist()) for r in x[:5]
+    }
+
+
 def test_split_is_seeded_class_balanced_and_disjoint():
     x, y = _blobs(60)
     data = UserData((x, y), valid_fraction=0.25, seed=3)

@@ -107,9 +107,10 @@ class UserData:
 
     Args:
         train: The training data: a ``Dataset`` (map-style or iterable) whose items are
-            ``(input, target)`` pairs, a ``DataLoader`` (its data set when it collates
-            items the default way, else the batches it yields, each an ``(inputs, targets)``
-            pair), a pair of tensors or arrays ``(inputs, targets)``, or a
+            ``(input, target)`` pairs, a ``DataLoader`` (its data set, in order, when it
+            yields every item once collated the default way; else the batches it yields,
+            each an ``(inputs, targets)`` pair: a sampler's subset, a collate function's
+            padding), a pair of tensors or arrays ``(inputs, targets)``, or a
             :class:`TensorData`.
         valid: Validation data, the same kinds; ``None``: ``valid_fraction`` of ``train``
             is held out (class-balanced for classification), fixed by ``seed``.
@@ -227,9 +228,8 @@ def materialise(source: Any, role: str = "training") -> TensorData:
         inputs, targets = (_as_tensor(part) for part in source)
         return _finish(inputs, targets, role)
     if isinstance(source, DataLoader):
-        dataset = source.dataset
-        if source.collate_fn is default_collate and not isinstance(dataset, IterableDataset):
-            return materialise(dataset, role)
+        if _whole_dataset(source, default_collate):
+            return materialise(source.dataset, role)
         return _from_batches(source, role)
     if isinstance(source, TensorDataset) and len(source.tensors) == 2:
         return _finish(source.tensors[0], source.tensors[1], role)
@@ -240,6 +240,25 @@ def materialise(source: Any, role: str = "training") -> TensorData:
     raise DatasetError(
         f"The {role} data is a {type(source).__name__}; give a torch Dataset of (input, target) "
         "items, a DataLoader, or (inputs, targets) tensors."
+    )
+
+
+def _whole_dataset(loader: Any, default_collate: Any) -> bool:
+    """Whether ``loader`` yields every item of its map-style data set once, collated the
+    default way (then its items are read directly, in order; else its batches are)."""
+    from torch.utils.data import BatchSampler, IterableDataset, RandomSampler, SequentialSampler
+
+    sampler = loader.sampler
+    every = isinstance(sampler, SequentialSampler) or (
+        isinstance(sampler, RandomSampler)
+        and not sampler.replacement
+        and sampler.num_samples == len(loader.dataset)
+    )
+    return (
+        every
+        and loader.collate_fn is default_collate
+        and not isinstance(loader.dataset, IterableDataset)
+        and (loader.batch_sampler is None or type(loader.batch_sampler) is BatchSampler)
     )
 
 
