@@ -19,6 +19,16 @@ cost (seconds of the evaluations, and epochs trained), the saving against full t
 the trials stopped, the best architecture and its accuracy, whether it is the best of full
 training and, if not, its rank there.
 
+The seconds are the evaluations' own, measured on shared cores (they move with the machine's
+load: the same full training took 179 s under two workers on SQLite and 116 s on Ray);
+the epochs trained are the steady figure. Measured (12 trials, 5 epochs, 1,000 CIFAR-10
+images at 16 px, NB201 width 8, 2 workers of one thread): full training 55 epochs; asha
+25 epochs (9 of 11 trainings stopped; 49% / 53% of the seconds saved on SQLite / Ray),
+median 49 epochs (2 stopped). Every run with stopping found a best of 35.4%, equal to full
+training's best; the architecture differs because two tie at 35.4% after full training and
+the first of them (15.2% after one epoch) is stopped (``--report-only`` prints the figures of
+a finished run again).
+
 Full run (about 10-12 minutes on two busy cores; one thread per worker):
 
     nice python benchmarks/early_stopping.py --out /work/ref/issue22/early_stopping
@@ -165,7 +175,12 @@ def main() -> None:
     parser.add_argument("--ray-rules", default="asha", help="rules run on Ray")
     parser.add_argument("--executors", default="sqlite,ray")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--smoke", action="store_true", help="4 trials, 2 epochs, 200 images")
+    parser.add_argument("--smoke", action="store_true", help="4 trials, 3 epochs, 200 images")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="print the figures of the studies already in OUT (no training)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.trials, args.epochs, args.train_images, args.valid_images = 4, 3, 200, 100
@@ -173,7 +188,12 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data_path = out / "byo_data.pt"
-    source = make_data(data_path, args.train_images, args.valid_images, args.resolution, args.seed)
+    if args.report_only:
+        source = json.loads((out / "results.json").read_text())["settings"]["data"]
+    else:
+        source = make_data(
+            data_path, args.train_images, args.valid_images, args.resolution, args.seed
+        )
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
@@ -189,46 +209,74 @@ def main() -> None:
         "hyperband": {"min_step": 1, "max_step": args.epochs, "eta": 3},
     }
     db = out / "studies.db"
-    if db.exists():
-        db.unlink()  # a fresh record: the figures are this run's
     url = f"sqlite:///{db.resolve()}"
+    if args.report_only:  # the figures again from the studies of an earlier run
+        walls = {
+            f"{r['executor']}-{r['rule']}": r["wall_s"]
+            for r in json.loads((out / "results.json").read_text())["rows"]
+        }
+    elif db.exists():
+        db.unlink()  # a fresh record: the figures are this run's
     rows: list[dict[str, Any]] = []
     for executor in args.executors.split(","):
         full: dict[str, Any] | None = None
         rules = args.rules if executor == "sqlite" else args.ray_rules
         for rule in ["none", *rules.split(",")]:
             name = f"{executor}-{rule}"
-            wall = run_workers(url, name, rule, params.get(rule, {}), args, env)
+            if args.report_only:
+                wall = walls[name]
+            else:
+                wall = run_workers(url, name, rule, params.get(rule, {}), args, env)
             row = {"executor": executor, "rule": rule, "wall_s": round(wall, 1)}
             row |= summarise(url, name)
             if full is None:
                 full = row
             else:
-                ranked = sorted(full["finals"].items(), key=lambda kv: -kv[1])
-                rank = [a for a, _ in ranked].index(row["best_arch"]) + 1
-                row["seconds_saved_pct"] = round(100 * (1 - row["seconds"] / full["seconds"]), 1)
-                row["epochs_saved_pct"] = round(100 * (1 - row["epochs"] / full["epochs"]), 1)
-                row["same_best"] = row["best_arch"] == full["best_arch"]
-                row["best_rank_in_full"] = rank
-                row["best_full_acc"] = full["finals"][row["best_arch"]]
+                row |= compare(row, full)
             rows.append(row)
-            saved = (
-                f", saved {row['seconds_saved_pct']}% s / {row['epochs_saved_pct']}% epochs, "
-                f"same best: {row['same_best']} (rank {row['best_rank_in_full']} in full)"
-                if rule != "none"
-                else ""
-            )
-            print(
-                f"{name:16s} {row['seconds']:8.1f} s {row['epochs']:4d} epochs, "
-                f"{row['stopped']} stopped, best {row['best_acc']:.1f}%{saved}, "
-                f"wall {row['wall_s']} s",
-                flush=True,
-            )
+            print(line(name, row), flush=True)
     for row in rows:
         row.pop("finals")
     settings = {k: v for k, v in vars(args).items() if k != "out"} | {"data": source}
     (out / "results.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
     print(f"data: {source}; results in {out / 'results.json'}")
+
+
+def compare(row: dict[str, Any], full: dict[str, Any]) -> dict[str, Any]:
+    """The saving against full training, and where the best found ranks in full training
+    (ties share a rank: equal validation accuracies are common on a small split)."""
+    finals = full["finals"]
+    mine = finals[row["best_arch"]]
+    return {
+        "seconds_saved_pct": round(100 * (1 - row["seconds"] / full["seconds"]), 1),
+        "epochs_saved_pct": round(100 * (1 - row["epochs"] / full["epochs"]), 1),
+        "same_best": row["best_arch"] == full["best_arch"],
+        "best_full_acc": mine,
+        "best_rank_in_full": 1 + sum(v > mine for v in finals.values()),
+        "best_acc_gap": round(full["best_acc"] - mine, 3),
+    }
+
+
+def line(name: str, row: dict[str, Any]) -> str:
+    """One printed line of figures."""
+    text = (
+        f"{name:16s} {row['seconds']:7.1f} s {row['epochs']:4d} epochs, {row['stopped']} "
+        f"stopped, best {row['best_acc']:.1f}%"
+    )
+    if "same_best" in row:
+        if row["same_best"]:
+            same = "yes"
+        elif row["best_acc_gap"] == 0:
+            same = f"no, but one tied with it in full training ({row['best_full_acc']:.1f}%)"
+        else:
+            same = (
+                f"no: {row['best_full_acc']:.1f}% in full training, rank {row['best_rank_in_full']}"
+            )
+        text += (
+            f", saved {row['seconds_saved_pct']}% of the seconds and {row['epochs_saved_pct']}% "
+            f"of the epochs; same best architecture: {same}"
+        )
+    return text + f" (wall {row['wall_s']} s)"
 
 
 if __name__ == "__main__":
