@@ -112,9 +112,12 @@ def test_each_epoch_is_reported_and_the_last_is_the_result():
     x, y = _blobs()
     arch = Mlp().from_choices((0, 1))
     ev = _ev((x, y))
+    progress = []
+    ev.add_epoch_callback(lambda arch, report: progress.append(report.epoch))
     context = TrialContext(0, arch, metric="valid_acc")
     result = ev.evaluate(arch, None, context)
     assert sorted(context.reports) == [1, 2, 3] and context.max_step == 3
+    assert progress == [0, 1, 2, 3]
     assert context.reports[3]["valid_acc"] == result.metrics["valid_acc"]
     assert ev.evaluate(arch).metrics == result.metrics  # reporting changes nothing
 

@@ -306,6 +306,7 @@ class UserTraining:
                     )
 
             try:
+                on_epoch(0, math.nan)  # progress before the first epoch, as on images
                 fit(model, train, recipe, loss=loss, seed=train_seed, device=device,
                     on_epoch=on_epoch)  # fmt: skip
             except TrialStopped:
