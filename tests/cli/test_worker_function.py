@@ -146,6 +146,12 @@ def test_the_training_evaluator_on_a_users_data_by_import_path(project, monkeypa
     assert study.n_finished == 3
     assert all(0 <= t.metrics["valid_acc"] <= 100 for t in study.trials)
     assert study.record.evaluator["data"] == f"{name}:DATA"
+    with pytest.raises(SystemExit) as info:  # nasforge search --data takes the import path too
+        main(["search", "--space", f"{name}:Net", "--strategy", "random", "--evaluator", "train",
+              "--data", f"{name}:DATA", "--epochs", "1", "--batch-size", "16", "--trials", "2",
+              "--threads", "1", "--quiet"])  # fmt: skip
+    assert info.value.code in (0, None), capsys.readouterr().err
+    assert "valid_acc" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -162,7 +162,8 @@ class UserTraining:
             DatasetError: Items that are not ``(input, target)`` pairs...
         """
         user_object = data is not None and not isinstance(data, (str, os.PathLike))
-        user_reference = is_reference(data) and not Path(data).exists()
+        text = os.fspath(data) if isinstance(data, os.PathLike) else data  # --data a:b
+        user_reference = is_reference(text) and not Path(text).exists()
         if not (user_object or user_reference or dataset == USER_DATASET):
             if dataset not in datasets:
                 raise UnknownNameError("dataset", dataset, (*datasets, USER_DATASET))
@@ -183,7 +184,7 @@ class UserTraining:
                 f"{', '.join(given)} apply to image data sets, not to your own data; leave them "
                 "out (UserData(valid=..., valid_fraction=...) sets the validation split)."
             )
-        reference = data if isinstance(data, str) else None
+        reference = str(text) if user_reference else None
         if reference is not None:
             data = load_reference(reference, "data")
             if callable(data) and not _is_data(data):
