@@ -365,9 +365,10 @@ class TrainingEvaluator(EpochCallbacks, Evaluator):
         context: TrialContext | None = None,
     ) -> Result:
         """Train ``arch`` at ``fidelity`` and measure it (see the class docstring). With a
-        ``context`` (a study's trial), the validation metric is measured after each epoch and
-        reported to it; the study's stopping rule may then end the training early
-        (``Result.stopped``, the metrics of the last epoch, the seconds spent).
+        ``context`` (a study's trial), the validation metric is measured after each epoch (a
+        pass over the validation split each) and reported to it; the study's stopping rule
+        may then end the training early (``Result.stopped``, the last epoch's metrics, the
+        seconds spent). The result is the same as without a context.
 
         Raises:
             InvalidArchitectureError: ``arch`` is not of this evaluator's space.
