@@ -603,14 +603,15 @@ def main(
     oneshot: str = "darts",
     oneshot_epochs: int = 15,
     seed: int = 0,
-    threads: int | None = None,
+    threads: int | None = 1,
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Search ``GraphNet`` on the default graph with ``strategy`` for ``trials`` networks and
     with the one-shot method ``oneshot`` for ``oneshot_epochs`` epochs (on ``threads`` CPU
-    threads, default all), train the baseline that ignores the edges, and print
-    (``verbose``) and return what each found: the architecture, its validation and test
-    accuracy, the trials recorded (with the studies) and the seconds."""
+    threads: one is fastest for a graph this small; ``None`` takes all), train the baseline
+    that ignores the edges, and print (``verbose``) and return what each found: the
+    architecture, its validation and test accuracy, the trials recorded (with the studies)
+    and the seconds."""
     import nasforge
     from nasforge.train.trainer import num_threads
 
