@@ -226,3 +226,23 @@ def test_a_copied_block_keeps_its_choices_shared() -> None:
     assert repeat.blocks[0][1].site is repeat.blocks[1][1].site is block[1].site
     clone = copy.deepcopy(repeat)
     assert clone.blocks[0][1].site is clone.blocks[1][1].site
+
+
+def test_fixed_model_of_value_choices_equals_the_hand_written_one_from_the_same_seed() -> None:
+    def build() -> nn.Module:
+        width = nnf.ValueChoice([4, 8], label="width")
+        return nn.Sequential(
+            nnf.Conv2d(3, width, nnf.ValueChoice([3, 5], label="k"), padding=1),
+            nnf.Repeat(lambda i: nnf.Conv2d(width, width, 3, padding=1), (1, 3), label="d"),
+        )
+
+    torch.manual_seed(0)
+    with nnf.fixed({"width": 8, "k": 3, "d": 2}):
+        fixed = build()
+    torch.manual_seed(0)
+    hand = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)),
+    )
+    x = torch.randn(1, 3, 6, 6)
+    assert str(fixed) == str(hand) and torch.equal(fixed(x), hand(x))

@@ -271,6 +271,11 @@ def fixed(values: Mapping[str, Any], *, strict: bool = True) -> Iterator[Trace]:
     chosen depth, the value-aware layers plain ``torch.nn`` layers, ``InputChoice`` a small
     fixed selector; so the model built is the hand-written network of those choices.
 
+    Built from the same seed, a model whose choices are value choices and repeats draws the
+    same initial weights as the hand-written network (a repeat builds only its chosen
+    blocks); the candidates of a ``LayerChoice`` are built by the caller before the choice
+    is made, so all of them draw from the random generator (load a state dict to compare).
+
     Args:
         values: The value of every label (a candidate's key or index for a ``LayerChoice``,
             one of the options for a ``ValueChoice``, a depth for a ``Repeat`` with a range,
