@@ -299,3 +299,16 @@ def test_spos_trains_the_supernet_one_path_at_a_time_and_evolves_on_it():
     assert len(result.study.trials) == 2
     assert result.arch == result.study.trials[-1].arch
     assert result.study.trials[-1].metrics["valid_acc"] > 100.0 / 3  # better than chance
+
+
+def test_the_training_function_reports_validation_accuracy_as_it_trains():
+    import nasforge
+    from nasforge.reporting import TrialContext
+
+    space = nasforge.spaces.create("graph_search:network")
+    evaluator = nasforge.evaluators.create("function", fn="graph_search:evaluate")
+    arch = space.parse(",".join(f"{k}={v}" for k, v in ARCH.items()))
+    context = TrialContext(0, arch, metric="valid_acc")
+    result = evaluator.evaluate(arch, context=context)
+    assert sorted(context.reports) == list(range(10, gs.EPOCHS + 1, 10))
+    assert context.reports[gs.EPOCHS]["valid_acc"] == result.metrics["valid_acc"]
