@@ -3,8 +3,9 @@
 Each of the two message-passing layers chooses its attention function, its aggregation, its
 number of heads, its width and its activation: the per-layer space of GraphNAS (Gao et al.,
 "GraphNAS: Graph Neural Architecture Search with Reinforcement Learning", IJCAI 2020,
-arXiv:1904.09981, Table 1 and Section 3) that Auto-GNN searches (Zhou et al., "Auto-GNN: Neural
-Architecture Search of Graph Neural Networks", arXiv:1909.03184, Table 1). The network is plain
+arXiv:1904.09981, its search space of attention functions, aggregators, activations, heads and
+hidden units) that Auto-GNN searches (Zhou et al., "Auto-GNN: Neural Architecture Search of
+Graph Neural Networks", arXiv:1909.03184, Frontiers in Big Data 2022). The network is plain
 PyTorch user code with ``nasforge.nn`` choices in it; nasforge turns it into a search space,
 searches it with regularized evolution (Auto-GNN's controller is a reinforcement learner; any
 black-box strategy fits here) and with a one-shot method (DARTS or SPOS on the weight-sharing
@@ -192,10 +193,11 @@ class Structure(nn.Module):
         return f"nodes={self.nodes}, edges={self.edges.shape[1]}"
 
 
-# Attention functions (GraphNAS Table 1). Each maps projected node features split in heads,
-# ``z`` of shape ``(nodes, heads, channels)``, to one coefficient per edge ``j -> i`` and
-# head; ``gat``-like scores are normalised over the edges that enter a node (softmax). Their
-# parameters are sized for ``width`` (all heads) and read per head.
+# Attention functions: GraphNAS's seven correlation coefficients. Each maps projected node
+# features split in heads, ``z`` of shape ``(nodes, heads, channels)``, to one coefficient per
+# edge ``j -> i`` and head; the learned ones are normalised over the edges that enter a node
+# (softmax), ``const`` and ``gcn`` are not. Their parameters are sized for ``width`` (all
+# heads) and read per head.
 
 
 class Attention(nn.Module):
