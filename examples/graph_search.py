@@ -23,7 +23,8 @@ Where this differs from the papers, for a CPU run of a minute or two:
   ``width / heads`` channels, channel ``c`` to head ``c mod heads``), where GraphNAS gives each
   head ``hidden`` channels and concatenates them; so the next layer's input is one value choice;
 * fewer options: widths {8, 16, 32}, heads {1, 2, 4}, GraphNAS's eight activations, and no
-  ``mlp`` aggregator (Auto-GNN's aggregations are sum, mean and max);
+  ``mlp`` aggregator (Auto-GNN's aggregations are sum, mean and max); the output layer gives
+  the logits (its heads averaged), so only the hidden layer's width and activation are searched;
 * each candidate network trains for 50 full-graph epochs with Adam (learning rate 0.01, weight
   decay 5e-4, dropout 0.5): GraphNAS's optimiser and weight decay with a doubled learning rate
   for fewer epochs, the same for every network.
