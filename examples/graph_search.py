@@ -405,7 +405,7 @@ class GraphConv(nn.Module):
         z = z.view(nodes, -1, self.heads).transpose(1, 2)  # (nodes, heads, channels)
         coefficients = self.attention(z)  # (edges, heads)
         messages = coefficients.unsqueeze(-1) * z[self.graph.source]
-        out = self.aggregation(messages)  # (nodes, heads, channels)
+        out: torch.Tensor = self.aggregation(messages)  # (nodes, heads, channels)
         if self.concat:
             return out.transpose(1, 2).reshape(nodes, -1)
         return out.mean(1)
@@ -474,8 +474,8 @@ class GraphNet(nn.Module):
     def forward(self, nodes: torch.Tensor) -> torch.Tensor:
         """Logits of the nodes ``nodes`` (a long tensor of indices)."""
         h = self.layer1(self.dropout(self.features))
-        h = self.layer2(self.dropout(self.activation(h)))
-        return h[nodes]
+        logits: torch.Tensor = self.layer2(self.dropout(self.activation(h)))
+        return logits[nodes]
 
 
 class FeaturesOnly(nn.Module):
@@ -494,7 +494,8 @@ class FeaturesOnly(nn.Module):
         )
 
     def forward(self, nodes: torch.Tensor) -> torch.Tensor:
-        return self.net(self.features[nodes])
+        logits: torch.Tensor = self.net(self.features[nodes])
+        return logits
 
 
 # -- training: the user's own loop ------------------------------------------------------------
