@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=500)
     parser.add_argument("--pretrain-pool", type=int, default=100)
     parser.add_argument("--early-stop-epochs", type=int, default=0, help="0: off")
+    parser.add_argument("--arms", default="joint,arch-only", help="Which arms to run.")
     parser.add_argument("--smoke", action="store_true", help="Synthetic images, tiny budget.")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -192,9 +193,10 @@ def main() -> None:
         f"load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
+    arms = [(arm, name) for arm, name in ARMS if arm in args.arms.split(",")]
     rows: list[dict[str, Any]] = []
     for seed in range(args.seed_start, args.seed_start + args.seeds):
-        for arm, space_name in ARMS:
+        for arm, space_name in arms:
             row = {"arm": arm, **run_arm(args, space_name, seed)}
             rows.append(row)
             recipe = row["recipe"]
@@ -214,7 +216,7 @@ def main() -> None:
             )
             (args.out / "results.json").write_text(json.dumps({"runs": rows}, indent=1))
     summary = {}
-    for arm, _ in ARMS:
+    for arm, _ in arms:
         valid = [r["valid_acc"] for r in rows if r["arm"] == arm]
         test = [r["test_acc"] for r in rows if r["arm"] == arm]
         summary[arm] = {"valid_mean": statistics.mean(valid), "test_mean": statistics.mean(test)}
