@@ -454,9 +454,10 @@ def _oneshot(
     as_json: bool,
 ) -> None:
     """``nasforge search --strategy darts|gdas|...``: train the method's supernet on
-    ``--data`` and record each epoch's derived architecture, looked up in the space's table
-    (``--evaluator tabular``) or scored by any registered evaluator (``--evaluator NAME
-    --evaluator-param KEY=VALUE``)."""
+    ``--data`` (a path of images, or ``package.module:attribute`` naming a user's data set;
+    none with ``--dataset synthetic``) and record each epoch's derived architecture, looked
+    up in the space's table (``--evaluator tabular``), trained (``--evaluator train``) or
+    scored by any registered evaluator (``--evaluator NAME --evaluator-param KEY=VALUE``)."""
     from nasforge.cli._summary import print_search_summary
     from nasforge.runs.oneshot import run_oneshot_search
 
@@ -466,12 +467,6 @@ def _oneshot(
             f"{', '.join(unused)} do{'es' if len(unused) == 1 else ''} not apply to the "
             f"one-shot method {method!r}; it runs --epochs supernet epochs (see "
             "nasforge search --help, panel Training)."
-        )
-    if evaluator_name == "train":
-        raise InvalidConfigError(
-            "A one-shot search scores its derived architectures with --evaluator tabular or "
-            "a registered evaluator given by --evaluator-param; to train each derived "
-            "architecture use nasforge.oneshot.search(..., evaluator=...) in Python."
         )
     bar = common.progress_bar(method) if common.show_progress(quiet) else None
     task = None

@@ -275,7 +275,8 @@ def default_evaluator(
         raise InvalidConfigError(
             f"Space {space!r} has no bundled table to look derived architectures up in; pass "
             "an evaluator, e.g. nasforge.evaluators.create('train', space="
-            f"{space!r}, data=PATH) (or --evaluator train on the command line)."
+            f"{space!r}, data=PATH) (or --evaluator train --evaluator-param epochs=N on the "
+            "command line)."
         )
     dataset = data.name if data.name in ("cifar10", "cifar100") else "cifar10"
     return evaluators.create("tabular", benchmark=space, dataset=dataset)

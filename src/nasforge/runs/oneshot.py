@@ -101,7 +101,15 @@ def run_oneshot_search(
     """Train ``method``'s supernet on ``data`` and score each epoch's derived architecture
     (one trial per epoch): looked up in the table registered under ``space``'s name
     (``evaluator="tabular"``), or by the evaluator registered as ``evaluator`` built with
-    ``evaluator_params`` (a plugin's, for a space without a table).
+    ``evaluator_params`` (``"train"`` trains each derived network on the same data; a
+    plugin's, for a space without a table).
+
+    ``data`` is a path of images (CIFAR-10's python release, an image-folder tree), or the
+    import path ``"package.module:attribute"`` of a user's ``Dataset``, ``DataLoader`` or
+    :class:`~nasforge.train.UserData`; ``None`` with ``dataset="synthetic"`` trains on
+    :class:`~nasforge.train.SyntheticImages`. For a space without a table and the default
+    ``evaluator="tabular"``, the derived networks of a user's data are trained briefly on it
+    (:func:`nasforge.oneshot._data.user_evaluator`).
 
     ``settings`` is a :class:`~nasforge.oneshot.SupernetSettings`, or a mapping of
     :func:`supernet_settings` keywords (``None``: the space's search-time setting).
@@ -112,11 +120,12 @@ def run_oneshot_search(
     Raises:
         NasforgeError: An unknown method, a space it cannot search, missing data.
     """
-    from nasforge import oneshot
+    from nasforge import oneshot, tabular
     from nasforge.naming import check_device
     from nasforge.storage import check_study_name
     from nasforge.study._create import check_seed
-    from nasforge.train import load_cifar10
+    from nasforge.train import SyntheticImages, load_cifar10
+    from nasforge.train._references import is_reference, load_reference
 
     check_seed(seed)
     if study_name is not None:
@@ -126,22 +135,38 @@ def run_oneshot_search(
     oneshot.base.check_space(space)
     if settings is None or isinstance(settings, Mapping):  # a bad preset before missing data
         settings = supernet_settings(space, **(settings or {}))
-    require_data(data, f"The one-shot method {method!r} trains")
-    assert data is not None  # for the type checker: require_data refused None
+    if dataset != "synthetic":
+        require_data(data, f"The one-shot method {method!r} trains")
+    reference = str(data) if data is not None and is_reference(str(data)) else None
+    params_of = dict(evaluator_params or {})
     if evaluator == "tabular":
-        params_of = {"benchmark": space, **dict(evaluator_params or {})}
-    else:
-        params_of = dict(evaluator_params or {})
+        params_of = {"benchmark": space, **params_of}
+    elif evaluator == "train":  # trains each derived architecture on the search's data
+        params_of = {"space": space, **params_of}
+        if data is not None:
+            params_of.setdefault("data", reference or str(data))
     from nasforge.evaluators.options import evaluator_from_options
 
-    scorer = evaluator_from_options(evaluator, dataset=dataset, params=params_of)
+    scorer: Evaluator | None = None
+    if evaluator != "tabular" or space in tabular.names():
+        scorer = evaluator_from_options(evaluator, dataset=dataset, params=params_of)
     if study_name is None and storage is not None:
         study_name = default_study_name(space, method, dataset, seed=seed)
     if not keep_checkpoints:
         checkpoint_dir = None
     elif checkpoint_dir is None:
         checkpoint_dir = default_checkpoint_dir(storage, study_name)
-    images = load_cifar10(data, cache_dir=cache_dir)
+    images: Any
+    if reference is not None:  # a user's Dataset, DataLoader or UserData by import path
+        images = load_reference(reference, "data")
+    elif data is None:  # --dataset synthetic
+        images = SyntheticImages().load()
+    else:
+        images = load_cifar10(data, cache_dir=cache_dir)
+    if scorer is None:  # a space without a table: trains each derived network on user data
+        from nasforge.oneshot._data import default_evaluator
+
+        scorer = default_evaluator(space, images, settings, threads)
     started = time.perf_counter()
     result = oneshot.search(
         method,
