@@ -201,10 +201,12 @@ def test_a_study_resumes_in_another_process(files, tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    # the space object alone: its params become the study's space_params
     whole = nasforge.create_study(
-        space=space, space_params=space.params, strategy="regularized-evolution",
+        space=space, strategy="regularized-evolution",
         strategy_params={"population_size": 6, "tournament_size": 3},
     )  # fmt: skip
+    assert whole.record.space_params == space.params
     whole.optimize(evaluator, n_trials=20)
     assert done.stdout.strip().split("|") == [t.arch.text for t in whole.trials]
 

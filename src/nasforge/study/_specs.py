@@ -32,7 +32,8 @@ def space_spec(
     """The registry name and parameters of the study's space, and the space built from them.
 
     ``space`` may be a name (a registry name or a user's ``"package.module:attribute"``), a
-    :class:`SearchSpace` (``space_params`` then say how it was built, ``{}`` by default), a
+    :class:`SearchSpace` (``space_params`` then say how it was built; by default its own
+    ``params`` mapping where it has one, as a table's space does, else ``{}``), a
     user's define-by-run function or model class (made a space as
     ``nasforge.spaces.from_function``/``from_module`` do), or ``None``: the strategy object's
     space, else ``"nb201"``.
@@ -63,6 +64,9 @@ def space_spec(
             )
         _user.remember(space)  # a user's space: the study finds it by its name
         return space.name, {}, space
+    own = getattr(space, "params", None)  # what a space built from settings says of them
+    if not params and isinstance(own, Mapping):
+        params = dict(own)
     built = spaces.create(space.name, **params) if space.name in spaces.names() else None
     if built is None or type(built) is not type(space):
         raise InvalidConfigError(

@@ -227,8 +227,8 @@ def from_table(
     Returns:
         ``(space, evaluator)``: the ``"table"`` space (``space.params`` are its
         ``space_params``) and a ``"tabular"`` evaluator on the table's first dataset. A
-        study records both: ``nasforge.create_study(space=space, space_params=space.params,
-        evaluator=evaluator)``.
+        study records both: ``nasforge.create_study(space=space, evaluator=evaluator)`` (the
+        space's ``params`` become the study's ``space_params``).
     """
     from nasforge import evaluators, spaces
 
