@@ -36,6 +36,10 @@ best network's validation / test accuracy, mean over the seeds,
   --epochs 8 --trials 8``), the same budget: 40.9 / 40.0 (39.5 / 38.8, 40.9 / 39.7,
   42.3 / 41.4), from 8 trainings.
 
+At twice the budget (``--trials 32``, seeds 0-1): joint 40.2 / 40.3 (39.8 / 38.8,
+40.5 / 41.8; 19-20 trainings), architecture-only 37.8 / 36.4 (37.2 / 35.3, 38.3 / 37.4; 33-36
+trainings), the 8-epoch control (``--trials 16``) 41.9 / 41.0 (41.8 / 40.1, 41.9 / 41.8).
+
 The joint search gains over the architecture-only one mostly by finding that, at this budget,
 training fewer candidates for longer pays; given that longer schedule as its default recipe,
 the architecture-only search does better still, as the joint search spends part of its few
