@@ -15,6 +15,7 @@ import pytest
 
 import nasforge
 from nasforge.errors import (
+    EvaluationFailuresError,
     InvalidConfigError,
     StorageError,
     StudyConflictError,
@@ -22,7 +23,7 @@ from nasforge.errors import (
 )
 from nasforge.evaluators.base import Evaluator
 from nasforge.storage import InMemoryStorage
-from nasforge.trial import Objective, TrialState
+from nasforge.trial import Direction, Objective, TrialState
 
 STRATEGIES = {
     "random": {},
@@ -261,6 +262,30 @@ def test_failed_evaluation_is_recorded_and_the_search_goes_on():
     assert all(not t.retryable for t in failed)
     assert study.n_finished == 50 == len(study.trials)
     assert study.best_trial.arch.choices[0] != 0
+
+
+class Broken(Evaluator):
+    @property
+    def metrics(self):
+        return {"valid_acc": Direction.MAXIMIZE}
+
+    def evaluate(self, arch, fidelity=None):
+        raise RuntimeError("no GPU here")
+
+
+def test_an_evaluator_that_fails_every_trial_stops_a_budgeted_search():
+    """Failures cost nothing, so a budget alone would never end: the search stops with the
+    reason after max_failed_streak failures in a row, every failure recorded."""
+    study = nasforge.create_study(strategy="random", seed=0)
+    study.max_failed_streak = 12
+    with pytest.raises(EvaluationFailuresError, match=r"last 12 trials.*no GPU here"):
+        study.optimize(Broken(), budget=5)
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * 12
+    # a success in between resets the count: 50 trials of a flaky evaluator go through
+    flaky = nasforge.create_study(strategy="random", seed=0)
+    flaky.max_failed_streak = 12
+    flaky.optimize(Failing(), n_trials=50)
+    assert flaky.n_finished == 50
 
 
 def test_budget_counts_cost():

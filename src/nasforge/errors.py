@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "EvaluationFailuresError",
     "InfeasibleConstraintError",
     "InvalidArchitectureError",
     "InvalidConfigError",
@@ -83,6 +84,11 @@ class StudyDeletedError(StorageError):
 
 class InfeasibleConstraintError(NasforgeError, ValueError):
     """No architecture seen meets a constraint; the message gives the tightest value found."""
+
+
+class EvaluationFailuresError(NasforgeError, RuntimeError):
+    """Every one of many trials in a row failed in the evaluator: the search stops instead of
+    spinning (a broken evaluator never spends a budget); the message gives the last reason."""
 
 
 class UnsupportedOperationError(NasforgeError, TypeError):

@@ -52,6 +52,10 @@ class StudyBase:
     _converged: str = ""
     #: With constraints, give up (InfeasibleConstraintError) after this many rejections in a row.
     max_rejected_streak: int = 1000
+    #: Stop (EvaluationFailuresError) after this many trials in a row failed in the evaluator:
+    #: a broken evaluator records failures at no cost, so a budget alone would never end.
+    max_failed_streak: int = 100
+    _failed_streak: int = 0
 
     def __init__(self, record: StudyRecord, storage: Storage) -> None:
         assert record.study_id is not None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from nasforge import evaluators
 from nasforge.architecture import Architecture
 from nasforge.errors import (
+    EvaluationFailuresError,
     InfeasibleConstraintError,
     InvalidConfigError,
     StudyConflictError,
@@ -122,6 +123,7 @@ class StudyLoop(StudyBase):
         deadline = None if timeout is None else time.monotonic() + timeout
         in_flight: dict[Future[Result], tuple[Trial, dict[str, float]]] = {}
         streak = rejected = 0
+        self._failed_streak = 0
         stop = False
         with _live(self._worker), _Heartbeats(self) as beats:
             try:
@@ -265,6 +267,15 @@ class StudyLoop(StudyBase):
         for callback in callbacks:
             callback(cast("Study", self), trial)
         was_rejected = is_rejection(trial)
+        failed = trial.state is TrialState.FAILED and not was_rejected and not trial.retryable
+        self._failed_streak = self._failed_streak + 1 if failed else 0
+        if self._failed_streak >= self.max_failed_streak:
+            count, self._failed_streak = self._failed_streak, 0
+            raise EvaluationFailuresError(
+                f"The last {count} trials all failed in the evaluator (the last: "
+                f"{trial.fail_reason}); the search stops. Fix the evaluator (the failed trials "
+                "and their reasons are recorded: nasforge show), then resume the study."
+            )
         rejected = rejected + 1 if was_rejected else 0
         if rejected >= self.max_rejected_streak:
             self._raise_infeasible(rejected)
