@@ -280,108 +280,77 @@ def _conv_new(cls: type, torch_cls: type, args: tuple[Any, ...], kwargs: dict[st
     return object.__new__(cls)
 
 
-class Conv2d(_ChoiceConv, nn.Conv2d):
+class _ChoiceConvNd(_ChoiceConv):
+    """The constructor and forward of :class:`Conv1d` and :class:`Conv2d`: ``_torch`` is the
+    torch class (what plain numbers give) and ``_functional`` its convolution function."""
+
+    _torch: Any
+    _functional: Any
+    padding_mode: Any
+    _reversed_padding_repeated_twice: Any
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:  # copy / pickle
+            return object.__new__(cls)
+        return _conv_new(cls, cls._torch, args, kwargs)
+
+    def __init__(
+        self,
+        in_channels: Any,
+        out_channels: Any,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: Any = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        shape = self._setup(
+            in_channels, out_channels, kernel_size, padding, dilation, groups, padding_mode
+        )
+        self._torch.__init__(
+            self,
+            stride=stride,
+            dilation=dilation,
+            bias=bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
+            **shape,
+        )
+        self._register_masks()
+
+    def _conv(self, x: torch.Tensor, weight: Any, bias: Any, padding: Any, groups: int) -> Any:
+        if self.padding_mode != "zeros":
+            return self._functional(
+                nn.functional.pad(x, self._reversed_padding_repeated_twice, self.padding_mode),
+                weight, bias, self.stride, 0, self.dilation, groups,
+            )  # fmt: skip
+        return self._functional(x, weight, bias, self.stride, padding, self.dilation, groups)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self._choice_forward(input)
+
+
+class Conv2d(_ChoiceConvNd, nn.Conv2d):
     """``torch.nn.Conv2d`` whose ``in_channels``, ``out_channels``, ``kernel_size``
     (``padding`` following it) and depthwise ``groups`` may be value choices (see the
     module docstring); plain numbers give ``torch.nn.Conv2d`` itself."""
 
     _dims = 2
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if not args and not kwargs:  # copy / pickle
-            return object.__new__(cls)
-        return _conv_new(cls, nn.Conv2d, args, kwargs)
-
-    def __init__(
-        self,
-        in_channels: Any,
-        out_channels: Any,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: Any = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        shape = self._setup(
-            in_channels, out_channels, kernel_size, padding, dilation, groups, padding_mode
-        )
-        nn.Conv2d.__init__(
-            self,
-            stride=stride,
-            dilation=dilation,
-            bias=bias,
-            padding_mode=padding_mode,  # type: ignore[arg-type]
-            device=device,
-            dtype=dtype,
-            **shape,
-        )
-        self._register_masks()
-
-    def _conv(self, x: torch.Tensor, weight: Any, bias: Any, padding: Any, groups: int) -> Any:
-        if self.padding_mode != "zeros":
-            return nn.functional.conv2d(
-                nn.functional.pad(x, self._reversed_padding_repeated_twice, self.padding_mode),
-                weight, bias, self.stride, 0, self.dilation, groups,
-            )  # fmt: skip
-        return nn.functional.conv2d(x, weight, bias, self.stride, padding, self.dilation, groups)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self._choice_forward(input)
+    _torch = nn.Conv2d
+    _functional = staticmethod(nn.functional.conv2d)
 
 
-class Conv1d(_ChoiceConv, nn.Conv1d):
+class Conv1d(_ChoiceConvNd, nn.Conv1d):
     """``torch.nn.Conv1d`` with value choices, as :class:`Conv2d`."""
 
     _dims = 1
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        if not args and not kwargs:  # copy / pickle
-            return object.__new__(cls)
-        return _conv_new(cls, nn.Conv1d, args, kwargs)
-
-    def __init__(
-        self,
-        in_channels: Any,
-        out_channels: Any,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: Any = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        shape = self._setup(
-            in_channels, out_channels, kernel_size, padding, dilation, groups, padding_mode
-        )
-        nn.Conv1d.__init__(
-            self,
-            stride=stride,
-            dilation=dilation,
-            bias=bias,
-            padding_mode=padding_mode,  # type: ignore[arg-type]
-            device=device,
-            dtype=dtype,
-            **shape,
-        )
-        self._register_masks()
-
-    def _conv(self, x: torch.Tensor, weight: Any, bias: Any, padding: Any, groups: int) -> Any:
-        if self.padding_mode != "zeros":
-            return nn.functional.conv1d(
-                nn.functional.pad(x, self._reversed_padding_repeated_twice, self.padding_mode),
-                weight, bias, self.stride, 0, self.dilation, groups,
-            )  # fmt: skip
-        return nn.functional.conv1d(x, weight, bias, self.stride, padding, self.dilation, groups)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self._choice_forward(input)
+    _torch = nn.Conv1d
+    _functional = staticmethod(nn.functional.conv1d)
 
 
 # -- linear ---------------------------------------------------------------------------------------
