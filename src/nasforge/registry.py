@@ -43,7 +43,9 @@ use underscores (``my_proxy``), as ``nasforge.proxies.create`` reads a dash as o
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import logging
 import pkgutil
 import sys
@@ -51,12 +53,12 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from nasforge.errors import NameConflictError, PluginError, UnknownNameError
+from nasforge.errors import InvalidConfigError, NameConflictError, PluginError, UnknownNameError
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-__all__ = ["ENTRY_POINT_GROUPS", "Registry"]
+__all__ = ["ENTRY_POINT_GROUPS", "Registry", "keyword_params"]
 
 #: The entry-point group that feeds the registry of each package.
 ENTRY_POINT_GROUPS: dict[str, str] = {
@@ -67,6 +69,34 @@ ENTRY_POINT_GROUPS: dict[str, str] = {
     "nasforge.oneshot": "nasforge.oneshot",
     "nasforge.tabular": "nasforge.benchmarks",
 }
+
+
+def keyword_params(
+    factory: Any, params: Any, kind: str, name: str, *, exclude: tuple[str, ...] = ()
+) -> list[str]:
+    """The keyword-only parameters of ``factory`` (less ``exclude``), after refusing any name
+    in ``params`` that is not one of them.
+
+    Raises:
+        InvalidConfigError: ``Unknown parameter 'x' (did you mean 'y'?) for <kind> '<name>';
+            its parameters are: ...`` for the names ``factory`` does not take.
+    """
+    accepted = [
+        key
+        for key, p in inspect.signature(factory).parameters.items()
+        if key not in exclude and p.kind is p.KEYWORD_ONLY
+    ]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise InvalidConfigError(
+            f"Unknown parameter {', '.join(hints)} for {kind} {name!r}; its parameters "
+            f"are: {', '.join(accepted) or 'none'}."
+        )
+    return accepted
 
 
 def _where(factory: Any) -> str:

@@ -16,7 +16,6 @@ methods.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from abc import ABC, abstractmethod
@@ -25,7 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
-from nasforge.registry import Registry
+from nasforge.registry import Registry, keyword_params
 
 if TYPE_CHECKING:
     import numpy as np
@@ -492,17 +491,5 @@ def create_schedule(name: str, **params: Any) -> Schedule:
     from nasforge.strategies.base import check_params
 
     cls = get_schedule(name)
-    accepted = [
-        p.name for p in inspect.signature(cls).parameters.values() if p.kind is p.KEYWORD_ONLY
-    ]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise InvalidConfigError(
-            f"Unknown parameter {', '.join(hints)} for schedule {name!r}; its parameters are: "
-            f"{', '.join(accepted) if accepted else 'none'}."
-        )
+    keyword_params(cls, params, "schedule", name)
     return cls(**check_params(cls, dict(params)))

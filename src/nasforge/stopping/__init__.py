@@ -9,13 +9,10 @@ rules: ``median`` (Google Vizier's median stopping rule), ``successive-halving``
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from nasforge.errors import InvalidConfigError
-from nasforge.registry import Registry
+from nasforge.registry import Registry, keyword_params
 from nasforge.stopping.base import ReportHistory, StoppingRule
 
 __all__ = ["ReportHistory", "StoppingRule", "create", "from_spec", "get", "names", "register"]
@@ -33,19 +30,7 @@ def create(name: str, **params: Any) -> StoppingRule:
             or a value out of range.
     """
     factory = _REGISTRY.get(name)
-    accepted = [
-        p.name for p in inspect.signature(factory).parameters.values() if p.kind is p.KEYWORD_ONLY
-    ]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise InvalidConfigError(
-            f"Unknown parameter {', '.join(hints)} for stopping rule {name!r}; its parameters "
-            f"are: {', '.join(accepted) or 'none'}."
-        )
+    keyword_params(factory, params, "stopping rule", name)
     return factory(**params)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -13,6 +11,7 @@ import numpy as np
 
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
+from nasforge.registry import keyword_params
 from nasforge.spaces.base import SearchSpace
 from nasforge.trial import Proposal, Trial
 
@@ -131,24 +130,8 @@ def check_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
         InvalidConfigError: An unknown name (the valid ones and the closest match are listed)
             or a value of the wrong type.
     """
-    signature = inspect.signature(cls)
-    accepted = [
-        name
-        for name, p in signature.parameters.items()
-        if name not in ("space", "seed") and p.kind is p.KEYWORD_ONLY
-    ]
     label = getattr(cls, "registry_name", cls.__name__)
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, accepted, n=1)
-            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        valid = ", ".join(accepted) if accepted else "none"
-        raise InvalidConfigError(
-            f"Unknown parameter {', '.join(hints)} for strategy {label!r}; its parameters "
-            f"are: {valid}."
-        )
+    keyword_params(cls, params, "strategy", label, exclude=("space", "seed"))
     if not params:
         return {}
     types = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
