@@ -17,6 +17,16 @@ logger = logging.getLogger("nasforge.storage.rdb")
 def tables(sa: Any) -> dict[str, Any]:
     """SQLAlchemy tables of schema :data:`~nasforge.storage.base.SCHEMA_VERSION`."""
     meta = sa.MetaData()
+
+    def study_of() -> Any:
+        # the study a row belongs to; its rows go with the study
+        return sa.Column(
+            "study_id",
+            sa.Integer,
+            sa.ForeignKey("nasforge_studies.study_id", ondelete="CASCADE"),
+            nullable=False,
+        )
+
     schema = sa.Table(
         "nasforge_schema",
         meta,
@@ -43,12 +53,7 @@ def tables(sa: Any) -> dict[str, Any]:
         "nasforge_trials",
         meta,
         sa.Column("trial_id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column(
-            "study_id",
-            sa.Integer,
-            sa.ForeignKey("nasforge_studies.study_id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        study_of(),
         sa.Column("number", sa.Integer, nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("arch", sa.Text, nullable=False),
@@ -74,12 +79,7 @@ def tables(sa: Any) -> dict[str, Any]:
         "nasforge_reports",
         meta,
         sa.Column("report_id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column(
-            "study_id",
-            sa.Integer,
-            sa.ForeignKey("nasforge_studies.study_id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        study_of(),
         sa.Column("number", sa.Integer, nullable=False),
         sa.Column("step", sa.Integer, nullable=False),
         sa.Column("metrics", sa.Text, nullable=False),
