@@ -33,8 +33,68 @@ __all__ = [
 ]
 
 
+class _Halves:
+    """What both kinds of search data share: the two halves (``train`` fits the weights,
+    ``valid`` the architecture) cut into batches. A subclass says how a batch is made from
+    a half's items: :meth:`_batch` (random batches) and :meth:`_slice` (fixed ones)."""
+
+    train: Any
+    valid: Any
+    batch_size: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps of one epoch: full batches of the smaller half."""
+        return min(len(self.train), len(self.valid)) // self.batch_size
+
+    def batches(
+        self, split: str, generator: torch.Generator, device: torch.device, steps: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of ``split`` (``"train"`` or ``"valid"``) in a random order (made by
+        :meth:`_batch`: augmented images, or a user's items as they are)."""
+        part = self.train if split == "train" else self.valid
+        order = torch.randperm(len(part), generator=generator)
+        total = self.steps_per_epoch if steps is None else steps
+        for step in range(total):
+            start = (step * self.batch_size) % max(1, len(part) - self.batch_size + 1)
+            index = order[start : start + self.batch_size]
+            yield self._batch(part, index, generator, device)
+
+    def paired(
+        self, generator: torch.Generator, device: torch.device
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One epoch of ``(x_train, y_train, x_valid, y_valid)`` steps."""
+        train = self.batches("train", generator, device)
+        valid = self.batches("valid", generator, device)
+        for (xt, yt), (xv, yv) in zip(train, valid, strict=True):
+            yield xt, yt, xv, yv
+
+    def fixed(
+        self, split: str, count: int, device: torch.device
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``count`` items of ``split`` in batches (made by :meth:`_slice`): the
+        same items every time, for comparing candidates on the supernet. The halves are in a
+        fixed random order, so these are a class-balanced sample in expectation."""
+        part = self.train if split == "train" else self.valid
+        count = min(count, len(part))
+        return [
+            self._slice(part, start, min(start + self.batch_size, count), device)
+            for start in range(0, count, self.batch_size)
+        ]
+
+    def _batch(
+        self, part: Any, index: torch.Tensor, generator: torch.Generator, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _slice(
+        self, part: Any, start: int, stop: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
 @dataclass(eq=False)
-class SearchData:
+class SearchData(_Halves):
     """The two halves of the search data: ``train`` fits the weights, ``valid`` the
     architecture (NAS-Bench-201's ``cifar10-valid`` protocol: CIFAR-10's training images
     split in two halves), with the CIFAR augmentation (random crop, flip) on both.
@@ -90,51 +150,22 @@ class SearchData:
             num_classes=data.num_classes,
         )
 
-    @property
-    def steps_per_epoch(self) -> int:
-        """Steps of one epoch: full batches of the smaller half."""
-        return min(len(self.train), len(self.valid)) // self.batch_size
+    def _batch(
+        self, part: ImageData, index: torch.Tensor, generator: torch.Generator, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # augmented (random crop, flip), normalised
+        return self.augment(part.images[index].to(device), generator), part.labels[index].to(device)
 
-    def batches(
-        self, split: str, generator: torch.Generator, device: torch.device, steps: int | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Augmented batches of ``split`` (``"train"`` or ``"valid"``) in a random order."""
-        part = self.train if split == "train" else self.valid
-        order = torch.randperm(len(part), generator=generator)
-        total = self.steps_per_epoch if steps is None else steps
-        for step in range(total):
-            start = (step * self.batch_size) % max(1, len(part) - self.batch_size + 1)
-            index = order[start : start + self.batch_size]
-            x = self.augment(part.images[index].to(device), generator)
-            yield x, part.labels[index].to(device)
-
-    def paired(
-        self, generator: torch.Generator, device: torch.device
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """One epoch of ``(x_train, y_train, x_valid, y_valid)`` steps."""
-        train = self.batches("train", generator, device)
-        valid = self.batches("valid", generator, device)
-        for (xt, yt), (xv, yv) in zip(train, valid, strict=True):
-            yield xt, yt, xv, yv
-
-    def fixed(
-        self, split: str, count: int, device: torch.device
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The first ``count`` images of ``split`` (normalised, not augmented) in batches:
-        the same images every time, for comparing candidates on the supernet. The halves are
-        in a fixed random order, so these are a class-balanced sample in expectation."""
-        part = self.train if split == "train" else self.valid
-        count = min(count, len(part))
-        out = []
-        for start in range(0, count, self.batch_size):
-            stop = min(start + self.batch_size, count)
-            x = normalize(part.images[start:stop].to(device), self.mean, self.std)
-            out.append((x, part.labels[start:stop].to(device)))
-        return out
+    def _slice(
+        self, part: ImageData, start: int, stop: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # normalised, not augmented
+        x = normalize(part.images[start:stop].to(device), self.mean, self.std)
+        return x, part.labels[start:stop].to(device)
 
 
 @dataclass(eq=False)
-class TensorSearchData:
+class TensorSearchData(_Halves):
     """The two halves of a user's data (:class:`~nasforge.train.user_data.UserData`): the
     interface of :class:`SearchData` on tensors of any shape (sequences, node indices,
     images), used as they are: no augmentation, no normalisation, no resizing.
@@ -200,43 +231,19 @@ class TensorSearchData:
         valid = valid.subset(torch.randperm(len(valid), generator=order))
         return cls(train, valid, settings.batch_size, data.num_classes)
 
-    @property
-    def steps_per_epoch(self) -> int:
-        """Steps of one epoch: full batches of the smaller half."""
-        return min(len(self.train), len(self.valid)) // self.batch_size
+    def _batch(
+        self,
+        part: TensorData,
+        index: torch.Tensor,
+        generator: torch.Generator,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return part.inputs[index].to(device), part.targets[index].to(device)
 
-    def batches(
-        self, split: str, generator: torch.Generator, device: torch.device, steps: int | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches of ``split`` (``"train"`` or ``"valid"``) in a random order."""
-        part = self.train if split == "train" else self.valid
-        order = torch.randperm(len(part), generator=generator)
-        total = self.steps_per_epoch if steps is None else steps
-        for step in range(total):
-            start = (step * self.batch_size) % max(1, len(part) - self.batch_size + 1)
-            index = order[start : start + self.batch_size]
-            yield part.inputs[index].to(device), part.targets[index].to(device)
-
-    def paired(
-        self, generator: torch.Generator, device: torch.device
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """One epoch of ``(x_train, y_train, x_valid, y_valid)`` steps."""
-        train = self.batches("train", generator, device)
-        valid = self.batches("valid", generator, device)
-        for (xt, yt), (xv, yv) in zip(train, valid, strict=True):
-            yield xt, yt, xv, yv
-
-    def fixed(
-        self, split: str, count: int, device: torch.device
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The first ``count`` items of ``split`` in batches (the same every time)."""
-        part = self.train if split == "train" else self.valid
-        count = min(count, len(part))
-        out = []
-        for start in range(0, count, self.batch_size):
-            stop = min(start + self.batch_size, count)
-            out.append((part.inputs[start:stop].to(device), part.targets[start:stop].to(device)))
-        return out
+    def _slice(
+        self, part: TensorData, start: int, stop: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return part.inputs[start:stop].to(device), part.targets[start:stop].to(device)
 
 
 def read_data(data: DataSplits | UserData | Any) -> DataSplits | UserData:
