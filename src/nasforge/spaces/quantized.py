@@ -94,7 +94,7 @@ from nasforge.errors import (
     UnsupportedOperationError,
     abbreviate,
 )
-from nasforge.spaces._forms import input_side
+from nasforge.spaces._forms import AddedDecisions, input_side
 from nasforge.spaces.base import Decision, SearchSpace
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def _token(precision: str) -> str:
     return "32" if precision == "fp32" else precision
 
 
-class QuantizedSpace(SearchSpace):
+class QuantizedSpace(AddedDecisions):
     """The architectures of ``base``, each with a precision per quantizable layer (see the
     module docstring for the slots, the text and the canonical form).
 
@@ -153,6 +153,7 @@ class QuantizedSpace(SearchSpace):
     """
 
     encodings = ("onehot",)
+    separator = SEPARATOR
 
     def __init__(
         self,
@@ -164,16 +165,7 @@ class QuantizedSpace(SearchSpace):
     ) -> None:
         from nasforge.ops.quant import PRECISIONS, check_precision
 
-        if not isinstance(base, SearchSpace):
-            raise UnsupportedOperationError(
-                f"QuantizedSpace wraps a search space, got {type(base).__name__}."
-            )
-        if not base.supports("decisions") or not base.supports("build"):
-            raise UnsupportedOperationError(
-                f"Space {base.name!r} cannot take per-layer precisions: the quantized form needs "
-                "a base that is a product of independent decisions (decisions()) and builds its "
-                "networks (build()); wrap such a space (nasforge list spaces)."
-            )
+        self._wrap(base, "per-layer precisions", "quantized")
         if isinstance(precisions, (str, int)):
             precisions = [precisions]
         names = [check_precision(p) for p in precisions]
@@ -184,13 +176,10 @@ class QuantizedSpace(SearchSpace):
             )
         if not isinstance(weights_only, bool):
             raise InvalidConfigError(f"weights_only must be True or False, got {weights_only!r}.")
-        self.base = base
         self.name = f"{base.name}+quant"
         self.precisions: tuple[str, ...] = tuple(names)
         self.weights_only = weights_only
         self.settings: dict[str, Any] = dict(settings or {})
-        self.scale_keys = base.scale_keys
-        self._base_decisions = base.decisions()
         self._layouts: dict[Architecture, tuple[Any, tuple[tuple[str, str], ...]]] = {}
         self._mobile = self._is_mobile()
         self.slots: tuple[str, ...] = self._find_slots()
@@ -354,15 +343,8 @@ class QuantizedSpace(SearchSpace):
         return out
 
     # -- decisions, text ---------------------------------------------------------------------
-    def decisions(self) -> tuple[Decision, ...]:
-        return self._decisions
-
-    def from_choices(self, choices: Sequence[int]) -> Architecture:
-        values = self.check_choices(choices)
-        count = len(self._base_decisions)
-        base = self.base.from_choices(values[:count])
-        policy = ",".join(_token(self.precisions[c]) for c in values[count:])
-        return Architecture(self.name, values, f"{base.text}{SEPARATOR}{policy}")
+    def _own_text(self, own: Sequence[int]) -> str:
+        return ",".join(_token(self.precisions[c]) for c in own)
 
     def parse(self, text: str) -> Architecture:
         """The architecture written as ``"<base text>|q=<precisions>"`` (module docstring).
@@ -371,18 +353,10 @@ class QuantizedSpace(SearchSpace):
             InvalidArchitectureError: No policy part, a malformed base text, a precision that
                 is not an option, or a policy of the wrong length.
         """
-        if not isinstance(text, str) or SEPARATOR not in text:
-            raise InvalidArchitectureError(
-                f"A {self.name} architecture is '<{self.base.name} architecture>{SEPARATOR}"
-                f"<precision of each of the {len(self.slots)} slots>', e.g. "
-                f"{abbreviate(str(self._example()), 120)!r}; got {abbreviate(str(text), 80)!r}."
-            )
-        base_text, _, policy = text.rpartition(SEPARATOR)
+        own = f"<precision of each of the {len(self.slots)} slots>"
+        base_text, policy = self._split_text(text, own, 120)
         tokens = [t.strip() for t in policy.split(",")] if policy.strip() else []
         return self.join(self.base.parse(base_text), tokens)
-
-    def _example(self) -> Architecture:
-        return self.from_choices([0] * len(self._decisions))
 
     def _precision(self, value: str | int, slot: int) -> int:
         """The option index of precision ``value`` (a name, bits, or the text's token)."""
@@ -432,11 +406,7 @@ class QuantizedSpace(SearchSpace):
             InvalidArchitectureError: Another space, or the same name with other arguments.
         """
         arch = super().check(arch)
-        try:
-            same = self.from_choices(arch.choices).text == arch.text
-        except InvalidArchitectureError:
-            same = False
-        if not same:
+        if not self._made_here(arch):
             raise InvalidArchitectureError(
                 f"Architecture {abbreviate(arch.text, 80)!r} was made by a {self.name} space with "
                 f"other arguments than this one (precisions={list(self.precisions)}, "
@@ -447,10 +417,8 @@ class QuantizedSpace(SearchSpace):
 
     def split(self, arch: Architecture) -> tuple[Architecture, tuple[str, ...]]:
         """The base architecture of ``arch`` and its policy (one precision per slot)."""
-        choices = self.check(arch).choices
-        count = len(self._base_decisions)
-        base = self.base.from_choices(choices[:count])
-        return base, tuple(self.precisions[c] for c in choices[count:])
+        base, own = self._base_and_own(self.check(arch).choices)
+        return base, tuple(self.precisions[c] for c in own)
 
     # -- canonical form ----------------------------------------------------------------------
     def canonical(self, arch: Architecture) -> Architecture:

@@ -52,6 +52,7 @@ from nasforge.errors import (
     UnsupportedOperationError,
     abbreviate,
 )
+from nasforge.spaces._forms import AddedDecisions
 from nasforge.spaces.base import Decision, SearchSpace
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ REFERENCE: Mapping[str, tuple[float, float]] = {
 }
 
 
-class RecipeSpace(SearchSpace):
+class RecipeSpace(AddedDecisions):
     """The architectures of ``base``, each with a training recipe (see the module docstring).
 
     Args:
@@ -113,24 +114,14 @@ class RecipeSpace(SearchSpace):
         (0.1, 12)
     """
 
+    separator = SEPARATOR
+
     def __init__(
         self, base: SearchSpace, knobs: Mapping[str, Sequence[Any] | None] | None = None
     ) -> None:
-        if not isinstance(base, SearchSpace):
-            raise UnsupportedOperationError(
-                f"RecipeSpace wraps a search space, got {type(base).__name__}."
-            )
-        if not base.supports("decisions") or not base.supports("build"):
-            raise UnsupportedOperationError(
-                f"Space {base.name!r} cannot take recipe decisions: the recipe form needs a base "
-                "that is a product of independent decisions (decisions()) and builds its "
-                "networks (build()); wrap such a space (nasforge list spaces)."
-            )
-        self.base = base
+        self._wrap(base, "recipe decisions", "recipe")
         self.name = f"{base.name}+recipe"
-        self.scale_keys = base.scale_keys
         self.knobs: dict[str, tuple[Any, ...]] = _check_knobs(knobs)
-        self._base_decisions = base.decisions()
         taken = {d.name for d in self._base_decisions}
         clash = sorted(taken & {f"recipe.{k}" for k in self.knobs})
         if clash:
@@ -143,18 +134,11 @@ class RecipeSpace(SearchSpace):
         )
 
     # -- decisions and text ------------------------------------------------------------------
-    def decisions(self) -> tuple[Decision, ...]:
-        return self._decisions
-
-    def from_choices(self, choices: Sequence[int]) -> Architecture:
-        values = self.check_choices(choices)
-        count = len(self._base_decisions)
-        base = self.base.from_choices(values[:count])
-        recipe = ",".join(
+    def _own_text(self, own: Sequence[int]) -> str:
+        return ",".join(
             f"{name}={_token(name, options[c])}"
-            for (name, options), c in zip(self.knobs.items(), values[count:], strict=True)
+            for (name, options), c in zip(self.knobs.items(), own, strict=True)
         )
-        return Architecture(self.name, values, f"{base.text}{SEPARATOR}{recipe}")
 
     def parse(self, text: str) -> Architecture:
         """The architecture written as ``"<base text>|recipe:<setting>=<value>,..."``.
@@ -163,13 +147,7 @@ class RecipeSpace(SearchSpace):
             InvalidArchitectureError: No recipe part, a malformed base text, a setting
                 missing, repeated or unknown, or a value that is not an option.
         """
-        if not isinstance(text, str) or SEPARATOR not in text:
-            raise InvalidArchitectureError(
-                f"A {self.name} architecture is '<{self.base.name} architecture>{SEPARATOR}"
-                f"<setting>=<value>,...', e.g. {abbreviate(self._example().text, 160)!r}; got "
-                f"{abbreviate(str(text), 80)!r}."
-            )
-        base_text, _, recipe = text.rpartition(SEPARATOR)
+        base_text, recipe = self._split_text(text, "<setting>=<value>,...", 160)
         values: dict[str, str] = {}
         for item in (part.strip() for part in recipe.split(",") if part.strip()):
             name, equals, value = (s.strip() for s in item.partition("="))
@@ -213,9 +191,6 @@ class RecipeSpace(SearchSpace):
                 choices.append(_neutral(name, options))
         return self.from_choices(choices)
 
-    def _example(self) -> Architecture:
-        return self.from_choices([0] * len(self._decisions))
-
     def check(self, arch: Architecture) -> Architecture:
         """``arch`` if it is an architecture of this space made with these knobs.
 
@@ -224,11 +199,7 @@ class RecipeSpace(SearchSpace):
                 the space with the ``space_params`` the study recorded).
         """
         arch = super().check(arch)
-        try:
-            same = self.from_choices(arch.choices).text == arch.text
-        except InvalidArchitectureError:
-            same = False
-        if not same:
+        if not self._made_here(arch):
             raise InvalidArchitectureError(
                 f"Architecture {abbreviate(arch.text, 80)!r} was made by a {self.name} space "
                 f"with other knobs than this one ({self.knobs}); open the space with the "
@@ -238,12 +209,9 @@ class RecipeSpace(SearchSpace):
 
     def split(self, arch: Architecture) -> tuple[Architecture, dict[str, Any]]:
         """The base architecture of ``arch`` and its recipe values, by setting."""
-        choices = self.check(arch).choices
-        count = len(self._base_decisions)
-        base = self.base.from_choices(choices[:count])
+        base, own = self._base_and_own(self.check(arch).choices)
         values = {
-            name: options[c]
-            for (name, options), c in zip(self.knobs.items(), choices[count:], strict=True)
+            name: options[c] for (name, options), c in zip(self.knobs.items(), own, strict=True)
         }
         return base, values
 
