@@ -259,3 +259,21 @@ def test_enqueue_refuses_architectures_of_another_space():
     with pytest.raises(InvalidArchitectureError):
         study.enqueue_trial("|not_an_op~0|+|")
     assert "enqueued" not in study.record.options
+
+
+@pytest.mark.parametrize("name", ["nb201+recipe", "nb201+quant", "nb201+binary"])
+def test_a_space_object_with_a_form_is_recorded_by_its_name(name, tmp_path):
+    """A wrapped space built by its name is recorded as that name and resumes; built with
+    other settings it needs the space_params that say so."""
+    url = f"sqlite:///{tmp_path / 'forms.db'}"
+    study = nasforge.create_study(
+        space=nasforge.spaces.create(name), strategy="random", storage=url, study_name="f"
+    )
+    assert (study.record.space, study.record.space_params) == (name, {})
+    assert type(nasforge.load_study("f", url).space) is type(study.space)
+    if name == "nb201+quant":
+        other = nasforge.spaces.create(name, precisions=("int4", "int8"))
+        with pytest.raises(InvalidConfigError, match="pass the space_params"):
+            nasforge.create_study(space=other)
+        kept = nasforge.create_study(space=other, space_params={"precisions": ["int4", "int8"]})
+        assert kept.space.decisions() == other.decisions()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nasforge import spaces, strategies
-from nasforge.errors import InvalidConfigError
+from nasforge.errors import InvalidConfigError, UnknownNameError
 from nasforge.spaces import _user
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Strategy
@@ -67,7 +67,10 @@ def space_spec(
     own = getattr(space, "params", None)  # what a space built from settings says of them
     if not params and isinstance(own, Mapping):
         params = dict(own)
-    built = spaces.create(space.name, **params) if space.name in spaces.names() else None
+    try:  # a registered name, or one with forms ("nb201+recipe")
+        built: SearchSpace | None = spaces.create(space.name, **params)
+    except UnknownNameError:
+        built = None
     if built is None or type(built) is not type(space):
         raise InvalidConfigError(
             f"Search space {type(space).__name__} (name {space.name!r}) is not the class "
@@ -194,7 +197,9 @@ def _same_state(a: object, b: object) -> bool:
     for key, x in mine.items():
         y = theirs[key]
         try:
-            if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if isinstance(x, SearchSpace) and type(x) is type(y):  # a form's base space
+                same = _same_state(x, y)
+            elif isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
                 same = bool(np.array_equal(x, y))
             else:
                 same = bool(x == y)
