@@ -253,7 +253,7 @@ def test_every_registered_strategy_searches_the_table(name, files, tmp_path):
 
     study = run()
     trials = study.trials
-    assert len(trials) == 24 and all(t.arch.text in space._data.index for t in trials)
+    assert len(trials) == 24 and all(t.arch.text in space.data.index for t in trials)
     complete = [t for t in trials if t.state.value == "COMPLETE"]
     assert complete and all("valid_acc" in t.metrics for t in complete)
     assert [t.arch for t in run().trials] == [t.arch for t in trials]

@@ -10,8 +10,7 @@ the nearest row).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,13 +19,13 @@ from nasforge import spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, abbreviate
 from nasforge.spaces.base import Decision, SearchSpace
-from nasforge.tabular.table_data import load, table_params
+from nasforge.tabular.table_data import FromTable, load
 
 __all__ = ["TableSpace"]
 
 
 @spaces.register("table")
-class TableSpace(SearchSpace):
+class TableSpace(FromTable, SearchSpace):
     """The architectures of a table of measured results: one decision per architecture column.
 
     An architecture is one of the table's rows, written ``"col=value,col=value"`` in the
@@ -52,46 +51,24 @@ class TableSpace(SearchSpace):
 
     name = "table"
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        arch_columns: Sequence[str] | None = None,
-        metrics: Sequence[str] | Mapping[str, str] | None = None,
-        fidelity: str | None = None,
-        cost: str | None = None,
-        dataset: str | None = None,
-        free: Sequence[str] | None = None,
-    ) -> None:
-        self.params = table_params(
-            path,
-            arch_columns=arch_columns,
-            metrics=metrics,
-            fidelity=fidelity,
-            cost=cost,
-            dataset=dataset,
-            free=free,
-        )
-        self._data = load(self.params)
-
     def decisions(self) -> tuple[Decision, ...]:
-        return self._data.decisions
+        return self.data.decisions
 
     def from_choices(self, choices: Sequence[int]) -> Architecture:
         checked = self.check_choices(choices)
-        return self._data.arch(self.name, self._data.nearest(checked))
+        return self.data.arch(self.name, self.data.nearest(checked))
 
     def parse(self, text: str) -> Architecture:
-        row = self._data.index.get(str(text))
+        row = self.data.index.get(str(text))
         if row is not None:
-            return self._data.arch(self.name, row)
+            return self.data.arch(self.name, row)
         values: dict[str, str] = {}
         for part in str(text).split(","):
             name, eq, value = part.partition("=")
             if not eq:
                 raise InvalidArchitectureError(
                     f"A table architecture is written 'column=value,...'; got "
-                    f"{abbreviate(text, 80)!r}. Example: {self._data.texts[0]!r}."
+                    f"{abbreviate(text, 80)!r}. Example: {self.data.texts[0]!r}."
                 )
             values[name.strip()] = value.strip()
         names = [d.name for d in self.decisions()]
@@ -109,21 +86,21 @@ class TableSpace(SearchSpace):
                     f"column {decision.name!r}; its values are {texts}."
                 )
             choices.append(texts.index(values[decision.name]))
-        nearest = self._data.texts[self._data.nearest(choices)]
+        nearest = self.data.texts[self.data.nearest(choices)]
         raise InvalidArchitectureError(
-            f"{abbreviate(text, 80)!r} is not a row of the table {self._data.source}; the "
+            f"{abbreviate(text, 80)!r} is not a row of the table {self.data.source}; the "
             f"nearest row is {nearest!r}."
         )
 
     def sample(self, rng: np.random.Generator) -> Architecture:
         """A row drawn uniformly (one ``rng.integers(size)``)."""
-        return self._data.arch(self.name, int(rng.integers(len(self._data.texts))))
+        return self.data.arch(self.name, int(rng.integers(len(self.data.texts))))
 
     def neighbours(self, arch: Architecture) -> list[Architecture]:
         """The rows that differ from ``arch`` in one column (decision by decision, options in
         order); for a row with none, the rows at the smallest distance (table order)."""
         row = self._row(arch)
-        table = self._data.choices
+        table = self.data.choices
         differ = table != table[row]
         distance = np.count_nonzero(differ, axis=1)
         distance[row] = 0
@@ -137,30 +114,30 @@ class TableSpace(SearchSpace):
             if not len(others):
                 return []
             order = np.flatnonzero(distance == others.min())
-        return [self._data.arch(self.name, int(i)) for i in order]
+        return [self.data.arch(self.name, int(i)) for i in order]
 
     @property
     def size(self) -> int:
-        return len(self._data.texts)
+        return len(self.data.texts)
 
     def __iter__(self) -> Iterator[Architecture]:
-        return (self._data.arch(self.name, i) for i in range(len(self._data.texts)))
+        return (self.data.arch(self.name, i) for i in range(len(self.data.texts)))
 
     def _row(self, arch: Architecture) -> int:
         self.check(arch)
-        row = self._data.index.get(arch.text)
+        row = self.data.index.get(arch.text)
         if row is None:
             raise InvalidArchitectureError(
-                f"Architecture {arch.text!r} is not a row of the table {self._data.source}."
+                f"Architecture {arch.text!r} is not a row of the table {self.data.source}."
             )
         return row
 
     def __repr__(self) -> str:
-        return f"TableSpace({self._data.source!r})"
+        return f"TableSpace({self.data.source!r})"
 
     def __getstate__(self) -> dict[str, Any]:
         return {"params": self.params}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.params = state["params"]
-        self._data = load(self.params)
+        self.data = load(self.params)

@@ -42,7 +42,6 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,14 +51,14 @@ from nasforge import tabular
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, InvalidConfigError, UnknownNameError
 from nasforge.tabular.base import MetricInfo, TabularBenchmark
-from nasforge.tabular.table_data import EXAMPLE_TABLE, TableData, load, table_params
+from nasforge.tabular.table_data import EXAMPLE_TABLE, FromTable, TableData, load, table_params
 
 __all__ = ["EXAMPLE_TABLE", "TableBenchmark", "TableData", "from_table", "load", "table_params"]
 
 
 # -- the benchmark ----------------------------------------------------------------------------
 @tabular.register("table")
-class TableBenchmark(TabularBenchmark):
+class TableBenchmark(FromTable, TabularBenchmark):
     """The metrics of a user's table of architectures (CSV, Parquet or a DataFrame).
 
     Args:
@@ -93,27 +92,7 @@ class TableBenchmark(TabularBenchmark):
     name = "table"
     space = "table"
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        arch_columns: Sequence[str] | None = None,
-        metrics: Sequence[str] | Mapping[str, str] | None = None,
-        fidelity: str | None = None,
-        cost: str | None = None,
-        dataset: str | None = None,
-        free: Sequence[str] | None = None,
-    ) -> None:
-        self.params = table_params(
-            path,
-            arch_columns=arch_columns,
-            metrics=metrics,
-            fidelity=fidelity,
-            cost=cost,
-            dataset=dataset,
-            free=free,
-        )
-        self.data = load(self.params)
+    def _loaded(self) -> None:
         self.datasets = self.data.datasets
         self.fidelities = self.data.fidelities  # type: ignore[assignment]
         if self.params["fidelity"] is not None:

@@ -21,7 +21,15 @@ from nasforge.errors import InvalidConfigError, MissingDependencyError
 from nasforge.spaces.base import Decision
 from nasforge.trial import Direction
 
-__all__ = ["DEFAULT_DATASET", "EXAMPLE_TABLE", "SUFFIXES", "TableData", "load", "table_params"]
+__all__ = [
+    "DEFAULT_DATASET",
+    "EXAMPLE_TABLE",
+    "SUFFIXES",
+    "FromTable",
+    "TableData",
+    "load",
+    "table_params",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +202,47 @@ class TableData:
 
     def arch(self, space: str, row: int) -> Architecture:
         return Architecture(space, tuple(int(c) for c in self.choices[row]), self.texts[row])
+
+
+class FromTable:
+    """What the ``"table"`` space and benchmark share: both are built from the same settings
+    (those of :func:`table_params`, kept as :attr:`params`, a study's ``space_params``) and
+    hold the table they describe (:attr:`data`). A subclass reads what else it needs from
+    the table in :meth:`_loaded`.
+
+    Args:
+        path, arch_columns, metrics, fidelity, cost, dataset, free: The table and its
+            columns (see :class:`nasforge.tabular.table.TableBenchmark`).
+    """
+
+    params: dict[str, Any]
+    data: TableData
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        arch_columns: Sequence[str] | None = None,
+        metrics: Sequence[str] | Mapping[str, str] | None = None,
+        fidelity: str | None = None,
+        cost: str | None = None,
+        dataset: str | None = None,
+        free: Sequence[str] | None = None,
+    ) -> None:
+        self.params = table_params(
+            path,
+            arch_columns=arch_columns,
+            metrics=metrics,
+            fidelity=fidelity,
+            cost=cost,
+            dataset=dataset,
+            free=free,
+        )
+        self.data = load(self.params)
+        self._loaded()
+
+    def _loaded(self) -> None:
+        """Called once :attr:`params` and :attr:`data` are set."""
 
 
 def load(settings: Mapping[str, Any]) -> TableData:
