@@ -199,6 +199,26 @@ def test_training_evaluator_trains_with_the_architecture_recipe():
     assert seen[long.text][0].lr == pytest.approx(0.1)
 
 
+def test_in_a_study_the_metrics_are_those_of_the_recipe_s_last_epoch():
+    """Through a study (a reporting context), a recipe that doubles the epochs is measured
+    after its last epoch, as without a study, and its metric ``epochs`` is the recipe's."""
+    ev = evaluators.create(
+        "train", dataset="synthetic", space="nb201+recipe",
+        synthetic={"n_train": 64, "n_test": 16, "size": 8},
+        recipe={"epochs": 2, "batch_size": 32, "lr": 0.05}, channels=4, cells_per_stage=1,
+        threads=1, hardware=False,
+    )  # fmt: skip
+    space = spaces.create("nb201+recipe")
+    long = space.join(BASE, lr=2, epochs=2)
+    alone = ev.evaluate(long).metrics
+    study = nasforge.create_study(space="nb201+recipe", strategy="random")
+    study.enqueue_trial(long)
+    study.optimize(ev, n_trials=1)
+    assert study.trials[0].metrics["epochs"] == alone["epochs"] == 4
+    assert study.trials[0].metrics["valid_acc"] == pytest.approx(alone["valid_acc"])
+    assert study.trials[0].metrics["test_acc"] == pytest.approx(alone["test_acc"])
+
+
 def test_a_network_trained_with_its_found_recipe_is_exported(tmp_path):
     from nasforge.export import export_trial, load, load_record
 

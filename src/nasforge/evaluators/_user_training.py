@@ -293,7 +293,7 @@ class UserTraining:
                 return measure(model, part, self.metric, batch_size=batch, device=device)
 
             hook, seen = epoch_hook(
-                arch, ev._epoch_callbacks_now(), context, setting.epochs, self.valid_name,
+                arch, ev._epoch_callbacks_now(), context, recipe.epochs, self.valid_name,
                 lambda: score(self.data.valid),
             )  # fmt: skip
             last_loss = [math.nan]
@@ -303,7 +303,7 @@ class UserTraining:
                 if hook is not None:
                     seconds = time.perf_counter() - started
                     hook(
-                        EpochReport(epoch, setting.epochs, train_loss, math.nan, recipe.lr, seconds)
+                        EpochReport(epoch, recipe.epochs, train_loss, math.nan, recipe.lr, seconds)
                     )
 
             try:
@@ -314,12 +314,13 @@ class UserTraining:
                 assert context is not None
                 seconds = time.perf_counter() - started
                 return stopped_result(context, {"train_loss": last_loss[0]}, seconds)
-            valid = seen[setting.epochs] if setting.epochs in seen else score(self.data.valid)
+            # the recipe's epochs: a recipe decision (the "+recipe" form) may scale them
+            valid = seen[recipe.epochs] if recipe.epochs in seen else score(self.data.valid)
             metrics = {self.valid_name: valid}
             if ev.test and self.data.test is not None:
                 metrics[self.test_name] = score(self.data.test)
             seconds = time.perf_counter() - started
-        metrics.update(train_loss=last_loss[0], epochs=float(setting.epochs))
+        metrics.update(train_loss=last_loss[0], epochs=float(recipe.epochs))
         if ev.hardware:
             metrics.update(ev.free_metrics(arch))
         return Result(metrics, cost=seconds, seconds=seconds)

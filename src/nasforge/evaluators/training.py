@@ -402,15 +402,17 @@ class TrainingEvaluator(EpochCallbacks, Evaluator):
             def accuracy(part: ImageData) -> float:
                 return evaluate_accuracy(model, part, **norm, device=device, batch_size=batch)
 
+            # the recipe's epochs: a recipe decision (the "+recipe" form) may scale them
+            recipe = self._space.recipe_of(arch, self.recipe.replace(epochs=setting.epochs))
             hook, seen = epoch_hook(
-                arch, self._epoch_callbacks_now(), context, setting.epochs, "valid_acc",
+                arch, self._epoch_callbacks_now(), context, recipe.epochs, "valid_acc",
                 lambda: accuracy(valid_data),
             )  # fmt: skip
             try:
                 result = train(
                     model,
                     train_data,
-                    self._space.recipe_of(arch, self.recipe.replace(epochs=setting.epochs)),
+                    recipe,
                     **norm,
                     seed=train_seed,
                     device=device,
@@ -419,13 +421,13 @@ class TrainingEvaluator(EpochCallbacks, Evaluator):
             except TrialStopped:
                 assert context is not None
                 return stopped_result(context, {}, time.perf_counter() - started)
-            done = setting.epochs
+            done = recipe.epochs
             metrics = {"valid_acc": seen[done] if done in seen else accuracy(valid_data)}
             if self.test:
                 metrics["test_acc"] = accuracy(test_data)
             seconds = time.perf_counter() - started
         metrics.update(
-            train_acc=result.train_acc, train_loss=result.train_loss, epochs=float(setting.epochs)
+            train_acc=result.train_acc, train_loss=result.train_loss, epochs=float(recipe.epochs)
         )
         if self.hardware:
             metrics.update(self.free_metrics(arch))
