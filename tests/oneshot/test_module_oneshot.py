@@ -11,13 +11,11 @@ from torch import nn
 
 import nasforge.nn as nnf
 from nasforge import oneshot
-from nasforge.architecture import Architecture
 from nasforge.errors import UnsupportedOperationError
-from nasforge.evaluators.base import Evaluator
 from nasforge.oneshot import SupernetSettings
 from nasforge.spaces.module import ModuleSpace
+from nasforge.testing.models import ParamCount
 from nasforge.train import SyntheticImages
-from nasforge.trial import Result
 
 
 class Net(nn.Module):
@@ -67,21 +65,6 @@ class ConvChoice(nn.Module):
         return self.head(self.op(self.stem(x)).mean((2, 3)))
 
 
-class _Size(Evaluator):
-    """Scores an architecture by its network's parameter count (fast, deterministic)."""
-
-    def __init__(self, space: ModuleSpace) -> None:
-        self.built = space
-
-    @property
-    def metrics(self) -> dict[str, str]:
-        return {"valid_acc": "max"}
-
-    def evaluate(self, arch: Architecture, fidelity: Any = None) -> Result:
-        model = self.built.build(arch)
-        return Result({"valid_acc": float(sum(p.numel() for p in model.parameters()))})
-
-
 PARAMS: dict[str, dict[str, Any]] = {
     "darts": {},
     "single-level-darts": {},
@@ -107,7 +90,7 @@ def test_method_searches_a_user_model(method: str, data: Any) -> None:
         settings=SupernetSettings(batch_size=16),
         epochs=1,
         seed=0,
-        evaluator=_Size(space),
+        evaluator=ParamCount(space),
         device="cpu",
         threads=1,
     )
@@ -157,7 +140,7 @@ def test_pc_darts_on_candidates_tied_to_the_width_names_the_choice(data: Any) ->
             params={"k": 2, "warmup_epochs": 0},
             settings=SupernetSettings(batch_size=16),
             epochs=1,
-            evaluator=_Size(space),
+            evaluator=ParamCount(space),
             device="cpu",
             threads=1,
         )

@@ -10,12 +10,10 @@ from torch import nn
 
 import nasforge
 import nasforge.nn as nnf
-from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, InvalidConfigError
-from nasforge.evaluators.base import Evaluator
 from nasforge.ops.module_supernet import ModuleSupernet
 from nasforge.spaces.module import ModuleSpace
-from nasforge.trial import Result
+from nasforge.testing.models import ParamCount
 
 
 def _block(width: object) -> nn.Module:
@@ -177,28 +175,13 @@ def test_the_model_must_make_choices_and_the_same_ones() -> None:
         drift.supernet()
 
 
-class _Width(Evaluator):
-    """Prefers wide, deep networks: the number of parameters of the built model."""
-
-    def __init__(self, space: ModuleSpace) -> None:
-        self.built = space
-
-    @property
-    def metrics(self) -> dict[str, str]:
-        return {"valid_acc": "max"}
-
-    def evaluate(self, arch: Architecture, fidelity: object = None) -> Result:
-        model = self.built.build(arch)
-        return Result({"valid_acc": float(sum(p.numel() for p in model.parameters()))})
-
-
 @pytest.mark.parametrize("strategy", ["regularized-evolution", "bananas"])
 def test_black_box_strategies_search_the_model(space: ModuleSpace, strategy: str) -> None:
     params = {"n_initial": 4, "n_candidates": 8, "epochs": 20} if strategy == "bananas" else {}
     study = nasforge.create_study(
         space=space, strategy=strategy, seed=0, strategy_params=params or None
     )
-    study.optimize(_Width(space), n_trials=8)
+    study.optimize(ParamCount(space), n_trials=8)
     trials = study.trials
     assert len(trials) == 8 and all(t.arch.space == NAME for t in trials)
     assert study.best_trial.arch in {space.parse(str(t.arch)) for t in trials}

@@ -10,16 +10,18 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import nasforge
-from nasforge.trial import TrialState
+from nasforge.architecture import Architecture
+from nasforge.evaluators.base import Evaluator
+from nasforge.trial import Direction, Result, TrialState
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from nasforge.evaluators.base import Evaluator
     from nasforge.proxies import Batch
 
 __all__ = [
     "TINY_LLM",
+    "ParamCount",
     "check_oneshot",
     "check_proxy",
     "tiny_batch",
@@ -40,6 +42,30 @@ TINY_LLM: Mapping[str, Any] = MappingProxyType(
         "context": 16,
     }
 )
+
+
+class ParamCount(Evaluator):
+    """Scores an architecture by the parameter count of its network (``space.build(arch)``)
+    as ``valid_acc``, maximised: fast and deterministic, it prefers wide, deep networks
+    (searches of a user's model in tests).
+
+    Example:
+        >>> from nasforge import spaces
+        >>> space = spaces.create("nb201")
+        >>> ParamCount(space).evaluate(space.from_index(0)).metrics["valid_acc"] > 0
+        True
+    """
+
+    def __init__(self, space: Any) -> None:
+        self.built = space
+
+    @property
+    def metrics(self) -> Mapping[str, Direction]:
+        return {"valid_acc": Direction.MAXIMIZE}
+
+    def evaluate(self, arch: Architecture, fidelity: Any = None) -> Result:
+        model = self.built.build(arch)
+        return Result({"valid_acc": float(sum(p.numel() for p in model.parameters()))})
 
 
 def tiny_network(num_classes: int = 3, seed: int = 0) -> nn.Module:
