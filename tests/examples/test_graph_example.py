@@ -3,29 +3,12 @@ computations, its graph, and both searches of its space."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+import graph_search as gs  # from examples/ (conftest.py)
 import pytest
 import torch
 from torch import nn
 
 import nasforge.nn as nasnn
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "graph_search.py"
-
-
-def _load():
-    if "graph_search" not in sys.modules:  # importable by name, as the evaluator records it
-        spec = importlib.util.spec_from_file_location("graph_search", EXAMPLE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["graph_search"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["graph_search"]
-
-
-gs = _load()
 
 
 def small_graph():

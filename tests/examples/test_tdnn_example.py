@@ -3,31 +3,14 @@ data, the elastic supernet nasforge makes of it, and its black-box and one-shot 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import tdnn_search as tdnn  # from examples/ (conftest.py)
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import nasforge.nn as nasnn
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tdnn_search.py"
-
-
-def _load():
-    if "tdnn_search" not in sys.modules:  # importable by name, as the evaluator records it
-        spec = importlib.util.spec_from_file_location("tdnn_search", EXAMPLE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["tdnn_search"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["tdnn_search"]
-
-
-tdnn = _load()
 
 
 # -- layers --------------------------------------------------------------------------------------
