@@ -1,5 +1,5 @@
 """The examples (examples/*.py) are importable by their file names (``import graph_search``),
-as the evaluators of their searches record their functions (``graph_search:train``)."""
+as the evaluators of their searches record their functions (``graph_search:evaluate``)."""
 
 from __future__ import annotations
 
