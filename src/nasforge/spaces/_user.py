@@ -23,13 +23,14 @@ import copy
 import importlib
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from nasforge.errors import InvalidConfigError, NasforgeError, abbreviate
 from nasforge.spaces.base import SearchSpace
 
 __all__ = [
+    "build_settings",
     "create",
     "from_function",
     "from_module",
@@ -371,3 +372,23 @@ def unrebuildable(space: SearchSpace) -> str | None:
     if not same_space(space, other):
         return f"importing {name!r} gives another space ({other!r}) than the one given"
     return None
+
+
+def build_settings(
+    kwargs: Mapping[str, Any],
+    params: Mapping[str, inspect.Parameter],
+    names: Collection[str],
+    refuse: Callable[[str], NasforgeError],
+) -> dict[str, Any]:
+    """The build settings of ``kwargs`` that a user's function or model class takes: those
+    it names (``names``, among its ``params``), or all where it takes ``**kwargs``.
+    ``num_classes`` and ``resolution``, which evaluators pass to every space, are dropped
+    where it does not take them; any other setting is refused with ``refuse(key)``."""
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    given: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in names or open_ended:
+            given[key] = value
+        elif key not in ("num_classes", "resolution"):
+            raise refuse(key)
+    return given

@@ -74,6 +74,7 @@ from nasforge.spaces._arch_trial import (
     listed,
     show,
 )
+from nasforge.spaces._user import build_settings
 from nasforge.spaces.base import Decision, SearchSpace
 
 __all__ = [
@@ -534,21 +535,19 @@ class DefineByRunSpace(SearchSpace):
             params = inspect.signature(self.fn).parameters
         except (TypeError, ValueError):  # no signature to read: pass them all
             return dict(kwargs)
-        open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         taken = [
             p for p in list(params)[1:] if params[p].kind is not inspect.Parameter.VAR_POSITIONAL
         ]
-        given: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            if key in taken or open_ended:
-                given[key] = value
-            elif key not in ("num_classes", "resolution"):
-                raise InvalidConfigError(
-                    f"{self._label()} takes no build setting {key!r} (its settings after the "
-                    f"trial: {', '.join(taken) or 'none'}); add it as a keyword parameter "
-                    f"(def fn(trial, {key}=...)) or leave it out."
-                )
-        return given
+        return build_settings(
+            kwargs,
+            params,
+            taken,
+            lambda key: InvalidConfigError(
+                f"{self._label()} takes no build setting {key!r} (its settings after the "
+                f"trial: {', '.join(taken) or 'none'}); add it as a keyword parameter "
+                f"(def fn(trial, {key}=...)) or leave it out."
+            ),
+        )
 
     def _not_deterministic(self, arch: Architecture, what: str) -> InvalidConfigError:
         return InvalidConfigError(

@@ -31,6 +31,7 @@ from typing import Any
 
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, InvalidConfigError, NasforgeError
+from nasforge.spaces._user import build_settings
 from nasforge.spaces.base import Decision, ValuedSpace
 
 __all__ = ["ModuleSpace"]
@@ -113,16 +114,15 @@ class ModuleSpace(ValuedSpace):
         except (TypeError, ValueError):  # a builtin without a signature: pass nothing
             return self.factory()
         params = signature.parameters
-        open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        given: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            if key in params or open_ended:
-                given[key] = value
-            elif key not in ("num_classes", "resolution"):
-                raise InvalidConfigError(
-                    f"The model of space {self.name!r} takes no argument {key!r}; its "
-                    f"arguments: {', '.join(params) or 'none'}."
-                )
+        given = build_settings(
+            kwargs,
+            params,
+            params,
+            lambda key: InvalidConfigError(
+                f"The model of space {self.name!r} takes no argument {key!r}; its "
+                f"arguments: {', '.join(params) or 'none'}."
+            ),
+        )
         return self.factory(**given)
 
     def _trace(self) -> tuple[Decision, ...]:
