@@ -173,8 +173,10 @@ def test_a_study_records_the_knobs_and_resumes(tmp_path):
     assert [t.arch for t in again.trials] == [t.arch for t in study.trials]
 
 
-def test_training_evaluator_trains_with_the_architecture_recipe():
-    ev = evaluators.create(
+def _tiny_training() -> Any:
+    """The training evaluator of ``nb201+recipe`` on tiny synthetic images: a base recipe of
+    2 epochs at lr 0.05, 4 channels, one cell per stage."""
+    return evaluators.create(
         "train",
         dataset="synthetic",
         space="nb201+recipe",
@@ -185,6 +187,10 @@ def test_training_evaluator_trains_with_the_architecture_recipe():
         threads=1,
         hardware=False,
     )
+
+
+def test_training_evaluator_trains_with_the_architecture_recipe():
+    ev = _tiny_training()
     space = spaces.create("nb201+recipe")
     seen: dict[str, list[Any]] = {}
     ev.add_epoch_callback(lambda arch, report: seen.setdefault(arch.text, []).append(report))
@@ -202,12 +208,7 @@ def test_training_evaluator_trains_with_the_architecture_recipe():
 def test_in_a_study_the_metrics_are_those_of_the_recipe_s_last_epoch():
     """Through a study (a reporting context), a recipe that doubles the epochs is measured
     after its last epoch, as without a study, and its metric ``epochs`` is the recipe's."""
-    ev = evaluators.create(
-        "train", dataset="synthetic", space="nb201+recipe",
-        synthetic={"n_train": 64, "n_test": 16, "size": 8},
-        recipe={"epochs": 2, "batch_size": 32, "lr": 0.05}, channels=4, cells_per_stage=1,
-        threads=1, hardware=False,
-    )  # fmt: skip
+    ev = _tiny_training()
     space = spaces.create("nb201+recipe")
     long = space.join(BASE, lr=2, epochs=2)
     alone = ev.evaluate(long).metrics
