@@ -399,16 +399,35 @@ class Linear(nn.Linear):
 
 # -- batch norm -----------------------------------------------------------------------------------
 class _ChoiceNorm:
-    """What the batch norms with a ``num_features`` choice share."""
+    """The constructor and forward of the batch norms with a ``num_features`` choice:
+    ``_torch`` is the torch class (what a plain number gives)."""
 
+    _torch: Any
     _features: ValueChoice
     _out_masks: torch.Tensor
 
-    def _choice_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:  # copy / pickle
+            return object.__new__(cls)
+        features = args[0] if args else kwargs.get("num_features")
+        if not isinstance(features, ValueChoice):
+            return cls._torch(*args, **kwargs)
+        return object.__new__(cls)
+
+    def __init__(self, num_features: Any, **kwargs: Any) -> None:
+        norm: Any = self
+        _positive(num_features, "num_features", type(self).__name__)
+        self._torch.__init__(norm, max(num_features.options), **kwargs)
+        self._features = num_features
+        norm.register_buffer(
+            "_out_masks", _channel_masks(num_features, norm.num_features), persistent=False
+        )
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         norm: Any = self
         site = self._features.site
         if not site.one_path:
-            out: torch.Tensor = norm._torch_forward(x)
+            out: torch.Tensor = self._torch.forward(norm, input)
             mask = _dense_mask(self._features, self._out_masks, out)
             return out * mask.view(1, -1, *([1] * (out.dim() - 2)))
         c = int(_now(self._features))
@@ -420,7 +439,7 @@ class _ChoiceNorm:
         training = norm.training or (norm.running_mean is None and norm.running_var is None)
         track = not norm.training or norm.track_running_stats
         out = nn.functional.batch_norm(
-            x[:, :c],
+            input[:, :c],
             norm.running_mean[:c] if track and norm.running_mean is not None else None,
             norm.running_var[:c] if track and norm.running_var is not None else None,
             None if norm.weight is None else norm.weight[:c],
@@ -433,56 +452,18 @@ class _ChoiceNorm:
         return gated
 
 
-def _norm_new(cls: type, torch_cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if not args and not kwargs:  # copy / pickle
-        return object.__new__(cls)
-    features = args[0] if args else kwargs.get("num_features")
-    if not isinstance(features, ValueChoice):
-        return torch_cls(*args, **kwargs)
-    return object.__new__(cls)
-
-
-def _norm_init(norm: Any, torch_cls: type, num_features: Any, kwargs: dict[str, Any]) -> None:
-    _positive(num_features, "num_features", type(norm).__name__)
-    torch_cls.__init__(norm, max(num_features.options), **kwargs)  # type: ignore[misc]
-    norm._features = num_features
-    norm.register_buffer(
-        "_out_masks", _channel_masks(num_features, norm.num_features), persistent=False
-    )
-
-
 class BatchNorm2d(_ChoiceNorm, nn.BatchNorm2d):
     """``torch.nn.BatchNorm2d`` whose ``num_features`` may be a value choice (one path: the
     statistics and affine parameters of the first channels; dense: the full layer with the
     channel mask); a plain number gives ``torch.nn.BatchNorm2d``."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        return _norm_new(cls, nn.BatchNorm2d, args, kwargs)
-
-    def __init__(self, num_features: Any, **kwargs: Any) -> None:
-        _norm_init(self, nn.BatchNorm2d, num_features, kwargs)
-
-    def _torch_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.BatchNorm2d.forward(self, x)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self._choice_forward(input)
+    _torch = nn.BatchNorm2d
 
 
 class BatchNorm1d(_ChoiceNorm, nn.BatchNorm1d):
     """``torch.nn.BatchNorm1d`` with a ``num_features`` choice, as :class:`BatchNorm2d`."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        return _norm_new(cls, nn.BatchNorm1d, args, kwargs)
-
-    def __init__(self, num_features: Any, **kwargs: Any) -> None:
-        _norm_init(self, nn.BatchNorm1d, num_features, kwargs)
-
-    def _torch_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.BatchNorm1d.forward(self, x)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self._choice_forward(input)
+    _torch = nn.BatchNorm1d
 
 
 # -- weights of one architecture ------------------------------------------------------------------
