@@ -161,6 +161,8 @@ class FunctionEvaluator(Evaluator):
         first = next(iter(self._metrics))
         if context is None:
             context = TrialContext(0, arch, fidelity, metric=first)
+        if self._space is not None:  # an architecture of another space is refused
+            arch = self._space.check(arch)
         started = time.perf_counter()
         subject = self._build(arch) if self.pass_model else arch
         try:
