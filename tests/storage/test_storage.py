@@ -115,7 +115,9 @@ def test_schema_1_database_is_upgraded_in_place(tmp_path):
     trials = get_storage(url).get_trials(study_id)
     assert [(t.asked_after, t.finish_seq) for t in trials] == [(0, 1), (1, 2), (2, None)]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT schema_version FROM nasforge_schema").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("SELECT schema_version FROM nasforge_schema").fetchone() == (
+            SCHEMA_VERSION,
+        )
 
 
 def test_postgres_database_from_a_newer_nasforge(postgres_url):
