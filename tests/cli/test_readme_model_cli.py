@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_testing import search_json
+from cli_testing import invoke, search_json
 
 import nasforge
 
@@ -100,3 +100,18 @@ def test_darts_searches_the_readme_model_on_a_dataset_named_by_import_path(
     )  # fmt: skip
     _recorded(out, f"{user_folder}:Net", 1)
     assert 0.0 <= out["best"]["metrics"]["valid_acc"] <= 100.0
+
+
+def test_the_summary_names_the_function_evaluator(user_folder: str, tmp_path: Path) -> None:
+    (tmp_path / f"{user_folder}_score.py").write_text(
+        "def score(model, context):\n"
+        "    return {'valid_acc': float(sum(p.numel() for p in model.parameters()) % 97)}\n"
+    )
+    done = invoke(
+        "search", "--space", f"{user_folder}:Net", "--strategy", "random", "--evaluator",
+        "function", "--evaluator-param", f"fn={user_folder}_score:score", "--trials", "2",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("evaluator"))
+    assert line.split() == ["evaluator", "function", f"{user_folder}_score:score",
+                            f"({user_folder}:Net)"]  # fmt: skip

@@ -58,6 +58,9 @@ def print_search_summary(summary: Mapping[str, Any]) -> None:
         cost = f"cost {summary['spent']:g}"
     if summary.get("evaluator") == "train":
         scored = _training_line(summary)
+    elif summary.get("benchmark") is None:  # the function evaluator, a plugin's...
+        fn = f" {summary['fn']}" if summary.get("fn") else ""
+        scored = ("evaluator", f"{summary.get('evaluator')}{fn} ({summary['space']})")
     else:
         scored = ("benchmark", f"{summary['benchmark']} {summary['dataset']} ({summary['space']})")
     print_fields(

@@ -127,6 +127,11 @@ def search_summary(
     }
     if trials is not None:
         summary["trials"] = trials
+    if spec.get("benchmark") is None and spec.get("name") != "train":  # a function, a plugin...
+        summary["evaluator"] = spec.get("name") or type(evaluator).__name__
+        summary["cost_unit"] = evaluator.cost_unit
+        if spec.get("fn") is not None:
+            summary["fn"] = spec["fn"]
     if spec.get("name") == "train":
         summary["evaluator"] = "train"
         summary["cost_unit"] = evaluator.cost_unit
