@@ -55,6 +55,27 @@ def test_layer_choice_dense_is_the_weighted_sum_of_candidates() -> None:
     assert torch.allclose(choice(x), expected, atol=1e-6)
 
 
+class _Scaled(nn.Module):
+    """A candidate that takes a second argument (as message passing takes a graph)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, *, shift: float = 0.0) -> torch.Tensor:
+        return self.factor * x * mask + shift
+
+
+def test_layer_choice_passes_further_arguments_to_its_candidates() -> None:
+    choice = nnf.LayerChoice([_Scaled(1.0), _Scaled(3.0)], label="op")
+    x, mask = torch.randn(2, 5), (torch.arange(5) % 2).float()
+    choice.site.set(weights=torch.tensor([0.25, 0.75]))
+    expected = 0.25 * (x * mask + 1) + 0.75 * (3 * x * mask + 1)
+    assert torch.allclose(choice(x, mask, shift=1.0), expected, atol=1e-6)
+    choice.site.set(index=1)
+    assert torch.equal(choice(x, mask, shift=1.0), 3.0 * x * mask + 1.0)
+
+
 def test_layer_choice_one_path_with_and_without_weights() -> None:
     torch.manual_seed(0)
     choice = nnf.LayerChoice(_candidates(), label="op")

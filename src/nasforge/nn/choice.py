@@ -239,31 +239,43 @@ class LayerChoice(nn.Module):
     def extra_repr(self) -> str:
         return f"label={self.label!r}, options={list(self.names)!r}"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Mix the candidates on ``x``; further arguments (a graph's edges, a mask...) go to
+        every candidate as they are (PC-DARTS splits only ``x``'s channels)."""
         site = self.site
         one_path = site.one_path
         if self.partial > 1:
-            return self._partial(x, one_path)
-        return self._mix(x, one_path, site.edge_weight)
+            return self._partial(x, one_path, args, kwargs)
+        return self._mix(x, one_path, site.edge_weight, args, kwargs)
 
-    def _mix(self, x: torch.Tensor, one_path: bool, edge_weight: Any) -> torch.Tensor:
+    def _mix(
+        self,
+        x: torch.Tensor,
+        one_path: bool,
+        edge_weight: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> torch.Tensor:
         site = self.site
+        kwargs = kwargs or {}
         if one_path:
             assert site.index is not None
-            out: torch.Tensor = site.gate(self.candidates[site.index](x))
+            out: torch.Tensor = site.gate(self.candidates[site.index](x, *args, **kwargs))
         else:
             weights = site.weights
             if edge_weight is not None:
                 weights = weights * edge_weight
             total: torch.Tensor | None = None
             for i, candidate in enumerate(self.candidates):
-                term = candidate(x) * weights[i]
+                term = candidate(x, *args, **kwargs) * weights[i]
                 total = term if total is None else total + term
             assert total is not None
             return total
         return out if edge_weight is None else out * edge_weight
 
-    def _partial(self, x: torch.Tensor, one_path: bool) -> torch.Tensor:
+    def _partial(
+        self, x: torch.Tensor, one_path: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> torch.Tensor:
         """PC-DARTS's partial channel connection (see the module docstring)."""
         k, channels = self.partial, x.shape[1]
         if channels % k:
@@ -275,7 +287,7 @@ class LayerChoice(nn.Module):
         head, tail = x[:, :width], x[:, width:]
         edge_weight = self.site.edge_weight
         try:
-            mixed = self._mix(head, one_path, edge_weight)
+            mixed = self._mix(head, one_path, edge_weight, args, kwargs)
         except RuntimeError as error:  # a candidate built for all the channels
             raise UnsupportedOperationError(
                 f"LayerChoice {self.label!r} cannot take PC-DARTS's partial channels: a "
