@@ -19,7 +19,7 @@ make room at a rung; a trial stopped here ends for good.
 from __future__ import annotations
 
 from nasforge import stopping
-from nasforge.stopping.base import ReportHistory
+from nasforge.stopping.base import ReportHistory, reached_rung, stopped_at_rung
 from nasforge.stopping.successive_halving import _RungRule
 
 __all__ = ["ASHAStopping"]
@@ -48,8 +48,8 @@ class ASHAStopping(_RungRule):
     def should_stop(
         self, number: int, step: int, history: ReportHistory, previous: int | None = None
     ) -> bool:
-        rung = self._reached(step)
+        rung = reached_rung(self.rungs, step)
         if rung is None:
             return False
         crossed = previous is None or previous < rung
-        return crossed and self._judge(number, rung, history)
+        return crossed and stopped_at_rung(history, number, rung, self.eta)

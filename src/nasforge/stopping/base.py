@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,9 +109,30 @@ def rung_steps(min_step: int, eta: float, start: int, max_step: int | None) -> S
     return out
 
 
-def keeps(value: float, rivals: Sequence[float], eta: float) -> bool:
-    """Whether ``value`` is in the top ``max(1, floor(n / eta))`` of the ``n`` values
-    ``rivals`` (which include it); ties count in its favour."""
+def reached_rung(rungs: Sequence[int], step: int) -> int | None:
+    """The highest of ``rungs`` (in increasing order) at or below ``step``."""
+    below = [r for r in rungs if r <= step]
+    return below[-1] if below else None
+
+
+def stopped_at_rung(
+    history: ReportHistory,
+    number: int,
+    rung: int,
+    eta: float,
+    peers: Iterable[int] | None = None,
+) -> bool:
+    """Whether trial ``number``'s value at ``rung`` falls outside the top ``max(1, floor(n /
+    eta))`` of the ``n`` values recorded there by ``peers`` (all trials if ``None``; its own
+    included); ties count in its favour, and a trial without a value there is not stopped."""
+    mine = history.value_at_rung(number, rung)
+    if mine is None:
+        return False
+    rivals = [
+        v
+        for other in (history.values if peers is None else peers)
+        if (v := history.value_at_rung(other, rung)) is not None
+    ]
     n_keep = max(1, math.floor(len(rivals) / eta + 1e-9))
-    better = sum(1 for v in rivals if v > value)
-    return better < n_keep
+    better = sum(1 for v in rivals if v > mine)
+    return better >= n_keep

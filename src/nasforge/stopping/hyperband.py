@@ -22,7 +22,13 @@ from typing import Any
 
 from nasforge import stopping
 from nasforge.errors import InvalidConfigError
-from nasforge.stopping.base import ReportHistory, StoppingRule, check_positive, keeps
+from nasforge.stopping.base import (
+    ReportHistory,
+    StoppingRule,
+    check_positive,
+    reached_rung,
+    stopped_at_rung,
+)
 
 __all__ = ["HyperbandStopping"]
 
@@ -81,20 +87,11 @@ class HyperbandStopping(StoppingRule):
     ) -> bool:
         bracket = self.bracket_of(number)
         rungs = next(r for s, _, r in self.brackets if s == bracket)
-        reached = [r for r in rungs if r <= step]
-        if not reached:
+        rung = reached_rung(rungs, step)
+        if rung is None:
             return False
-        rung = reached[-1]
-        mine = history.value_at_rung(number, rung)
-        if mine is None:
-            return False
-        rivals = [
-            v
-            for other in history.values
-            if self.bracket_of(other) == bracket
-            and (v := history.value_at_rung(other, rung)) is not None
-        ]
-        return not keeps(mine, rivals, self.eta)
+        peers = [other for other in history.values if self.bracket_of(other) == bracket]
+        return stopped_at_rung(history, number, rung, self.eta, peers)
 
     def params(self) -> dict[str, Any]:
         return {"min_step": self.min_step, "max_step": self.max_step, "eta": self.eta}

@@ -25,7 +25,14 @@ from typing import Any
 
 from nasforge import stopping
 from nasforge.errors import InvalidConfigError
-from nasforge.stopping.base import ReportHistory, StoppingRule, check_positive, keeps, rung_steps
+from nasforge.stopping.base import (
+    ReportHistory,
+    StoppingRule,
+    check_positive,
+    reached_rung,
+    rung_steps,
+    stopped_at_rung,
+)
 
 __all__ = ["SuccessiveHalvingStopping"]
 
@@ -56,23 +63,6 @@ class _RungRule(StoppingRule):
         self.rungs = tuple(
             rung_steps(self.min_step, self.eta, self.min_early_stopping_rate, self.max_step)
         )
-
-    def _judge(self, number: int, rung: int, history: ReportHistory, peers: Any = None) -> bool:
-        """Whether ``number`` is stopped at ``rung`` (among ``peers``: all trials if None)."""
-        mine = history.value_at_rung(number, rung)
-        if mine is None:
-            return False
-        rivals = []
-        for other in history.values if peers is None else peers:
-            value = history.value_at_rung(other, rung)
-            if value is not None:
-                rivals.append(value)
-        return not keeps(mine, rivals, self.eta)
-
-    def _reached(self, step: int) -> int | None:
-        """The highest rung at or below ``step``."""
-        below = [r for r in self.rungs if r <= step]
-        return below[-1] if below else None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -106,5 +96,5 @@ class SuccessiveHalvingStopping(_RungRule):
     def should_stop(
         self, number: int, step: int, history: ReportHistory, previous: int | None = None
     ) -> bool:
-        rung = self._reached(step)
-        return rung is not None and self._judge(number, rung, history)
+        rung = reached_rung(self.rungs, step)
+        return rung is not None and stopped_at_rung(history, number, rung, self.eta)
