@@ -165,10 +165,10 @@ class DefineByRunSpace(SearchSpace):
             if meta:  # a function that computes on its tensors: run it on the CPU
                 self._meta = False
                 return self._run(answer, structure=True)
-            drawn = ",".join(f"{n}={show(o[i])}" for n, o, i in trial._draws())
             raise InvalidConfigError(
                 f"{self._label()} raised {type(exc).__name__}: {exc} (choices drawn: "
-                f"{drawn or 'none'}); every combination of its options must build."
+                f"{_written(trial._draws()) or 'none'}); every combination of its options "
+                "must build."
             ) from exc
         return trial._draws(), result
 
@@ -295,7 +295,7 @@ class DefineByRunSpace(SearchSpace):
             previous = name
         if len(self._options) > MAX_DECISIONS:
             raise InvalidConfigError(
-                f"The define-by-run function of space {self.name!r} draws more than "
+                f"{self._label()} draws more than "
                 f"{MAX_DECISIONS} different choices; a name built from a counter makes a new "
                 "choice in every run."
             )
@@ -324,8 +324,7 @@ class DefineByRunSpace(SearchSpace):
         choices = [0] * len(self._order)
         for name, _, index in draws:
             choices[self._index[name]] = index
-        text = ",".join(f"{name}={show(options[i])}" for name, options, i in draws)
-        return Architecture(self.name, tuple(choices), text)
+        return Architecture(self.name, tuple(choices), _written(draws))
 
     def _remember(self, key: Any, arch: Architecture) -> Architecture:
         if len(self._memo) >= MEMO_LIMIT:
@@ -433,11 +432,12 @@ class DefineByRunSpace(SearchSpace):
         """``arch`` if it belongs to this space and its text matches its choices (a function
         changed since the architecture was recorded is refused)."""
         super().check(arch)
-        if self.from_choices(arch.choices).text != arch.text:
+        text = self.from_choices(arch.choices).text
+        if text != arch.text:
             raise InvalidArchitectureError(
                 f"Architecture {abbreviate(arch.text, 80)} of space {self.name!r} does not match "
                 f"its choices, which the function now reads as "
-                f"{abbreviate(self.from_choices(arch.choices).text, 80)}: the function was "
+                f"{abbreviate(text, 80)}: the function was "
                 "changed since the architecture was recorded, or it is not deterministic."
             )
         return arch
@@ -573,5 +573,10 @@ class _Missing(Exception):
         self.name = name
 
 
+def _written(draws: list[Draw]) -> str:
+    """The draws as an architecture's text, ``name=value,...``."""
+    return ",".join(f"{n}={show(o[i])}" for n, o, i in draws)
+
+
 def _describe(draws: list[Draw]) -> str:
-    return repr(",".join(f"{n}={show(o[i])}" for n, o, i in draws) or "nothing")
+    return repr(_written(draws) or "nothing")
