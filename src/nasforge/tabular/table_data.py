@@ -446,11 +446,11 @@ def _parse(frame: Any, settings: Mapping[str, Any], source: str) -> TableData:
         data_code = np.array([datasets.index(v) for v in labels], dtype=np.int64)
     else:
         datasets, data_code = (DEFAULT_DATASET,), np.zeros(len(frame), dtype=np.int64)
-    archs, arch_of_row = np.unique(arch_codes, axis=0, return_index=False, return_inverse=True)
+    archs, first, arch_of_row = np.unique(
+        arch_codes, axis=0, return_index=True, return_inverse=True
+    )
     arch_of_row = np.asarray(arch_of_row).reshape(-1)
     # number architectures by their first row, so that table order breaks ties
-    first = np.full(len(archs), len(frame), dtype=np.int64)
-    np.minimum.at(first, arch_of_row, np.arange(len(frame)))
     order = np.argsort(first, kind="stable")
     renumber = np.empty_like(order)
     renumber[order] = np.arange(len(order))
