@@ -125,12 +125,7 @@ class TableSpace(FromTable, SearchSpace):
 
     def _row(self, arch: Architecture) -> int:
         self.check(arch)
-        row = self.data.index.get(arch.text)
-        if row is None:
-            raise InvalidArchitectureError(
-                f"Architecture {arch.text!r} is not a row of the table {self.data.source}."
-            )
-        return row
+        return self.data.row(arch.text)
 
     def __repr__(self) -> str:
         return f"TableSpace({self.data.source!r})"

@@ -141,12 +141,7 @@ class TableBenchmark(FromTable, TabularBenchmark):
                 f"The table benchmark answers for architectures of space {self.space!r}, got "
                 f"{arch!r}."
             )
-        row = self.data.index.get(arch.text)
-        if row is None:
-            raise InvalidArchitectureError(
-                f"Architecture {arch.text!r} is not a row of the table {self.data.source}."
-            )
-        return row
+        return self.data.row(arch.text)
 
     def column(self, dataset: str, metric: str, fidelity: int | None = None) -> np.ndarray:
         d, f = self._resolve(dataset, fidelity)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from nasforge.architecture import Architecture
-from nasforge.errors import InvalidConfigError, MissingDependencyError
+from nasforge.errors import InvalidArchitectureError, InvalidConfigError, MissingDependencyError
 from nasforge.spaces.base import Decision
 from nasforge.trial import Direction
 
@@ -199,6 +199,15 @@ class TableData:
         in table order among equals)."""
         distance = np.count_nonzero(self.choices != np.asarray(choices, dtype=np.int64), axis=1)
         return int(np.argmin(distance))
+
+    def row(self, text: str) -> int:
+        """The index of the architecture written ``text`` (the order its rows first appear)."""
+        row = self.index.get(text)
+        if row is None:
+            raise InvalidArchitectureError(
+                f"Architecture {text!r} is not a row of the table {self.source}."
+            )
+        return row
 
     def arch(self, space: str, row: int) -> Architecture:
         return Architecture(space, tuple(int(c) for c in self.choices[row]), self.texts[row])
