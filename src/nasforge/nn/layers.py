@@ -214,11 +214,7 @@ class _ChoiceConv:
         size = max(kernels)
         masks = torch.zeros(len(kernels), *([size] * self._dims))
         for o, k in enumerate(kernels):
-            start = (size - k) // 2
-            window = masks[o]
-            for dim in range(self._dims):
-                window = window.narrow(dim, start, k)
-            window.fill_(1.0)
+            _centre(masks[o][None, None], k).fill_(1.0)
         module.register_buffer("_kernel_masks", masks, persistent=False)
 
     def _conv(self, x: torch.Tensor, weight: Any, bias: Any, padding: Any, groups: int) -> Any:
