@@ -67,7 +67,6 @@ from torch import nn
 import nasforge
 import nasforge.nn as nasnn
 from nasforge.evaluators.base import Evaluator
-from nasforge.reporting import TrialStopped
 from nasforge.train.trainer import seeded
 from nasforge.train.user_data import TensorData, UserData
 from nasforge.trial import Direction, Result
@@ -306,9 +305,8 @@ def fit(
             optimizer.step()
         valid_acc = accuracy(model, data.valid)
         if context is not None:
-            context.report({"valid_acc": valid_acc}, step=epoch + 1)
-            if context.should_stop():
-                raise TrialStopped(f"stopped after epoch {epoch + 1}")
+            # raises nasforge.reporting.TrialStopped when the study's rule says stop
+            context.report({"valid_acc": valid_acc}, step=epoch + 1, stop=True)
     metrics = {"valid_acc": valid_acc}
     if data.test is not None:
         metrics["test_acc"] = accuracy(model, data.test)
