@@ -102,6 +102,7 @@ class _ChoiceConv:
     stride: Any
     dilation: Any
     _dims: int
+    _largest: int
     _out_masks: torch.Tensor
     _kernel_masks: torch.Tensor
 
@@ -160,6 +161,7 @@ class _ChoiceConv:
         pads = self._paddings(kernel_size, padding, dilation_value, layer)
         self._pads = pads
         largest = kernels.index(max(kernels)) if isinstance(kernel_size, ValueChoice) else 0
+        self._largest = largest  # the kernel option the full weight is (a dense forward's)
         if isinstance(kernel_size, ValueChoice):
             if padding_mode != "zeros":
                 raise UnsupportedOperationError(
@@ -242,9 +244,8 @@ class _ChoiceConv:
             weight = weight * mix
             if bias is not None:
                 bias = bias * kernel_weights.sum()
-        largest = resolve(self._kernel).index(max(resolve(self._kernel)))
         groups = int(self.weight.shape[0]) if self.depthwise else int(self._groups)
-        out: torch.Tensor = self._conv(x, weight, bias, self._pads[largest], groups)
+        out: torch.Tensor = self._conv(x, weight, bias, self._pads[self._largest], groups)
         if isinstance(self._out, ValueChoice):
             mask = _dense_mask(self._out, self._out_masks, out)
             out = out * mask.view(1, -1, *([1] * self._dims))
