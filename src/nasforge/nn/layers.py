@@ -166,7 +166,7 @@ class _ChoiceConv:
             if padding_mode != "zeros":
                 raise UnsupportedOperationError(
                     f"{layer}: a kernel choice needs padding_mode='zeros' (the smaller kernels "
-                    "are the centre of the largest one), got {padding_mode!r}."
+                    f"are the centre of the largest one), got {padding_mode!r}."
                 )
             for k, p in zip(kernels, pads, strict=True):
                 if dilation_value * (max(kernels) - k) != 2 * (pads[largest] - p):
