@@ -396,9 +396,9 @@ class InputChoice(nn.Module):
     ) -> Any:
         if n_candidates is None:  # copy / pickle
             return super().__new__(cls)
-        options = _input_check(n_candidates, n_chosen, reduction)
         trace = current()
         if trace is not None and trace.is_fixed:
+            options = _input_check(n_candidates, n_chosen, reduction)
             name = trace.label(label, "inputchoice", "InputChoice")
             return ChosenInputs(_chosen(trace.value(name, options, "InputChoice")), reduction)
         return super().__new__(cls)
