@@ -127,14 +127,12 @@ def search_summary(
     }
     if trials is not None:
         summary["trials"] = trials
-    if spec.get("benchmark") is None and spec.get("name") != "train":  # a function, a plugin...
+    if spec.get("benchmark") is None or spec.get("name") == "train":  # training, a function...
         summary["evaluator"] = spec.get("name") or type(evaluator).__name__
         summary["cost_unit"] = evaluator.cost_unit
         if spec.get("fn") is not None:
             summary["fn"] = spec["fn"]
     if spec.get("name") == "train":
-        summary["evaluator"] = "train"
-        summary["cost_unit"] = evaluator.cost_unit
         training = {key: spec.get(key) for key in _TRAINING_KEYS if key in spec}
         for key in ("epochs", "optimizer", "lr"):
             training[key] = spec["recipe"][key]
