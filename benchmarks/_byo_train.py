@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import nasforge
-from nasforge.reporting import TrialContext, TrialStopped
+from nasforge.reporting import TrialContext
 from nasforge.train.trainer import seeded
 
 __all__ = ["SmallImages", "train"]
@@ -97,7 +97,5 @@ def train(arch: Any, context: TrialContext) -> dict[str, float]:
             optimizer.step()
             schedule.step()
         acc = _accuracy(model, valid_data)
-        context.report({"valid_acc": acc}, step=epoch)
-        if context.should_stop():
-            raise TrialStopped()
+        context.report({"valid_acc": acc}, step=epoch, stop=True)  # raises TrialStopped
     return {"valid_acc": acc}
