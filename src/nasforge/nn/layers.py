@@ -63,9 +63,7 @@ def _sites(*values: Any) -> tuple[Site, ...]:
 
 def _now(value: Any) -> Any:
     """The value of a one-path forward."""
-    if isinstance(value, ValueChoice):
-        return value.options[value.site.index or 0]
-    return value
+    return value.current() if isinstance(value, ValueChoice) else value
 
 
 def _channel_masks(value: Any, largest: int) -> torch.Tensor:
