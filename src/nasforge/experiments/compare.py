@@ -39,7 +39,7 @@ import numpy as np
 from nasforge import evaluators, spaces, tabular
 from nasforge import strategies as strategy_registry
 from nasforge.constraints import Constraint
-from nasforge.errors import InfeasibleConstraintError, InvalidConfigError
+from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
 from nasforge.experiments._knowledge import Entry, dedupe_settings, entry_label, knowledge
 from nasforge.experiments._tasks import (
     check_names,
@@ -467,8 +467,6 @@ def _benchmark(
         InvalidConfigError: ``metrics`` is not two names, or names a minimised metric.
         UnknownNameError: A metric the benchmark does not have.
     """
-    from nasforge.errors import UnknownNameError
-
     built = dict(params or {})
     bench = tabular.create(name, **built)
     pair = tuple(_METRICS if metrics is None else (str(m) for m in metrics))
@@ -505,7 +503,6 @@ def is_oneshot(name: str) -> bool:
         UnknownNameError: ``name`` is neither (both lists are the choices).
     """
     from nasforge import oneshot
-    from nasforge.errors import UnknownNameError
 
     known, methods = strategy_registry.names(), oneshot.names()
     if name not in known and name not in methods:
