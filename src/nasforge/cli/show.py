@@ -164,10 +164,12 @@ def _print_stopped(data: Mapping[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from nasforge.cli._summary import shown_metrics
+
     stopped = data.get("stopped") or []
     if not stopped:
         return
-    metric = data["objectives"][0].rpartition(":")[0] or data["objectives"][0]
+    metric = shown_metrics(data["objectives"])[0]  # the first objective's
     total = data["states"].get("STOPPED", len(stopped))
     shown = f"{len(stopped)} of {total}" if total > len(stopped) else str(total)
     table = Table(title=escape(f"{shown} trials stopped early (STOPPED)"))
