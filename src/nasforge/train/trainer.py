@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -281,10 +282,7 @@ def train(
     if n < 2:
         raise InvalidConfigError(f"Training needs at least 2 images, got {n}.")
     started = time.perf_counter()
-    batch = min(recipe.batch_size, n)
-    steps_per_epoch = n // batch + (1 if n % batch > 1 else 0)
-    total_steps = steps_per_epoch * recipe.epochs
-    warmup_steps = round(recipe.warmup_epochs * steps_per_epoch)
+    batch, steps_per_epoch, total_steps, warmup_steps = batch_plan(n, recipe)
     # the first three seeds are those of the runs before mixup and dropout (same streams)
     order_seed, augment_seed, path_seed, mix_seed, drop_seed = derive_seeds(seed, 5)
     order = torch.Generator().manual_seed(order_seed)
@@ -382,6 +380,28 @@ def train(
     )
 
 
+def batch_plan(n: int, recipe: Recipe) -> tuple[int, int, int, int]:
+    """The batch size, steps per epoch, total steps and warm-up steps of training on ``n``
+    items: batches of ``recipe.batch_size`` (at most ``n``), a last batch of a single item
+    dropped (batch norm needs two)."""
+    batch = min(recipe.batch_size, n)
+    steps_per_epoch = n // batch + (1 if n % batch > 1 else 0)
+    return (
+        batch,
+        steps_per_epoch,
+        steps_per_epoch * recipe.epochs,
+        round(recipe.warmup_epochs * steps_per_epoch),
+    )
+
+
+def split_outputs(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A network's outputs and auxiliary outputs (``None`` without): a network may return
+    ``(outputs, aux)``."""
+    if isinstance(out, (tuple, list)):
+        return out[0], (out[1] if len(out) > 1 else None)
+    return out, None
+
+
 def _forward_loss(
     model: nn.Module,
     x: torch.Tensor,
@@ -390,10 +410,7 @@ def _forward_loss(
     y_mixed: torch.Tensor | None = None,
     lam: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    out = model(x)
-    aux = None
-    if isinstance(out, (tuple, list)):
-        out, aux = out[0], (out[1] if len(out) > 1 else None)
+    out, aux = split_outputs(model(x))
 
     def criterion(logits: torch.Tensor) -> torch.Tensor:
         loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)

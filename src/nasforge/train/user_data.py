@@ -418,12 +418,6 @@ METRICS: Mapping[str, tuple[Metric, bool]] = {
 
 
 # -- training ----------------------------------------------------------------------------------
-def _first(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    if isinstance(out, (tuple, list)):
-        return out[0], (out[1] if len(out) > 1 else None)
-    return out, None
-
-
 def fit(
     model: nn.Module,
     data: TensorData,
@@ -452,16 +446,19 @@ def fit(
         TrainingDivergedError: The loss became NaN or infinite.
         InvalidConfigError: Fewer than two training items.
     """
-    from nasforge.train.trainer import TrainingDivergedError, derive_seeds, make_optimizer
+    from nasforge.train.trainer import (
+        TrainingDivergedError,
+        batch_plan,
+        derive_seeds,
+        make_optimizer,
+        split_outputs,
+    )
 
     device = torch.device(device)
     n = len(data)
     if n < 2:
         raise InvalidConfigError(f"Training needs at least 2 items, got {n}.")
-    batch = min(recipe.batch_size, n)
-    steps_per_epoch = n // batch + (1 if n % batch > 1 else 0)
-    total = steps_per_epoch * recipe.epochs
-    warmup = round(recipe.warmup_epochs * steps_per_epoch)
+    batch, steps_per_epoch, total, warmup = batch_plan(n, recipe)
     order_seed, path_seed = derive_seeds(seed, 2)
     order = torch.Generator().manual_seed(order_seed)
     model.to(device)
@@ -483,7 +480,7 @@ def fit(
             )
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            out, aux = _first(model(inputs[index]))
+            out, aux = split_outputs(model(inputs[index]))
             value = loss(out, targets[index])
             if aux is not None and recipe.auxiliary_weight > 0:
                 value = value + recipe.auxiliary_weight * loss(aux, targets[index])
@@ -512,13 +509,15 @@ def predict(
     model: nn.Module, data: TensorData, *, batch_size: int = 512, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
     """The network's outputs on every item (evaluation mode), on the CPU."""
+    from nasforge.train.trainer import split_outputs
+
     device = torch.device(device)
     training = model.training
     model.eval()
     outs = []
     try:
         for start in range(0, len(data), batch_size):
-            out, _ = _first(model(data.inputs[start : start + batch_size].to(device)))
+            out, _ = split_outputs(model(data.inputs[start : start + batch_size].to(device)))
             outs.append(out.detach().float().cpu())
     finally:
         model.train(training)
