@@ -266,8 +266,7 @@ class FBNetV3(Strategy):
         """The ``n`` candidates of highest predicted mean score."""
         if not candidates or self.predictor is None:
             return candidates[:n]
-        mean = predict_chunked(self.predictor, np.stack([self._encode(a) for a in candidates]))[0]
-        order = np.argsort(-mean, kind="stable")
+        order = np.argsort(-self._predict(candidates), kind="stable")
         return [candidates[int(i)] for i in order[:n]]
 
     # -- quasi Monte-Carlo sampling under the constraints -------------------------------------
