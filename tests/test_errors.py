@@ -26,6 +26,8 @@ def _build(cls: type[NasforgeError]) -> NasforgeError:
     """An instance built the way nasforge builds it: with the constructor's own arguments."""
     if cls.__init__ is UnknownNameError.__init__:
         return cls("benchmark", "nb2001", ["nb201", "nb301"])  # type: ignore[call-arg]
+    if cls is errors.StudyNotFoundError:
+        return cls("nb201-ra", "sqlite:///runs.db", ["nb201-re", "nb201-rs"])
     assert "__init__" not in cls.__dict__, (
         f"{cls.__name__} has its own constructor: add its arguments to this test"
     )

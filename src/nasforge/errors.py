@@ -23,6 +23,7 @@ __all__ = [
     "StorageError",
     "StudyConflictError",
     "StudyDeletedError",
+    "StudyNotFoundError",
     "UnknownNameError",
     "UnsupportedOperationError",
 ]
@@ -64,6 +65,25 @@ class UnknownNameError(NasforgeError, ValueError):
         self.name = name
         self.valid = sorted(valid)
         super().__init__(unknown_name_message(kind, name, self.valid))
+
+
+class StudyNotFoundError(UnknownNameError):
+    """No study of this name in the storage (or it was deleted); the message names the
+    storage (URL with its password hidden) and lists its studies."""
+
+    def __init__(self, name: str, storage: str, studies: Iterable[str]) -> None:
+        self.kind = "study"
+        self.name = name
+        self.storage = storage
+        self.valid = sorted(studies)
+        shown = ", ".join(self.valid[:30]) if self.valid else "none"
+        if len(self.valid) > 30:
+            shown += f" and {len(self.valid) - 30} more"
+        close = difflib.get_close_matches(name, self.valid, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        Exception.__init__(
+            self, f"No study {abbreviate(name)} in {storage}; its studies: {shown}.{hint}"
+        )
 
 
 class InvalidConfigError(NasforgeError, ValueError):

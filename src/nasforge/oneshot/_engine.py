@@ -22,6 +22,7 @@ from nasforge.architecture import Architecture
 from nasforge.errors import InvalidConfigError, StudyConflictError, UnsupportedOperationError
 from nasforge.evaluators.base import Evaluator
 from nasforge.oneshot._data import SearchData, default_evaluator, make_search_data, read_data
+from nasforge.oneshot._weights import param_free_mass, store_weights
 from nasforge.oneshot.base import (
     NonFiniteLossError,
     OneShotMethod,
@@ -185,20 +186,6 @@ def train_single_paths(
         hits += correct(logits.detach(), y)
         seen += int(y.shape[0])
     return {"train_loss": total / max(1, seen), "train_acc": 100.0 * hits / max(1, seen)}
-
-
-def param_free_mass(supernet: Supernet, weights: Sequence[torch.Tensor]) -> float:
-    """Mean, over the decisions, of the weight on parameter-free options (``none``
-    included)."""
-    shares = []
-    with torch.no_grad():
-        for group, w in zip(supernet.groups, weights, strict=True):
-            free = torch.tensor(
-                [name in supernet.param_free for name in group.options], dtype=torch.float32
-            )
-            w = w.detach().cpu().float()
-            shares.append((w * free).sum(-1) / w.sum(-1))
-    return float(torch.cat(shares).mean())
 
 
 @torch.no_grad()
@@ -484,6 +471,8 @@ def search(
                 if weights is not None:
                     extra["param_free_weight"] = param_free_mass(supernet, weights)
                 trial = study.record_architecture(arch, evaluator, extra=extra, seconds=seconds)
+                if weights is not None:  # every edge's weights, for the dashboard
+                    store_weights(study, trial.number, epoch, supernet, weights)
             if path is not None:
                 save_checkpoint(
                     path,
