@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import InvalidConfigError
+from nasforge.ops.param_free import PARAM_FREE
 
 if TYPE_CHECKING:
     from nasforge.architecture import Architecture
@@ -65,9 +66,6 @@ __all__ = [
     "Supernet",
     "channel_shuffle",
 ]
-
-#: Operations without parameters, whose growing share is DARTS's failure mode.
-PARAM_FREE = frozenset({"none", "skip_connect", "avg_pool_3x3", "max_pool_3x3", "skip", "identity"})
 
 Weights = Sequence[torch.Tensor | None] | None
 Indices = Sequence[Sequence[int]] | None

@@ -492,6 +492,28 @@ class SearchSpace(ABC):
         if kind not in self.encodings:
             raise UnknownNameError(f"encoding of space {self.name!r}", kind, self.encodings)
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """How to draw ``arch``: plain JSON data (:mod:`nasforge.spaces._drawing`), a graph per
+        cell (``{"kind": "cells", ...}``: nodes, and edges with their operations) or a strip
+        of blocks with their choices (``{"kind": "strip", ...}``), which the dashboard draws.
+
+        The default, for a space with decisions, is a strip of one block per layer: decisions
+        whose names share a prefix (``stem_width``, ``stem_act``) make one block, the others
+        one each; without decisions, one block holding the text. Cell spaces and macro
+        networks override it with their cells and layers.
+
+        Raises:
+            InvalidArchitectureError: ``arch`` is not of this space.
+        """
+        from nasforge.spaces import _drawing
+
+        arch = self.check(arch)
+        if not self.supports("decisions"):
+            return _drawing.text_strip(arch.text)
+        decisions = self.decisions()
+        pairs = [(d.name, d.options[c]) for d, c in zip(decisions, arch.choices, strict=True)]
+        return _drawing.decision_strip(pairs)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
