@@ -423,6 +423,29 @@ def _text(values: Sequence[int]) -> str:
     return ";".join(cells)
 
 
+def genotype_drawing(genotype: Genotype) -> dict[str, Any]:
+    """The drawing of a genotype's two cells (:meth:`SearchSpace.drawing`): inputs
+    ``c_{k-2}`` and ``c_{k-1}`` (the outputs of the two previous cells), intermediate nodes
+    ``0``..``3`` (genotype inputs 2..5) with the operations of their two edges, and the
+    output ``c_{k}`` fed by ``concat`` edges from the concatenated nodes."""
+    from nasforge.spaces import _drawing
+
+    names = ["c_{k-2}", "c_{k-1}", *(str(k) for k in range(N_NODES))]
+    graphs = []
+    for cell in CELLS:
+        nodes = [_drawing.node(n, n, "input") for n in names[:2]]
+        nodes += [_drawing.node(n, n) for n in names[2:]]
+        nodes.append(_drawing.node("c_{k}", "c_{k}", "output"))
+        edges = [
+            _drawing.edge(names[source], str(i // 2), op)
+            for i, (op, source) in enumerate(getattr(genotype, cell))
+        ]
+        concat = getattr(genotype, f"{cell}_concat")
+        edges += [_drawing.edge(names[j], "c_{k}", "concat") for j in concat]
+        graphs.append((cell, nodes, edges))
+    return _drawing.cells(graphs)
+
+
 def _op_legend() -> str:
     return ", ".join(f"{i}={name}" for i, name in enumerate(GENOTYPE_OPS))
 

@@ -118,6 +118,7 @@ from nasforge.spaces._darts_genotypes import (
     _parse_compact,
     _short,
     _text,
+    genotype_drawing,
 )
 from nasforge.spaces.base import SearchSpace
 
@@ -252,6 +253,11 @@ class DartsSpace(SearchSpace):
             ops = self.genotype_ops
             cells.append([(ops[part[i + 1]], part[i]) for i in range(0, _PER_CELL, 2)])
         return _genotype(cells[0], cells[1])
+
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """The normal and the reduction cell as graphs (inputs ``c_{k-2}``, ``c_{k-1}``,
+        nodes ``0``..``3``, output ``c_{k}``), with the operations of :meth:`to_genotype`."""
+        return genotype_drawing(self.to_genotype(arch))
 
     def named(self, name: str) -> Architecture:
         """A published genotype by name: ``"darts-v1"``, ``"darts-v2"``, ``"pc-darts"``,

@@ -205,6 +205,18 @@ class NB201Space(SearchSpace):
 
         return self.from_choices(canonical_ops(self.check(arch).choices))
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """The cell as a graph: nodes 0 (input) to 3 (output) and the 6 edges of
+        :data:`EDGES` with their operations, ``none`` included, in the order of the text."""
+        from nasforge.spaces import _drawing
+
+        roles = ("input", "node", "node", "output")
+        labels = ("input", "1", "2", "output")
+        nodes = [_drawing.node(str(i), labels[i], roles[i]) for i in range(4)]
+        pairs = zip(self.check(arch).choices, EDGES, strict=True)
+        edges = [_drawing.edge(str(i), str(j), OPS[op]) for op, (i, j) in pairs]
+        return _drawing.cells([("cell", nodes, edges)])
+
     def build(
         self,
         arch: Architecture,
