@@ -208,3 +208,33 @@ def parse_integer(text: str, what: str) -> int:
     if not text.isdigit():
         raise InvalidArchitectureError(f"{what} must be a whole number, got {text!r}.")
     return int(text)
+
+
+def drawing_blocks(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The blocks of the drawing of the architecture with these decision values: the stem,
+    the block of stage 0, every block within its stage's depth (a skipped one marked) and
+    the head."""
+    from nasforge.spaces._drawing import block
+
+    def fields(prefix: str) -> dict[str, Any]:
+        return {
+            "kernel": values[f"{prefix}_kernel"],
+            "expand": values.get(f"{prefix}_expansion", 1),
+            "se": values[f"{prefix}_se"],
+            "act": values[f"{prefix}_act"],
+        }
+
+    stem = {"width": values["stem_width"], "act": values["stem_act"]}
+    blocks = [block("stem", stem, group="stem")]
+    first = {"width": values["s0_width"], **fields("s0")}
+    blocks.append(block("stage 0 · layer 0", first, group="s0"))
+    for stage in range(1, N_STAGES + 1):
+        for b in range(values[f"s{stage}_depth"]):
+            prefix = f"s{stage}b{b}"
+            choices = {"width": values[f"s{stage}_width"], **fields(prefix)}
+            skipped = bool(values.get(f"{prefix}_skip", False))
+            blocks.append(
+                block(f"stage {stage} · layer {b}", choices, group=f"s{stage}", skipped=skipped)
+            )
+    head = {"head": values["head"], "act": values["head_act"]}
+    return [*blocks, block("head", head, group="head")]

@@ -312,6 +312,23 @@ class FBNetSpace(SearchSpace):
             start += depth
         return self.from_choices(choices)
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """One block per layer, labelled with Table 1's stage and the layer's decision number
+        (``skip`` marked skipped where it is the identity, a 1x1 convolution elsewhere), then
+        the head."""
+        from nasforge.spaces._drawing import block, strip
+
+        choices = self.check(arch).choices
+        blocks = []
+        for n, ((stage, first), c) in enumerate(zip(_LAYOUT, choices[:N_LAYERS], strict=True)):
+            shape, identity = BLOCK_SHAPES[BLOCKS[c]], c == SKIP and (stage == 0 or not first)
+            values = dict(zip(("kernel", "expand", "groups"), shape or (1,), strict=False))
+            label, group = f"stage {stage + 1} · layer {n + 1}", f"s{stage + 1}"
+            choice = {"block": BLOCKS[c], **({} if identity else values)}
+            blocks.append(block(label, choice, group=group, skipped=identity))
+        head = block("head", {"width": HEAD_WIDTHS[choices[N_LAYERS]]}, group="head")
+        return strip([*blocks, head])
+
     # -- networks ----------------------------------------------------------------------------
     def layers(
         self,

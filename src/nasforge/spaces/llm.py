@@ -236,6 +236,19 @@ class LLMSpace(ValuedSpace):
             values[f"l{i}_mlp"] = self.MLP_SIZES[0]
         return self._from_values(values)
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """One block per decoder layer within the depth (heads, their Q-K-V width, MLP
+        width); the token width as a setting."""
+        from nasforge.spaces._drawing import block, strip
+
+        values = self.values(arch)
+        blocks = []
+        for i in range(values["depth"]):
+            heads = values[f"l{i}_heads"]
+            choices = {"heads": heads, "qkv": heads * self.HEAD_DIM, "mlp": values[f"l{i}_mlp"]}
+            blocks.append(block(f"layer {i}", choices, group="decoder"))
+        return strip(blocks, {"embed_dim": values["embed_dim"]})
+
     # -- networks ----------------------------------------------------------------------------
     def config(self, arch: Architecture) -> LMConfig:
         """The :class:`~nasforge.ops.llm.LMConfig` of ``arch``'s network."""

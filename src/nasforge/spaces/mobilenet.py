@@ -107,6 +107,7 @@ from nasforge.spaces._mobilenet_text import (
     STAGE_WIDTHS,
     STEM_WIDTHS,
     check_settings,
+    drawing_blocks,
     format_block,
     max_depth,
     parse_values,
@@ -318,6 +319,13 @@ class MobileNetSpace(SearchSpace):
             if not kept:
                 values[f"s{stage}_width"] = STAGE_WIDTHS[stage - 1][0]
         return self._from_values(values)
+
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """A strip of the stem, one block per layer within its stage's depth (a skipped
+        layer, the identity, marked ``skipped``) and the head."""
+        from nasforge.spaces._drawing import strip
+
+        return strip(drawing_blocks(self._values(self.check(arch).choices)))
 
     # -- networks ----------------------------------------------------------------------------
     def layers(

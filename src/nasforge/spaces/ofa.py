@@ -241,6 +241,25 @@ class OFASpace(ValuedSpace):
         parts += ["s6=320:", "head=efficient-hswish"]
         return spaces.create("mobilenet").parse(";".join(parts))
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """One block per layer within its stage's depth: its kernel and expansion, with the
+        stage's width, SE and activation; the resolution as a setting."""
+        from nasforge.spaces._drawing import block, strip
+
+        values = self.values(arch)
+        blocks = []
+        for stage in range(1, N_STAGES + 1):
+            for b in range(values[f"s{stage}_depth"]):
+                choices = {
+                    "width": STAGE_WIDTHS[stage - 1],
+                    "kernel": values[f"s{stage}b{b}_kernel"],
+                    "expand": values[f"s{stage}b{b}_expansion"],
+                    "se": STAGE_SE[stage - 1],
+                    "act": STAGE_ACTS[stage - 1],
+                }
+                blocks.append(block(f"stage {stage} · layer {b}", choices, group=f"s{stage}"))
+        return strip(blocks, {"resolution": values["resolution"]})
+
     # -- networks ----------------------------------------------------------------------------
     def layers(
         self,

@@ -92,6 +92,14 @@ class TableSpace(FromTable, SearchSpace):
             f"nearest row is {nearest!r}."
         )
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """One block per architecture column (the columns' names are the table's own, so
+        none are grouped), with the row's value."""
+        from nasforge.spaces._drawing import decision_strip
+
+        pairs = zip(self.decisions(), self.check(arch).choices, strict=True)
+        return decision_strip([(d.name, d.options[c]) for d, c in pairs], grouped=False)
+
     def sample(self, rng: np.random.Generator) -> Architecture:
         """A row drawn uniformly (one ``rng.integers(size)``)."""
         return self.data.arch(self.name, int(rng.integers(len(self.data.texts))))

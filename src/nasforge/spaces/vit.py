@@ -245,6 +245,21 @@ class ViTSpace(ValuedSpace):
         params, macs = PUBLISHED[name]
         return params, macs, SOURCES[name]
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """One block per encoder layer within the depth (heads, head dimension, their Q-K-V
+        width, MLP ratio); the patch size and embedding width as settings."""
+        from nasforge.spaces._drawing import block, strip
+
+        values = self.values(arch)
+        blocks = []
+        for i in range(values["depth"]):
+            heads, dim = values[f"l{i}_heads"], values[f"l{i}_head_dim"]
+            choices = {"heads": heads, "head_dim": dim, "qkv": heads * dim}
+            choices["mlp_ratio"] = values[f"l{i}_mlp_ratio"]
+            blocks.append(block(f"layer {i}", choices, group="encoder"))
+        settings = {"patch_size": values["patch_size"], "embed_dim": values["embed_dim"]}
+        return strip(blocks, settings)
+
     # -- networks ----------------------------------------------------------------------------
     def config(
         self,
