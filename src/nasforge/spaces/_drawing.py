@@ -108,18 +108,12 @@ def text_strip(text: str) -> dict[str, Any]:
     return strip([block("architecture", {"text": text})])
 
 
-def decision_strip(
-    values: Sequence[tuple[str, Any]],
-    *,
-    grouped: bool = True,
-    inactive: frozenset[str] = frozenset(),
-) -> dict[str, Any]:
+def decision_strip(values: Sequence[tuple[str, Any]], *, grouped: bool = True) -> dict[str, Any]:
     """The strip of a product space's decisions, ``(name, value)`` in order: one block per
     decision (label: its name, choices ``{name: value}``), or with ``grouped`` one block per
     layer prefix that two or more decisions share (``stem_width`` and ``stem_act`` make the
     block ``stem`` with choices ``{"width": ..., "act": ...}``; a name equal to the prefix
-    keeps its name). A block whose decisions are all ``inactive`` (drawn by no network of
-    these values) is marked skipped."""
+    keeps its name)."""
     prefixes = [_prefix(name) if grouped else name for name, _ in values]
     counts = {p: prefixes.count(p) for p in prefixes}
     members: dict[str, list[tuple[str, Any]]] = {}
@@ -128,21 +122,17 @@ def decision_strip(
         members.setdefault(key, []).append((name, value))
     blocks = []
     for label, items in members.items():
-        choices = {_field(name, label): value for name, value in items}
-        skipped = all(name in inactive for name, _ in items)
-        blocks.append(block(label, choices, group="", skipped=skipped))
+        choices: dict[str, Any] = {}
+        for name, value in items:
+            field = name[len(label) + 1 :] if len(name) > len(label) else name
+            choices[name if field in choices else field] = value
+        blocks.append(block(label, choices))
     return strip(blocks)
 
 
 def _prefix(name: str) -> str:
     match = _PREFIX.match(name)
     return match.group(1) if match else name
-
-
-def _field(name: str, label: str) -> str:
-    if name == label:
-        return name
-    return name[len(label) + 1 :] if name.startswith(label) and len(name) > len(label) else name
 
 
 def with_settings(drawing: dict[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:

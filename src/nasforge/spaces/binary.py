@@ -216,6 +216,12 @@ class BinarySpace(SearchSpace):
         binary network."""
         return self._wrap(self.base.canonical(self._unwrap(arch)))
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """The base architecture's drawing, with the setting ``binary``."""
+        from nasforge.spaces._drawing import with_settings
+
+        return with_settings(self.base.drawing(self._unwrap(arch)), {"binary": True})
+
     @property
     def dedupe_method(self) -> str | None:
         return self.base.dedupe_method

@@ -447,6 +447,12 @@ class DefineByRunSpace(SearchSpace):
         values = self._read(self.check(arch).text)
         return {name: self._options[name][i] for name, i in values.items()}
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """The strip of the choices ``arch`` makes (the active ones), in the order drawn."""
+        from nasforge.spaces._drawing import decision_strip
+
+        return decision_strip(list(self.active(arch).items()))
+
     # -- variation and encoding ------------------------------------------------------------------
     def neighbours(self, arch: Architecture) -> list[Architecture]:
         """Every change of one active choice to another of its options (changing an inactive

@@ -420,6 +420,16 @@ class QuantizedSpace(AddedDecisions):
         base, own = self._base_and_own(self.check(arch).choices)
         return base, tuple(self.precisions[c] for c in own)
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """The base architecture's drawing with the precision of every slot as a setting
+        (``"precision · s2b1.expand.0": "int4"``), and ``weights only`` when it holds."""
+        from nasforge.spaces._drawing import with_settings
+
+        base, policy = self.split(arch)
+        settings: dict[str, Any] = {"weights only": True} if self.weights_only else {}
+        settings.update((f"precision · {s}", p) for s, p in zip(self.slots, policy, strict=True))
+        return with_settings(self.base.drawing(base), settings)
+
     # -- canonical form ----------------------------------------------------------------------
     def canonical(self, arch: Architecture) -> Architecture:
         """The base's canonical form, the precisions carried along (module docstring)."""

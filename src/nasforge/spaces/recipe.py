@@ -215,6 +215,15 @@ class RecipeSpace(AddedDecisions):
         }
         return base, values
 
+    def drawing(self, arch: Architecture) -> dict[str, Any]:
+        """The base architecture's drawing with the recipe as settings, by decision name and
+        as the text writes them (``"recipe.lr": "x2"``)."""
+        from nasforge.spaces._drawing import with_settings
+
+        base, values = self.split(arch)
+        recipe = {f"recipe.{name}": _token(name, value) for name, value in values.items()}
+        return with_settings(self.base.drawing(base), recipe)
+
     def network_arch(self, arch: Architecture) -> Architecture:
         """The architecture of ``arch``'s network in the base space (the same network: the
         recipe form builds the base network). Strategies count free metrics once per network
