@@ -207,7 +207,14 @@ class NB201Space(SearchSpace):
 
     def drawing(self, arch: Architecture) -> dict[str, Any]:
         """The cell as a graph: nodes 0 (input) to 3 (output) and the 6 edges of
-        :data:`EDGES` with their operations, ``none`` included, in the order of the text."""
+        :data:`EDGES` with their operations, ``none`` included, in the order of the text.
+
+        Example:
+            >>> space = NB201Space()
+            >>> cell = space.drawing(space.from_index(1))["cells"][0]
+            >>> [(e["source"], e["target"], e["op"], e["param_free"]) for e in cell["edges"]][3]
+            ('0', '3', 'skip_connect', True)
+        """
         from nasforge.spaces import _drawing
 
         roles = ("input", "node", "node", "output")
