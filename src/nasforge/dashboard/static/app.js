@@ -49,6 +49,13 @@
     }
   }
 
+  /* Replaces the children of node with the given children (text, nodes, arrays; null skipped). */
+  function fill(node) {
+    node.replaceChildren();
+    for (let i = 1; i < arguments.length; i++) append(node, arguments[i]);
+    return node;
+  }
+
   function svg(attrs) {
     const node = document.createElementNS("http://www.w3.org/2000/svg", "svg");
     for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
@@ -184,7 +191,7 @@
     clearBanner("error");
     const hash = location.hash || "#/";
     const main = byId("nf-main");
-    main.replaceChildren(h("p", { class: "nf-loading" }, "Loading…"));
+    fill(main, h("p", { class: "nf-loading" }, "Loading…"));
     if (hash.startsWith("#/study/")) {
       let name;
       try {
@@ -261,7 +268,7 @@
           }))
         : h("p", { class: "nf-muted" }, app.report ? "This report holds no comparison." : "No comparison loaded: start the dashboard with --compare DIR (a folder written by `nasforge compare --out DIR`)."));
     const main = byId("nf-main");
-    main.replaceChildren(
+    fill(main,
       h("div", { class: "nf-title-row" }, h("h1", null, "Studies"),
         h("span", { class: "nf-muted" }, studies.length + " stud" + (studies.length === 1 ? "y" : "ies") + " in " + (data.storage || "the storage"))),
       studies.length
@@ -284,7 +291,7 @@
       const payload = (app.report.studies || {})[name];
       if (!payload) {
         const names = Object.keys(app.report.studies || {});
-        byId("nf-main").replaceChildren(h("p", { class: "nf-muted" },
+        fill(byId("nf-main"), h("p", { class: "nf-muted" },
           "This report does not include study '" + name + "'; it holds: " + (names.join(", ") || "no study") + "."));
         banner("error", "Study '" + name + "' is not in this report.");
         return;
@@ -307,7 +314,7 @@
             document.body.classList.add("nf-stale");
             status("study deleted");
           } else {
-            byId("nf-main").replaceChildren(h("p", { class: "nf-muted" }, err.message));
+            fill(byId("nf-main"), h("p", { class: "nf-muted" }, err.message));
             banner("deleted", "Study '" + name + "' was not found in the storage (deleted or never created). " + (err.message || ""));
           }
           return false;
@@ -403,7 +410,7 @@
       h("div", { class: "nf-scroll" }, ui.table));
 
     ui.detail = h("aside", { id: "nf-trial-detail", class: "nf-detail", hidden: true, "aria-label": "Trial detail" });
-    byId("nf-main").replaceChildren(
+    fill(byId("nf-main"),
       h("a", { href: "#/", class: "nf-back" }, "← All studies"),
       h("div", { class: "nf-title-row" }, ui.name), ui.meta, ui.cards, grid, ui.oneshot, fail, trials, ui.detail);
     app.ui = ui;
@@ -432,7 +439,7 @@
   function renderMeta(s, ui) {
     const ev = s.evaluator ? [s.evaluator.name, s.evaluator.dataset].filter(Boolean).join(" · ") : "no evaluator recorded";
     const objectives = (s.objectives || []).map(function (o) { return o.metric + " (" + o.direction + ")"; }).join(", ");
-    ui.meta.replaceChildren(
+    fill(ui.meta,
       h("span", null, "space "), h("b", null, s.space),
       h("span", null, " · strategy "), h("b", null, s.strategy),
       h("span", null, " · evaluator "), h("b", null, ev),
@@ -478,7 +485,7 @@
     const card = function (label, value, extra, cls) {
       return h("div", { class: "nf-stat " + (cls || "") }, h("div", { class: "nf-stat-label" }, label), value, extra);
     };
-    ui.cards.replaceChildren(
+    fill(ui.cards,
       card("Trials", h("div", { class: "nf-stat-value", id: "nf-trial-count" }, String(s.n_trials)),
         h("div", { class: "nf-states" }, STATES.filter(function (k) { return counts[k]; }).map(function (k) {
           return h("span", { class: "nf-count nf-state-" + k }, counts[k] + " " + k.toLowerCase());
@@ -491,7 +498,15 @@
         h("div", { class: "nf-best-arch-row" }, h("code", { id: "nf-best-arch", class: "nf-arch" }, best ? best.arch : "no completed trial yet"),
           best ? copyButton(function () { return best.arch; }) : null),
         null, "nf-stat-wide"),
-      card("Cost spent", h("div", { class: "nf-stat-value" }, cost(s.cost, s.evaluator && s.evaluator.cost_unit))));
+      card("Cost spent", h("div", { class: "nf-stat-value" }, cost(s.cost, costUnit(s)))));
+  }
+
+  /* The study's cost unit: in its payload, or in the overview's row for it. */
+  function costUnit(s) {
+    if (s.cost_unit) return s.cost_unit;
+    const ov = app.report ? app.report.overview : app.overview;
+    const row = ov && (ov.studies || []).find(function (x) { return x.name === s.name; });
+    return row ? row.cost_unit : null;
   }
 
   function metricValues(s) {
@@ -520,7 +535,7 @@
       series: [{ name: "best so far", points: t.by_trial, step: true, markers: true, className: "nf-trajectory",
         markerTitle: function (p) { return "best so far " + fmt(p[1]) + " at trial " + p[0]; } }],
     });
-    const unit = s.evaluator && s.evaluator.cost_unit ? " (" + s.evaluator.cost_unit + ")" : "";
+    const unit = costUnit(s) ? " (" + costUnit(s) + ")" : "";
     C.lineChart(ui.cost, {
       xLabel: "cumulative cost" + unit, yLabel: label,
       series: [{ name: "best so far", points: t.by_cost, step: true, markers: true, className: "nf-trajectory",
@@ -552,25 +567,25 @@
   function renderImportance(s, ui) {
     const imp = s.importance;
     if (!imp) {
-      ui.importance.replaceChildren(h("p", { class: "nf-muted" }, "No importance for this study."));
+      fill(ui.importance, h("p", { class: "nf-muted" }, "No importance for this study."));
       return;
     }
     const caption = h("p", { class: "nf-hint" }, "Of " + imp.metric + ": " + imp.method);
     if (!imp.decisions || !imp.decisions.length) {
-      ui.importance.replaceChildren(caption, h("p", { class: "nf-muted nf-reason" }, imp.reason || "Not enough completed trials yet."));
+      fill(ui.importance, caption, h("p", { class: "nf-muted nf-reason" }, imp.reason || "Not enough completed trials yet."));
       return;
     }
     const chart = svg({ class: "nf-chart nf-bars", role: "img", "aria-label": "Decision importance" });
     C.barChart(chart, imp.decisions.map(function (d) {
       return { label: d.name, value: d.importance, title: d.name + ": " + (100 * d.importance).toFixed(1) + "% of the variance" };
     }), { format: function (v) { return (100 * v).toFixed(1) + "%"; } });
-    ui.importance.replaceChildren(caption, chart);
+    fill(ui.importance, caption, chart);
   }
 
   function renderFailures(s, ui) {
     const f = s.failures || { by_reason: [], trials: [] };
     if (!f.trials.length && !f.by_reason.length) {
-      ui.failures.replaceChildren(h("p", { class: "nf-muted" }, "No failed trials."));
+      fill(ui.failures, h("p", { class: "nf-muted" }, "No failed trials."));
       return;
     }
     const reasons = h("table", { class: "nf-table nf-reasons" },
@@ -586,7 +601,7 @@
           h("td", { class: "nf-num" }, String(t.number)), h("td", null, h("code", { class: "nf-arch" }, t.arch)),
           h("td", { class: "nf-reason" }, t.reason));
       })));
-    ui.failures.replaceChildren(reasons, list,
+    fill(ui.failures, reasons, list,
       f.trials.length > shown.length ? h("p", { class: "nf-muted" }, "… and " + (f.trials.length - shown.length) + " more: filter the trial table by FAILED.") : null);
   }
 
@@ -622,7 +637,7 @@
     weights.appendChild(wsvg);
     if (o.groups && o.groups.length) C.smallMultiples(wsvg, o.groups, o.epochs, { width: 1180, columns: 4 });
     else C.emptyChart(wsvg, "This method keeps no architecture weights (it samples paths), or none were recorded.", 1180, 60);
-    ui.oneshot.replaceChildren(h("div", { class: "nf-grid2" }, share.box, perEpoch.box), weights);
+    fill(ui.oneshot, h("div", { class: "nf-grid2" }, share.box, perEpoch.box), weights);
   }
 
   /* ---- Trial table ---------------------------------------------------------------------- */
@@ -670,7 +685,7 @@
   function renderTable() {
     const ui = app.ui;
     const cols = columns();
-    ui.thead.replaceChildren(h("tr", null, cols.map(function (c) {
+    fill(ui.thead, h("tr", null, cols.map(function (c) {
       const active = app.table.key === c.key;
       return h("th", {
         "data-key": c.key, class: (c.num ? "nf-num " : "") + "nf-sortable" + (active ? " nf-sorted" : ""),
@@ -691,7 +706,7 @@
     app.table.page = Math.min(Math.max(0, app.table.page), pages - 1);
     const start = app.table.page * PAGE_SIZE;
     const page = rows.slice(start, start + PAGE_SIZE);
-    ui.tbody.replaceChildren.apply(ui.tbody, page.map(function (row) {
+    fill(ui.tbody, page.map(function (row) {
       return h("tr", {
         "data-number": row.number, "data-state": row.state,
         class: "nf-clickable" + (row.number === app.detail ? " nf-selected" : ""),
@@ -743,7 +758,7 @@
     const tr = ui.tbody.querySelector('tr[data-number="' + Number(number) + '"]');
     if (tr) tr.classList.add("nf-selected");
     ui.detail.hidden = false;
-    if (!refresh) ui.detail.replaceChildren(detailHeader(number), h("p", { class: "nf-muted" }, "Loading trial " + number + "…"));
+    if (!refresh) fill(ui.detail, detailHeader(number), h("p", { class: "nf-muted" }, "Loading trial " + number + "…"));
     let trial = null;
     let note = null;
     if (app.report) {
@@ -760,7 +775,7 @@
         trial = await api("api/study/" + encodeURIComponent(name) + "/trial/" + encodeURIComponent(number));
       } catch (err) {
         if (token !== app.token || app.detail !== number) return;
-        ui.detail.replaceChildren(detailHeader(number), h("p", { class: "nf-error" }, err.network ? lostMessage() : err.message));
+        fill(ui.detail, detailHeader(number), h("p", { class: "nf-error" }, err.network ? lostMessage() : err.message));
         return;
       }
     }
@@ -809,7 +824,7 @@
       ["worker", t.worker || "—"], ["started", time(t.started_at)], ["finished", time(t.finished_at)],
     ];
     if (t.duplicate_of !== null && t.duplicate_of !== undefined) info.push(["duplicate of", "trial " + t.duplicate_of]);
-    ui.detail.replaceChildren(
+    fill(ui.detail,
       detailHeader(t.number, t.state),
       h("div", { class: "nf-detail-arch" }, h("code", { class: "nf-arch", id: "nf-detail-arch" }, t.arch),
         copyButton(function () { return t.arch; }, "nf-copy-arch")),
@@ -843,7 +858,7 @@
       clearBanner("lost");
       const comp = all.find(function (c) { return String(c.id) === String(decodeURIComponent(id)); });
       if (!comp) {
-        byId("nf-main").replaceChildren(h("a", { href: "#/", class: "nf-back" }, "← All studies"),
+        fill(byId("nf-main"), h("a", { href: "#/", class: "nf-back" }, "← All studies"),
           h("p", { class: "nf-muted" }, "No comparison " + id + "; loaded: " + (all.map(function (c) { return c.id + " (" + c.name + ")"; }).join(", ") || "none") + "."));
         return false;
       }
@@ -892,7 +907,7 @@
       });
       return box;
     });
-    byId("nf-main").replaceChildren(
+    fill(byId("nf-main"),
       h("a", { href: "#/", class: "nf-back" }, "← All studies"),
       h("div", { class: "nf-title-row" }, h("h1", null, c.name)),
       h("p", { class: "nf-meta" }, "benchmark ", h("b", null, c.benchmark), " · budget ", h("b", null, String(c.budget)),

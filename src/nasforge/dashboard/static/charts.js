@@ -447,125 +447,159 @@
     return opColors.get(op);
   }
 
-  function drawCells(svg, drawing) {
+  /* One cell, left to right. Inner nodes sit on a centre line, one column each, in the order
+   * given. With one input, the input and the output sit on that line too and skip edges arc
+   * above and below it (NB201). With several inputs (DARTS-like cells), each input gets a lane
+   * above the line that its edges run along before dropping into their node, skip edges
+   * between inner nodes arc below, and "concat" edges into the output run along a bus under
+   * everything. Parameter-free operations are dashed and grey, the rest solid and coloured. */
+  function drawCell(root, cell, y0, colW) {
     const nodeW = 64;
     const nodeH = 30;
-    const colW = 150;
-    const width = 0;
-    let y0 = 0;
-    let maxW = width;
-    const cells = drawing.cells || [];
-    const root = el("g", { class: "nf-cells" }, svg);
-    const keyG = el("g", { class: "nf-drawing-key" }, root);
-    y0 = 28;
-    for (const cell of cells) {
-      const nodes = cell.nodes || [];
-      const edges = cell.edges || [];
-      const inputs = nodes.filter(function (n) { return n.role === "input"; });
-      const outputs = nodes.filter(function (n) { return n.role === "output"; });
-      const inner = nodes.filter(function (n) { return n.role !== "input" && n.role !== "output"; });
-      // Columns: inputs first, every inner node in its own column in the order given, outputs last.
-      const pos = new Map();
-      const nCols = (inputs.length ? 1 : 0) + inner.length + (outputs.length ? 1 : 0);
-      const laneGap = 64;
-      // Arcs above and below the node line need room: more for cells with long skips.
-      const maxSpan = Math.max(1, nCols - 1);
-      const arcRoom = 34 + 26 * Math.min(maxSpan, 5);
-      const top = y0 + 24 + arcRoom;
-      const center = top + Math.max(inputs.length, outputs.length, 1) * laneGap / 2 - laneGap / 2;
-      let col = 0;
-      const place = function (list, c) {
-        list.forEach(function (n, i) {
-          pos.set(n.id, { x: 50 + c * colW, y: center + (i - (list.length - 1) / 2) * laneGap, col: c, node: n });
-        });
-      };
-      if (inputs.length) place(inputs, col++);
-      for (const n of inner) place([n], col++);
-      if (outputs.length) place(outputs, col++);
-      const cellWidth = 50 + (nCols - 1) * colW + 50 + nodeW / 2;
-      maxW = Math.max(maxW, cellWidth);
-      const g = el("g", { class: "nf-cell", "data-cell": cell.name }, root);
-      text(g, 0, y0 + 14, cell.name ? cell.name + " cell" : "cell", { class: "nf-cell-title" });
-      const edgeG = el("g", { class: "nf-edges" }, g);
-      const labelG = el("g", { class: "nf-edge-labels" }, g);
-      // Skip edges alternate above and below the line, higher for longer skips.
-      const sideCount = new Map();
-      for (const e of edges) {
-        const a = pos.get(e.source);
-        const b = pos.get(e.target);
-        if (!a || !b) continue;
-        const span = Math.abs(b.col - a.col);
-        const eg = el("g", {
-          class: "nf-edge" + (e.param_free ? " nf-param-free" : " nf-has-params") + (e.op === "none" ? " nf-op-none" : "") + (e.op === "concat" ? " nf-op-concat" : ""),
-          "data-op": e.op, "data-source": e.source, "data-target": e.target,
-        }, edgeG);
-        title(eg, e.source + " → " + e.target + ": " + e.op + (e.param_free ? " (parameter-free)" : ""));
-        const x1 = a.x + nodeW / 2;
-        const x2 = b.x - nodeW / 2;
-        let d;
-        let lx;
-        let ly;
-        const sameLine = Math.abs(a.y - b.y) < 1;
-        if (span <= 1 || !sameLine) {
-          if (span > 1) {
-            // Between lanes: a gentle S-curve so it does not cut through the nodes between.
-            const mx = (x1 + x2) / 2;
-            d = "M" + x1 + "," + a.y + "C" + mx + "," + a.y + " " + mx + "," + b.y + " " + x2 + "," + b.y;
-          } else {
-            d = "M" + x1 + "," + a.y + "L" + x2 + "," + b.y;
-          }
-          lx = (x1 + x2) / 2;
-          ly = (a.y + b.y) / 2;
-        } else {
-          const key = span;
-          const k = sideCount.get(key) || 0;
-          sideCount.set(key, k + 1);
-          const sign = k % 2 === 0 ? -1 : 1;
-          const h = sign * (30 + 26 * (span - 1) + 12 * Math.floor(k / 2));
-          const sx = a.x;
-          const ex = b.x;
-          const sy = a.y + (sign < 0 ? -nodeH / 2 : nodeH / 2);
-          d = "M" + sx + "," + sy + "C" + sx + "," + (sy + h) + " " + ex + "," + (sy + h) + " " + ex + "," + sy;
-          lx = (sx + ex) / 2;
-          ly = sy + h * 0.75;
-        }
-        const color = e.op === "concat" ? MUTED : e.param_free ? "#8a94a3" : opColor(e.op);
-        el("path", {
-          d: d, fill: "none", stroke: color, class: "nf-edge-line",
-          "stroke-width": e.param_free ? 1.8 : 2.6,
-          "stroke-dasharray": e.param_free ? (e.op === "none" ? "2 4" : "6 4") : null,
-          "marker-end": "url(#nf-arrow)",
-        }, eg);
-        if (e.op !== "concat") {
-          const label = el("g", { class: "nf-edge-label" }, labelG);
-          const w = 8 + 6.3 * String(e.op).length;
-          el("rect", { x: (lx - w / 2).toFixed(1), y: (ly - 9).toFixed(1), width: w.toFixed(1), height: 17, rx: 4, class: e.param_free ? "nf-label-bg nf-param-free" : "nf-label-bg" }, label);
-          text(label, lx.toFixed(1), (ly + 4).toFixed(1), e.op, {
-            "text-anchor": "middle",
-            fill: e.param_free ? "#5b6472" : color,
-            "font-style": e.param_free ? "italic" : null,
-          });
-          title(label, e.source + " → " + e.target + ": " + e.op);
-        }
-      }
-      const nodeG = el("g", { class: "nf-nodes" }, g);
-      for (const [id, p] of pos) {
-        const ng = el("g", { class: "nf-node nf-role-" + (p.node.role || "node"), "data-id": id }, nodeG);
-        el("rect", { x: p.x - nodeW / 2, y: p.y - nodeH / 2, width: nodeW, height: nodeH, rx: p.node.role === "node" ? 15 : 5 }, ng);
-        text(ng, p.x, p.y + 4, String(p.node.label), { "text-anchor": "middle" });
-        title(ng, (p.node.role || "node") + " " + p.node.label);
-      }
-      y0 = center + Math.max(inputs.length, outputs.length, 1) * laneGap / 2 + arcRoom + 10;
+    const nodes = cell.nodes || [];
+    const edges = cell.edges || [];
+    const inputs = nodes.filter(function (n) { return n.role === "input"; });
+    const outputs = nodes.filter(function (n) { return n.role === "output"; });
+    const inner = nodes.filter(function (n) { return n.role !== "input" && n.role !== "output"; });
+    const bus = inputs.length > 1;
+    const col = new Map();
+    let c = 0;
+    if (inputs.length) {
+      for (const n of inputs) col.set(n.id, 0);
+      c = 1;
     }
-    // Key: operations with parameters are solid and coloured, parameter-free ones dashed grey.
-    el("line", { x1: 0, x2: 26, y1: 10, y2: 10, stroke: "#2f6db5", "stroke-width": 2.6 }, keyG);
-    text(keyG, 32, 14, "operation with parameters", {});
-    el("line", { x1: 210, x2: 236, y1: 10, y2: 10, stroke: "#8a94a3", "stroke-width": 1.8, "stroke-dasharray": "6 4" }, keyG);
-    text(keyG, 242, 14, "parameter-free (skip, pooling, none dotted)", {});
-    return { width: Math.max(maxW, 520), height: y0 };
+    for (const n of inner) col.set(n.id, c++);
+    for (const n of outputs) col.set(n.id, c);
+    const nCols = c + (outputs.length ? 1 : 0);
+    const xOf = function (k) { return 46 + k * colW; };
+    let maxSpan = 1;
+    for (const e of edges) {
+      if (col.has(e.source) && col.has(e.target) && e.op !== "concat") {
+        maxSpan = Math.max(maxSpan, Math.abs(col.get(e.target) - col.get(e.source)));
+      }
+    }
+    const arc = function (span, k) { return 30 + 24 * (span - 2) + 10 * k; };
+    const arcRoom = maxSpan > 1 ? arc(maxSpan, 1) + 26 : 14;
+    const lanes = new Map();
+    let center;
+    if (bus) {
+      inputs.forEach(function (n, i) { lanes.set(n.id, y0 + 44 + i * 38); });
+      center = y0 + 44 + (inputs.length - 1) * 38 + 66;
+    } else {
+      center = y0 + 30 + arcRoom;
+    }
+    const pos = new Map();
+    for (const n of nodes) {
+      const k = col.get(n.id);
+      const y = lanes.has(n.id) ? lanes.get(n.id) : center;
+      pos.set(n.id, { x: xOf(k), y: y, col: k, node: n });
+    }
+    const hasConcat = edges.some(function (e) { return e.op === "concat"; });
+    const below = bus ? arcRoom : arcRoom;
+    const busY = center + nodeH / 2 + (bus ? below : 0) + 22;
+    const g = el("g", { class: "nf-cell", "data-cell": cell.name }, root);
+    const cellTitle = !cell.name || cell.name === "cell" ? "cell" : cell.name + " cell";
+    text(g, 0, y0 + 14, cellTitle, { class: "nf-cell-title" });
+    const edgeG = el("g", { class: "nf-edges" }, g);
+    const labelG = el("g", { class: "nf-edge-labels" }, g);
+    const sideCount = new Map();
+    for (const e of edges) {
+      const a = pos.get(e.source);
+      const b = pos.get(e.target);
+      if (!a || !b) continue;
+      const span = Math.abs(b.col - a.col);
+      let d;
+      let lx;
+      let ly;
+      if (e.op === "concat" && hasConcat) {
+        // Along the bus under the cell, into the output from below.
+        const off = (a.col - b.col) * 3;
+        d = "M" + a.x + "," + (a.y + nodeH / 2) + "V" + (busY + off) + "H" + (b.x + off) + "V" + (b.y + nodeH / 2);
+        lx = null;
+      } else if (lanes.has(e.source)) {
+        // Along the input's lane, then down into the node.
+        const dx = (inputs.findIndex(function (n) { return n.id === e.source; }) - (inputs.length - 1) / 2) * 12;
+        const tx = b.x + dx;
+        const ty = b.y - nodeH / 2;
+        d = "M" + (a.x + nodeW / 2) + "," + a.y + "H" + (tx - 14) + "Q" + tx + "," + a.y + " " + tx + "," + (a.y + 14) + "V" + ty;
+        lx = Math.max(a.x + nodeW / 2 + 48, tx - colW / 2 + 4);
+        ly = a.y;
+      } else if (span <= 1 || Math.abs(a.y - b.y) > 1) {
+        d = "M" + (a.x + nodeW / 2) + "," + a.y + "L" + (b.x - nodeW / 2) + "," + b.y;
+        lx = (a.x + b.x) / 2;
+        ly = (a.y + b.y) / 2;
+      } else {
+        const k = sideCount.get(span) || 0;
+        sideCount.set(span, k + 1);
+        const sign = bus ? 1 : k % 2 === 0 ? -1 : 1;
+        const h = sign * arc(span, bus ? k : Math.floor(k / 2));
+        const sy = a.y + sign * nodeH / 2;
+        d = "M" + a.x + "," + sy + "C" + a.x + "," + (sy + h * 1.3) + " " + b.x + "," + (sy + h * 1.3) + " " + b.x + "," + sy;
+        lx = (a.x + b.x) / 2;
+        ly = sy + h * 0.975;
+      }
+      const eg = el("g", {
+        class: "nf-edge" + (e.param_free ? " nf-param-free" : " nf-has-params") + (e.op === "none" ? " nf-op-none" : "") + (e.op === "concat" ? " nf-op-concat" : ""),
+        "data-op": e.op, "data-source": e.source, "data-target": e.target,
+      }, edgeG);
+      title(eg, e.source + " → " + e.target + ": " + e.op + (e.param_free ? " (parameter-free)" : ""));
+      const color = e.op === "concat" ? MUTED : e.param_free ? "#8a94a3" : opColor(e.op);
+      el("path", {
+        d: d, fill: "none", stroke: color, class: "nf-edge-line",
+        "stroke-width": e.op === "concat" ? 1.2 : e.param_free ? 1.8 : 2.6,
+        "stroke-dasharray": e.param_free ? (e.op === "none" ? "2 4" : "6 4") : null,
+        "marker-end": "url(#nf-arrow)",
+      }, eg);
+      if (lx !== null) {
+        const label = el("g", { class: "nf-edge-label" }, labelG);
+        const w = 8 + 6.3 * String(e.op).length;
+        el("rect", {
+          x: (lx - w / 2).toFixed(1), y: (ly - 9).toFixed(1), width: w.toFixed(1), height: 17, rx: 4,
+          class: e.param_free ? "nf-label-bg nf-param-free" : "nf-label-bg",
+        }, label);
+        text(label, lx.toFixed(1), (ly + 4).toFixed(1), e.op, {
+          "text-anchor": "middle", fill: e.param_free ? "#5b6472" : color,
+          "font-style": e.param_free ? "italic" : null,
+        });
+        title(label, e.source + " → " + e.target + ": " + e.op + (e.param_free ? " (parameter-free)" : ""));
+      }
+    }
+    const nodeG = el("g", { class: "nf-nodes" }, g);
+    for (const [id, p] of pos) {
+      const ng = el("g", { class: "nf-node nf-role-" + (p.node.role || "node"), "data-id": id }, nodeG);
+      el("rect", { x: p.x - nodeW / 2, y: p.y - nodeH / 2, width: nodeW, height: nodeH, rx: p.node.role === "node" ? 15 : 5 }, ng);
+      text(ng, p.x, p.y + 4, String(p.node.label), { "text-anchor": "middle" });
+      title(ng, (p.node.role || "node") + " " + p.node.label);
+    }
+    const bottom = hasConcat ? busY + 10 + 3 * nCols : center + nodeH / 2 + arcRoom;
+    return { width: xOf(nCols - 1) + nodeW / 2 + 4, bottom: bottom + 12 };
   }
 
-  function drawStrip(svg, drawing) {
+  function drawCells(svg, drawing) {
+    const root = el("g", { class: "nf-cells" }, svg);
+    const key = el("g", { class: "nf-drawing-key" }, root);
+    // Key: operations with parameters are solid and coloured, parameter-free ones dashed grey.
+    el("line", { x1: 0, x2: 26, y1: 10, y2: 10, stroke: "#2f6db5", "stroke-width": 2.6 }, key);
+    text(key, 32, 14, "operation with parameters");
+    el("line", { x1: 196, x2: 222, y1: 10, y2: 10, stroke: "#8a94a3", "stroke-width": 1.8, "stroke-dasharray": "6 4" }, key);
+    text(key, 228, 14, "parameter-free (skip, pooling; none dotted)");
+    let y = 26;
+    let width = 500;
+    // Columns wide enough for the longest operation's label between two nodes.
+    let longest = 8;
+    for (const cell of drawing.cells || []) {
+      for (const e of cell.edges || []) if (e.op !== "concat") longest = Math.max(longest, String(e.op).length);
+    }
+    const colW = Math.max(120, Math.min(220, 64 + 6.3 * longest + 22));
+    for (const cell of drawing.cells || []) {
+      const size = drawCell(root, cell, y, colW);
+      width = Math.max(width, size.width);
+      y = size.bottom;
+    }
+    return { width: width, height: y };
+  }
+
+  function drawStrip(svg, drawing, maxWidth) {
     const blocks = drawing.blocks || [];
     const root = el("g", { class: "nf-strip" }, svg);
     const entries = blocks.map(function (b) {
@@ -577,7 +611,7 @@
     const maxLines = Math.max(1, ...entries.map(function (e) { return e.length; }));
     const blockH = 30 + 15 * Math.min(maxLines, 12);
     const gap = 22;
-    const perRow = Math.max(1, Math.floor((1100 + gap) / (blockW + gap)));
+    const perRow = Math.max(1, Math.floor((maxWidth + gap) / (blockW + gap)));
     let y = 6;
     const settings = Object.entries(drawing.settings || {});
     if (settings.length) {
@@ -612,20 +646,27 @@
     return { width: Math.max(width, 300), height: y + rows * (blockH + gap) };
   }
 
-  /* Draws a SearchSpace.drawing() payload into svg. */
-  function drawArchitecture(svg, drawing) {
+  /* Draws a SearchSpace.drawing() payload into svg; a strip wraps its blocks into rows of
+   * at most maxWidth (default 700) units. */
+  function drawArchitecture(svg, drawing, maxWidth) {
     clear(svg);
     const defs = el("defs", null, svg);
-    const marker = el("marker", { id: "nf-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);
+    const marker = el("marker", {
+      id: "nf-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 8, markerHeight: 8,
+      markerUnits: "userSpaceOnUse", orient: "auto-start-reverse",
+    }, defs);
     el("path", { d: "M0,0L10,5L0,10z", fill: "#6b7280" }, marker);
     let size;
     if (drawing && drawing.kind === "cells") size = drawCells(svg, drawing);
-    else if (drawing && drawing.kind === "strip") size = drawStrip(svg, drawing);
+    else if (drawing && drawing.kind === "strip") size = drawStrip(svg, drawing, maxWidth || 700);
     else {
       emptyChart(svg, "No drawing for this architecture.", 500, 60);
       return;
     }
     svg.setAttribute("viewBox", "-6 -4 " + (size.width + 12) + " " + (size.height + 8));
+    // Never drawn larger than its natural size; CSS shrinks it to fit its box.
+    svg.setAttribute("width", String(Math.round(size.width + 12)));
+    svg.setAttribute("height", String(Math.round(size.height + 8)));
     svg.setAttribute("data-kind", drawing.kind);
   }
 
