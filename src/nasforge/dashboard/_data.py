@@ -1,0 +1,562 @@
+"""Everything the dashboard and the HTML report show, read from a storage that is never
+written: :class:`DashboardData`.
+
+Each study's trials are kept in memory and refreshed incrementally (``get_trials(since=...,
+finished_since=...)``: only trials added or finished since the last look are read), and its
+summaries are recomputed only when it changed. The overview asks the storage two questions
+(the studies and their counts per state, one query each) and reads trials only of the
+studies whose counts moved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nasforge.dashboard._compare import load_comparison
+from nasforge.dashboard._importance import decision_importance
+from nasforge.dashboard._safe import iso, num, plain
+from nasforge.dashboard._summaries import (
+    ROW_FIELDS,
+    Scoring,
+    best_of,
+    failures,
+    finish_order,
+    metric_columns,
+    oneshot_epochs,
+    scatter,
+    spent,
+    trajectory,
+    trial_row,
+)
+from nasforge.errors import NasforgeError, StudyNotFoundError, UnknownNameError
+from nasforge.storage import Storage, StudyRecord, get_storage, mask_url
+from nasforge.trial import Objective, Trial
+
+__all__ = ["DashboardData"]
+
+#: The states every count lists (zero when none).
+_STATES = ("COMPLETE", "FAILED", "RUNNING", "STOPPED")
+
+
+@dataclass(eq=False)
+class _Cache:
+    """What is known of one study: its record, its trials and what was computed from them."""
+
+    record: StudyRecord
+    trials: dict[int, Trial] = field(default_factory=dict)
+    since: int = 0  # the next trial number to read
+    seq: int = 0  # the highest finish_seq read
+    version: int = 0  # bumped whenever a trial or the record changed
+    scoring: Scoring | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None  # the overview row, at summary_version
+    summary_version: int = -1
+    detail: dict[str, Any] | None = None  # the study page without its rows, at detail_version
+    detail_version: int = -1
+    columns: list[str] = field(default_factory=list)
+    columns_at: tuple[int, int] = (0, 0)  # (known, seq) when the columns last changed
+    rows: dict[int, list[Any]] = field(default_factory=dict)
+    stale_rows: set[int] = field(default_factory=set)  # trials whose rows must be made again
+    reports: dict[int, dict[int, dict[str, float]]] = field(default_factory=dict)
+    space: Any = None
+    space_error: BaseException | None = None
+    fronts: dict[tuple[str, str], tuple[list[list[Any]], str] | None] = field(default_factory=dict)
+    cost_unit: str | None = None
+    cost_unit_known: bool = False
+
+    @property
+    def study_id(self) -> int:
+        assert self.record.study_id is not None
+        return self.record.study_id
+
+    def get_scoring(self) -> Scoring:
+        if self.scoring is None:
+            self.scoring = Scoring.of(self.record.objectives, self.record.options)
+        return self.scoring
+
+
+class DashboardData:
+    """The dashboard's data: what each page shows, as JSON-safe dictionaries (no NaN or
+    infinity: ``None``; floats rounded to 6 significant digits), computed from a storage
+    opened read-only. Safe to call from several threads (one lock).
+
+    The payloads are described in the methods; treat them as read-only (parts are cached and
+    shared between calls).
+
+    Args:
+        storage: A storage URL (opened with ``read_only=True``: nothing is ever written) or
+            a storage.
+        comparisons: Folders written by ``nasforge compare --out DIR``, read now.
+
+    Raises:
+        StorageError: The URL cannot be opened as a study database (one line, the URL with
+            its password hidden).
+        InvalidConfigError: A comparison folder is missing or unreadable.
+
+    Example:
+        >>> import nasforge
+        >>> from nasforge.storage import InMemoryStorage
+        >>> storage = InMemoryStorage()
+        >>> study = nasforge.create_study(strategy="random", seed=0, storage=storage,
+        ...                               study_name="demo", dedupe=False)
+        >>> _ = study.optimize(nasforge.evaluators.create("tabular", dataset="cifar10"),
+        ...                    budget=10)
+        >>> data = DashboardData(storage)
+        >>> row = data.overview()["studies"][0]
+        >>> row["name"], row["n_trials"], row["best"]["number"] == study.best_trial.number
+        ('demo', 10, True)
+        >>> page = data.study("demo")
+        >>> len(page["trials"]["rows"]), page["version"]["known"]
+        (10, 10)
+        >>> data.study("demo", **page["version"])["trials"]["rows"]  # nothing changed since
+        []
+    """
+
+    def __init__(self, storage: str | Storage, *, comparisons: Sequence[str | Path] = ()) -> None:
+        self._lock = threading.RLock()
+        if isinstance(storage, Storage):
+            self._storage = storage
+            self._owned = False
+            url = getattr(storage, "url", None)
+            self.storage_label = mask_url(str(url)) if url else type(storage).__name__
+        else:
+            self.storage_label = mask_url(str(storage))
+            self._storage = get_storage(str(storage), read_only=True)
+            self._owned = True
+        try:
+            self._comparisons = [load_comparison(p, i) for i, p in enumerate(comparisons)]
+        except BaseException:
+            self.close()
+            raise
+        self._caches: dict[str, _Cache] = {}
+
+    # -- the pages ------------------------------------------------------------------------------
+    def overview(self) -> dict[str, Any]:
+        """The first page: every study of the storage, oldest first, and the comparisons.
+
+        Returns:
+            ``{"storage", "generated_at", "studies": [{"name", "space", "strategy",
+            "evaluator" ("tabular · cifar10"), "objectives", "oneshot", "created_at",
+            "counts": {state: n}, "n_trials", "best": {"number", "arch", "metric", "value"}
+            | None, "cost", "cost_unit", "last_finish_at"}], "comparisons": [{"id", "name",
+            "benchmark", "datasets", "strategies"}]}``.
+        """
+        with self._lock:
+            records = self._storage.list_studies()
+            counts = self._storage.study_counts()
+            alive = {r.name for r in records}
+            for name in [n for n in self._caches if n not in alive]:
+                del self._caches[name]
+            studies = []
+            for record in records:
+                cache = self._cache_of(record)
+                stored = {k: v for k, v in counts.get(cache.study_id, {}).items() if v}
+                if stored != {k: v for k, v in cache.counts.items() if v} or not cache.since:
+                    self._refresh(cache)
+                studies.append(self._summary(cache))
+            return {
+                "storage": self.storage_label,
+                "generated_at": datetime.now(timezone.utc).isoformat(),
+                "studies": studies,
+                "comparisons": [_comparison_entry(c) for c in self._comparisons],
+            }
+
+    def study(self, name: str, *, known: int = 0, seq: int = 0) -> dict[str, Any]:
+        """The study page; with ``known``/``seq`` (the ``version`` of an earlier answer) only
+        the trials added or finished since then are in ``trials.rows`` (``delta`` is then
+        true: merge them by number).
+
+        Returns:
+            The study's settings, ``counts``, ``n_trials``, ``cost``, ``best`` (with its shown
+            metrics), ``version`` ``{"known", "seq"}``, ``delta``, ``trials`` ``{"fields",
+            "metrics", "rows"}``, ``trajectory``, ``scatter``, ``importance``, ``failures``
+            and ``oneshot`` (see ``notes/API23.md``).
+
+        Raises:
+            StudyNotFoundError: No study of that name (or it was deleted); the message lists
+                the studies of the storage.
+        """
+        with self._lock:
+            cache = self._current(name)
+            detail = self._detail(cache)
+            self._update_rows(cache)
+            n = len(cache.trials)
+            delta = (known > 0 or seq > 0) and known <= n and seq <= cache.seq
+            if delta and (known, seq) < cache.columns_at:
+                delta = False  # the metric columns changed since: every row again
+            if delta:
+                numbers = [
+                    number
+                    for number, trial in cache.trials.items()
+                    if number >= known or (trial.finish_seq or 0) > seq
+                ]
+            else:
+                numbers = list(cache.trials)
+            return {
+                **detail,
+                "version": {"known": n, "seq": cache.seq},
+                "delta": bool(delta),
+                "trials": {
+                    "fields": [*ROW_FIELDS, *cache.columns],
+                    "metrics": list(cache.columns),
+                    "rows": [cache.rows[number] for number in numbers],
+                },
+            }
+
+    def trial(self, name: str, number: int) -> dict[str, Any]:
+        """One trial in full: every metric, its times and a drawing of its architecture
+        (``space.drawing(arch)``; ``drawing_error`` says why there is none).
+
+        Raises:
+            StudyNotFoundError: No study of that name.
+            UnknownNameError: The study has no trial ``number``.
+        """
+        with self._lock:
+            cache = self._current(name)
+            trial = cache.trials.get(int(number))
+            if trial is None:
+                span = f"0..{len(cache.trials) - 1}" if cache.trials else "none yet"
+                raise UnknownNameError(f"trial number of study {name!r}", str(number), [span])
+            drawing, error = self._drawing(cache, trial)
+            return {
+                "number": trial.number,
+                "state": trial.state.value,
+                "arch": trial.arch.text,
+                "metrics": {k: num(v) for k, v in trial.metrics.items()},
+                "cost": num(trial.cost),
+                "seconds": num(trial.seconds),
+                "fail_reason": trial.fail_reason,
+                "worker": trial.worker,
+                "started_at": iso(trial.started_at),
+                "finished_at": iso(trial.finished_at),
+                "duplicate_of": trial.duplicate_of,
+                "drawing": drawing,
+                "drawing_error": error,
+            }
+
+    def comparisons(self) -> list[dict[str, Any]]:
+        """Every comparison folder's payload (see :func:`._compare.load_comparison`)."""
+        return list(self._comparisons)
+
+    def close(self) -> None:
+        """Release the storage (when this object opened it)."""
+        with self._lock:
+            if self._owned:
+                self._storage.close()
+                self._owned = False
+
+    def __enter__(self) -> DashboardData:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the caches -----------------------------------------------------------------------------
+    def _cache_of(self, record: StudyRecord) -> _Cache:
+        """The cache of ``record``'s study, new when the study is new or was replaced by
+        another of the same name; a record that changed (its evaluator set at its first
+        search, its options) is taken in."""
+        cache = self._caches.get(record.name)
+        if cache is None or cache.record.study_id != record.study_id:
+            cache = self._caches[record.name] = _Cache(record)
+        elif cache.record != record or cache.record.evaluator != record.evaluator:
+            cache.record = record
+            cache.scoring = None
+            cache.stale_rows.update(cache.trials)  # the constraints may name other columns
+            cache.cost_unit_known = False
+            cache.fronts.clear()
+            cache.version += 1
+        return cache
+
+    def _current(self, name: str) -> _Cache:
+        """The study's cache, refreshed; :class:`StudyNotFoundError` when it is gone."""
+        record = self._storage.get_study(name)
+        if record is None:
+            self._caches.pop(name, None)
+            names = [r.name for r in self._storage.list_studies()]
+            raise StudyNotFoundError(name, self.storage_label, names)
+        cache = self._cache_of(record)
+        self._refresh(cache)
+        return cache
+
+    def _refresh(self, cache: _Cache) -> None:
+        """Read the trials added or finished since the last look."""
+        fresh = self._storage.get_trials(
+            cache.study_id, since=cache.since, finished_since=cache.seq
+        )
+        changed = []
+        for trial in fresh:
+            old = cache.trials.get(trial.number)
+            if old is not None and (old.state, old.finish_seq) == (trial.state, trial.finish_seq):
+                old.heartbeat_at = trial.heartbeat_at
+                continue
+            if old is not None:
+                cache.counts[old.state.value] -= 1
+            cache.trials[trial.number] = trial
+            cache.counts[trial.state.value] = cache.counts.get(trial.state.value, 0) + 1
+            cache.since = max(cache.since, trial.number + 1)
+            cache.seq = max(cache.seq, trial.finish_seq or 0)
+            changed.append(trial)
+        if not changed:
+            return
+        if len(cache.trials) != cache.since:  # numbers with gaps: keep them in order
+            cache.trials = dict(sorted(cache.trials.items()))
+        cache.version += 1
+        cache.stale_rows.update(t.number for t in changed)
+        if cache.record.options.get("oneshot"):
+            self._read_reports(cache, [t.number for t in changed if t.state.finished])
+
+    def _update_rows(self, cache: _Cache) -> None:
+        """Bring the trial table's columns and rows up to date (only the rows of trials that
+        changed are made again, unless the columns changed)."""
+        if not cache.stale_rows:
+            return
+        columns = metric_columns(cache.trials.values(), cache.get_scoring())
+        if columns != cache.columns:
+            cache.columns = columns
+            cache.columns_at = (len(cache.trials), cache.seq)
+            cache.rows = {n: trial_row(t, columns) for n, t in cache.trials.items()}
+        else:
+            for number in cache.stale_rows:
+                cache.rows[number] = trial_row(cache.trials[number], columns)
+        cache.stale_rows.clear()
+
+    def _read_reports(self, cache: _Cache, numbers: list[int]) -> None:
+        if not numbers:
+            return
+        with contextlib.suppress(NasforgeError):  # a storage without reports: no weights
+            cache.reports.update(self._storage.get_reports(cache.study_id, numbers))
+
+    # -- what is computed from a cache ------------------------------------------------------------
+    def _summary(self, cache: _Cache) -> dict[str, Any]:
+        if cache.summary is not None and cache.summary_version == cache.version:
+            return cache.summary
+        record = cache.record
+        trials = list(cache.trials.values())
+        scoring = cache.get_scoring()
+        ordered = finish_order(trials)
+        best = best_of(ordered, scoring)
+        first = scoring.objectives[0].metric
+        finished = [t.finished_at for t in trials if t.finished_at is not None]
+        counts = {state: cache.counts.get(state, 0) for state in _STATES}
+        cache.summary = {
+            "name": record.name,
+            "space": record.space,
+            "strategy": record.strategy,
+            "evaluator": _evaluator_label(record.evaluator),
+            "objectives": [str(Objective.parse(o)) for o in record.objectives],
+            "oneshot": bool(record.options.get("oneshot", False)),
+            "created_at": iso(record.created_at),
+            "counts": counts,
+            "n_trials": len(trials),
+            "best": None
+            if best is None
+            else {
+                "number": best.number,
+                "arch": best.arch.text,
+                "metric": first,
+                "value": num(best.metrics.get(first)),
+            },
+            "cost": num(spent(trials)),
+            "cost_unit": self._cost_unit(cache),
+            "last_finish_at": iso(max(finished)) if finished else None,
+        }
+        cache.summary_version = cache.version
+        return cache.summary
+
+    def _detail(self, cache: _Cache) -> dict[str, Any]:
+        if cache.detail is not None and cache.detail_version == cache.version:
+            return cache.detail
+        from nasforge.cli._summary import shown_metrics
+
+        record = cache.record
+        summary = self._summary(cache)
+        trials = list(cache.trials.values())
+        scoring = cache.get_scoring()
+        ordered = finish_order(trials)
+        best = None
+        if summary["best"] is not None:
+            trial = cache.trials[summary["best"]["number"]]
+            shown = shown_metrics(record.objectives)
+            best = {
+                **summary["best"],
+                "metrics": {m: num(trial.metrics[m]) for m in shown if m in trial.metrics},
+            }
+        options = dict(record.options)
+        if "enqueued" in options:  # the queue of enqueue_trial: how long, not every entry
+            options["enqueued"] = len(options["enqueued"] or ())
+        cache.detail = {
+            "name": record.name,
+            "space": record.space,
+            "strategy": record.strategy,
+            "strategy_params": plain(record.strategy_params),
+            "space_params": plain(record.space_params),
+            "evaluator": plain(record.evaluator),
+            "seed": record.seed,
+            "options": plain(options),
+            "oneshot": summary["oneshot"],
+            "created_at": summary["created_at"],
+            "objectives": [
+                {"metric": o.metric, "direction": str(o).rpartition(":")[2]}
+                for o in scoring.objectives
+            ],
+            "counts": summary["counts"],
+            "n_trials": summary["n_trials"],
+            "cost": summary["cost"],
+            "cost_unit": summary["cost_unit"],
+            "best": best,
+            "trajectory": trajectory(ordered, scoring),
+            "scatter": scatter(trials, scoring, self._true_front_of(cache)),
+            "importance": decision_importance(
+                trials, scoring.objectives[0], lambda: self._space(cache)
+            ),
+            "failures": failures(trials),
+        }
+        # a one-shot study's epochs replace the flag (null for other studies)
+        cache.detail["oneshot"] = (
+            oneshot_epochs(trials, cache.reports, record.objectives, self._row_names(cache))
+            if summary["oneshot"]
+            else None
+        )
+        cache.detail_version = cache.version
+        return cache.detail
+
+    def _space(self, cache: _Cache) -> Any:
+        """The study's search space, built once (the error again when it cannot be)."""
+        if cache.space is None and cache.space_error is None:
+            from nasforge import spaces
+
+            try:
+                cache.space = spaces.create(cache.record.space, **cache.record.space_params)
+            except Exception as error:  # a user's space may fail to import in any way
+                cache.space_error = error
+        if cache.space_error is not None:
+            raise cache.space_error
+        return cache.space
+
+    def _drawing(self, cache: _Cache, trial: Trial) -> tuple[dict[str, Any] | None, str | None]:
+        try:
+            space = self._space(cache)
+        except Exception as error:
+            return None, f"the search space cannot be built here: {error}"
+        draw = getattr(space, "drawing", None)
+        if draw is None:
+            return None, f"space {cache.record.space!r} has no drawing()"
+        try:
+            return plain(draw(trial.arch)), None
+        except Exception as error:  # a drawing never takes the page down
+            return None, f"{type(error).__name__}: {error}"
+
+    def _row_names(self, cache: _Cache) -> Callable[[str, int], str | None]:
+        """Row labels of a one-shot study's weights: the space's decision names when its
+        supernet has one group with a row per decision (NB-201's edges), else none."""
+        keys = [k.split("|") for s in cache.reports.values() for r in s.values() for k in r]
+        rows = {(k[1], k[2]) for k in keys if k[0] == "w" and len(k) == 4}
+        try:
+            decisions = self._space(cache).decisions()
+        except Exception:  # a space without decisions: the default labels
+            decisions = ()
+        single = len({group for group, _ in rows}) == 1 and len(rows) == len(decisions)
+
+        def name(group: str, row: int) -> str | None:
+            return str(decisions[row].name) if single and row < len(decisions) else None
+
+        return name
+
+    def _true_front_of(
+        self, cache: _Cache
+    ) -> Callable[[Objective, Objective], tuple[list[list[Any]], str] | None] | None:
+        """The true front of a study on a tabular benchmark, for :func:`scatter`."""
+        spec = cache.record.evaluator or {}
+        if spec.get("name") != "tabular" or not spec.get("dataset"):
+            return None
+
+        def source(x: Objective, y: Objective) -> tuple[list[list[Any]], str] | None:
+            key = (str(x), str(y))
+            if key not in cache.fronts:
+                cache.fronts[key] = _tabular_front(spec, x, y)
+            return cache.fronts[key]
+
+        return source
+
+    def _cost_unit(self, cache: _Cache) -> str | None:
+        if not cache.cost_unit_known:
+            cache.cost_unit = _cost_unit(cache.record.evaluator)
+            cache.cost_unit_known = True
+        return cache.cost_unit
+
+
+def _comparison_entry(payload: dict[str, Any]) -> dict[str, Any]:
+    strategies: list[str] = []
+    for entries in payload["datasets"].values():
+        strategies += [s for s in entries if s not in strategies]
+    return {
+        "id": payload["id"],
+        "name": payload["name"],
+        "benchmark": payload["benchmark"],
+        "datasets": list(payload["datasets"]),
+        "strategies": strategies,
+    }
+
+
+def _evaluator_label(spec: dict[str, Any] | None) -> str | None:
+    """``"tabular · cifar10"``: the evaluator's name and its dataset, if any."""
+    if not spec:
+        return None
+    name = str(spec.get("name") or "evaluator")
+    dataset = spec.get("dataset")
+    if dataset is None and isinstance(spec.get("data"), str):
+        dataset = spec["data"]
+    return f"{name} · {dataset}" if dataset else name
+
+
+def _tabular_benchmark(spec: dict[str, Any]) -> Any:
+    from nasforge import tabular
+
+    return tabular.create(
+        str(spec.get("benchmark") or "nb201"), **dict(spec.get("benchmark_params") or {})
+    )
+
+
+def _cost_unit(spec: dict[str, Any] | None) -> str | None:
+    """The unit of the costs of a study's evaluator (``"queries"``, ``"seconds"``), from
+    its spec; ``None`` when it cannot be told here."""
+    if not spec:
+        return None
+    if isinstance(spec.get("cost_unit"), str):
+        return str(spec["cost_unit"])
+    name = spec.get("name")
+    try:
+        if name == "tabular":
+            if spec.get("charge_queries"):
+                return "queries"
+            return str(_tabular_benchmark(spec).cost_unit)
+        from nasforge.evaluators import _REGISTRY
+
+        unit = getattr(_REGISTRY.get(str(name)), "cost_unit", None)
+    except Exception:  # a plugin's evaluator that does not load here: unit unknown
+        return None
+    return unit if isinstance(unit, str) else None
+
+
+def _tabular_front(
+    spec: dict[str, Any], x: Objective, y: Objective
+) -> tuple[list[list[Any]], str] | None:
+    """The front of the benchmark's whole table on ``(x, y)``, sorted by ``x``, and its
+    label; ``None`` when the table lacks one of the metrics or cannot be read."""
+    from nasforge.pareto import true_front
+
+    try:
+        bench = _tabular_benchmark(spec)
+        front = true_front(bench, str(spec["dataset"]), [x, y], fidelity=spec.get("fidelity"))
+    except Exception:  # a metric the table lacks, a table that does not load here...
+        return None
+    values = sorted(front.values().tolist())
+    name = str(getattr(bench, "name", spec.get("benchmark") or "benchmark"))
+    return [[num(a), num(b)] for a, b in values], f"true front of {name} · {spec['dataset']}"
