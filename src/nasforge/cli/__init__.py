@@ -1,5 +1,5 @@
 """The ``nasforge`` command line: search, supernet, compare, list, show, profile, export,
-pareto, proxies and worker, from a shell.
+pareto, proxies, dashboard, report and worker, from a shell.
 
 The CLI is thin: each command (one module each) parses its options, calls the Python API
 (:mod:`nasforge.runs` and the core) and prints. An option means the same in every command
@@ -46,6 +46,7 @@ COMMANDS = (
     "profile",
     "export",
     "pareto",
+    "dashboard",
     "worker",
 )
 for _name in COMMANDS:

@@ -1,0 +1,250 @@
+"""The dashboard's server: its routes answer the storage's data as JSON, a missing or deleted
+study is a 404, large answers are compressed, and the storage is never written."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+import nasforge
+from nasforge.dashboard import DashboardData, create_app
+from nasforge.dashboard._server import bind, free_port, is_loopback, page_url
+from nasforge.errors import InvalidConfigError
+from nasforge.storage import get_storage
+
+uvicorn = pytest.importorskip("uvicorn")
+
+ODD = "</script><script>alert('x')</script> a/b %41"
+
+
+def search(url: str, name: str, budget: int, objectives: list[str] | None = None) -> None:
+    study = nasforge.create_study(
+        space="nb201",
+        strategy="regularized-evolution",
+        seed=1,
+        storage=url,
+        study_name=name,
+        objectives=objectives or ["valid_acc:max"],
+        load_if_exists=True,
+    )
+    study.optimize(nasforge.evaluators.create("tabular", benchmark="nb201"), budget=budget)
+    study.storage.close()
+
+
+class Served:
+    """A uvicorn server in a thread over ``create_app(DashboardData(url))``."""
+
+    def __init__(self, url: str, **app: Any) -> None:
+        self.data = DashboardData(url)
+        sock = bind("127.0.0.1", 0)
+        self.base = page_url("127.0.0.1", sock.getsockname()[1])
+        config = uvicorn.Config(
+            create_app(self.data, **app), log_config=None, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
+            time.sleep(0.02)
+
+    def get(self, path: str, **headers: str) -> tuple[int, Any, bytes]:
+        """The status, the headers (names in any case) and the body of ``GET path``."""
+        request = urllib.request.Request(self.base + path.lstrip("/"), headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=20) as answer:
+                return answer.status, answer.headers, answer.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers, exc.read()
+
+    def json(self, path: str) -> tuple[int, Any]:
+        status, headers, body = self.get(path)
+        assert headers["Content-Type"].startswith("application/json")
+        assert headers["Cache-Control"] == "no-store"
+        return status, json.loads(body)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+        self.data.close()
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("served")
+    url = f"sqlite:///{folder / 'runs.db'}"
+    search(url, "mo", 60, ["valid_acc:max", "params_M:min"])
+    search(url, ODD, 12)
+    return folder / "runs.db"
+
+
+@pytest.fixture(scope="module")
+def served(stored: Path) -> Iterator[Served]:
+    server = Served(f"sqlite:///{stored}")
+    yield server
+    server.stop()
+
+
+def test_page_and_its_files_are_served(served: Served) -> None:
+    status, headers, body = served.get("/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b'src="static/app.js"' in body
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    for name in ("app.js", "charts.js", "style.css"):
+        status, headers, body = served.get(f"/static/{name}")
+        assert status == 200 and body, name
+    assert served.get("/static/missing.js")[0] == 404
+
+
+def test_overview_lists_every_study(served: Served) -> None:
+    status, payload = served.json("/api/overview")
+    assert status == 200
+    rows = {row["name"]: row for row in payload["studies"]}
+    assert set(rows) == {"mo", ODD}
+    assert rows["mo"]["n_trials"] == sum(rows["mo"]["counts"].values()) >= 60
+    assert rows["mo"]["objectives"] == ["valid_acc:max", "params_M:min"]
+
+
+def test_study_page_and_its_delta(served: Served, stored: Path) -> None:
+    status, page = served.json("/api/study/mo")
+    assert status == 200 and page["name"] == "mo" and page["delta"] is False
+    study = nasforge.load_study("mo", f"sqlite:///{stored}", read_only=True)
+    assert page["n_trials"] == len(page["trials"]["rows"]) == len(study.trials)
+    study.storage.close()
+    known, seq = page["version"]["known"], page["version"]["seq"]
+    status, delta = served.json(f"/api/study/mo?known={known}&seq={seq}")
+    assert status == 200 and delta["delta"] is True and delta["trials"]["rows"] == []
+
+
+def test_a_name_with_slashes_and_markup_is_one_study(served: Served) -> None:
+    status, page = served.json("/api/study/" + quote(ODD, safe=""))
+    assert status == 200 and page["name"] == ODD
+    best = page["best"]["number"]
+    status, trial = served.json(f"/api/study/{quote(ODD, safe='')}/trial/{best}")
+    assert status == 200 and trial["number"] == best
+    assert trial["drawing"]["kind"] == "cells"
+
+
+def test_missing_study_and_trial_are_404_with_the_studies_listed(served: Served) -> None:
+    status, answer = served.json("/api/study/nope")
+    assert status == 404 and answer["error"] == "not_found"
+    assert "nope" in answer["message"] and "mo" in answer["message"]
+    status, answer = served.json("/api/study/nope/trial/0")
+    assert status == 404 and answer["error"] == "not_found"
+    status, answer = served.json("/api/study/mo/trial/99999")
+    assert status == 404 and answer["error"] == "not_found"
+    assert served.json("/api/study/mo/tree/1")[0] == 404
+
+
+def test_bad_query_is_a_400(served: Served) -> None:
+    for query in ("known=abc", "seq=-1"):
+        status, answer = served.json(f"/api/study/mo?{query}")
+        assert status == 400 and answer["error"] == "bad_request", query
+
+
+def test_large_answers_are_gzipped(served: Served) -> None:
+    status, headers, body = served.get("/api/study/mo", **{"Accept-Encoding": "gzip"})
+    assert status == 200 and headers.get("Content-Encoding") == "gzip"
+    assert json.loads(gzip.decompress(body))["name"] == "mo"
+
+
+def test_comparisons_without_folders(served: Served) -> None:
+    assert served.json("/api/comparisons") == (200, [])
+
+
+def test_the_storage_is_never_written(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    search(url, "rs", 20)
+    before = digest(tmp_path / "runs.db")
+    server = Served(url)
+    try:
+        for path in ("/", "/api/overview", "/api/study/rs", "/api/study/rs/trial/0", "/x"):
+            server.get(path)
+    finally:
+        server.stop()
+    assert digest(tmp_path / "runs.db") == before
+    # reading a WAL database opens its -wal and -shm files; nothing is written to the log
+    wal = tmp_path / "runs.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_a_deleted_study_answers_404_and_new_trials_appear(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    search(url, "gone", 10)
+    search(url, "kept", 10)
+    server = Served(url)
+    try:
+        assert server.json("/api/study/gone")[0] == 200
+        status, page = server.json("/api/study/kept")
+        search(url, "kept", 20)  # a worker finishes more trials
+        version = page["version"]
+        status, delta = server.json(
+            f"/api/study/kept?known={version['known']}&seq={version['seq']}"
+        )
+        assert status == 200 and delta["delta"] is True and delta["trials"]["rows"]
+        writer = get_storage(url)
+        writer.delete_study("gone")
+        writer.close()
+        status, answer = server.json("/api/study/gone")
+        assert status == 404 and "gone" in answer["message"] and "kept" in answer["message"]
+    finally:
+        server.stop()
+
+
+def test_a_foreign_host_name_is_refused(stored: Path) -> None:
+    server = Served(f"sqlite:///{stored}", allowed_hosts=["127.0.0.1", "localhost"])
+    try:
+        assert server.get("/api/overview")[0] == 200
+        assert server.get("/api/overview", Host="attacker.example")[0] == 400
+    finally:
+        server.stop()
+
+
+def test_a_port_in_use_names_a_free_one() -> None:
+    taken = bind("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(InvalidConfigError, match=f"Port {port} on 127.0.0.1 is in use") as info:
+            bind("127.0.0.1", port)
+        suggested = int(str(info.value).split("--port ")[1].split()[0])
+        assert suggested != port
+        bind("127.0.0.1", suggested).close()  # it is free indeed
+    finally:
+        taken.close()
+    assert free_port("127.0.0.1", port) != port
+
+
+def test_bad_hosts_and_ports() -> None:
+    with pytest.raises(InvalidConfigError, match="--host"):
+        bind("no-such-host.invalid", 0)
+    with pytest.raises(InvalidConfigError, match="from 1 to 65535"):
+        bind("127.0.0.1", 70000)
+    assert is_loopback("127.0.0.1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert page_url("0.0.0.0", 8080) == "http://127.0.0.1:8080/"
+    assert page_url("::1", 8080) == "http://[::1]:8080/"
+
+
+def test_a_port_taken_while_free_port_looks_is_skipped() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        probe.listen()
+        start = probe.getsockname()[1] - 1
+        assert free_port("127.0.0.1", start) != start + 1
