@@ -87,6 +87,14 @@
     return fmt(value) + (unit ? " " + unit : "");
   }
 
+  /* A cost as a big number and a small unit. */
+  function costParts(value, unit) {
+    const text = cost(value, unit);
+    const cut = text.lastIndexOf(" ");
+    if (cut < 0) return text;
+    return [text.slice(0, cut), h("span", { class: "nf-stat-unit" }, text.slice(cut))];
+  }
+
   function stateBadge(state) {
     return h("span", { class: "nf-state nf-state-" + state }, state);
   }
@@ -492,13 +500,13 @@
         }))),
       card(best ? "Best " + best.metric : "Best",
         h("div", { class: "nf-stat-value", id: "nf-best-value", "data-value": best ? best.value : null }, best ? fmt(best.value) : "—"),
-        best ? h("div", { class: "nf-muted" }, h("a", { href: "#", onclick: function (ev) { ev.preventDefault(); openDetail(best.number); } }, "trial " + best.number),
+        best ? h("div", { class: "nf-muted" }, h("a", { href: "#", id: "nf-best-trial", onclick: function (ev) { ev.preventDefault(); openDetail(best.number); } }, "trial " + best.number),
           Object.entries(best.metrics || {}).filter(function (kv) { return kv[0] !== best.metric; }).map(function (kv) { return " · " + kv[0] + " " + fmt(kv[1]); })) : null),
       card("Best architecture",
         h("div", { class: "nf-best-arch-row" }, h("code", { id: "nf-best-arch", class: "nf-arch" }, best ? best.arch : "no completed trial yet"),
           best ? copyButton(function () { return best.arch; }) : null),
         null, "nf-stat-wide"),
-      card("Cost spent", h("div", { class: "nf-stat-value" }, cost(s.cost, costUnit(s)))));
+      card("Cost spent", h("div", { class: "nf-stat-value" }, costParts(s.cost, costUnit(s)))));
   }
 
   /* The study's cost unit: in its payload, or in the overview's row for it. */
@@ -940,6 +948,13 @@
     });
     window.addEventListener("hashchange", route);
     route();
+    if (!app.report) {
+      // The storage's label for the header, whichever page was opened first.
+      api("api/overview").then(function (ov) {
+        if (!app.overview) app.overview = ov;
+        byId("nf-source").textContent = ov.storage || "";
+      }, function () {});
+    }
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

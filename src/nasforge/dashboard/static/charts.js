@@ -420,6 +420,33 @@
       y += cellH + gap + 8;
     }
     svg.setAttribute("viewBox", "0 0 " + width + " " + Math.max(y, 40));
+    // One vertical range per group, so its charts compare at a glance; at least 0.05 wide
+    // so that the first epochs' near-uniform weights do not look like large moves.
+    const ranges = new Map();
+    for (const group of groups) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const row of group.rows) {
+        for (const w of row.weights) {
+          for (const v of w || []) {
+            if (finite(v)) {
+              lo = Math.min(lo, v);
+              hi = Math.max(hi, v);
+            }
+          }
+        }
+      }
+      if (!(lo <= hi)) {
+        lo = 0;
+        hi = 1;
+      }
+      if (hi - lo < 0.05) {
+        const mid = (lo + hi) / 2;
+        lo = mid - 0.025;
+        hi = mid + 0.025;
+      }
+      ranges.set(group, [Math.max(0, lo), Math.min(1, hi)]);
+    }
     for (const b of blocks) {
       const outer = el("svg", { x: b.x.toFixed(1), y: b.y.toFixed(1), width: cellW.toFixed(1), height: cellH, class: "nf-mini" }, svg);
       const series = b.group.options.map(function (opt, i) {
@@ -432,7 +459,7 @@
       });
       lineChart(outer, {
         series: series, width: cellW, height: cellH, compact: true, showLegend: false,
-        title: b.row.label, yDomain: spec.yDomain || [0, 1], xInteger: true, empty: b.row.label + ": no weights",
+        title: b.row.label, yDomain: spec.yDomain || ranges.get(b.group), xInteger: true, empty: b.row.label + ": no weights",
       });
       outer.setAttribute("width", cellW.toFixed(1));
       outer.setAttribute("height", String(cellH));
