@@ -313,3 +313,12 @@ def test_param_free_is_the_supernets_set():
     assert SUPERNET_PARAM_FREE is PARAM_FREE
     assert {"none", "skip_connect", "avg_pool_3x3"} <= PARAM_FREE
     assert not {"nor_conv_3x3", "nor_conv_1x1", "sep_conv_3x3"} & PARAM_FREE
+
+
+def test_values_become_json_scalars():
+    from nasforge.spaces._drawing import plain
+
+    assert plain(np.int64(3)) == 3 and type(plain(np.int64(3))) is int
+    assert plain(np.bool_(True)) is True and plain(np.str_("relu")) == "relu"
+    assert plain(float("nan")) == "nan" and plain(np.float32(0.5)) == 0.5
+    assert plain((1, 2)) == "(1, 2)" and plain(None) == "None"
