@@ -4,7 +4,7 @@ training each network) or with a one-shot method, and print the best architectur
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,6 +29,7 @@ from nasforge.errors import InvalidConfigError
 
 if TYPE_CHECKING:
     from nasforge.study import Study
+    from nasforge.tracking import Tracker
 
 _TRAIN = "Training (--evaluator train, one-shot methods)"
 
@@ -36,6 +37,18 @@ _TRAIN = "Training (--evaluator train, one-shot methods)"
 def _train(help: str) -> Any:
     return typer.Option(help=help, rich_help_panel=_TRAIN, show_default=False)
 
+
+#: ``--track SPEC``: trackers that log each trial (nasforge.tracking.make_tracker).
+Track = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--track",
+        metavar="SPEC",
+        help="Log each trial to tensorboard[:DIR] (default runs) or mlflow[:URI] "
+        "(repeatable); needs pip install 'nasforge[tracking]'.",
+        show_default=False,
+    ),
+]
 
 #: Options of a one-shot search (the other training options are refused).
 _ONESHOT_OPTIONS = (
@@ -202,6 +215,7 @@ def search(
             panel=_TRAIN,
         ),
     ] = None,
+    track: Track = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -221,8 +235,12 @@ def search(
         "device": None if device == "auto" else device,  # the default: refused nowhere
         "checkpoints": checkpoints, "cache_dir": cache_dir,
     }  # fmt: skip
+    trackers: list[Tracker] = []
     try:
         with common.errors():
+            from nasforge.tracking import make_tracker
+
+            trackers = [make_tracker(spec) for spec in track or []]
             from nasforge.experiments.compare import is_oneshot
 
             if is_oneshot(strategy):  # a one-shot method trains a supernet on --data
@@ -248,6 +266,7 @@ def search(
                     },
                     quiet=quiet,
                     as_json=as_json,
+                    trackers=trackers,
                 )
                 return
             own_table = table_settings(table, table_param or [])
@@ -287,7 +306,7 @@ def search(
                 },
                 quiet=quiet,
             )
-            _run(study, evaluator, budget=budget, trials=trials, quiet=quiet)
+            _run(study, evaluator, budget=budget, trials=trials, quiet=quiet, trackers=trackers)
     except KeyboardInterrupt:
         if study is None:
             common.interrupted("interrupted before the search started")
@@ -299,6 +318,9 @@ def search(
             f"interrupted: {len(study.trials)} trials evaluated and not saved; "
             "add --storage sqlite:///FILE.db to make a search resumable"
         )
+    finally:
+        for tracker in trackers:
+            tracker.close()
     from nasforge.cli._summary import print_search_summary
     from nasforge.runs import search_summary
 
@@ -420,18 +442,26 @@ def _checkpoint_dir(checkpoints: str | None) -> str | None:
 
 
 def _run(
-    study: Study, evaluator: Any, *, budget: float | None, trials: int | None, quiet: bool
+    study: Study,
+    evaluator: Any,
+    *,
+    budget: float | None,
+    trials: int | None,
+    quiet: bool,
+    trackers: Sequence[Tracker] = (),
 ) -> None:
     from nasforge.runs import run_search
 
     if not common.show_progress(quiet):
-        run_search(study, evaluator, budget=budget, n_trials=trials)
+        run_search(study, evaluator, budget=budget, n_trials=trials, callbacks=trackers)
         return
     from nasforge.cli._progress import SearchBars
 
     bars = SearchBars()
     try:
-        run_search(study, evaluator, budget=budget, n_trials=trials, progress=bars)
+        run_search(
+            study, evaluator, budget=budget, n_trials=trials, progress=bars, callbacks=trackers
+        )
     finally:
         bars.stop()
 
@@ -452,6 +482,7 @@ def _oneshot(
     other: Mapping[str, Any],
     quiet: bool,
     as_json: bool,
+    trackers: Sequence[Tracker] = (),
 ) -> None:
     """``nasforge search --strategy darts|gdas|...``: train the method's supernet on
     ``--data`` (a path of images, or ``package.module:attribute`` naming a user's data set;
@@ -511,7 +542,7 @@ def _oneshot(
                 cache_dir=options.get("cache_dir"),
                 device=options.get("device") or "auto",
                 threads=options.get("threads"),
-                callbacks=[advance],
+                callbacks=[advance, *trackers],
             )
     finally:
         if bar is not None:

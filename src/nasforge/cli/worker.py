@@ -152,6 +152,17 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    track: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--track",
+            metavar="SPEC",
+            help="Log each trial this worker finishes to tensorboard[:DIR] (default runs) or "
+            "mlflow[:URI] (repeatable; workers of a study share its run); needs pip install "
+            "'nasforge[tracking]'.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Quiet = False,
     as_json: Json = False,
 ) -> None:
@@ -165,14 +176,17 @@ def worker(
         run_worker,
     )
     from nasforge.runs.summary import safe_url
+    from nasforge.tracking import Tracker, make_tracker
 
     safe = safe_url(storage)
     study = None
     ex = None
+    trackers: list[Tracker] = []
     try:
         with common.errors():
             common.check_at_least_one("--workers", workers)
             check_worker_limits(trials, budget, heartbeat_grace, prefix="--")
+            trackers = [make_tracker(spec) for spec in track or []]
             create = None
             if strategy is not None:
                 from nasforge.evaluators.options import evaluator_from_options, function_params
@@ -228,6 +242,7 @@ def worker(
                     executor=ex,
                     executor_name=executor,
                     heartbeat_grace=heartbeat_grace,
+                    callbacks=tuple(trackers),
                 )
             except StudyDeletedError:
                 common.fail(
@@ -240,6 +255,8 @@ def worker(
             "workers go on"
         )
     finally:
+        for tracker in trackers:
+            tracker.close()
         if ex is not None:
             ex.shutdown()
         if study is not None:

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -290,15 +290,17 @@ def run_search(
     budget: float | None = None,
     n_trials: int | None = None,
     progress: SearchProgress | None = None,
+    callbacks: Sequence[Callable[[Study, Trial], None]] = (),
 ) -> None:
-    """``study.optimize(evaluator, budget=, n_trials=)``, telling ``progress`` about it.
+    """``study.optimize(evaluator, budget=, n_trials=, callbacks=)``, telling ``progress``
+    about it.
 
     The progress counts trials when the search is limited by trials alone or (for an
     evaluator that trains) when a trial limit is given; otherwise the cost spent.
     """
     limits: dict[str, Any] = {"budget": budget, "n_trials": n_trials}
     if progress is None:
-        study.optimize(evaluator, **limits)
+        study.optimize(evaluator, callbacks=callbacks, **limits)
         return
     add_epoch_callback = getattr(evaluator, "add_epoch_callback", None)
     trains = add_epoch_callback is not None
@@ -324,7 +326,7 @@ def run_search(
     if add_epoch_callback is not None:
         add_epoch_callback(on_epoch)
     try:
-        study.optimize(evaluator, callbacks=[on_trial], **limits)
+        study.optimize(evaluator, callbacks=[on_trial, *callbacks], **limits)
     finally:
         if add_epoch_callback is not None:
             evaluator.remove_epoch_callback(on_epoch)  # type: ignore[attr-defined]
