@@ -63,6 +63,7 @@ class _Cache:
     columns_at: tuple[int, int] = (0, 0)  # (known, seq) when the columns last changed
     rows: dict[int, list[Any]] = field(default_factory=dict)
     stale_rows: set[int] = field(default_factory=set)  # trials whose rows must be made again
+    metric_names: dict[str, None] = field(default_factory=dict)  # every metric, first seen first
     reports: dict[int, dict[int, dict[str, float]]] = field(default_factory=dict)
     space: Any = None
     space_error: BaseException | None = None
@@ -309,6 +310,8 @@ class DashboardData:
             cache.trials = dict(sorted(cache.trials.items()))
         cache.version += 1
         cache.stale_rows.update(t.number for t in changed)
+        for trial in changed:
+            cache.metric_names.update(dict.fromkeys(trial.metrics))
         if cache.record.options.get("oneshot"):
             self._read_reports(cache, [t.number for t in changed if t.state.finished])
 
@@ -317,7 +320,7 @@ class DashboardData:
         changed are made again, unless the columns changed)."""
         if not cache.stale_rows:
             return
-        columns = metric_columns(cache.trials.values(), cache.get_scoring())
+        columns = metric_columns(cache.metric_names, cache.get_scoring())
         if columns != cache.columns:
             cache.columns = columns
             cache.columns_at = (len(cache.trials), cache.seq)

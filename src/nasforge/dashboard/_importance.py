@@ -113,27 +113,50 @@ def decision_importance(
         }
     if not decisions:
         return {**base, "reason": "the search space declares no decisions"}
-    sizes = [len(d.options) for d in decisions]
-    rows, values = [], []
-    for trial in usable:
-        choices = _choices(found, trial, sizes)
-        if choices is not None:
-            rows.append(choices)
-            values.append(float(trial.metrics[objective.metric]))
-    if len(rows) < MIN_TRIALS:
+    codes, y = _codes(found, usable, [len(d.options) for d in decisions], objective.metric)
+    if len(y) < MIN_TRIALS:
         return {
             **base,
-            "reason": f"only {len(rows)} trials could be read as choices of the space's "
+            "reason": f"only {len(y)} trials could be read as choices of the space's "
             f"decisions; needs at least {MIN_TRIALS}",
         }
-    y = np.asarray(values)
     if float(np.ptp(y)) == 0.0:
         return {**base, "reason": f"{objective.metric} is the same in every trial"}
-    shares = main_effects(np.asarray(rows, dtype=np.int64), y)
+    shares = main_effects(codes, y)
     ranked = sorted(
         zip((d.name for d in decisions), shares.tolist(), strict=True), key=lambda p: -p[1]
     )
     return {**base, "decisions": [{"name": n, "importance": num(v)} for n, v in ranked]}
+
+
+def _codes(
+    space: Any, trials: Sequence[Trial], sizes: Sequence[int], metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The option indices (one row per trial that fits the decisions) and the metric of
+    those trials; stored choices are checked in one step, the others read one by one."""
+    limit = np.asarray(sizes, dtype=np.int64)
+    stored = [t for t in trials if len(t.arch.choices) == len(sizes)]
+    fitting: list[Trial] = []
+    codes = np.empty((0, len(sizes)), dtype=np.int64)
+    if stored:
+        try:
+            table = np.asarray([t.arch.choices for t in stored], dtype=np.int64)
+        except (TypeError, ValueError):  # choices that are not integers: one by one below
+            table = np.full((len(stored), len(sizes)), -1, dtype=np.int64)
+        ok = np.flatnonzero(((table >= 0) & (table < limit)).all(axis=1))
+        fitting = [stored[i] for i in ok.tolist()]
+        codes = table[ok]
+    checked = {id(t) for t in fitting}
+    extra = []
+    for trial in trials:
+        if id(trial) not in checked:
+            choices = _choices(space, trial, sizes)
+            if choices is not None:
+                extra.append(choices)
+                fitting.append(trial)
+    if extra:
+        codes = np.concatenate([codes, np.asarray(extra, dtype=np.int64)])
+    return codes, np.asarray([float(t.metrics[metric]) for t in fitting])
 
 
 def _choices(space: Any, trial: Trial, sizes: Sequence[int]) -> tuple[int, ...] | None:

@@ -19,6 +19,8 @@ def num(value: Any) -> float | int | None:
         >>> num(94.37123456), num(float("nan")), num(3), num(None)
         (94.3712, None, 3, None)
     """
+    if type(value) is float:  # the usual case, first
+        return float(f"{value:.6g}") if value - value == 0.0 else None
     if value is None or isinstance(value, bool):
         return None if value is None else int(value)
     if isinstance(value, int):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,10 @@ class Scoring:
 
     objectives: tuple[Objective, ...]
     constraints: tuple[Constraint, ...] = ()
+    #: Scores of finished trials by (number, finish_seq): a finished trial never changes.
+    _memo: dict[tuple[int, int | None], tuple[float, ...] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, objectives: Iterable[str], options: Mapping[str, Any]) -> Scoring:
@@ -75,6 +79,14 @@ class Scoring:
         """The trial's oriented objective values, or ``None`` when it is no candidate."""
         if trial.state is not TrialState.COMPLETE or trial.fidelity:
             return None
+        key = (trial.number, trial.finish_seq)
+        if key in self._memo:
+            return self._memo[key]
+        found = self._scores(trial)
+        self._memo[key] = found
+        return found
+
+    def _scores(self, trial: Trial) -> tuple[float, ...] | None:
         if not all(c.satisfied(trial.metrics) for c in self.constraints):
             return None
         out = []
@@ -155,21 +167,21 @@ def trajectory(ordered: Sequence[Trial], scoring: Scoring) -> dict[str, Any] | N
     }
 
 
-def metric_columns(trials: Iterable[Trial], scoring: Scoring) -> list[str]:
+def metric_columns(names: Iterable[str], scoring: Scoring) -> list[str]:
     """The trial table's metric columns: the objectives, the constraints' metrics, then up
-    to :data:`MAX_EXTRA_COLUMNS` more in the order first seen, leaving out device-table
-    metrics (names with ``[``, such as ``latency_ms[pixel3]``)."""
+    to :data:`MAX_EXTRA_COLUMNS` more of ``names`` (the metrics of the trials, in the order
+    first seen), leaving out device-table metrics (names with ``[``, such as
+    ``latency_ms[pixel3]``)."""
     columns = [o.metric for o in scoring.objectives]
     for constraint in scoring.constraints:
         if constraint.metric not in columns:
             columns.append(constraint.metric)
     fixed = len(columns)
-    for trial in trials:
-        for name in trial.metrics:
-            if name not in columns and "[" not in name:
-                columns.append(name)
-                if len(columns) - fixed >= MAX_EXTRA_COLUMNS:
-                    return columns
+    for name in names:
+        if len(columns) - fixed >= MAX_EXTRA_COLUMNS:
+            break
+        if name not in columns and "[" not in name:
+            columns.append(name)
     return columns
 
 
