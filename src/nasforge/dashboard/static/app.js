@@ -95,6 +95,18 @@
     return [text.slice(0, cut), h("span", { class: "nf-stat-unit" }, text.slice(cut))];
   }
 
+  /* An architecture string as <code>, with line-break opportunities after its separators
+   * (<wbr> adds no text: what is selected and copied is the string itself). */
+  function archCode(text, attrs) {
+    const code = h("code", Object.assign({ class: "nf-arch" }, attrs || {}));
+    const parts = String(text).split(/(?<=[|,;+ ])/);
+    parts.forEach(function (part, i) {
+      if (i) code.appendChild(document.createElement("wbr"));
+      code.appendChild(document.createTextNode(part));
+    });
+    return code;
+  }
+
   function stateBadge(state) {
     return h("span", { class: "nf-state nf-state-" + state }, state);
   }
@@ -261,7 +273,7 @@
         })),
         h("td", { class: "nf-best-value nf-num", "data-value": s.best ? s.best.value : null, title: s.best ? s.best.metric : null },
           s.best ? fmt(s.best.value) : "—", s.best ? h("span", { class: "nf-unit" }, " " + s.best.metric) : null),
-        h("td", { class: "nf-best-arch" }, s.best ? h("code", { class: "nf-arch", title: "trial " + s.best.number }, s.best.arch) : "—"),
+        h("td", { class: "nf-best-arch" }, s.best ? archCode(s.best.arch, { title: "trial " + s.best.number }) : "—"),
         h("td", { class: "nf-num" }, cost(s.cost, s.cost_unit)),
         h("td", { class: "nf-time" }, time(s.last_finish_at))));
     }
@@ -503,7 +515,7 @@
         best ? h("div", { class: "nf-muted" }, h("a", { href: "#", id: "nf-best-trial", onclick: function (ev) { ev.preventDefault(); openDetail(best.number); } }, "trial " + best.number),
           Object.entries(best.metrics || {}).filter(function (kv) { return kv[0] !== best.metric; }).map(function (kv) { return " · " + kv[0] + " " + fmt(kv[1]); })) : null),
       card("Best architecture",
-        h("div", { class: "nf-best-arch-row" }, h("code", { id: "nf-best-arch", class: "nf-arch" }, best ? best.arch : "no completed trial yet"),
+        h("div", { class: "nf-best-arch-row" }, best ? archCode(best.arch, { id: "nf-best-arch" }) : h("code", { id: "nf-best-arch", class: "nf-arch" }, "no completed trial yet"),
           best ? copyButton(function () { return best.arch; }) : null),
         null, "nf-stat-wide"),
       card("Cost spent", h("div", { class: "nf-stat-value" }, costParts(s.cost, costUnit(s)))));
@@ -606,7 +618,7 @@
       h("thead", null, h("tr", null, h("th", null, "#"), h("th", null, "Architecture"), h("th", null, "Reason"))),
       h("tbody", null, shown.map(function (t) {
         return h("tr", { "data-number": t.number, class: "nf-clickable", onclick: function () { openDetail(t.number); } },
-          h("td", { class: "nf-num" }, String(t.number)), h("td", null, h("code", { class: "nf-arch" }, t.arch)),
+          h("td", { class: "nf-num" }, String(t.number)), h("td", null, archCode(t.arch)),
           h("td", { class: "nf-reason" }, t.reason));
       })));
     fill(ui.failures, reasons, list,
@@ -742,7 +754,7 @@
   function cell(c, row) {
     const v = row[c.key];
     if (c.key === "state") return h("td", { title: row.fail_reason || null }, stateBadge(v));
-    if (c.key === "arch") return h("td", { class: "nf-arch-cell" }, h("code", { class: "nf-arch" }, v));
+    if (c.key === "arch") return h("td", { class: "nf-arch-cell" }, archCode(v));
     if (c.key === "cost") return h("td", { class: "nf-num" }, fmt(v));
     if (c.key === "seconds") return h("td", { class: "nf-num" }, v === null || v === undefined ? "—" : fmt(v, 3));
     if (c.key === "finished_at") return h("td", { class: "nf-time" }, time(v));
@@ -834,7 +846,7 @@
     if (t.duplicate_of !== null && t.duplicate_of !== undefined) info.push(["duplicate of", "trial " + t.duplicate_of]);
     fill(ui.detail,
       detailHeader(t.number, t.state),
-      h("div", { class: "nf-detail-arch" }, h("code", { class: "nf-arch", id: "nf-detail-arch" }, t.arch),
+      h("div", { class: "nf-detail-arch" }, archCode(t.arch, { id: "nf-detail-arch" }),
         copyButton(function () { return t.arch; }, "nf-copy-arch")),
       t.fail_reason ? h("p", { class: "nf-error" }, "Failed: " + t.fail_reason) : null,
       h("h3", null, "Drawing"),
@@ -871,6 +883,7 @@
         return false;
       }
       renderCompare(comp);
+      stamp();
       return false; // comparison folders do not change while the dashboard runs
     });
   }
@@ -893,7 +906,7 @@
           h("td", { class: "nf-num" }, fmt(r.mean_test) + " ± " + fmt(r.std_test)),
           h("td", { class: "nf-num" }, fmt(r.mean_valid)),
           h("td", { class: "nf-num" }, r.optimum_rate === null || r.optimum_rate === undefined ? "—" : (100 * r.optimum_rate).toFixed(0) + "%"),
-          h("td", { class: "nf-num" }, fmt(r.ri)),
+          h("td", { class: "nf-num" }, r.ri === null || r.ri === undefined ? "—" : (r.ri > 0 ? "+" : "") + fmt(r.ri, 3) + "%"),
           h("td", { class: "nf-num" }, r.knowledge === null || r.knowledge === undefined ? "—" : fmt(r.knowledge))));
       });
     }
@@ -921,7 +934,7 @@
       h("p", { class: "nf-meta" }, "benchmark ", h("b", null, c.benchmark), " · budget ", h("b", null, String(c.budget)),
         " queries · ", h("b", null, String(c.n_seeds)), " seeds · datasets ", h("b", null, datasets.join(", "))),
       h("section", { class: "nf-card" }, h("h2", null, "Summary"),
-        h("p", { class: "nf-hint" }, "Optimum rate: share of seeds that found the benchmark's best architecture. RI: the relative improvement over random search. Knowledge: see `nasforge compare`."),
+        h("p", { class: "nf-hint" }, "Optimum rate: share of the runs that reached the table's best validation accuracy. RI: relative improvement of the mean test accuracy over random search. Knowledge: what the strategy knew of architectures that compute the same function."),
         h("div", { class: "nf-scroll" }, h("table", { id: "nf-compare-table", class: "nf-table" }, h("thead", null, head), body))),
       h("div", { class: "nf-grid2" }, curves));
     setReady("compare");

@@ -174,7 +174,7 @@
     let x = x0;
     let row = y;
     for (const item of items) {
-      const w = 30 + 6.4 * String(item.label).length;
+      const w = 34 + 7 * String(item.label).length;
       if (x + w > xmax && x > x0) {
         x = x0;
         row += 15;
@@ -410,7 +410,7 @@
         return { label: opt + (group.param_free && group.param_free[i] ? " (no params)" : ""), color: PALETTE[i % PALETTE.length], dashed: group.param_free && group.param_free[i] };
       });
       legend(head, items, 0, y + 36, width);
-      const legendRows = Math.ceil(items.reduce(function (w, it) { return w + 30 + 6.4 * it.label.length; }, 0) / width);
+      const legendRows = Math.ceil(items.reduce(function (w, it) { return w + 34 + 7 * it.label.length; }, 0) / width);
       y += 30 + 15 * legendRows;
       group.rows.forEach(function (row, r) {
         const col = r % cols;
@@ -530,6 +530,7 @@
     const edgeG = el("g", { class: "nf-edges" }, g);
     const labelG = el("g", { class: "nf-edge-labels" }, g);
     const sideCount = new Map();
+    let lowest = center + nodeH / 2;
     for (const e of edges) {
       const a = pos.get(e.source);
       const b = pos.get(e.target);
@@ -564,6 +565,7 @@
         d = "M" + a.x + "," + sy + "C" + a.x + "," + (sy + h * 1.3) + " " + b.x + "," + (sy + h * 1.3) + " " + b.x + "," + sy;
         lx = (a.x + b.x) / 2;
         ly = sy + h * 0.975;
+        lowest = Math.max(lowest, ly + 10);
       }
       const eg = el("g", {
         class: "nf-edge" + (e.param_free ? " nf-param-free" : " nf-has-params") + (e.op === "none" ? " nf-op-none" : "") + (e.op === "concat" ? " nf-op-concat" : ""),
@@ -598,7 +600,7 @@
       text(ng, p.x, p.y + 4, String(p.node.label), { "text-anchor": "middle" });
       title(ng, (p.node.role || "node") + " " + p.node.label);
     }
-    const bottom = hasConcat ? busY + 10 + 3 * nCols : center + nodeH / 2 + arcRoom;
+    const bottom = hasConcat ? busY + 10 + 3 * nCols : lowest;
     return { width: xOf(nCols - 1) + nodeW / 2 + 4, bottom: bottom + 12 };
   }
 
