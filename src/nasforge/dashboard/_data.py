@@ -20,6 +20,7 @@ from typing import Any
 
 from nasforge.dashboard._compare import load_comparison
 from nasforge.dashboard._importance import decision_importance
+from nasforge.dashboard._records import comparison_entry, cost_unit, evaluator_label, tabular_front
 from nasforge.dashboard._safe import iso, num, plain
 from nasforge.dashboard._summaries import (
     ROW_FIELDS,
@@ -165,7 +166,7 @@ class DashboardData:
                 "storage": self.storage_label,
                 "generated_at": datetime.now(timezone.utc).isoformat(),
                 "studies": studies,
-                "comparisons": [_comparison_entry(c) for c in self._comparisons],
+                "comparisons": [comparison_entry(c) for c in self._comparisons],
             }
 
     def study(self, name: str, *, known: int = 0, seq: int = 0) -> dict[str, Any]:
@@ -174,10 +175,28 @@ class DashboardData:
         true: merge them by number).
 
         Returns:
-            The study's settings, ``counts``, ``n_trials``, ``cost``, ``best`` (with its shown
-            metrics), ``version`` ``{"known", "seq"}``, ``delta``, ``trials`` ``{"fields",
-            "metrics", "rows"}``, ``trajectory``, ``scatter``, ``importance``, ``failures``
-            and ``oneshot`` (see ``notes/API23.md``).
+            The study's settings (``name``, ``space``, ``strategy``, ``strategy_params``,
+            ``space_params``, ``evaluator`` spec, ``seed``, ``options``, ``created_at``,
+            ``objectives`` ``[{"metric", "direction"}]``), ``counts``, ``n_trials``,
+            ``cost``, ``cost_unit``, ``best`` (as in :meth:`overview`, plus the ``metrics``
+            ``nasforge show`` shows), ``version`` ``{"known", "seq"}`` (send it back),
+            ``delta``, and:
+
+            - ``trials``: ``{"fields", "metrics", "rows"}``, one row per trial: number,
+              state, arch, cost, seconds, worker, fail_reason, duplicate_of, finished_at,
+              then the ``metrics`` columns (objectives, constraints' metrics, up to six
+              more; device-table metrics only in :meth:`trial`);
+            - ``trajectory``: the best so far of the first objective, ``by_trial`` and
+              ``by_cost`` (see :func:`._summaries.trajectory`), or ``None``;
+            - ``scatter``: two objectives (or the objective against a size metric) with the
+              Pareto ``front`` and, on a tabular benchmark, its ``true_front``, or ``None``;
+            - ``importance``: each decision's main-effect share of variance, or a
+              ``reason`` (see :func:`._importance.decision_importance`);
+            - ``failures``: ``{"by_reason": [{"reason", "count", "example"}], "trials":
+              [{"number", "arch", "reason"}]}``;
+            - ``oneshot``: ``None``, or for a one-shot study its epochs, parameter-free
+              shares, per-epoch metrics and each group's per-row architecture weights (see
+              :func:`._summaries.oneshot_epochs`).
 
         Raises:
             StudyNotFoundError: No study of that name (or it was deleted); the message lists
@@ -189,7 +208,7 @@ class DashboardData:
             self._update_rows(cache)
             n = len(cache.trials)
             delta = (known > 0 or seq > 0) and known <= n and seq <= cache.seq
-            if delta and (known, seq) < cache.columns_at:
+            if delta and (known < cache.columns_at[0] or seq < cache.columns_at[1]):
                 delta = False  # the metric columns changed since: every row again
             if delta:
                 numbers = [
@@ -219,7 +238,7 @@ class DashboardData:
             UnknownNameError: The study has no trial ``number``.
         """
         with self._lock:
-            cache = self._current(name)
+            cache = self._current(name, int(number))
             trial = cache.trials.get(int(number))
             if trial is None:
                 span = f"0..{len(cache.trials) - 1}" if cache.trials else "none yet"
@@ -275,15 +294,19 @@ class DashboardData:
             cache.version += 1
         return cache
 
-    def _current(self, name: str) -> _Cache:
-        """The study's cache, refreshed; :class:`StudyNotFoundError` when it is gone."""
+    def _current(self, name: str, number: int | None = None) -> _Cache:
+        """The study's cache, refreshed (with ``number``: only when that trial is not known
+        finished, since a finished trial never changes); :class:`StudyNotFoundError` when the
+        study is gone."""
         record = self._storage.get_study(name)
         if record is None:
             self._caches.pop(name, None)
             names = [r.name for r in self._storage.list_studies()]
             raise StudyNotFoundError(name, self.storage_label, names)
         cache = self._cache_of(record)
-        self._refresh(cache)
+        known = None if number is None else cache.trials.get(number)
+        if known is None or not known.state.finished:
+            self._refresh(cache)
         return cache
 
     def _refresh(self, cache: _Cache) -> None:
@@ -352,7 +375,7 @@ class DashboardData:
             "name": record.name,
             "space": record.space,
             "strategy": record.strategy,
-            "evaluator": _evaluator_label(record.evaluator),
+            "evaluator": evaluator_label(record.evaluator),
             "objectives": [str(Objective.parse(o)) for o in record.objectives],
             "oneshot": bool(record.options.get("oneshot", False)),
             "created_at": iso(record.created_at),
@@ -483,83 +506,13 @@ class DashboardData:
         def source(x: Objective, y: Objective) -> tuple[list[list[Any]], str] | None:
             key = (str(x), str(y))
             if key not in cache.fronts:
-                cache.fronts[key] = _tabular_front(spec, x, y)
+                cache.fronts[key] = tabular_front(spec, x, y)
             return cache.fronts[key]
 
         return source
 
     def _cost_unit(self, cache: _Cache) -> str | None:
         if not cache.cost_unit_known:
-            cache.cost_unit = _cost_unit(cache.record.evaluator)
+            cache.cost_unit = cost_unit(cache.record.evaluator)
             cache.cost_unit_known = True
         return cache.cost_unit
-
-
-def _comparison_entry(payload: dict[str, Any]) -> dict[str, Any]:
-    strategies: list[str] = []
-    for entries in payload["datasets"].values():
-        strategies += [s for s in entries if s not in strategies]
-    return {
-        "id": payload["id"],
-        "name": payload["name"],
-        "benchmark": payload["benchmark"],
-        "datasets": list(payload["datasets"]),
-        "strategies": strategies,
-    }
-
-
-def _evaluator_label(spec: dict[str, Any] | None) -> str | None:
-    """``"tabular · cifar10"``: the evaluator's name and its dataset, if any."""
-    if not spec:
-        return None
-    name = str(spec.get("name") or "evaluator")
-    dataset = spec.get("dataset")
-    if dataset is None and isinstance(spec.get("data"), str):
-        dataset = spec["data"]
-    return f"{name} · {dataset}" if dataset else name
-
-
-def _tabular_benchmark(spec: dict[str, Any]) -> Any:
-    from nasforge import tabular
-
-    return tabular.create(
-        str(spec.get("benchmark") or "nb201"), **dict(spec.get("benchmark_params") or {})
-    )
-
-
-def _cost_unit(spec: dict[str, Any] | None) -> str | None:
-    """The unit of the costs of a study's evaluator (``"queries"``, ``"seconds"``), from
-    its spec; ``None`` when it cannot be told here."""
-    if not spec:
-        return None
-    if isinstance(spec.get("cost_unit"), str):
-        return str(spec["cost_unit"])
-    name = spec.get("name")
-    try:
-        if name == "tabular":
-            if spec.get("charge_queries"):
-                return "queries"
-            return str(_tabular_benchmark(spec).cost_unit)
-        from nasforge.evaluators import _REGISTRY
-
-        unit = getattr(_REGISTRY.get(str(name)), "cost_unit", None)
-    except Exception:  # a plugin's evaluator that does not load here: unit unknown
-        return None
-    return unit if isinstance(unit, str) else None
-
-
-def _tabular_front(
-    spec: dict[str, Any], x: Objective, y: Objective
-) -> tuple[list[list[Any]], str] | None:
-    """The front of the benchmark's whole table on ``(x, y)``, sorted by ``x``, and its
-    label; ``None`` when the table lacks one of the metrics or cannot be read."""
-    from nasforge.pareto import true_front
-
-    try:
-        bench = _tabular_benchmark(spec)
-        front = true_front(bench, str(spec["dataset"]), [x, y], fidelity=spec.get("fidelity"))
-    except Exception:  # a metric the table lacks, a table that does not load here...
-        return None
-    values = sorted(front.values().tolist())
-    name = str(getattr(bench, "name", spec.get("benchmark") or "benchmark"))
-    return [[num(a), num(b)] for a, b in values], f"true front of {name} · {spec['dataset']}"
