@@ -370,3 +370,16 @@ def test_oneshot_study_shows_weights_per_epoch_summing_to_one(tmp_path):
         rows = [r["weights"][epoch] for r in group["rows"]]
         mass = sum(sum(w for w, f in zip(ws, group["param_free"], strict=True) if f) for ws in rows)
         assert mass / len(rows) == pytest.approx(recorded, abs=1e-4)
+
+
+def test_a_study_that_cannot_be_summarised_is_listed_with_the_reason():
+    storage = get_storage(None)
+    good = _record(storage, "good")
+    _add(storage, good, (0,) * 6, metrics={"valid_acc": 1.0})
+    bad = _record(storage, "bad", objectives=("valid_acc:sideways",))
+    _add(storage, bad, (0,) * 6, metrics={"valid_acc": 1.0})
+    with DashboardData(storage) as data:
+        rows = {row["name"]: row for row in data.overview()["studies"]}
+    assert rows["good"]["best"]["number"] == 0 and "error" not in rows["good"]
+    assert rows["bad"]["n_trials"] == 1 and rows["bad"]["best"] is None
+    assert "sideways" in rows["bad"]["error"]

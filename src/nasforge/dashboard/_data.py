@@ -159,9 +159,12 @@ class DashboardData:
             for record in records:
                 cache = self._cache_of(record)
                 stored = {k: v for k, v in counts.get(cache.study_id, {}).items() if v}
-                if stored != {k: v for k, v in cache.counts.items() if v} or not cache.since:
-                    self._refresh(cache)
-                studies.append(self._summary(cache))
+                try:
+                    if stored != {k: v for k, v in cache.counts.items() if v} or not cache.since:
+                        self._refresh(cache)
+                    studies.append(self._summary(cache))
+                except NasforgeError as error:  # a damaged study is listed, with the reason
+                    studies.append(_unreadable_row(record, stored, error))
             return {
                 "storage": self.storage_label,
                 "generated_at": datetime.now(timezone.utc).isoformat(),
@@ -516,3 +519,26 @@ class DashboardData:
             cache.cost_unit = cost_unit(cache.record.evaluator)
             cache.cost_unit_known = True
         return cache.cost_unit
+
+
+def _unreadable_row(
+    record: StudyRecord, counts: dict[str, int], error: NasforgeError
+) -> dict[str, Any]:
+    """The overview row of a study whose trials cannot be read (a damaged row...): its
+    settings and counts, no best, and ``error`` saying why."""
+    return {
+        "name": record.name,
+        "space": record.space,
+        "strategy": record.strategy,
+        "evaluator": evaluator_label(record.evaluator),
+        "objectives": list(record.objectives),
+        "oneshot": bool(record.options.get("oneshot", False)),
+        "created_at": iso(record.created_at),
+        "counts": {state: counts.get(state, 0) for state in _STATES},
+        "n_trials": sum(counts.values()),
+        "best": None,
+        "cost": None,
+        "cost_unit": None,
+        "last_finish_at": None,
+        "error": str(error),
+    }
