@@ -31,6 +31,7 @@ EVIL_ARCH = "|nor_conv_3x3~0|+|<script>window.__pwned=1</script>~0|none~1|+|none
 DOOMED = "to-be-deleted"
 EVIL_REASON = "<script>window.__pwned=1</script>"
 PARAM_FREE = ("none", "skip_connect", "avg_pool_3x3")
+COMPARED = ["regularized-evolution", "random"]
 WAIT_MS = 15_000  # the page polls every 2 s; a change shows within one or two polls
 
 
@@ -82,10 +83,23 @@ def writer(url: str) -> Iterator[Storage]:
 
 
 @pytest.fixture(scope="module")
-def site(url: str, serve: Any) -> str:
+def comparison(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """A small comparison folder, as `nasforge compare --out DIR` writes it."""
+    from nasforge.experiments import run_comparison
+
+    result = run_comparison(
+        COMPARED, datasets=["cifar10", "cifar100"], seeds=2, budget=12, dedupe=False, n_jobs=1
+    )
+    folder = tmp_path_factory.mktemp("compare") / "re-vs-random"
+    result.write(folder)
+    return result, folder
+
+
+@pytest.fixture(scope="module")
+def site(url: str, serve: Any, comparison: tuple[Any, Path]) -> str:
     from nasforge.dashboard import DashboardData, create_app
 
-    return serve(create_app(DashboardData(url))).url
+    return serve(create_app(DashboardData(url, comparisons=[comparison[1]]))).url
 
 
 @pytest.fixture(scope="module")
@@ -316,6 +330,29 @@ def test_one_shot_page_draws_the_weights_per_epoch(page, site, artifacts):
     page.screenshot(path=str(shot))
     print(f"screenshot of the one-shot page: {shot}")
     assert not page.errors
+
+
+def test_comparison_page_shows_the_table_and_a_band_per_strategy(page, site, comparison, artifacts):
+    result, _ = comparison
+    _open(page, site, "overview")
+    page.click("#nf-comparisons a")
+    page.wait_for_selector("body[data-ready='compare']", timeout=WAIT_MS)
+    rows = {(r.dataset, r.strategy): r for r in result.summary() if r.budget == 12}
+    table = page.locator("table#nf-compare-table")
+    assert table.locator("tbody tr").count() == len(rows) == 4
+    for (dataset, strategy), row in rows.items():
+        cells = table.locator(f"tr[data-dataset='{dataset}'][data-strategy='{strategy}'] td")
+        mean, _, std = cells.nth(2).inner_text().partition(" ± ")
+        assert float(mean) == pytest.approx(row.mean_test, rel=1e-3)
+        assert float(std) == pytest.approx(row.std_test, rel=1e-3, abs=1e-9)
+        assert cells.nth(4).inner_text() == f"{100 * row.optimum_rate:.0f}%"
+    for dataset in ("cifar10", "cifar100"):
+        curve = page.locator(f"svg.nf-compare-curve[data-dataset='{dataset}']")
+        assert curve.locator("path.nf-band").count() == len(COMPARED)
+        assert curve.locator("path.nf-line").count() == len(COMPARED)
+    shot = artifacts / "compare.png"
+    page.screenshot(path=str(shot))
+    print(f"screenshot of the comparison page: {shot}")
 
 
 def test_the_report_shows_the_study_offline(browser, url, writer, tmp_path):

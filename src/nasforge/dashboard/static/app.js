@@ -240,7 +240,12 @@
       if (token !== app.token) return false;
       clearBanner("lost");
       stamp();
-      renderOverview(data);
+      // Redrawn only when something changed, so a poll does not disturb a selection.
+      const key = JSON.stringify([data.studies, data.comparisons]);
+      if (key !== app.overviewKey || document.body.dataset.ready !== "overview") {
+        app.overviewKey = key;
+        renderOverview(data);
+      }
       return true;
     });
   }
@@ -728,11 +733,14 @@
     const page = rows.slice(start, start + PAGE_SIZE);
     fill(ui.tbody, page.map(function (row) {
       return h("tr", {
-        "data-number": row.number, "data-state": row.state,
+        "data-number": row.number, "data-state": row.state, tabindex: 0,
         class: "nf-clickable" + (row.number === app.detail ? " nf-selected" : ""),
         onclick: function (ev) {
           if (ev.target.closest("button") || String(window.getSelection() || "").length) return;
           openDetail(row.number);
+        },
+        onkeydown: function (ev) {
+          if (ev.key === "Enter") openDetail(row.number);
         },
       }, cols.map(function (c) { return cell(c, row); }));
     }));
