@@ -45,7 +45,17 @@ if TYPE_CHECKING:
     from nasforge.spaces.base import SearchSpace
     from nasforge.study import Study
 
-__all__ = ["FORMS", "MLflowCallback", "TensorBoardCallback", "Tracker", "make_tracker"]
+__all__ = [
+    "FORMS",
+    "MLflowCallback",
+    "TensorBoardCallback",
+    "Tracker",
+    "decisions",
+    "folder_name",
+    "hparams",
+    "make_tracker",
+    "study_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -379,7 +389,6 @@ class MLflowCallback(Tracker):
                 key = f"best_{_mlflow_key(study.objectives[0].metric)}"
                 steps.append(Metric(key, best, at, trial.number))
             self._client.log_batch(parent, metrics=steps)
-            self._client.set_tag(parent, "nasforge.last_trial", str(trial.number))
 
     def _batch(self, run_id: str, metrics: list[Any], params: list[Any], tags: list[Any]) -> None:
         """``log_batch`` in pieces within MLflow's limits (100 params, 1000 entities)."""
