@@ -57,14 +57,14 @@ def report(
     studies: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[STUDY]...",
+            metavar="STUDY",
             help="Studies to include (or --all).",
             show_default=False,
         ),
     ] = None,
     out: Annotated[
         Path,
-        typer.Option(help="The HTML file to write, e.g. report.html.", show_default=False),
+        typer.Option(help="The HTML file to write (replaced when it exists)."),
     ] = Path("report.html"),
     compare: Compare = None,
     all_studies: Annotated[bool, flag("--all", help="Include every study of the storage.")] = False,

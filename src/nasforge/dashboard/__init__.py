@@ -74,7 +74,8 @@ def serve(
     """Serve the dashboard of ``storage`` until Ctrl-C (or SIGTERM); returns then.
 
     The storage is opened read-only first, then the port is bound, then the page's address
-    is printed on stderr (and opened in the default browser with ``open_browser``). Requests
+    is printed on stderr (and opened in the default browser with ``open_browser``) while
+    the studies are read into memory in the background. Requests
     are not logged. On another host than a loopback address anyone who can reach the machine
     can read every study: there is no password, and a warning says so.
 
@@ -124,6 +125,7 @@ def serve(
             import webbrowser
 
             webbrowser.open(url)  # the socket listens already: the page waits for the server
+        _server.warm_up(data)
         try:
             uvicorn.Server(config).run(sockets=[sock])
         except KeyboardInterrupt:  # uvicorn stops cleanly, then re-raises the Ctrl-C

@@ -22,6 +22,7 @@ import ipaddress
 import json
 import logging
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,15 @@ from nasforge.errors import InvalidConfigError, NasforgeError, UnknownNameError
 if TYPE_CHECKING:
     from nasforge.dashboard._data import DashboardData
 
-__all__ = ["LOOPBACK_NAMES", "bind", "create_app", "free_port", "is_loopback", "page_url"]
+__all__ = [
+    "LOOPBACK_NAMES",
+    "bind",
+    "create_app",
+    "free_port",
+    "is_loopback",
+    "page_url",
+    "warm_up",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +171,22 @@ def create_app(data: DashboardData, *, allowed_hosts: Sequence[str] | None = Non
     if allowed_hosts is not None:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     return Starlette(routes=routes, middleware=middleware)
+
+
+def warm_up(data: DashboardData) -> threading.Thread:
+    """Read every study once in a background thread, so that the first page, asked for a
+    moment after the server starts, finds them in memory (a request that comes earlier
+    waits for the rest of the reading instead of starting it again)."""
+
+    def read() -> None:
+        try:
+            data.overview()
+        except Exception as exc:  # the requests will say what is wrong; the server runs on
+            logger.debug("dashboard: reading the studies at start failed: %s", exc)
+
+    thread = threading.Thread(target=read, name="nasforge-dashboard-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 # -- the socket --------------------------------------------------------------------------------
