@@ -383,3 +383,30 @@ def test_a_study_that_cannot_be_summarised_is_listed_with_the_reason():
     assert rows["good"]["best"]["number"] == 0 and "error" not in rows["good"]
     assert rows["bad"]["n_trials"] == 1 and rows["bad"]["best"] is None
     assert "sideways" in rows["bad"]["error"]
+
+
+def test_oneshot_weights_stored_after_their_trial_was_read_are_picked_up():
+    storage = get_storage(None)
+    record = _record(storage, "late", options={"oneshot": True})
+    number = _add(
+        storage,
+        record,
+        (3,) * 6,
+        metrics={
+            "valid_acc": 50.0,
+            "epoch": 0.0,
+            "param_free_share": 0.0,
+            "param_free_weight": 0.25,
+        },
+    )
+    with DashboardData(storage) as data:
+        first = data.study("late")
+        assert first["oneshot"]["epochs"] == [0] and first["oneshot"]["groups"] == []
+        options = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3")
+        weights = {f"w|edges|{r}|{o}": 0.25 for r in range(6) for o in options}
+        weights.update({"f|edges|none": 1.0, "f|edges|skip_connect": 1.0})
+        storage.add_reports(record.study_id, number, {0: weights})
+        (group,) = data.study("late", **first["version"])["oneshot"]["groups"]
+    assert group["name"] == "edges" and group["options"] == list(options)
+    assert group["param_free"] == [True, True, False, False]
+    assert [r["weights"] for r in group["rows"]] == [[[0.25] * 4]] * 6

@@ -10,7 +10,6 @@ studies whose counts moved.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ class _Cache:
     stale_rows: set[int] = field(default_factory=set)  # trials whose rows must be made again
     metric_names: dict[str, None] = field(default_factory=dict)  # every metric, first seen first
     reports: dict[int, dict[int, dict[str, float]]] = field(default_factory=dict)
+    reports_missing: set[int] = field(default_factory=set)  # weights stored but not read yet
     space: Any = None
     space_error: BaseException | None = None
     fronts: dict[tuple[str, str], tuple[list[list[Any]], str] | None] = field(default_factory=dict)
@@ -330,6 +330,8 @@ class DashboardData:
             cache.since = max(cache.since, trial.number + 1)
             cache.seq = max(cache.seq, trial.finish_seq or 0)
             changed.append(trial)
+        if cache.record.options.get("oneshot"):
+            self._read_reports(cache, [t.number for t in changed if t.state.finished])
         if not changed:
             return
         if len(cache.trials) != cache.since:  # numbers with gaps: keep them in order
@@ -338,8 +340,6 @@ class DashboardData:
         cache.stale_rows.update(t.number for t in changed)
         for trial in changed:
             cache.metric_names.update(dict.fromkeys(trial.metrics))
-        if cache.record.options.get("oneshot"):
-            self._read_reports(cache, [t.number for t in changed if t.state.finished])
 
     def _update_rows(self, cache: _Cache) -> None:
         """Bring the trial table's columns and rows up to date (only the rows of trials that
@@ -357,10 +357,26 @@ class DashboardData:
         cache.stale_rows.clear()
 
     def _read_reports(self, cache: _Cache, numbers: list[int]) -> None:
-        if not numbers:
+        """Read the architecture weights of the one-shot trials ``numbers``, and again those
+        of earlier trials whose weights were not stored yet when they were read (the search
+        stores them just after it records the trial)."""
+        wanted = sorted(set(numbers) | cache.reports_missing)
+        if not wanted:
             return
-        with contextlib.suppress(NasforgeError):  # a storage without reports: no weights
-            cache.reports.update(self._storage.get_reports(cache.study_id, numbers))
+        try:
+            found = self._storage.get_reports(cache.study_id, wanted)
+        except NasforgeError:  # a storage without reports: no weights
+            cache.reports_missing.clear()
+            return
+        if any(n in cache.reports_missing for n in found):
+            cache.version += 1
+        cache.reports.update(found)
+        cache.reports_missing = {
+            n
+            for n in wanted
+            if n not in cache.reports and "param_free_weight" in cache.trials[n].metrics
+        }
+
 
     # -- what is computed from a cache ------------------------------------------------------------
     def _summary(self, cache: _Cache) -> dict[str, Any]:
