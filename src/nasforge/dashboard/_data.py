@@ -35,7 +35,7 @@ from nasforge.dashboard._summaries import (
     trial_row,
 )
 from nasforge.errors import NasforgeError, StudyNotFoundError, UnknownNameError
-from nasforge.storage import Storage, StudyRecord, get_storage, mask_url
+from nasforge.storage import InMemoryStorage, Storage, StudyRecord, get_storage, mask_url
 from nasforge.trial import Objective, Trial
 
 __all__ = ["DashboardData"]
@@ -126,7 +126,7 @@ class DashboardData:
             self._storage = storage
             self._owned = False
             url = getattr(storage, "url", None)
-            self.storage_label = mask_url(str(url)) if url else type(storage).__name__
+            self.storage_label = mask_url(str(url)) if url else _label(storage)
         else:
             self.storage_label = mask_url(str(storage))
             self._storage = get_storage(str(storage), read_only=True)
@@ -377,7 +377,6 @@ class DashboardData:
             if n not in cache.reports and "param_free_weight" in cache.trials[n].metrics
         }
 
-
     # -- what is computed from a cache ------------------------------------------------------------
     def _summary(self, cache: _Cache) -> dict[str, Any]:
         if cache.summary is not None and cache.summary_version == cache.version:
@@ -558,3 +557,8 @@ def _unreadable_row(
         "last_finish_at": None,
         "error": str(error),
     }
+
+
+def _label(storage: Storage) -> str:
+    """How a storage given as an object (not a URL) is named on the pages."""
+    return "memory" if isinstance(storage, InMemoryStorage) else type(storage).__name__
