@@ -258,8 +258,11 @@ def test_mlflow_child_runs_equal_the_trials_and_resume_keeps_the_parent(tmp_path
     # resume: a new process (a new callback) adds the new trials under the same parent
     before = len(study.trials)
     study.storage.close()
+    assert parent.info.status == "RUNNING"  # nobody closed the first callback
     resumed = nasforge.load_study(study.name, storage=storage)
-    resumed.optimize(budget=15, callbacks=[MLflowCallback(mlflow_uri, experiment="nb201-mlflow")])
+    with MLflowCallback(mlflow_uri, experiment="nb201-mlflow") as tracker:
+        resumed.optimize(budget=15, callbacks=[tracker])
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"  # closed
     runs = client.search_runs([experiment], max_results=1000)
     assert [r.info.run_id for r in runs if r.data.tags.get("nasforge.role") == "study"] == [
         parent.info.run_id
@@ -325,6 +328,8 @@ def test_a_failing_tracker_warns_once_and_the_search_goes_on(tmp_path, monkeypat
     assert "MLflow at http://127.0.0.1" in warnings[0] and "search goes on" in warnings[0]
     assert "TensorBoard at" in warnings[1]
     assert down.failure is not None and blocked.failure is not None
+    down.close()  # a failed tracker closes quietly
+    blocked.close()
 
 
 # -- building trackers, missing packages ------------------------------------------------------
@@ -379,7 +384,8 @@ def test_search_and_worker_track_to_tensorboard_and_mlflow(tmp_path, mlflow_uri)
     client = mlflow_tracking.MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name("cli-study").experiment_id
     runs = client.search_runs([experiment], max_results=100)
-    assert sum(r.data.tags.get("nasforge.role") == "study" for r in runs) == 1
+    parents = [r for r in runs if r.data.tags.get("nasforge.role") == "study"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(int(r.data.params["trial"]) for r in runs if "trial" in r.data.params) == numbers
     study.storage.close()
 

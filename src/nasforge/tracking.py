@@ -104,8 +104,20 @@ class Tracker(ABC):
                 self.failure,
             )
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Write out what is buffered and release files; the tracker may be used again."""
+    def close(self) -> None:
+        """Write out what is buffered and release files (a tracker may log again after);
+        a failure is logged as a warning, never raised."""
+        if self.failure is not None:
+            return
+        try:
+            with self._lock:
+                self._close()
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {_one_line(str(exc))}"
+            logger.warning("closing the tracking to %s failed (%s)", self.description, self.failure)
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """What :meth:`close` does (called under the lock)."""
 
     def __enter__(self) -> Tracker:
         return self
@@ -123,9 +135,9 @@ class Tracker(ABC):
 class TensorBoardCallback(Tracker):
     """Write each trial to TensorBoard event files (``tensorboard --logdir LOG_DIR``).
 
-    One run folder per study, ``LOG_DIR/<study name>`` (characters other than letters,
-    digits, ``.``, ``_`` and ``-`` become ``_``, plus a short hash of the name so that two
-    names never share a folder), holds scalars at step = trial number:
+    One run folder per study, ``LOG_DIR/<study name>`` (in a name with other characters than
+    letters, digits, ``.``, ``_`` and ``-``, those become ``_`` and a short hash of the name
+    is added, so that two names never share a folder), holds scalars at step = trial number:
 
     - ``trial/<metric>``: each metric of the trial (all of them, or those in ``metrics``);
     - ``score/<metric>``: each objective turned so that larger is better (COMPLETE trials);
@@ -180,9 +192,8 @@ class TensorBoardCallback(Tracker):
         """The run folder of the study called ``study_name``."""
         return self.log_dir / folder_name(study_name)
 
-    def close(self) -> None:
-        with self._lock:
-            writers, self._writers = list(self._writers.values()), {}
+    def _close(self) -> None:
+        writers, self._writers = list(self._writers.values()), {}
         for writer in writers:
             writer.close()
 
@@ -285,6 +296,9 @@ class MLflowCallback(Tracker):
     start and end times. Its status is FINISHED for a COMPLETE trial, FAILED for a failed one
     and KILLED for one the stopping rule ended early.
 
+    :meth:`close` (or the end of a ``with`` block, or of ``nasforge search`` and ``nasforge
+    worker``) marks the parent FINISHED; logging to it again sets it RUNNING.
+
     Only the ``MlflowClient`` API is used, with explicit run ids: nothing touches MLflow's
     active run, so the callback runs beside a user's own MLflow runs and in threads.
 
@@ -332,6 +346,12 @@ class MLflowCallback(Tracker):
     def description(self) -> str:
         where = self.tracking_uri or "its default tracking URI"
         return f"MLflow at {_masked(where)}"
+
+    def _close(self) -> None:
+        """Mark the parent runs used FINISHED (a resume sets them RUNNING again)."""
+        parents, self._parents = list(self._parents.values()), {}
+        for parent in parents:
+            self._client.set_terminated(parent, "FINISHED")
 
     def parent_run_id(self, study: Study) -> str:
         """The id of the study's parent run, found by its tags or made."""
@@ -447,7 +467,7 @@ class MLflowCallback(Tracker):
                 "strategy": record.strategy,
                 "seed": str(record.seed),
                 "objectives": ",".join(record.objectives),
-                "strategy_params": json.dumps(record.strategy_params, sort_keys=True),
+                "strategy_params": json.dumps(record.strategy_params, sort_keys=True, default=str),
                 "space_params": json.dumps(record.space_params, sort_keys=True, default=str),
                 "evaluator": json.dumps(record.evaluator, sort_keys=True, default=str),
             }
@@ -463,9 +483,11 @@ class MLflowCallback(Tracker):
             if oldest.info.run_id != made.info.run_id:
                 self._client.delete_run(made.info.run_id)
             runs = [oldest]
-        parent = str(min(runs, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id)
-        self._parents[key] = parent
-        return parent
+        found = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+        if found.info.status != "RUNNING":  # finished by an earlier run; logging again
+            self._client.update_run(found.info.run_id, status="RUNNING")
+        self._parents[key] = str(found.info.run_id)
+        return str(found.info.run_id)
 
     def _find(self, experiment_id: str, query: str) -> list[Any]:
         return list(self._client.search_runs([experiment_id], filter_string=query, max_results=50))
