@@ -20,7 +20,7 @@ import pytest
 
 import nasforge
 from nasforge.dashboard import DashboardData, create_app
-from nasforge.dashboard._server import bind, free_port, is_loopback, page_url
+from nasforge.dashboard._server import bind, free_port, is_loopback, page_url, warm_up
 from nasforge.errors import InvalidConfigError
 from nasforge.storage import get_storage
 
@@ -248,3 +248,29 @@ def test_a_port_taken_while_free_port_looks_is_skipped() -> None:
         probe.listen()
         start = probe.getsockname()[1] - 1
         assert free_port("127.0.0.1", start) != start + 1
+
+
+def test_warm_up_reads_every_study_and_prepares_the_latest_pages() -> None:
+    class Data:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def overview(self) -> dict[str, Any]:
+            self.asked.append("overview")
+            finished = ["2026-01-03", None, "2026-01-09", "2026-01-05"]
+            return {
+                "studies": [{"name": str(i), "last_finish_at": f} for i, f in enumerate(finished)]
+            }
+
+        def study(self, name: str) -> dict[str, Any]:
+            self.asked.append(name)
+            if name == "3":
+                raise OSError("the disk went away")  # logged, the server runs on
+            return {}
+
+    data = Data()
+    warm_up(data, 2).join(10)  # type: ignore[arg-type]
+    assert data.asked == ["overview", "2", "3"]
+    data = Data()
+    warm_up(data, 1).join(10)  # type: ignore[arg-type]
+    assert data.asked == ["overview", "2"]
