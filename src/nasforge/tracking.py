@@ -328,19 +328,44 @@ class MLflowCallback(Tracker):
                 f"Tracking to MLflow needs the mlflow package: {_INSTALL} "
                 "(or pip install mlflow-skinny)."
             ) from None
-        try:
-            self._client = MlflowClient(tracking_uri)
-        except Exception as exc:
-            raise InvalidConfigError(
-                f"MLflow cannot track to {_masked(tracking_uri or '')!r}: "
-                f"{_one_line(str(exc))[:300]} Give e.g. mlflow:sqlite:///mlflow.db or "
-                "mlflow:http://HOST:5000."
-            ) from None
         self.tracking_uri = tracking_uri
+        self._client_class = MlflowClient
+        self._client: Any = self._connect()
         self.experiment = experiment
         self.nested = nested
         self._experiments: dict[str, str] = {}
         self._parents: dict[str, str] = {}
+
+    def _connect(self) -> Any:
+        """An ``MlflowClient``; ``None`` when the store cannot be opened now (the first trial
+        tries again, and a failure there is the tracker's warning).
+
+        A URI whose scheme MLflow does not know is refused here. Opening a new SQLite store
+        runs MLflow's schema migrations; two workers that open it at once can trip over each
+        other, so a failure is retried twice.
+        """
+        from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
+
+        for attempt in range(3):
+            try:
+                return self._client_class(self.tracking_uri)
+            except UnsupportedModelRegistryStoreURIException as exc:
+                raise InvalidConfigError(
+                    f"MLflow cannot track to {_masked(self.tracking_uri or '')!r}: "
+                    f"{_one_line(str(exc))[:300]} Give e.g. mlflow:sqlite:///mlflow.db or "
+                    "mlflow:http://HOST:5000."
+                ) from None
+            except Exception:
+                if attempt < 2:
+                    time.sleep(0.5 * 2**attempt)
+        return None
+
+    @property
+    def client(self) -> Any:
+        """The ``MlflowClient`` the callback logs with."""
+        if self._client is None:
+            self._client = self._client_class(self.tracking_uri)
+        return self._client
 
     @property
     def description(self) -> str:
@@ -351,7 +376,7 @@ class MLflowCallback(Tracker):
         """Mark the parent runs used FINISHED (a resume sets them RUNNING again)."""
         parents, self._parents = list(self._parents.values()), {}
         for parent in parents:
-            self._client.set_terminated(parent, "FINISHED")
+            self.client.set_terminated(parent, "FINISHED")
 
     def parent_run_id(self, study: Study) -> str:
         """The id of the study's parent run, found by its tags or made."""
@@ -374,7 +399,7 @@ class MLflowCallback(Tracker):
             tags["nasforge.duplicate_of"] = str(trial.duplicate_of)
         if parent is not None:
             tags["mlflow.parentRunId"] = parent
-        run = self._client.create_run(
+        run = self.client.create_run(
             experiment_id,
             start_time=_millis(trial.started_at),
             tags=tags,
@@ -400,7 +425,7 @@ class MLflowCallback(Tracker):
         metrics = [Metric(k, v, at, 0) for k, v in values.items()]
         self._batch(run_id, metrics, [Param(k, v[:6000]) for k, v in params.items()], [])
         status = {TrialState.FAILED: "FAILED", TrialState.STOPPED: "KILLED"}
-        self._client.set_terminated(run_id, status.get(trial.state, "FINISHED"), end_time=at)
+        self.client.set_terminated(run_id, status.get(trial.state, "FINISHED"), end_time=at)
         if parent is not None:
             steps = [Metric("spent", float(study.spent), at, trial.number)]
             steps.append(Metric("finished", float(study.n_finished), at, trial.number))
@@ -408,7 +433,7 @@ class MLflowCallback(Tracker):
             if best is not None:
                 key = f"best_{_mlflow_key(study.objectives[0].metric)}"
                 steps.append(Metric(key, best, at, trial.number))
-            self._client.log_batch(parent, metrics=steps)
+            self.client.log_batch(parent, metrics=steps)
 
     def _batch(self, run_id: str, metrics: list[Any], params: list[Any], tags: list[Any]) -> None:
         """``log_batch`` in pieces within MLflow's limits (100 params, 1000 entities)."""
@@ -417,19 +442,19 @@ class MLflowCallback(Tracker):
             part_tags, tags = tags[:100], tags[100:]
             room = 1000 - len(part_params) - len(part_tags)
             part_metrics, metrics = metrics[:room], metrics[room:]
-            self._client.log_batch(run_id, metrics=part_metrics, params=part_params, tags=part_tags)
+            self.client.log_batch(run_id, metrics=part_metrics, params=part_params, tags=part_tags)
 
     def _experiment_id(self, study: Study) -> str:
         name = self.experiment or study.name
         known = self._experiments.get(name)
         if known is not None:
             return known
-        found = self._client.get_experiment_by_name(name)
+        found = self.client.get_experiment_by_name(name)
         if found is None:
             try:
-                made = self._client.create_experiment(name, tags={"nasforge.study": study.name})
+                made = self.client.create_experiment(name, tags={"nasforge.study": study.name})
             except Exception:  # another worker made it first
-                found = self._client.get_experiment_by_name(name)
+                found = self.client.get_experiment_by_name(name)
                 if found is None:
                     raise
             else:
@@ -452,7 +477,7 @@ class MLflowCallback(Tracker):
         runs = self._find(experiment_id, query)
         if not runs:
             record = study.record
-            made = self._client.create_run(
+            made = self.client.create_run(
                 experiment_id,
                 run_name=study.name,
                 tags={
@@ -481,16 +506,16 @@ class MLflowCallback(Tracker):
                 runs.append(made)
             oldest = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
             if oldest.info.run_id != made.info.run_id:
-                self._client.delete_run(made.info.run_id)
+                self.client.delete_run(made.info.run_id)
             runs = [oldest]
         found = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
         if found.info.status != "RUNNING":  # finished by an earlier run; logging again
-            self._client.update_run(found.info.run_id, status="RUNNING")
+            self.client.update_run(found.info.run_id, status="RUNNING")
         self._parents[key] = str(found.info.run_id)
         return str(found.info.run_id)
 
     def _find(self, experiment_id: str, query: str) -> list[Any]:
-        return list(self._client.search_runs([experiment_id], filter_string=query, max_results=50))
+        return list(self.client.search_runs([experiment_id], filter_string=query, max_results=50))
 
 
 # -- building trackers by name ----------------------------------------------------------------
