@@ -301,6 +301,32 @@ def test_mlflow_without_nesting_logs_trials_only(mlflow_uri):
     assert not any("mlflow.parentRunId" in r.data.tags for r in runs)
 
 
+def test_an_mlflow_store_that_cannot_be_opened_yet_is_opened_at_the_first_trial(
+    mlflow_uri, monkeypatch
+):
+    """Two workers creating one SQLite store at once: the one that loses the race waits and
+    tries again instead of stopping."""
+    import nasforge.tracking
+
+    real, tries = mlflow_tracking.MlflowClient, []
+
+    def opening(uri: str | None) -> Any:
+        tries.append(uri)
+        if len(tries) <= 3:
+            raise RuntimeError("(sqlite3.OperationalError) duplicate column name: step")
+        return real(uri)
+
+    monkeypatch.setattr(mlflow_tracking, "MlflowClient", opening)
+    monkeypatch.setattr(nasforge.tracking.time, "sleep", lambda seconds: None)
+    tracker = MLflowCallback(mlflow_uri, experiment="late")
+    assert len(tries) == 3  # tried three times, then left for the first trial
+    study = search([tracker])
+    assert tracker.failure is None and len(tries) == 4
+    client = real(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("late").experiment_id])
+    assert len(runs) == len(study.trials) + 1  # the trials and the study's parent run
+
+
 # -- failures do not stop the search ------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -340,6 +366,7 @@ def test_make_tracker_forms(tmp_path, mlflow_uri, monkeypatch):
     assert make_tracker(f"TensorBoard:{tmp_path / 'tb'}").log_dir == tmp_path / "tb"
     tracker = make_tracker(f"mlflow:{mlflow_uri}")
     assert isinstance(tracker, MLflowCallback) and tracker.tracking_uri == mlflow_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)  # MLflow's default, not a new store
     assert make_tracker("mlflow").tracking_uri is None
     for bad in ("wandb", "tensorboard:", "mlflow:  ", "", "tensorboardx:runs"):
         with pytest.raises(InvalidConfigError, match="tensorboard:DIR, mlflow, mlflow:URI"):
