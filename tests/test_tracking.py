@@ -336,7 +336,7 @@ def free_port() -> int:
 
 def test_a_failing_tracker_warns_once_and_the_search_goes_on(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    down = MLflowCallback(f"http://127.0.0.1:{free_port()}")  # no server there
+    down = MLflowCallback(f"http://me:secret@127.0.0.1:{free_port()}")  # no server there
     blocked = TensorBoardCallback(tmp_path)
     (tmp_path / "nb201-blocked").write_text("a file where the run folder would go")
     study = nasforge.create_study(
@@ -351,7 +351,8 @@ def test_a_failing_tracker_warns_once_and_the_search_goes_on(tmp_path, monkeypat
     assert study.n_finished == 6
     warnings = [r.getMessage() for r in caplog.records if r.name == "nasforge.tracking"]
     assert len(warnings) == 2, warnings
-    assert "MLflow at http://127.0.0.1" in warnings[0] and "search goes on" in warnings[0]
+    assert "MLflow at http://***@127.0.0.1" in warnings[0] and "search goes on" in warnings[0]
+    assert "secret" not in warnings[0] and "secret" not in str(down.failure)
     assert "TensorBoard at" in warnings[1]
     assert down.failure is not None and blocked.failure is not None
     down.close()  # a failed tracker closes quietly

@@ -94,7 +94,7 @@ class Tracker(ABC):
             with self._lock:
                 self._log(study, trial)
         except Exception as exc:  # the search must go on; the storage has the trial
-            self.failure = f"{type(exc).__name__}: {_one_line(str(exc))}"
+            self.failure = f"{type(exc).__name__}: {self._hide(str(exc))}"
             logger.warning(
                 "tracking to %s failed at trial %d of study %r (%s); it logs nothing more in "
                 "this run. The search goes on, and every trial is kept in the study's storage.",
@@ -103,6 +103,15 @@ class Tracker(ABC):
                 study.name,
                 self.failure,
             )
+
+    def _hide(self, text: str) -> str:
+        """``text`` (an error of the tracking library) on one line, cut to 400 characters,
+        with the passwords of the URLs in it hidden."""
+        return _hide(text, self._secrets())[:400]
+
+    def _secrets(self) -> tuple[str, ...]:
+        """Texts that a message must never show (a password of the tracking URI)."""
+        return ()
 
     def close(self) -> None:
         """Write out what is buffered and release files (a tracker may log again after);
@@ -113,7 +122,7 @@ class Tracker(ABC):
             with self._lock:
                 self._close()
         except Exception as exc:
-            self.failure = f"{type(exc).__name__}: {_one_line(str(exc))}"
+            self.failure = f"{type(exc).__name__}: {self._hide(str(exc))}"
             logger.warning("closing the tracking to %s failed (%s)", self.description, self.failure)
 
     def _close(self) -> None:  # noqa: B027 - optional hook
@@ -352,13 +361,22 @@ class MLflowCallback(Tracker):
             except UnsupportedModelRegistryStoreURIException as exc:
                 raise InvalidConfigError(
                     f"MLflow cannot track to {_masked(self.tracking_uri or '')!r}: "
-                    f"{_one_line(str(exc))[:300]} Give e.g. mlflow:sqlite:///mlflow.db or "
+                    f"{self._hide(str(exc))[:300]} Give e.g. mlflow:sqlite:///mlflow.db or "
                     "mlflow:http://HOST:5000."
                 ) from None
             except Exception:
                 if attempt < 2:
                     time.sleep(0.5 * 2**attempt)
         return None
+
+    def _secrets(self) -> tuple[str, ...]:
+        from urllib.parse import unquote, urlsplit
+
+        try:
+            password = urlsplit(self.tracking_uri or "").password
+        except ValueError:
+            return ()
+        return () if not password else (password, unquote(password))
 
     @property
     def client(self) -> Any:
@@ -649,3 +667,11 @@ def _masked(text: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _hide(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` on one line with ``secrets`` and the password of every URL in it hidden."""
+    from nasforge.storage._url import scrub
+
+    text = scrub(_one_line(text), secrets)
+    return re.sub(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"]+", lambda m: _masked(m.group(0)), text)
