@@ -71,13 +71,14 @@ def serve(
     comparisons: Sequence[str | Path] = (),
     open_browser: bool = False,
 ) -> None:
-    """Serve the dashboard of ``storage`` until Ctrl-C (or SIGTERM); returns then.
+    """Serve the dashboard of ``storage`` until Ctrl-C, then return (SIGTERM stops it too,
+    after the answers in progress, and ends the process as SIGTERM does).
 
     The storage is opened read-only first, then the port is bound, then the page's address
-    is printed on stderr (and opened in the default browser with ``open_browser``) while
-    the studies are read into memory in the background. Requests
-    are not logged. On another host than a loopback address anyone who can reach the machine
-    can read every study: there is no password, and a warning says so.
+    is printed on stderr (and opened in the default browser with ``open_browser``) while the
+    studies are read into memory in the background. Requests are not logged. On another
+    host than a loopback address anyone who can reach the machine can read every study:
+    there is no password, and a warning says so.
 
     Args:
         storage: A storage URL (``sqlite:///runs.db``, ``postgresql+psycopg://...``) or an
