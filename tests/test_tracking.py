@@ -192,6 +192,36 @@ def test_failed_trials_and_spaces_without_decisions(tmp_path, mlflow_uri):
         assert r.data.params["arch"] == str(study.trials[int(r.data.params["trial"])].arch)
 
 
+def test_trials_stopped_early_say_so(tmp_path, mlflow_uri):
+    from nasforge.testing.curves import CurveEvaluator
+
+    tb = TensorBoardCallback(tmp_path)
+    ml = MLflowCallback(mlflow_uri, experiment="stopped")
+    study = nasforge.create_study(
+        space="nb201", strategy="random", seed=3, stopping="median",
+        stopping_params={"min_trials": 3}, dedupe=False,
+    )  # fmt: skip
+    study.optimize(CurveEvaluator(), n_trials=12, callbacks=[tb, ml])
+    tb.close()
+    stopped = {t.number: t for t in study.trials if t.state is TrialState.STOPPED}
+    assert stopped
+    run = tmp_path / study.name
+    states = texts(events(run), "state")
+    assert set(states) == set(stopped)
+    for number, t in stopped.items():
+        assert states[number] == f"STOPPED: {t.fail_reason}" and "'median' rule" in states[number]
+        values, status = session_hparams(run / f"trial-{number:05d}")
+        assert values["state"] == "STOPPED" and status == 1  # the session ended as asked
+        assert scalars(events(run), "trial/valid_acc")[number] == pytest.approx(
+            t.metrics["valid_acc"]
+        )  # the last reported value
+    client = mlflow_tracking.MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name("stopped").experiment_id
+    runs = client.search_runs([experiment], "tags.`nasforge.state` = 'STOPPED'")
+    assert sorted(int(r.data.params["trial"]) for r in runs) == sorted(stopped)
+    assert {r.info.status for r in runs} == {"KILLED"}
+
+
 def test_two_processes_write_their_own_event_files_into_one_run(tmp_path):
     """Two workers of one SQLite study (two Study objects, two trackers): each writes its own
     event file into the study's run folder and together they hold every trial."""
