@@ -323,8 +323,9 @@ def test_mlflow_workers_that_start_at_once_agree_on_one_parent(tmp_path, mlflow_
     assert [r.info.run_id for r in client.search_runs([experiment])] == [made]
 
 
-def test_mlflow_without_nesting_logs_trials_only(mlflow_uri):
-    study = search([MLflowCallback(mlflow_uri, experiment="flat", nested=False)])
+def test_mlflow_without_nesting_logs_trials_only(mlflow_uri, monkeypatch):
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "flat")  # as MLflow's own API reads it
+    study = search([MLflowCallback(mlflow_uri, nested=False)])
     client = mlflow_tracking.MlflowClient(mlflow_uri)
     runs = client.search_runs([client.get_experiment_by_name("flat").experiment_id])
     assert len(runs) == len(study.trials)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -289,7 +290,8 @@ class TensorBoardCallback(Tracker):
 class MLflowCallback(Tracker):
     """Log each trial as an MLflow run (``mlflow ui`` or an MLflow server shows them).
 
-    The experiment is ``experiment`` (default: the study's name). With ``nested`` (the
+    The experiment is ``experiment`` (default: ``MLFLOW_EXPERIMENT_NAME`` when set, else
+    the study's name). With ``nested`` (the
     default) the study is one parent run and each trial one child run under it; the parent
     holds the study's settings as parameters and, at step = trial number, ``best_<metric>``
     (the best value so far of the first objective), ``spent`` (the cost spent so far) and
@@ -314,7 +316,8 @@ class MLflowCallback(Tracker):
     Args:
         tracking_uri: Where MLflow keeps runs: ``sqlite:///mlflow.db``, ``http://host:5000``,
             ... (default MLflow's own: ``MLFLOW_TRACKING_URI``, else its default store).
-        experiment: The experiment's name (made when missing; default the study's name).
+        experiment: The experiment's name (made when missing; default
+            ``MLFLOW_EXPERIMENT_NAME``, else the study's name).
         nested: Trials as child runs of one run per study; ``False`` logs trials only.
 
     Raises:
@@ -463,7 +466,7 @@ class MLflowCallback(Tracker):
             self.client.log_batch(run_id, metrics=part_metrics, params=part_params, tags=part_tags)
 
     def _experiment_id(self, study: Study) -> str:
-        name = self.experiment or study.name
+        name = self.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or study.name
         known = self._experiments.get(name)
         if known is not None:
             return known
