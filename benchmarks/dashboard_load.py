@@ -99,6 +99,8 @@ def build(path: Path, studies: int, trials: int, first_seed: int) -> float:
 class Server:
     """The dashboard over ``url`` in a uvicorn thread (fresh caches each time)."""
 
+    warm = True  # read the studies at start, as serve() does (--no-warm-up: not)
+
     def __init__(self, url: str) -> None:
         import uvicorn
 
@@ -115,7 +117,8 @@ class Server:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
         self.thread.start()
-        warm_up(self.data)  # as serve() does
+        if self.warm:
+            warm_up(self.data)  # as serve() does
         while not self.server.started:
             time.sleep(0.01)
 
@@ -280,6 +283,9 @@ def main() -> None:
     parser.add_argument(
         "--cold-repeats", type=int, default=3, help="fresh servers for the cold load (median)"
     )
+    parser.add_argument(
+        "--no-warm-up", action="store_true", help="serve without reading the studies at start"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse the storages in OUT")
     parser.add_argument("--smoke", action="store_true", help="4 x 50 trials, BIG 500")
     args = parser.parse_args()
@@ -299,6 +305,7 @@ def main() -> None:
         print(f"building {path.name}: {studies} x {trials} trials", flush=True)
         built[path.name] = build(path, studies, trials, seed)
     many_url, big_url = f"sqlite:///{many}", f"sqlite:///{big}"
+    Server.warm = not args.no_warm_up
     names = [r.name for r in nasforge.storage.get_storage(many_url, read_only=True).list_studies()]
     big_name = nasforge.storage.get_storage(big_url, read_only=True).list_studies()[0].name
     small_name = names[0]

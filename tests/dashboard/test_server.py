@@ -269,8 +269,8 @@ def test_warm_up_reads_every_study_and_prepares_the_latest_pages() -> None:
             return {}
 
     data = Data()
-    warm_up(data, 2).join(10)  # type: ignore[arg-type]
+    warm_up(data, 2, delay=0).join(10)  # type: ignore[arg-type]
     assert data.asked == ["overview", "2", "3"]
     data = Data()
-    warm_up(data, 1).join(10)  # type: ignore[arg-type]
+    warm_up(data, 1, delay=0).join(10)  # type: ignore[arg-type]
     assert data.asked == ["overview", "2"]

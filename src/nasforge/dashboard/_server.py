@@ -23,6 +23,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -177,15 +178,21 @@ def create_app(data: DashboardData, *, allowed_hosts: Sequence[str] | None = Non
 
 #: How many study pages :func:`warm_up` prepares (those with the latest finished trials).
 WARM_STUDIES = 5
+#: Seconds :func:`warm_up` waits before reading: a page asked for the moment the server
+#: listens (a tab left open, ``--open``) is answered first, not after every study is read.
+WARM_DELAY = 0.5
 
 
-def warm_up(data: DashboardData, studies: int = WARM_STUDIES) -> threading.Thread:
-    """Read every study once in a background thread, then prepare the pages of the
-    ``studies`` studies whose trials finished last, so that the page a person opens from the
-    printed address a moment later is answered from memory. A request that comes earlier
-    waits for the part being read instead of reading it again."""
+def warm_up(
+    data: DashboardData, studies: int = WARM_STUDIES, delay: float = WARM_DELAY
+) -> threading.Thread:
+    """After ``delay`` seconds, read every study once in a background thread, then prepare
+    the pages of the ``studies`` studies whose trials finished last, so that the page a
+    person opens from the printed address a moment later is answered from memory. A request
+    that comes during the reading waits for the part being read instead of reading it again."""
 
     def read() -> None:
+        time.sleep(delay)
         try:
             rows = data.overview()["studies"]
             latest = sorted(rows, key=lambda row: row.get("last_finish_at") or "", reverse=True)
