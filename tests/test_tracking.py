@@ -337,7 +337,7 @@ def test_an_mlflow_store_that_cannot_be_opened_yet_is_opened_at_the_first_trial(
 ):
     """Two workers creating one SQLite store at once: the one that loses the race waits and
     tries again instead of stopping."""
-    import nasforge.tracking
+    from nasforge.tracking import _mlflow
 
     real, tries = mlflow_tracking.MlflowClient, []
 
@@ -348,7 +348,7 @@ def test_an_mlflow_store_that_cannot_be_opened_yet_is_opened_at_the_first_trial(
         return real(uri)
 
     monkeypatch.setattr(mlflow_tracking, "MlflowClient", opening)
-    monkeypatch.setattr(nasforge.tracking.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(_mlflow.time, "sleep", lambda seconds: None)
     tracker = MLflowCallback(mlflow_uri, experiment="late")
     assert len(tries) == 3  # tried three times, then left for the first trial
     study = search([tracker])
