@@ -164,6 +164,7 @@ def test_a_missing_study_is_refused_with_the_studies_listed(url: str, tmp_path: 
 
 def test_no_drawings_asked_keeps_only_the_table(url: str, tmp_path: Path) -> None:
     out = write_report(url, ["other"], tmp_path / "r.html", max_drawings=0)
+    assert list(tmp_path.iterdir()) == [out]  # no partial file left beside it
     _, data = embedded(out)
     assert data["trials"] == {"other": {}}
     assert len(data["studies"]["other"]["trials"]["rows"]) == data["studies"]["other"]["n_trials"]

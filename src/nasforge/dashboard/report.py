@@ -18,6 +18,7 @@ import hashlib
 import html
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -154,7 +155,13 @@ def write_report(
         data.close()
     title = "nasforge report: " + ", ".join(names)
     document = render(payload, title)
-    path.write_text(document, encoding="utf-8")
+    # written beside and renamed, so that an interrupted run never leaves half a report
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(document, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
