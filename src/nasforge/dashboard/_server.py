@@ -77,6 +77,10 @@ _PAGE_HEADERS = {
 _GZIP_FROM = 1024
 
 
+#: Storage errors already logged (the pages poll every 2 s; each is logged once).
+_WARNED: set[str] = set()
+
+
 def static_files() -> Any:
     """The folder (a :mod:`importlib.resources` traversable) of the page's files."""
     return resources.files("nasforge.dashboard") / "static"
@@ -101,7 +105,9 @@ def _answer(produce: Callable[[], Any]) -> Response:
     except InvalidConfigError as exc:
         return _error(400, "bad_request", str(exc))
     except NasforgeError as exc:  # the database went away, a corrupt file...
-        logger.warning("dashboard: %s", exc)
+        if str(exc) not in _WARNED:  # once, not at every poll of every open page
+            _WARNED.add(str(exc))
+            logger.warning("dashboard: %s", exc)
         return _error(503, "storage", str(exc))
 
 
