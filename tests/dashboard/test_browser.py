@@ -368,6 +368,7 @@ def test_the_report_shows_the_study_offline(browser, url, writer, tmp_path):
     page.on("request", lambda request: asked.append(request.url))
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     try:
         base = Path(report).resolve().as_uri()
         _open(page, base, "overview")

@@ -618,7 +618,7 @@
       h("tbody", null, f.by_reason.map(function (r) {
         return h("tr", null, h("td", { class: "nf-reason" }, r.reason), h("td", { class: "nf-num" }, String(r.count)));
       })));
-    const shown = f.trials.slice(0, 50);
+    const shown = f.trials.slice(0, 20);
     const list = h("table", { class: "nf-table nf-failed" },
       h("thead", null, h("tr", null, h("th", null, "#"), h("th", null, "Architecture"), h("th", null, "Reason"))),
       h("tbody", null, shown.map(function (t) {
