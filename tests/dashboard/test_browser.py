@@ -236,6 +236,44 @@ def test_clicking_a_trial_draws_its_cell(page, site, writer):
     assert page.locator("#nf-trial-detail").inner_text().count("valid_acc") >= 1
 
 
+@pytest.mark.parametrize("space", ["darts", "mobilenet"])
+def test_a_genotype_draws_two_cells_and_a_macro_network_a_strip_of_blocks(page, site, url, space):
+    from nasforge.evaluators.function import FunctionEvaluator
+    from nasforge.spaces import create as create_space
+
+    def size(arch: Architecture, context: Any) -> float:
+        return float(len(str(arch)))
+
+    name = f"{space}-drawn"
+    study = nasforge.create_study(space=space, seed=0, storage=url, study_name=name)
+    study.optimize(FunctionEvaluator(size, pass_model=False, cost_unit="calls"), budget=1)
+    (trial,) = study.trials
+    drawing = create_space(space).drawing(trial.arch)
+    _open(page, _study(site, name), "study")
+    page.locator("#nf-trials tbody tr[data-number='0'] td").first.click()
+    page.wait_for_selector("#nf-drawing[data-kind]", timeout=WAIT_MS)
+    svg = page.locator("#nf-drawing")
+    assert svg.get_attribute("data-kind") == drawing["kind"]
+    if drawing["kind"] == "cells":
+        assert [c["name"] for c in drawing["cells"]] == ["normal", "reduce"]
+        for cell in drawing["cells"]:
+            shown = svg.locator(f"g.nf-cell[data-cell='{cell['name']}']")
+            assert shown.locator("g.nf-node").count() == len(cell["nodes"])
+            assert shown.locator("g.nf-edge").count() == len(cell["edges"])
+            free = sum(e["param_free"] for e in cell["edges"])
+            assert shown.locator("g.nf-edge.nf-param-free").count() == free
+    else:
+        blocks = svg.locator("g.nf-block")
+        assert blocks.count() == len(drawing["blocks"])
+        skipped = sum(b["skipped"] for b in drawing["blocks"])
+        assert svg.locator("g.nf-block.nf-skipped").count() == skipped
+        first = drawing["blocks"][0]
+        text = blocks.first.text_content()
+        assert str(first["label"]) in text
+        for key, value in first["choices"].items():
+            assert f"{key} {value}" in text
+
+
 def test_a_trial_finished_by_another_worker_appears_without_a_reload(page, site, writer):
     before = len(_trials(writer, SEARCH))
     _open(page, _study(site, SEARCH), "study")
