@@ -176,11 +176,15 @@
   /* Runs fn(token) now and then every POLL_MS while the route stays the same, unless fn
    * answers false (stop) or this is a report. */
   function poll(token, fn) {
+    let first = true;
     const run = async function () {
       if (token !== app.token) return;
       let again = true;
       try {
-        again = await fn(token);
+        // A hidden tab skips its polls (the server is not asked for nothing) and catches up
+        // on the first poll after it is shown again.
+        if (first || !document.hidden) again = await fn(token);
+        first = false;
       } catch (err) {
         if (token !== app.token) return;
         if (err && err.network) banner("lost", lostMessage());
