@@ -122,6 +122,17 @@ def test_overview_lists_every_study(served: Served) -> None:
     assert rows["mo"]["objectives"] == ["valid_acc:max", "params_M:min"]
 
 
+def test_info_names_the_storage_without_reading_a_study(stored: Path) -> None:
+    server = Served(f"sqlite:///{stored}")
+    try:
+        status, payload = server.json("/api/info")
+        assert status == 200 and payload == {"storage": f"sqlite:///{stored}"}
+        assert server.data._caches == {}  # no study was read to answer it
+        assert server.get("/favicon.ico")[0] == 204
+    finally:
+        server.stop()
+
+
 def test_study_page_and_its_delta(served: Served, stored: Path) -> None:
     status, page = served.json("/api/study/mo")
     assert status == 200 and page["name"] == "mo" and page["delta"] is False

@@ -10,6 +10,8 @@ The routes (every API answer is JSON, never cached, gzip-compressed when large):
   study that is not (or no longer) in the storage.
 - ``GET /api/study/<name>/trial/<number>``: :meth:`DashboardData.trial`; 404 likewise.
 - ``GET /api/comparisons``: :meth:`DashboardData.comparisons`.
+- ``GET /api/info``: ``{"storage": <the URL, password hidden>}`` for the page's header, read
+  from no study (every page asks for it, and it must not wait behind a study being read).
 
 The endpoints are plain functions: Starlette runs them in its thread pool, and
 :class:`DashboardData` is thread-safe. Nothing here writes to the storage.
@@ -149,6 +151,13 @@ def create_app(data: DashboardData, *, allowed_hosts: Sequence[str] | None = Non
     def overview(request: Request) -> Response:
         return _answer(data.overview)
 
+    def info(request: Request) -> Response:
+        # the header's storage label, without reading a study (every page asks for it)
+        return _json({"storage": data.storage_label})
+
+    def no_icon(request: Request) -> Response:
+        return Response(status_code=204)
+
     def comparisons(request: Request) -> Response:
         return _answer(data.comparisons)
 
@@ -172,6 +181,8 @@ def create_app(data: DashboardData, *, allowed_hosts: Sequence[str] | None = Non
         Route("/", page),
         Route("/index.html", page),
         Route("/api/overview", overview),
+        Route("/api/info", info),
+        Route("/favicon.ico", no_icon),
         Route("/api/comparisons", comparisons),
         Route("/api/study/{rest:path}", study),
         Mount("/static", StaticFiles(packages=[("nasforge.dashboard", "static")]), name="static"),

@@ -974,10 +974,10 @@
     window.addEventListener("hashchange", route);
     route();
     if (!app.report) {
-      // The storage's label for the header, whichever page was opened first.
-      api("api/overview").then(function (ov) {
-        if (!app.overview) app.overview = ov;
-        byId("nf-source").textContent = ov.storage || "";
+      // The storage's label for the header, whichever page was opened first (api/info
+      // reads no study, so it never delays the page's own data).
+      api("api/info").then(function (info) {
+        byId("nf-source").textContent = info.storage || "";
       }, function () {});
     }
   }
