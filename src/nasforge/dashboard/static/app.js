@@ -835,6 +835,16 @@
       h("button", { type: "button", class: "nf-close", title: "Close (Esc)", "aria-label": "Close", onclick: closeDetail }, "×"));
   }
 
+  /* A drawing's network-wide settings (resolution, a recipe's choices, per-layer precisions)
+   * as a wrapped list under the drawing, for cells and strips alike. */
+  function drawingSettings(drawing) {
+    const settings = Object.entries((drawing && drawing.settings) || {});
+    if (!settings.length) return null;
+    return h("ul", { class: "nf-settings", id: "nf-drawing-settings" }, settings.map(function (kv) {
+      return h("li", null, h("span", { class: "nf-muted" }, String(kv[0]) + " "), String(kv[1]));
+    }));
+  }
+
   function renderDetail(t, note) {
     const ui = app.ui;
     const objectives = (app.study.objectives || []).map(function (o) { return o.metric; });
@@ -862,7 +872,7 @@
         copyButton(function () { return t.arch; }, "nf-copy-arch")),
       t.fail_reason ? h("p", { class: "nf-error" }, "Failed: " + t.fail_reason) : null,
       h("h3", null, "Drawing"),
-      h("div", { class: "nf-drawing-box" }, drawing), drawingNote,
+      h("div", { class: "nf-drawing-box" }, drawing), drawingNote, drawingSettings(t.drawing),
       h("h3", null, "Metrics"),
       metrics.length
         ? h("table", { class: "nf-table nf-kv" }, h("tbody", null, metrics.map(function (kv) {

@@ -641,12 +641,7 @@
     const blockH = 30 + 15 * Math.min(maxLines, 12);
     const gap = 22;
     const perRow = Math.max(1, Math.floor((maxWidth + gap) / (blockW + gap)));
-    let y = 6;
-    const settings = Object.entries(drawing.settings || {});
-    if (settings.length) {
-      text(root, 0, 14, settings.map(function (kv) { return kv[0] + " " + kv[1]; }).join(" · "), { class: "nf-strip-settings" });
-      y = 26;
-    }
+    const y = 6;  // the settings are listed under the drawing (app.js)
     const groupColors = new Map();
     blocks.forEach(function (b, i) {
       const col = i % perRow;
