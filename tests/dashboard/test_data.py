@@ -410,3 +410,22 @@ def test_oneshot_weights_stored_after_their_trial_was_read_are_picked_up():
     assert group["name"] == "edges" and group["options"] == list(options)
     assert group["param_free"] == [True, True, False, False]
     assert [r["weights"] for r in group["rows"]] == [[[0.25] * 4]] * 6
+
+
+def test_a_study_deleted_and_created_again_under_its_name_is_read_anew(tmp_path):
+    url = f"sqlite:///{tmp_path}/again.db"
+    _search(url, "again", 10)
+    with DashboardData(url) as data:
+        first = data.study("again")
+        assert data.overview()["studies"][0]["n_trials"] == 10
+        writer = get_storage(url)
+        writer.delete_study("again")
+        writer.close()
+        _search(url, "again", 4, seed=5)  # SQLite gives it the id of the deleted study
+        study = nasforge.load_study("again", url, read_only=True)
+        assert data.overview()["studies"][0]["n_trials"] == 4
+        page = data.study("again", **first["version"])
+        assert not page["delta"] and page["n_trials"] == 4
+        assert [row[2] for row in page["trials"]["rows"]] == [t.arch.text for t in study.trials]
+        assert page["best"]["number"] == study.best_trial.number
+        study.storage.close()

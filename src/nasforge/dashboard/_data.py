@@ -283,12 +283,16 @@ class DashboardData:
     # -- the caches -----------------------------------------------------------------------------
     def _cache_of(self, record: StudyRecord) -> _Cache:
         """The cache of ``record``'s study, new when the study is new or was replaced by
-        another of the same name; a record that changed (its evaluator set at its first
-        search, its options) is taken in."""
+        another of the same name (SQLite gives a study re-created after the last one was
+        deleted the same id: its creation time tells them apart); a record that changed (its
+        evaluator set at its first search, its options) is taken in."""
         cache = self._caches.get(record.name)
-        if cache is None or cache.record.study_id != record.study_id:
+        if cache is None or (cache.record.study_id, cache.record.created_at) != (
+            record.study_id,
+            record.created_at,
+        ):
             cache = self._caches[record.name] = _Cache(record)
-        elif cache.record != record or cache.record.evaluator != record.evaluator:
+        elif cache.record != record:
             cache.record = record
             cache.scoring = None
             cache.stale_rows.update(cache.trials)  # the constraints may name other columns
