@@ -1,6 +1,6 @@
 """What tracking costs a search: milliseconds per trial added by ``TensorBoardCallback`` and
 by ``MLflowCallback`` (an MLflow SQLite database), and the seconds a fresh process takes to
-build each tracker (importing torch's SummaryWriter, or mlflow).
+build each tracker (importing tensorboard's event writer, or mlflow).
 
 A random search on the bundled NB201 table (cifar10) in memory, where an evaluation costs
 well under a millisecond, so the figures are the trackers' own cost per trial. The trials

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -411,7 +412,7 @@ def test_make_tracker_forms(tmp_path, mlflow_uri, monkeypatch):
 
 
 def test_a_missing_package_names_the_extra(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    monkeypatch.setitem(sys.modules, "tensorboard.summary.writer.event_file_writer", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'nasforge\[tracking\]'"):
         TensorBoardCallback(tmp_path)
     monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
@@ -447,6 +448,27 @@ def test_search_and_worker_track_to_tensorboard_and_mlflow(tmp_path, mlflow_uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(int(r.data.params["trial"]) for r in runs if "trial" in r.data.params) == numbers
     study.storage.close()
+
+
+def test_a_tracked_tabular_search_does_not_import_torch(tmp_path):
+    """The house rule (a search on a tabular benchmark never imports torch) holds with
+    --track tensorboard: the events are written by the tensorboard package alone."""
+    code = (
+        "import sys\n"
+        "from nasforge.cli import main\n"
+        "try:\n"
+        "    main(['search', '--budget', '3', '--study', 'no-torch', '--json', '--quiet',\n"
+        f"          '--track', 'tensorboard:{tmp_path / 'tb'}'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "False"
+    trials = json.loads(done.stdout)["n_trials"]
+    logged = scalars(events(tmp_path / "tb" / "no-torch"), "trial/valid_acc")
+    assert sorted(logged) == list(range(trials))
 
 
 def test_a_bad_track_spec_is_one_line_and_makes_no_study(tmp_path):

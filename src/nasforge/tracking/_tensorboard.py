@@ -62,13 +62,13 @@ class TensorBoardCallback(Tracker):
     def __init__(self, log_dir: str | Path = "runs", *, metrics: Sequence[str] | None = None):
         super().__init__()
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
         except ImportError:
             raise MissingDependencyError(
                 f"Tracking to TensorBoard needs the tensorboard package: {INSTALL} "
                 "(or pip install tensorboard)."
             ) from None
-        self._writer_class = SummaryWriter
+        self._writer_class = EventFileWriter
         self.log_dir = Path(log_dir)
         if self.log_dir.exists() and not self.log_dir.is_dir():
             raise InvalidConfigError(
@@ -92,27 +92,29 @@ class TensorBoardCallback(Tracker):
             writer.close()
 
     def _log(self, study: Study, trial: Trial) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
         folder = self.run_dir(study.name)
         writer = self._writers.get(folder)
         if writer is None:
-            writer = self._writers[folder] = self._writer_class(log_dir=str(folder))
-        step = trial.number
-        at = seconds(trial.finished_at)
+            writer = self._writers[folder] = self._writer_class(str(folder))
         metrics = self._chosen(trial.metrics)
-        for name, value in metrics.items():
-            writer.add_scalar(f"trial/{name}", value, step, walltime=at)
+        values = [Summary.Value(tag=f"trial/{k}", simple_value=v) for k, v in metrics.items()]
         for objective, score in zip(study.objectives, trial.scores or (), strict=False):
-            writer.add_scalar(f"score/{objective.metric}", score, step, walltime=at)
+            values.append(Summary.Value(tag=f"score/{objective.metric}", simple_value=score))
         best = best_value(study)
         if best is not None:
-            writer.add_scalar(f"best/{study.objectives[0].metric}", best, step, walltime=at)
-        writer.add_scalar("cost/trial", trial.cost, step, walltime=at)
-        writer.add_scalar("cost/cumulative", study.spent, step, walltime=at)
-        writer.add_scalar("time/seconds", trial.seconds, step, walltime=at)
-        writer.add_text("arch", markdown_code(str(trial.arch)), step, walltime=at)
+            tag = f"best/{study.objectives[0].metric}"
+            values.append(Summary.Value(tag=tag, simple_value=best))
+        values.append(Summary.Value(tag="cost/trial", simple_value=trial.cost))
+        values.append(Summary.Value(tag="cost/cumulative", simple_value=study.spent))
+        values.append(Summary.Value(tag="time/seconds", simple_value=trial.seconds))
+        values.append(_text("arch", markdown_code(str(trial.arch))))
         state = state_text(trial)
         if state is not None:
-            writer.add_text("state", state, step, walltime=at)
+            values.append(_text("state", state))
+        at = seconds(trial.finished_at) or time.time()
+        writer.add_event(_event(at, trial.number, values))
         self._session(folder, study, trial, metrics)
         writer.flush()
 
@@ -136,11 +138,11 @@ class TensorBoardCallback(Tracker):
             plugin = SummaryMetadata.PluginData(
                 plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString()
             )
-            value = Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))
-            return Summary(value=[value])
+            return Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))
 
+        started = seconds(trial.started_at) or time.time()
         start = plugin_data_pb2.SessionStartInfo(
-            group_name=str(trial.number), start_time_secs=seconds(trial.started_at) or 0.0
+            group_name=str(trial.number), start_time_secs=started
         )
         for name, value in hparams(study.space, trial).items():
             slot = start.hparams[name]
@@ -153,18 +155,39 @@ class TensorBoardCallback(Tracker):
         status = (
             api_pb2.STATUS_FAILURE if trial.state is TrialState.FAILED else api_pb2.STATUS_SUCCESS
         )
-        end = plugin_data_pb2.SessionEndInfo(
-            status=status, end_time_secs=seconds(trial.finished_at) or time.time()
-        )
-        session = self._writer_class(log_dir=str(folder / f"trial-{trial.number:05d}"))
+        ended = seconds(trial.finished_at) or time.time()
+        end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=ended)
+        session = self._writer_class(str(folder / f"trial-{trial.number:05d}"))
         try:
-            session._get_file_writer().add_summary(
-                summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
-            )
-            for name, value in metrics.items():
-                session.add_scalar(name, value, trial.number)
-            session._get_file_writer().add_summary(
-                summary(metadata.SESSION_END_INFO_TAG, session_end_info=end)
-            )
+            start_value = summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
+            session.add_event(_event(started, 0, [start_value]))
+            scalars = [Summary.Value(tag=k, simple_value=v) for k, v in metrics.items()]
+            session.add_event(_event(ended, trial.number, scalars))
+            end_value = summary(metadata.SESSION_END_INFO_TAG, session_end_info=end)
+            session.add_event(_event(ended, 0, [end_value]))
         finally:
             session.close()
+
+
+def _event(wall_time: float, step: int, values: Sequence[Any]) -> Any:
+    """An ``Event`` of a ``Summary`` of ``values`` at ``step``."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    return Event(wall_time=wall_time, step=step, summary=Summary(value=values))
+
+
+def _text(tag: str, text: str) -> Any:
+    """``text`` (Markdown) as a value of TensorBoard's text plugin, under the tag
+    ``<tag>/text_summary`` as TensorBoard's own text summaries name it."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.compat.proto.tensor_pb2 import TensorProto
+    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+    from tensorboard.compat.proto.types_pb2 import DT_STRING
+    from tensorboard.plugins.text.metadata import create_summary_metadata
+
+    tensor = TensorProto(
+        dtype=DT_STRING, string_val=[text.encode()], tensor_shape=TensorShapeProto()
+    )
+    metadata = create_summary_metadata(display_name=None, description=None)
+    return Summary.Value(tag=f"{tag}/text_summary", metadata=metadata, tensor=tensor)
