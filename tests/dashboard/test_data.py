@@ -429,3 +429,45 @@ def test_a_study_deleted_and_created_again_under_its_name_is_read_anew(tmp_path)
         assert [row[2] for row in page["trials"]["rows"]] == [t.arch.text for t in study.trials]
         assert page["best"]["number"] == study.best_trial.number
         study.storage.close()
+
+
+def test_a_study_page_is_answered_while_the_overview_reads_another_study():
+    import threading
+
+    from nasforge.storage import InMemoryStorage
+
+    class Slow(InMemoryStorage):
+        """Reading study ``slow``'s trials waits until ``go`` is set."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.reading, self.go, self.slow_id = threading.Event(), threading.Event(), -1
+
+        def get_trials(self, study_id, **kwargs):
+            if study_id == self.slow_id:
+                self.reading.set()
+                assert self.go.wait(10)
+            return super().get_trials(study_id, **kwargs)
+
+    storage = Slow()
+    slow = _record(storage, "slow")  # listed first: the overview reads it first
+    fast = _record(storage, "fast")
+    _add(storage, slow, (0,) * 6, metrics={"valid_acc": 1.0})
+    _add(storage, fast, (1,) * 6, metrics={"valid_acc": 2.0})
+    storage.slow_id = slow.study_id
+    with DashboardData(storage) as data:
+        overview: list[dict] = []
+        reader = threading.Thread(target=lambda: overview.append(data.overview()))
+        reader.start()
+        try:
+            assert storage.reading.wait(10)
+            page: list[dict] = []
+            asker = threading.Thread(target=lambda: page.append(data.study("fast")))
+            asker.start()
+            asker.join(10)
+            answered = bool(page)  # before the overview could finish
+        finally:
+            storage.go.set()
+            reader.join(10)
+    assert answered and page[0]["best"]["number"] == 0 and page[0]["n_trials"] == 1
+    assert [row["n_trials"] for row in overview[0]["studies"]] == [1, 1]

@@ -11,7 +11,8 @@ studies whose counts moved.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,9 +47,11 @@ _STATES = ("COMPLETE", "FAILED", "RUNNING", "STOPPED")
 
 @dataclass(eq=False)
 class _Cache:
-    """What is known of one study: its record, its trials and what was computed from them."""
+    """What is known of one study: its record, its trials and what was computed from them
+    (read and changed only with ``lock`` held)."""
 
     record: StudyRecord
+    lock: threading.RLock = field(default_factory=threading.RLock)
     trials: dict[int, Trial] = field(default_factory=dict)
     since: int = 0  # the next trial number to read
     seq: int = 0  # the highest finish_seq read
@@ -86,7 +89,8 @@ class _Cache:
 class DashboardData:
     """The dashboard's data: what each page shows, as JSON-safe dictionaries (no NaN or
     infinity: ``None``; floats rounded to 6 significant digits), computed from a storage
-    opened read-only. Safe to call from several threads (one lock).
+    opened read-only. Safe to call from several threads: each study has its own lock, so a
+    study's page is answered while the overview reads another study.
 
     The payloads are described in the methods; treat them as read-only (parts are cached and
     shared between calls).
@@ -121,7 +125,7 @@ class DashboardData:
     """
 
     def __init__(self, storage: str | Storage, *, comparisons: Sequence[str | Path] = ()) -> None:
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # the dict of caches (held briefly), and close()
         if isinstance(storage, Storage):
             self._storage = storage
             self._owned = False
@@ -149,15 +153,15 @@ class DashboardData:
             | None, "cost", "cost_unit", "last_finish_at"}], "comparisons": [{"id", "name",
             "benchmark", "datasets", "strategies"}]}``.
         """
+        records = self._storage.list_studies()
+        counts = self._storage.study_counts()
+        alive = {r.name for r in records}
         with self._lock:
-            records = self._storage.list_studies()
-            counts = self._storage.study_counts()
-            alive = {r.name for r in records}
             for name in [n for n in self._caches if n not in alive]:
                 del self._caches[name]
-            studies = []
-            for record in records:
-                cache = self._cache_of(record)
+        studies = []
+        for record in records:
+            with self._held(record) as cache:
                 stored = {k: v for k, v in counts.get(cache.study_id, {}).items() if v}
                 try:
                     if stored != {k: v for k, v in cache.counts.items() if v} or not cache.since:
@@ -165,12 +169,12 @@ class DashboardData:
                     studies.append(self._summary(cache))
                 except NasforgeError as error:  # a damaged study is listed, with the reason
                     studies.append(_unreadable_row(record, stored, error))
-            return {
-                "storage": self.storage_label,
-                "generated_at": datetime.now(timezone.utc).isoformat(),
-                "studies": studies,
-                "comparisons": [comparison_entry(c) for c in self._comparisons],
-            }
+        return {
+            "storage": self.storage_label,
+            "generated_at": datetime.now(timezone.utc).isoformat(),
+            "studies": studies,
+            "comparisons": [comparison_entry(c) for c in self._comparisons],
+        }
 
     def study(self, name: str, *, known: int = 0, seq: int = 0) -> dict[str, Any]:
         """The study page; with ``known``/``seq`` (the ``version`` of an earlier answer) only
@@ -205,8 +209,7 @@ class DashboardData:
             StudyNotFoundError: No study of that name (or it was deleted); the message lists
                 the studies of the storage.
         """
-        with self._lock:
-            cache = self._current(name)
+        with self._current(name) as cache:
             detail = self._detail(cache)
             self._update_rows(cache)
             n = len(cache.trials)
@@ -240,8 +243,7 @@ class DashboardData:
             StudyNotFoundError: No study of that name.
             UnknownNameError: The study has no trial ``number``.
         """
-        with self._lock:
-            cache = self._current(name, int(number))
+        with self._current(name, int(number)) as cache:
             trial = cache.trials.get(int(number))
             if trial is None:
                 span = f"0..{len(cache.trials) - 1}" if cache.trials else "none yet"
@@ -281,40 +283,45 @@ class DashboardData:
         self.close()
 
     # -- the caches -----------------------------------------------------------------------------
-    def _cache_of(self, record: StudyRecord) -> _Cache:
-        """The cache of ``record``'s study, new when the study is new or was replaced by
-        another of the same name (SQLite gives a study re-created after the last one was
-        deleted the same id: its creation time tells them apart); a record that changed (its
-        evaluator set at its first search, its options) is taken in."""
-        cache = self._caches.get(record.name)
-        if cache is None or (cache.record.study_id, cache.record.created_at) != (
-            record.study_id,
-            record.created_at,
-        ):
-            cache = self._caches[record.name] = _Cache(record)
-        elif cache.record != record:
-            cache.record = record
-            cache.scoring = None
-            cache.stale_rows.update(cache.trials)  # the constraints may name other columns
-            cache.cost_unit_known = False
-            cache.fronts.clear()
-            cache.version += 1
-        return cache
+    @contextmanager
+    def _held(self, record: StudyRecord) -> Iterator[_Cache]:
+        """The cache of ``record``'s study, with its lock held: new when the study is new or
+        was replaced by another of the same name (SQLite gives a study re-created after the
+        last one was deleted the same id: its creation time tells them apart); a record that
+        changed (its evaluator set at its first search, its options) is taken in."""
+        with self._lock:
+            cache = self._caches.get(record.name)
+            if cache is None or (cache.record.study_id, cache.record.created_at) != (
+                record.study_id,
+                record.created_at,
+            ):
+                cache = self._caches[record.name] = _Cache(record)
+        with cache.lock:
+            if cache.record != record:
+                cache.record = record
+                cache.scoring = None
+                cache.stale_rows.update(cache.trials)  # the constraints may name other columns
+                cache.cost_unit_known = False
+                cache.fronts.clear()
+                cache.version += 1
+            yield cache
 
-    def _current(self, name: str, number: int | None = None) -> _Cache:
+    @contextmanager
+    def _current(self, name: str, number: int | None = None) -> Iterator[_Cache]:
         """The study's cache, refreshed (with ``number``: only when that trial is not known
-        finished, since a finished trial never changes); :class:`StudyNotFoundError` when the
-        study is gone."""
+        finished, since a finished trial never changes), with its lock held;
+        :class:`StudyNotFoundError` when the study is gone."""
         record = self._storage.get_study(name)
         if record is None:
-            self._caches.pop(name, None)
+            with self._lock:
+                self._caches.pop(name, None)
             names = [r.name for r in self._storage.list_studies()]
             raise StudyNotFoundError(name, self.storage_label, names)
-        cache = self._cache_of(record)
-        known = None if number is None else cache.trials.get(number)
-        if known is None or not known.state.finished:
-            self._refresh(cache)
-        return cache
+        with self._held(record) as cache:
+            known = None if number is None else cache.trials.get(number)
+            if known is None or not known.state.finished:
+                self._refresh(cache)
+            yield cache
 
     def _refresh(self, cache: _Cache) -> None:
         """Read the trials added or finished since the last look."""
