@@ -471,3 +471,29 @@ def test_a_study_page_is_answered_while_the_overview_reads_another_study():
             reader.join(10)
     assert answered and page[0]["best"]["number"] == 0 and page[0]["n_trials"] == 1
     assert [row["n_trials"] for row in overview[0]["studies"]] == [1, 1]
+
+
+def test_the_best_among_equals_is_the_one_that_finished_first():
+    storage = get_storage(None)
+    record = _record(storage, "tie")
+    arch = spaces.create("nb201").from_choices((2,) * 6)
+    started = datetime.now(timezone.utc)
+    for _ in range(2):  # two workers take a trial each
+        storage.add_trial(record.study_id, Trial(number=0, arch=arch, started_at=started))
+    for number in (1, 0):  # trial 1 finishes first, with the same accuracy as trial 0
+        storage.finish_trial(
+            record.study_id,
+            Trial(
+                number=number,
+                arch=arch,
+                state=TrialState.COMPLETE,
+                metrics={"valid_acc": 70.0},
+                cost=1.0,
+                started_at=started,
+            ),
+        )
+    with DashboardData(storage) as data:
+        assert data.overview()["studies"][0]["best"]["number"] == 1  # as Study.best_trial
+        page = data.study("tie")
+    assert page["best"]["number"] == 1
+    assert page["trajectory"]["by_trial"][0] == [1, 70.0]

@@ -329,34 +329,36 @@ class DashboardData:
             cache.study_id, since=cache.since, finished_since=cache.seq
         )
         changed = []
+        known, counts = cache.trials, cache.counts
         for trial in fresh:
-            old = cache.trials.get(trial.number)
-            if old is not None and (old.state, old.finish_seq) == (trial.state, trial.finish_seq):
-                old.heartbeat_at = trial.heartbeat_at
-                continue
+            old = known.get(trial.number)
             if old is not None:
-                cache.counts[old.state.value] -= 1
-            cache.trials[trial.number] = trial
-            cache.counts[trial.state.value] = cache.counts.get(trial.state.value, 0) + 1
-            cache.since = max(cache.since, trial.number + 1)
-            cache.seq = max(cache.seq, trial.finish_seq or 0)
+                if (old.state, old.finish_seq) == (trial.state, trial.finish_seq):
+                    old.heartbeat_at = trial.heartbeat_at
+                    continue
+                counts[old.state.value] -= 1
+            known[trial.number] = trial
+            state = trial.state.value
+            counts[state] = counts.get(state, 0) + 1
             changed.append(trial)
         if cache.record.options.get("oneshot"):
             self._read_reports(cache, [t.number for t in changed if t.state.finished])
         if not changed:
             return
-        if len(cache.trials) != cache.since:  # numbers with gaps: keep them in order
-            cache.trials = dict(sorted(cache.trials.items()))
+        cache.since = max(cache.since, max(t.number for t in changed) + 1)
+        cache.seq = max(cache.seq, max(t.finish_seq or 0 for t in changed))
+        if len(known) != cache.since:  # numbers with gaps: keep them in order
+            cache.trials = dict(sorted(known.items()))
         cache.version += 1
         cache.stale_rows.update(t.number for t in changed)
-        for trial in changed:
-            cache.metric_names.update(dict.fromkeys(trial.metrics))
 
     def _update_rows(self, cache: _Cache) -> None:
         """Bring the trial table's columns and rows up to date (only the rows of trials that
         changed are made again, unless the columns changed)."""
         if not cache.stale_rows:
             return
+        for number in sorted(cache.stale_rows):  # the trials' metrics, in the order first seen
+            cache.metric_names.update(dict.fromkeys(cache.trials[number].metrics))
         columns = metric_columns(cache.metric_names, cache.get_scoring())
         if columns != cache.columns:
             cache.columns = columns
@@ -395,10 +397,10 @@ class DashboardData:
         record = cache.record
         trials = list(cache.trials.values())
         scoring = cache.get_scoring()
-        ordered = finish_order(trials)
-        best = best_of(ordered, scoring)
+        best = best_of(trials, scoring)
         first = scoring.objectives[0].metric
-        finished = [t.finished_at for t in trials if t.finished_at is not None]
+        finished = (t.finished_at for t in trials if t.finished_at is not None)
+        last_finish = max(finished, default=None)
         counts = {state: cache.counts.get(state, 0) for state in _STATES}
         cache.summary = {
             "name": record.name,
@@ -420,7 +422,7 @@ class DashboardData:
             },
             "cost": num(spent(trials)),
             "cost_unit": self._cost_unit(cache),
-            "last_finish_at": iso(max(finished)) if finished else None,
+            "last_finish_at": iso(last_finish),
         }
         cache.summary_version = cache.version
         return cache.summary

@@ -87,7 +87,7 @@ class Scoring:
         return found
 
     def _scores(self, trial: Trial) -> tuple[float, ...] | None:
-        if not all(c.satisfied(trial.metrics) for c in self.constraints):
+        if self.constraints and not all(c.satisfied(trial.metrics) for c in self.constraints):
             return None
         out = []
         for objective in self.objectives:
@@ -98,20 +98,30 @@ class Scoring:
         return tuple(out)
 
 
+def _finish_key(trial: Trial) -> tuple[bool, int, int]:
+    """Sorts trials in the order they finished (``finish_seq``; the number where a storage
+    written before finish sequences has none)."""
+    return (trial.finish_seq is None, trial.finish_seq or 0, trial.number)
+
+
 def finish_order(trials: Iterable[Trial]) -> list[Trial]:
-    """The finished trials in the order they finished (``finish_seq``; the number where a
-    storage written before finish sequences has none)."""
-    done = [t for t in trials if t.state.finished]
-    return sorted(done, key=lambda t: (t.finish_seq is None, t.finish_seq or 0, t.number))
+    """The finished trials in the order they finished."""
+    return sorted((t for t in trials if t.state.finished), key=_finish_key)
 
 
-def best_of(ordered: Sequence[Trial], scoring: Scoring) -> Trial | None:
+def best_of(trials: Iterable[Trial], scoring: Scoring) -> Trial | None:
     """The best candidate by the first objective, the earliest finished among equals (as
-    ``Study.best_trial``); ``ordered`` is in finish order."""
+    ``Study.best_trial``); ``trials`` in any order."""
     best, best_score = None, -math.inf
-    for trial in ordered:
+    for trial in trials:
         scores = scoring.scores(trial)
-        if scores is not None and (best is None or scores[0] > best_score):
+        if scores is None:
+            continue
+        if (
+            best is None
+            or scores[0] > best_score
+            or (scores[0] == best_score and _finish_key(trial) < _finish_key(best))
+        ):
             best, best_score = trial, scores[0]
     return best
 
