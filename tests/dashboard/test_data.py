@@ -497,3 +497,35 @@ def test_the_best_among_equals_is_the_one_that_finished_first():
         page = data.study("tie")
     assert page["best"]["number"] == 1
     assert page["trajectory"]["by_trial"][0] == [1, 70.0]
+
+
+def test_cost_leaves_out_retried_failures_in_the_total_and_the_trajectory():
+    storage = get_storage(None)
+    record = _record(storage, "retry")
+    arch = spaces.create("nb201").from_choices((2,) * 6)
+    now = datetime.now(timezone.utc)
+    outcomes = [  # (retry_of, state, cost): trial 1 retries trial 0, which failed
+        (None, TrialState.FAILED, 5.0),
+        (0, TrialState.COMPLETE, 1.0),
+        (None, TrialState.COMPLETE, 2.0),
+    ]
+    for retry_of, state, cost in outcomes:
+        number = storage.add_trial(
+            record.study_id, Trial(number=0, arch=arch, started_at=now, retry_of=retry_of)
+        )
+        storage.finish_trial(
+            record.study_id,
+            Trial(
+                number=number,
+                arch=arch,
+                state=state,
+                metrics={"valid_acc": 60.0 + number} if state is TrialState.COMPLETE else {},
+                cost=cost,
+                retry_of=retry_of,
+                started_at=now,
+            ),
+        )
+    with DashboardData(storage) as data:
+        page = data.study("retry")
+    assert page["cost"] == 3.0
+    assert page["trajectory"]["by_cost"] == [[1.0, 61.0], [3.0, 62.0]]

@@ -30,6 +30,7 @@ from nasforge.dashboard._summaries import (
     finish_order,
     metric_columns,
     oneshot_epochs,
+    retried,
     scatter,
     spent,
     trajectory,
@@ -436,7 +437,6 @@ class DashboardData:
         summary = self._summary(cache)
         trials = list(cache.trials.values())
         scoring = cache.get_scoring()
-        ordered = finish_order(trials)
         best = None
         if summary["best"] is not None:
             trial = cache.trials[summary["best"]["number"]]
@@ -468,7 +468,7 @@ class DashboardData:
             "cost": summary["cost"],
             "cost_unit": summary["cost_unit"],
             "best": best,
-            "trajectory": trajectory(ordered, scoring),
+            "trajectory": trajectory(finish_order(trials), scoring, retried(trials)),
             "scatter": scatter(trials, scoring, self._true_front_of(cache)),
             "importance": decision_importance(
                 trials, scoring.objectives[0], lambda: self._space(cache)

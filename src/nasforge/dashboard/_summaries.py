@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "finish_order",
     "metric_columns",
     "oneshot_epochs",
+    "retried",
     "scatter",
     "spent",
     "trajectory",
@@ -126,26 +127,34 @@ def best_of(trials: Iterable[Trial], scoring: Scoring) -> Trial | None:
     return best
 
 
+def retried(trials: Iterable[Trial]) -> set[int]:
+    """The numbers of the failed trials that were retried: their cost is not counted (as
+    in ``Study.spent``)."""
+    return {t.retry_of for t in trials if t.retry_of is not None}
+
+
 def spent(trials: Sequence[Trial]) -> float:
-    """Cost of the finished trials, leaving out failures that were retried (as
-    ``Study.spent``)."""
-    retried = {t.retry_of for t in trials if t.retry_of is not None}
+    """Cost of the finished trials, leaving out failures that were retried."""
+    skip = retried(trials)
     return float(
         sum(
             t.cost
             for t in trials
-            if t.state.finished and math.isfinite(t.cost) and t.number not in retried
+            if t.state.finished and math.isfinite(t.cost) and t.number not in skip
         )
     )
 
 
-def trajectory(ordered: Sequence[Trial], scoring: Scoring) -> dict[str, Any] | None:
+def trajectory(
+    ordered: Sequence[Trial], scoring: Scoring, skip: Collection[int] = ()
+) -> dict[str, Any] | None:
     """The best-so-far of the first objective over the finished trials in finish order: one
     point at each improvement and one at the last finished trial (a step plot).
 
     ``by_trial`` is against the highest trial number finished by then (the trial number of
     each improvement for a single worker), ``by_cost`` against the cumulative cost of the
-    finished trials. ``None`` before the first candidate.
+    finished trials but those in ``skip`` (the :func:`retried` failures: it ends at
+    :func:`spent`). ``None`` before the first candidate.
     """
     if not ordered:
         return None
@@ -165,7 +174,9 @@ def trajectory(ordered: Sequence[Trial], scoring: Scoring) -> dict[str, Any] | N
     keep = improved.copy()
     keep[-1] = True
     numbers = np.maximum.accumulate(np.array([t.number for t in ordered]))
-    costs = np.cumsum([t.cost if math.isfinite(t.cost) else 0.0 for t in ordered])
+    costs = np.cumsum(
+        [t.cost if math.isfinite(t.cost) and t.number not in skip else 0.0 for t in ordered]
+    )
     sign = 1.0 if objective.direction is Direction.MAXIMIZE else -1.0
     best = running * sign
     points = [i for i in np.flatnonzero(keep) if np.isfinite(running[i])]
