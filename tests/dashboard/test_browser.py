@@ -170,6 +170,16 @@ def test_study_page_shows_the_count_the_best_and_draws_the_charts(page, site, wr
     scatter = page.locator("svg#nf-chart-scatter")
     assert scatter.locator("circle.nf-point").count() == len(complete)
     assert scatter.locator("circle.nf-front").count() >= 1
+    # The legend (trials, the study's front, the true front: two rows) stays clear of the plot.
+    legend_bottom, plot_top = scatter.evaluate(
+        """svg => {
+            const r = svg.querySelector(".nf-legend").getBBox();
+            const tops = [...svg.querySelectorAll(".nf-grid line")].map(l => +l.getAttribute("y1"));
+            return [r.y + r.height, Math.min(...tops)];
+        }"""
+    )
+    assert scatter.locator(".nf-legend-item").count() == 3
+    assert legend_bottom + 4 <= plot_top
     for chart in ("#nf-chart-trajectory", "#nf-chart-cost"):
         path = page.locator(f"svg{chart} path.nf-trajectory")
         assert path.count() == 1 and path.get_attribute("d").count("H") >= 1
@@ -272,6 +282,20 @@ def test_a_genotype_draws_two_cells_and_a_macro_network_a_strip_of_blocks(page, 
         assert str(first["label"]) in text
         for key, value in first["choices"].items():
             assert f"{key} {value}" in text
+        # Every label and choice ends inside its block's box (none runs into the next block),
+        # and a skipped block says so.
+        overflow = blocks.evaluate_all(
+            """blocks => blocks.flatMap(b => {
+                const box = b.querySelector("rect.nf-block-box").getBBox();
+                return [...b.querySelectorAll("text")].filter(t => {
+                    const r = t.getBBox();
+                    return r.x + r.width > box.x + box.width - 2;
+                }).map(t => t.textContent);
+            })"""
+        )
+        assert overflow == []
+        for block in svg.locator("g.nf-block.nf-skipped").all():
+            assert "skipped" in block.text_content()
 
 
 def test_a_trial_finished_by_another_worker_appears_without_a_reload(page, site, writer):

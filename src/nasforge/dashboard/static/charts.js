@@ -124,7 +124,9 @@
     const width = spec.width || 600;
     const height = spec.height || 300;
     const legendItems = spec.legend || [];
-    const m = { left: 62, right: 16, top: legendItems.length ? 34 : 14, bottom: 44 };
+    const m = { left: 62, right: 16, top: 14, bottom: 44 };
+    // One legend row above the plot, and room for each further row the legend wraps into.
+    if (legendItems.length) m.top = 34 + LEGEND_ROW * (legendRows(legendItems, m.left, width - m.right) - 1);
     if (spec.compact) {
       m.left = 40;
       m.right = 8;
@@ -167,18 +169,39 @@
     return { x: x, y: y, plot: plot, width: width, height: height, margin: m, xa: xa, ya: ya };
   }
 
-  /* A row of legend items ({label, color, dashed, marker}) starting at (x0, y). */
-  function legend(svg, items, x0, y, xmax) {
-    if (!items.length) return;
-    const g = el("g", { class: "nf-legend" }, svg);
+  const LEGEND_ROW = 15;
+
+  /* Where legend items go between x0 and xmax, wrapping into rows: [{x, row}] per item. */
+  function legendLayout(items, x0, xmax) {
+    const out = [];
     let x = x0;
-    let row = y;
+    let row = 0;
     for (const item of items) {
       const w = 34 + 7 * String(item.label).length;
       if (x + w > xmax && x > x0) {
         x = x0;
-        row += 15;
+        row += 1;
       }
+      out.push({ x: x, row: row });
+      x += w;
+    }
+    return out;
+  }
+
+  /* How many rows the legend items take between x0 and xmax. */
+  function legendRows(items, x0, xmax) {
+    const layout = legendLayout(items, x0, xmax);
+    return layout.length ? layout[layout.length - 1].row + 1 : 0;
+  }
+
+  /* A legend of items ({label, color, dashed, marker}), its first row's baseline at y. */
+  function legend(svg, items, x0, y, xmax) {
+    if (!items.length) return;
+    const g = el("g", { class: "nf-legend" }, svg);
+    const layout = legendLayout(items, x0, xmax);
+    items.forEach(function (item, i) {
+      const x = layout[i].x;
+      const row = y + LEGEND_ROW * layout[i].row;
       const it = el("g", { class: "nf-legend-item" }, g);
       if (item.marker) {
         el("circle", { cx: x + 9, cy: row - 4, r: 4, fill: item.color, class: item.markerClass }, it);
@@ -191,8 +214,7 @@
         }, it);
       }
       text(it, x + 23, row, item.label);
-      x += w;
-    }
+    });
   }
 
   function stepPath(points, x, y) {
@@ -410,8 +432,7 @@
         return { label: opt + (group.param_free && group.param_free[i] ? " (no params)" : ""), color: PALETTE[i % PALETTE.length], dashed: group.param_free && group.param_free[i] };
       });
       legend(head, items, 0, y + 36, width);
-      const legendRows = Math.ceil(items.reduce(function (w, it) { return w + 34 + 7 * it.label.length; }, 0) / width);
-      y += 30 + 15 * legendRows;
+      y += 30 + LEGEND_ROW * legendRows(items, 0, width);
       group.rows.forEach(function (row, r) {
         const col = r % cols;
         if (r && !col) y += cellH + gap;
@@ -628,15 +649,25 @@
     return { width: width, height: y };
   }
 
+  /* text cut to at most n characters, with an ellipsis when cut (the block's tooltip has it whole). */
+  function clip(line, n) {
+    return line.length > n ? line.slice(0, Math.max(1, n - 1)) + "…" : line;
+  }
+
   function drawStrip(svg, drawing, maxWidth) {
     const blocks = drawing.blocks || [];
     const root = el("g", { class: "nf-strip" }, svg);
     const entries = blocks.map(function (b) {
       return Object.entries(b.choices || {}).map(function (kv) { return [String(kv[0]), String(kv[1])]; });
     });
-    const longest = Math.max(8, ...blocks.map(function (b) { return String(b.label).length; }),
-      ...entries.flat().map(function (kv) { return kv[0].length + kv[1].length + 1; }));
-    const blockW = Math.min(260, Math.max(104, 14 + 6.4 * longest));
+    // Widths estimated from the fonts' advance (labels: bold 11.5 px, about 7.4 px a
+    // character; choices: monospace 11 px, 6.7 px), since a detached SVG cannot be measured.
+    const LABEL_PX = 7.4;
+    const CHOICE_PX = 6.7;
+    const labels = blocks.map(function (b) { return String(b.label); });
+    const widest = Math.max(8 * CHOICE_PX, ...labels.map(function (l) { return LABEL_PX * l.length; }),
+      ...entries.flat().map(function (kv) { return CHOICE_PX * (kv[0].length + kv[1].length + 1); }));
+    const blockW = Math.min(260, Math.max(104, 20 + widest));
     const maxLines = Math.max(1, ...entries.map(function (e) { return e.length; }));
     const blockH = 30 + 15 * Math.min(maxLines, 12);
     const gap = 22;
@@ -652,13 +683,14 @@
       const g = el("g", { class: "nf-block" + (b.skipped ? " nf-skipped" : ""), "data-group": b.group }, root);
       el("rect", { x: x, y: by, width: blockW, height: blockH, rx: 6, stroke: groupColors.get(b.group), class: "nf-block-box" }, g);
       el("rect", { x: x, y: by, width: 5, height: blockH, fill: groupColors.get(b.group), class: "nf-block-stripe" }, g);
-      text(g, x + 12, by + 17, String(b.label) + (b.skipped ? " (skipped)" : ""), { class: "nf-block-label" });
+      text(g, x + 12, by + 17, clip(labels[i], Math.floor((blockW - 20) / LABEL_PX)), { class: "nf-block-label" });
+      // "skipped" in the block's free bottom-right corner: beside the label it widened
+      // every block of the strip (or was cut off).
+      if (b.skipped) text(g, x + blockW - 8, by + blockH - 7, "skipped", { "text-anchor": "end", class: "nf-block-skipped" });
       const lines = entries[i];
       lines.slice(0, 12).forEach(function (kv, k) {
-        const maxChars = Math.floor((blockW - 20) / 6.4);
-        let line = kv[0] === "text" ? kv[1] : kv[0] + " " + kv[1];
-        if (line.length > maxChars) line = line.slice(0, maxChars - 1) + "…";
-        text(g, x + 12, by + 34 + 15 * k, line, { class: "nf-block-choice" });
+        const maxChars = Math.floor((blockW - 20) / CHOICE_PX);
+        text(g, x + 12, by + 34 + 15 * k, clip(kv[0] === "text" ? kv[1] : kv[0] + " " + kv[1], maxChars), { class: "nf-block-choice" });
       });
       title(g, String(b.label) + (b.skipped ? " (skipped)" : "") + "\n" + lines.map(function (kv) { return kv[0] + " = " + kv[1]; }).join("\n"));
       if (col < perRow - 1 && i < blocks.length - 1) {
