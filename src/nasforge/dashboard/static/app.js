@@ -601,7 +601,7 @@
     }
     const caption = h("p", { class: "nf-hint" }, "Of " + imp.metric + ": " + imp.method);
     if (!imp.decisions || !imp.decisions.length) {
-      fill(ui.importance, caption, h("p", { class: "nf-muted nf-reason" }, imp.reason || "Not enough completed trials yet."));
+      fill(ui.importance, caption, h("p", { class: "nf-muted" }, imp.reason || "Not enough completed trials yet."));
       return;
     }
     const chart = svg({ class: "nf-chart nf-bars", role: "img", "aria-label": "Decision importance" });
