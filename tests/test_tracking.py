@@ -407,7 +407,7 @@ def test_make_tracker_forms(tmp_path, mlflow_uri, monkeypatch):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(InvalidConfigError, match="is a file"):
         make_tracker("tensorboard:a-file")
-    with pytest.raises(InvalidConfigError, match="MLflow cannot track to 'nope://x'"):
+    with pytest.raises(InvalidConfigError, match="MLflow cannot track to 'nope://x': it has no st"):
         make_tracker("mlflow:nope://x")
 
 

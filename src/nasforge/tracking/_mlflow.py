@@ -101,10 +101,11 @@ class MLflowCallback(Tracker):
         for attempt in range(3):
             try:
                 return self._client_class(self.tracking_uri)
-            except UnsupportedModelRegistryStoreURIException as exc:
+            except UnsupportedModelRegistryStoreURIException:
+                scheme = (self.tracking_uri or "").partition(":")[0]
                 raise InvalidConfigError(
-                    f"MLflow cannot track to {masked(self.tracking_uri or '')!r}: "
-                    f"{self._hide(str(exc))[:300]} Give e.g. mlflow:sqlite:///mlflow.db or "
+                    f"MLflow cannot track to {masked(self.tracking_uri or '')!r}: it has no "
+                    f"store for the scheme {scheme!r}. Give e.g. mlflow:sqlite:///mlflow.db or "
                     "mlflow:http://HOST:5000."
                 ) from None
             except Exception:
