@@ -105,10 +105,6 @@ class Tracker(ABC):
 def decisions(space: SearchSpace, arch: Architecture) -> dict[str, Any]:
     """The value of each decision of ``arch`` by decision name; ``{}`` for a space without
     decisions (``space.decisions()``)."""
-    from nasforge.spaces.base import ValuedSpace
-
-    if isinstance(space, ValuedSpace):
-        return space.values(arch)
     if not space.supports("decisions"):
         return {}
     return {d.name: d.options[c] for d, c in zip(space.decisions(), arch.choices, strict=True)}
