@@ -529,3 +529,19 @@ def test_cost_leaves_out_retried_failures_in_the_total_and_the_trajectory():
         page = data.study("retry")
     assert page["cost"] == 3.0
     assert page["trajectory"]["by_cost"] == [[1.0, 61.0], [3.0, 62.0]]
+
+
+def test_a_heartbeat_alone_recomputes_nothing():
+    storage = get_storage(None)
+    record = _record(storage, "beat")
+    _add(storage, record, (1,) * 6, metrics={"valid_acc": 50.0})
+    running = _add(storage, record, (2,) * 6, state=TrialState.RUNNING)
+    with DashboardData(storage) as data:
+        first = data.study("beat")
+        storage.heartbeat(record.study_id, running)
+        again = data.study("beat", **first["version"])
+        assert again["delta"] and again["trials"]["rows"] == []
+        assert again["trajectory"] is first["trajectory"]  # the summaries were kept
+        _add(storage, record, (3,) * 6, metrics={"valid_acc": 60.0})
+        changed = data.study("beat", **again["version"])
+    assert changed["trajectory"]["by_trial"][-1] == [2, 60.0]

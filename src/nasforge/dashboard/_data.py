@@ -408,7 +408,7 @@ class DashboardData:
             "space": record.space,
             "strategy": record.strategy,
             "evaluator": evaluator_label(record.evaluator),
-            "objectives": [str(Objective.parse(o)) for o in record.objectives],
+            "objectives": [str(o) for o in scoring.objectives],
             "oneshot": bool(record.options.get("oneshot", False)),
             "created_at": iso(record.created_at),
             "counts": counts,
