@@ -386,7 +386,16 @@ def test_a_study_that_cannot_be_summarised_is_listed_with_the_reason():
 
 
 def test_oneshot_weights_stored_after_their_trial_was_read_are_picked_up():
-    storage = get_storage(None)
+    from nasforge.storage import InMemoryStorage
+
+    class Counting(InMemoryStorage):
+        asked = 0
+
+        def get_reports(self, *args, **kwargs):
+            self.asked += 1
+            return super().get_reports(*args, **kwargs)
+
+    storage = Counting()
     record = _record(storage, "late", options={"oneshot": True})
     number = _add(
         storage,
@@ -400,6 +409,7 @@ def test_oneshot_weights_stored_after_their_trial_was_read_are_picked_up():
         },
     )
     with DashboardData(storage) as data:
+        assert data.overview()["studies"][0]["oneshot"] and storage.asked == 0  # not shown there
         first = data.study("late")
         assert first["oneshot"]["epochs"] == [0] and first["oneshot"]["groups"] == []
         options = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3")

@@ -69,7 +69,7 @@ class _Cache:
     stale_rows: set[int] = field(default_factory=set)  # trials whose rows must be made again
     metric_names: dict[str, None] = field(default_factory=dict)  # every metric, first seen first
     reports: dict[int, dict[int, dict[str, float]]] = field(default_factory=dict)
-    reports_missing: set[int] = field(default_factory=set)  # weights stored but not read yet
+    reports_unread: set[int] = field(default_factory=set)  # one-shot trials, weights not read
     space: Any = None
     space_error: BaseException | None = None
     fronts: dict[tuple[str, str], tuple[list[list[Any]], str] | None] = field(default_factory=dict)
@@ -211,6 +211,7 @@ class DashboardData:
                 the studies of the storage.
         """
         with self._current(name) as cache:
+            self._read_reports(cache)
             detail = self._detail(cache)
             self._update_rows(cache)
             n = len(cache.trials)
@@ -342,8 +343,8 @@ class DashboardData:
             state = trial.state.value
             counts[state] = counts.get(state, 0) + 1
             changed.append(trial)
-        if cache.record.options.get("oneshot"):
-            self._read_reports(cache, [t.number for t in changed if t.state.finished])
+        if cache.record.options.get("oneshot"):  # their weights are read for the study page
+            cache.reports_unread.update(t.number for t in changed if t.state.finished)
         if not changed:
             return
         cache.since = max(cache.since, max(t.number for t in changed) + 1)
@@ -370,22 +371,22 @@ class DashboardData:
                 cache.rows[number] = trial_row(cache.trials[number], columns)
         cache.stale_rows.clear()
 
-    def _read_reports(self, cache: _Cache, numbers: list[int]) -> None:
-        """Read the architecture weights of the one-shot trials ``numbers``, and again those
-        of earlier trials whose weights were not stored yet when they were read (the search
-        stores them just after it records the trial)."""
-        wanted = sorted(set(numbers) | cache.reports_missing)
+    def _read_reports(self, cache: _Cache) -> None:
+        """Read the architecture weights of the one-shot trials not read yet; a trial whose
+        weights are not stored yet (the search stores them just after it records the trial)
+        is asked again at the next look."""
+        wanted = sorted(cache.reports_unread)
         if not wanted:
             return
         try:
             found = self._storage.get_reports(cache.study_id, wanted)
         except NasforgeError:  # a storage without reports: no weights
-            cache.reports_missing.clear()
+            cache.reports_unread.clear()
             return
-        if any(n in cache.reports_missing for n in found):
-            cache.version += 1
-        cache.reports.update(found)
-        cache.reports_missing = {
+        if found:
+            cache.reports.update(found)
+            cache.detail_version = -1  # the weights are part of the study page
+        cache.reports_unread = {
             n
             for n in wanted
             if n not in cache.reports and "param_free_weight" in cache.trials[n].metrics
