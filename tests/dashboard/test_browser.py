@@ -349,11 +349,27 @@ def test_a_study_deleted_while_its_page_is_open_says_so(page, site, url, writer)
     study = nasforge.create_study(space="nb201", strategy="random", storage=url, study_name=DOOMED)
     study.optimize(nasforge.evaluators.create("tabular", dataset="cifar10"), budget=2)
     _open(page, _study(site, DOOMED), "study")
+    # A reader scrolled down to a trial, its panel open: the banner must still be seen.
+    page.locator("#nf-trials tbody tr[data-number='0'] td").first.click()
+    page.wait_for_selector("#nf-drawing g.nf-node", timeout=WAIT_MS)
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     writer.delete_study(DOOMED)
     banner = page.locator("#nf-banner")
     banner.wait_for(state="visible", timeout=WAIT_MS)
     assert f"Study '{DOOMED}' was deleted from the storage" in banner.inner_text()
     assert page.locator("#nf-trial-count").inner_text() == "2"  # the last state stays shown
+    seen = banner.evaluate(
+        """b => { const r = b.getBoundingClientRect();
+            const y = r.top + r.height / 2;
+            return r.top >= 0 && document.elementFromPoint(r.left + 20, y) === b; }"""
+    )
+    assert seen, "the banner is scrolled away or covered by the trial panel"
+    panel = page.locator("#nf-trial-detail").bounding_box()
+    assert panel is not None and panel["y"] >= banner.bounding_box()["y"] + 10
+    # Another study's page is live again: no banner, no stale mark from the deleted one.
+    _open(page, _study(site, SEARCH), "study")
+    assert banner.is_hidden()
+    assert "nf-stale" not in (page.get_attribute("body", "class") or "")
 
 
 def test_the_page_says_when_the_server_is_gone(browser, url, serve):
@@ -369,6 +385,7 @@ def test_the_page_says_when_the_server_is_gone(browser, url, serve):
         banner.wait_for(state="visible", timeout=WAIT_MS)
         assert "Lost the connection" in banner.inner_text()
         assert page.locator("#nf-trial-count").inner_text() != ""
+        assert page.locator("#nf-status").inner_text() == "connection lost"
     finally:
         context.close()
 

@@ -126,6 +126,7 @@
     b.hidden = false;
     b.dataset.kind = kind;
     b.textContent = message;
+    topResized();
   }
 
   function clearBanner(kind) {
@@ -134,6 +135,12 @@
     b.hidden = true;
     b.textContent = "";
     delete b.dataset.kind;
+    topResized();
+  }
+
+  /* The trial panel starts under the header and the banner (style.css: --nf-top-h). */
+  function topResized() {
+    document.documentElement.style.setProperty("--nf-top-h", byId("nf-top").offsetHeight + "px");
   }
 
   function status(message) {
@@ -187,8 +194,11 @@
         first = false;
       } catch (err) {
         if (token !== app.token) return;
-        if (err && err.network) banner("lost", lostMessage());
-        else banner("error", String(err && err.message ? err.message : err));
+        if (err && err.network) {
+          banner("lost", lostMessage());
+          document.body.classList.add("nf-stale");
+          status("connection lost");
+        } else banner("error", String(err && err.message ? err.message : err));
       }
       if (token === app.token && again !== false && !app.report) {
         app.timer = setTimeout(run, POLL_MS);
@@ -199,6 +209,7 @@
 
   function stamp() {
     if (app.report) return;
+    document.body.classList.remove("nf-stale");
     const d = new Date();
     const p = function (n) { return String(n).padStart(2, "0"); };
     status("live · updated " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds()));
@@ -211,6 +222,7 @@
     clearTimeout(app.timer);
     delete document.body.dataset.ready;
     delete document.body.dataset.version;
+    document.body.classList.remove("nf-stale");
     clearBanner("deleted");
     clearBanner("error");
     const hash = location.hash || "#/";
@@ -982,6 +994,8 @@
       if (ev.key === "Escape" && app.detail !== null) closeDetail();
     });
     window.addEventListener("hashchange", route);
+    window.addEventListener("resize", topResized);
+    topResized();
     route();
     if (!app.report) {
       // The storage's label for the header, whichever page was opened first (api/info
