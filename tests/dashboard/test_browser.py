@@ -260,6 +260,9 @@ def test_a_genotype_draws_two_cells_and_a_macro_network_a_strip_of_blocks(page, 
     (trial,) = study.trials
     drawing = create_space(space).drawing(trial.arch)
     _open(page, _study(site, name), "study")
+    # One trial, number 0: its axis starts at 0, not at a trial -1.
+    ticks = page.locator("svg#nf-chart-trajectory .nf-axis text").all_text_contents()
+    assert "0" in ticks and not [t for t in ticks if t.startswith("-")]
     page.locator("#nf-trials tbody tr[data-number='0'] td").first.click()
     page.wait_for_selector("#nf-drawing[data-kind]", timeout=WAIT_MS)
     svg = page.locator("#nf-drawing")

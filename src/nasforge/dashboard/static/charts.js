@@ -93,8 +93,10 @@
       hi = 1;
     }
     if (lo === hi) {
-      const pad = lo === 0 ? 1 : Math.abs(lo) * 0.05;
-      lo -= pad;
+      // One value: a range around it, never below 0 for values that cannot be (trial
+      // number 0 alone showed an axis from -1).
+      const pad = lo === 0 ? 1 : Math.abs(lo) * (integer ? 1 : 0.05);
+      lo = lo >= 0 ? Math.max(0, lo - pad) : lo - pad;
       hi += pad;
     }
     let step = niceStep(hi - lo, count);
