@@ -359,6 +359,35 @@ def test_an_mlflow_store_that_cannot_be_opened_yet_is_opened_at_the_first_trial(
     assert len(runs) == len(study.trials) + 1  # the trials and the study's parent run
 
 
+def test_a_sqlite_store_is_opened_under_a_lock_on_its_file(tmp_path, monkeypatch):
+    """Workers started at once must not run MLflow's schema migrations together (one fails on
+    a table the other made): each opens the store holding an exclusive lock on its file."""
+    import fcntl
+
+    databases = [tmp_path / "new" / "m.db", tmp_path / "mlflow.db"]
+    held: list[bool] = []
+
+    def opening(uri: str | None) -> Any:
+        with open(databases[len(held)], "rb") as other:  # another open file, as another worker's
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held.append(True)
+            else:
+                held.append(False)
+        return object()
+
+    monkeypatch.setattr(mlflow_tracking, "MlflowClient", opening)
+    MLflowCallback(f"sqlite:///{databases[0]}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    MLflowCallback(None)  # MLflow's default store, a SQLite file in the working folder
+    assert held == [True, True]
+    for database in databases:
+        with open(database, "rb") as after:  # released once opened
+            fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 # -- failures do not stop the search ------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:

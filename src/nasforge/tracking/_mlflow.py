@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasforge.errors import InvalidConfigError, MissingDependencyError
@@ -92,15 +93,16 @@ class MLflowCallback(Tracker):
         """An ``MlflowClient``; ``None`` when the store cannot be opened now (the first trial
         tries again, and a failure there is the tracker's warning).
 
-        A URI whose scheme MLflow does not know is refused here. Opening a new SQLite store
-        runs MLflow's schema migrations; two workers that open it at once can trip over each
-        other, so a failure is retried twice.
+        A URI whose scheme MLflow does not know is refused here. Opening a new store runs
+        MLflow's schema migrations, and two workers that run them at once trip over each
+        other: a SQLite store is opened under a lock (:meth:`_open`), and a failure is retried
+        twice.
         """
         from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
         for attempt in range(3):
             try:
-                return self._client_class(self.tracking_uri)
+                return self._open()
             except UnsupportedModelRegistryStoreURIException:
                 scheme = (self.tracking_uri or "").partition(":")[0]
                 raise InvalidConfigError(
@@ -112,6 +114,22 @@ class MLflowCallback(Tracker):
                 if attempt < 2:
                     time.sleep(0.5 * 2**attempt)
         return None
+
+    def _open(self) -> Any:
+        """``MlflowClient(tracking_uri)``; for a SQLite store, under an exclusive lock on the
+        database's file (made empty when missing, as SQLite would), so that workers started
+        at once run MLflow's schema migrations one after the other: the later ones wait and
+        then find the tables made (without ``fcntl``, on Windows, the retries alone)."""
+        try:
+            import fcntl
+        except ImportError:
+            return self._client_class(self.tracking_uri)
+        path = _sqlite_file(self.tracking_uri)
+        if path is None:
+            return self._client_class(self.tracking_uri)
+        with open(path, "ab") as handle:  # closing it releases the lock
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            return self._client_class(self.tracking_uri)
 
     def _secrets(self) -> tuple[str, ...]:
         from urllib.parse import unquote, urlsplit
@@ -126,7 +144,7 @@ class MLflowCallback(Tracker):
     def client(self) -> Any:
         """The ``MlflowClient`` the callback logs with."""
         if self._client is None:
-            self._client = self._client_class(self.tracking_uri)
+            self._client = self._open()
         return self._client
 
     @property
@@ -287,3 +305,24 @@ def _mlflow_key(name: str) -> str:
     key = re.sub(r"[^\w.\- /]", "_", key)
     key = "/".join(part for part in key.split("/") if part not in ("", ".", ".."))
     return key[:250] or "_"
+
+
+def _sqlite_file(tracking_uri: str | None) -> Path | None:
+    """The database file of a SQLite tracking URI (MLflow's default URI when ``None``), its
+    folder made; ``None`` for another store, an in-memory database or a folder that cannot be
+    made (MLflow then says what is wrong)."""
+    from mlflow.tracking import get_tracking_uri
+    from sqlalchemy.engine import make_url
+
+    uri = tracking_uri or get_tracking_uri()
+    if not uri.startswith("sqlite:"):
+        return None
+    try:
+        database = make_url(uri).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        path = Path(database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except Exception:
+        return None
+    return path
