@@ -39,12 +39,15 @@ def search(trials: int, seed: int, callbacks: list[Any]) -> tuple[float, Any]:
 
 
 def startup(code: str, repeats: int) -> float:
-    """Median seconds of ``python -c code`` in a fresh process."""
+    """Median seconds of ``python -c code`` in a fresh process, in an empty folder (MLflow's
+    default store is a file in the working folder)."""
     times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run = [sys.executable, "-c", code]
+            subprocess.run(run, check=True, capture_output=True, cwd=folder)
+            times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
@@ -71,6 +74,7 @@ def main() -> None:
             uri = f"sqlite:///{Path(tmp) / f'mlflow{repeat}.db'}"
             mlflow = MLflowCallback(uri)
             seconds, study = search(opts.trials, seed, [mlflow])
+            mlflow.close()
             per_trial["mlflow-sqlite"].append(seconds)
             from mlflow.tracking import MlflowClient
 
@@ -94,7 +98,7 @@ def main() -> None:
     repeats = max(1, opts.repeats)
     build = {
         "tensorboard": startup(
-            "from nasforge.tracking import TensorBoardCallback; TensorBoardCallback('/tmp/_tb')",
+            "from nasforge.tracking import TensorBoardCallback; TensorBoardCallback('tb')",
             repeats,
         ),
         "mlflow": startup(
