@@ -219,22 +219,9 @@
     });
   }
 
-  function stepPath(points, x, y) {
-    let d = "";
-    let prev = null;
-    for (const p of points) {
-      if (!finite(p[0]) || !finite(p[1])) {
-        prev = null;
-        continue;
-      }
-      if (prev === null) d += "M" + x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1);
-      else d += "H" + x(p[0]).toFixed(1) + "V" + y(p[1]).toFixed(1);
-      prev = p;
-    }
-    return d;
-  }
-
-  function linePath(points, x, y) {
+  /* The SVG path through points: straight segments, or with step a staircase (across, then
+   * up or down); a missing value breaks the line. */
+  function seriesPath(points, x, y, step) {
     let d = "";
     let open = false;
     for (const p of points) {
@@ -242,7 +229,10 @@
         open = false;
         continue;
       }
-      d += (open ? "L" : "M") + x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1);
+      const px = x(p[0]).toFixed(1);
+      const py = y(p[1]).toFixed(1);
+      if (!open) d += "M" + px + "," + py;
+      else d += step ? "H" + px + "V" + py : "L" + px + "," + py;
       open = true;
     }
     return d;
@@ -314,7 +304,7 @@
           el("path", { d: d + "Z", fill: color, "fill-opacity": 0.16, stroke: "none", class: "nf-band" }, g);
         }
       }
-      const d = s.step ? stepPath(s.points, f.x, f.y) : linePath(s.points, f.x, f.y);
+      const d = seriesPath(s.points, f.x, f.y, s.step);
       el("path", {
         d: d, fill: "none", stroke: color, "stroke-width": spec.compact ? 1.6 : 2.2,
         "stroke-dasharray": s.dashed ? "5 3" : null, class: "nf-line " + (s.className || ""),
