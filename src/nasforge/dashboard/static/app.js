@@ -66,12 +66,20 @@
     return document.getElementById(id);
   }
 
+  function pad2(n) {
+    return String(n).padStart(2, "0");
+  }
+
+  /* A date's local time of day, hh:mm:ss. */
+  function clock(d) {
+    return pad2(d.getHours()) + ":" + pad2(d.getMinutes()) + ":" + pad2(d.getSeconds());
+  }
+
   function time(iso) {
     if (!iso) return "—";
     const d = new Date(iso);
     if (Number.isNaN(d.getTime())) return String(iso);
-    const p = function (n) { return String(n).padStart(2, "0"); };
-    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
+    return d.getFullYear() + "-" + pad2(d.getMonth() + 1) + "-" + pad2(d.getDate()) + " " + clock(d);
   }
 
   function duration(seconds) {
@@ -210,9 +218,7 @@
   function stamp() {
     if (app.report) return;
     document.body.classList.remove("nf-stale");
-    const d = new Date();
-    const p = function (n) { return String(n).padStart(2, "0"); };
-    status("live · updated " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds()));
+    status("live · updated " + clock(new Date()));
   }
 
   /* ---- Router --------------------------------------------------------------------------- */

@@ -535,8 +535,7 @@
       pos.set(n.id, { x: xOf(k), y: y, col: k, node: n });
     }
     const hasConcat = edges.some(function (e) { return e.op === "concat"; });
-    const below = bus ? arcRoom : arcRoom;
-    const busY = center + nodeH / 2 + (bus ? below : 0) + 22;
+    const busY = center + nodeH / 2 + (bus ? arcRoom : 0) + 22;
     const g = el("g", { class: "nf-cell", "data-cell": cell.name }, root);
     const cellTitle = !cell.name || cell.name === "cell" ? "cell" : cell.name + " cell";
     text(g, 0, y0 + 14, cellTitle, { class: "nf-cell-title" });
@@ -552,7 +551,7 @@
       let d;
       let lx;
       let ly;
-      if (e.op === "concat" && hasConcat) {
+      if (e.op === "concat") {
         // Along the bus under the cell, into the output from below.
         const off = (a.col - b.col) * 3;
         d = "M" + a.x + "," + (a.y + nodeH / 2) + "V" + (busY + off) + "H" + (b.x + off) + "V" + (b.y + nodeH / 2);
