@@ -512,3 +512,10 @@ def test_a_bad_track_spec_is_one_line_and_makes_no_study(tmp_path):
         cli.app, ["worker", "--storage", storage, "--study", "s", "--track", "mlflow:"]
     )
     assert result.exit_code == 2 and "Unknown tracker 'mlflow:'" in result.stderr
+
+
+def test_the_help_names_the_extra():
+    for command in ("search", "worker"):
+        result = runner.invoke(cli.app, [command, "--help"], env={"COLUMNS": "300"})
+        assert result.exit_code == 0
+        assert "pip install 'nasforge[tracking]'" in result.stdout  # not read as rich markup

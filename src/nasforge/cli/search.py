@@ -45,7 +45,7 @@ Track = Annotated[
         "--track",
         metavar="SPEC",
         help="Log each trial to tensorboard[:DIR] (default runs) or mlflow[:URI] "
-        "(repeatable); needs pip install 'nasforge[tracking]'.",
+        "(repeatable); needs pip install 'nasforge\\[tracking]'.",
         show_default=False,
     ),
 ]

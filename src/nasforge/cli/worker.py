@@ -159,7 +159,7 @@ def worker(
             metavar="SPEC",
             help="Log each trial this worker finishes to tensorboard[:DIR] (default runs) or "
             "mlflow[:URI] (repeatable; workers of a study share its run); needs pip install "
-            "'nasforge[tracking]'.",
+            "'nasforge\\[tracking]'.",
             show_default=False,
         ),
     ] = None,
