@@ -277,8 +277,8 @@ def test_trial_holds_every_metric_and_a_drawing(db):
         stored = study.trials[3]
         assert trial["arch"] == stored.arch.text and trial["state"] == "COMPLETE"
         assert set(trial["metrics"]) == set(stored.metrics)
-        if hasattr(study.space, "drawing"):
-            assert trial["drawing_error"] is None and trial["drawing"]["kind"] == "cells"
+        assert trial["drawing_error"] is None and trial["drawing"]["kind"] == "cells"
+        assert trial["drawing"] == json.loads(json.dumps(study.space.drawing(stored.arch)))
         with pytest.raises(UnknownNameError, match=r"0\.\.24"):
             data.trial("re-b", 25)
         json.dumps(trial, allow_nan=False)
