@@ -20,7 +20,15 @@ import pytest
 
 import nasforge
 from nasforge.dashboard import DashboardData, create_app
-from nasforge.dashboard._server import bind, free_port, is_loopback, page_url, warm_up
+from nasforge.dashboard._server import (
+    LOOPBACK_NAMES,
+    bind,
+    free_port,
+    host_name,
+    is_loopback,
+    page_url,
+    warm_up,
+)
 from nasforge.errors import InvalidConfigError
 from nasforge.storage import get_storage
 
@@ -220,12 +228,21 @@ def test_a_deleted_study_answers_404_and_new_trials_appear(tmp_path: Path) -> No
 
 
 def test_a_foreign_host_name_is_refused(stored: Path) -> None:
-    server = Served(f"sqlite:///{stored}", allowed_hosts=["127.0.0.1", "localhost"])
+    server = Served(f"sqlite:///{stored}", allowed_hosts=LOOPBACK_NAMES)
     try:
         assert server.get("/api/overview")[0] == 200
-        assert server.get("/api/overview", Host="attacker.example")[0] == 400
+        # the names a browser sends for a server on --host localhost or --host ::1
+        for host in ("LocalHost:8080", "[::1]:8080", "[::1]"):
+            assert server.get("/api/info", Host=host)[0] == 200, host
+        for host in ("attacker.example", "attacker.example:8080", "[::2]:8080", "[", ""):
+            assert server.get("/api/overview", Host=host)[0] == 400, host
     finally:
         server.stop()
+
+
+def test_host_name_drops_the_port() -> None:
+    assert host_name("[::1]:8080") == "[::1]" and host_name("[::1]") == "[::1]"
+    assert host_name("LocalHost:80") == "localhost" and host_name("127.0.0.1") == "127.0.0.1"
 
 
 def test_a_port_in_use_names_a_free_one() -> None:

@@ -34,11 +34,11 @@ from urllib.parse import unquote
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nasforge.errors import InvalidConfigError, NasforgeError, UnknownNameError
 
@@ -50,6 +50,7 @@ __all__ = [
     "bind",
     "create_app",
     "free_port",
+    "host_name",
     "is_loopback",
     "page_url",
     "warm_up",
@@ -134,6 +135,35 @@ def _study_path(request: Request) -> list[str]:
     return [unquote(part, errors="strict") for part in tail.split("/")]
 
 
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header without its port, lower case: ``[::1]:8080`` ->
+    ``[::1]``, ``Localhost:8080`` -> ``localhost``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[: header.find("]") + 1]
+    return header.split(":", 1)[0]
+
+
+class _HostCheck:
+    """Answers 400 to a request whose ``Host`` names none of ``allowed``, so that a web page
+    elsewhere cannot reach a loopback server through DNS rebinding. (Starlette's
+    TrustedHostMiddleware read ``[::1]:8080`` as ``[`` before version 1, refusing every
+    request to ``--host ::1``.)"""
+
+    def __init__(self, app: ASGIApp, allowed: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(name.lower() for name in allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if host_name(header) not in self.allowed:
+                refused = Response("Invalid host header", 400, media_type="text/plain")
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(data: DashboardData, *, allowed_hosts: Sequence[str] | None = None) -> Starlette:
     """The dashboard's ASGI application over ``data`` (see the module docstring for the routes).
 
@@ -189,7 +219,7 @@ def create_app(data: DashboardData, *, allowed_hosts: Sequence[str] | None = Non
     ]
     middleware = [Middleware(GZipMiddleware, minimum_size=_GZIP_FROM, compresslevel=1)]
     if allowed_hosts is not None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
+        middleware.insert(0, Middleware(_HostCheck, allowed=list(allowed_hosts)))
     return Starlette(routes=routes, middleware=middleware)
 
 
