@@ -147,8 +147,8 @@ def host_name(header: str) -> str:
 class _HostCheck:
     """Answers 400 to a request whose ``Host`` names none of ``allowed``, so that a web page
     elsewhere cannot reach a loopback server through DNS rebinding. (Starlette's
-    TrustedHostMiddleware read ``[::1]:8080`` as ``[`` before version 1, refusing every
-    request to ``--host ::1``.)"""
+    TrustedHostMiddleware reads ``[::1]:8080`` as ``[`` in versions this package accepts,
+    0.37 to 1.0 at least, refusing every request to ``--host ::1``.)"""
 
     def __init__(self, app: ASGIApp, allowed: Sequence[str]) -> None:
         self.app = app
