@@ -162,6 +162,13 @@ def test_a_missing_study_is_refused_with_the_studies_listed(url: str, tmp_path: 
         write_report(url, ["mo"], out, max_drawings=-1)
 
 
+def test_a_file_that_cannot_be_written_is_named_as_asked(url: str, tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "r.html"
+    with pytest.raises(FileNotFoundError) as info:
+        write_report(url, ["other"], out, max_drawings=0)
+    assert info.value.filename == str(out)  # not the partial file written beside it
+
+
 def test_no_drawings_asked_keeps_only_the_table(url: str, tmp_path: Path) -> None:
     out = write_report(url, ["other"], tmp_path / "r.html", max_drawings=0)
     assert list(tmp_path.iterdir()) == [out]  # no partial file left beside it

@@ -27,7 +27,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -40,6 +39,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nasforge.dashboard.report import static_files
 from nasforge.errors import InvalidConfigError, NasforgeError, UnknownNameError
 
 if TYPE_CHECKING:
@@ -82,11 +82,6 @@ _GZIP_FROM = 1024
 
 #: Storage errors already logged (the pages poll every 2 s; each is logged once).
 _WARNED: set[str] = set()
-
-
-def static_files() -> Any:
-    """The folder (a :mod:`importlib.resources` traversable) of the page's files."""
-    return resources.files("nasforge.dashboard") / "static"
 
 
 def _json(payload: Any, status: int = 200) -> Response:

@@ -22,6 +22,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from nasforge.dashboard._data import DashboardData
     from nasforge.storage import Storage
 
-__all__ = ["embed_json", "select_trials", "write_report"]
+__all__ = ["embed_json", "select_trials", "static_files", "write_report"]
 
 #: Characters written as ``\\uXXXX`` escapes in the embedded JSON: ``<`` and ``>`` (so that
 #: ``</script>`` or ``<!--`` in a study name cannot end or bend the element), ``&``, and the
@@ -160,6 +161,8 @@ def write_report(
     try:
         partial.write_text(document, encoding="utf-8")
         os.replace(partial, path)
+    except OSError as exc:  # named by the path asked for, not by the file beside it
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         partial.unlink(missing_ok=True)
     return path
@@ -185,9 +188,13 @@ def report_payload(data: DashboardData, names: Sequence[str], max_drawings: int)
     }
 
 
-def _static(name: str) -> str:
-    from nasforge.dashboard._server import static_files
+def static_files() -> Any:
+    """The folder (a :mod:`importlib.resources` traversable) of the page's files, which the
+    server serves and a report inlines."""
+    return resources.files("nasforge.dashboard") / "static"
 
+
+def _static(name: str) -> str:
     return str((static_files() / name).read_text(encoding="utf-8"))
 
 
