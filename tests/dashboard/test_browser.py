@@ -154,6 +154,27 @@ def test_overview_lists_every_study_with_its_trial_count(page, site, writer):
     assert not page.errors
 
 
+def test_the_overview_fits_the_window_with_a_long_macro_architecture(page, site, url, writer):
+    from nasforge.evaluators.function import FunctionEvaluator
+
+    def size(arch: Architecture, context: Any) -> float:
+        return float(len(str(arch)))
+
+    name = "mobilenet+recipe-long"
+    study = nasforge.create_study(space="mobilenet+recipe", seed=0, storage=url, study_name=name)
+    study.optimize(FunctionEvaluator(size, pass_model=False, cost_unit="calls"), budget=1)
+    (trial,) = _trials(writer, name)
+    assert len(str(trial.arch)) > 400
+    _open(page, site, "overview")
+    box = page.locator("#nf-studies").locator("xpath=..")
+    assert box.evaluate("b => b.scrollWidth <= b.clientWidth")  # no sideways scrolling at 1280 px
+    cell = page.locator(f"#nf-studies tr[data-study='{name}'] td.nf-best-arch")
+    assert cell.locator("code").text_content() == str(trial.arch)  # whole, for copy and search
+    assert str(trial.arch) in cell.locator("code").get_attribute("title")
+    height = cell.bounding_box()["height"]
+    assert height < 120, f"the best architecture made a row {height} px high"
+
+
 def test_study_page_shows_the_count_the_best_and_draws_the_charts(page, site, writer, artifacts):
     trials = _trials(writer, SEARCH)
     complete = [t for t in trials if t.state is TrialState.COMPLETE]

@@ -115,6 +115,15 @@
     return code;
   }
 
+  /* text with a line-break opportunity after each sep ("nb201+quant": after the "+"), as
+   * text nodes and <wbr> (which adds no text). */
+  function breakAfter(text, sep) {
+    const parts = String(text).split(sep);
+    return parts.map(function (part, i) {
+      return i < parts.length - 1 ? [part + sep, document.createElement("wbr")] : part;
+    });
+  }
+
   function stateBadge(state) {
     return h("span", { class: "nf-state nf-state-" + state }, state);
   }
@@ -290,7 +299,7 @@
         : h("span", { title: "not included in this report" }, s.name);
       body.appendChild(h("tr", { "data-study": s.name },
         h("td", { class: "nf-name" }, name, s.oneshot ? h("span", { class: "nf-tag" }, "one-shot") : null),
-        h("td", null, s.space),
+        h("td", null, breakAfter(s.space, "+")),
         h("td", null, s.strategy),
         h("td", null, s.evaluator || "—"),
         h("td", { class: "nf-objectives" }, (s.objectives || []).join(", ")),
@@ -300,7 +309,7 @@
         })),
         h("td", { class: "nf-best-value nf-num", "data-value": s.best ? s.best.value : null, title: s.best ? s.best.metric : null },
           s.best ? fmt(s.best.value) : "—", s.best ? h("span", { class: "nf-unit" }, " " + s.best.metric) : null),
-        h("td", { class: "nf-best-arch" }, s.best ? archCode(s.best.arch, { title: "trial " + s.best.number }) : "—"),
+        h("td", { class: "nf-best-arch" }, s.best ? archCode(s.best.arch, { title: "trial " + s.best.number + "\n" + s.best.arch }) : "—"),
         h("td", { class: "nf-num" }, cost(s.cost, s.cost_unit)),
         h("td", { class: "nf-time" }, time(s.last_finish_at))));
     }
