@@ -3,9 +3,9 @@
 
 Two SQLite storages are built (or reused with ``--reuse``): MANY holds 20 studies of 500
 trials each (10,000 trials; NB201 tabular searches with various strategies and datasets, two
-objectives valid_acc:max and params_M:min), BIG one study of 10,000 trials. The dashboard is
-served from a thread (uvicorn, as ``nasforge dashboard`` serves it) and loaded in headless
-Chromium (playwright on /usr/bin/chromium). A page's time runs from the navigation's start
+objectives valid_acc:max and params_M:min), BIG one study of 10,000 trials. Each server is
+``nasforge dashboard --storage URL --port 0`` in a fresh process, and the page is loaded in
+headless Chromium (playwright on /usr/bin/chromium). A page's time runs from the navigation's start
 to the moment its view sets ``document.body.dataset.ready`` (seen by a MutationObserver,
 read on the page's performance clock):
 
@@ -13,7 +13,8 @@ read on the page's performance clock):
 * study page (``#/study/<name>``, ready = "study") of a 500-trial study of MANY and of the
   10,000-trial study of BIG;
 
-each cold (the first load, asked the moment a fresh server listens, its caches empty), cold
+each cold (the first load, asked the moment a fresh server prints its address: its caches
+empty and its modules not yet loaded), cold
 ``--after`` seconds after a fresh server started (as a person opens the printed address;
 the server reads the studies meanwhile, as ``serve`` does) and warm (median of ``--repeats``
 full reloads). To tell which side is slow, it also times the data
@@ -37,15 +38,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import re
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import nasforge
-from nasforge.dashboard import DashboardData, create_app, write_report
-from nasforge.dashboard._server import bind, page_url, warm_up
+from nasforge.dashboard import DashboardData, write_report
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -97,35 +101,46 @@ def build(path: Path, studies: int, trials: int, first_seed: int) -> float:
 
 
 class Server:
-    """The dashboard over ``url`` in a uvicorn thread (fresh caches each time)."""
+    """``nasforge dashboard --storage URL --port 0`` in a fresh process, as a person starts it:
+    its caches empty and the modules it reads the studies with not yet loaded (a server in
+    this process would find them loaded by the loads before). Stopped with Ctrl-C."""
 
     warm = True  # read the studies at start, as serve() does (--no-warm-up: not)
 
     def __init__(self, url: str) -> None:
-        import uvicorn
-
-        self.data = DashboardData(url)
-        sock = bind("127.0.0.1", 0)
-        self.url = page_url("127.0.0.1", sock.getsockname()[1])
-        config = uvicorn.Config(
-            create_app(self.data),
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
-        self.thread.start()
         if self.warm:
-            warm_up(self.data)  # as serve() does
-        while not self.server.started:
-            time.sleep(0.01)
+            command = [sys.executable, "-m", "nasforge", "dashboard", "--storage", url]
+            command += ["--port", "0"]
+        else:  # serve() with its reading at start turned off
+            command = [sys.executable, __file__, "--serve", url, "--no-warm-up"]
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        assert self.process.stderr is not None
+        lines = []
+        for line in self.process.stderr:  # serve() prints the address once the port listens
+            lines.append(line)
+            found = re.search(r" at (http://\S+/) ", line)
+            if found is not None:
+                self.url = found.group(1)
+                break
+        else:
+            self.process.wait()
+            raise RuntimeError("the dashboard did not start:\n" + "".join(lines))
+        # keep reading its stderr, so that a warning it prints later never blocks it
+        threading.Thread(target=self.process.stderr.read, daemon=True).start()
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join()
-        self.data.close()
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(60)
+
+
+def serve_only(url: str, warm_up: bool) -> None:
+    """``--serve URL``: what ``nasforge dashboard`` runs, here with or without the reading of
+    the studies at start."""
+    from nasforge.dashboard import _server, serve
+
+    if not warm_up:
+        _server.warm_up = lambda data, *args, **kwargs: None  # type: ignore[assignment]
+    serve(url, port=0)
 
 
 def load(page: Any, url: str, view: str, timeout: float = 60.0) -> dict[str, float]:
@@ -288,7 +303,11 @@ def main() -> None:
     )
     parser.add_argument("--reuse", action="store_true", help="reuse the storages in OUT")
     parser.add_argument("--smoke", action="store_true", help="4 x 50 trials, BIG 500")
+    parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)  # a server process
     args = parser.parse_args()
+    if args.serve:
+        serve_only(args.serve, not args.no_warm_up)
+        return
     if args.smoke:
         args.studies, args.trials, args.big, args.repeats, args.cold_repeats = 4, 50, 500, 2, 1
     out: Path = args.out
@@ -378,7 +397,8 @@ def show(results: dict[str, Any], n_studies: int, small: str, big: str) -> None:
             f"  <= {TARGETS[kind]:.0f} s {'ok' if row['cold'] <= TARGETS[kind] else 'MISSED'}"
         )
     print(
-        f"cold: asked the moment a fresh server listens (median of {servers} servers); "
+        f"cold: asked the moment a fresh nasforge dashboard process prints its address "
+        f"(median of {servers} processes); "
         f"+{after:.0f}s: asked {after:.0f} s after it started (the studies read meanwhile); "
         "warm: median of reloads; api / render: the "
         "slowest API answer / ready minus the last answer's end (warm)"
