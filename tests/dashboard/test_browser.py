@@ -322,6 +322,34 @@ def test_a_genotype_draws_two_cells_and_a_macro_network_a_strip_of_blocks(page, 
             assert "skipped" in block.text_content()
 
 
+def test_a_long_list_of_settings_is_folded_under_the_drawing(page, site, url):
+    from nasforge.evaluators.function import FunctionEvaluator
+    from nasforge.spaces import create as create_space
+
+    def size(arch: Architecture, context: Any) -> float:
+        return float(len(str(arch)))
+
+    name = "nb201+quant-drawn"
+    study = nasforge.create_study(space="nb201+quant", seed=0, storage=url, study_name=name)
+    study.optimize(FunctionEvaluator(size, pass_model=False, cost_unit="calls"), budget=1)
+    (trial,) = study.trials
+    settings = create_space("nb201+quant").drawing(trial.arch)["settings"]
+    assert len(settings) > 12  # a precision per layer
+    _open(page, _study(site, name), "study")
+    page.locator("#nf-trials tbody tr[data-number='0'] td").first.click()
+    page.wait_for_selector("#nf-drawing g.nf-node", timeout=WAIT_MS)
+    fold = page.locator("#nf-trial-detail details.nf-settings-fold")
+    assert fold.locator("summary").inner_text() == f"{len(settings)} settings"
+    assert not page.locator("#nf-drawing-settings").is_visible()
+    metrics = page.locator("#nf-trial-detail table.nf-kv").first.bounding_box()
+    assert metrics is not None and metrics["y"] < 800  # the metrics in view, under the drawing
+    fold.locator("summary").click()
+    shown = page.locator("#nf-drawing-settings li")
+    assert shown.count() == len(settings)
+    first = next(iter(settings))
+    assert shown.first.inner_text() == f"{first} {settings[first]}"
+
+
 def test_a_trial_finished_by_another_worker_appears_without_a_reload(page, site, writer):
     before = len(_trials(writer, SEARCH))
     _open(page, _study(site, SEARCH), "study")

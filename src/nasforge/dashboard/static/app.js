@@ -863,13 +863,18 @@
   }
 
   /* A drawing's network-wide settings (resolution, a recipe's choices, per-layer precisions)
-   * as a wrapped list under the drawing, for cells and strips alike. */
+   * as a wrapped list under the drawing, for cells and strips alike; a long list (a
+   * quantized network's precision per layer: a hundred or more) folded, so that the
+   * trial's metrics stay in view under the drawing. */
+  const SETTINGS_SHOWN = 12;
   function drawingSettings(drawing) {
     const settings = Object.entries((drawing && drawing.settings) || {});
     if (!settings.length) return null;
-    return h("ul", { class: "nf-settings", id: "nf-drawing-settings" }, settings.map(function (kv) {
+    const list = h("ul", { class: "nf-settings", id: "nf-drawing-settings" }, settings.map(function (kv) {
       return h("li", null, h("span", { class: "nf-muted" }, String(kv[0]) + " "), String(kv[1]));
     }));
+    if (settings.length <= SETTINGS_SHOWN) return list;
+    return h("details", { class: "nf-settings-fold" }, h("summary", null, settings.length + " settings"), list);
   }
 
   function renderDetail(t, note) {
