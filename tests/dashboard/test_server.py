@@ -7,11 +7,9 @@ import gzip
 import hashlib
 import json
 import socket
-import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +32,9 @@ from nasforge.storage import get_storage
 
 uvicorn = pytest.importorskip("uvicorn")
 
+#: conftest's ``serve`` fixture: serve(app) -> a uvicorn server in a thread, with .url and .stop()
+Serve = Callable[[Any], Any]
+
 ODD = "</script><script>alert('x')</script> a/b %41"
 
 
@@ -52,22 +53,13 @@ def search(url: str, name: str, budget: int, objectives: list[str] | None = None
 
 
 class Served:
-    """A uvicorn server in a thread over ``create_app(DashboardData(url))``."""
+    """``create_app(DashboardData(url))`` served by conftest's ``serve`` (uvicorn in a thread),
+    with helpers to ask it."""
 
-    def __init__(self, url: str, **app: Any) -> None:
+    def __init__(self, serve: Serve, url: str, **app: Any) -> None:
         self.data = DashboardData(url)
-        sock = bind("127.0.0.1", 0)
-        self.base = page_url("127.0.0.1", sock.getsockname()[1])
-        config = uvicorn.Config(
-            create_app(self.data, **app), log_config=None, log_level="warning", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.02)
+        self.server = serve(create_app(self.data, **app))
+        self.base = self.server.url
 
     def get(self, path: str, **headers: str) -> tuple[int, Any, bytes]:
         """The status, the headers (names in any case) and the body of ``GET path``."""
@@ -85,8 +77,7 @@ class Served:
         return status, json.loads(body)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
+        self.server.stop()
         self.data.close()
 
 
@@ -104,8 +95,8 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(stored: Path) -> Iterator[Served]:
-    server = Served(f"sqlite:///{stored}")
+def served(serve: Serve, stored: Path) -> Iterator[Served]:
+    server = Served(serve, f"sqlite:///{stored}")
     yield server
     server.stop()
 
@@ -130,8 +121,8 @@ def test_overview_lists_every_study(served: Served) -> None:
     assert rows["mo"]["objectives"] == ["valid_acc:max", "params_M:min"]
 
 
-def test_info_names_the_storage_without_reading_a_study(stored: Path) -> None:
-    server = Served(f"sqlite:///{stored}")
+def test_info_names_the_storage_without_reading_a_study(serve: Serve, stored: Path) -> None:
+    server = Served(serve, f"sqlite:///{stored}")
     try:
         status, payload = server.json("/api/info")
         assert status == 200 and payload == {"storage": f"sqlite:///{stored}"}
@@ -188,11 +179,11 @@ def test_comparisons_without_folders(served: Served) -> None:
     assert served.json("/api/comparisons") == (200, [])
 
 
-def test_the_storage_is_never_written(tmp_path: Path) -> None:
+def test_the_storage_is_never_written(serve: Serve, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     search(url, "rs", 20)
     before = digest(tmp_path / "runs.db")
-    server = Served(url)
+    server = Served(serve, url)
     try:
         for path in ("/", "/api/overview", "/api/study/rs", "/api/study/rs/trial/0", "/x"):
             server.get(path)
@@ -204,11 +195,11 @@ def test_the_storage_is_never_written(tmp_path: Path) -> None:
     assert not wal.exists() or wal.stat().st_size == 0
 
 
-def test_a_deleted_study_answers_404_and_new_trials_appear(tmp_path: Path) -> None:
+def test_a_deleted_study_answers_404_and_new_trials_appear(serve: Serve, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     search(url, "gone", 10)
     search(url, "kept", 10)
-    server = Served(url)
+    server = Served(serve, url)
     try:
         assert server.json("/api/study/gone")[0] == 200
         status, page = server.json("/api/study/kept")
@@ -227,8 +218,8 @@ def test_a_deleted_study_answers_404_and_new_trials_appear(tmp_path: Path) -> No
         server.stop()
 
 
-def test_a_foreign_host_name_is_refused(stored: Path) -> None:
-    server = Served(f"sqlite:///{stored}", allowed_hosts=LOOPBACK_NAMES)
+def test_a_foreign_host_name_is_refused(serve: Serve, stored: Path) -> None:
+    server = Served(serve, f"sqlite:///{stored}", allowed_hosts=LOOPBACK_NAMES)
     try:
         assert server.get("/api/overview")[0] == 200
         # the names a browser sends for a server on --host localhost or --host ::1
