@@ -307,7 +307,9 @@ def bind(host: str, port: int) -> socket.socket:
             reserved for the administrator, or ``host`` is not an address of this machine.
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise InvalidConfigError(f"--port must be a whole number from 1 to 65535, got {port!r}.")
+        raise InvalidConfigError(
+            f"--port must be a whole number from 1 to 65535 (0: any free port), got {port!r}."
+        )
     try:
         sock = _try_bind(host, port)
     except OSError as exc:
