@@ -41,8 +41,15 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def report(url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from nasforge.experiments import run_comparison
+
+    folder = tmp_path_factory.mktemp("compare") / "re-vs-random"
+    run_comparison(
+        ["regularized-evolution", "random"], datasets=["cifar10"], seeds=2, budget=12,
+        dedupe=False, n_jobs=1,
+    ).write(folder)  # fmt: skip
     out = tmp_path_factory.mktemp("out") / "report.html"
-    assert write_report(url, ["mo", ODD], out, max_drawings=10) == out
+    assert write_report(url, ["mo", ODD], out, comparisons=[folder], max_drawings=10) == out
     return out
 
 
@@ -59,6 +66,9 @@ def test_the_data_is_embedded_and_cannot_end_its_element(report: Path) -> None:
     assert sorted(data["studies"]) == sorted(["mo", ODD])
     assert data["studies"][ODD]["name"] == ODD
     assert [row["name"] for row in data["overview"]["studies"]] == ["mo", ODD]  # not "other"
+    assert [c["name"] for c in data["overview"]["comparisons"]] == ["re-vs-random"]
+    (comparison,) = data["comparisons"]
+    assert set(comparison["datasets"]["cifar10"]) == {"regularized-evolution", "random"}
     raw = DATA.search(text).group(1)  # type: ignore[union-attr]
     for char in "<>&\u2028\u2029":
         assert char not in raw
@@ -213,5 +223,10 @@ def test_the_report_opens_offline_and_shows_markup_as_text(browser: Any, report:
         timeout=15000,
     )
     assert page.title() != "pwned" and dialogs == []
+    page.goto(report.as_uri() + "#/")
+    page.click("#nf-comparisons a")
+    page.wait_for_selector("body[data-ready='compare']", timeout=15000)
+    assert page.locator("table#nf-compare-table tbody tr").count() == 2  # one per strategy
+    assert page.locator("svg.nf-compare-curve").count() == 1  # one per dataset
     assert requests == [] and errors == []
     context.close()
