@@ -104,7 +104,9 @@ def report(
 def _studies(url: str, names: list[str], every: bool) -> list[str]:
     """The studies to report: ``names``, or all with ``--all``; neither or both is refused
     with the stored studies listed."""
-    if names and not every:
+    if names and every:
+        raise InvalidConfigError("Give study names or --all, not both.")
+    if names:
         return names
     from nasforge.storage import get_storage, mask_url
 
@@ -114,8 +116,6 @@ def _studies(url: str, names: list[str], every: bool) -> list[str]:
     finally:
         storage.close()
     shown = ", ".join(stored) if stored else "none"
-    if names:
-        raise InvalidConfigError("Give study names or --all, not both.")
     if not every:
         raise InvalidConfigError(
             f"Name the studies to report, or pass --all; the studies in {mask_url(url)}: {shown}."
