@@ -179,6 +179,30 @@ def test_delta_holds_only_what_changed_and_merges_into_the_full_table(tmp_path):
     writer.close()
 
 
+def test_a_poll_with_a_current_detail_token_leaves_the_summaries_out(tmp_path):
+    url = f"sqlite:///{tmp_path}/d.db"
+    _search(url, "s", 10)
+    writer = get_storage(url)
+    record = writer.get_study("s")
+    with DashboardData(url) as data:
+        first = data.study("s")
+        assert not first["same_detail"] and "trajectory" in first and "scatter" in first
+        again = data.study("s", **first["version"], detail=first["detail_token"])
+        assert again["same_detail"] and again["detail_token"] == first["detail_token"]
+        assert "trajectory" not in again and "scatter" not in again and "best" not in again
+        assert again["trials"]["rows"] == []
+        # a new trial makes the summaries new: a new token, and they are sent again
+        _add(writer, record, (2, 2, 2, 2, 2, 2), metrics={"valid_acc": 99.0, "params_M": 0.1})
+        third = data.study("s", **again["version"], detail=again["detail_token"])
+        assert not third["same_detail"] and third["detail_token"] != first["detail_token"]
+        assert third["best"]["value"] == 99.0 and len(third["trials"]["rows"]) == 1
+        # another object's token (a restarted server) is never taken for current
+        with DashboardData(url) as other:
+            fresh = other.study("s", **third["version"], detail=third["detail_token"])
+            assert not fresh["same_detail"] and "trajectory" in fresh
+    writer.close()
+
+
 def test_trajectory_is_the_running_best_in_finish_order(db):
     with DashboardData(db) as data:
         page = data.study("re-a")

@@ -10,6 +10,7 @@ studies whose counts moved.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,6 +69,7 @@ class _Cache:
     summary_version: int = -1
     detail: dict[str, Any] | None = None  # the study page without its rows, at detail_version
     detail_version: int = -1
+    detail_serial: int = 0  # bumped whenever ``detail`` is made again (its token's suffix)
     columns: list[str] = field(default_factory=list)
     columns_at: tuple[int, int] = (0, 0)  # (known, seq) when the columns last changed
     rows: dict[int, list[Any]] = field(default_factory=dict)
@@ -147,6 +149,8 @@ class DashboardData:
             self.close()
             raise
         self._caches: dict[str, _Cache] = {}
+        # tells this object's detail tokens from another's (a restarted server's)
+        self._instance = os.urandom(4).hex()
 
     # -- the pages ------------------------------------------------------------------------------
     def overview(self) -> dict[str, Any]:
@@ -182,10 +186,14 @@ class DashboardData:
             "comparisons": [comparison_entry(c) for c in self._comparisons],
         }
 
-    def study(self, name: str, *, known: int = 0, seq: int = 0) -> dict[str, Any]:
+    def study(
+        self, name: str, *, known: int = 0, seq: int = 0, detail: str | None = None
+    ) -> dict[str, Any]:
         """The study page; with ``known``/``seq`` (the ``version`` of an earlier answer) only
         the trials added or finished since then are in ``trials.rows`` (``delta`` is then
-        true: merge them by number).
+        true: merge them by number). With ``detail`` (the ``detail_token`` of an earlier
+        answer) still current, the page's summaries are left out (``same_detail`` is true:
+        keep the earlier ones), so that a poll of an unchanged large study is small.
 
         Returns:
             The study's settings (``name``, ``space``, ``strategy``, ``strategy_params``,
@@ -193,7 +201,8 @@ class DashboardData:
             ``objectives`` ``[{"metric", "direction"}]``), ``counts``, ``n_trials``,
             ``cost``, ``cost_unit``, ``best`` (as in :meth:`overview`, plus the ``metrics``
             ``nasforge show`` shows), ``version`` ``{"known", "seq"}`` (send it back),
-            ``delta``, and:
+            ``delta``, ``detail_token`` (send it back as ``detail``), ``same_detail``,
+            and (unless ``same_detail``):
 
             - ``trials``: ``{"fields", "metrics", "rows"}``, one row per trial: number,
               state, arch, cost, seconds, worker, fail_reason, duplicate_of, finished_at,
@@ -217,7 +226,9 @@ class DashboardData:
         """
         with self._current(name) as cache:
             self._read_reports(cache)
-            detail = self._detail(cache)
+            summaries = self._detail(cache)
+            token = f"{self._instance}.{cache.study_id}.{cache.detail_serial}"
+            same = detail == token
             self._update_rows(cache)
             n = len(cache.trials)
             delta = (known > 0 or seq > 0) and known <= n and seq <= cache.seq
@@ -232,9 +243,11 @@ class DashboardData:
             else:
                 numbers = list(cache.trials)
             return {
-                **detail,
+                **({"name": name} if same else summaries),
                 "version": {"known": n, "seq": cache.seq},
                 "delta": bool(delta),
+                "detail_token": token,
+                "same_detail": same,
                 "trials": {
                     "fields": [*ROW_FIELDS, *cache.columns],
                     "metrics": list(cache.columns),
@@ -488,6 +501,7 @@ class DashboardData:
             else None
         )
         cache.detail_version = cache.version
+        cache.detail_serial += 1
         return cache.detail
 
     def _space(self, cache: _Cache) -> Any:

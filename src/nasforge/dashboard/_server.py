@@ -5,8 +5,9 @@ The routes (every API answer is JSON, never cached, gzip-compressed when large):
 
 - ``GET /``: the page (``static/index.html``); ``GET /static/<file>``: its scripts and style.
 - ``GET /api/overview``: :meth:`DashboardData.overview`.
-- ``GET /api/study/<name>?known=&seq=``: :meth:`DashboardData.study` (a delta when the client
-  sends back the ``version`` it holds); 404 ``{"error": "not_found", "message": ...}`` for a
+- ``GET /api/study/<name>?known=&seq=&detail=``: :meth:`DashboardData.study` (a delta when
+  the client sends back the ``version`` it holds, without the summaries when it sends back a
+  ``detail_token`` still current); 404 ``{"error": "not_found", "message": ...}`` for a
   study that is not (or no longer) in the storage.
 - ``GET /api/study/<name>/trial/<number>``: :meth:`DashboardData.trial`; 404 likewise.
 - ``GET /api/comparisons``: :meth:`DashboardData.comparisons`.
@@ -195,7 +196,10 @@ def create_app(data: DashboardData, *, allowed_hosts: Sequence[str] | None = Non
         if len(parts) == 1 and name:
             return _answer(
                 lambda: data.study(
-                    name, known=_whole_number(request, "known"), seq=_whole_number(request, "seq")
+                    name,
+                    known=_whole_number(request, "known"),
+                    seq=_whole_number(request, "seq"),
+                    detail=request.query_params.get("detail"),
                 )
             )
         if len(parts) == 3 and name and parts[1] == "trial" and parts[2].isdigit():

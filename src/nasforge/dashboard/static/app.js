@@ -358,7 +358,8 @@
     }
     poll(token, async function () {
       const v = app.study ? app.study.version : null;
-      const query = v ? "?known=" + encodeURIComponent(v.known) + "&seq=" + encodeURIComponent(v.seq) : "";
+      let query = v ? "?known=" + encodeURIComponent(v.known) + "&seq=" + encodeURIComponent(v.seq) : "";
+      if (v && app.study.detail_token) query += "&detail=" + encodeURIComponent(app.study.detail_token);
       let payload;
       try {
         payload = await api("api/study/" + encodeURIComponent(name) + query);
@@ -400,9 +401,12 @@
       app.rows.set(row.number, row);
       if (row.number === app.detail && old) app.detailStale = true;
     }
-    const changed = !old || !p.delta || p.trials.rows.length > 0 ||
+    const changed = !old || !p.delta || p.trials.rows.length > 0 || !p.same_detail ||
       old.version.known !== p.version.known || old.version.seq !== p.version.seq;
-    app.study = p;
+    // An answer with same_detail leaves its summaries out: the ones held are still current.
+    app.study = p.same_detail && old ? Object.assign({}, old, {
+      version: p.version, delta: p.delta, trials: p.trials, detail_token: p.detail_token, same_detail: true,
+    }) : p;
     return changed;
   }
 
