@@ -169,10 +169,14 @@ def create_app(data: DashboardData, *, allowed_hosts: Sequence[str] | None = Non
             ``None`` answers every host. :func:`~nasforge.dashboard.serve` passes
             :data:`LOOPBACK_NAMES` when it listens on a loopback address.
     """
-    index = (static_files() / "index.html").read_text(encoding="utf-8")
+    index = static_files() / "index.html"
 
     def page(request: Request) -> Response:
-        return Response(index, headers=_PAGE_HEADERS, media_type="text/html")
+        # read per request, as the scripts are: a server left running across an upgrade of
+        # nasforge serves a page and scripts of one version
+        return Response(
+            index.read_text(encoding="utf-8"), headers=_PAGE_HEADERS, media_type="text/html"
+        )
 
     def overview(request: Request) -> Response:
         return _answer(data.overview)
