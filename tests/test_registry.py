@@ -61,6 +61,43 @@ def test_a_broken_leaf_module_does_not_hide_the_others(tmp_path, monkeypatch):
         registry.get("broken")
 
 
+def test_a_second_thread_waits_for_the_first_discovery(tmp_path, monkeypatch):
+    # the first use discovers the entries; a thread asking meanwhile must not be told that
+    # a name does not exist
+    import threading
+
+    package = tmp_path / "slowleaves"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a_slow.py").write_text("import time\ntime.sleep(0.3)\n")
+    (package / "widget.py").write_text(
+        "from tests_registry_slow import REGISTRY\n"
+        "@REGISTRY.register('late')\nclass Late:\n    pass\n"
+    )
+    (tmp_path / "tests_registry_slow.py").write_text("REGISTRY = None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import tests_registry_slow
+
+    registry: Registry[object] = Registry("widget", "slowleaves")
+    tests_registry_slow.REGISTRY = registry
+    start = threading.Barrier(2)
+    seen: list[object] = []
+
+    def look() -> None:
+        start.wait()
+        try:
+            seen.append(type(registry.create("late")).__name__)
+        except UnknownNameError as error:
+            seen.append(error)
+
+    threads = [threading.Thread(target=look) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert seen == ["Late", "Late"]
+
+
 def _plugin(root, dist, modules, entries, group="nasforge.test-widgets"):
     """A distribution ``dist`` in ``root``: package files and a dist-info with entry points."""
     for path, source in modules.items():

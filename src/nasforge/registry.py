@@ -49,6 +49,7 @@ import inspect
 import logging
 import pkgutil
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -154,6 +155,8 @@ class Registry(Generic[T]):
         self._entries: dict[str, Callable[..., T]] = {}
         self._origins: dict[str, str] = {}
         self._discovered = package is None and self.group is None
+        self._discovering = False  # True while this registry's discovery is under way
+        self._discovery_lock = threading.RLock()
         self._broken: dict[str, str] = {}  # nasforge module that failed to import -> reason
         self._failed_plugins: dict[str, str] = {}  # entry-point name -> full message
         self._loading: str | None = None  # the plugin being loaded, for decorator origins
@@ -200,13 +203,23 @@ class Registry(Generic[T]):
 
     # -- discovery ----------------------------------------------------------------------------
     def _discover(self) -> None:
+        """Import the package's modules and load the plugins, once. Another thread asking
+        meanwhile waits until every entry is in (it would otherwise be told that a name
+        does not exist); a look-up made by a module being imported here returns at once."""
         if self._discovered:
             return
-        self._discovered = True
-        if self._package is not None:
-            self._import_own_modules(self._package)
-        if self.group:
-            self._load_plugins(self.group)
+        with self._discovery_lock:
+            if self._discovered or self._discovering:
+                return
+            self._discovering = True
+            try:
+                if self._package is not None:
+                    self._import_own_modules(self._package)
+                if self.group:
+                    self._load_plugins(self.group)
+            finally:
+                self._discovering = False
+                self._discovered = True
 
     def _import_own_modules(self, package_name: str) -> None:
         package = importlib.import_module(package_name)

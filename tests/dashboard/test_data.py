@@ -579,39 +579,3 @@ def test_a_heartbeat_alone_recomputes_nothing():
         _add(storage, record, (3,) * 6, metrics={"valid_acc": 60.0})
         changed = data.study("beat", **again["version"])
     assert changed["trajectory"]["by_trial"][-1] == [2, 60.0]
-
-
-def test_spaces_are_built_one_at_a_time(monkeypatch):
-    # a registry's first use is not safe for two threads: pages of two studies made at once
-    # must not build their spaces at once
-    import threading
-    import time
-
-    real, inside, most = spaces.create, [0], [0]
-
-    def create(name, **params):
-        inside[0] += 1
-        most[0] = max(most[0], inside[0])
-        time.sleep(0.05)
-        inside[0] -= 1
-        return real(name, **params)
-
-    monkeypatch.setattr(spaces, "create", create)
-    storage = get_storage(None)
-    for name in ("one", "two"):
-        _add(storage, _record(storage, name), (1,) * 6, metrics={"valid_acc": 1.0})
-    with DashboardData(storage) as data:
-        start = threading.Barrier(2)
-        drawn: list[dict] = []
-
-        def draw(name: str) -> None:
-            start.wait()
-            drawn.append(data.trial(name, 0))
-
-        threads = [threading.Thread(target=draw, args=(n,)) for n in ("one", "two")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(10)
-    assert [d["drawing_error"] for d in drawn] == [None, None]
-    assert most[0] == 1

@@ -46,11 +46,6 @@ __all__ = ["DashboardData"]
 #: The states every count lists (zero when none).
 _STATES = ("COMPLETE", "FAILED", "RUNNING", "STOPPED")
 
-#: Held while a registry builds something (a space, a benchmark): a registry discovers its
-#: entries at its first use, and a second thread looking up a name meanwhile is told that it
-#: does not exist. Pages of different studies are made at once (a lock per study).
-_BUILDING = threading.Lock()
-
 
 @dataclass(eq=False)
 class _Cache:
@@ -510,8 +505,7 @@ class DashboardData:
             from nasforge import spaces
 
             try:
-                with _BUILDING:
-                    cache.space = spaces.create(cache.record.space, **cache.record.space_params)
+                cache.space = spaces.create(cache.record.space, **cache.record.space_params)
             except Exception as error:  # a user's space may fail to import in any way
                 cache.space_error = error
         if cache.space_error is not None:
@@ -558,16 +552,14 @@ class DashboardData:
         def source(x: Objective, y: Objective) -> tuple[list[list[Any]], str] | None:
             key = (str(x), str(y))
             if key not in cache.fronts:
-                with _BUILDING:
-                    cache.fronts[key] = tabular_front(spec, x, y)
+                cache.fronts[key] = tabular_front(spec, x, y)
             return cache.fronts[key]
 
         return source
 
     def _cost_unit(self, cache: _Cache) -> str | None:
         if not cache.cost_unit_known:
-            with _BUILDING:
-                cache.cost_unit = cost_unit(cache.record.evaluator)
+            cache.cost_unit = cost_unit(cache.record.evaluator)
             cache.cost_unit_known = True
         return cache.cost_unit
 
