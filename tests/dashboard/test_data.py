@@ -463,6 +463,13 @@ def test_a_study_deleted_and_created_again_under_its_name_is_read_anew(tmp_path)
         assert [row[2] for row in page["trials"]["rows"]] == [t.arch.text for t in study.trials]
         assert page["best"]["number"] == study.best_trial.number
         study.storage.close()
+        # the new study grows past the old one while a page of the old one is open: every
+        # row again (its version alone would look like a delta)
+        resumed = nasforge.load_study("again", url)
+        resumed.optimize(nasforge.evaluators.create("tabular", dataset="cifar10"), budget=14)
+        resumed.storage.close()
+        grown = data.study("again", **first["version"], detail=first["detail_token"])
+        assert not grown["delta"] and len(grown["trials"]["rows"]) == grown["n_trials"] >= 10
 
 
 def test_a_study_page_is_answered_while_the_overview_reads_another_study():

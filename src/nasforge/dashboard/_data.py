@@ -53,6 +53,7 @@ class _Cache:
     (read and changed only with ``lock`` held)."""
 
     record: StudyRecord
+    serial: int = 0  # tells this cache from an earlier one of a study of the same name
     lock: threading.RLock = field(default_factory=threading.RLock)
     trials: dict[int, Trial] = field(default_factory=dict)
     since: int = 0  # the next trial number to read
@@ -146,6 +147,7 @@ class DashboardData:
         self._caches: dict[str, _Cache] = {}
         # tells this object's detail tokens from another's (a restarted server's)
         self._instance = os.urandom(4).hex()
+        self._made = 0  # caches made so far (each gets the next number: a study read anew)
 
     # -- the pages ------------------------------------------------------------------------------
     def overview(self) -> dict[str, Any]:
@@ -222,11 +224,15 @@ class DashboardData:
         with self._current(name) as cache:
             self._read_reports(cache)
             summaries = self._detail(cache)
-            token = f"{self._instance}.{cache.study_id}.{cache.detail_serial}"
+            prefix = f"{self._instance}.{cache.serial}."
+            token = f"{prefix}{cache.detail_serial}"
             same = detail == token
+            # a token of another cache: the page holds another study of this name (deleted
+            # and created again) or comes from a restarted server; its version means nothing
+            foreign = detail is not None and not detail.startswith(prefix)
             self._update_rows(cache)
             n = len(cache.trials)
-            delta = (known > 0 or seq > 0) and known <= n and seq <= cache.seq
+            delta = (known > 0 or seq > 0) and known <= n and seq <= cache.seq and not foreign
             if delta and (known < cache.columns_at[0] or seq < cache.columns_at[1]):
                 delta = False  # the metric columns changed since: every row again
             if delta:
@@ -310,7 +316,8 @@ class DashboardData:
                 record.study_id,
                 record.created_at,
             ):
-                cache = self._caches[record.name] = _Cache(record)
+                self._made += 1
+                cache = self._caches[record.name] = _Cache(record, serial=self._made)
         with cache.lock:
             if cache.record != record:
                 cache.record = record
