@@ -13,6 +13,7 @@ and evaluates its proposal again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -179,6 +180,10 @@ def _join(ray: Any, address: str | None, num_cpus: int | None, num_gpus: int | N
             log_to_driver=True,
         )
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+        # a failed ray.init leaves Ray half set up (a client connection that never came):
+        # without this, a later ray.init in the same process fails on Ray's own assertion
+        with contextlib.suppress(Exception):  # nothing more to undo; the error below says why
+            ray.shutdown()
         if address is None:
             raise InvalidConfigError(
                 f"Ray could not start on this machine ({_first_line(exc)}); check that Ray "
