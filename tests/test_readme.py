@@ -45,14 +45,27 @@ def nasforge_commands() -> list[list[str]]:
     return out
 
 
+def _files(folder: Path) -> dict[Path, tuple[int, int]]:
+    """Every file under ``folder`` with its size and modification time."""
+    return {
+        path: (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file() and not path.name.startswith("example_")
+    }
+
+
 def test_the_python_blocks_run_as_scripts_twice(tmp_path: Path) -> None:
     scripts = blocks("python")
     assert len(scripts) >= 3
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for attempt in (1, 2):  # pasting an example again must work too
-        for number, text in enumerate(scripts):
+    again = list(range(len(scripts)))
+    for attempt in (1, 2):
+        # pasting an example again must work too: the second time, every block that left
+        # something in the folder (a study database, results) runs over what it left
+        for number in again if attempt == 2 else range(len(scripts)):
             script = tmp_path / f"example_{number}.py"
-            script.write_text(text)
+            script.write_text(scripts[number])
+            before = _files(tmp_path)
             done = subprocess.run(
                 [sys.executable, script.name],
                 cwd=tmp_path,
@@ -63,6 +76,9 @@ def test_the_python_blocks_run_as_scripts_twice(tmp_path: Path) -> None:
             )
             assert done.returncode == 0, (attempt, number, done.stderr[-3000:])
             assert "Traceback" not in done.stderr
+            if attempt == 1 and _files(tmp_path) == before:
+                again.remove(number)
+    assert again, "no README block writes to its folder: the second run checks nothing"
     assert (tmp_path / "studies.db").exists()
     assert (tmp_path / "results" / "trajectories.png").exists()
 
