@@ -14,6 +14,7 @@ import numpy as np
 
 from nasforge.dashboard._safe import num, plain
 from nasforge.errors import InvalidConfigError
+from nasforge.experiments.plot import mean_and_std
 
 __all__ = ["MAX_POINTS", "load_comparison"]
 
@@ -145,13 +146,7 @@ def _curve(seeds: dict[str, tuple[np.ndarray, np.ndarray]], budget: int) -> dict
         last = np.searchsorted(cost, grid + _TOL, side="right") - 1
         seen = last >= 0
         values[i, seen] = best[last[seen]]
-    counts = np.sum(~np.isnan(values), axis=0)
-    filled = np.where(np.isnan(values), 0.0, values)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = filled.sum(axis=0) / counts
-        squares = np.where(np.isnan(values), 0.0, (values - mean) ** 2).sum(axis=0)
-        std = np.where(counts > 1, np.sqrt(squares / np.maximum(counts - 1, 1)), 0.0)
-    mean = np.where(counts > 0, mean, np.nan)
+    mean, std, _ = mean_and_std(values)
     return {
         "x": [int(x) for x in grid],
         "mean": [num(v) for v in mean],

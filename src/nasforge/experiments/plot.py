@@ -142,20 +142,27 @@ def _save(figure: Any, path: str | Path, dpi: int) -> Path:
     return out
 
 
-def _mean_and_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over rows (seeds) and the half-width of its ``CONFIDENCE`` interval (Student's t
-    with one degree of freedom less than the seeds measured there), ignoring NaN entries."""
+def mean_and_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column, over the rows (seeds) measured there (NaN entries ignored): the mean (NaN
+    where none was), the sample standard deviation (0 where fewer than two were) and the
+    count."""
     counts = np.sum(~np.isnan(values), axis=0)
     safe = np.where(np.isnan(values), 0.0, values)
-    quantile = np.zeros(counts.shape)
-    for n in np.unique(counts[counts > 1]):
-        quantile[counts == n] = t_quantile(0.5 + CONFIDENCE / 2, int(n) - 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = safe.sum(axis=0) / counts
         squares = np.where(np.isnan(values), 0.0, (values - mean) ** 2).sum(axis=0)
-        std = np.sqrt(squares / (counts - 1))
-        half = np.where(counts > 1, quantile * std / np.sqrt(counts), 0.0)
-    mean = np.where(counts > 0, mean, np.nan)
+        std = np.where(counts > 1, np.sqrt(squares / np.maximum(counts - 1, 1)), 0.0)
+    return np.where(counts > 0, mean, np.nan), std, counts
+
+
+def _mean_and_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over rows (seeds) and the half-width of its ``CONFIDENCE`` interval (Student's t
+    with one degree of freedom less than the seeds measured there), ignoring NaN entries."""
+    mean, std, counts = mean_and_std(values)
+    quantile = np.zeros(counts.shape)
+    for n in np.unique(counts[counts > 1]):
+        quantile[counts == n] = t_quantile(0.5 + CONFIDENCE / 2, int(n) - 1)
+    half = np.where(counts > 1, quantile * std / np.sqrt(np.maximum(counts, 1)), 0.0)
     return mean, half
 
 
