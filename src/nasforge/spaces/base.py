@@ -507,12 +507,15 @@ class SearchSpace(ABC):
         """
         from nasforge.spaces import _drawing
 
-        arch = self.check(arch)
         if not self.supports("decisions"):
-            return _drawing.text_strip(arch.text)
-        decisions = self.decisions()
-        pairs = [(d.name, d.options[c]) for d, c in zip(decisions, arch.choices, strict=True)]
-        return _drawing.decision_strip(pairs)
+            return _drawing.text_strip(self.check(arch).text)
+        return _drawing.decision_strip(list(self.values(arch).items()))
+
+    def values(self, arch: Architecture) -> dict[str, Any]:
+        """The value of every decision of ``arch``, by decision name (a space with
+        :meth:`decisions`)."""
+        choices = self.check(arch).choices
+        return {d.name: d.options[c] for d, c in zip(self.decisions(), choices, strict=True)}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -527,9 +530,9 @@ _FROM_DECISIONS = frozenset(
 class ValuedSpace(SearchSpace):
     """A space of independent decisions whose architectures are one value per decision,
     written as text by :meth:`_text` and read by :meth:`_parse_values` (the ``ofa``, ``vit``
-    and ``llm`` spaces): it reads the values of an architecture (:meth:`values`), builds one
-    from values (refusing a value that is not an option), from choices or from text, and gives
-    its extremes (every decision at its first or last option)."""
+    and ``llm`` spaces): it builds an architecture from its values (refusing a value that is
+    not an option), from choices or from text, and gives its extremes (every decision at its
+    first or last option)."""
 
     @abstractmethod
     def _text(self, values: dict[str, Any]) -> str:
@@ -556,11 +559,6 @@ class ValuedSpace(SearchSpace):
                 f"In {self.name} architecture {abbreviate(text, 80)}: "
                 f"{message[:1].lower()}{message[1:]} Example: {self._example()!r}."
             ) from None
-
-    def values(self, arch: Architecture) -> dict[str, Any]:
-        """The value of every decision of ``arch``, by decision name."""
-        choices = self.check(arch).choices
-        return {d.name: d.options[c] for d, c in zip(self.decisions(), choices, strict=True)}
 
     def _from_values(self, values: dict[str, Any]) -> Architecture:
         choices = []

@@ -105,9 +105,7 @@ class Tracker(ABC):
 def decisions(space: SearchSpace, arch: Architecture) -> dict[str, Any]:
     """The value of each decision of ``arch`` by decision name; ``{}`` for a space without
     decisions (``space.decisions()``)."""
-    if not space.supports("decisions"):
-        return {}
-    return {d.name: d.options[c] for d, c in zip(space.decisions(), arch.choices, strict=True)}
+    return space.values(arch) if space.supports("decisions") else {}
 
 
 def hparams(space: SearchSpace, trial: Trial) -> dict[str, str | int | float | bool]:
