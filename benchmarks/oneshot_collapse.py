@@ -13,6 +13,9 @@ Published NAS-Bench-201 cifar10 test accuracies beside which to read the results
 54.30 (Dong and Yang 2020, Table 5), GDAS 93.61 (same table), DARTS-PT 88.11 (Wang et al.
 2021, Table 3).
 
+With several methods including ``darts``, the last lines give each one's search time relative
+to DARTS's, measured in the same run (run it on a quiet machine).
+
 Run:  nice python benchmarks/oneshot_collapse.py --data ../shared/data/cifar10/cifar10-jpeg.tar.gz
 
 With 10% of the images (the default) DARTS does not drift within 30 epochs; with half of them
@@ -63,6 +66,7 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device != "cpu" else "CPU (no GPU used)"
     print(f"setting: {settings}, epochs {args.epochs}, seed {args.seed}, device {device}")
     rows = []
+    seconds: dict[str, float] = {}
     for method in args.methods.split(","):
         params = {}
         if method == "darts-pt":
@@ -96,15 +100,19 @@ def main() -> None:
             rows.append({"method": method, "arch": str(trial.arch), **trial.metrics})
         summarise(method, [t.metrics for t in result.study.trials], args.epochs)
         last = result.study.trials[-1].metrics
+        seconds[method] = time.perf_counter() - started
         print(
             f"{method}: final test {last.get('test_acc', float('nan')):.2f} "
             f"(published NB201 protocol: {PUBLISHED.get(method, 'n/a')}), "
-            f"{time.perf_counter() - started:.0f} s",
+            f"{seconds[method]:.0f} s",
             flush=True,
         )
+    if "darts" in seconds:  # search time relative to DARTS, measured in this one run
+        for method, spent in seconds.items():
+            print(f"{method}: search time {spent / seconds['darts']:.2f} x DARTS's", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"settings": vars(args), "rows": rows}, handle, indent=1)
+            json.dump({"settings": vars(args), "rows": rows, "seconds": seconds}, handle, indent=1)
 
 
 def summarise(method: str, metrics: list[dict[str, float]], epochs: int) -> None:
