@@ -17,19 +17,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nasforge.growth.n2n import N2NResult, n2n
     from nasforge.growth.net2net import Layer, deepen, describe, layers, remove, shrink, widen
 
 __all__ = [
     "Layer",
+    "N2NResult",
     "deepen",
     "describe",
     "layers",
+    "n2n",
     "remove",
     "shrink",
     "widen",
 ]
 
 _HOMES = {
+    "N2NResult": "nasforge.growth.n2n",
+    "n2n": "nasforge.growth.n2n",
     "Layer": "nasforge.growth.net2net",
     "deepen": "nasforge.growth.net2net",
     "describe": "nasforge.growth.net2net",
