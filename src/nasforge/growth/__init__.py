@@ -17,14 +17,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nasforge.growth.eas import EASResult, GrownNetwork, eas
     from nasforge.growth.n2n import N2NResult, n2n
     from nasforge.growth.net2net import Layer, deepen, describe, layers, remove, shrink, widen
 
 __all__ = [
+    "EASResult",
+    "GrownNetwork",
     "Layer",
     "N2NResult",
     "deepen",
     "describe",
+    "eas",
     "layers",
     "n2n",
     "remove",
@@ -33,6 +37,9 @@ __all__ = [
 ]
 
 _HOMES = {
+    "EASResult": "nasforge.growth.eas",
+    "GrownNetwork": "nasforge.growth.eas",
+    "eas": "nasforge.growth.eas",
     "N2NResult": "nasforge.growth.n2n",
     "n2n": "nasforge.growth.n2n",
     "Layer": "nasforge.growth.net2net",

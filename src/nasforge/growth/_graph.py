@@ -135,6 +135,9 @@ class Plan:
             norm or activation that follows the layer alone).
         relu_after: Whether that node is a ReLU / ReLU6 (the inserted layer then ends with
             the same activation, which is identity on its non-negative input).
+        calls: How many times the forward calls the layer.
+        feeds_output: Its output reaches the network's output through channel-wise
+            operations (a classifier).
     """
 
     name: str
@@ -148,6 +151,7 @@ class Plan:
     insert_after: torch.fx.Node | None = None
     relu_after: nn.Module | None = None
     calls: int = 1
+    feeds_output: bool = False
 
 
 @contextlib.contextmanager
@@ -305,6 +309,7 @@ def _follow(
             step = _step(gm, node, user, spatial, shapes)
             if isinstance(step, str):
                 reasons.append(step)
+                plan.feeds_output |= user.op == "output"
                 continue
             kind, value = step
             if kind in ("bn", "depthwise", "consumer") and calls.get(str(user.target), 0) > 1:

@@ -125,8 +125,10 @@ def layers(model: nn.Module, example: torch.Tensor) -> list[Layer]:
 
 def describe(model: nn.Module, example: torch.Tensor) -> list[dict[str, Any]]:
     """Per layer: ``index``, ``name``, ``kind``, ``in``, ``out``, ``kernel``, ``stride``,
-    ``groups``, ``size`` (output side in pixels, 1 for linear layers), ``widenable`` and
-    ``removable`` — the layer descriptions the controllers' encoders read."""
+    ``groups``, ``size`` (output side in pixels, 1 for linear layers), ``widenable``,
+    ``removable``, ``output`` (its output is the network's output, e.g. the classifier) and
+    ``calls`` (times the forward calls it) — the layer descriptions the controllers' encoders
+    read."""
     gm, plans, _ = analyse(model, example)
     rows = []
     for i, plan in enumerate(plans):
@@ -146,6 +148,8 @@ def describe(model: nn.Module, example: torch.Tensor) -> list[dict[str, Any]]:
                 "size": int(plan.out_shape[-1]) if conv and len(plan.out_shape) == 4 else 1,
                 "widenable": layer.widenable,
                 "removable": layer.removable,
+                "output": plan.feeds_output,
+                "calls": plan.calls,
             }
         )
     return rows
