@@ -7,7 +7,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from nasforge.errors import (
     UnsupportedOperationError,
     abbreviate,
 )
+
+if TYPE_CHECKING:
+    from nasforge.spaces.graph import ArchitectureGraph
 
 __all__ = ["DISTINCT_PATIENCE", "UNSEEN_TRIES", "Decision", "SearchSpace", "ValuedSpace"]
 
@@ -438,6 +441,20 @@ class SearchSpace(ABC):
             f"Search space {self.name!r} has no supernet (supernet()); one-shot methods "
             "need one. Search it with a black-box strategy (nasforge list strategies)."
         )
+
+    def graph(self, arch: Architecture) -> ArchitectureGraph:
+        """``arch`` as a DAG of operations (:class:`~nasforge.spaces.graph.ArchitectureGraph`),
+        for graph generators (``diffusion-nag``); the default has none."""
+        from nasforge.spaces.graph import graph_refusal
+
+        raise UnsupportedOperationError(graph_refusal(self))
+
+    def from_graph(self, graph: ArchitectureGraph) -> Architecture:
+        """The architecture whose :meth:`graph` is ``graph`` (:class:`InvalidArchitectureError`
+        for a graph that is none of the space's); the default has none."""
+        from nasforge.spaces.graph import graph_refusal
+
+        raise UnsupportedOperationError(graph_refusal(self))
 
     @property
     def size(self) -> int | None:

@@ -29,9 +29,19 @@ from nasforge import spaces
 from nasforge.architecture import Architecture
 from nasforge.errors import InvalidArchitectureError, InvalidConfigError, unknown_name_message
 from nasforge.spaces.base import Decision, SearchSpace
+from nasforge.spaces.graph import ArchitectureGraph
 from nasforge.tabular.base import row_lookup
 
-__all__ = ["EDGES", "N_PATHS", "OPS", "PATH_ROUTES", "NB201Space", "path_encoding"]
+__all__ = [
+    "EDGES",
+    "GRAPH_ADJACENCY",
+    "GRAPH_VOCABULARY",
+    "N_PATHS",
+    "OPS",
+    "PATH_ROUTES",
+    "NB201Space",
+    "path_encoding",
+]
 
 #: Operation names, in the order of the benchmark's search space definition.
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -224,6 +234,48 @@ class NB201Space(SearchSpace):
         edges = [_drawing.edge(str(i), str(j), OPS[op]) for op, (i, j) in pairs]
         return _drawing.cells([("cell", nodes, edges)])
 
+    def graph(self, arch: Architecture) -> ArchitectureGraph:
+        """The cell with its operations on nodes, as NAS-Bench-201's graph generators and
+        predictors take it (MetaD2A, DiffusionNAG): node 0 is the input, nodes 1..6 the
+        operations of the edges of :data:`EDGES` in order, node 7 the output; an operation
+        node reads the operations entering the edge's source (the input for source 0) and
+        feeds those leaving its target (the output for target 3). The adjacency is the
+        same for every cell (:data:`GRAPH_ADJACENCY`); only the operations vary.
+
+        Example:
+            >>> g = NB201Space().graph(NB201Space().from_index(1))
+            >>> g.ops[:3], int(g.adjacency[1, 3]), NB201Space().from_graph(g).choices
+            (('input', 'nor_conv_3x3', 'nor_conv_3x3'), 1, (3, 3, 4, 1, 3, 1))
+        """
+        ops = ("input", *(OPS[op] for op in self.check(arch).choices), "output")
+        return ArchitectureGraph.of(GRAPH_ADJACENCY, ops, GRAPH_VOCABULARY)
+
+    def from_graph(self, graph: ArchitectureGraph) -> Architecture:
+        """The cell whose :meth:`graph` is ``graph``.
+
+        Raises:
+            InvalidArchitectureError: Not 8 nodes in NAS-Bench-201's wiring, or the input,
+                the output or an operation not where the cell has them.
+        """
+        if not isinstance(graph, ArchitectureGraph):
+            raise InvalidArchitectureError(
+                f"from_graph() takes an ArchitectureGraph, got {type(graph).__name__}."
+            )
+        if graph.n_nodes != N_EDGES + 2 or not np.array_equal(graph.adjacency, GRAPH_ADJACENCY):
+            raise InvalidArchitectureError(
+                f"An NB201 cell is a graph of {N_EDGES + 2} nodes wired as "
+                "NB201Space.graph() writes them (GRAPH_ADJACENCY); got another wiring of "
+                f"{graph.n_nodes} nodes."
+            )
+        ends = (graph.ops[0], graph.ops[-1])
+        middle = graph.ops[1:-1]
+        if ends != ("input", "output") or any(op not in _OP_INDEX for op in middle):
+            raise InvalidArchitectureError(
+                f"An NB201 cell graph has 'input' at node 0, 'output' at node 7 and an "
+                f"operation of {list(OPS)} at nodes 1..6; got {list(graph.ops)}."
+            )
+        return self.from_choices([_OP_INDEX[op] for op in middle])
+
     def build(
         self,
         arch: Architecture,
@@ -290,6 +342,24 @@ class NB201Space(SearchSpace):
         """The cells in benchmark index order."""
         for index in range(SIZE):
             yield self.from_index(index)
+
+
+def _graph_adjacency() -> np.ndarray:
+    n = N_EDGES + 2
+    matrix = np.zeros((n, n), dtype=np.int8)
+    for e, (source, target) in enumerate(EDGES, start=1):
+        for f, (_, into) in enumerate(EDGES, start=1):
+            matrix[f, e] |= into == source  # an operation entering the source feeds it
+        matrix[0, e] = source == 0
+        matrix[e, n - 1] = target == 3  # node 3 is the cell's output
+    matrix.setflags(write=False)
+    return matrix
+
+
+#: The wiring of every cell's :meth:`NB201Space.graph` (8 x 8: input, 6 operations, output).
+GRAPH_ADJACENCY: np.ndarray = _graph_adjacency()
+#: The labels of the graph's nodes.
+GRAPH_VOCABULARY: tuple[str, ...] = ("input", *OPS, "output")
 
 
 #: The four routes from the input (node 0) to the output (node 3), as positions in
