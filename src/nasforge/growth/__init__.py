@@ -4,7 +4,8 @@
   Shlens, ICLR 2016, arXiv:1511.05641) and the layer removal / shrinkage of N2N, on any
   network :mod:`torch.fx` can trace: :func:`layers`, :func:`widen`, :func:`deepen`,
   :func:`remove`, :func:`shrink`, :func:`describe`;
-* :func:`eas` — Efficient Architecture Search by network transformation (Cai et al., AAAI
+* :func:`eas` (in the private module ``_eas``, so that no submodule shadows the function)
+  — Efficient Architecture Search by network transformation (Cai et al., AAAI
   2018, arXiv:1707.04873): a reinforcement-learning meta-controller that widens and deepens a
   network with Net2Net operations, reusing its weights.
 
@@ -17,7 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nasforge.growth.eas import EASResult, GrownNetwork, eas
+    from nasforge.growth._eas import EASResult, GrownNetwork, eas
     from nasforge.growth.n2n import N2NResult, n2n
     from nasforge.growth.net2net import Layer, deepen, describe, layers, remove, shrink, widen
 
@@ -37,9 +38,9 @@ __all__ = [
 ]
 
 _HOMES = {
-    "EASResult": "nasforge.growth.eas",
-    "GrownNetwork": "nasforge.growth.eas",
-    "eas": "nasforge.growth.eas",
+    "EASResult": "nasforge.growth._eas",
+    "GrownNetwork": "nasforge.growth._eas",
+    "eas": "nasforge.growth._eas",
     "N2NResult": "nasforge.growth.n2n",
     "n2n": "nasforge.growth.n2n",
     "Layer": "nasforge.growth.net2net",

@@ -104,6 +104,7 @@ class EASResult:
         best_model: That network, trained.
         baselines: The moving-average baseline after each step.
         epochs: Training epochs spent on sampled networks in all.
+        controller: The trained meta-controller (encoder and actors).
     """
 
     parent: GrownNetwork
@@ -112,6 +113,7 @@ class EASResult:
     best_model: nn.Module | None = None
     baselines: list[float] = field(default_factory=list)
     epochs: int = 0
+    controller: nn.Module | None = None
 
     def best_per_step(self) -> list[float]:
         """The best validation accuracy found up to each step (the parent's first)."""
@@ -371,7 +373,7 @@ def eas(
     parent = GrownNetwork(
         0, 0, parent_acc, _params(start), (), reward(parent_acc), False, _architecture(rows)
     )
-    result = EASResult(parent=parent, best=parent, best_model=start)
+    result = EASResult(parent=parent, best=parent, best_model=start, controller=ctl)
     seen: dict[str, float] = {}
     baseline = 0.0
     ladders = (tuple(filter_widths), tuple(unit_widths))
