@@ -238,8 +238,10 @@ def test_contract() -> None:
 
 
 def test_space_without_decisions_is_refused_naming_the_capability() -> None:
-    with pytest.raises(UnsupportedOperationError, match=r"decisions\(\)"):
+    with pytest.raises(UnsupportedOperationError, match=r"capability decisions\(\)") as info:
         MCTS(spaces.create("darts"))
+    assert "'darts'" in str(info.value)
+    assert "mobilenet" in str(info.value) and "nb201" in str(info.value)
 
 
 @pytest.mark.parametrize(
