@@ -312,7 +312,9 @@ def eas(
         data: Images (:class:`nasforge.train.DataSplits`); a class-balanced validation split
             of ``valid_size`` images (default a tenth, at most 5000) is cut from its training
             images and gives the rewards.
-        example: An input for tracing (default: two normalised training images).
+        example: An input batch for tracing; the batch norms that Net2DeeperNet inserts
+            take its statistics (default: 64 normalised training images, as the reference
+            code sets the new layers from one batch of 64).
         steps: Episodes of the meta-controller.
         networks_per_step: Networks sampled per episode (the paper: 10).
         wider_actions, deeper_actions: Net2Wider / Net2Deeper decisions per network (4, 5).
@@ -358,7 +360,7 @@ def eas(
     valid_size = min(5000, n // 10) if valid_size is None else valid_size
     train_part, valid_part = split_train_valid(data.train, max(1, valid_size), seed)
     if example is None:
-        example = normalize(data.train.images[:2], data.mean, data.std)
+        example = normalize(train_part.images[:64], data.mean, data.std)
     recipe = replace(
         recipe or Recipe(lr=0.02, batch_size=64, weight_decay=5e-4), epochs=train_epochs
     )
