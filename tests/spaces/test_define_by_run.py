@@ -240,6 +240,7 @@ STRATEGIES = {
     "optuna-tpe": {"n_startup_trials": 4},
     "optuna-cmaes": {},
     "manas": {},
+    "mcts": {},
 }
 
 
