@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnsupportedOperationError
-from nasforge.growth.n2n import (
+from nasforge.growth.n2n_learning import (
     INVALID_REWARD,
     RemovalPolicy,
     ShrinkPolicy,

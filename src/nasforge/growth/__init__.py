@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nasforge.growth._eas import EASResult, GrownNetwork, eas
-    from nasforge.growth.n2n import N2NResult, n2n
+    from nasforge.growth.n2n_learning import N2NResult, n2n
     from nasforge.growth.net2net import Layer, deepen, describe, layers, remove, shrink, widen
 
 __all__ = [
@@ -41,8 +41,8 @@ _HOMES = {
     "EASResult": "nasforge.growth._eas",
     "GrownNetwork": "nasforge.growth._eas",
     "eas": "nasforge.growth._eas",
-    "N2NResult": "nasforge.growth.n2n",
-    "n2n": "nasforge.growth.n2n",
+    "N2NResult": "nasforge.growth.n2n_learning",
+    "n2n": "nasforge.growth.n2n_learning",
     "Layer": "nasforge.growth.net2net",
     "deepen": "nasforge.growth.net2net",
     "describe": "nasforge.growth.net2net",

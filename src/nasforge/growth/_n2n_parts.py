@@ -1,7 +1,7 @@
 """The parts of N2N: its two policies, their REINFORCE update, the students' distillation,
 the checks of its settings and the reading of its data.
 
-Private helper of :mod:`nasforge.growth.n2n` (which re-exports the public names and cites the
+Private helper of :mod:`nasforge.growth.n2n_learning` (which re-exports the public names and cites the
 paper: Ashok, Rhinehart, Beainy & Kitani, ICLR 2018, arXiv:1709.06030); torch is imported at
 module level.
 """

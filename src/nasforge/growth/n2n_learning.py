@@ -37,7 +37,7 @@ norm when shrunk) before distillation; the best student over both stages is retu
 Example:
     >>> import torch
     >>> from torch import nn
-    >>> from nasforge.growth.n2n import n2n_reward
+    >>> from nasforge.growth.n2n_learning import n2n_reward
     >>> round(n2n_reward(250, 1000, 0.8, 0.9), 4)  # C = 0.75: 0.9375 * 0.8 / 0.9
     0.8333
     >>> n2n_reward(250, 1000, 0.8, 0.9, max_params=200)  # over the size constraint
