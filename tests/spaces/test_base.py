@@ -277,7 +277,10 @@ def _after_draws(n: int) -> dict[str, Any]:
 
 
 # -- every strategy searches a decisions-only space -----------------------------------------
-SEARCHABLE = sorted(set(strategies.names()) - NEEDS_PROXIES)
+#: Strategies that generate graphs (space.graph); tests/strategies/test_diffusion_nag.py
+#: checks they refuse a space without graphs.
+NEEDS_GRAPHS = {"diffusion-nag"}
+SEARCHABLE = sorted(set(strategies.names()) - NEEDS_PROXIES - NEEDS_GRAPHS)
 
 
 @pytest.mark.parametrize("name", SEARCHABLE)
