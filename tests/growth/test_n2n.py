@@ -182,6 +182,10 @@ def test_untraceable_teacher_and_bad_settings() -> None:
         n2n(_teacher(), (x, y), removal_iterations=0, shrink_iterations=0)
     with pytest.raises(InvalidConfigError, match="rollouts"):
         n2n(_teacher(), (x, y), rollouts=0)
+    with pytest.raises(InvalidConfigError, match="batch_size"):
+        n2n(_teacher(), (x, y), batch_size=0)
+    with pytest.raises(InvalidConfigError, match="baseline_decay"):
+        n2n(_teacher(), (x, y), baseline_decay=1.0)
     with pytest.raises(InvalidConfigError, match="ratios"):
         n2n(_teacher(), (x, y), ratios=(0.5, 1.5))
     with pytest.raises(InvalidConfigError, match="regression"):

@@ -1,15 +1,16 @@
 """The parts of N2N: its two policies, their REINFORCE update, the students' distillation,
 the checks of its settings and the reading of its data.
 
-Private helper of :mod:`nasforge.growth.n2n_learning` (which re-exports the public names and cites the
-paper: Ashok, Rhinehart, Beainy & Kitani, ICLR 2018, arXiv:1709.06030); torch is imported at
-module level.
+Private helper of :mod:`nasforge.growth.n2n_learning` (which re-exports the public names and
+cites the paper: Ashok, Rhinehart, Beainy & Kitani, ICLR 2018, arXiv:1709.06030); torch is
+imported at module level.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasforge.errors import InvalidConfigError
+from nasforge.growth.net2net import Layer
 from nasforge.train.augment import normalize
 from nasforge.train.data import DataSplits, split_train_valid
 from nasforge.train.user_data import TensorData, UserData
@@ -26,6 +28,7 @@ __all__ = [
     "FEATURES",
     "Reinforce",
     "RemovalPolicy",
+    "Settings",
     "ShrinkPolicy",
     "accuracy",
     "check_settings",
@@ -34,6 +37,7 @@ __all__ = [
     "layer_features",
     "logits",
     "read_data",
+    "refusal_message",
 ]
 
 #: Features of one layer (see :func:`layer_features`).
@@ -226,8 +230,15 @@ def count_params(model: nn.Module) -> int:
 
 # -- settings and data -------------------------------------------------------------------------
 def check_settings(
-    removal: int, shrink: int, rollouts: int, epochs: int, ratios: Sequence[float]
+    removal: int,
+    shrink: int,
+    rollouts: int,
+    epochs: int,
+    ratios: Sequence[float],
+    batch_size: int,
+    baseline_decay: float,
 ) -> None:
+    """Raise :class:`~nasforge.errors.InvalidConfigError` naming the first bad setting."""
     for name, value in (
         ("removal_iterations", removal),
         ("shrink_iterations", shrink),
@@ -239,8 +250,11 @@ def check_settings(
         raise InvalidConfigError(
             "removal_iterations and shrink_iterations are both 0: give at least one stage."
         )
-    if isinstance(rollouts, bool) or not isinstance(rollouts, int) or rollouts < 1:
-        raise InvalidConfigError(f"rollouts must be a positive integer, got {rollouts!r}.")
+    for name, value in (("rollouts", rollouts), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}.")
+    if not 0.0 <= float(baseline_decay) < 1.0:
+        raise InvalidConfigError(f"baseline_decay must be in [0, 1), got {baseline_decay!r}.")
     if not ratios or any(not 0.0 < float(r) <= 1.0 for r in ratios):
         raise InvalidConfigError(f"ratios must be numbers in (0, 1], got {tuple(ratios)!r}.")
 
@@ -260,3 +274,40 @@ def read_data(data: Any, seed: int) -> tuple[TensorData, TensorData]:
             "targets, a regression problem)."
         )
     return user.train, user.valid
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one :func:`n2n` run (see its arguments)."""
+
+    removal_iterations: int
+    shrink_iterations: int
+    rollouts: int
+    student_epochs: int
+    ratios: tuple[float, ...]
+    max_params: int | None
+    min_accuracy: float | None
+    student_lr: float
+    batch_size: int
+    policy_lr: float
+    baseline_decay: float
+    hidden: int
+    score: Callable[[nn.Module], float] | None
+    seed: int
+    device: str
+
+
+def refusal_message(layers: Sequence[Layer], what: str) -> str:
+    """Why no layer of ``layers`` can be ``what`` (each layer named with its reasons)."""
+    parts = []
+    for layer in layers:
+        why = "; ".join(layer.reasons) or "no reason given"
+        parts.append(
+            f"{layer.name!r} ({layer.kind} {layer.in_features}->{layer.out_features}): {why}"
+        )
+    return (
+        f"N2N cannot compress this teacher: none of its layers can be {what}. "
+        + " | ".join(parts)
+        + ". N2N removes layers whose input and output shapes match and shrinks layers whose "
+        "consumers can follow a narrower output (e.g. a VGG-like stack of convolutions)."
+    )

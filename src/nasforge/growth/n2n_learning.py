@@ -69,6 +69,7 @@ from nasforge.growth._n2n_parts import (
     FEATURES,
     Reinforce,
     RemovalPolicy,
+    Settings,
     ShrinkPolicy,
     accuracy,
     check_settings,
@@ -77,6 +78,7 @@ from nasforge.growth._n2n_parts import (
     layer_features,
     logits,
     read_data,
+    refusal_message,
 )
 from nasforge.growth.net2net import Layer
 from nasforge.train.data import DataSplits
@@ -298,7 +300,15 @@ def n2n(
         InvalidConfigError: Bad settings, regression targets, a teacher of zero accuracy.
         InfeasibleConstraintError: No student met the constraints.
     """
-    check_settings(removal_iterations, shrink_iterations, rollouts, student_epochs, ratios)
+    check_settings(
+        removal_iterations,
+        shrink_iterations,
+        rollouts,
+        student_epochs,
+        ratios,
+        batch_size,
+        baseline_decay,
+    )
     if not isinstance(teacher, nn.Module):
         raise InvalidConfigError(
             f"teacher must be a torch nn.Module, got {type(teacher).__name__}."
@@ -306,25 +316,14 @@ def n2n(
     train, valid = read_data(data, seed)
     if example is None:
         example = train.inputs[:2]
+    settings = Settings(
+        removal_iterations, shrink_iterations, rollouts, student_epochs,
+        tuple(float(r) for r in ratios), max_params, min_accuracy, student_lr, batch_size,
+        policy_lr, baseline_decay, hidden, score, int(seed), device,
+    )  # fmt: skip
     context = num_threads(threads) if threads is not None else contextlib.nullcontext(0)
     with context:
-        search = _Search(teacher, train, valid, example, locals())
-        return search.run(removal_iterations, shrink_iterations)
-
-
-def _describe_refusal(layers: Sequence[Layer], what: str) -> str:
-    parts = []
-    for layer in layers:
-        why = "; ".join(layer.reasons) or "no reason given"
-        parts.append(
-            f"{layer.name!r} ({layer.kind} {layer.in_features}->{layer.out_features}): {why}"
-        )
-    return (
-        f"N2N cannot compress this teacher: none of its layers can be {what}. "
-        + " | ".join(parts)
-        + ". N2N removes layers whose input and output shapes match and shrinks layers whose "
-        "consumers can follow a narrower output (e.g. a VGG-like stack of convolutions)."
-    )
+        return _Search(teacher, train, valid, example, settings).run()
 
 
 class _Search:
@@ -336,10 +335,10 @@ class _Search:
         train: TensorData,
         valid: TensorData,
         example: torch.Tensor,
-        settings: dict[str, Any],
+        settings: Settings,
     ) -> None:
         self.s = settings
-        self.device = select_device(settings["device"])
+        self.device = select_device(settings.device)
         self.teacher = copy.deepcopy(teacher).cpu().eval()
         self.example = example.cpu()
         self.train, self.valid = train, valid
@@ -349,23 +348,21 @@ class _Search:
                 "N2N cannot compress this teacher: it has no Conv2d or Linear layer to remove "
                 "or shrink."
             )
-        removal, shrink = settings["removal_iterations"], settings["shrink_iterations"]
+        removal, shrink = settings.removal_iterations, settings.shrink_iterations
         can_remove = any(layer.removable for layer in self.layers)
         can_shrink = any(layer.widenable for layer in self.layers)
         if not ((removal and can_remove) or (shrink and can_shrink)):
             what = " or ".join(
                 w for w, asked in (("removed", removal), ("shrunk", shrink)) if asked
             )
-            raise UnsupportedOperationError(_describe_refusal(self.layers, what))
+            raise UnsupportedOperationError(refusal_message(self.layers, what))
         self.teacher_params = count_params(self.teacher)
         with torch.no_grad():
             self.output_shape = tuple(self.teacher(self.example).shape)
-        self.seed = int(settings["seed"])
+        self.seed = int(settings.seed)
         self.generator = torch.Generator().manual_seed(self._seed(0))
         self.teacher_logits = (
-            None
-            if settings["score"] is not None
-            else logits(self.teacher, train.inputs, self.device)
+            None if settings.score is not None else logits(self.teacher, train.inputs, self.device)
         )
         self.teacher_accuracy = self._accuracy(self.teacher)
         if not self.teacher_accuracy > 0:
@@ -383,7 +380,7 @@ class _Search:
         return int(state) & 0x7FFF_FFFF_FFFF_FFFF
 
     def _accuracy(self, model: nn.Module) -> float:
-        scorer = self.s["score"]
+        scorer = self.s.score
         if scorer is not None:
             return float(scorer(model))
         return accuracy(model, self.valid, self.device)
@@ -402,9 +399,9 @@ class _Search:
                 model,
                 self.teacher_logits,
                 self.train.inputs,
-                epochs=s["student_epochs"],
-                lr=s["student_lr"],
-                batch_size=s["batch_size"],
+                epochs=s.student_epochs,
+                lr=s.student_lr,
+                batch_size=s.batch_size,
                 seed=self._seed(1, self.evaluations),
                 device=self.device,
             )
@@ -450,12 +447,12 @@ class _Search:
         else:
             params = count_params(model)
             note = ""
-            if s["max_params"] is not None and params > s["max_params"]:
-                note = f"{params} parameters > max_params={s['max_params']}"
+            if s.max_params is not None and params > s.max_params:
+                note = f"{params} parameters > max_params={s.max_params}"
             else:
                 acc = self._trained_accuracy(model) if removed or widths else self.teacher_accuracy
-                if s["min_accuracy"] is not None and acc < s["min_accuracy"]:
-                    note = f"accuracy {acc:.4f} < min_accuracy={s['min_accuracy']}"
+                if s.min_accuracy is not None and acc < s.min_accuracy:
+                    note = f"accuracy {acc:.4f} < min_accuracy={s.min_accuracy}"
         compression = 1.0 - params / self.teacher_params
         if note or acc is None:
             reward = INVALID_REWARD
@@ -471,7 +468,9 @@ class _Search:
         return record
 
     # -- the two stages
-    def run(self, removal_iterations: int, shrink_iterations: int) -> N2NResult:
+    def run(self) -> N2NResult:
+        removal_iterations = self.s.removal_iterations
+        shrink_iterations = self.s.shrink_iterations
         removal: list[N2NIteration] = []
         keep: dict[str, float] = {}
         if removal_iterations and any(layer.removable for layer in self.layers):
@@ -518,12 +517,12 @@ class _Search:
         mask = torch.tensor([layer.removable for layer in layers])
         names = tuple(layer.name for layer in layers if layer.removable)
         with seeded(self._seed(2)):
-            policy = RemovalPolicy(FEATURES, s["hidden"])
-        learner = Reinforce(policy, s["policy_lr"], s["baseline_decay"])
+            policy = RemovalPolicy(FEATURES, s.hidden)
+        learner = Reinforce(policy, s.policy_lr, s.baseline_decay)
         history = []
         for it in range(iterations):
             probs = policy.keep_probabilities(x)[mask]
-            samples = [policy.sample(x, mask, self.generator) for _ in range(s["rollouts"])]
+            samples = [policy.sample(x, mask, self.generator) for _ in range(s.rollouts)]
             rewards = []
             for k, actions in enumerate(samples):
                 removed = tuple(
@@ -546,15 +545,15 @@ class _Search:
         self, iterations: int, removed: tuple[str, ...], layers: list[Layer], x: torch.Tensor
     ) -> list[N2NIteration]:
         s = self.s
-        ratios = [float(r) for r in s["ratios"]]
+        ratios = list(s.ratios)
         mask = torch.tensor([layer.widenable for layer in layers])
         names = tuple(layer.name for layer in layers if layer.widenable)
         with seeded(self._seed(3)):
-            policy = ShrinkPolicy(len(ratios), FEATURES, s["hidden"])
-        learner = Reinforce(policy, s["policy_lr"], s["baseline_decay"])
+            policy = ShrinkPolicy(len(ratios), FEATURES, s.hidden)
+        learner = Reinforce(policy, s.policy_lr, s.baseline_decay)
         history = []
         for it in range(iterations):
-            samples = [policy.sample(x, mask, self.generator) for _ in range(s["rollouts"])]
+            samples = [policy.sample(x, mask, self.generator) for _ in range(s.rollouts)]
             rewards = []
             for k, actions in enumerate(samples):
                 widths = []
