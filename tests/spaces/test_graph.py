@@ -76,3 +76,38 @@ def test_spaces_without_graphs_refuse_naming_those_with():
         space.graph(space.sample(np.random.default_rng(0)))
     with pytest.raises(UnsupportedOperationError, match="from_graph"):
         space.from_graph(spaces.create("nb201").graph(spaces.create("nb201").from_index(0)))
+
+
+@pytest.mark.parametrize("name", ["darts", "bats", "dass"])
+def test_darts_cells_round_trip(name):
+    space = spaces.create(name)
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        arch = space.sample(rng)
+        graph = space.graph(arch)
+        assert graph.n_nodes == 30 and space.from_graph(graph) == arch
+    assert "graph" in dir(space) and space.supports("graph")
+
+
+def test_darts_graph_wiring_and_refusals():
+    space = spaces.create("darts")
+    arch = space.named("darts-v2")
+    graph = space.graph(arch)
+    a = np.array(graph.adjacency)
+    # normal cell: node 3's first edge (graph node 5) reads c_{k-2}; every sum feeds concat
+    assert graph.ops[5] in space.genotype_ops and a[0, 5] == 1 and a[5, 7] == 1
+    assert [int(a[s, 14]) for s in (4, 7, 10, 13)] == [1, 1, 1, 1]
+    assert not np.any(a[:15, 15:]) and not np.any(a[15:, :15])  # the two cells stand apart
+    both = a.copy()
+    both[1, 5] = 1  # an operation reading two nodes
+    with pytest.raises(InvalidArchitectureError, match="reads nodes"):
+        space.from_graph(ArchitectureGraph.of(both, graph.ops, graph.vocabulary))
+    same = a.copy()
+    same[:, 6] = 0
+    same[int(np.flatnonzero(a[:, 5])[0]), 6] = 1  # node 3's two edges read the same input
+    with pytest.raises(InvalidArchitectureError):
+        space.from_graph(ArchitectureGraph.of(same, graph.ops, graph.vocabulary))
+    extra = a.copy()
+    extra[4, 14] = 0  # a sum that does not reach the output
+    with pytest.raises(InvalidArchitectureError, match="wired"):
+        space.from_graph(ArchitectureGraph.of(extra, graph.ops, graph.vocabulary))

@@ -10,7 +10,8 @@ from nasforge import spaces, strategies
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
 from nasforge.strategies import _graph_diffusion as gd
 from nasforge.strategies.diffusion_nag import DiffusionNAG
-from nasforge.testing import check_strategy
+from nasforge.testing import HashEvaluator, check_strategy
+from nasforge.trial import Trial, TrialState
 
 #: A model small enough to pre-train in a second or two.
 TINY = {"hidden": 128, "pretrain_steps": 400, "n_samples": 30, "sampling_steps": 20}
@@ -100,3 +101,25 @@ def test_a_space_without_graphs_is_refused_naming_the_capability():
 def test_bad_parameters_are_refused(name, value):
     with pytest.raises(InvalidConfigError, match=name):
         strategies.create("diffusion-nag", spaces.create("nb201"), seed=0, **{name: value})
+
+
+def test_darts_cells_are_generated_with_their_wiring():
+    """On DARTS the wiring varies (which input each operation reads): the model diffuses
+    it with the operations, and the proposals are valid, distinct DARTS architectures."""
+    space = spaces.create("darts")
+    params = {"hidden": 128, "pretrain_steps": 300, "pretrain_pool": 1000, "n_samples": 30}
+    strategy = DiffusionNAG(space, seed=0, n_initial=5, k=5, **params)
+    codec, _ = strategy.pretrained()
+    assert len(codec.free) == 56 and all(one_of for *_, one_of in codec.segments)
+    evaluator = HashEvaluator()
+    archs = []
+    for number in range(15):
+        arch = strategy.ask().arch
+        score = evaluator.evaluate(arch).metrics["valid_acc"]
+        strategy.tell(Trial(number=number, arch=arch, state=TrialState.COMPLETE, scores=(score,)))
+        archs.append(arch)
+    assert len(set(archs)) == 15 and all(space.parse(str(a)) == a for a in archs)
+    stats = strategy.sample_stats
+    decoded = (stats["valid"] + stats["projected"]) / stats["generated"]
+    print(f"DARTS samples decoded to architectures: {decoded:.0%} ({stats})")
+    assert stats["generated"] == 2 * 30 and decoded >= 0.3

@@ -121,6 +121,7 @@ from nasforge.spaces._darts_genotypes import (
     genotype_drawing,
 )
 from nasforge.spaces.base import SearchSpace
+from nasforge.spaces.graph import ArchitectureGraph
 
 if TYPE_CHECKING:
     from nasforge.ops.darts import GenotypeLike, NetworkCIFAR
@@ -258,6 +259,84 @@ class DartsSpace(SearchSpace):
         """The normal and the reduction cell as graphs (inputs ``c_{k-2}``, ``c_{k-1}``,
         nodes ``0``..``3``, output ``c_{k}``), with the operations of :meth:`to_genotype`."""
         return genotype_drawing(self.to_genotype(arch))
+
+    def graph(self, arch: Architecture) -> ArchitectureGraph:
+        """Both cells as one graph with operations on nodes (the normal cell's 15 nodes,
+        then the reduction cell's; the cells are not joined, each repeats through the
+        network): the cell inputs ``c_{k-2}`` and ``c_{k-1}``, then per intermediate node its
+        two operations and a ``sum`` node, then the ``concat`` output. An operation reads
+        the cell input or the ``sum`` its edge comes from and feeds its node's ``sum``;
+        every ``sum`` feeds ``concat``. A node's two edges keep their order.
+
+        Example:
+            >>> space = DartsSpace()
+            >>> g = space.graph(space.named("darts-v2"))
+            >>> g.n_nodes, g.ops[:5], space.from_graph(g) == space.named("darts-v2")
+            (30, ('c_{k-2}', 'c_{k-1}', 'sep_conv_3x3', 'sep_conv_3x3', 'sum'), True)
+        """
+        values = self.check(arch).choices
+        size = _GRAPH_CELL * len(CELLS)
+        adjacency = np.zeros((size, size), dtype=np.int8)
+        labels: list[str] = []
+        for cell in range(len(CELLS)):
+            base = cell * _GRAPH_CELL
+            labels += ["c_{k-2}", "c_{k-1}"]
+            for k in range(N_NODES):
+                for edge in range(2):
+                    at = cell * _PER_CELL + 4 * k + 2 * edge
+                    node = base + 2 + 3 * k + edge
+                    adjacency[_graph_source(base, values[at]), node] = 1
+                    adjacency[node, base + 4 + 3 * k] = 1
+                    labels.append(self.genotype_ops[values[at + 1]])
+                labels.append("sum")
+                adjacency[base + 4 + 3 * k, base + _GRAPH_CELL - 1] = 1
+            labels.append("concat")
+        vocabulary = ("c_{k-2}", "c_{k-1}", *self.genotype_ops, "sum", "concat")
+        return ArchitectureGraph.of(adjacency, labels, vocabulary)
+
+    def from_graph(self, graph: ArchitectureGraph) -> Architecture:
+        """The architecture whose :meth:`graph` is ``graph``.
+
+        Raises:
+            InvalidArchitectureError: Not two cells of 15 nodes wired and labelled as
+                :meth:`graph` writes them (e.g. an operation reading two nodes, or a node
+                whose two operations read the same input).
+        """
+        if not isinstance(graph, ArchitectureGraph):
+            raise InvalidArchitectureError(
+                f"from_graph() takes an ArchitectureGraph, got {type(graph).__name__}."
+            )
+        if graph.n_nodes != _GRAPH_CELL * len(CELLS):
+            raise InvalidArchitectureError(
+                f"A DARTS architecture is a graph of {_GRAPH_CELL * len(CELLS)} nodes (two "
+                f"cells of {_GRAPH_CELL}), got {graph.n_nodes}."
+            )
+        choices: list[int] = []
+        for cell, name in enumerate(CELLS):
+            base = cell * _GRAPH_CELL
+            inputs = {_graph_source(base, source): source for source in range(N_NODES + 1)}
+            for k in range(N_NODES):
+                for edge in range(2):
+                    node = base + 2 + 3 * k + edge
+                    read = np.flatnonzero(graph.adjacency[:, node]).tolist()
+                    if len(read) != 1 or read[0] not in inputs:
+                        raise InvalidArchitectureError(
+                            f"In the {name} cell, operation node {node} of node {k + 2} must "
+                            f"read one cell input or earlier sum node, reads nodes {read}."
+                        )
+                    if graph.ops[node] not in self.genotype_ops:
+                        raise InvalidArchitectureError(
+                            f"In the {name} cell, node {node} must be an operation of "
+                            f"{list(self.genotype_ops)}, got {graph.ops[node]!r}."
+                        )
+                    choices += [inputs[read[0]], self.genotype_ops.index(graph.ops[node])]
+        arch = self.from_choices(choices)
+        if self.graph(arch) != graph:
+            raise InvalidArchitectureError(
+                "The graph is not wired or labelled as DartsSpace.graph() writes DARTS cells "
+                "(inputs, operations, sum and concat nodes in their places)."
+            )
+        return arch
 
     def named(self, name: str) -> Architecture:
         """A published genotype by name: ``"darts-v1"``, ``"darts-v2"``, ``"pc-darts"``,
@@ -463,6 +542,16 @@ class DartsSpace(SearchSpace):
     # -- helpers -------------------------------------------------------------------------------
     def _replace(self, values: tuple[int, ...], position: int, value: int) -> Architecture:
         return self.from_choices((*values[:position], value, *values[position + 1 :]))
+
+
+#: Nodes of a cell in :meth:`DartsSpace.graph`: 2 inputs, 4 x (2 operations + sum), concat.
+_GRAPH_CELL = 2 + 3 * N_NODES + 1
+
+
+def _graph_source(base: int, source: int) -> int:
+    """The graph node of input ``source`` (0, 1: the cell inputs; else the sum node of
+    intermediate node ``source``) in the cell whose nodes start at ``base``."""
+    return base + source if source < 2 else base + 4 + 3 * (source - 2)
 
 
 def _canonical_cell(part: Sequence[int]) -> list[int]:

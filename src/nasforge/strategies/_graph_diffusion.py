@@ -109,7 +109,18 @@ class GraphCodec:
         upper = np.triu(np.ones((self.n_nodes, self.n_nodes), dtype=bool), k=1)
         varies = adjacencies.min(axis=0) != adjacencies.max(axis=0)
         #: The adjacency entries that differ between graphs (diffused with the node types).
-        self.free = np.argwhere(upper & varies)
+        free = np.argwhere(upper & varies)
+        self.free = free[np.lexsort((free[:, 0], free[:, 1]))]  # by target node, then source
+        #: The free entries by target node: ``(start, stop, one_of)`` slices of the edge
+        #: part; ``one_of`` where every graph has exactly one of them (the node reads one
+        #: input, as a DARTS operation does), a categorical choice like a node's label.
+        self.segments: tuple[tuple[int, int, bool], ...] = ()
+        edges = adjacencies[:, self.free[:, 0], self.free[:, 1]]
+        for target in np.unique(self.free[:, 1]):
+            where = np.flatnonzero(self.free[:, 1] == target)
+            start, stop = int(where[0]), int(where[-1]) + 1
+            one_of = bool(np.all(edges[:, start:stop].sum(axis=1) == 1))
+            self.segments += ((start, stop, one_of),)
         self.template = adjacencies[0].copy()
         self.template[tuple(self.free.T)] = 0
         self.dim = self.n_nodes * len(self.vocabulary) + len(self.free)
@@ -125,7 +136,8 @@ class GraphCodec:
     def decode(self, vector: np.ndarray, *, project: bool) -> ArchitectureGraph:
         """The graph a (generated) vector stands for: each node's largest entry (among the
         labels that node carries in the data when ``project``), each free edge present
-        where its entry is positive.
+        where its entry is positive, but a ``one_of`` segment of edges decoded like a
+        label (its largest entry alone present).
 
         Raises:
             InvalidArchitectureError: Only as :meth:`ArchitectureGraph.of` raises (never
@@ -138,7 +150,12 @@ class GraphCodec:
             scores = np.where(self.label_mask, scores, -np.inf)
         labels = [self.vocabulary[i] for i in scores.argmax(axis=1)]
         adjacency = self.template.copy()
-        adjacency[tuple(self.free.T)] = np.asarray(vector[self.n_nodes * width :]) > 0
+        entries = np.asarray(vector[self.n_nodes * width :], dtype=np.float64)
+        present = entries > 0
+        for start, stop, one_of in self.segments:
+            if one_of:
+                present[start:stop] = np.arange(stop - start) == entries[start:stop].argmax()
+        adjacency[tuple(self.free.T)] = present
         return ArchitectureGraph.of(adjacency, labels, self.vocabulary)
 
 
@@ -171,21 +188,28 @@ class ScoreNet(nn.Module):
     """Predicts the clean vector ``x_0`` from ``x_t`` and ``t``; the score follows as
     ``(alpha_t x0_hat - x_t) / sigma_t**2``. An MLP over the vector and sinusoidal time
     features whose outputs are read per node as a distribution over the node's labels
-    (``2 softmax - 1``: a convex combination of the one-hot rows) and per free edge as a
+    (``2 softmax - 1``: a convex combination of the one-hot rows), per ``one_of`` segment
+    of free edges (:attr:`GraphCodec.segments`) the same way and per other free edge as a
     ``tanh``, so that every prediction lies in the hull of the architectures' vectors."""
 
-    def __init__(self, dim: int, rows: tuple[int, int], settings: DiffusionSettings) -> None:
+    def __init__(self, codec: GraphCodec, settings: DiffusionSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.dim = dim
-        self.rows = rows
-        self.net = _mlp(dim + 16, settings.hidden, settings.layers, dim)
+        self.dim = codec.dim
+        self.rows = (codec.n_nodes, len(codec.vocabulary))
+        self.segments = codec.segments
+        self.net = _mlp(codec.dim + 16, settings.hidden, settings.layers, codec.dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = self.net(torch.cat([x, _time_features(t)], dim=1))
         n, width = self.rows
         nodes = torch.softmax(out[:, : n * width].reshape(-1, n, width), dim=2)
-        return torch.cat([2 * nodes.reshape(len(x), -1) - 1, torch.tanh(out[:, n * width :])], 1)
+        parts = [2 * nodes.reshape(len(x), -1) - 1]
+        edges = out[:, n * width :]
+        for start, stop, one_of in self.segments:
+            part = edges[:, start:stop]
+            parts.append(2 * torch.softmax(part, dim=1) - 1 if one_of else torch.tanh(part))
+        return torch.cat(parts, dim=1)
 
     def score(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         alpha, sigma = _alpha_sigma(t, self.settings)
@@ -216,15 +240,15 @@ def _perturb(
 
 
 def pretrain(
-    data: np.ndarray, rows: tuple[int, int], settings: DiffusionSettings, seed: int
+    codec: GraphCodec, data: np.ndarray, settings: DiffusionSettings, seed: int
 ) -> ScoreNet:
     """The score network trained by denoising score matching on the rows of ``data``
-    (unlabeled architectures), in eval mode, parameters frozen."""
+    (unlabeled architectures, encoded by ``codec``), in eval mode, parameters frozen."""
     g = torch.Generator().manual_seed(seed)
     with one_thread():
         torch_state = torch.random.get_rng_state()
         torch.manual_seed(seed)  # the initial weights
-        model = ScoreNet(data.shape[1], rows, settings)
+        model = ScoreNet(codec, settings)
         torch.random.set_rng_state(torch_state)
         x_all = torch.from_numpy(np.asarray(data, dtype=np.float32))
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)

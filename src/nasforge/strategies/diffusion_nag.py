@@ -40,7 +40,8 @@ class DiffusionNAG(Strategy):
 
     The space writes each architecture as a directed acyclic graph with operations on its
     nodes (``space.graph``; on NAS-Bench-201 the 8-node graph of the input, the 6 edge
-    operations and the output). The strategy
+    operations and the output, whose wiring is the same for every cell; on DARTS two cells
+    of 15 nodes whose wiring varies: which input each operation reads). The strategy
 
     1. **pre-trains** an unconditional score-based diffusion model (a VP-SDE over the
        node-type matrix and the adjacency entries that vary; :mod:`._graph_diffusion`) on
@@ -56,7 +57,8 @@ class DiffusionNAG(Strategy):
        ``guidance_scale * grad log p(y* | x_t)`` added to the score, ``y*`` being the best
        standardised score told plus ``target_margin`` (higher predicted accuracy asked for);
     4. decodes each sample to a graph (each node's most likely label, each varying edge
-       present where positive) and reads it back with ``space.from_graph``; a sample that
+       present where positive, or the most likely one where every architecture has exactly
+       one of a node's inputs) and reads it back with ``space.from_graph``; a sample that
        is no architecture is projected (each node restricted to the labels it carries in
        the pre-training graphs) and, failing that, dropped; :attr:`sample_stats` counts
        them. Of the decoded architectures not proposed before, the ``k`` with the highest
@@ -196,8 +198,7 @@ class DiffusionNAG(Strategy):
             archs = self._pretraining_architectures()
             graphs = [self.space.graph(arch) for arch in archs]
             codec = gd.GraphCodec(graphs)
-            rows = (codec.n_nodes, len(codec.vocabulary))
-            model = gd.pretrain(codec.encode(graphs), rows, settings, self.pretrain_seed)
+            model = gd.pretrain(codec, codec.encode(graphs), settings, self.pretrain_seed)
             _PRETRAINED[key] = (codec, model)
         return _PRETRAINED[key]
 
