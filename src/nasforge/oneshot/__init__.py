@@ -21,7 +21,11 @@ Methods (one file each, registered by name; ``nasforge.oneshot.names()``):
   activations before binary weights (Bulat et al., ECCV 2020, arXiv:2003.01711);
 * ``dass`` — sparse cells: pre-training, then learned top-k masks (HYDRA) and fine-tuning,
   the architecture descending the validation loss of the sparse network (Mousavi et al.,
-  ACM TECS 2023, arXiv:2207.06968), on ``dass``.
+  ACM TECS 2023, arXiv:2207.06968), on ``dass``;
+* ``rarts`` — two weight copies (training and validation halves) tied by a penalty, the
+  architecture learned from both by first derivatives only (Xue et al., arXiv:2008.03901);
+* ``sd-darts`` — DARTS whose weights also distil the vote of the supernets of the previous
+  steps (Zhu et al., Neural Networks 2023, arXiv:2302.05629).
 
 The hardware-aware methods read per-layer latency tables
 (:class:`nasforge.hardware.layer_lut.LayerLatencyTable`), measured here or filled from a
