@@ -2,7 +2,7 @@
 
 Xue, F., Qi, Y. and Xin, J. "RARTS: An Efficient First-Order Relaxed Architecture Search
 Method." arXiv:2008.03901 (2020; first version "RARTS: a Relaxed Architecture Search Method",
-IEEE Access), Section 3. DARTS's bi-level problem is replaced by a single-level *relaxed*
+IEEE Access), the method section. DARTS's bi-level problem is replaced by a single-level *relaxed*
 one over two copies of the network weights that share one architecture ``alpha``: ``w``
 trained on the training half of the data, ``y`` on the validation half (data splitting), the
 two tied by a quadratic penalty (network splitting)::
@@ -17,10 +17,14 @@ Each step is one Gauss-Seidel sweep of first-order updates, each using the newes
 
 so the architecture learns from *all* the data (both halves, through both copies) and no
 mixed second derivative ``grad^2_{alpha, w}`` is ever taken, unlike second-order DARTS. The
-paper's convergence argument bounds these iterations under Lipschitz-continuous gradients
-and small enough learning rates (the relaxed objective decreases along them, so they reach a
-stationary point); the penalty ``beta`` sets how far the two copies may drift apart, and with
-``y = w`` forced the update becomes single-level DARTS on both halves.
+paper proves that its iterations converge under Lipschitz-continuous gradients and small
+enough learning rates; the penalty ``beta`` sets how far the two copies may drift apart (0:
+two independent copies; very large: one set of weights whose architecture gradient sums
+both halves' losses).
+
+Only the paper's abstract could be read where this was written: the update rule above is
+nasforge's reading of the method (which copy the penalty moves, the order of the sweep), to
+be checked against the paper's method section.
 
 Adaptations (stated, as the paper's text leaves them to the implementation or its values
 could not be checked here):

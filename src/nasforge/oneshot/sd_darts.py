@@ -18,6 +18,11 @@ cross-entropy's (Hinton et al. 2015). At the first step no earlier supernet exis
 term is zero; until ``K`` steps have passed, the ones that exist vote. The architecture
 steps are DARTS's (first order by default, ``order=2`` for the unrolled update).
 
+Only the paper's abstract could be read where this was written; the loss above is nasforge's
+reading of its description (earlier supernets as teachers of the current one, several of
+them voting with their output probabilities), to be checked against the paper's method
+section.
+
 Adaptations (stated, as the paper's values could not be checked here):
 
 * which loss: the term is added to the weights' training loss (the supernet's training that
@@ -26,7 +31,7 @@ Adaptations (stated, as the paper's values could not be checked here):
   and each predicts the current batch without gradient, in training mode (batch statistics,
   as the student); a step costs ``K`` extra forward passes;
 * defaults ``K = 2`` teachers, ``tau = 3`` and ``lambda = 1`` (the temperature and weight of
-  last-mini-batch self-distillation, Shen et al., CVPR 2022, arXiv:2203.16172);
+  last-mini-batch self-distillation, Shen et al., CVPR 2022, on CIFAR);
   hyperparameters otherwise NAS-Bench-201's DARTS protocol
   (:class:`~nasforge.oneshot.base.DifferentiableMethod`). ``train_loss`` in the statistics
   is the cross-entropy alone (comparable with DARTS's); ``distill_loss`` is the term.
