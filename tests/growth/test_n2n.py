@@ -200,3 +200,22 @@ def test_untraceable_teacher_and_bad_settings() -> None:
             max_params=10,
             score=lambda m: 0.5,
         )
+
+
+def test_teacher_built_by_a_space_is_compressed() -> None:
+    import numpy as np
+
+    from nasforge import spaces
+
+    space = spaces.create("nb201")
+    teacher = space.build(
+        space.sample(np.random.default_rng(0)), channels=8, cells_per_stage=1, num_classes=3
+    )
+    x, y = _data(16)
+    result = n2n(
+        teacher, (x, y), removal_iterations=2, shrink_iterations=1, rollouts=2,
+        score=lambda model: 0.5,
+    )  # fmt: skip
+    assert result.student_params < result.teacher_params
+    assert result.best.removed and all("cells" in name for name in result.best.removed)
+    assert result.student(x).shape == (16, 3)
