@@ -21,7 +21,7 @@ iterations of 4 rollouts, 2 distillation epochs per student. The paper's student
 trained for 5 epochs on full CIFAR-10 at 32 px, over many more iterations: read the figures as
 the method working end to end at small scale, not as the paper's numbers.
 
-Full run (about 12 minutes on one thread of the shared 2-core machine):
+Full run (about 14 minutes on one thread of the shared 2-core machine: teacher 3, search 10.5):
     nice python benchmarks/n2n_compress.py --threads 1 --out /work/ref/issue24/n2n_compress
 Smoke run (under a minute):
     python benchmarks/n2n_compress.py --smoke --out /tmp/n2n_smoke
