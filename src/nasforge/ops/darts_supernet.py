@@ -9,13 +9,16 @@ never the ``none`` operation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from nasforge.errors import InvalidConfigError, UnsupportedOperationError, unknown_name_message
 from nasforge.ops import darts as darts_ops
+from nasforge.ops import sharp
 from nasforge.ops.supernet import (
     DecisionGroup,
     Indices,
@@ -49,6 +52,15 @@ GROUPS = tuple(
 
 def _darts_search_op(name: str, channels: int, stride: int) -> nn.Module:
     return darts_ops.make_op(name, channels, stride, affine=False)
+
+
+def _sharp_search_op(name: str, channels: int, stride: int) -> nn.Module:
+    return sharp.darts_op(name, channels, stride, affine=False)
+
+
+#: How the cells' convolutions are built (the ``conv`` setting): DARTS's, or sharpDARTS's
+#: SharpSepConv (:mod:`nasforge.ops.sharp`).
+CONVS = ("standard", "sharp")
 
 
 def _darts_search_inputs(
@@ -148,6 +160,9 @@ class DartsSupernet(Supernet):
         cell: Builds a search cell from :class:`_DartsSearchCell`'s positional arguments
             (a space of other operations passes ``_DartsSearchCell`` with its own ``names``,
             ``op`` and ``inputs``).
+        conv: ``"standard"`` (DARTS's convolutions) or ``"sharp"`` (sharpDARTS's SharpSepConv
+            in place of the ``sep_conv`` and ``dil_conv`` operations, same names; with the
+            default ``cell`` only).
     """
 
     groups = GROUPS
@@ -161,8 +176,19 @@ class DartsSupernet(Supernet):
         space: SearchSpace | None = None,
         *,
         cell: Callable[..., nn.Module] = _DartsSearchCell,
+        conv: str = "standard",
     ) -> None:
         super().__init__()
+        if conv not in CONVS:
+            raise InvalidConfigError(unknown_name_message("supernet convolution", conv, CONVS))
+        if conv == "sharp":
+            if cell is not _DartsSearchCell:
+                raise UnsupportedOperationError(
+                    "conv='sharp' replaces the convolutions of DARTS's own search cell; this "
+                    "supernet builds cells of its own operations."
+                )
+            cell = functools.partial(_DartsSearchCell, op=_sharp_search_op)
+        self.conv = conv
         if space is None:
             from nasforge.spaces.darts import DartsSpace
 

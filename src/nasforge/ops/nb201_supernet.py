@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from nasforge.errors import InvalidConfigError
+from nasforge.errors import InvalidConfigError, unknown_name_message
 from nasforge.ops import nb201 as nb201_ops
+from nasforge.ops import sharp
 from nasforge.ops.supernet import (
     DecisionGroup,
     Indices,
@@ -43,16 +44,25 @@ GROUPS = (
 )
 
 
+#: How the cells' convolutions are built (the ``conv`` setting): the benchmark's
+#: ReLU-conv-BN, or sharpDARTS's SharpSepConv (:mod:`nasforge.ops.sharp`).
+CONVS = ("standard", "sharp")
+
+
 class _NB201SearchCell(nn.Module):
-    def __init__(self, channels: int, partial_channels: int, track_running_stats: bool) -> None:
+    def __init__(
+        self,
+        channels: int,
+        partial_channels: int,
+        track_running_stats: bool,
+        conv: str = "standard",
+    ) -> None:
         super().__init__()
         width = channels // partial_channels
+        make_op = sharp.nb201_op if conv == "sharp" else nb201_ops.make_op
         edges: list[MixedEdge] = []
         for _ in nb201_ops.EDGES:
-            ops = [
-                fast_pool(nb201_ops.make_op(name, width, affine=False), width)
-                for name in nb201_ops.OPS
-            ]
+            ops = [fast_pool(make_op(name, width, affine=False), width) for name in nb201_ops.OPS]
             for op in ops:
                 for m in op.modules():
                     if isinstance(m, nn.BatchNorm2d) and not track_running_stats:
@@ -100,6 +110,8 @@ class NB201Supernet(Supernet):
         cells_per_stage: ``N`` (5 at search time).
         partial_channels: PC-DARTS's ``K`` (1: every channel is mixed); must divide ``C``.
         track_running_stats: Whether the cells' batch norms keep running statistics.
+        conv: ``"standard"`` (the benchmark's convolutions) or ``"sharp"`` (sharpDARTS's
+            SharpSepConv in place of ``nor_conv_1x1`` and ``nor_conv_3x3``, same names).
 
     Example:
         >>> net = NB201Supernet(channels=4, cells_per_stage=1)
@@ -118,8 +130,13 @@ class NB201Supernet(Supernet):
         partial_channels: int = 1,
         track_running_stats: bool = True,
         space: SearchSpace | None = None,
+        *,
+        conv: str = "standard",
     ) -> None:
         super().__init__()
+        if conv not in CONVS:
+            raise InvalidConfigError(unknown_name_message("supernet convolution", conv, CONVS))
+        self.conv = conv
         if space is None:
             from nasforge.spaces.nb201 import NB201Space
 
@@ -143,7 +160,7 @@ class NB201Supernet(Supernet):
                 layers.append(nb201_ops.ResidualReduction(c, 2 * c))
                 c *= 2
             layers.extend(
-                _NB201SearchCell(c, partial_channels, track_running_stats)
+                _NB201SearchCell(c, partial_channels, track_running_stats, conv)
                 for _ in range(cells_per_stage)
             )
         self.cells = nn.ModuleList(layers)
