@@ -148,6 +148,8 @@ SUPERNET_PAIRS = [
 SMALL_ONESHOT = {
     "spos": {"population": 4, "generations": 2, "top_k": 2},
     "darts-pt": {"proj_intv": 1, "proj_images": 4},
+    "enas": {"derive_samples": 4, "controller_steps": 1},
+    "random-ws": {"derive_samples": 4},
 }
 
 
