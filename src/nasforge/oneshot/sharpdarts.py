@@ -163,8 +163,8 @@ class SharpDARTS(DARTS):
         net: Any = None
         try:
             net = _engine.build_supernet(found, with_conv, data.num_classes)
-        except TypeError as err:
-            if "conv" not in str(err):
+        except (TypeError, InvalidConfigError) as err:  # a supernet that takes no such setting
+            if "'conv'" not in str(err):
                 raise
         if getattr(net, "conv", None) != conv:
             built = "" if net is None else f" ({type(net).__name__})"
