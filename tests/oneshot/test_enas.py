@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from resume_testing import whole_and_resumed
 
 from nasforge import oneshot, spaces
 from nasforge.architecture import Architecture
@@ -136,24 +137,9 @@ def test_a_resumed_search_continues_from_the_same_state(
     data: Any, tmp_path: Any, name: str
 ) -> None:
     params = FAST if name == "enas" else {"derive_samples": 5}
-
-    def run(folder: Any, stop_after: int | None = None) -> Any:
-        folder.mkdir(exist_ok=True)
-
-        def stop(study: Any, trial: Any) -> None:
-            if stop_after is not None and len(study.trials) == stop_after:
-                raise KeyboardInterrupt
-
-        return oneshot.search(
-            name, data, params=params, settings=TINY, epochs=2, device="cpu",
-            storage=f"sqlite:///{folder}/s.db", study_name="s", checkpoint_dir=folder,
-            callbacks=[stop], evaluator=HASH,
-        )  # fmt: skip
-
-    whole = run(tmp_path / "a")
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b", stop_after=1)
-    resumed = run(tmp_path / "b")
+    whole, resumed, _, _ = whole_and_resumed(
+        name, data, tmp_path, stop_after=1, params=params, settings=TINY, epochs=2, evaluator=HASH
+    )
     assert resumed.resumed_from == 1
     assert [t.arch for t in resumed.study.trials] == [t.arch for t in whole.study.trials]
     assert [t.metrics.get("baseline") for t in resumed.study.trials] == [

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from resume_testing import whole_and_resumed
 
 from nasforge import oneshot
 from nasforge.architecture import Architecture
@@ -180,34 +181,11 @@ def test_darts_space_search_records_each_epoch(data):
     ],
 )
 def test_resume_continues_from_the_same_state(data, tmp_path, name, params, epochs, stop_after):
-    def run(folder, stop_after=None):
-        folder.mkdir(exist_ok=True)
-
-        def stop(study, trial):
-            if stop_after is not None and len(study.trials) == stop_after:
-                raise KeyboardInterrupt
-
-        return oneshot.search(
-            name,
-            data,
-            params=params,
-            settings=TINY,
-            epochs=epochs,
-            device="cpu",
-            storage=f"sqlite:///{folder}/s.db",
-            study_name="s",
-            checkpoint_dir=folder,
-            callbacks=[stop],
-        )
-
-    whole = run(tmp_path / "a")
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b", stop_after=stop_after)
-    resumed = run(tmp_path / "b")
+    whole, resumed, a, b = whole_and_resumed(
+        name, data, tmp_path, stop_after=stop_after, params=params, settings=TINY, epochs=epochs
+    )
     assert resumed.resumed_from >= 1
     assert [t.arch for t in resumed.study.trials] == [t.arch for t in whole.study.trials]
-    a = _engine.load_checkpoint(tmp_path / "a" / "oneshot.pt")
-    b = _engine.load_checkpoint(tmp_path / "b" / "oneshot.pt")
     assert a["epoch"] == b["epoch"]
     for key, tensor in a["supernet"].items():
         assert torch.equal(tensor, b["supernet"][key]), key

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from resume_testing import whole_and_resumed
 
 from nasforge import oneshot, spaces
 from nasforge.errors import InvalidConfigError
@@ -139,37 +140,21 @@ def test_search_derives_architectures_of_the_space(small, space):
 
 
 def test_resume_continues_bit_for_bit(small, tmp_path):
-    def run(folder, stop_after=None):
-        folder.mkdir(exist_ok=True)
-
-        def stop(study, trial):
-            if stop_after is not None and len(study.trials) == stop_after:
-                raise KeyboardInterrupt
-
-        return oneshot.search(
-            "rarts",
-            small,
-            settings=TINY,
-            epochs=2,
-            device="cpu",
-            evaluator=HashEvaluator("nb201"),
-            storage=f"sqlite:///{folder}/s.db",
-            study_name="s",
-            checkpoint_dir=folder,
-            callbacks=[stop],
-        )
-
-    whole = run(tmp_path / "a")
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b", stop_after=1)
-    resumed = run(tmp_path / "b")
+    whole, resumed, a, b = whole_and_resumed(
+        "rarts",
+        small,
+        tmp_path,
+        stop_after=1,
+        settings=TINY,
+        epochs=2,
+        evaluator=HashEvaluator("nb201"),
+    )
     assert resumed.resumed_from == 1
     assert [t.arch for t in resumed.study.trials] == [t.arch for t in whole.study.trials]
     assert [t.metrics["copy_distance"] for t in resumed.study.trials] == [
         t.metrics["copy_distance"] for t in whole.study.trials
     ]
-    a = _engine.load_checkpoint(tmp_path / "a" / "oneshot.pt")["method_state"]
-    b = _engine.load_checkpoint(tmp_path / "b" / "oneshot.pt")["method_state"]
+    a, b = a["method_state"], b["method_state"]
     for key, tensor in a["twin"].items():
         assert torch.equal(tensor, b["twin"][key]), key
     for x, y in zip(a["alphas"], b["alphas"], strict=True):

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from resume_testing import whole_and_resumed
 
 from nasforge import oneshot, spaces
 from nasforge.errors import InvalidConfigError
@@ -143,36 +144,19 @@ def test_search_derives_architectures_of_the_space(small, space):
 
 
 def test_resume_continues_bit_for_bit(small, tmp_path):
-    def run(folder, stop_after=None):
-        folder.mkdir(exist_ok=True)
-
-        def stop(study, trial):
-            if stop_after is not None and len(study.trials) == stop_after:
-                raise KeyboardInterrupt
-
-        return oneshot.search(
-            "sd-darts",
-            small,
-            settings=TINY,
-            epochs=3,
-            device="cpu",
-            evaluator=HashEvaluator("nb201"),
-            storage=f"sqlite:///{folder}/s.db",
-            study_name="s",
-            checkpoint_dir=folder,
-            callbacks=[stop],
-        )
-
-    whole = run(tmp_path / "a")
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b", stop_after=2)
-    resumed = run(tmp_path / "b")
+    whole, resumed, a, b = whole_and_resumed(
+        "sd-darts",
+        small,
+        tmp_path,
+        stop_after=2,
+        settings=TINY,
+        epochs=3,
+        evaluator=HashEvaluator("nb201"),
+    )
     assert resumed.resumed_from == 2
     assert [t.arch for t in resumed.study.trials] == [t.arch for t in whole.study.trials]
     losses = [t.metrics["distill_loss"] for t in whole.study.trials]
     assert [t.metrics["distill_loss"] for t in resumed.study.trials] == losses
-    a = _engine.load_checkpoint(tmp_path / "a" / "oneshot.pt")
-    b = _engine.load_checkpoint(tmp_path / "b" / "oneshot.pt")
     for key, tensor in a["supernet"].items():
         assert torch.equal(tensor, b["supernet"][key]), key
     kept_a, kept_b = a["method_state"]["history"], b["method_state"]["history"]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from resume_testing import whole_and_resumed
 from torch import nn
 
 from nasforge import oneshot, spaces
@@ -247,34 +248,17 @@ def test_darts_supernet_derives_a_genotype(small):
 
 
 def test_resume_continues_bit_for_bit(small, tmp_path):
-    def run(folder, stop_after=None):
-        folder.mkdir(exist_ok=True)
-
-        def stop(study, trial):
-            if stop_after is not None and len(study.trials) == stop_after:
-                raise KeyboardInterrupt
-
-        return oneshot.search(
-            "sharpdarts",
-            small,
-            params={"warmup_epochs": 1, "weighting": "max_w"},
-            settings=TINY,
-            epochs=2,
-            device="cpu",
-            storage=f"sqlite:///{folder}/s.db",
-            study_name="s",
-            checkpoint_dir=folder,
-            callbacks=[stop],
-        )
-
-    whole = run(tmp_path / "a")
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b", stop_after=1)
-    resumed = run(tmp_path / "b")
+    whole, resumed, a, b = whole_and_resumed(
+        "sharpdarts",
+        small,
+        tmp_path,
+        stop_after=1,
+        params={"warmup_epochs": 1, "weighting": "max_w"},
+        settings=TINY,
+        epochs=2,
+    )
     assert resumed.resumed_from >= 1
     assert [t.arch for t in resumed.study.trials] == [t.arch for t in whole.study.trials]
-    a = _engine.load_checkpoint(tmp_path / "a" / "oneshot.pt")
-    b = _engine.load_checkpoint(tmp_path / "b" / "oneshot.pt")
     for key, tensor in a["supernet"].items():
         assert torch.equal(tensor, b["supernet"][key]), key
     for x, y in zip(a["method_state"]["alphas"], b["method_state"]["alphas"], strict=True):
