@@ -30,6 +30,7 @@ __all__ = [
     "NonFiniteLossError",
     "OneShotMethod",
     "SupernetSettings",
+    "check_non_negative",
     "check_space",
     "supernet_spaces",
 ]
@@ -187,6 +188,18 @@ def scale_keys(space: SearchSpace) -> tuple[str, str | None]:
             "(scale_keys), which one-shot settings (channels, cells) map to."
         )
     return keys
+
+
+def check_non_negative(**values: Any) -> None:
+    """Refuse any of ``values`` (hyperparameters by name) that is not a number >= 0 (booleans
+    are not numbers here).
+
+    Raises:
+        InvalidConfigError: Naming the first such value.
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InvalidConfigError(f"{name} must be a number >= 0, got {value!r}.")
 
 
 def check_space(space: str | SearchSpace, *, supernet: bool = True) -> SearchSpace:

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from nasforge import oneshot
 from nasforge.errors import InvalidConfigError, UnsupportedOperationError
-from nasforge.oneshot.base import OneShotMethod
+from nasforge.oneshot.base import OneShotMethod, check_non_negative
 
 if TYPE_CHECKING:
     from nasforge.oneshot._engine import SearchState
@@ -185,10 +185,9 @@ class _WeightSharing(OneShotMethod):
         grad_clip: float = 5.0,
         derive_samples: int = 100,
     ) -> None:
-        for name, value in (("lr", lr), ("lr_min", lr_min), ("momentum", momentum),
-                            ("weight_decay", weight_decay), ("grad_clip", grad_clip)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise InvalidConfigError(f"{name} must be a number >= 0, got {value!r}.")
+        check_non_negative(
+            lr=lr, lr_min=lr_min, momentum=momentum, weight_decay=weight_decay, grad_clip=grad_clip
+        )
         if lr <= 0:
             raise InvalidConfigError(f"lr must be positive, got {lr!r}.")
         _positive_int("derive_samples", derive_samples)

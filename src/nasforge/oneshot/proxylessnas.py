@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge import oneshot
 from nasforge.errors import InvalidConfigError
 from nasforge.oneshot._latency import TablePricing, check_backend, check_target, table_label
-from nasforge.oneshot.base import DifferentiableMethod
+from nasforge.oneshot.base import DifferentiableMethod, check_non_negative
 
 if TYPE_CHECKING:
     from nasforge.oneshot._engine import SearchState
@@ -137,9 +137,7 @@ class ProxylessNAS(TablePricing, DifferentiableMethod):
             raise InvalidConfigError(f"Unknown ProxylessNAS loss {loss!r}; choose from {LOSSES}.")
         if loss != "paper" and target_ms is None:
             raise InvalidConfigError(f"The {loss} loss needs target_ms (the latency target).")
-        for name, value in (("lam", lam), ("alpha", alpha), ("beta", beta)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise InvalidConfigError(f"{name} must be a number >= 0, got {value!r}.")
+        check_non_negative(lam=lam, alpha=alpha, beta=beta)
         for name, value in (("warmup_epochs", warmup_epochs), ("arch_every", arch_every)):
             low = 1 if name == "arch_every" else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
 from nasforge.errors import InvalidConfigError
-from nasforge.oneshot.base import DifferentiableMethod
+from nasforge.oneshot.base import DifferentiableMethod, check_non_negative
 
 if TYPE_CHECKING:
     from nasforge.oneshot._engine import SearchState
@@ -114,9 +114,7 @@ class RARTS(DifferentiableMethod):
             arch_lr=arch_lr,
             arch_weight_decay=arch_weight_decay,
         )
-        for name, value in (("penalty", penalty), ("train_weight", train_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise InvalidConfigError(f"{name} must be a number >= 0, got {value!r}.")
+        check_non_negative(penalty=penalty, train_weight=train_weight)
         if copy_lr is not None and (
             isinstance(copy_lr, bool) or not isinstance(copy_lr, (int, float)) or copy_lr <= 0
         ):

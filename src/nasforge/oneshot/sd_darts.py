@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge import oneshot
 from nasforge.errors import InvalidConfigError
+from nasforge.oneshot.base import check_non_negative
 from nasforge.oneshot.darts import DARTS
 
 if TYPE_CHECKING:
@@ -136,14 +137,7 @@ class SDDARTS(DARTS):
             raise InvalidConfigError(
                 f"teachers must be a positive integer (previous steps that vote), got {teachers!r}."
             )
-        if (
-            isinstance(distill_weight, bool)
-            or not isinstance(distill_weight, (int, float))
-            or distill_weight < 0
-        ):
-            raise InvalidConfigError(
-                f"distill_weight must be a number >= 0, got {distill_weight!r}."
-            )
+        check_non_negative(distill_weight=distill_weight)
         if (
             isinstance(temperature, bool)
             or not isinstance(temperature, (int, float))

@@ -62,7 +62,7 @@ from nasforge import oneshot
 from nasforge.errors import InfeasibleConstraintError, InvalidConfigError, UnknownNameError
 from nasforge.hardware.layer_lut import LayerLatencyTable
 from nasforge.oneshot._latency import check_target, table_label
-from nasforge.oneshot.base import OneShotMethod, SupernetSettings
+from nasforge.oneshot.base import OneShotMethod, SupernetSettings, check_non_negative
 
 if TYPE_CHECKING:
     import torch
@@ -145,9 +145,7 @@ class SinglePathNAS(OneShotMethod):
             "weight_decay": weight_decay,
             "grad_clip": grad_clip,
         }
-        for name, value in numbers.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise InvalidConfigError(f"{name} must be a number >= 0, got {value!r}.")
+        check_non_negative(**numbers)
         if lr <= 0 or not 0.0 <= alpha < 1.0:
             raise InvalidConfigError(f"lr must be > 0 and alpha in [0, 1), got {lr!r}, {alpha!r}.")
         target_ms = check_target(target_ms)
